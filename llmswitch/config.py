@@ -1,0 +1,123 @@
+"""Where llmswitch keeps its files, and reading and writing the one TOML config file.
+
+- config: ``--config PATH`` > ``LLMSWITCH_CONFIG`` > ``platformdirs.user_config_dir("llmswitch")/config.toml``
+- data (ledger, history): ``LLMSWITCH_DATA_DIR`` > ``platformdirs.user_data_dir("llmswitch")``
+- cache (the assembled embedded model, ...): ``LLMSWITCH_CACHE_DIR`` > ``platformdirs.user_cache_dir``
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from llmswitch.errors import ConfigError, ConfigSyntaxError
+
+APP_NAME = "llmswitch"
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    if explicit:
+        return Path(explicit).expanduser()
+    from_env = os.environ.get("LLMSWITCH_CONFIG")
+    if from_env:
+        return Path(from_env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def data_dir() -> Path:
+    from_env = os.environ.get("LLMSWITCH_DATA_DIR")
+    if from_env:
+        return Path(from_env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def cache_dir() -> Path:
+    from_env = os.environ.get("LLMSWITCH_CACHE_DIR")
+    if from_env:
+        return Path(from_env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir(APP_NAME))
+
+
+_LOCATION = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+def _toml_loads(text: str) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+    return tomllib.loads(text)
+
+
+def parse_toml(text: str, path: str) -> dict[str, Any]:
+    """Parse TOML; a syntax error becomes a ConfigSyntaxError naming the file, line and column."""
+    try:
+        return _toml_loads(text)
+    except ValueError as exc:  # tomllib.TOMLDecodeError is a ValueError
+        detail = str(exc)
+        match = _LOCATION.search(detail)
+        line = int(match.group(1)) if match else getattr(exc, "lineno", None)
+        column = int(match.group(2)) if match else getattr(exc, "colno", None)
+        detail = _LOCATION.sub("", detail).strip() or "invalid TOML"
+        raise ConfigSyntaxError(path, line, column, detail) from None
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """The parsed file, or an empty document when there is no file yet."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a directory, not a config file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}", remedy="check the file's permissions") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigSyntaxError(str(path), line, None, "the file is not UTF-8 text") from None
+    return parse_toml(text, str(path))
+
+
+def write_config(path: Path, document: dict[str, Any]) -> None:
+    """Write the whole document with tomli-w, atomically (a crash never leaves half a file)."""
+    import tomli_w
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = tomli_w.dumps(document)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    if path.exists():
+        os.chmod(tmp, path.stat().st_mode & 0o777)
+    else:
+        os.chmod(tmp, 0o600)  # the file may come to hold a key: private by default
+    os.replace(tmp, path)
+
+
+def append_table(path: Path, dotted_key: tuple[str, ...], table: dict[str, Any]) -> None:
+    """Append one new table to the file, leaving every byte the user wrote (comments too) in place."""
+    import tomli_w
+
+    document: dict[str, Any] = {}
+    cursor = document
+    for part in dotted_key[:-1]:
+        cursor = cursor.setdefault(part, {})
+    cursor[dotted_key[-1]] = table
+    addition = tomli_w.dumps(document)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    existing = path.read_text(encoding="utf-8") if path.exists() else ""
+    separator = "" if not existing or existing.endswith("\n\n") else ("\n" if existing.endswith("\n") else "\n\n")
+    if not path.exists():
+        path.touch(mode=0o600)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(separator + addition)

@@ -1,0 +1,190 @@
+"""One exception tree for everything that can go wrong, each error carrying a remedy.
+
+    LLMSwitchError
+    ├── ConfigError                  exit 2: the user's input or files are wrong
+    │   ├── ConfigSyntaxError        a TOML file does not parse (names file, line, column)
+    │   ├── ProfileNotFoundError     suggests close names
+    │   ├── UnknownBackendError      says which plugins are installed and what to install
+    │   ├── InvalidOptionError       unknown option or wrong type
+    │   ├── MissingKeyError          names the variable to set
+    │   └── UnsupportedOptionError   a setting the backend cannot honour
+    ├── PluginError                  exit 1: a plugin failed to load or raised something unexpected
+    ├── BudgetExceededError          exit 1: refused before anything was sent
+    └── BackendError                 exit 1: the backend failed
+        ├── AuthError                401/403: key missing or rejected
+        ├── RateLimitError           429, with ``retry_after`` seconds when the server said
+        ├── ModelNotFoundError       the model is not served
+        ├── UnreachableError         connection refused or reset, DNS, ...
+        ├── BackendTimeoutError      no answer in time
+        └── BadResponseError         5xx, garbage, a stream cut off, a native crash
+
+The CLI and the TUI turn these into messages in one place (``llmswitch.cli.errors``); plugins raise them
+with a message that says what happened and a remedy that says what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+
+class LLMSwitchError(Exception):
+    """Base of every error llmswitch reports. ``remedy`` says what to do, in one or two sentences."""
+
+    exit_code = 1
+    kind = "error"
+
+    def __init__(self, message: str, *, remedy: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.remedy = remedy
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(LLMSwitchError):
+    """The configuration or the command line is wrong."""
+
+    exit_code = 2
+    kind = "config"
+
+
+class ConfigSyntaxError(ConfigError):
+    """A TOML file does not parse."""
+
+    kind = "config_syntax"
+
+    def __init__(self, path: str, line: int | None, column: int | None, detail: str) -> None:
+        where = f"{path}, line {line}, column {column}" if line else path
+        super().__init__(
+            f"cannot read {where}: {detail}",
+            remedy=f"fix the TOML at {where} (or move the file away to start from the built-in profiles)",
+        )
+        self.path = path
+        self.line = line
+        self.column = column
+
+
+class ProfileNotFoundError(ConfigError):
+    """No profile of that name."""
+
+    kind = "profile_not_found"
+
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        suggestions = close_matches(name, known)
+        if suggestions:
+            remedy = "did you mean " + " or ".join(f"'{s}'" for s in suggestions) + "?"
+        else:
+            remedy = "known profiles: " + ", ".join(known) if known else "add one with `llmswitch profiles add`"
+        remedy += " (`llmswitch profiles list` shows them all)"
+        super().__init__(f"no profile named '{name}'", remedy=remedy)
+        self.name = name
+        self.suggestions = suggestions
+
+
+class UnknownBackendError(ConfigError):
+    """A profile names a backend that no loaded plugin provides."""
+
+    kind = "unknown_backend"
+
+
+class InvalidOptionError(ConfigError):
+    """An option is unknown to the backend or has the wrong type."""
+
+    kind = "invalid_option"
+
+
+class MissingKeyError(ConfigError):
+    """The backend needs an API key and none was found."""
+
+    kind = "missing_key"
+
+    def __init__(self, profile: str, variable: str) -> None:
+        super().__init__(
+            f"profile '{profile}' needs an API key and {variable} is not set",
+            remedy=f"export {variable}=... (or put {variable}=... in a .env file here, "
+            f"or pass --api-key)",
+        )
+        self.variable = variable
+
+
+class UnsupportedOptionError(ConfigError):
+    """A generation setting the backend cannot honour; reported instead of silently dropped."""
+
+    kind = "unsupported_option"
+
+
+class PluginError(LLMSwitchError):
+    """A plugin could not be loaded, or raised something that is not an LLMSwitchError."""
+
+    kind = "plugin"
+
+    def __init__(self, message: str, *, plugin: str | None = None, remedy: str | None = None) -> None:
+        super().__init__(message, remedy=remedy)
+        self.plugin = plugin
+
+
+class BudgetExceededError(LLMSwitchError):
+    """A call was refused because its estimate would pass the profile's budget."""
+
+    kind = "budget"
+
+
+class BackendError(LLMSwitchError):
+    """The backend failed. ``status_code`` is the HTTP status when there was one."""
+
+    kind = "backend"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        remedy: str | None = None,
+        status_code: int | None = None,
+        backend: str | None = None,
+    ) -> None:
+        super().__init__(message, remedy=remedy)
+        self.status_code = status_code
+        self.backend = backend
+
+
+class AuthError(BackendError):
+    kind = "auth"
+
+
+class RateLimitError(BackendError):
+    kind = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class ModelNotFoundError(BackendError):
+    kind = "model_not_found"
+
+
+class UnreachableError(BackendError):
+    kind = "unreachable"
+
+
+class BackendTimeoutError(BackendError):
+    kind = "timeout"
+
+
+class BadResponseError(BackendError):
+    kind = "bad_response"
+
+
+def close_matches(word: str, candidates: Iterable[str], limit: int = 3) -> list[str]:
+    """Names that look like ``word``: typos, and prefixes such as ``claud`` for ``claude``."""
+    import difflib
+
+    pool = list(candidates)
+    found = difflib.get_close_matches(word, pool, n=limit, cutoff=0.6)
+    for name in pool:
+        if len(found) >= limit:
+            break
+        if name not in found and word and (name.startswith(word) or word.startswith(name)):
+            found.append(name)
+    return found

@@ -1,0 +1,106 @@
+"""The whole plugin contract. A backend plugin implements these five hooks.
+
+How llmswitch calls them: at start-up it asks every plugin ``llmswitch_backends()`` once and builds a table
+from backend name to the plugin that declared it. A profile's call goes straight to that plugin's
+implementation: hooks are never broadcast to every plugin, so the answer never depends on plugin order and
+dispatch is a dictionary lookup. pluggy still validates every implementation against these specs when the
+plugin is registered, so a misspelt argument name fails at load time and is reported by ``llmswitch plugins``.
+
+Rules every implementation follows:
+
+- Import your SDK inside the hook that needs it, never at module level: ``llmswitch --help`` loads no SDK.
+- Raise the errors in :mod:`llmswitch.errors` with a remedy: ``AuthError`` (401/403), ``RateLimitError``
+  (429, with ``retry_after``), ``ModelNotFoundError``, ``UnreachableError``, ``BackendTimeoutError``,
+  ``BadResponseError``. Anything else you raise is reported as a bug in your plugin.
+- A setting you cannot honour raises ``UnsupportedOptionError``; never drop it silently.
+- Never put a key in a message: use ``target.api_key.masked``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pluggy
+
+from llmswitch.types import BackendInfo, HealthReport, Request, Response, StreamEvent, Target, TokenCount
+
+PROJECT = "llmswitch"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def llmswitch_backends() -> list[BackendInfo]:
+    """Describe the backends this plugin provides (usually one).
+
+    Called once per process, when plugins are loaded. Must be cheap and must not import an SDK or touch the
+    network: it runs for ``llmswitch plugins`` and ``profiles show``.
+
+    :return: one :class:`~llmswitch.types.BackendInfo` per backend: its name, one-line summary, the options a
+        profile may set (name, type, default, description, secret or not), the default model, and which
+        environment variable holds its key, if any.
+    """
+
+
+@hookspec
+def complete(target: Target, request: Request) -> Response:
+    """Generate a whole answer and return it.
+
+    Called for ``llmswitch chat --no-stream`` and by library users who want one answer.
+
+    :param target: the backend, model and validated options of the profile, with the key and base URL
+        already resolved (``target.api_key`` is None when there is no key).
+    :param request: the messages, the system prompt and the generation settings (``None`` = backend default).
+    :return: a :class:`~llmswitch.types.Response` with the text, finish reason, usage (input and output
+        tokens), the model that actually answered, and the latency in seconds.
+    """
+
+
+@hookspec
+def stream(target: Target, request: Request) -> Iterator[StreamEvent]:
+    """Generate an answer piece by piece.
+
+    Called for every streaming chat (the CLI's default, and the TUI). Return a generator; llmswitch
+    iterates it and may stop early (Ctrl-C, a cancel in the TUI) by calling ``close()``: release the
+    connection or stop generation in a ``finally`` block.
+
+    :param target: as for :func:`complete`.
+    :param request: as for :func:`complete`.
+    :return: an iterator of :class:`~llmswitch.types.TextDelta` as text arrives, then at most one
+        :class:`~llmswitch.types.UsageEvent`, then :class:`~llmswitch.types.StreamEnd`. On failure raise a
+        ``BackendError``: the core keeps the text that already arrived and ends the stream with a
+        :class:`~llmswitch.types.StreamError`. Do not yield ``StreamError`` yourself.
+    """
+
+
+@hookspec
+def count_tokens(target: Target, request: Request) -> TokenCount:
+    """Count the input tokens a request would take, including any chat-template tokens the backend adds.
+
+    Called by ``llmswitch cost`` and budget checks before anything is sent. Never touches the network unless
+    the provider has a counting endpoint and the target allows it; must never download a tokenizer.
+
+    :param target: as for :func:`complete`.
+    :param request: the messages and system prompt to count (generation settings are ignored).
+    :return: a :class:`~llmswitch.types.TokenCount`; ``exact=False`` whenever it is an estimate, with
+        ``method`` saying how it was counted (``"tiktoken o200k_base"``, ``"chars/4"``, ...).
+    """
+
+
+@hookspec
+def health(target: Target, timeout: float, offline: bool) -> HealthReport:
+    """Check that this profile can answer: configured, key present, reachable, model available.
+
+    Called by ``llmswitch doctor`` (concurrently for every profile, in worker threads) and by the TUI's
+    doctor screen.
+
+    :param target: as for :func:`complete`.
+    :param timeout: seconds each network check may take; past it, report a failed check, do not hang.
+    :param offline: when True, do not touch the network: report network checks as skipped.
+    :return: a :class:`~llmswitch.types.HealthReport`: one :class:`~llmswitch.types.Check` per thing
+        checked (name, pass/warn/fail/skip, detail, and a remedy for anything not passing), the latency,
+        and numbers worth showing in ``metrics`` (``load_s``, ``tokens_per_s``, ...).
+    """
+
+
+HOOK_NAMES = ("complete", "stream", "count_tokens", "health")

@@ -1,0 +1,229 @@
+"""Finding, loading and isolating plugins; the table from backend name to implementation.
+
+Plugins are entry points in the ``llmswitch`` group. Each is loaded in its own ``try``: one that fails to
+import, implements a hook that does not exist, or raises from its discovery hook is recorded with the error
+and skipped, and every other plugin keeps working. ``LLMSWITCH_PLUGINS=a,b`` restricts loading to those
+entry-point or distribution names (set and empty: none).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmswitch.errors import PluginError, UnknownBackendError, close_matches
+from llmswitch.hookspecs import HOOK_NAMES, PROJECT
+from llmswitch.types import BackendInfo
+
+ENTRY_POINT_GROUP = "llmswitch"
+
+# Where to get the backends we know of, for the "unknown backend" remedy.
+KNOWN_DISTRIBUTIONS = {
+    "echo": "llmswitch-echo",
+    "openai": "llmswitch-openai",
+    "anthropic": "llmswitch-anthropic",
+    "ollama": "llmswitch-ollama",
+    "llamacpp": "llmswitch-llamacpp",
+}
+
+
+def install_hint(backend: str) -> str:
+    dist = KNOWN_DISTRIBUTIONS.get(backend, f"llmswitch-{backend}")
+    return f"pip install {dist}  (from a checkout of llmswitch: pip install ./plugins/{dist})"
+
+
+@dataclass
+class PluginRecord:
+    """One plugin as ``llmswitch plugins`` shows it: loaded, or the error that stopped it."""
+
+    name: str
+    distribution: str | None = None
+    version: str | None = None
+    hooks: tuple[str, ...] = ()
+    backends: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class BackendHandle:
+    """A backend and the functions that implement it: calling one is a dictionary lookup away."""
+
+    info: BackendInfo
+    plugin: PluginRecord
+    hooks: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    conflict: list[str] = field(default_factory=list)
+
+
+class Registry:
+    """The loaded plugins and the backend table."""
+
+    def __init__(self) -> None:
+        import pluggy
+
+        from llmswitch import hookspecs
+
+        self.manager = pluggy.PluginManager(PROJECT)
+        self.manager.add_hookspecs(hookspecs)
+        self.plugins: list[PluginRecord] = []
+        self.backends: dict[str, BackendHandle] = {}
+
+    # ---- loading ----------------------------------------------------------------------------------
+
+    def add(self, plugin: object, record: PluginRecord) -> None:
+        """Register one plugin object; on any failure record the error instead of raising."""
+        self.plugins.append(record)
+        try:
+            self.manager.register(plugin, name=record.name)
+        except Exception as exc:  # pluggy's validation errors, duplicate names, ...
+            record.error = f"{type(exc).__name__}: {exc}"
+            return
+        try:
+            implemented = self._implemented_hooks(plugin)
+            unknown = [name for name, spec in implemented.items() if spec is None]
+            if unknown:
+                raise PluginError(f"implements hooks llmswitch does not define: {', '.join(unknown)}")
+            record.hooks = tuple(name for name in implemented if name != "llmswitch_backends")
+            infos = self._call_discovery(plugin)
+        except Exception as exc:
+            self.manager.unregister(plugin)
+            record.error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, PluginError) else str(exc)
+            return
+        functions = {name: self._function(plugin, name) for name in HOOK_NAMES if name in implemented}
+        record.backends = tuple(info.name for info in infos)
+        for info in infos:
+            handle = BackendHandle(info=info, plugin=record, hooks=functions)
+            existing = self.backends.get(info.name)
+            if existing is not None:
+                # Never let load order decide which plugin answers: refuse both until one is removed.
+                existing.conflict.append(record.name)
+                handle.conflict = [existing.plugin.name, *existing.conflict]
+                continue
+            self.backends[info.name] = handle
+
+    def _implemented_hooks(self, plugin: object) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for caller in self.manager.get_hookcallers(plugin) or []:
+            found[caller.name] = caller.spec
+        return found
+
+    def _function(self, plugin: object, hook_name: str) -> Callable[..., Any]:
+        caller = getattr(self.manager.hook, hook_name)
+        for impl in caller.get_hookimpls():
+            if impl.plugin is plugin:
+                return impl.function  # type: ignore[no-any-return]
+        raise KeyError(hook_name)
+
+    def _call_discovery(self, plugin: object) -> list[BackendInfo]:
+        if "llmswitch_backends" not in self._implemented_hooks(plugin):
+            raise PluginError("does not implement llmswitch_backends(), so it declares no backend")
+        result = self._function(plugin, "llmswitch_backends")()
+        infos = [result] if isinstance(result, BackendInfo) else list(result or [])
+        for info in infos:
+            if not isinstance(info, BackendInfo):
+                raise PluginError(f"llmswitch_backends() returned {type(info).__name__}, not BackendInfo")
+        return infos
+
+    # ---- lookup ----------------------------------------------------------------------------------
+
+    def backend(self, name: str) -> BackendHandle:
+        handle = self.backends.get(name)
+        if handle is None:
+            raise unknown_backend(name, self)
+        if handle.conflict:
+            names = ", ".join([handle.plugin.name, *handle.conflict])
+            raise PluginError(
+                f"backend '{name}' is declared by several plugins ({names}); llmswitch will not guess",
+                remedy="uninstall all but one, or choose with LLMSWITCH_PLUGINS=name,...",
+            )
+        return handle
+
+    def failed(self) -> list[PluginRecord]:
+        return [record for record in self.plugins if not record.loaded]
+
+
+def unknown_backend(name: str, registry: Registry) -> UnknownBackendError:
+    installed = sorted(registry.backends)
+    message = f"no installed plugin provides the backend '{name}'"
+    broken = [r for r in registry.failed() if name in r.name]
+    if broken:
+        message += f" (plugin {broken[0].name} failed to load: {broken[0].error})"
+    remedy = f"installed backends: {', '.join(installed) or 'none'}. "
+    suggestions = close_matches(name, installed)
+    if suggestions:
+        remedy += f"Did you mean '{suggestions[0]}'? "
+    remedy += "To add it: " + install_hint(name)
+    return UnknownBackendError(message, remedy=remedy)
+
+
+def _allowed_names() -> set[str] | None:
+    raw = os.environ.get("LLMSWITCH_PLUGINS")
+    if raw is None:
+        return None
+    return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+# Plugins registered from Python (tests, embedding applications) in addition to entry points.
+_extra_plugins: list[tuple[str, object]] = []
+_registry: Registry | None = None
+_lock = threading.Lock()
+
+
+def register_plugin(plugin: object, name: str) -> None:
+    """Add a plugin object by hand (tests, applications that embed llmswitch). Resets the registry."""
+    _extra_plugins.append((name, plugin))
+    reset_registry()
+
+
+def unregister_plugin(name: str) -> None:
+    _extra_plugins[:] = [(n, p) for n, p in _extra_plugins if n != name]
+    reset_registry()
+
+
+def reset_registry() -> None:
+    global _registry
+    _registry = None
+
+
+def get_registry() -> Registry:
+    """Load every allowed plugin once per process (thread-safe) and return the registry."""
+    global _registry
+    if _registry is not None:
+        return _registry
+    with _lock:
+        if _registry is None:
+            _registry = _load()
+    return _registry
+
+
+def _load() -> Registry:
+    from importlib.metadata import entry_points
+
+    registry = Registry()
+    allowed = _allowed_names()
+    for entry_point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
+        dist = getattr(entry_point, "dist", None)
+        dist_name = dist.metadata["Name"] if dist is not None else None
+        if allowed is not None and entry_point.name not in allowed and dist_name not in allowed:
+            continue
+        record = PluginRecord(
+            name=entry_point.name, distribution=dist_name, version=dist.version if dist else None
+        )
+        try:
+            plugin = entry_point.load()
+        except BaseException as exc:  # noqa: BLE001 - SystemExit from a plugin must not end llmswitch
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            registry.plugins.append(record)
+            record.error = f"failed to import {entry_point.value}: {type(exc).__name__}: {exc}"
+            continue
+        registry.add(plugin, record)
+    for name, plugin in _extra_plugins:
+        registry.add(plugin, PluginRecord(name=name, distribution="(registered in Python)"))
+    return registry

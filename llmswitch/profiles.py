@@ -1,0 +1,350 @@
+"""Profiles: named choices of backend, model, options and generation defaults.
+
+A profile is one table in the config file; keys are flat so ``--set base_url=...`` reads naturally::
+
+    default_profile = "claude"
+
+    [profiles.claude]
+    backend = "anthropic"
+    model = "claude-sonnet-4-5"
+    temperature = 0.2          # generation default
+    timeout = 60               # backend option
+
+Built-in profiles (``local``, ``openai``, ``anthropic``, ``ollama``, ``echo``) work with no file at all;
+a table of the same name in the file overrides their keys (or replaces them when it names another backend).
+
+Routing profiles (fallback chains, pools, weighted splits) will be profiles whose table has ``route``
+instead of ``backend`` and names other profiles: everything that takes a profile name goes through
+:func:`ProfileStore.get`, so they will work wherever a profile does.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmswitch.config import append_table, config_path, read_config, write_config
+from llmswitch.errors import ConfigError, InvalidOptionError, ProfileNotFoundError, close_matches
+from llmswitch.types import BackendInfo, OptionSpec
+
+BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
+    "local": {
+        "backend": "llamacpp",
+        "model": "gemma-3-270m",
+        "description": "llama.cpp in-process on the embedded Gemma 3 270M demo model (offline, no key)",
+    },
+    "openai": {"backend": "openai", "model": "gpt-4o-mini", "description": "OpenAI's API"},
+    "anthropic": {
+        "backend": "anthropic",
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 1024,
+        "description": "Anthropic's API",
+    },
+    "ollama": {"backend": "ollama", "model": "llama3.2", "description": "a local Ollama server"},
+    "echo": {"backend": "echo", "model": "echo", "description": "echoes your message back (for tests)"},
+}
+BUILTIN_DEFAULT = "local"
+
+# Keys every profile may have, whatever its backend, with their types.
+PROFILE_KEYS: dict[str, OptionSpec] = {
+    spec.name: spec
+    for spec in (
+        OptionSpec("backend", "str", description="the backend (plugin) that answers"),
+        OptionSpec("model", "str", description="the model to ask"),
+        OptionSpec("description", "str", description="a note shown by `profiles list`"),
+        OptionSpec("price_input_per_mtok", "float", description="USD per million input tokens"),
+        OptionSpec("price_output_per_mtok", "float", description="USD per million output tokens"),
+        OptionSpec("price_cached_input_per_mtok", "float", description="USD per million cached input tokens"),
+        OptionSpec("budget_usd_per_day", "float", description="refuse calls past this daily spend"),
+        OptionSpec("budget_usd_per_month", "float", description="refuse calls past this monthly spend"),
+    )
+}
+
+# Generation defaults: they fill the Request unless the command line overrides them.
+GENERATION_KEYS: dict[str, OptionSpec] = {
+    spec.name: spec
+    for spec in (
+        OptionSpec("system", "str", description="system prompt"),
+        OptionSpec("temperature", "float", description="sampling temperature"),
+        OptionSpec("top_p", "float", description="nucleus sampling"),
+        OptionSpec("top_k", "int", description="top-k sampling"),
+        OptionSpec("max_tokens", "int", description="most tokens to generate"),
+        OptionSpec("stop", "list", description="stop sequences"),
+        OptionSpec("seed", "int", description="sampling seed"),
+    )
+}
+
+TYPE_NAMES = {
+    "str": "a string",
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "list": "a list of strings",
+    "table": "a table (TOML table or JSON object)",
+    "path": "a file path (string)",
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A profile as read: its name, where it came from, and its raw keys."""
+
+    name: str
+    values: Mapping[str, Any]
+    source: str  # "built-in", a file path, or "built-in + <path>"
+
+    @property
+    def backend(self) -> str:
+        return str(self.values.get("backend", ""))
+
+    @property
+    def model(self) -> str | None:
+        model = self.values.get("model")
+        return str(model) if model else None
+
+    @property
+    def description(self) -> str:
+        return str(self.values.get("description", ""))
+
+
+@dataclass
+class ProfileStore:
+    """The built-in profiles plus the user's file, read once."""
+
+    path: Path
+    document: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, explicit_path: str | os.PathLike[str] | None = None) -> ProfileStore:
+        path = config_path(explicit_path)
+        document = read_config(path)
+        store = cls(path=path, document=document)
+        store._check_shape()
+        return store
+
+    def _check_shape(self) -> None:
+        profiles = self.document.get("profiles", {})
+        if not isinstance(profiles, dict):
+            raise ConfigError(
+                f"{self.path}: 'profiles' must be a table of tables",
+                remedy="write each profile as [profiles.NAME] followed by its keys",
+            )
+        for name, values in profiles.items():
+            if not isinstance(values, dict):
+                raise ConfigError(
+                    f"{self.path}: profile '{name}' must be a table, not {type(values).__name__}",
+                    remedy=f"write it as [profiles.{name}] followed by its keys",
+                )
+        default = self.document.get("default_profile")
+        if default is not None and not isinstance(default, str):
+            raise ConfigError(f"{self.path}: default_profile must be a string (a profile name)")
+
+    # ---- reading ----------------------------------------------------------------------------------
+
+    @property
+    def user_profiles(self) -> dict[str, dict[str, Any]]:
+        return self.document.get("profiles", {})  # type: ignore[no-any-return]
+
+    def names(self) -> list[str]:
+        return sorted(set(BUILTIN_PROFILES) | set(self.user_profiles))
+
+    @property
+    def default_name(self) -> str:
+        return str(self.document.get("default_profile") or BUILTIN_DEFAULT)
+
+    def get(self, name: str | None) -> Profile:
+        """The profile of that name (the default when None); suggests close names when there is none."""
+        name = name or self.default_name
+        builtin = BUILTIN_PROFILES.get(name)
+        user = self.user_profiles.get(name)
+        if builtin is None and user is None:
+            raise ProfileNotFoundError(name, self.names())
+        if user is None:
+            return Profile(name, dict(builtin or {}), "built-in")
+        if builtin is None or ("backend" in user and user["backend"] != builtin["backend"]):
+            return Profile(name, dict(user), str(self.path))
+        return Profile(name, {**builtin, **user}, f"built-in + {self.path}")
+
+    def all(self) -> list[Profile]:
+        return [self.get(name) for name in self.names()]
+
+    # ---- writing ----------------------------------------------------------------------------------
+
+    def add(self, name: str, values: dict[str, Any], *, replace: bool = False) -> None:
+        if not name or any(c in name for c in " .[]\"'"):
+            raise ConfigError(f"'{name}' is not a usable profile name", remedy="use letters, digits, - and _")
+        exists = name in self.user_profiles
+        if exists and not replace:
+            raise ConfigError(
+                f"profile '{name}' already exists in {self.path}",
+                remedy="pass --replace to overwrite it, or choose another name",
+            )
+        if not exists and self.path.exists():
+            # Appending keeps every byte the user wrote, comments included.
+            before = self.path.read_bytes()
+            append_table(self.path, ("profiles", name), values)
+            try:
+                self.document = read_config(self.path)
+                return
+            except ConfigError:
+                self.path.write_bytes(before)  # an odd file (inline tables...): fall back to a rewrite
+        self.document.setdefault("profiles", {})[name] = values
+        write_config(self.path, self.document)
+
+    def remove(self, name: str) -> None:
+        if name not in self.user_profiles:
+            if name in BUILTIN_PROFILES:
+                raise ConfigError(f"'{name}' is a built-in profile and cannot be removed")
+            raise ProfileNotFoundError(name, self.names())
+        del self.user_profiles[name]
+        if self.document.get("default_profile") == name:
+            del self.document["default_profile"]
+        write_config(self.path, self.document)
+
+    def set_default(self, name: str) -> None:
+        self.get(name)  # raises with suggestions when unknown
+        self.document = {"default_profile": name, **{k: v for k, v in self.document.items() if k != "default_profile"}}
+        write_config(self.path, self.document)
+
+    def world_readable_key_warning(self) -> str | None:
+        """A warning when the file holds a literal key and others can read it."""
+        if not any("api_key" in values for values in self.user_profiles.values()):
+            return None
+        try:
+            mode = self.path.stat().st_mode
+        except OSError:
+            return None
+        if mode & (stat.S_IRGRP | stat.S_IROTH):
+            return (
+                f"{self.path} holds a literal api_key and other users can read it: "
+                f"run `chmod 600 {self.path}`, or use api_key_env to name a variable instead"
+            )
+        return None
+
+
+# ---- validation ---------------------------------------------------------------------------------------
+
+
+def describe_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__
+
+
+def check_type(spec: OptionSpec, value: Any, where: str) -> Any:
+    """Return ``value`` as the spec's type (ints are accepted for floats) or raise InvalidOptionError."""
+    ok: bool
+    if spec.type in ("str", "path"):
+        ok = isinstance(value, str)
+    elif spec.type == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif spec.type == "float":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok:
+            value = float(value)
+    elif spec.type == "bool":
+        ok = isinstance(value, bool)
+    elif spec.type == "list":
+        if isinstance(value, str):
+            value = [value]
+        ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
+    elif spec.type == "table":
+        ok = isinstance(value, dict)
+    else:  # pragma: no cover - a plugin declared a type we do not know
+        ok = True
+    if not ok:
+        raise InvalidOptionError(
+            f"{where}: '{spec.name}' must be {TYPE_NAMES.get(spec.type, spec.type)}, not {describe_type(value)}",
+            remedy=f"{spec.name}: {spec.description}" if spec.description else None,
+        )
+    if spec.choices and value not in spec.choices:
+        raise InvalidOptionError(
+            f"{where}: '{spec.name}' must be one of {', '.join(spec.choices)}, not {value!r}"
+        )
+    return value
+
+
+def parse_cli_value(spec: OptionSpec, text: str) -> Any:
+    """Turn ``--set key=VALUE`` / ``-o key VALUE`` text into the spec's type."""
+    import json
+
+    where = "command line"
+    try:
+        if spec.type == "int":
+            return int(text)
+        if spec.type == "float":
+            return float(text)
+        if spec.type == "bool":
+            lowered = text.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if spec.type == "list":
+            if text.startswith("["):
+                return check_type(spec, json.loads(text), where)
+            return [text]
+        if spec.type == "table":
+            return check_type(spec, json.loads(text), where)
+    except (ValueError, json.JSONDecodeError):
+        raise InvalidOptionError(
+            f"'{spec.name}' must be {TYPE_NAMES.get(spec.type, spec.type)}, not {text!r}",
+            remedy='tables are written as JSON, e.g. \'{"X-Org": "me"}\'' if spec.type == "table" else None,
+        ) from None
+    return text
+
+
+def option_specs(info: BackendInfo | None) -> dict[str, OptionSpec]:
+    """Every key a profile of this backend may set."""
+    specs: dict[str, OptionSpec] = {**PROFILE_KEYS, **GENERATION_KEYS}
+    if info is not None:
+        for spec in info.options:
+            specs[spec.name] = spec
+        for spec in info.generation_extras:
+            specs[spec.name] = spec
+        if info.presets:
+            specs["preset"] = OptionSpec(
+                "preset", "str", description="a named server preset", choices=tuple(sorted(info.presets))
+            )
+    return specs
+
+
+def validate(profile: Profile, info: BackendInfo) -> dict[str, Any]:
+    """Check every key of a profile against the backend's declared options; return typed values.
+
+    Presets are expanded here: a preset's values sit under the profile's own.
+    """
+    specs = option_specs(info)
+    where = f"profile '{profile.name}' ({profile.source})"
+    values = dict(profile.values)
+    preset_name = values.get("preset")
+    if preset_name is not None:
+        check_type(specs["preset"], preset_name, where) if "preset" in specs else None
+        if "preset" not in specs:
+            raise InvalidOptionError(f"{where}: backend '{info.name}' has no presets")
+        values = {**info.presets[preset_name], **values}
+    checked: dict[str, Any] = {}
+    for key, value in values.items():
+        spec = specs.get(key)
+        if spec is None:
+            suggestions = close_matches(key, specs)
+            hint = f"did you mean '{suggestions[0]}'? " if suggestions else ""
+            raise InvalidOptionError(
+                f"{where}: unknown option '{key}' for backend '{info.name}'",
+                remedy=hint + "valid options: " + ", ".join(sorted(specs)),
+            )
+        checked[key] = check_type(spec, value, where)
+    return checked

@@ -1,0 +1,264 @@
+"""The shared, backend-neutral types every plugin speaks.
+
+Plain frozen dataclasses with ``slots``: they cost little to build (a stream creates one per chunk) and
+nothing here imports anything heavier than the standard library.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Union
+
+if TYPE_CHECKING:
+    from llmswitch.errors import BackendError
+    from llmswitch.secrets import Secret
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One turn of a conversation."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What to generate: the conversation plus generation settings.
+
+    ``None`` means "the backend's own default". ``extras`` carries backend-specific generation settings
+    (``repeat_penalty`` for llama.cpp, ``keep_alive`` for Ollama, extra body fields for vLLM, ...); a backend
+    that cannot honour one must raise :class:`~llmswitch.errors.UnsupportedOptionError`, never drop it.
+    """
+
+    messages: tuple[Message, ...]
+    system: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_prompt(cls, prompt: str, **settings: Any) -> Request:
+        """A one-message request, the common case for scripts and tests."""
+        return cls(messages=(Message("user", prompt),), **settings)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens a call consumed, as the backend reported them (``None`` when it did not say)."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+    @property
+    def total_tokens(self) -> int | None:
+        if self.input_tokens is None or self.output_tokens is None:
+            return None
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A finished answer."""
+
+    text: str
+    finish_reason: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    model: str | None = None
+    latency_s: float | None = None
+
+
+# ---- stream events -------------------------------------------------------------------------------------
+# One neutral event type for every backend, so the CLI and the TUI each need one renderer.
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of the answer, in order."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEvent:
+    """Token usage, usually near the end of a stream."""
+
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnd:
+    """The stream finished normally. Always the last event of a successful stream."""
+
+    finish_reason: str | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamError:
+    """The stream failed part-way. ``text`` holds everything that arrived before the failure.
+
+    Plugins do not yield this themselves: they raise a :class:`~llmswitch.errors.BackendError` and the core
+    turns it into this event, so that the text so far is always preserved in one place.
+    """
+
+    error: BackendError
+    text: str
+
+
+StreamEvent = Union[TextDelta, UsageEvent, StreamEnd, StreamError]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCount:
+    """How many tokens some input takes. ``exact`` is False when it is an estimate; ``method`` says how."""
+
+    n: int
+    exact: bool
+    method: str = ""
+
+    def __str__(self) -> str:
+        return str(self.n) if self.exact else f"~{self.n} (estimate)"
+
+
+# ---- health ----------------------------------------------------------------------------------------------
+
+
+class Status(str, enum.Enum):
+    """Overall health of a profile."""
+
+    OK = "ok"
+    DEGRADED = "degraded"
+    DOWN = "down"
+
+
+class CheckStatus(str, enum.Enum):
+    """Outcome of one named health check."""
+
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One named check with what was found and, when it did not pass, what to do about it."""
+
+    name: str
+    status: CheckStatus
+    detail: str = ""
+    remedy: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    """What ``health`` found. ``metrics`` holds numbers worth showing (load time, tokens per second, ...)."""
+
+    status: Status
+    checks: tuple[Check, ...] = ()
+    latency_s: float | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_checks(
+        cls, checks: list[Check] | tuple[Check, ...], latency_s: float | None = None, **metrics: float
+    ) -> HealthReport:
+        """Derive the status: any failed check means down, any warning means degraded."""
+        statuses = {check.status for check in checks}
+        if CheckStatus.FAIL in statuses:
+            status = Status.DOWN
+        elif CheckStatus.WARN in statuses:
+            status = Status.DEGRADED
+        else:
+            status = Status.OK
+        return cls(status=status, checks=tuple(checks), latency_s=latency_s, metrics=dict(metrics))
+
+
+# ---- what a plugin declares --------------------------------------------------------------------------------
+
+OptionType = Literal["str", "int", "float", "bool", "list", "table", "path"]
+
+
+@dataclass(frozen=True, slots=True)
+class OptionSpec:
+    """One backend option a profile may set.
+
+    ``type`` is one of str, int, float, bool, list (of strings), table (a TOML table / JSON object) or
+    path. ``secret`` options are masked wherever they are shown.
+    """
+
+    name: str
+    type: OptionType
+    default: Any = None
+    description: str = ""
+    secret: bool = False
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BackendInfo:
+    """What the discovery hook returns for each backend a plugin provides.
+
+    - ``name``: what profiles put in ``backend = "..."``.
+    - ``summary``: one line for ``llmswitch plugins``.
+    - ``options``: the backend options a profile may set (besides the generation settings).
+    - ``default_model``: used when a profile names none.
+    - ``key_env``: the environment variable holding the API key, or None when the backend needs no key.
+    - ``key_required``: False for servers that work without a key (Ollama, local OpenAI-compatible servers).
+    - ``base_url_env`` / ``default_base_url``: where the endpoint comes from when the profile does not say.
+    - ``generation_extras``: names accepted in ``Request.extras`` (``-o NAME VALUE`` on the command line).
+    - ``prices``: a ``(package, resource)`` pair naming the plugin's price table data file, if it has one.
+    - ``presets``: named bundles of option values (``preset = "groq"`` in a profile), as data.
+    """
+
+    name: str
+    summary: str
+    options: tuple[OptionSpec, ...] = ()
+    default_model: str | None = None
+    key_env: str | None = None
+    key_required: bool = True
+    base_url_env: str | None = None
+    default_base_url: str | None = None
+    generation_extras: tuple[OptionSpec, ...] = ()
+    prices: tuple[str, str] | None = None
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def option(self, name: str) -> OptionSpec | None:
+        for spec in self.options:
+            if spec.name == name:
+                return spec
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Everything a hook needs to reach one model: which backend, which model, the validated options.
+
+    ``options`` has every declared option, defaults filled in. ``api_key`` and ``base_url`` are resolved by
+    the core (explicit > the profile's variable > the backend's variable > ``.env``) so every plugin follows
+    the same order; ``api_key`` is None when no key was found. ``key_variable`` names the variable that was
+    (or would have been) read; ``notes`` explains resolution choices worth showing in ``doctor``.
+    """
+
+    profile: str
+    backend: str
+    model: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    api_key: Secret | None = None
+    base_url: str | None = None
+    info: BackendInfo | None = None
+    key_variable: str | None = None
+    notes: tuple[str, ...] = ()
+
+    def option(self, name: str, default: Any = None) -> Any:
+        value = self.options.get(name)
+        return default if value is None else value
