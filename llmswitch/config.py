@@ -67,7 +67,12 @@ def parse_toml(text: str, path: str) -> dict[str, Any]:
         match = _LOCATION.search(detail)
         line = int(match.group(1)) if match else getattr(exc, "lineno", None)
         column = int(match.group(2)) if match else getattr(exc, "colno", None)
-        detail = _LOCATION.sub("", detail).strip() or "invalid TOML"
+        if line is None and "end of document" in detail:
+            lines = text.splitlines() or [""]
+            line, column = len(lines), len(lines[-1]) + 1
+        detail = _LOCATION.sub("", detail).replace("(at end of document)", "").strip() or "invalid TOML"
+        if "end of document" in str(exc):
+            detail += " (the file ends too early: an unclosed bracket or quote?)"
         raise ConfigSyntaxError(path, line, column, detail) from None
 
 

@@ -1,0 +1,255 @@
+"""``llmswitch chat``: one shot (PROMPT or piped stdin) or, on a terminal with neither, a REPL.
+
+stdout carries only the answer (so ``| jq`` works with ``--json``); status and errors go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from llmswitch.cli.errors import EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_OK, error_payload, print_error
+from llmswitch.conversation import Conversation, Turn
+from llmswitch.errors import InvalidOptionError, LLMSwitchError, close_matches
+from llmswitch.types import StreamError, TextDelta
+
+REPL_HELP = """\
+/profile NAME   answer with another profile from now on (the conversation is kept)
+/system TEXT    set the system prompt (/system alone clears it)
+/reset          forget the conversation so far
+/exit           leave (Ctrl-D too)
+End a line with \\ to continue on the next; Ctrl-C stops an answer without leaving."""
+
+
+@click.command()
+@click.argument("prompt", nargs=-1)
+@click.option("-p", "--profile", "profile_name", metavar="NAME", help="Profile to use (default: default_profile).")
+@click.option("-m", "--model", metavar="MODEL", help="Model to ask instead of the profile's.")
+@click.option("-s", "--system", metavar="TEXT", help="System prompt.")
+@click.option("-o", "--option", "options", type=(str, str), multiple=True, metavar="KEY VALUE",
+              help="A generation setting or backend option, checked against the backend (repeatable).")
+@click.option("--no-stream", is_flag=True, help="Wait for the whole answer instead of streaming it.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: text, usage, model, latency.")
+@click.option("--usage", "show_usage", is_flag=True, help="Print tokens and latency to stderr after the answer.")
+@click.option("--api-key", metavar="KEY", help="API key for this call (beats the environment and .env).")
+@click.pass_context
+def chat(
+    ctx: click.Context,
+    prompt: tuple[str, ...],
+    profile_name: str | None,
+    model: str | None,
+    system: str | None,
+    options: tuple[tuple[str, str], ...],
+    no_stream: bool,
+    as_json: bool,
+    show_usage: bool,
+    api_key: str | None,
+) -> int:
+    """Ask a model. With PROMPT or piped input: one answer, streamed to stdout. With neither: a REPL."""
+    from llmswitch.client import Client
+
+    client = Client(ctx.obj.get("config"))
+    conversation = Conversation(client, profile_name, model=model, system=system, api_key=api_key)
+    conversation.settings = parse_options(client, conversation, options)
+    conversation.resolved  # validate the profile before reading stdin or starting a REPL
+
+    text = " ".join(prompt)
+    stdin_is_terminal = sys.stdin is None or sys.stdin.isatty()
+    if not stdin_is_terminal:
+        piped = sys.stdin.read()
+        text = f"{text}\n\n{piped}" if text and piped.strip() else (text or piped)
+    if text.strip():
+        return one_shot(conversation, text, no_stream=no_stream, as_json=as_json, show_usage=show_usage)
+    if not stdin_is_terminal:
+        raise click.UsageError("nothing to ask: give a PROMPT or pipe some text in")
+    return repl(conversation, show_usage=show_usage)
+
+
+def parse_options(client: Any, conversation: Conversation, options: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """``-o KEY VALUE`` pairs, typed and checked against what the profile's backend declares."""
+    if not options:
+        return {}
+    from llmswitch.profiles import option_specs, parse_cli_value
+
+    profile = client.profile(conversation.profile_name)
+    specs = option_specs(client.registry.backend(profile.backend).info)
+    parsed: dict[str, Any] = {}
+    for key, value in options:
+        spec = specs.get(key)
+        if spec is None or key in ("backend", "model"):
+            suggestions = close_matches(key, specs)
+            hint = f"did you mean '{suggestions[0]}'? " if suggestions else ""
+            raise InvalidOptionError(
+                f"-o {key}: not an option of backend '{profile.backend}'",
+                remedy=hint + "valid: " + ", ".join(sorted(k for k in specs if k not in ("backend", "model"))),
+            )
+        parsed[key] = parse_cli_value(spec, value)
+    return parsed
+
+
+# ---- one shot ---------------------------------------------------------------------------------------------
+
+
+def one_shot(conversation: Conversation, text: str, *, no_stream: bool, as_json: bool, show_usage: bool) -> int:
+    turn = conversation.stream(text)
+    interrupted = False
+    out = sys.stdout
+    try:
+        if as_json or no_stream:
+            for _event in turn:
+                pass
+            if not as_json:
+                out.write(turn.result.text)
+        else:
+            write, flush = out.write, out.flush
+            for event in turn:
+                if type(event) is TextDelta:
+                    write(event.text)
+                    flush()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        turn.finish()
+    result = turn.result
+    if as_json:
+        out.write(json.dumps(result_payload(conversation, turn, interrupted), ensure_ascii=False) + "\n")
+    elif result.text and not result.text.endswith("\n"):
+        out.write("\n")
+    out.flush()
+    if show_usage:
+        click.echo(usage_line(turn), err=True)
+    if interrupted:
+        click.echo("interrupted (the answer so far is above)", err=True)
+        return EXIT_INTERRUPTED
+    if result.error is not None:
+        if not as_json:
+            print_error(result.error)
+        return result.error.exit_code
+    return EXIT_OK
+
+
+def result_payload(conversation: Conversation, turn: Turn, interrupted: bool) -> dict[str, Any]:
+    result = turn.result
+    payload: dict[str, Any] = {
+        "text": result.text,
+        "profile": conversation.resolved.name,
+        "backend": conversation.resolved.target.backend,
+        "model": result.model or conversation.resolved.target.model,
+        "finish_reason": "interrupted" if interrupted else result.finish_reason,
+        "usage": {"input_tokens": result.usage.input_tokens, "output_tokens": result.usage.output_tokens},
+        "latency_s": round(result.latency_s or 0.0, 4),
+        "first_token_s": round(result.first_token_s, 4) if result.first_token_s is not None else None,
+    }
+    cost = getattr(turn, "cost", None)
+    if cost is not None:
+        payload["cost"] = cost
+    if result.error is not None:
+        payload["error"] = error_payload(result.error)
+    return payload
+
+
+def usage_line(turn: Turn) -> str:
+    result = turn.result
+    usage = result.usage
+    parts = [
+        f"tokens in {usage.input_tokens if usage.input_tokens is not None else '?'}",
+        f"out {usage.output_tokens if usage.output_tokens is not None else '?'}",
+        f"latency {result.latency_s or 0:.2f}s",
+    ]
+    if result.first_token_s is not None:
+        parts.append(f"first token {result.first_token_s:.2f}s")
+    cost = getattr(turn, "cost", None)
+    if cost is not None:
+        parts.append(f"cost {cost}")
+    return "usage: " + ", ".join(parts)
+
+
+# ---- REPL -------------------------------------------------------------------------------------------------
+
+
+def repl(conversation: Conversation, *, show_usage: bool) -> int:
+    try:
+        import readline  # noqa: F401  - line editing and history for input()
+    except ImportError:  # pragma: no cover - Windows
+        pass
+    resolved = conversation.resolved
+    click.echo(f"llmswitch chat: profile {resolved.name} ({resolved.target.backend}, {resolved.target.model}). "
+               "/help for commands, Ctrl-D to leave.", err=True)
+    while True:
+        try:
+            text = read_prompt()
+        except EOFError:
+            click.echo("", err=True)
+            return EXIT_OK
+        except KeyboardInterrupt:
+            click.echo("", err=True)
+            continue
+        if not text.strip():
+            continue
+        if text.startswith("/"):
+            if repl_command(conversation, text.strip()) == "exit":
+                return EXIT_OK
+            continue
+        try:
+            turn = conversation.stream(text)
+        except LLMSwitchError as error:
+            print_error(error)
+            continue
+        try:
+            for event in turn:
+                if type(event) is TextDelta:
+                    sys.stdout.write(event.text)
+                    sys.stdout.flush()
+                elif type(event) is StreamError:
+                    sys.stdout.write("\n")
+                    print_error(event.error)
+        except KeyboardInterrupt:
+            click.echo("\n(stopped; the partial answer is kept)", err=True)
+        finally:
+            turn.finish()
+        sys.stdout.write("\n")
+        if show_usage:
+            click.echo(usage_line(turn), err=True)
+
+
+def read_prompt() -> str:
+    lines = [input("> ")]
+    while lines[-1].endswith("\\"):
+        lines[-1] = lines[-1][:-1]
+        lines.append(input(". "))
+    return "\n".join(lines)
+
+
+def repl_command(conversation: Conversation, text: str) -> str | None:
+    command, _, argument = text.partition(" ")
+    argument = argument.strip()
+    if command in ("/exit", "/quit"):
+        return "exit"
+    if command == "/help":
+        click.echo(REPL_HELP, err=True)
+    elif command == "/reset":
+        conversation.reset()
+        click.echo("(conversation cleared)", err=True)
+    elif command == "/system":
+        conversation.system = argument or None
+        click.echo(f"(system prompt {'set' if argument else 'cleared'})", err=True)
+    elif command == "/profile":
+        if not argument:
+            click.echo(f"(profile: {conversation.resolved.name})", err=True)
+            return None
+        try:
+            resolved = conversation.switch(argument)
+        except LLMSwitchError as error:
+            print_error(error)
+            return None
+        click.echo(f"(now answering with {resolved.name}: {resolved.target.backend}, {resolved.target.model}; "
+                   f"{len(conversation.messages)} messages kept)", err=True)
+    else:
+        click.echo(f"unknown command {command}; /help lists them", err=True)
+    return None
+
+
+__all__ = ["chat", "EXIT_BACKEND"]

@@ -1,0 +1,156 @@
+"""``llmswitch profiles``: list, show, add, remove, default."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from llmswitch.errors import InvalidOptionError, LLMSwitchError
+from llmswitch.profiles import Profile, ProfileStore, option_specs, parse_cli_value, validate
+from llmswitch.secrets import mask
+
+
+def _store(ctx: click.Context) -> ProfileStore:
+    return ProfileStore.load(ctx.obj.get("config"))
+
+
+@click.group()
+def profiles() -> None:
+    """List, show, add and remove profiles, and choose the default."""
+
+
+@profiles.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def list_profiles(ctx: click.Context, as_json: bool) -> None:
+    """Every profile: built-in ones and those in your file. Loads no plugin."""
+    store = _store(ctx)
+    rows = [(p, p.name == store.default_name) for p in store.all()]
+    if as_json:
+        import json
+
+        click.echo(json.dumps([
+            {"name": p.name, "backend": p.backend, "model": p.model, "default": is_default, "source": p.source,
+             "description": p.description}
+            for p, is_default in rows
+        ], indent=2))
+        return
+    width = max(len(p.name) for p, _ in rows)
+    backend_width = max(len(p.backend) for p, _ in rows)
+    for profile, is_default in rows:
+        marker = "*" if is_default else " "
+        model = profile.model or "(backend default)"
+        source = "" if profile.source == "built-in" else "  [your file]"
+        click.echo(f"{marker} {profile.name:<{width}}  {profile.backend:<{backend_width}}  {model}{source}")
+    click.echo(f"(* default; file: {store.path})", err=True)
+
+
+@profiles.command("show")
+@click.argument("name", required=False)
+@click.pass_context
+def show(ctx: click.Context, name: str | None) -> None:
+    """One profile's keys (keys masked), where they come from, and its resolved key and URL."""
+    store = _store(ctx)
+    profile = store.get(name)
+    click.echo(f"[profiles.{profile.name}]  # {profile.source}")
+    secret_names = {"api_key"}
+    info = None
+    try:
+        from llmswitch.plugins import get_registry
+
+        info = get_registry().backend(profile.backend).info
+        secret_names |= {spec.name for spec in info.options if spec.secret}
+    except LLMSwitchError as error:
+        click.echo(f"# warning: {error.message}", err=True)
+    for key, value in profile.values.items():
+        shown = mask(str(value)) if key in secret_names else value
+        click.echo(f"{key} = {_toml_value(shown)}")
+    if info is not None:
+        from llmswitch.client import build_target
+        from llmswitch.plugins import get_registry
+
+        try:
+            settings = validate(profile, info)
+        except LLMSwitchError as error:
+            click.echo(f"# invalid: {error.message}", err=True)
+            if error.remedy:
+                click.echo(f"#   hint: {error.remedy}", err=True)
+        else:
+            target = build_target(profile, get_registry().backend(profile.backend), settings)
+            if target.base_url:
+                click.echo(f"# base_url resolves to {target.base_url}")
+            if info.key_env:
+                if target.api_key is not None:
+                    click.echo(f"# key: {target.api_key.masked} (from {target.api_key.source})")
+                else:
+                    click.echo(f"# key: not set ({target.key_variable or info.key_env})")
+            for note in target.notes:
+                click.echo(f"# note: {note}")
+    warning = store.world_readable_key_warning()
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
+
+
+def _toml_value(value: Any) -> str:
+    import tomli_w
+
+    return tomli_w.dumps({"v": value}).partition("=")[2].strip()
+
+
+@profiles.command("add")
+@click.argument("name")
+@click.option("--backend", "-b", required=True, help="The backend (see `llmswitch plugins`).")
+@click.option("--model", "-m", help="The model (default: the backend's).")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="An option (repeatable).")
+@click.option("--replace", is_flag=True, help="Overwrite a profile of the same name in your file.")
+@click.option("--default", "make_default", is_flag=True, help="Make it the default profile.")
+@click.pass_context
+def add(ctx: click.Context, name: str, backend: str, model: str | None, assignments: tuple[str, ...],
+        replace: bool, make_default: bool) -> None:
+    """Add a profile to your file, checked against the backend's options first."""
+    from llmswitch.plugins import get_registry
+
+    store = _store(ctx)
+    info = get_registry().backend(backend).info
+    specs = option_specs(info)
+    values: dict[str, Any] = {"backend": backend}
+    if model:
+        values["model"] = model
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InvalidOptionError(f"--set {assignment!r}: expected KEY=VALUE")
+        spec = specs.get(key)
+        if spec is None:
+            validate(Profile(name, {**values, key: raw}, "command line"), info)  # raises with suggestions
+            raise InvalidOptionError(f"unknown option '{key}'")  # pragma: no cover
+        values[key] = parse_cli_value(spec, raw)
+    validate(Profile(name, values, "command line"), info)
+    store.add(name, values, replace=replace)
+    if make_default:
+        store.set_default(name)
+    click.echo(f"added profile '{name}' ({backend}) to {store.path}", err=True)
+    if "api_key" in values:
+        click.echo("warning: the key is stored in plain text; api_key_env (a variable name) is safer", err=True)
+
+
+@profiles.command("remove")
+@click.argument("name")
+@click.pass_context
+def remove(ctx: click.Context, name: str) -> None:
+    """Remove a profile from your file."""
+    store = _store(ctx)
+    store.remove(name)
+    click.echo(f"removed profile '{name}' from {store.path}", err=True)
+
+
+@profiles.command("default")
+@click.argument("name")
+@click.pass_context
+def default(ctx: click.Context, name: str) -> None:
+    """Make NAME the profile used when --profile is not given."""
+    store = _store(ctx)
+    store.set_default(name)
+    click.echo(f"default profile is now '{name}'", err=True)

@@ -1,0 +1,100 @@
+"""A conversation with whichever profile is current: the history, the switch, the bookkeeping per call.
+
+The CLI's one-shot and REPL modes and the TUI all go through :class:`Conversation`, so budgets, the usage
+ledger and the chat history are handled the same way wherever a call is made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmswitch import accounting
+from llmswitch.client import Client, ResolvedProfile, StreamResult
+from llmswitch.errors import LLMSwitchError
+from llmswitch.types import Message, Request, Response, StreamEvent
+
+
+@dataclass
+class Conversation:
+    """Messages so far plus the profile that will answer next. Switching profile keeps the history."""
+
+    client: Client
+    profile_name: str | None = None
+    model: str | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    system: str | None = None
+    messages: list[Message] = field(default_factory=list)
+    api_key: str | None = None
+    _resolved: ResolvedProfile | None = None
+
+    @property
+    def resolved(self) -> ResolvedProfile:
+        if self._resolved is None:
+            self._resolved = self.client.resolve(
+                self.profile_name, model=self.model, settings=self.settings, api_key=self.api_key
+            )
+        return self._resolved
+
+    def switch(self, profile_name: str, *, model: str | None = None) -> ResolvedProfile:
+        """Answer with another profile from now on; validated before anything changes."""
+        resolved = self.client.resolve(profile_name, model=model, api_key=self.api_key)
+        self.profile_name, self.model, self.settings, self._resolved = profile_name, model, {}, resolved
+        return resolved
+
+    def reset(self) -> None:
+        self.messages.clear()
+
+    def request_for(self, prompt: str | None) -> Request:
+        messages = [*self.messages, Message("user", prompt)] if prompt is not None else list(self.messages)
+        return self.resolved.request(messages, system=self.system)
+
+    def stream(self, prompt: str) -> Turn:
+        """Ask; iterate the returned turn for events. The answer joins the history when the turn ends,
+        even when it was interrupted or failed part-way (whatever text arrived is kept)."""
+        request = self.request_for(prompt)
+        accounting.check_budget(self.resolved, request)
+        result = self.resolved.stream(request)
+        return Turn(self, prompt, request, result)
+
+    def complete(self, prompt: str) -> Response:
+        """Ask and wait for the whole answer (``--no-stream``)."""
+        turn = self.stream(prompt)
+        for event in turn:
+            del event
+        if turn.result.error is not None:
+            raise turn.result.error
+        return turn.result.response()
+
+    def _finish(self, prompt: str, request: Request, result: StreamResult) -> None:
+        self.messages.append(Message("user", prompt))
+        if result.text:
+            self.messages.append(Message("assistant", result.text))
+        try:
+            accounting.record_call(self.resolved, request, result)
+        except LLMSwitchError:
+            pass  # bookkeeping must never cost the user the answer
+
+
+@dataclass
+class Turn:
+    """One question and its streamed answer."""
+
+    conversation: Conversation
+    prompt: str
+    request: Request
+    result: StreamResult
+    _finished: bool = False
+
+    def __iter__(self) -> Iterator[StreamEvent]:
+        try:
+            yield from self.result
+        finally:
+            self.finish()
+
+    def finish(self) -> None:
+        if not self._finished:
+            self._finished = True
+            self.result.close()
+            self.conversation._finish(self.prompt, self.request, self.result)
