@@ -6,7 +6,7 @@ Both are called by :class:`llmswitch.conversation.Conversation` for every call f
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from llmswitch.client import ResolvedProfile, StreamResult
@@ -17,5 +17,6 @@ def check_budget(resolved: ResolvedProfile, request: Request) -> None:
     """Raise BudgetExceededError, before anything is sent, when the call's estimate would pass a budget."""
 
 
-def record_call(resolved: ResolvedProfile, request: Request, result: StreamResult) -> None:
-    """Append one row to the usage ledger (never the key, never the prompt or answer)."""
+def record_call(resolved: ResolvedProfile, request: Request, result: StreamResult) -> Any:
+    """Append one row to the usage ledger (never the key, never the prompt or answer); return the cost."""
+    return None

@@ -67,14 +67,15 @@ class Conversation:
             raise turn.result.error
         return turn.result.response()
 
-    def _finish(self, prompt: str, request: Request, result: StreamResult) -> None:
+    def _finish(self, prompt: str, request: Request, result: StreamResult) -> Any:
+        """Add the turn to the history and the ledger; return the call's cost (None when unknown)."""
         self.messages.append(Message("user", prompt))
         if result.text:
             self.messages.append(Message("assistant", result.text))
         try:
-            accounting.record_call(self.resolved, request, result)
+            return accounting.record_call(self.resolved, request, result)
         except LLMSwitchError:
-            pass  # bookkeeping must never cost the user the answer
+            return None  # bookkeeping must never cost the user the answer
 
 
 @dataclass
@@ -85,6 +86,7 @@ class Turn:
     prompt: str
     request: Request
     result: StreamResult
+    cost: Any = None
     _finished: bool = False
 
     def __iter__(self) -> Iterator[StreamEvent]:
@@ -97,4 +99,4 @@ class Turn:
         if not self._finished:
             self._finished = True
             self.result.close()
-            self.conversation._finish(self.prompt, self.request, self.result)
+            self.cost = self.conversation._finish(self.prompt, self.request, self.result)
