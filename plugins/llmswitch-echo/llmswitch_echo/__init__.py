@@ -46,9 +46,9 @@ def llmswitch_backends() -> list[BackendInfo]:
 
 def _answer(target: Target, request: Request) -> str:
     last_user = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
-    text = str(target.option("prefix", "")) + last_user
     if request.max_tokens is not None:
-        text = " ".join(text.split(" ")[: request.max_tokens])
+        last_user = " ".join(last_user.split(" ")[: request.max_tokens])
+    text = str(target.option("prefix", "")) + last_user
     for stop in request.stop:
         if stop and stop in text:
             text = text[: text.index(stop)]

@@ -1,0 +1,42 @@
+"""What the anthropic backend declares: its options, key variable, default endpoint and price table.
+
+Plain data, importable without the SDK (``llmswitch plugins`` and ``profiles show`` read it).
+"""
+
+from __future__ import annotations
+
+from llmswitch.types import BackendInfo, OptionSpec
+
+NAME = "anthropic"
+KEY_ENV = "ANTHROPIC_API_KEY"
+BASE_URL_ENV = "ANTHROPIC_BASE_URL"
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_TIMEOUT_S = 120.0
+# The Messages API requires max_tokens; this is used when neither the profile nor the command line sets it.
+DEFAULT_MAX_TOKENS = 1024
+KEYS_PAGE = "https://console.anthropic.com/settings/keys"
+STATUS_PAGE = "https://status.anthropic.com"
+
+INFO = BackendInfo(
+    name=NAME,
+    summary="Anthropic's Claude models through the Messages API (official SDK)",
+    default_model=DEFAULT_MODEL,
+    key_env=KEY_ENV,
+    base_url_env=BASE_URL_ENV,
+    default_base_url=DEFAULT_BASE_URL,
+    options=(
+        OptionSpec("base_url", "str", None, f"API root without /v1 (default {BASE_URL_ENV}, else {DEFAULT_BASE_URL})"),
+        OptionSpec("api_key", "str", None, f"the API key (better: leave it in {KEY_ENV})", secret=True),
+        OptionSpec("api_key_env", "str", None, f"the variable that holds the key (default {KEY_ENV})"),
+        OptionSpec("timeout", "float", DEFAULT_TIMEOUT_S, "seconds to wait for an answer to start, and between pieces"),
+        OptionSpec("headers", "table", None, "extra HTTP headers sent with every request (a table of strings)"),
+        OptionSpec("anthropic_version", "str", None, "the anthropic-version header (default: the SDK's own)"),
+        OptionSpec("max_retries", "int", 0, "times to retry a 429, 5xx or dropped connection before reporting it"),
+        OptionSpec(
+            "count_with_api", "bool", True,
+            "count tokens with the (free) /v1/messages/count_tokens endpoint; false: estimate offline",
+        ),
+    ),
+    prices=("llmswitch_anthropic", "prices.toml"),
+)

@@ -1,0 +1,55 @@
+"""Plugins registered from Python to exercise failure paths (the echo plugin covers the happy path)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from llmswitch import hookimpl
+from llmswitch.errors import UnreachableError
+from llmswitch.types import BackendInfo, Request, Response, StreamEvent, Target, TextDelta
+
+
+class KeyedPlugin:
+    """A backend that needs KEYED_API_KEY and answers with how its key was resolved."""
+
+    @hookimpl
+    def llmswitch_backends(self) -> list[BackendInfo]:
+        from llmswitch.types import OptionSpec
+
+        return [BackendInfo(
+            name="keyed", summary="needs a key", key_env="KEYED_API_KEY", base_url_env="KEYED_BASE_URL",
+            default_base_url="https://keyed.example/v1", default_model="k1",
+            options=(OptionSpec("api_key", "str", secret=True), OptionSpec("api_key_env", "str"),
+                     OptionSpec("base_url", "str")),
+        )]
+
+    @hookimpl
+    def complete(self, target: Target, request: Request) -> Response:
+        key = target.api_key
+        return Response(f"key from {key.source if key else 'nowhere'}; url {target.base_url}")
+
+
+class FailingPlugin:
+    """Streams a little, then loses the connection."""
+
+    @hookimpl
+    def llmswitch_backends(self) -> list[BackendInfo]:
+        return [BackendInfo(name="failing", summary="fails mid-stream", key_env=None, default_model="f")]
+
+    @hookimpl
+    def stream(self, target: Target, request: Request) -> Iterator[StreamEvent]:
+        yield TextDelta("partial ")
+        yield TextDelta("answer")
+        raise UnreachableError("connection dropped", remedy="start the server again")
+
+
+class BuggyPlugin:
+    """Raises something that is not an llmswitch error: a bug in the plugin."""
+
+    @hookimpl
+    def llmswitch_backends(self) -> list[BackendInfo]:
+        return [BackendInfo(name="buggy", summary="has a bug", key_env=None)]
+
+    @hookimpl
+    def stream(self, target: Target, request: Request) -> Iterator[StreamEvent]:
+        yield TextDelta(str(1 / 0))

@@ -1,0 +1,227 @@
+"""The CLI end to end through the installed echo plugin: in-process (CliRunner) and as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.helpers import llmswitch_subprocess, run_cli, write_config
+
+
+def test_one_shot_streams_answer_to_stdout_only() -> None:
+    result = run_cli("chat", "--profile", "echo", "hello", "there")
+    assert result.exit_code == 0, result
+    assert result.stdout == "hello there\n"
+    assert result.stderr == ""
+
+
+def test_piped_stdin_is_the_prompt() -> None:
+    result = run_cli("chat", "-p", "echo", input="from a pipe\n")
+    assert result.exit_code == 0, result
+    assert result.stdout == "from a pipe\n"
+
+
+def test_prompt_and_piped_stdin_are_joined() -> None:
+    result = run_cli("chat", "-p", "echo", "Summarise:", input="the text")
+    assert result.stdout == "Summarise:\n\nthe text\n"
+
+
+def test_json_carries_text_usage_model_latency() -> None:
+    result = run_cli("chat", "-p", "echo", "--json", "one two three")
+    assert result.exit_code == 0, result
+    payload = json.loads(result.stdout)
+    assert payload["text"] == "one two three"
+    assert payload["usage"] == {"input_tokens": 3, "output_tokens": 3}
+    assert payload["model"] == "echo"
+    assert payload["profile"] == "echo"
+    assert payload["latency_s"] >= 0
+
+
+def test_no_stream_prints_whole_answer() -> None:
+    result = run_cli("chat", "-p", "echo", "--no-stream", "all at once")
+    assert result.stdout == "all at once\n"
+
+
+def test_usage_goes_to_stderr() -> None:
+    result = run_cli("chat", "-p", "echo", "--usage", "a b")
+    assert result.stdout == "a b\n"
+    assert "tokens in 2" in result.stderr and "out 2" in result.stderr
+
+
+def test_options_are_typed_and_checked_against_the_backend() -> None:
+    ok = run_cli("chat", "-p", "echo", "-o", "prefix", "> ", "-o", "max_tokens", "2", "x y z")
+    assert ok.stdout == "> x y\n"
+    unknown = run_cli("chat", "-p", "echo", "-o", "temprature", "1", "hi")
+    assert unknown.exit_code == 2
+    assert "did you mean 'temperature'" in unknown.stderr
+    assert "Traceback" not in unknown.output
+    wrong_type = run_cli("chat", "-p", "echo", "-o", "chunk_size", "big", "hi")
+    assert wrong_type.exit_code == 2
+    assert "must be an integer" in wrong_type.stderr
+
+
+def test_system_prompt_and_model_override_reach_the_backend(config_file: Path) -> None:
+    result = run_cli("chat", "-p", "echo", "-m", "other-model", "-s", "be brief", "--json", "hi")
+    payload = json.loads(result.stdout)
+    assert payload["model"] == "other-model"
+
+
+def test_unknown_profile_suggests_close_names() -> None:
+    result = run_cli("chat", "--profile", "ech", "hi")
+    assert result.exit_code == 2
+    assert "no profile named 'ech'" in result.stderr
+    assert "did you mean 'echo'" in result.stderr
+    assert result.stdout == ""
+
+
+def test_default_profile_from_file(config_file: Path) -> None:
+    write_config(config_file, 'default_profile = "mine"\n[profiles.mine]\nbackend = "echo"\nprefix = "mine: "\n')
+    result = run_cli("chat", "hi")
+    assert result.stdout == "mine: hi\n"
+
+
+def test_missing_key_names_the_variable(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from llmswitch.plugins import register_plugin, unregister_plugin
+    from tests.fake_plugins import KeyedPlugin
+
+    register_plugin(KeyedPlugin(), "keyed")
+    try:
+        result = run_cli("--config", "/nonexistent/x.toml", "chat", "-p", "echo", "hi")
+        assert result.exit_code == 0
+        write = Path(os.environ["LLMSWITCH_CONFIG"])
+        write_config(write, '[profiles.k]\nbackend = "keyed"\n')
+        result = run_cli("chat", "-p", "k", "hi")
+        assert result.exit_code == 2
+        assert "KEYED_API_KEY is not set" in result.stderr
+        assert "export KEYED_API_KEY=" in result.stderr
+    finally:
+        unregister_plugin("keyed")
+
+
+def test_backend_failure_mid_stream_keeps_text_and_exits_1(config_file: Path) -> None:
+    from llmswitch.plugins import register_plugin, unregister_plugin
+    from tests.fake_plugins import FailingPlugin
+
+    register_plugin(FailingPlugin(), "failing")
+    try:
+        write_config(config_file, '[profiles.f]\nbackend = "failing"\n')
+        result = run_cli("chat", "-p", "f", "hi")
+        assert result.exit_code == 1
+        assert result.stdout == "partial answer\n"
+        assert "connection dropped" in result.stderr
+        assert "hint: start the server" in result.stderr
+        as_json = run_cli("chat", "-p", "f", "--json", "hi")
+        payload = json.loads(as_json.stdout)
+        assert payload["text"] == "partial answer"
+        assert payload["error"]["kind"] == "unreachable"
+    finally:
+        unregister_plugin("failing")
+
+
+def test_plugin_bug_is_reported_not_a_traceback(config_file: Path) -> None:
+    from llmswitch.plugins import register_plugin, unregister_plugin
+    from tests.fake_plugins import BuggyPlugin
+
+    register_plugin(BuggyPlugin(), "buggy")
+    try:
+        write_config(config_file, '[profiles.b]\nbackend = "buggy"\n')
+        result = run_cli("chat", "-p", "b", "hi")
+        assert result.exit_code == 1
+        assert "plugin buggy raised an unexpected error in stream: ZeroDivisionError" in result.stderr
+        assert "Traceback" not in result.output
+    finally:
+        unregister_plugin("buggy")
+
+
+# ---- real subprocesses ----------------------------------------------------------------------------------
+
+
+def test_subprocess_one_shot() -> None:
+    proc = llmswitch_subprocess("chat", "--profile", "echo", "hello from a process")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "hello from a process\n"
+    assert proc.stderr == ""
+
+
+def test_subprocess_broken_config_names_line_and_column(config_file: Path) -> None:
+    write_config(config_file, '[profiles.a]\nbackend = "echo"\nmodel = \n')
+    proc = llmswitch_subprocess("chat", "-p", "a", "hi")
+    assert proc.returncode == 2
+    assert f"{config_file}, line 3, column" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_subprocess_version_and_help() -> None:
+    proc = llmswitch_subprocess("--version")
+    assert proc.returncode == 0 and "llmswitch, version" in proc.stdout
+    proc = llmswitch_subprocess("--help")
+    assert proc.returncode == 0 and "chat" in proc.stdout and "profiles" in proc.stdout
+
+
+def test_subprocess_unknown_command_suggests() -> None:
+    proc = llmswitch_subprocess("chta")
+    assert proc.returncode == 2
+    assert "Did you mean 'chat'" in proc.stderr
+
+
+def test_subprocess_ctrl_c_keeps_partial_answer_and_exits_130(config_file: Path) -> None:
+    write_config(config_file, '[profiles.slow]\nbackend = "echo"\nchunk_size = 1\ndelay = 0.05\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmswitch", "chat", "-p", "slow", "abcdefghijklmnopqrstuvwxyz" * 4],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.read(3)  # wait until the answer is flowing
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    text = first + out
+    assert text.startswith("abc")
+    assert 3 < len(text.strip()) < 104
+    assert "interrupted" in err
+    assert "Traceback" not in err
+
+
+def test_subprocess_repl_switches_profile_and_keeps_history(config_file: Path) -> None:
+    """Drive the REPL through a pseudo-terminal, as a person would."""
+    import pty
+
+    write_config(config_file, '[profiles.other]\nbackend = "echo"\nprefix = "other: "\n')
+    pid, fd = pty.fork()
+    if pid == 0:  # child
+        os.execv(sys.executable, [sys.executable, "-m", "llmswitch", "chat", "-p", "echo"])
+    output = b""
+
+    def read_until(marker: bytes, timeout: float = 20) -> None:
+        nonlocal output
+        deadline = time.time() + timeout
+        while marker not in output and time.time() < deadline:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            output += chunk
+
+    read_until(b"> ")
+    os.write(fd, b"first question\n")
+    read_until(b"first question\r\nfirst question")
+    os.write(fd, b"/profile other\n")
+    read_until(b"2 messages kept")
+    os.write(fd, b"second\n")
+    read_until(b"other: second")
+    os.write(fd, b"/profile nope\n")
+    read_until(b"no profile named 'nope'")
+    os.write(fd, b"/exit\n")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    text = output.decode(errors="replace")
+    assert "other: second" in text
+    assert "2 messages kept" in text
+    assert "no profile named 'nope'" in text
+    assert os.waitstatus_to_exitcode(status) == 0

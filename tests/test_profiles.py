@@ -1,0 +1,226 @@
+"""Profiles: built-ins, the user's file, writing it back, and every validation error."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from llmswitch.errors import ConfigError, ConfigSyntaxError, InvalidOptionError, ProfileNotFoundError
+from llmswitch.profiles import BUILTIN_PROFILES, ProfileStore
+from tests.helpers import run_cli, write_config
+
+
+def test_builtins_work_with_no_file(config_file: Path) -> None:
+    assert not config_file.exists()
+    store = ProfileStore.load()
+    assert set(BUILTIN_PROFILES) <= set(store.names())
+    assert {"local", "openai", "anthropic", "ollama", "echo"} <= set(store.names())
+    assert store.default_name == "local"
+    assert store.get(None).backend == "llamacpp"
+
+
+def test_file_overrides_and_extends_builtins(config_file: Path) -> None:
+    write_config(config_file, """
+default_profile = "fast"
+[profiles.openai]
+model = "gpt-4.1"
+[profiles.fast]
+backend = "echo"
+model = "quick"
+""")
+    store = ProfileStore.load()
+    assert store.get("openai").values == {**BUILTIN_PROFILES["openai"], "model": "gpt-4.1"}
+    assert store.get("fast").model == "quick"
+    assert store.get(None).name == "fast"
+
+
+def test_file_replacing_backend_drops_builtin_keys(config_file: Path) -> None:
+    write_config(config_file, '[profiles.anthropic]\nbackend = "echo"\n')
+    profile = ProfileStore.load().get("anthropic")
+    assert profile.values == {"backend": "echo"}
+
+
+def test_unknown_profile_lists_close_names() -> None:
+    with pytest.raises(ProfileNotFoundError) as info:
+        ProfileStore.load().get("antropic")
+    assert info.value.suggestions[0] == "anthropic"
+    assert info.value.exit_code == 2
+
+
+def test_prefix_is_suggested() -> None:
+    with pytest.raises(ProfileNotFoundError) as info:
+        ProfileStore.load().get("open")
+    assert "openai" in info.value.suggestions
+
+
+def test_syntax_error_names_file_line_column(config_file: Path) -> None:
+    write_config(config_file, '[profiles.a]\nbackend = "echo"\ntemperature = = 1\n')
+    with pytest.raises(ConfigSyntaxError) as info:
+        ProfileStore.load()
+    assert info.value.line == 3
+    assert info.value.column is not None
+    assert str(config_file) in str(info.value)
+
+
+def test_not_utf8_is_a_clear_error(config_file: Path) -> None:
+    config_file.write_bytes(b'[profiles.a]\nbackend = "\xff"\n')
+    with pytest.raises(ConfigSyntaxError) as info:
+        ProfileStore.load()
+    assert info.value.line == 2
+
+
+def test_wrong_shapes_are_config_errors(config_file: Path) -> None:
+    write_config(config_file, 'profiles = 3\n')
+    with pytest.raises(ConfigError, match="table of tables"):
+        ProfileStore.load()
+    write_config(config_file, '[profiles]\na = 1\n')
+    with pytest.raises(ConfigError, match="profile 'a' must be a table"):
+        ProfileStore.load()
+
+
+def test_unknown_option_names_valid_ones(config_file: Path) -> None:
+    write_config(config_file, '[profiles.e]\nbackend = "echo"\nchunk_sise = 3\n')
+    result = run_cli("chat", "-p", "e", "hi")
+    assert result.exit_code == 2
+    assert "unknown option 'chunk_sise'" in result.stderr
+    assert "did you mean 'chunk_size'" in result.stderr
+    assert "valid options:" in result.stderr
+
+
+def test_wrong_type_says_expected_type(config_file: Path) -> None:
+    write_config(config_file, '[profiles.e]\nbackend = "echo"\ntemperature = "hot"\n')
+    result = run_cli("chat", "-p", "e", "hi")
+    assert result.exit_code == 2
+    assert "'temperature' must be a number, not the string 'hot'" in result.stderr
+
+
+def test_unknown_backend_lists_installed_and_what_to_install(config_file: Path) -> None:
+    write_config(config_file, '[profiles.x]\nbackend = "mistery"\n')
+    result = run_cli("chat", "-p", "x", "hi")
+    assert result.exit_code == 2
+    assert "no installed plugin provides the backend 'mistery'" in result.stderr
+    assert "installed backends:" in result.stderr and "echo" in result.stderr
+    assert "pip install llmswitch-mistery" in result.stderr
+
+
+def test_add_show_default_remove_round_trip(config_file: Path) -> None:
+    write_config(config_file, '# my precious comment\n[profiles.keep]\nbackend = "echo"\nprefix = "k"\n')
+    added = run_cli("profiles", "add", "fast", "--backend", "echo", "--model", "m1",
+                    "--set", "chunk_size=2", "--set", "temperature=0.5", "--set", "stop=END")
+    assert added.exit_code == 0, added
+    text = config_file.read_text()
+    assert "# my precious comment" in text  # appending keeps what the user wrote
+    store = ProfileStore.load()
+    assert store.get("fast").values == {"backend": "echo", "model": "m1", "chunk_size": 2, "temperature": 0.5,
+                                        "stop": ["END"]}
+    assert store.get("keep").values == {"backend": "echo", "prefix": "k"}
+
+    shown = run_cli("profiles", "show", "fast")
+    assert "chunk_size = 2" in shown.stdout
+
+    assert run_cli("profiles", "default", "fast").exit_code == 0
+    assert ProfileStore.load().default_name == "fast"
+    listed = run_cli("profiles", "list")
+    assert "* fast" in listed.stdout
+
+    again = run_cli("profiles", "add", "fast", "--backend", "echo")
+    assert again.exit_code == 2 and "already exists" in again.stderr
+    replaced = run_cli("profiles", "add", "fast", "--backend", "echo", "--set", "prefix=new", "--replace")
+    assert replaced.exit_code == 0
+    assert ProfileStore.load().get("fast").values == {"backend": "echo", "prefix": "new"}
+
+    assert run_cli("profiles", "remove", "fast").exit_code == 0
+    store = ProfileStore.load()
+    assert "fast" not in store.user_profiles
+    assert store.default_name == "local"  # the default went with the profile
+    assert store.get("keep").values == {"backend": "echo", "prefix": "k"}
+
+
+def test_add_rejects_bad_options_before_writing(config_file: Path) -> None:
+    result = run_cli("profiles", "add", "bad", "--backend", "echo", "--set", "chunk_size=lots")
+    assert result.exit_code == 2
+    assert "must be an integer" in result.stderr
+    bad_key = run_cli("profiles", "add", "bad", "--backend", "echo", "--set", "delai=1")
+    assert bad_key.exit_code == 2 and "did you mean 'delay'" in bad_key.stderr
+    unknown_backend = run_cli("profiles", "add", "bad", "--backend", "nope")
+    assert unknown_backend.exit_code == 2
+    assert not config_file.exists()
+
+
+def test_remove_builtin_and_unknown(config_file: Path) -> None:
+    assert "built-in" in run_cli("profiles", "remove", "openai").stderr
+    assert "did you mean" in run_cli("profiles", "remove", "ech").stderr
+
+
+def test_new_file_is_private_and_literal_key_warns(config_file: Path) -> None:
+    from llmswitch.plugins import register_plugin, unregister_plugin
+    from tests.fake_plugins import KeyedPlugin
+
+    register_plugin(KeyedPlugin(), "keyed")
+    try:
+        secret = "sk-literal-0123456789abcdef"
+        result = run_cli("profiles", "add", "k", "--backend", "keyed", "--set", f"api_key={secret}")
+        assert result.exit_code == 0
+        assert stat.S_IMODE(os.stat(config_file).st_mode) == 0o600
+        os.chmod(config_file, 0o644)
+        shown = run_cli("profiles", "show", "k")
+        assert secret not in shown.output
+        assert "sk-…cdef" in shown.stdout
+        assert "other users can read it" in shown.stderr
+    finally:
+        unregister_plugin("keyed")
+
+
+# ---- property: no TOML input produces a traceback -------------------------------------------------------
+
+toml_scalars = st.one_of(st.integers(), st.floats(allow_nan=False), st.booleans(), st.text(max_size=20))
+toml_values = st.recursive(toml_scalars, lambda inner: st.lists(inner, max_size=3)
+                           | st.dictionaries(st.text(min_size=1, max_size=8), inner, max_size=3), max_leaves=8)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(document=st.dictionaries(st.text(min_size=1, max_size=10), toml_values, max_size=4))
+def test_any_valid_toml_loads_or_fails_cleanly(config_file: Path, document: dict) -> None:  # type: ignore[type-arg]
+    import tomli_w
+
+    config_file.write_text(tomli_w.dumps(document))
+    _load_and_use_every_profile()
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=200))
+def test_any_text_loads_or_fails_cleanly(config_file: Path, text: str) -> None:
+    config_file.write_text(text, encoding="utf-8")
+    _load_and_use_every_profile()
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.dictionaries(st.sampled_from(["backend", "model", "temperature", "chunk_size", "stop", "seed",
+                                               "prefix", "delay", "top_k", "max_tokens", "junk"]),
+                              toml_values, max_size=5))
+def test_any_profile_table_validates_or_fails_cleanly(config_file: Path, values: dict) -> None:  # type: ignore[type-arg]
+    import tomli_w
+
+    config_file.write_text(tomli_w.dumps({"profiles": {"p": values}}))
+    _load_and_use_every_profile()
+
+
+def _load_and_use_every_profile() -> None:
+    from llmswitch.client import Client
+    from llmswitch.errors import LLMSwitchError
+
+    try:
+        client = Client()
+    except ConfigError:
+        return
+    for name in client.store.user_profiles:
+        try:
+            resolved = client.resolve(name)
+            resolved.request("hi")
+        except (LLMSwitchError, InvalidOptionError):
+            pass
