@@ -1,0 +1,284 @@
+"""Prices as data: each plugin ships a price table; a profile may override it; unknown stays unknown.
+
+A plugin names its table in ``BackendInfo.prices = (package, resource)``. The file is read lazily, once per
+process, with :mod:`importlib.resources` (never from the network). TOML (or the same shape as JSON)::
+
+    [meta]
+    date = "2025-06-01"
+    source = "https://openai.com/api/pricing/"
+
+    [models."gpt-4o-mini"]
+    input_per_mtok = 0.15          # USD per million input tokens
+    output_per_mtok = 0.60         # USD per million output tokens
+    cached_input_per_mtok = 0.075  # where the provider discounts cached input
+    context_window = 128000
+    max_output = 16384
+
+    [default]                      # any model not listed (local backends: zeros)
+    input_per_mtok = 0.0
+    output_per_mtok = 0.0
+
+A model is found by its exact name, else by its name without a snapshot suffix (``gpt-4o-mini-2024-07-18``,
+``claude-sonnet-4-5-20250929``, ``llama3.2:latest``), else the ``[default]`` table. The profile keys
+``price_input_per_mtok``, ``price_output_per_mtok`` and ``price_cached_input_per_mtok`` win over the table.
+A price nobody knows is ``None`` and shows as "unknown": never 0.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from llmswitch.types import BackendInfo
+
+# The request ``doctor`` prices for its cost column, and ``cost`` assumes without a prompt: the seeds'
+# "500 tokens in, 500 tokens out".
+STANDARD_INPUT_TOKENS = 500
+STANDARD_OUTPUT_TOKENS = 500
+
+PRICE_FIELDS = ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok")
+LIMIT_FIELDS = ("context_window", "max_output")
+# profile key -> field of ModelPrice
+PROFILE_OVERRIDES = {
+    "price_input_per_mtok": "input_per_mtok",
+    "price_output_per_mtok": "output_per_mtok",
+    "price_cached_input_per_mtok": "cached_input_per_mtok",
+}
+
+# Snapshot and tag suffixes that do not change the price: dates (-2024-07-18, -20250929, @20241022) and
+# Ollama's ":latest".
+_SNAPSHOT_SUFFIX = re.compile(r"(?:-\d{4}-\d{2}-\d{2}|[-@]\d{8}|-latest|:latest)$")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrice:
+    """USD per million tokens (``None`` = unknown) and the model's limits, as a table or profile states."""
+
+    input_per_mtok: float | None = None
+    output_per_mtok: float | None = None
+    cached_input_per_mtok: float | None = None
+    context_window: int | None = None
+    max_output: int | None = None
+    source: str = "unknown"
+
+    @property
+    def known(self) -> bool:
+        """True when both input and output prices are known, so a call can be priced."""
+        return self.input_per_mtok is not None and self.output_per_mtok is not None
+
+    @property
+    def free(self) -> bool:
+        return self.known and self.input_per_mtok == 0 and self.output_per_mtok == 0
+
+    def cost(self, input_tokens: int | None, output_tokens: int | None, cached_input_tokens: int = 0) -> float | None:
+        """USD for a call, or None when a price or a token count is unknown.
+
+        ``cached_input_tokens`` are part of ``input_tokens`` and billed at the cached rate when there is one.
+        """
+        if not self.known or input_tokens is None or output_tokens is None:
+            return None
+        assert self.input_per_mtok is not None and self.output_per_mtok is not None
+        cached = min(max(cached_input_tokens, 0), input_tokens)
+        cached_rate = self.cached_input_per_mtok if self.cached_input_per_mtok is not None else self.input_per_mtok
+        usd = (input_tokens - cached) * self.input_per_mtok + cached * cached_rate
+        usd += output_tokens * self.output_per_mtok
+        return usd / 1_000_000
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "input_per_mtok": self.input_per_mtok,
+            "output_per_mtok": self.output_per_mtok,
+            "cached_input_per_mtok": self.cached_input_per_mtok,
+            "context_window": self.context_window,
+            "max_output": self.max_output,
+            "source": self.source,
+        }
+
+
+UNKNOWN = ModelPrice()
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    """One plugin's price file: when and where the figures come from, and the prices per model."""
+
+    backend: str
+    origin: str  # "package/resource", for messages
+    date: str | None = None
+    source: str | None = None
+    models: Mapping[str, ModelPrice] = field(default_factory=dict)
+    default: ModelPrice | None = None
+    error: str | None = None  # the file could not be read: every price in it is unknown
+
+    @property
+    def label(self) -> str:
+        """How a price from this table is attributed: ``echo price table (2025-06-01)``."""
+        return f"{self.backend} price table" + (f" ({self.date})" if self.date else "")
+
+    def lookup(self, model: str) -> ModelPrice | None:
+        """The model's price: exact name, then without a snapshot suffix, then ``[default]``; else None."""
+        found = self.models.get(model)
+        if found is None:
+            base = _SNAPSHOT_SUFFIX.sub("", model)
+            found = self.models.get(base) if base != model else None
+        if found is None:
+            found = self.default
+        return found
+
+
+class PriceTableError(ValueError):
+    """A price file that does not have the documented shape."""
+
+
+def parse_table(text: str, *, backend: str, origin: str, format: str = "toml") -> PriceTable:
+    """Parse a price file's text. Raises PriceTableError (naming the entry) when the shape is wrong."""
+    if format == "json":
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PriceTableError(f"{origin}: not JSON: {exc}") from None
+    else:
+        from llmswitch.config import parse_toml
+        from llmswitch.errors import ConfigSyntaxError
+
+        try:
+            document = parse_toml(text, origin)
+        except ConfigSyntaxError as exc:
+            raise PriceTableError(exc.message) from None
+    if not isinstance(document, dict):
+        raise PriceTableError(f"{origin}: expected a table at the top level")
+    meta = document.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise PriceTableError(f"{origin}: [meta] must be a table")
+    label = f"{backend} price table" + (f" ({meta['date']})" if meta.get("date") else "")
+    models_raw = document.get("models") or {}
+    if not isinstance(models_raw, dict):
+        raise PriceTableError(f"{origin}: [models] must be a table of tables")
+    models = {str(name): _entry(values, f"{origin} [models.{name!r}]", label) for name, values in models_raw.items()}
+    default_raw = document.get("default")
+    default = _entry(default_raw, f"{origin} [default]", label) if default_raw is not None else None
+    return PriceTable(
+        backend=backend,
+        origin=origin,
+        date=str(meta["date"]) if meta.get("date") is not None else None,
+        source=str(meta["source"]) if meta.get("source") is not None else None,
+        models=models,
+        default=default,
+    )
+
+
+def _entry(values: Any, where: str, label: str) -> ModelPrice:
+    if not isinstance(values, dict):
+        raise PriceTableError(f"{where}: must be a table")
+    checked: dict[str, Any] = {}
+    for name in PRICE_FIELDS:
+        value = values.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise PriceTableError(f"{where}: {name} must be a non-negative number, not {value!r}")
+        checked[name] = float(value)
+    for name in LIMIT_FIELDS:
+        value = values.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise PriceTableError(f"{where}: {name} must be a positive integer, not {value!r}")
+        checked[name] = value
+    return ModelPrice(**checked, source=label)
+
+
+@functools.lru_cache(maxsize=None)
+def _load(backend: str, package: str, resource: str) -> PriceTable:
+    from importlib import resources
+
+    origin = f"{package}/{resource}"
+    try:
+        text = resources.files(package).joinpath(resource).read_text(encoding="utf-8")
+    except (OSError, ModuleNotFoundError, UnicodeDecodeError) as exc:
+        return PriceTable(backend=backend, origin=origin, error=f"cannot read {origin}: {exc}")
+    try:
+        return parse_table(text, backend=backend, origin=origin,
+                           format="json" if resource.endswith(".json") else "toml")
+    except PriceTableError as exc:
+        return PriceTable(backend=backend, origin=origin, error=str(exc))
+
+
+def load_table(info: BackendInfo) -> PriceTable | None:
+    """The backend's price table (read once per process), or None when its plugin ships none.
+
+    A table that cannot be read comes back with ``error`` set and no prices, so it shows as unknown.
+    """
+    if info.prices is None:
+        return None
+    package, resource = info.prices
+    return _load(info.name, package, resource)
+
+
+def clear_cache() -> None:
+    """Forget the tables read so far (tests, and a long-lived TUI after plugins change)."""
+    _load.cache_clear()
+
+
+def lookup(info: BackendInfo | None, model: str) -> ModelPrice:
+    """The plugin's price for ``model``, ignoring profile overrides. UNKNOWN when nobody says."""
+    if info is None:
+        return UNKNOWN
+    table = load_table(info)
+    if table is None:
+        return replace(UNKNOWN, source=f"backend {info.name} ships no price table")
+    if table.error:
+        return replace(UNKNOWN, source=f"{table.label} unreadable")
+    found = table.lookup(model)
+    if found is None:
+        return replace(UNKNOWN, source=f"{model} is not in the {table.label}")
+    return found
+
+
+def price_for(info: BackendInfo | None, model: str, settings: Mapping[str, Any] | None = None) -> ModelPrice:
+    """The price a profile pays: the plugin's table, with the profile's ``price_*_per_mtok`` keys winning.
+
+    ``settings`` are the profile's validated keys (presets expanded), e.g. ``ResolvedProfile.settings``.
+    """
+    price = lookup(info, model)
+    overrides = {
+        field_name: float(settings[key])
+        for key, field_name in PROFILE_OVERRIDES.items()
+        if settings is not None and settings.get(key) is not None
+    }
+    if not overrides:
+        return price
+    from_table = [name for name in ("input_per_mtok", "output_per_mtok")
+                  if name not in overrides and getattr(price, name) is not None]
+    source = "profile" + (f" + {price.source}" if from_table else "")
+    return replace(price, source=source, **overrides)
+
+
+def format_usd(usd: float | None) -> str:
+    """Money for people: ``unknown``, ``$0``, ``$12.50``, ``$0.0123``, ``$0.000150`` (small sums keep 3 digits)."""
+    if usd is None:
+        return "unknown"
+    if usd == 0:
+        return "$0"
+    if usd >= 1:
+        return f"${usd:,.2f}"
+    if usd >= 0.01:
+        return f"${usd:.4f}"
+    digits = 2 - int(f"{usd:e}".split("e")[1])  # three significant digits
+    return f"${usd:.{min(digits, 10)}f}"
+
+
+def format_rate(per_mtok: float | None) -> str:
+    """A per-million-token price: ``$0.15``, ``$0.075``, ``$2.50``, ``$0``, ``unknown``."""
+    if per_mtok is None:
+        return "unknown"
+    if per_mtok == 0:
+        return "$0"
+    whole, _, decimals = f"{per_mtok:,.4f}".partition(".")
+    decimals = decimals.rstrip("0").ljust(2, "0")
+    return f"${whole}.{decimals}"

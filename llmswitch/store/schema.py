@@ -1,0 +1,176 @@
+"""The history database's schema, as numbered upgrade steps applied by ``PRAGMA user_version``.
+
+A database at version N has had steps 1..N applied. Opening a database runs the missing steps, in order,
+inside one ``BEGIN IMMEDIATE`` transaction, so two processes opening an old file at the same moment cannot
+both upgrade it (the second waits, then finds nothing left to do). Never edit a released step: add one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+# ---- the steps -------------------------------------------------------------------------------------------
+
+
+def _step_1_conversations_and_messages(connection: sqlite3.Connection) -> None:
+    """Conversations and their messages, each message naming the profile and model behind it."""
+    connection.execute(
+        """
+        CREATE TABLE conversations (
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,
+            title       TEXT NOT NULL DEFAULT '',
+            created_at  REAL NOT NULL,
+            updated_at  REAL NOT NULL
+        )
+        """
+    )
+    connection.execute(
+        """
+        CREATE TABLE messages (
+            id              INTEGER PRIMARY KEY AUTOINCREMENT,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            role            TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+            content         TEXT NOT NULL,
+            profile         TEXT,
+            model           TEXT,
+            created_at      REAL NOT NULL
+        )
+        """
+    )
+    connection.execute("CREATE INDEX messages_by_conversation ON messages (conversation_id, id)")
+
+
+def _step_2_usage_per_message(connection: sqlite3.Connection) -> None:
+    """What each answer cost and how it ended: tokens, cost, latency, finish reason, error."""
+    for column in (
+        "backend TEXT",
+        "input_tokens INTEGER",
+        "output_tokens INTEGER",
+        "cost_usd REAL",
+        "latency_s REAL",
+        "finish_reason TEXT",
+        "error TEXT",
+    ):
+        connection.execute(f"ALTER TABLE messages ADD COLUMN {column}")
+
+
+def _step_3_conversation_settings(connection: sqlite3.Connection) -> None:
+    """Per-conversation profile, system prompt and generation options; newest-first listing index."""
+    for column in ("profile TEXT", "system TEXT", "options TEXT NOT NULL DEFAULT '{}'"):
+        connection.execute(f"ALTER TABLE conversations ADD COLUMN {column}")
+    connection.execute("CREATE INDEX conversations_by_update ON conversations (updated_at DESC)")
+    # Conversations from before this step answered with whatever profile their last message names.
+    connection.execute(
+        """
+        UPDATE conversations SET profile = (
+            SELECT profile FROM messages WHERE messages.conversation_id = conversations.id
+            AND profile IS NOT NULL ORDER BY id DESC LIMIT 1
+        )
+        """
+    )
+
+
+def _step_4_full_text_search(connection: sqlite3.Connection) -> None:
+    """An FTS5 index over every message, kept in step by triggers and filled from existing rows."""
+    create_search_index(connection)
+
+
+STEPS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _step_1_conversations_and_messages,
+    _step_2_usage_per_message,
+    _step_3_conversation_settings,
+    _step_4_full_text_search,
+)
+LATEST_VERSION = len(STEPS)
+
+
+# ---- the search index -------------------------------------------------------------------------------------
+
+SEARCH_TABLE = "messages_search"
+
+
+def fts5_available(connection: sqlite3.Connection) -> bool:
+    """Whether this SQLite was built with FTS5 (nearly all are; search falls back to LIKE otherwise)."""
+    try:
+        connection.execute("CREATE VIRTUAL TABLE temp.fts5_probe USING fts5(x)")
+    except sqlite3.OperationalError:
+        return False
+    connection.execute("DROP TABLE temp.fts5_probe")
+    return True
+
+
+def has_search_index(connection: sqlite3.Connection) -> bool:
+    row = connection.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (SEARCH_TABLE,)
+    ).fetchone()
+    return row is not None
+
+
+def create_search_index(connection: sqlite3.Connection) -> bool:
+    """Create the index and its triggers and fill it; False (and no index) when FTS5 is missing."""
+    if has_search_index(connection):
+        return True
+    if not fts5_available(connection):
+        return False
+    # External content: the text lives once, in messages; the index holds only the terms.
+    connection.execute(
+        f"""
+        CREATE VIRTUAL TABLE {SEARCH_TABLE} USING fts5(
+            content, content='messages', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+        )
+        """
+    )
+    connection.execute(
+        f"""
+        CREATE TRIGGER messages_search_insert AFTER INSERT ON messages BEGIN
+            INSERT INTO {SEARCH_TABLE} (rowid, content) VALUES (new.id, new.content);
+        END
+        """
+    )
+    connection.execute(
+        f"""
+        CREATE TRIGGER messages_search_delete AFTER DELETE ON messages BEGIN
+            INSERT INTO {SEARCH_TABLE} ({SEARCH_TABLE}, rowid, content) VALUES ('delete', old.id, old.content);
+        END
+        """
+    )
+    connection.execute(
+        f"""
+        CREATE TRIGGER messages_search_update AFTER UPDATE OF content ON messages BEGIN
+            INSERT INTO {SEARCH_TABLE} ({SEARCH_TABLE}, rowid, content) VALUES ('delete', old.id, old.content);
+            INSERT INTO {SEARCH_TABLE} (rowid, content) VALUES (new.id, new.content);
+        END
+        """
+    )
+    connection.execute(f"INSERT INTO {SEARCH_TABLE} ({SEARCH_TABLE}) VALUES ('rebuild')")
+    return True
+
+
+# ---- applying them ----------------------------------------------------------------------------------------
+
+
+def current_version(connection: sqlite3.Connection) -> int:
+    return int(connection.execute("PRAGMA user_version").fetchone()[0])
+
+
+def upgrade(connection: sqlite3.Connection, target: int = LATEST_VERSION) -> int:
+    """Apply the steps between the file's version and ``target`` in one transaction; return the old version.
+
+    The connection must be in autocommit mode (``isolation_level=None``): this manages its own transaction.
+    A file newer than ``target`` is left alone; the caller decides what to say about it.
+    """
+    if current_version(connection) >= target:
+        return current_version(connection)
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        found = current_version(connection)  # re-read under the write lock: another process may have upgraded
+        for number in range(found + 1, target + 1):
+            STEPS[number - 1](connection)
+        if target > found:
+            connection.execute(f"PRAGMA user_version = {int(target)}")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    return found

@@ -1,0 +1,333 @@
+"""Every way a call to Anthropic fails, turned into an llmswitch error with a remedy.
+
+Two sources: an HTTP status with Anthropic's error body (``{"type": "error", "error": {"type":
+"overloaded_error", "message": ...}}``), or the same body as an ``event: error`` in the middle of a stream;
+and transport failures (refused, reset, timed out, cut off) from the SDK or its HTTP client. The SDK is
+imported only inside :func:`from_exception`, which runs only after something failed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from llmswitch.errors import (
+    AuthError,
+    BackendError,
+    BackendTimeoutError,
+    BadResponseError,
+    ModelNotFoundError,
+    RateLimitError,
+    UnreachableError,
+    close_matches,
+)
+from llmswitch.secrets import redact
+from llmswitch.types import Target
+from llmswitch_anthropic.info import DEFAULT_BASE_URL, KEY_ENV, KEYS_PAGE, NAME, STATUS_PAGE
+
+# Anthropic's error types and the HTTP status each comes with (an error event in a stream has no status).
+ERROR_TYPE_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+
+# ---- describing the target ----------------------------------------------------------------------------
+
+
+def is_anthropic(target: Target) -> bool:
+    return not target.base_url or target.base_url.rstrip("/") == DEFAULT_BASE_URL
+
+
+def server_name(target: Target) -> str:
+    """``Anthropic`` for the real API, else the URL, so a message about a proxy does not blame Anthropic."""
+    return "Anthropic" if is_anthropic(target) else f"the server at {target.base_url}"
+
+
+def key_variable(target: Target) -> str:
+    return target.key_variable or str(target.option("api_key_env") or KEY_ENV)
+
+
+def key_origin(target: Target) -> str:
+    """Where the key came from, in words: ``$ANTHROPIC_API_KEY``, ``.env``, the profile, ``--api-key``."""
+    if target.api_key is None:
+        return "no key"
+    source = target.api_key.source
+    if source.startswith("env:"):
+        where = "$" + source[4:]
+    elif source.startswith(".env:"):
+        where = f"{source[5:]} in .env"
+    elif source == "flag":
+        where = "--api-key"
+    else:
+        where = f"profile '{target.profile}'"
+    return f"the key {target.api_key.masked} (from {where})"
+
+
+def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds to wait, from ``retry-after-ms``, or ``Retry-After`` as seconds or an HTTP date."""
+    if not headers:
+        return None
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds:
+        try:
+            value = float(milliseconds) / 1000
+            return value if math.isfinite(value) and value >= 0 else None
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - datetime.now(timezone.utc)).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def known_models() -> list[str]:
+    """Model names from the price table, for "did you mean" (offline, no network)."""
+    try:
+        from llmswitch_anthropic.prices import load_prices
+
+        return list(load_prices().get("models", {}))
+    except Exception:  # a broken data file must not hide the error being reported
+        return []
+
+
+# ---- errors from Anthropic's error body ------------------------------------------------------------------
+
+
+def from_error_body(
+    target: Target,
+    status: int | None,
+    body: Any,
+    headers: Mapping[str, str] | None = None,
+    *,
+    in_stream: bool = False,
+) -> BackendError:
+    """The error for an HTTP status and/or Anthropic's error body (a dict, text, or None)."""
+    error_type, api_message = _error_fields(body)
+    if status is None:
+        status = ERROR_TYPE_STATUS.get(error_type or "", 500)
+    who = server_name(target)
+    detail = f": {api_message}" if api_message else ""
+    common: dict[str, Any] = {"status_code": status, "backend": NAME}
+    during = " during the answer" if in_stream else ""
+
+    if status == 401 or error_type == "authentication_error":
+        variable = key_variable(target)
+        if target.api_key is None:
+            return AuthError(
+                f"{who} wants an API key and none was sent{detail}",
+                remedy=f"set {variable} (or api_key_env / api_key in profile '{target.profile}')",
+                **common,
+            )
+        return AuthError(
+            redact(f"{who} rejected {key_origin(target)} (HTTP 401){detail}"),
+            remedy=f"set {variable} to a valid key"
+            + (f" from {KEYS_PAGE}" if is_anthropic(target) else "")
+            + f", or fix api_key / api_key_env in profile '{target.profile}'",
+            **common,
+        )
+    if status == 403 or error_type == "permission_error":
+        return AuthError(
+            redact(f"{who} refused {key_origin(target)} access to '{target.model}' (HTTP 403){detail}"),
+            remedy="check the key's workspace and model access in the Anthropic console, or choose another model",
+            **common,
+        )
+    if status == 404 or error_type == "not_found_error":
+        if error_type == "not_found_error" and ("model" in (api_message or "").lower() or not api_message):
+            suggestions = close_matches(target.model, known_models())
+            hint = f"did you mean '{suggestions[0]}'? " if suggestions else ""
+            return ModelNotFoundError(
+                f"{who} does not serve the model '{target.model}'{detail}",
+                remedy=hint + f"set model in profile '{target.profile}' (or pass -m); "
+                f"`llmswitch doctor` lists the models your key can use",
+                **common,
+            )
+        return ModelNotFoundError(
+            f"{who} has no Messages API at this address (HTTP 404){detail}",
+            remedy=f"check base_url in profile '{target.profile}' (or ANTHROPIC_BASE_URL): it is the server's root, "
+            f"without /v1, e.g. {DEFAULT_BASE_URL}",
+            **common,
+        )
+    if status == 429 or error_type == "rate_limit_error":
+        retry_after = parse_retry_after(headers)
+        wait = f"wait {retry_after:g} s" if retry_after is not None else "wait a moment"
+        return RateLimitError(
+            f"{who} is rate limiting this key (HTTP 429){during}{detail}",
+            retry_after=retry_after,
+            remedy=f"{wait} and try again, or raise your limits in the Anthropic console",
+            **common,
+        )
+    if status == 529 or error_type == "overloaded_error":
+        return BadResponseError(
+            f"{who} is overloaded (HTTP 529){during}{detail}",
+            remedy="try again in a moment (max_retries in the profile retries for you), or switch to another "
+            "profile" + (f"; see {STATUS_PAGE}" if is_anthropic(target) else ""),
+            **common,
+        )
+    if status >= 500:
+        return BadResponseError(
+            f"{who} failed with HTTP {status}{during}{detail}",
+            remedy="try again; if it keeps failing, check "
+            + (STATUS_PAGE if is_anthropic(target) else "the server's logs"),
+            **common,
+        )
+    if status == 413 or error_type == "request_too_large":
+        return BackendError(
+            f"the request is too large for {who} (HTTP 413){detail}",
+            remedy="shorten the conversation or the system prompt",
+            **common,
+        )
+    if status == 402 or error_type == "billing_error":
+        return BackendError(
+            f"{who} refused the request for a billing reason (HTTP 402){detail}",
+            remedy="check your plan and credit balance in the Anthropic console",
+            **common,
+        )
+    return BackendError(
+        f"{who} refused the request (HTTP {status}){detail}",
+        remedy=f"check the settings of profile '{target.profile}' (model, max_tokens, temperature, top_p, top_k, "
+        "stop) against Anthropic's limits",
+        **common,
+    )
+
+
+def _error_fields(body: Any) -> tuple[str | None, str | None]:
+    """``(error type, message)`` from Anthropic's error envelope, or from whatever else a proxy sent."""
+    if isinstance(body, Mapping):
+        error = body.get("error")
+        if isinstance(error, Mapping):
+            kind = error.get("type")
+            message = error.get("message")
+            return (str(kind) if kind else None, str(message) if message else None)
+        if isinstance(error, str):
+            return None, error
+        message = body.get("message")
+        return None, str(message) if message else None
+    if isinstance(body, (str, bytes)):
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        text = " ".join(text.split())
+        return None, (text[:200] + "…" if len(text) > 200 else text) or None
+    return None, None
+
+
+# ---- errors from the transport -------------------------------------------------------------------------
+
+
+def not_json(target: Target, data: bytes) -> BadResponseError:
+    shown = data[:80].decode("utf-8", "replace") + ("…" if len(data) > 80 else "")
+    return BadResponseError(
+        f"{server_name(target)} sent a stream line that is not JSON: {shown!r}",
+        remedy="the text so far is kept; try again, and if it persists check base_url (a proxy may be mangling "
+        "the stream)",
+        backend=NAME,
+    )
+
+
+def cut_off(target: Target) -> BadResponseError:
+    return BadResponseError(
+        f"the stream from {server_name(target)} was cut off before the answer finished",
+        remedy="the text so far is kept; try again",
+        backend=NAME,
+    )
+
+
+def from_exception(exc: BaseException, target: Target) -> BackendError | None:
+    """The llmswitch error for an SDK or HTTP-client exception; None when it is not a transport failure."""
+    import anthropic
+    import httpx2
+
+    if isinstance(exc, anthropic.APIStatusError):
+        return from_error_body(target, exc.status_code, exc.body, exc.response.headers)
+    timeout = float(target.option("timeout"))
+    who = server_name(target)
+    if isinstance(exc, (anthropic.APITimeoutError, httpx2.ConnectTimeout)):
+        return BackendTimeoutError(
+            f"no answer from {who} within {timeout:g} s",
+            remedy=f"raise timeout in profile '{target.profile}' (now {timeout:g} s), or check the server and "
+            "your network",
+            backend=NAME,
+        )
+    if isinstance(exc, anthropic.APIConnectionError):
+        return _connection_error(target, _root_cause(exc), before_answer=True)
+    if isinstance(exc, httpx2.TimeoutException):
+        return BackendTimeoutError(
+            f"{who} stopped sending for {timeout:g} s in the middle of the answer",
+            remedy=f"the text so far is kept; try again, or raise timeout in profile '{target.profile}'",
+            backend=NAME,
+        )
+    if isinstance(exc, httpx2.TransportError):
+        return _connection_error(target, exc, before_answer=False)
+    if isinstance(exc, httpx2.DecodingError):
+        return BadResponseError(f"{who} sent a body that cannot be decoded: {exc}", backend=NAME)
+    if isinstance(exc, anthropic.APIResponseValidationError):
+        return BadResponseError(f"{who} sent an answer that does not look like Anthropic's", backend=NAME)
+    return None
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception the SDK wrapped (the one that says refused, reset, DNS...)."""
+    seen = {id(exc)}
+    while True:
+        inner = exc.__cause__ or exc.__context__
+        if inner is None or id(inner) in seen:
+            return exc
+        seen.add(id(inner))
+        exc = inner
+
+
+def _connection_error(target: Target, cause: BaseException, *, before_answer: bool) -> BackendError:
+    import httpx2
+
+    who = server_name(target)
+    url = target.base_url or DEFAULT_BASE_URL
+    text = str(cause).lower()
+    if is_anthropic(target):
+        reach_remedy = "check your network connection and proxy settings (HTTPS_PROXY), then try again"
+    else:
+        reach_remedy = (
+            f"is the server at {url} running? check base_url in profile '{target.profile}' (or ANTHROPIC_BASE_URL)"
+        )
+    if isinstance(cause, httpx2.ConnectError):
+        if "name or service" in text or "nodename" in text or "getaddrinfo" in text or "name resolution" in text:
+            return UnreachableError(f"cannot resolve the host of {url}", remedy=reach_remedy, backend=NAME)
+        return UnreachableError(f"cannot connect to {url} (connection refused)", remedy=reach_remedy, backend=NAME)
+    if isinstance(cause, httpx2.RemoteProtocolError) and not before_answer:
+        return cut_off(target)  # "peer closed connection without sending complete message body"
+    if isinstance(cause, (ConnectionResetError, httpx2.ReadError, httpx2.WriteError)) or "reset" in text:
+        return UnreachableError(
+            f"{who} reset the connection" + (" before answering" if before_answer else " during the answer"),
+            remedy=("the text so far is kept; " if not before_answer else "") + "try again; if it keeps happening, "
+            + reach_remedy,
+            backend=NAME,
+        )
+    if isinstance(cause, httpx2.RemoteProtocolError):
+        return UnreachableError(
+            f"{who} closed the connection without answering",
+            remedy="try again; if it keeps happening, " + reach_remedy,
+            backend=NAME,
+        )
+    return UnreachableError(f"cannot reach {url}: {cause}", remedy=reach_remedy, backend=NAME)
