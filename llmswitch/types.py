@@ -9,10 +9,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from llmswitch.errors import BackendError
+    from llmswitch.errors import LLMSwitchError
     from llmswitch.secrets import Secret
 
 Role = Literal["system", "user", "assistant"]
@@ -110,11 +110,11 @@ class StreamError:
     turns it into this event, so that the text so far is always preserved in one place.
     """
 
-    error: BackendError
+    error: LLMSwitchError
     text: str
 
 
-StreamEvent = Union[TextDelta, UsageEvent, StreamEnd, StreamError]
+StreamEvent = TextDelta | UsageEvent | StreamEnd | StreamError
 
 
 @dataclass(frozen=True, slots=True)

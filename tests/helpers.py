@@ -14,7 +14,6 @@ from llmswitch.cli import cli
 
 def run_cli(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
     """Invoke the CLI in-process the way `main` does (errors rendered, exit codes mapped)."""
-    from llmswitch.cli.errors import run_guarded
 
     runner = CliRunner()
     holder: dict[str, Result] = {}

@@ -112,6 +112,6 @@ def test_key_in_an_exception_message_is_redacted(config_file: Path, monkeypatch:
 
 
 def test_subprocess_never_prints_the_key(config_file: Path) -> None:
-    write_config(config_file, f'[profiles.lit]\nbackend = "echo"\nprefix = "x"\n')
+    write_config(config_file, '[profiles.lit]\nbackend = "echo"\nprefix = "x"\n')
     proc = llmswitch_subprocess("chat", "-p", "lit", "--api-key", FAKE_KEY, "--usage", "hi")
     assert FAKE_KEY not in proc.stdout + proc.stderr

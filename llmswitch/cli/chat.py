@@ -54,7 +54,7 @@ def chat(
     client = Client(ctx.obj.get("config"))
     conversation = Conversation(client, profile_name, model=model, system=system, api_key=api_key)
     conversation.settings = parse_options(client, conversation, options)
-    conversation.resolved  # validate the profile before reading stdin or starting a REPL
+    _ = conversation.resolved  # validate the profile before reading stdin or starting a REPL
 
     text = " ".join(prompt)
     stdin_is_terminal = sys.stdin is None or sys.stdin.isatty()

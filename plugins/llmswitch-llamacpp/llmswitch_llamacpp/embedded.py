@@ -43,11 +43,6 @@ def embedded_model_path() -> Path:
     return _assemble(package, target)
 
 
-def is_verified(path: Path, expected_sha256: str) -> bool:
-    """True when ``path`` is the file a stamp vouches for (same size and mtime, the expected hash)."""
-    return _stamp_matches(path, expected_sha256)
-
-
 def _stamp_path(target: Path) -> Path:
     return target.with_name(target.name + _STAMP_SUFFIX)
 

@@ -1,0 +1,76 @@
+"""The three calls that talk to the Messages API: a whole answer, a stream, a token count."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import NoReturn
+
+from llmswitch.errors import LLMSwitchError
+from llmswitch.types import Request, Response, StreamEvent, Target, TokenCount
+from llmswitch_anthropic.errors import from_exception, is_anthropic
+from llmswitch_anthropic.sse import iter_events
+from llmswitch_anthropic.stream import translate
+from llmswitch_anthropic.transport import sdk_arguments, sdk_client, timeout_of
+from llmswitch_anthropic.wire import build_body, count_body, parse_message
+
+COUNT_TIMEOUT_S = 10.0
+
+
+def complete(target: Target, request: Request) -> Response:
+    arguments = sdk_arguments(build_body(target, request, stream=False))
+    started = time.perf_counter()
+    try:
+        raw = sdk_client(target).messages.with_raw_response.create(**arguments)
+        payload = raw.json()
+    except LLMSwitchError:
+        raise
+    except ValueError:  # the body was not JSON
+        from llmswitch_anthropic.errors import not_json
+
+        raise not_json(target, b"(the whole answer)") from None
+    except Exception as exc:
+        _raise_translated(exc, target)
+    return parse_message(payload, target, time.perf_counter() - started)
+
+
+def stream(target: Target, request: Request) -> Iterator[StreamEvent]:
+    arguments = sdk_arguments(build_body(target, request, stream=True))
+    try:
+        with sdk_client(target).messages.with_streaming_response.create(**arguments) as response:
+            yield from translate(iter_events(response.http_response.iter_bytes()), target)
+    except LLMSwitchError:
+        raise
+    except Exception as exc:  # GeneratorExit (the caller stopped early) is not an Exception: it passes
+        _raise_translated(exc, target)
+
+
+def count_tokens(target: Target, request: Request) -> TokenCount:
+    """Exact from ``/v1/messages/count_tokens`` when it answers; otherwise an estimate, marked as one."""
+    from llmswitch.client import estimate_tokens
+
+    estimate = estimate_tokens(request)
+    if not target.option("count_with_api", True):
+        return estimate
+    if target.api_key is None and is_anthropic(target):
+        return TokenCount(estimate.n, exact=False, method=f"{estimate.method} (no API key to ask Anthropic)")
+    try:
+        raw = sdk_client(target).messages.with_raw_response.count_tokens(
+            **sdk_arguments(count_body(target, request)), timeout=min(timeout_of(target), COUNT_TIMEOUT_S)
+        )
+        n = raw.json()["input_tokens"]
+        if isinstance(n, int) and not isinstance(n, bool):
+            return TokenCount(n, exact=True, method="anthropic count_tokens endpoint")
+        reason = "count_tokens answered without a number"
+    except Exception as exc:  # a count is advisory: any failure falls back to the estimate, with the reason
+        error = exc if isinstance(exc, LLMSwitchError) else from_exception(exc, target)
+        reason = f"count_tokens failed: {error.message if error else type(exc).__name__}"
+    return TokenCount(estimate.n, exact=False, method=f"{estimate.method} ({reason})")
+
+
+def _raise_translated(exc: Exception, target: Target) -> NoReturn:
+    """Raise the llmswitch error for a failure; anything unrecognised is a bug, re-raised for the core."""
+    error = from_exception(exc, target)
+    if error is None:
+        raise exc
+    raise error from exc

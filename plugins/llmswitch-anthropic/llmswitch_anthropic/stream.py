@@ -1,0 +1,61 @@
+"""Messages API stream events to llmswitch stream events.
+
+A stream is ``message_start`` (model, input usage), then per content block ``content_block_start``,
+``content_block_delta``... ``content_block_stop``, then ``message_delta`` (stop reason, output usage) and
+``message_stop``; ``ping`` may come at any time, and ``error`` (``overloaded_error``...) ends it early.
+Only text deltas reach the user; thinking and tool-input deltas are not part of the answer's text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+
+from llmswitch.types import StreamEnd, StreamEvent, Target, TextDelta, Usage, UsageEvent
+from llmswitch_anthropic.errors import cut_off, from_error_body, not_json
+from llmswitch_anthropic.wire import finish_reason, usage_from
+
+
+def translate(events: Iterable[tuple[str, bytes]], target: Target) -> Iterator[StreamEvent]:
+    """Yield text as it arrives, then usage and the end; raise a BackendError on an error or a cut-off."""
+    loads = json.loads
+    model: str | None = None
+    usage: Usage | None = None
+    stop_reason: str | None = None
+    for name, data in events:
+        if name == "ping":
+            continue
+        try:
+            payload = loads(data)
+        except ValueError:
+            raise not_json(target, data) from None
+        if type(payload) is not dict:
+            raise not_json(target, data)
+        kind = payload.get("type") or name
+        # The hot path: one of these per token.
+        if kind == "content_block_delta":
+            delta = payload.get("delta")
+            if type(delta) is dict and delta.get("type") == "text_delta":
+                text = delta.get("text")
+                if text:
+                    yield TextDelta(text)
+            continue
+        if kind == "message_start":
+            message = payload.get("message")
+            if type(message) is dict:
+                model = message.get("model") or model
+                usage = usage_from(message.get("usage"), usage)
+        elif kind == "message_delta":
+            delta = payload.get("delta")
+            if type(delta) is dict and delta.get("stop_reason"):
+                stop_reason = delta["stop_reason"]
+            usage = usage_from(payload.get("usage"), usage)
+        elif kind == "message_stop":
+            if usage is not None:
+                yield UsageEvent(usage)
+            yield StreamEnd(finish_reason(stop_reason), model or target.model)
+            return
+        elif kind == "error":
+            raise from_error_body(target, None, payload, in_stream=True)
+        # content_block_start / content_block_stop and event types added later carry no text.
+    raise cut_off(target)
