@@ -225,3 +225,17 @@ def test_subprocess_repl_switches_profile_and_keeps_history(config_file: Path) -
     assert "2 messages kept" in text
     assert "no profile named 'nope'" in text
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_subprocess_reader_leaving_early_is_not_an_error() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmswitch", "chat", "-p", "echo"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ),
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    proc.stdin.write(b"word " * 200_000)
+    proc.stdin.close()
+    assert proc.stdout.read(10) == b"word word "
+    proc.stdout.close()  # like `| head -c 10`
+    assert proc.wait(timeout=60) == 0
+    assert proc.stderr.read() == b""

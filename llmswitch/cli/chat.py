@@ -11,7 +11,14 @@ from typing import Any
 
 import click
 
-from llmswitch.cli.errors import EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_OK, error_payload, print_error
+from llmswitch.cli.errors import (
+    EXIT_BACKEND,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    error_payload,
+    print_error,
+    silence_stdout,
+)
 from llmswitch.conversation import Conversation, Turn
 from llmswitch.errors import InvalidOptionError, LLMSwitchError, close_matches
 from llmswitch.types import StreamError, TextDelta
@@ -111,6 +118,11 @@ def one_shot(conversation: Conversation, text: str, *, no_stream: bool, as_json:
                     flush()
     except KeyboardInterrupt:
         interrupted = True
+    except BrokenPipeError:
+        # The reader left (`| head`): stop generating, record the call, and exit quietly like cat does.
+        turn.finish()
+        silence_stdout()
+        return EXIT_OK
     finally:
         turn.finish()
     result = turn.result

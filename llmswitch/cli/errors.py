@@ -63,7 +63,7 @@ def run_guarded(run: Callable[[], Any]) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`llmswitch chat ... | head`): not an error worth a message.
-        _silence_stdout()
+        silence_stdout()
         return EXIT_OK
     except Exception as error:  # the last line of defence: a sentence, not a traceback
         if os.environ.get("LLMSWITCH_DEBUG"):
@@ -77,7 +77,7 @@ def run_guarded(run: Callable[[], Any]) -> int:
     return EXIT_OK
 
 
-def _silence_stdout() -> None:
+def silence_stdout() -> None:
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
