@@ -108,7 +108,7 @@ def build_target(
     return Target(
         profile=profile.name,
         backend=info.name,
-        model=model or profile.model or info.default_model or "",
+        model=model or settings.get("model") or profile.model or info.default_model or "",  # a preset may name it
         options=options,
         api_key=key,
         base_url=base_url,

@@ -72,6 +72,12 @@ def usage_line(model: str, prompt_tokens: int, completion_tokens: int) -> bytes:
 class OpenAIHandler(ProtocolHandler):
     """The OpenAI chat-completions protocol, with failure scenarios."""
 
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client went away mid-answer (a cancelled stream, a timeout): what clients do
+
     # ---- helpers ----------------------------------------------------------------------------------
 
     @property

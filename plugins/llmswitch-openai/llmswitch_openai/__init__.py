@@ -1,0 +1,59 @@
+"""The ``openai`` backend: OpenAI's API and every server that speaks its chat-completions protocol.
+
+This module only declares the backend; the modules that talk HTTP (and import httpx) load on the first
+call, so ``llmswitch --help`` and ``llmswitch plugins`` stay fast.
+
+    [profiles.fast]
+    backend = "openai"
+    preset = "groq"                      # base_url, api_key_env and model of a known service
+
+    [profiles.vllm]
+    backend = "openai"
+    base_url = "http://127.0.0.1:8000/v1"
+    model = "Qwen/Qwen2.5-7B-Instruct"
+    extra_body = { repetition_penalty = 1.05 }
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from llmswitch import hookimpl
+from llmswitch.types import BackendInfo, HealthReport, Request, Response, StreamEvent, Target, TokenCount
+
+__version__ = "0.1.0"
+
+
+@hookimpl
+def llmswitch_backends() -> list[BackendInfo]:
+    from llmswitch_openai.info import INFO
+
+    return [INFO]
+
+
+@hookimpl
+def complete(target: Target, request: Request) -> Response:
+    from llmswitch_openai import chat
+
+    return chat.complete(target, request)
+
+
+@hookimpl
+def stream(target: Target, request: Request) -> Iterator[StreamEvent]:
+    from llmswitch_openai import chat
+
+    return chat.stream(target, request)
+
+
+@hookimpl
+def count_tokens(target: Target, request: Request) -> TokenCount:
+    from llmswitch_openai import tokens
+
+    return tokens.count_tokens(target.model, request)
+
+
+@hookimpl
+def health(target: Target, timeout: float, offline: bool) -> HealthReport:
+    from llmswitch_openai import checks  # not "health": that name is this hook
+
+    return checks.health(target, timeout, offline)

@@ -1,0 +1,179 @@
+"""The openai plugin's pure parts: token counting (never a download), error bodies, Retry-After, payloads."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import tempfile
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomli_w
+from llmswitch_openai.failures import parse_retry_after, read_error_body
+from llmswitch_openai.payload import build_body
+from llmswitch_openai.tokens import ENCODING_FILES, tiktoken_cache_dir
+
+from llmswitch.client import Client, ResolvedProfile
+from llmswitch.secrets import Secret
+from llmswitch.types import Message, Request, Target
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any attempt to open a connection fails the test."""
+
+    def refuse(self: socket.socket, address: Any) -> None:
+        raise AssertionError(f"network call to {address}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+def resolve(config_file: Path, **values: Any) -> ResolvedProfile:
+    config_file.write_text(tomli_w.dumps({"profiles": {"p": {"backend": "openai", **values}}}))
+    return Client().resolve("p")
+
+
+REQUEST = Request(messages=(Message("user", "What is the capital of France? " * 10),), system="Be brief.")
+
+
+# ---- count_tokens --------------------------------------------------------------------------------------
+
+
+def test_without_the_encoding_on_disk_it_is_an_estimate(
+    config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: None
+) -> None:
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "empty"))
+    count = resolve(config_file, model="gpt-4o-mini").count_tokens(REQUEST)
+    assert count.exact is False and "o200k_base not on disk" in count.method
+    assert 70 < count.n < 110
+
+
+def test_a_corrupt_cached_encoding_is_left_alone_not_refetched(
+    config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: None
+) -> None:
+    # tiktoken deletes a cache file whose checksum is wrong and downloads it again: never let it try.
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+    url, _ = ENCODING_FILES["o200k_base"]
+    bogus = tmp_path / hashlib.sha1(url.encode()).hexdigest()
+    bogus.write_bytes(b"not an encoding")
+    count = resolve(config_file, model="gpt-4o").count_tokens(REQUEST)
+    assert count.exact is False and bogus.read_bytes() == b"not an encoding"
+
+
+def test_a_disabled_tiktoken_cache_means_an_estimate(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, no_network: None
+) -> None:
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")  # tiktoken would download on every call
+    assert resolve(config_file, model="gpt-4o-mini").count_tokens(REQUEST).exact is False
+
+
+def test_models_tiktoken_does_not_know_are_estimated(config_file: Path, no_network: None) -> None:
+    count = resolve(config_file, base_url="http://127.0.0.1:9/v1", model="llama3.2").count_tokens(REQUEST)
+    assert count.exact is False and count.method == "chars/4"
+
+
+def test_exact_when_the_encoding_is_already_on_disk(config_file: Path, no_network: None) -> None:
+    url, expected = ENCODING_FILES["o200k_base"]
+    directory = tiktoken_cache_dir() or Path(tempfile.gettempdir())
+    path = directory / hashlib.sha1(url.encode()).hexdigest()
+    if not path.exists() or hashlib.sha256(path.read_bytes()).hexdigest() != expected:
+        pytest.skip(f"tiktoken's o200k_base file is not cached at {path} (it is never downloaded by tests)")
+    count = resolve(config_file, model="gpt-4o-mini").count_tokens(
+        Request(messages=(Message("user", "Hello world"),))
+    )
+    assert count.exact is True and count.method == "tiktoken o200k_base"
+    assert count.n == 3 + 3 + 1 + 2  # reply priming + message framing + "user" + "Hello world"
+
+
+# ---- error bodies and Retry-After --------------------------------------------------------------------
+
+
+def test_error_bodies_in_every_shape_servers_use() -> None:
+    openai = read_error_body(
+        b'{"error": {"message": "Bad key", "type": "invalid_request_error", "code": "invalid_api_key", "param": null}}'
+    )
+    assert (openai.message, openai.code, openai.param) == ("Bad key", "invalid_api_key", None)
+    assert read_error_body(b'{"object": "error", "message": "The model `x` does not exist.", "code": 404}').message \
+        == "The model `x` does not exist."
+    assert read_error_body(b'{"detail": "Not Found"}').message == "Not Found"
+    assert read_error_body(b'{"error": "plain string"}').message == "plain string"
+    assert read_error_body(b"<html><body><h1>502 Bad Gateway</h1></body></html>").message == "502 Bad Gateway"
+    assert read_error_body(b"").message == "(empty body)"
+
+
+def test_a_key_echoed_by_the_server_is_masked() -> None:
+    secret = Secret("sk-proj-ECHOEDBACKBYASERVER5678", "env:X")  # resolving a key registers it for redaction
+    detail = read_error_body(f'{{"error": {{"message": "bad key {secret.value}"}}}}'.encode())
+    assert secret.value not in detail.message and "sk-…5678" in detail.message
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"retry-after": "7"}, 7.0),
+        ({"retry-after": "1.5"}, 1.5),
+        ({"retry-after-ms": "250", "retry-after": "9"}, 0.25),
+        ({"retry-after": "soon"}, None),
+        ({}, None),
+    ],
+)
+def test_retry_after(headers: dict[str, str], expected: float | None) -> None:
+    assert parse_retry_after(headers) == expected
+
+
+def test_retry_after_as_an_http_date() -> None:
+    when = datetime.now(timezone.utc) + timedelta(seconds=30)
+    seconds = parse_retry_after({"retry-after": format_datetime(when, usegmt=True)})
+    assert seconds is not None and 25 < seconds <= 30
+
+
+# ---- payloads ------------------------------------------------------------------------------------------
+
+
+def target(base_url: str, **options: Any) -> Target:
+    return Target(profile="p", backend="openai", model="m", base_url=base_url, options=options)
+
+
+def test_openai_gets_max_completion_tokens_other_servers_max_tokens() -> None:
+    request = Request(messages=(Message("user", "hi"),), max_tokens=5)
+    openai = build_body(target("https://api.openai.com/v1"), request, stream=False, include_usage=False)
+    local = build_body(target("http://127.0.0.1:8000/v1"), request, stream=False, include_usage=False)
+    assert openai["max_completion_tokens"] == 5 and "max_tokens" not in openai
+    assert local["max_tokens"] == 5 and "max_completion_tokens" not in local
+
+
+def test_nothing_unset_is_sent() -> None:
+    body = build_body(target("http://h/v1"), Request(messages=(Message("user", "hi"),)), stream=True,
+                      include_usage=False)
+    assert body == {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+
+
+def test_chunk_parsing_is_strict_about_trailing_garbage_and_lenient_about_spaces() -> None:
+    from llmswitch_openai.chat import parse_chunk
+
+    assert parse_chunk('{"a": 1}') == {"a": 1}
+    assert parse_chunk('  {"a": 1}  ') == {"a": 1}
+    with pytest.raises(ValueError):
+        parse_chunk('{"a": 1} and then some')
+    with pytest.raises(ValueError):
+        parse_chunk("{this is not json")
+
+
+@pytest.mark.parametrize(
+    ("base_url", "local"),
+    [
+        ("http://127.0.0.1:8000/v1", True),
+        ("http://localhost:1234/v1", True),
+        ("http://192.168.1.20:8000/v1", True),
+        ("http://gpu-box.lan:8000/v1", True),
+        ("https://api.groq.com/openai/v1", False),
+        ("https://8.8.8.8/v1", False),
+    ],
+)
+def test_local_servers_get_the_start_a_server_remedy(base_url: str, local: bool) -> None:
+    from llmswitch_openai.failures import is_local
+
+    assert is_local(target(base_url)) is local
