@@ -1,22 +1,330 @@
-"""Cost accounting around each call: the budget check before, the ledger entry after.
+"""Cost accounting around each call: the estimate and budget check before, the ledger entry after.
 
-Both are called by :class:`llmswitch.conversation.Conversation` for every call from the CLI and the TUI.
-(Pricing, the ledger and budgets are filled in by the doctor-and-costs work; until then these do nothing.)
+:class:`llmswitch.conversation.Conversation` calls :func:`check_budget` before a request is sent and
+:func:`record_call` after each turn, for every call from the CLI and the TUI; ``llmswitch cost`` and
+``doctor`` use :func:`estimate_cost` and :func:`budget_status`.
+
+Budgets are per profile (``budget_usd_per_day``, ``budget_usd_per_month``), in local days and months. A call
+is refused when the spend so far plus its worst case (the input tokens ``count_tokens`` reports, plus
+``max_tokens`` of output, or the model's maximum output when the profile sets no ``max_tokens``) would pass
+a budget. A profile with a budget and no known price is refused too: its budget could not be kept.
+
+Nothing is imported here beyond the standard library until it is needed: a profile without a budget costs
+the call nothing before it is sent.
 """
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from llmswitch.errors import BudgetExceededError, LLMSwitchError
 
 if TYPE_CHECKING:
     from llmswitch.client import ResolvedProfile, StreamResult
-    from llmswitch.types import Request
+    from llmswitch.ledger import Ledger
+    from llmswitch.pricing import ModelPrice
+    from llmswitch.types import Request, TokenCount
+
+log = logging.getLogger(__name__)
+
+# Output assumed for a budget check when neither the request, the profile nor the price table bounds it.
+FALLBACK_MAX_OUTPUT = 4096
+BUDGET_KEYS = {"day": "budget_usd_per_day", "month": "budget_usd_per_month"}
+
+
+@dataclass(frozen=True, slots=True)
+class CallCost:
+    """What one finished call cost. ``usd`` is None when the price (or the token count) is unknown."""
+
+    usd: float | None
+    input_tokens: int | None
+    output_tokens: int | None
+    tokens_estimated: bool = False  # the backend reported no usage: the tokens were counted here
+    price_source: str = "unknown"
+
+    def __str__(self) -> str:
+        from llmswitch.pricing import format_usd
+
+        if self.usd is None:
+            return f"unknown ({self.price_source})"
+        return format_usd(self.usd) + (" (estimated tokens)" if self.tokens_estimated else "")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "usd": round(self.usd, 10) if self.usd is not None else None,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "tokens_estimated": self.tokens_estimated,
+            "price_source": self.price_source,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CostEstimate:
+    """What a request would cost on one profile, before it is sent."""
+
+    input: TokenCount
+    output_tokens: int
+    output_basis: str  # where output_tokens came from: "--output-tokens", "max_tokens", "standard request", ...
+    price: ModelPrice
+
+    @property
+    def usd(self) -> float | None:
+        return self.price.cost(self.input.n, self.output_tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetStatus:
+    """Spend in the current day or month against the profile's budget for it."""
+
+    period: str  # "day" or "month"
+    budget_usd: float
+    spent_usd: float
+    since: float  # Unix time the period started
+
+    @property
+    def remaining_usd(self) -> float:
+        return self.budget_usd - self.spent_usd
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"period": self.period, "budget_usd": self.budget_usd, "spent_usd": round(self.spent_usd, 10)}
+
+
+# ---- estimates -----------------------------------------------------------------------------------------
+
+
+def price_of(resolved: ResolvedProfile) -> ModelPrice:
+    """The profile's price per million tokens (its own keys win over the plugin's table)."""
+    from llmswitch.pricing import price_for
+
+    return price_for(resolved.handle.info, resolved.target.model, resolved.settings)
+
+
+def count_input(resolved: ResolvedProfile, request: Request) -> TokenCount:
+    """Input tokens through the backend's ``count_tokens``; the core's estimate if that fails."""
+    from llmswitch.client import estimate_tokens
+
+    try:
+        return resolved.count_tokens(request)
+    except LLMSwitchError as error:
+        log.debug("count_tokens failed for %s, estimating: %s", resolved.name, error)
+        return estimate_tokens(request)
+
+
+def estimate_cost(
+    resolved: ResolvedProfile,
+    request: Request,
+    output_tokens: int | None = None,
+    *,
+    for_budget: bool = False,
+    input_count: TokenCount | None = None,
+) -> CostEstimate:
+    """Price ``request`` on this profile before sending it.
+
+    Input tokens: ``input_count`` when given, else the backend's ``count_tokens`` of the request.
+    Output tokens: ``output_tokens`` when given, else the request's ``max_tokens``; else, for a budget check
+    (the worst case), the model's maximum output, and for an estimate the standard request's 500.
+    """
+    from llmswitch.pricing import STANDARD_OUTPUT_TOKENS
+
+    price = price_of(resolved)
+    if output_tokens is not None:
+        assumed, basis = output_tokens, "--output-tokens"
+    elif request.max_tokens is not None:
+        assumed, basis = request.max_tokens, "max_tokens"
+    elif for_budget:
+        if price.max_output is not None:
+            assumed, basis = price.max_output, "the model's maximum output"
+        else:
+            assumed, basis = FALLBACK_MAX_OUTPUT, "no max_tokens set"
+    else:
+        assumed, basis = STANDARD_OUTPUT_TOKENS, "standard request"
+    counted = input_count if input_count is not None else count_input(resolved, request)
+    return CostEstimate(counted, assumed, basis, price)
+
+
+# ---- budgets ---------------------------------------------------------------------------------------------
+
+
+def budgets_of(settings: Mapping[str, Any]) -> dict[str, float]:
+    """The profile's budgets by period (``day``, ``month``); empty when it sets none."""
+    return {period: float(settings[key]) for period, key in BUDGET_KEYS.items() if settings.get(key) is not None}
+
+
+def budget_status(
+    profile: str, settings: Mapping[str, Any], *, ledger: Ledger | None = None, now: float | None = None
+) -> list[BudgetStatus]:
+    """Spend against each budget the profile sets (empty when none, without opening the ledger)."""
+    budgets = budgets_of(settings)
+    if not budgets:
+        return []
+    from llmswitch.ledger import Ledger, start_of_day, start_of_month
+
+    now = time.time() if now is None else now
+    starts = {"day": start_of_day(now), "month": start_of_month(now)}
+    own = ledger is None
+    ledger = ledger or Ledger()
+    try:
+        return [BudgetStatus(period, limit, ledger.spend(profile, starts[period]), starts[period])
+                for period, limit in budgets.items()]
+    finally:
+        if own:
+            ledger.close()
 
 
 def check_budget(resolved: ResolvedProfile, request: Request) -> None:
     """Raise BudgetExceededError, before anything is sent, when the call's estimate would pass a budget."""
+    if not budgets_of(resolved.settings):
+        return
+    from llmswitch.pricing import format_usd
+
+    estimate = estimate_cost(resolved, request, for_budget=True)
+    usd = estimate.usd
+    if usd is None:
+        raise BudgetExceededError(
+            f"profile '{resolved.name}' has a budget but the price of {resolved.target.model} is unknown "
+            f"({estimate.price.source}), so the call was not sent",
+            remedy=f"set price_input_per_mtok and price_output_per_mtok in [profiles.{resolved.name}] "
+            "(USD per million tokens), or remove its budget",
+        )
+    for status in budget_status(resolved.name, resolved.settings):
+        if status.spent_usd + usd > status.budget_usd:
+            period = "daily" if status.period == "day" else "monthly"
+            resets = "at midnight" if status.period == "day" else "on the first of next month"
+            raise BudgetExceededError(
+                f"profile '{resolved.name}' has spent {format_usd(status.spent_usd)} of its "
+                f"{format_usd(status.budget_usd)} {period} budget, and this call could cost up to "
+                f"{format_usd(usd)} ({estimate.input.n} input + {estimate.output_tokens} output tokens, "
+                f"{estimate.output_basis}); it was not sent",
+                remedy=f"the budget resets {resets} (local time); raise budget_usd_per_{status.period} in "
+                f"[profiles.{resolved.name}], lower max_tokens, or use another profile",
+            )
 
 
-def record_call(resolved: ResolvedProfile, request: Request, result: StreamResult) -> Any:
-    """Append one row to the usage ledger (never the key, never the prompt or answer); return the cost."""
-    return None
+# ---- after the call -----------------------------------------------------------------------------------
+
+
+def call_cost(resolved: ResolvedProfile, request: Request, result: StreamResult) -> CallCost:
+    """The cost of a finished (or failed, or interrupted) call from the usage the backend reported.
+
+    When the backend reported no usage but text arrived (an interrupted stream, a backend that does not
+    say), the tokens are counted here and marked estimated. A call that failed before any answer costs
+    nothing we know of: its tokens and cost stay None.
+    """
+    price = price_of(resolved)
+    usage = result.usage
+    input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
+    estimated = False
+    answered = bool(result.text) or result.error is None
+    if answered and (input_tokens is None or output_tokens is None):
+        estimated = True
+        if input_tokens is None:
+            input_tokens = count_input(resolved, request).n
+        if output_tokens is None:
+            output_tokens = max(1, round(len(result.text) / 4)) if result.text else 0  # the core's chars/4
+    return CallCost(price.cost(input_tokens, output_tokens), input_tokens, output_tokens, estimated, price.source)
+
+
+def outcome_of(result: StreamResult) -> str:
+    if result.error is not None:
+        return result.error.kind
+    if result.interrupted:
+        return "interrupted"
+    return "ok"
+
+
+def record_call(resolved: ResolvedProfile, request: Request, result: StreamResult) -> CallCost:
+    """Append one row to the usage ledger (never the key, never the prompt or answer); return the cost.
+
+    A ledger that cannot be written is logged, never raised: bookkeeping must not cost the user the answer.
+    """
+    from llmswitch.ledger import Ledger, LedgerEntry
+
+    cost = call_cost(resolved, request, result)
+    entry = LedgerEntry(
+        profile=resolved.name,
+        backend=resolved.target.backend,
+        model=result.model or resolved.target.model,
+        input_tokens=cost.input_tokens,
+        output_tokens=cost.output_tokens,
+        cost_usd=cost.usd,
+        latency_s=result.latency_s,
+        outcome=outcome_of(result),
+        tokens_estimated=cost.tokens_estimated,
+    )
+    try:
+        with Ledger() as ledger:
+            ledger.append(entry)
+    except LLMSwitchError as error:
+        log.warning("usage not recorded: %s", error.message)
+    return cost
+
+
+# ---- comparing profiles ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProfileCost:
+    """One row of ``llmswitch cost``: what ``requests`` requests would cost on one profile."""
+
+    profile: str
+    backend: str
+    model: str | None
+    requests: int
+    estimate: CostEstimate | None = None
+    error: LLMSwitchError | None = None  # the profile could not be priced (plugin missing, invalid, ...)
+
+    @property
+    def usd_per_request(self) -> float | None:
+        return self.estimate.usd if self.estimate is not None else None
+
+    @property
+    def usd_total(self) -> float | None:
+        per_request = self.usd_per_request
+        return per_request * self.requests if per_request is not None else None
+
+
+def compare_costs(
+    client: Any,
+    names: list[str] | None,
+    *,
+    prompt: str | None = None,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    requests: int = 1,
+) -> list[ProfileCost]:
+    """Price one request (and ``requests`` of them) on each profile (all when ``names`` is None), cheapest
+    first; profiles whose price is unknown come after, then those that could not be resolved.
+
+    Input tokens: ``input_tokens`` when given, else ``prompt`` counted by each backend's ``count_tokens``
+    (exact or estimate), else the standard request's 500.
+    """
+    from llmswitch.pricing import STANDARD_INPUT_TOKENS
+    from llmswitch.types import TokenCount
+
+    given: TokenCount | None = None  # None: count the prompt with each backend's tokenizer
+    if input_tokens is not None:
+        given = TokenCount(input_tokens, True, "--input-tokens")
+    elif prompt is None:
+        given = TokenCount(STANDARD_INPUT_TOKENS, True, "standard request")
+    rows: list[ProfileCost] = []
+    for name in list(dict.fromkeys(names or client.store.names())):
+        profile = client.store.get(name)
+        try:
+            resolved = client.resolve(name)
+        except LLMSwitchError as error:
+            rows.append(ProfileCost(name, profile.backend, profile.model, requests, error=error))
+            continue
+        request = resolved.request(prompt if prompt is not None else "")
+        estimate = estimate_cost(resolved, request, output_tokens, input_count=given)
+        rows.append(ProfileCost(name, resolved.target.backend, resolved.target.model, requests, estimate))
+
+    def order(row: ProfileCost) -> tuple[int, float, str]:
+        usd = row.usd_per_request
+        return (0 if usd is not None else 1 if row.error is None else 2, usd or 0.0, row.profile)
+
+    return sorted(rows, key=order)

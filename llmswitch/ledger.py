@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from llmswitch.errors import ConfigError, LLMSwitchError
 
@@ -227,7 +227,7 @@ class Ledger:
 
     # ---- reading ------------------------------------------------------------------------------------
 
-    def _query(self, sql: str, parameters: tuple[object, ...]) -> list[tuple[object, ...]]:
+    def _query(self, sql: str, parameters: tuple[object, ...]) -> list[tuple[Any, ...]]:
         if self._connection is None and not self.path.exists():
             return []  # nothing recorded yet: do not create a file just to read it
         try:
@@ -240,7 +240,7 @@ class Ledger:
         rows = self._query(
             "SELECT COALESCE(SUM(cost_usd), 0) FROM calls WHERE profile = ? AND ts >= ?", (profile, since)
         )
-        return float(rows[0][0]) if rows else 0.0  # type: ignore[arg-type]
+        return float(rows[0][0]) if rows else 0.0
 
     def entries(self, since: float = 0.0) -> list[LedgerEntry]:
         """Every row since ``since``, oldest first."""
@@ -250,7 +250,7 @@ class Ledger:
             (since,),
         )
         return [
-            LedgerEntry(str(r[0]), str(r[1]), r[2], r[3], r[4], r[5], r[6], str(r[7]), bool(r[8]), float(r[9]))  # type: ignore[arg-type]
+            LedgerEntry(str(r[0]), str(r[1]), r[2], r[3], r[4], r[5], r[6], str(r[7]), bool(r[8]), float(r[9]))
             for r in rows
         ]
 
@@ -268,8 +268,8 @@ class Ledger:
             (since,),
         )
         return [
-            UsageRow(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]), float(r[5]), int(r[6]),  # type: ignore[arg-type]
-                     float(r[7]) if r[7] is not None else None)  # type: ignore[arg-type]
+            UsageRow(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]), float(r[5]), int(r[6]),
+                     float(r[7]) if r[7] is not None else None)
             for r in rows
         ]
 

@@ -13,12 +13,13 @@ process, with :mod:`importlib.resources` (never from the network). TOML (or the 
     cached_input_per_mtok = 0.075  # where the provider discounts cached input
     context_window = 128000
     max_output = 16384
+    aliases = ["gpt-4o-mini-2024-07-18"]   # other names for the same model and price
 
-    [default]                      # any model not listed (local backends: zeros)
+    [default]                      # any model not listed (local backends: zeros); also [models."*"]
     input_per_mtok = 0.0
     output_per_mtok = 0.0
 
-A model is found by its exact name, else by its name without a snapshot suffix (``gpt-4o-mini-2024-07-18``,
+A model is found by its exact name or an alias, else by its name without a snapshot suffix (``gpt-4o-mini-2024-07-18``,
 ``claude-sonnet-4-5-20250929``, ``llama3.2:latest``), else the ``[default]`` table. The profile keys
 ``price_input_per_mtok``, ``price_output_per_mtok`` and ``price_cached_input_per_mtok`` win over the table.
 A price nobody knows is ``None`` and shows as "unknown": never 0.
@@ -112,6 +113,7 @@ class PriceTable:
     date: str | None = None
     source: str | None = None
     models: Mapping[str, ModelPrice] = field(default_factory=dict)
+    aliases: Mapping[str, str] = field(default_factory=dict)  # another name -> the model's own name
     default: ModelPrice | None = None
     error: str | None = None  # the file could not be read: every price in it is unknown
 
@@ -121,14 +123,12 @@ class PriceTable:
         return f"{self.backend} price table" + (f" ({self.date})" if self.date else "")
 
     def lookup(self, model: str) -> ModelPrice | None:
-        """The model's price: exact name, then without a snapshot suffix, then ``[default]``; else None."""
-        found = self.models.get(model)
-        if found is None:
-            base = _SNAPSHOT_SUFFIX.sub("", model)
-            found = self.models.get(base) if base != model else None
-        if found is None:
-            found = self.default
-        return found
+        """The model's price: its name or an alias, then without a snapshot suffix, then ``[default]``."""
+        for name in (model, _SNAPSHOT_SUFFIX.sub("", model)):
+            found = self.models.get(self.aliases.get(name, name))
+            if found is not None:
+                return found
+        return self.default
 
 
 class PriceTableError(ValueError):
@@ -152,22 +152,35 @@ def parse_table(text: str, *, backend: str, origin: str, format: str = "toml") -
             raise PriceTableError(exc.message) from None
     if not isinstance(document, dict):
         raise PriceTableError(f"{origin}: expected a table at the top level")
-    meta = document.get("meta") or {}
+    meta = document.get("meta")
+    if meta is None:  # tolerated: date and source at the top level
+        meta = {key: document[key] for key in ("date", "source") if key in document}
     if not isinstance(meta, dict):
         raise PriceTableError(f"{origin}: [meta] must be a table")
     label = f"{backend} price table" + (f" ({meta['date']})" if meta.get("date") else "")
     models_raw = document.get("models") or {}
     if not isinstance(models_raw, dict):
         raise PriceTableError(f"{origin}: [models] must be a table of tables")
-    models = {str(name): _entry(values, f"{origin} [models.{name!r}]", label) for name, values in models_raw.items()}
+    models: dict[str, ModelPrice] = {}
+    aliases: dict[str, str] = {}
+    for name, values in models_raw.items():
+        where = f"{origin} [models.{name!r}]"
+        models[str(name)] = _entry(values, where, label)
+        names = values.get("aliases", [])
+        if not isinstance(names, list) or not all(isinstance(alias, str) for alias in names):
+            raise PriceTableError(f"{where}: aliases must be a list of model names")
+        aliases.update(dict.fromkeys(names, str(name)))
     default_raw = document.get("default")
     default = _entry(default_raw, f"{origin} [default]", label) if default_raw is not None else None
+    if default is None and "*" in models:  # tolerated: [models."*"] for "every other model"
+        default = models.pop("*")
     return PriceTable(
         backend=backend,
         origin=origin,
         date=str(meta["date"]) if meta.get("date") is not None else None,
         source=str(meta["source"]) if meta.get("source") is not None else None,
         models=models,
+        aliases=aliases,
         default=default,
     )
 
@@ -193,7 +206,7 @@ def _entry(values: Any, where: str, label: str) -> ModelPrice:
     return ModelPrice(**checked, source=label)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(backend: str, package: str, resource: str) -> PriceTable:
     from importlib import resources
 
@@ -256,7 +269,13 @@ def price_for(info: BackendInfo | None, model: str, settings: Mapping[str, Any] 
     from_table = [name for name in ("input_per_mtok", "output_per_mtok")
                   if name not in overrides and getattr(price, name) is not None]
     source = "profile" + (f" + {price.source}" if from_table else "")
-    return replace(price, source=source, **overrides)
+    return replace(
+        price,
+        source=source,
+        input_per_mtok=overrides.get("input_per_mtok", price.input_per_mtok),
+        output_per_mtok=overrides.get("output_per_mtok", price.output_per_mtok),
+        cached_input_per_mtok=overrides.get("cached_input_per_mtok", price.cached_input_per_mtok),
+    )
 
 
 def format_usd(usd: float | None) -> str:

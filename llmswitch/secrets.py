@@ -30,7 +30,7 @@ def mask(value: str | None) -> str:
 
 def redact(text: str) -> str:
     """Replace every key this process has resolved with its masked form."""
-    for secret in _KNOWN_SECRETS:
+    for secret in tuple(_KNOWN_SECRETS):  # a copy: doctor's threads resolve keys while others redact
         if secret and secret in text:
             text = text.replace(secret, mask(secret))
     return text

@@ -36,6 +36,7 @@ INFO = BackendInfo(
         OptionSpec("delay", "float", 0.0, "seconds to wait before each chunk (simulates a slow model)"),
         OptionSpec("prefix", "str", "", "text put before the echo"),
     ),
+    prices=("llmswitch_echo", "prices.toml"),  # data shipped in the package: every model costs 0
 )
 
 

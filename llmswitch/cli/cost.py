@@ -1,0 +1,177 @@
+"""``llmswitch cost`` (what a prompt would cost on each profile) and ``llmswitch prices`` (what is known).
+
+Prices come from the plugins' price tables and the profiles' ``price_*_per_mtok`` keys, never the network.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+
+@click.command()
+@click.argument("prompt", nargs=-1)
+@click.option("-p", "--profile", "profiles", multiple=True, metavar="NAME",
+              help="Profile to price (repeatable; default: every profile).")
+@click.option("--all", "all_profiles", is_flag=True, help="Price every profile (the default).")
+@click.option("--input-tokens", type=click.IntRange(min=0), metavar="N",
+              help="Input tokens per request, instead of counting a PROMPT (default without one: 500).")
+@click.option("--output-tokens", type=click.IntRange(min=0), metavar="N",
+              help="Output tokens per request (default: the profile's max_tokens, else 500).")
+@click.option("-n", "--requests", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+              help="How many such requests to price.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def cost(ctx: click.Context, prompt: tuple[str, ...], profiles: tuple[str, ...], all_profiles: bool,
+         input_tokens: int | None, output_tokens: int | None, requests: int, as_json: bool) -> int:
+    """Estimate what PROMPT (or `-` for stdin, or a standard 500-token request) costs on each profile.
+
+    Input tokens are counted by each backend (exact or estimate, as shown); output tokens come from
+    --output-tokens, else the profile's max_tokens, else 500. Cheapest first. The seeds' comparison of
+    100 requests of 500 + 500 tokens: `llmswitch cost --requests 100`.
+    """
+    from llmswitch.accounting import compare_costs
+    from llmswitch.client import Client
+
+    if profiles and all_profiles:
+        raise click.UsageError("give --profile NAME ... or --all, not both")
+    text: str | None = " ".join(prompt) if prompt else None
+    if text == "-":
+        text = sys.stdin.read()
+    if text is not None and input_tokens is not None:
+        raise click.UsageError("give a PROMPT or --input-tokens, not both")
+    client = Client(ctx.obj.get("config") if ctx.obj else None)
+    rows = compare_costs(client, list(profiles) or None, prompt=text, input_tokens=input_tokens,
+                         output_tokens=output_tokens, requests=requests)
+    if as_json:
+        click.echo(json.dumps({"requests": requests, "profiles": [_row_dict(r) for r in rows]}, indent=2,
+                              ensure_ascii=False))
+    else:
+        _render_costs(rows, requests)
+    return 0
+
+
+def _row_dict(row: Any) -> dict[str, Any]:
+    from llmswitch.cli.errors import error_payload
+
+    estimate = row.estimate
+    usd, total = row.usd_per_request, row.usd_total
+    return {
+        "profile": row.profile,
+        "backend": row.backend,
+        "model": row.model,
+        "input_tokens": estimate.input.n if estimate else None,
+        "input_exact": estimate.input.exact if estimate else None,
+        "input_method": estimate.input.method if estimate else None,
+        "output_tokens": estimate.output_tokens if estimate else None,
+        "output_basis": estimate.output_basis if estimate else None,
+        "price": estimate.price.as_dict() if estimate else None,
+        "usd_per_request": round(usd, 10) if usd is not None else None,
+        "usd_total": round(total, 10) if total is not None else None,
+        "error": error_payload(row.error) if row.error is not None else None,
+    }
+
+
+def _render_costs(rows: list[Any], requests: int) -> None:
+    from rich.text import Text
+
+    from llmswitch.cli.tables import console, table
+    from llmswitch.pricing import format_rate, format_usd
+
+    total_column = f"× {requests:,}"
+    columns = ["profile", "model", "input tok", "output tok", "$/M in", "$/M out", "per request"]
+    columns += [total_column] if requests > 1 else []
+    grid = table(*columns, right=("input tok", "output tok", "$/M in", "$/M out", "per request", total_column))
+    notes: list[str] = []
+    for row in rows:
+        if row.error is not None:
+            cells = [row.profile, f"{row.backend} / {row.model or '?'}", "", "", "", "", "unavailable"]
+            grid.add_row(*cells, *([""] if requests > 1 else []))
+            notes.append(f"{row.profile}: {row.error.message}" + (f" ({row.error.remedy})" if row.error.remedy else ""))
+            continue
+        estimate = row.estimate
+        counted = estimate.input
+        input_cell = f"{counted.n:,}" if counted.exact else f"~{counted.n:,}"
+        cells = [row.profile, f"{row.backend} / {row.model}", input_cell, f"{estimate.output_tokens:,}",
+                 format_rate(estimate.price.input_per_mtok), format_rate(estimate.price.output_per_mtok),
+                 format_usd(row.usd_per_request)]
+        cells += [format_usd(row.usd_total)] if requests > 1 else []
+        grid.add_row(*[Text(cell) for cell in cells])
+        if not estimate.price.known:
+            notes.append(f"{row.profile}: price unknown ({estimate.price.source}); set price_input_per_mtok and "
+                         f"price_output_per_mtok in [profiles.{row.profile}]")
+    out = console()
+    out.print(grid)
+    methods = sorted({f"{r.estimate.input.method}" for r in rows if r.estimate and not r.estimate.input.exact})
+    if methods:
+        out.print(Text(f"~ input tokens estimated ({', '.join(methods)})", style="dim"))
+    for note in notes:
+        out.print(Text(note, style="dim"))
+
+
+@click.command()
+@click.option("-b", "--backend", "backend", metavar="NAME", help="Only this backend's prices.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def prices(backend: str | None, as_json: bool) -> int:
+    """List the known prices per model (USD per million tokens), from each plugin's price table."""
+    from llmswitch.plugins import get_registry
+    from llmswitch.pricing import load_table
+
+    registry = get_registry()
+    names = [registry.backend(backend).info.name] if backend else sorted(registry.backends)
+    tables = [(name, load_table(registry.backends[name].info)) for name in names]
+    if as_json:
+        click.echo(json.dumps({"backends": [_table_dict(name, t) for name, t in tables]}, indent=2,
+                              ensure_ascii=False))
+        return 0
+    _render_prices(tables)
+    return 0
+
+
+def _table_dict(backend: str, table: Any) -> dict[str, Any]:
+    if table is None:
+        return {"backend": backend, "date": None, "source": None, "error": None, "default": None, "models": {}}
+    return {
+        "backend": backend,
+        "date": table.date,
+        "source": table.source,
+        "error": table.error,
+        "default": table.default.as_dict() if table.default is not None else None,
+        "models": {name: {**price.as_dict(), "aliases": sorted(a for a, n in table.aliases.items() if n == name)}
+                   for name, price in table.models.items()},
+    }
+
+
+def _render_prices(tables: list[tuple[str, Any]]) -> None:
+    from rich.text import Text
+
+    from llmswitch.cli.tables import console, table
+    from llmswitch.pricing import format_rate
+
+    out = console()
+    numeric = ("input", "cached input", "output", "context", "max output")
+    for backend, price_table in tables:
+        if price_table is None:
+            out.print(Text(f"{backend}: no price table (prices unknown; set price_input_per_mtok and "
+                           "price_output_per_mtok in the profile)", style="dim"))
+            continue
+        if price_table.error:
+            out.print(Text(f"{backend}: the price table cannot be read: {price_table.error}", style="red"))
+            continue
+        origin = ", ".join(part for part in (price_table.date, price_table.source) if part)
+        grid = table("model", *numeric, right=numeric, title=f"{backend} (USD per million tokens; {origin})")
+        entries = list(price_table.models.items())
+        if price_table.default is not None:
+            entries.append(("(any other model)", price_table.default))
+        for name, price in entries:
+            grid.add_row(name, format_rate(price.input_per_mtok), format_rate(price.cached_input_per_mtok)
+                         if price.cached_input_per_mtok is not None else "",
+                         format_rate(price.output_per_mtok), _count(price.context_window), _count(price.max_output))
+        out.print(grid)
+
+
+def _count(tokens: int | None) -> str:
+    return f"{tokens:,}" if tokens is not None else ""

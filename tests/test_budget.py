@@ -1,0 +1,163 @@
+"""Budgets: a call whose estimate would pass the profile's daily or monthly budget is refused before sending."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from llmswitch import accounting, hookimpl
+from llmswitch.client import Client
+from llmswitch.conversation import Conversation
+from llmswitch.errors import BudgetExceededError
+from llmswitch.ledger import Ledger, LedgerEntry, start_of_day, start_of_month
+from llmswitch.plugins import register_plugin, unregister_plugin
+from llmswitch.types import BackendInfo, Request, Response, Target, TokenCount, Usage
+from tests.helpers import run_cli, write_config
+
+
+class CountingPlugin:
+    """Answers, and counts how many requests reached it."""
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+
+    @hookimpl
+    def llmswitch_backends(self) -> list[BackendInfo]:
+        return [BackendInfo(name="counting", summary="counts requests", default_model="c1")]
+
+    @hookimpl
+    def complete(self, target: Target, request: Request) -> Response:
+        self.requests.append(request)
+        return Response("answer", "stop", Usage(1000, 1000))
+
+    @hookimpl
+    def count_tokens(self, target: Target, request: Request) -> TokenCount:
+        return TokenCount(1000, exact=True, method="fixed")
+
+
+@pytest.fixture
+def counting() -> Iterator[CountingPlugin]:
+    plugin = CountingPlugin()
+    register_plugin(plugin, "counting")
+    yield plugin
+    unregister_plugin("counting")
+
+
+def metered(config_file: Path, **extra: object) -> None:
+    """$1 per million tokens in and out: a call of 1000 + 1000 tokens costs $0.002."""
+    lines = ['[profiles.metered]', 'backend = "counting"', "price_input_per_mtok = 1.0",
+             "price_output_per_mtok = 1.0"]
+    lines += [f"{key} = {value!r}".replace("'", '"') for key, value in extra.items()]
+    write_config(config_file, "\n".join(lines) + "\n")
+
+
+def spend(amount: float, *, profile: str = "metered", ts: float | None = None) -> None:
+    with Ledger() as ledger:
+        ledger.append(LedgerEntry(profile, "counting", "c1", 1, 1, amount, 0.1, ts=ts or time.time()))
+
+
+def test_a_call_past_the_daily_budget_is_refused_before_sending(config_file: Path, counting: CountingPlugin) -> None:
+    metered(config_file, budget_usd_per_day=0.01, max_tokens=1000)
+    spend(0.009)
+    conversation = Conversation(Client(), "metered")
+    with pytest.raises(BudgetExceededError) as caught:
+        conversation.stream("hello")
+    assert counting.requests == []
+    assert caught.value.message == (
+        "profile 'metered' has spent $0.00900 of its $0.0100 daily budget, and this call could cost up to "
+        "$0.00200 (1000 input + 1000 output tokens, max_tokens); it was not sent")
+    assert "resets at midnight" in (caught.value.remedy or "")
+    assert caught.value.exit_code == 1
+
+
+def test_a_call_within_the_budget_goes_through_and_is_recorded(config_file: Path, counting: CountingPlugin) -> None:
+    metered(config_file, budget_usd_per_day=0.01, max_tokens=1000)
+    spend(0.007)
+    conversation = Conversation(Client(), "metered")
+    turn = conversation.stream("hello")
+    for _ in turn:
+        pass
+    assert len(counting.requests) == 1
+    assert turn.cost is not None and turn.cost.usd == pytest.approx(0.002)
+    with Ledger() as ledger:
+        assert ledger.spend("metered", start_of_day()) == pytest.approx(0.009)
+    with pytest.raises(BudgetExceededError):  # 0.009 + 0.002 > 0.01
+        conversation.stream("again")
+    assert len(counting.requests) == 1
+
+
+def test_the_monthly_budget_counts_earlier_days(config_file: Path, counting: CountingPlugin) -> None:
+    metered(config_file, budget_usd_per_month=1.0, budget_usd_per_day=5.0, max_tokens=1000)
+    month_start = start_of_month()
+    spend(0.999, ts=max(month_start + 1, time.time() - 1))  # some time this month
+    spend(50.0, ts=month_start - 10)  # last month: does not count
+    with pytest.raises(BudgetExceededError) as caught:
+        Conversation(Client(), "metered").stream("hello")
+    assert "of its $1.00 monthly budget" in caught.value.message
+    assert "on the first of next month" in (caught.value.remedy or "")
+
+
+def test_other_profiles_spend_does_not_count(config_file: Path, counting: CountingPlugin) -> None:
+    metered(config_file, budget_usd_per_day=0.01, max_tokens=1000)
+    spend(100.0, profile="someone-else")
+    Conversation(Client(), "metered").complete("hello")
+    assert len(counting.requests) == 1
+
+
+def test_without_max_tokens_the_worst_case_output_is_assumed(config_file: Path, counting: CountingPlugin) -> None:
+    metered(config_file, budget_usd_per_day=0.004)
+    with pytest.raises(BudgetExceededError) as caught:
+        Conversation(Client(), "metered").stream("hello")
+    assert f"1000 input + {accounting.FALLBACK_MAX_OUTPUT} output tokens, no max_tokens set" in caught.value.message
+    assert counting.requests == []
+
+
+def test_a_budget_with_an_unknown_price_refuses(config_file: Path, counting: CountingPlugin) -> None:
+    write_config(config_file, '[profiles.unpriced]\nbackend = "counting"\nbudget_usd_per_day = 100.0\n')
+    with pytest.raises(BudgetExceededError) as caught:
+        Conversation(Client(), "unpriced").stream("hello")
+    assert "the price of c1 is unknown" in caught.value.message
+    assert "price_input_per_mtok" in (caught.value.remedy or "")
+    assert counting.requests == []
+
+
+def test_no_budget_means_no_check_and_no_ledger_read(config_file: Path, counting: CountingPlugin,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    metered(config_file)
+    monkeypatch.setattr(Ledger, "spend", lambda *args: pytest.fail("read the ledger without a budget"))
+    Conversation(Client(), "metered").complete("hello")
+    assert len(counting.requests) == 1
+
+
+def test_cli_refusal_message_and_exit_code(config_file: Path, counting: CountingPlugin) -> None:
+    metered(config_file, budget_usd_per_day=0.01, max_tokens=1000)
+    spend(0.0095)
+    result = run_cli("chat", "-p", "metered", "--no-history", "hello")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert "error: profile 'metered' has spent $0.00950 of its $0.0100 daily budget" in result.stderr
+    assert "hint: the budget resets at midnight" in result.stderr
+    assert counting.requests == []
+
+
+def test_budget_refusal_through_the_openai_plugin_sends_nothing(config_file: Path) -> None:
+    pytest.importorskip("llmswitch_openai")
+    from tests.servers.openai_server import openai_server
+
+    with openai_server() as server:
+        write_config(config_file, f'[profiles.capped]\nbackend = "openai"\nbase_url = "{server.url}/v1"\n'
+                                  'model = "test-model"\nprice_input_per_mtok = 1000.0\n'
+                                  'price_output_per_mtok = 1000.0\nmax_tokens = 100\nbudget_usd_per_day = 0.05\n')
+        result = run_cli("chat", "-p", "capped", "--no-history", "hello there")
+        assert result.exit_code == 1, result
+        assert "daily budget" in result.stderr
+        assert server.state.requests == []  # refused before anything was sent
+        write_config(config_file, f'[profiles.capped]\nbackend = "openai"\nbase_url = "{server.url}/v1"\n'
+                                  'model = "test-model"\nprice_input_per_mtok = 1.0\n'
+                                  'price_output_per_mtok = 1.0\nmax_tokens = 100\nbudget_usd_per_day = 0.05\n')
+        allowed = run_cli("chat", "-p", "capped", "--no-history", "--json", "hello there")
+        assert allowed.exit_code == 0, allowed
+        assert len(server.state.requests) == 1

@@ -1,0 +1,143 @@
+"""The core's remedies: one for every case in the users' troubleshooting guides."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmswitch import errors, remedies
+from llmswitch.secrets import Secret
+from llmswitch.types import BackendInfo, Target
+
+OPENAI = BackendInfo(name="openai", summary="", key_env="OPENAI_API_KEY", default_base_url="https://api.openai.com/v1")
+ANTHROPIC = BackendInfo(name="anthropic", summary="", key_env="ANTHROPIC_API_KEY",
+                        default_base_url="https://api.anthropic.com")
+OLLAMA = BackendInfo(name="ollama", summary="", default_base_url="http://127.0.0.1:11434")
+LLAMACPP = BackendInfo(name="llamacpp", summary="")
+
+
+def target(info: BackendInfo, *, base_url: str | None = None, model: str = "m", key: str | None = None,
+           **options: object) -> Target:
+    return Target(profile="p", backend=info.name, model=model, options=options, info=info,
+                  base_url=base_url or info.default_base_url, key_variable=info.key_env,
+                  api_key=Secret(key, f"env:{info.key_env}") if key else None)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem", "detail"),
+    [
+        ("OPENAI_API_KEY not provided", None, None),
+        ("Error: 401 Unauthorized", "key_rejected", None),
+        ("Incorrect API key provided", "key_rejected", None),
+        ("[Errno 111] Connection refused", "connection_refused", None),
+        ("model 'x' not found, try pulling it first", "model_not_found", None),
+        ("The model `gpt-9` does not exist", "model_not_found", None),
+        ("CUDA out of memory. Tried to allocate 2.00 GiB", "out_of_memory", None),
+        ("No module named 'vllm'", "module_missing", "vllm"),
+        ("ModuleNotFoundError: No module named 'llama_cpp.llama'", "module_missing", "llama_cpp.llama"),
+        ("the subprocess died with signal 4 (SIGILL)", "illegal_instruction", None),
+        ("Illegal instruction (core dumped)", "illegal_instruction", None),
+        ("Model file not found: models/qwen.gguf", "model_file_missing", None),
+        ("read timed out", "timeout", None),
+        ("429 Rate Limit", "rate_limited", None),
+    ],
+)
+def test_messages_are_classified(text: str, problem: str | None, detail: str | None) -> None:
+    found = remedies.classify(text)
+    if problem is None:
+        assert found is None
+    else:
+        assert found == (problem, detail)
+
+
+def test_key_not_set_names_the_variable() -> None:
+    error = errors.MissingKeyError("p", "OPENAI_API_KEY")
+    assert "export OPENAI_API_KEY=" in remedies.remedy_for_error(error, target(OPENAI))  # its own remedy
+    assert remedies.key_missing(target(OPENAI)).startswith("export OPENAI_API_KEY=... (or put OPENAI_API_KEY=...")
+
+
+def test_key_rejected_points_at_the_providers_key_page_and_masks_the_key() -> None:
+    key = "sk-proj-rejected-0000-wxyz"
+    openai = remedies.remedy_for_error(errors.AuthError("401"), target(OPENAI, key=key))
+    assert openai == ("the server rejected the key sk-…wxyz (from env:OPENAI_API_KEY): check it is copied whole, "
+                      "not revoked and meant for this server, at https://platform.openai.com/api-keys (and that "
+                      "the organization or project is the right one)")
+    anthropic = remedies.remedy_for_error(errors.AuthError("401"), target(ANTHROPIC, key="sk-ant-0000000-wxyz"))
+    assert "console.anthropic.com" in anthropic and "start with sk-ant-" in anthropic
+    assert key not in openai
+
+
+@pytest.mark.parametrize(
+    ("url", "first"),
+    [
+        ("http://127.0.0.1:8000/v1", "vLLM: `vllm serve MODEL --port 8000`"),
+        ("http://localhost:8080/v1", "the llama.cpp server: `llama-server -m /path/to/model.gguf --port 8080`"),
+        ("http://127.0.0.1:11434/v1", "Ollama: `ollama serve`"),
+    ],
+)
+def test_connection_refused_names_the_likely_server_first(url: str, first: str) -> None:
+    remedy = remedies.remedy_for_error(errors.UnreachableError("refused"), target(OPENAI, base_url=url))
+    assert remedy.startswith(f"nothing listens at {url}: start the server, e.g. {first}")
+    for other in ("vllm serve", "llama-server", "ollama serve"):
+        assert other in remedy
+
+
+def test_connection_refused_for_ollama_and_for_a_hosted_api() -> None:
+    ollama = remedies.remedy_for_error(errors.UnreachableError("refused"), target(OLLAMA))
+    assert ollama.startswith("nothing answers at http://127.0.0.1:11434: start Ollama: `ollama serve`")
+    hosted = remedies.remedy_for_error(errors.UnreachableError("refused"), target(OPENAI))
+    assert hosted.startswith("cannot reach https://api.openai.com/v1: check the network connection")
+
+
+def test_model_not_found_pulls_with_ollama_and_lists_for_servers() -> None:
+    assert remedies.remedy_for_error(errors.ModelNotFoundError("x"), target(OLLAMA, model="qwen3")) == (
+        "`ollama pull qwen3` (`ollama list` shows the models you have)")
+    served = remedies.remedy_for_error(errors.ModelNotFoundError("x"),
+                                       target(OPENAI, base_url="http://127.0.0.1:8000/v1", model="q"))
+    assert "`curl http://127.0.0.1:8000/v1/models` lists them" in served
+    hosted = remedies.remedy_for_error(errors.ModelNotFoundError("x"), target(OPENAI, model="gpt-9"))
+    assert "llmswitch prices --backend openai" in hosted
+
+
+def test_out_of_memory_lowers_gpu_layers_or_context() -> None:
+    local = remedies.remedy_for_text("CUDA out of memory", target(LLAMACPP))
+    assert local == ("lower n_gpu_layers (e.g. 20 instead of 30) or n_ctx (e.g. 2048), or use a smaller "
+                     "quantization (Q4_K_M instead of Q8_0)")
+    server = remedies.remedy_for_text("out of memory", target(OPENAI, base_url="http://127.0.0.1:8000/v1"))
+    assert server is not None and "--max-model-len 2048" in server and "--n-gpu-layers" in server
+
+
+@pytest.mark.parametrize(
+    ("module", "command"),
+    [
+        ("openai", "pip install openai"),
+        ("anthropic", "pip install anthropic"),
+        ("vllm", "pip install vllm"),
+        ("llama_cpp", "pip install llama-cpp-python"),
+        ("some_sdk.sub", "pip install some-sdk"),
+    ],
+)
+def test_module_not_installed_names_the_distribution(module: str, command: str) -> None:
+    error = errors.PluginError(f"plugin x raised an unexpected error in health: ModuleNotFoundError: "
+                               f"No module named '{module}'", remedy="this is a bug in x")
+    assert remedies.remedy_for_error(error, None).startswith(command)
+
+
+def test_a_missing_plugin_module_names_the_plugin_distribution() -> None:
+    assert remedies.module_missing("llmswitch_ollama").startswith("pip install llmswitch-ollama")
+
+
+def test_illegal_instruction_gives_the_rebuild_flags() -> None:
+    error = errors.BadResponseError("the model process died: Illegal instruction")
+    remedy = remedies.remedy_for_error(error, target(LLAMACPP))
+    assert remedy == remedies.ILLEGAL_INSTRUCTION_REMEDY
+    assert 'CMAKE_ARGS="-DGGML_NATIVE=OFF' in remedy and "--force-reinstall --no-cache-dir llama-cpp-python" in remedy
+
+
+def test_rate_limit_says_how_long_to_wait() -> None:
+    remedy = remedies.remedy_for_error(errors.RateLimitError("429", retry_after=7), target(OPENAI))
+    assert remedy.startswith("wait 7s and try again")
+
+
+def test_unrecognised_failures_still_get_a_next_step() -> None:
+    assert "LLMSWITCH_DEBUG=1" in remedies.remedy_for_error(errors.BadResponseError("weird"), None)
+    assert remedies.remedy_for_text("something odd", None) is None

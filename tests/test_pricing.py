@@ -1,0 +1,183 @@
+"""Price tables as data: parsing, lookup, profile overrides; unknown stays unknown, local is 0."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from llmswitch import pricing
+from llmswitch.client import Client
+from llmswitch.plugins import get_registry
+from llmswitch.pricing import ModelPrice, PriceTableError, format_rate, format_usd, parse_table, price_for
+from llmswitch.types import BackendInfo
+from tests.helpers import write_config
+
+TABLE = """
+[meta]
+date = "2025-06-01"
+source = "https://example.com/pricing"
+
+[models."big-1"]
+input_per_mtok = 3.0
+output_per_mtok = 15.0
+cached_input_per_mtok = 0.3
+context_window = 200000
+max_output = 64000
+aliases = ["big-1-20250929"]
+
+[models."half-known"]
+input_per_mtok = 1.0
+"""
+
+
+@pytest.fixture(autouse=True)
+def fresh_tables() -> Iterator[None]:
+    pricing.clear_cache()
+    yield
+    pricing.clear_cache()
+
+
+def table() -> pricing.PriceTable:
+    return parse_table(TABLE, backend="acme", origin="acme/prices.toml")
+
+
+def test_table_meta_and_models_are_read() -> None:
+    parsed = table()
+    assert (parsed.date, parsed.source) == ("2025-06-01", "https://example.com/pricing")
+    big = parsed.lookup("big-1")
+    assert big == ModelPrice(3.0, 15.0, 0.3, 200000, 64000, source="acme price table (2025-06-01)")
+
+
+@pytest.mark.parametrize("name", ["big-1", "big-1-20250929", "big-1-2025-09-29", "big-1@20250929", "big-1:latest"])
+def test_aliases_and_snapshot_suffixes_find_the_model(name: str) -> None:
+    found = table().lookup(name)
+    assert found is not None and found.input_per_mtok == 3.0
+
+
+def test_unlisted_model_without_default_is_unknown_not_zero() -> None:
+    assert table().lookup("big-1-mini") is None
+    half = table().lookup("half-known")
+    assert half is not None and not half.known
+    assert half.cost(500, 500) is None
+
+
+def test_default_table_prices_every_other_model() -> None:
+    local = parse_table('[meta]\ndate = "d"\n[default]\ninput_per_mtok = 0\noutput_per_mtok = 0\n', backend="l",
+                        origin="o")
+    price = local.lookup("anything")
+    assert price is not None and price.free and price.cost(10_000, 10_000) == 0.0
+
+
+def test_tolerated_variants_star_model_and_top_level_meta() -> None:
+    variant = parse_table('date = "2026-01-01"\nsource = "local"\n[models."*"]\ninput_per_mtok = 0.0\n'
+                          'output_per_mtok = 0.0\n', backend="l", origin="o")
+    assert variant.date == "2026-01-01"
+    assert variant.lookup("whatever") is not None and "*" not in variant.models
+
+
+def test_json_tables_are_read_too() -> None:
+    document = {"meta": {"date": "2025-01-01"}, "models": {"j": {"input_per_mtok": 2, "output_per_mtok": 4}}}
+    parsed = parse_table(json.dumps(document), backend="j", origin="j.json", format="json")
+    price = parsed.lookup("j")
+    assert price is not None and price.cost(1_000_000, 1_000_000) == 6.0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[models."x"]\ninput_per_mtok = -1\n', "input_per_mtok must be a non-negative number"),
+        ('[models."x"]\ninput_per_mtok = "cheap"\n', "input_per_mtok must be a non-negative number"),
+        ('[models."x"]\ncontext_window = 1.5\n', "context_window must be a positive integer"),
+        ('[models."x"]\naliases = "y"\n', "aliases must be a list"),
+        ("models = 3\n", "[models] must be a table"),
+        ("[models\n", "cannot read"),
+    ],
+)
+def test_malformed_tables_say_where(text: str, message: str) -> None:
+    with pytest.raises(PriceTableError) as caught:
+        parse_table(text, backend="bad", origin="bad/prices.toml")
+    assert message in str(caught.value)
+    assert "bad/prices.toml" in str(caught.value)
+
+
+def test_an_unreadable_table_leaves_prices_unknown() -> None:
+    info = BackendInfo(name="ghost", summary="", prices=("llmswitch_echo", "no-such-file.toml"))
+    loaded = pricing.load_table(info)
+    assert loaded is not None and loaded.error is not None and "cannot read" in loaded.error
+    price = pricing.lookup(info, "m")
+    assert price.input_per_mtok is None and price.source == "ghost price table unreadable"
+
+
+def test_a_backend_without_a_table_is_unknown() -> None:
+    price = price_for(BackendInfo(name="bare", summary=""), "m")
+    assert price.cost(500, 500) is None
+    assert price.source == "backend bare ships no price table"
+    assert format_usd(price.cost(500, 500)) == "unknown"
+
+
+def test_echo_ships_a_table_saying_zero() -> None:
+    info = get_registry().backend("echo").info
+    assert info.prices == ("llmswitch_echo", "prices.toml")
+    loaded = pricing.load_table(info)
+    assert loaded is not None and loaded.error is None and loaded.date
+    price = price_for(info, "echo")
+    assert price.free and price.cost(500, 500) == 0.0
+
+
+def test_profile_overrides_win() -> None:
+    info = BackendInfo(name="acme", summary="", prices=("llmswitch_echo", "prices.toml"))  # zeros
+    price = price_for(info, "m", {"price_input_per_mtok": 2.0, "price_output_per_mtok": 8.0})
+    assert (price.input_per_mtok, price.output_per_mtok, price.source) == (2.0, 8.0, "profile")
+    assert price.cost(500, 500) == pytest.approx(0.005)
+
+
+def test_a_partial_override_keeps_the_rest_of_the_table() -> None:
+    info = get_registry().backend("echo").info
+    price = price_for(info, "echo", {"price_output_per_mtok": 10.0})
+    assert (price.input_per_mtok, price.output_per_mtok) == (0.0, 10.0)
+    assert price.source.startswith("profile + echo price table")
+
+
+def test_overrides_price_an_otherwise_unknown_model() -> None:
+    price = price_for(BackendInfo(name="bare", summary=""), "m",
+                      {"price_input_per_mtok": 0.5, "price_output_per_mtok": 1.5})
+    assert price.cost(500, 500) == pytest.approx(0.001)  # the seeds' GPT-3.5 figure: $0.001 per request
+
+
+def test_overrides_through_a_real_profile(config_file: Path) -> None:
+    write_config(config_file, '[profiles.paid]\nbackend = "echo"\nprice_input_per_mtok = 1\n'
+                              'price_output_per_mtok = 2\nprice_cached_input_per_mtok = 0.25\n')
+    resolved = Client().resolve("paid")
+    price = price_for(resolved.handle.info, resolved.target.model, resolved.settings)
+    assert price.cost(1000, 1000, cached_input_tokens=400) == pytest.approx((600 * 1 + 400 * 0.25 + 1000 * 2) / 1e6)
+
+
+def test_cached_input_without_a_cached_rate_is_billed_as_input() -> None:
+    assert ModelPrice(1.0, 1.0).cost(1000, 0, cached_input_tokens=500) == pytest.approx(0.001)
+
+
+def test_every_installed_plugins_table_parses() -> None:
+    registry = get_registry()
+    for name, handle in registry.backends.items():
+        loaded = pricing.load_table(handle.info)
+        if loaded is not None:
+            assert loaded.error is None, f"{name}: {loaded.error}"
+            assert loaded.models or loaded.default is not None, name
+
+
+@pytest.mark.parametrize(
+    ("usd", "text"),
+    [(None, "unknown"), (0.0, "$0"), (12.5, "$12.50"), (1234.5, "$1,234.50"), (0.0123, "$0.0123"),
+     (0.000375, "$0.000375"), (0.00015, "$0.000150")],
+)
+def test_format_usd(usd: float | None, text: str) -> None:
+    assert format_usd(usd) == text
+
+
+@pytest.mark.parametrize(("rate", "text"), [(None, "unknown"), (0.0, "$0"), (0.15, "$0.15"), (0.075, "$0.075"),
+                                            (2.5, "$2.50"), (15.0, "$15.00"), (0.0005, "$0.0005")])
+def test_format_rate(rate: float | None, text: str) -> None:
+    assert format_rate(rate) == text
