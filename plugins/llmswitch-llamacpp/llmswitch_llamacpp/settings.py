@@ -1,0 +1,116 @@
+"""From a profile's options to the settings a model is loaded with, and which file that is.
+
+Thread count: this machine class (2 cores, shared) decides the default. Measured with the embedded model
+generating 64 tokens: idle, 2 threads gave 83 tokens/s and 1 thread 71; with the other core busy, 2 threads
+fell to 13-33 tokens/s (llama.cpp's OpenMP workers spin-wait for a core that is taken) while 1 thread stayed
+at 70. So the default is half the CPUs this process may use, at least 1: llama-cpp-python's own default,
+one thread on two cores, and never more threads than cores when hyper-threads come in pairs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmswitch.errors import InvalidOptionError, ModelNotFoundError
+from llmswitch.types import Target
+from llmswitch_llamacpp.embedded import EMBEDDED_MODEL
+
+DEFAULT_N_CTX = 4096
+DEFAULT_N_BATCH = 512
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """Everything that decides how a model is loaded: equal settings share one loaded model."""
+
+    model_path: Path
+    n_ctx: int = DEFAULT_N_CTX
+    n_threads: int = 1
+    n_gpu_layers: int = 0
+    n_batch: int = DEFAULT_N_BATCH
+    chat_format: str = "auto"
+    embedded: bool = False
+    model_name: str = EMBEDDED_MODEL  # what answers report as their model
+
+    def file_key(self) -> tuple[object, ...]:
+        """The model file as it is on disk now: a replaced or edited file is a different model."""
+        try:
+            stat = self.model_path.stat()
+        except OSError:
+            return (str(self.model_path),)
+        return (str(self.model_path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+    def load_key(self) -> tuple[object, ...]:
+        """What makes a loaded model reusable: the file and the load settings.
+
+        The prompt format is not part of it: changing ``chat_format`` never reloads the weights.
+        """
+        return (*self.file_key(), self.n_ctx, self.n_threads, self.n_gpu_layers, self.n_batch)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (respects taskset / cgroup affinity where the OS tells us)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_threads() -> int:
+    """Half the usable CPUs, at least one (see the module docstring for the measurements)."""
+    return max(1, usable_cpus() // 2)
+
+
+def model_path_for(target: Target) -> tuple[Path, bool]:
+    """The GGUF file a target runs and whether it is the embedded model (assembled on first use)."""
+    explicit = target.option("model_path")
+    if explicit:
+        return Path(str(explicit)).expanduser(), False
+    model = target.model
+    if not model or model == EMBEDDED_MODEL:
+        from llmswitch_llamacpp.embedded import embedded_model_path
+
+        return embedded_model_path(), True
+    if model.endswith(".gguf") or os.sep in model:
+        return Path(model).expanduser(), False
+    raise ModelNotFoundError(
+        f"profile '{target.profile}' asks llama.cpp for model '{model}' but names no GGUF file",
+        remedy=f"set model_path to the file, e.g. llmswitch profiles add {target.profile} --backend llamacpp "
+        f"--model {model} --set model_path=/path/to/{model}.gguf --replace (or pass -m /path/to/file.gguf); "
+        f"the built-in model is '{EMBEDDED_MODEL}'",
+        backend="llamacpp",
+    )
+
+
+def load_settings(target: Target) -> LoadSettings:
+    """Validate the numeric options and find the model file."""
+    n_ctx = int(target.option("n_ctx", DEFAULT_N_CTX))
+    n_threads = int(target.option("n_threads", 0)) or default_threads()
+    n_gpu_layers = int(target.option("n_gpu_layers", 0))
+    n_batch = int(target.option("n_batch", DEFAULT_N_BATCH))
+    for name, value, low in (("n_ctx", n_ctx, 16), ("n_threads", n_threads, 1), ("n_batch", n_batch, 1)):
+        if value < low:
+            raise InvalidOptionError(
+                f"profile '{target.profile}': {name} must be at least {low}, not {value}",
+                remedy=f"set {name} to a positive number (or remove it for the default)",
+            )
+    if n_gpu_layers < -1:
+        raise InvalidOptionError(
+            f"profile '{target.profile}': n_gpu_layers must be -1 (all), 0 (none) or a layer count",
+        )
+    path, embedded = model_path_for(target)
+    # A profile that only sets model_path (keeping the built-in local's model name) runs another model: name
+    # it after its file rather than claim it is the demo model.
+    name = target.model if embedded or (target.model and target.model != EMBEDDED_MODEL) else path.stem
+    return LoadSettings(
+        model_path=path,
+        n_ctx=n_ctx,
+        n_threads=n_threads,
+        n_gpu_layers=n_gpu_layers,
+        n_batch=n_batch,
+        chat_format=str(target.option("chat_format", "auto")),
+        embedded=embedded,
+        model_name=name or path.stem,
+    )
