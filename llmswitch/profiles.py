@@ -6,7 +6,7 @@ A profile is one table in the config file; keys are flat so ``--set base_url=...
 
     [profiles.claude]
     backend = "anthropic"
-    model = "claude-sonnet-4-5"
+    model = "claude-sonnet-5-5"
     temperature = 0.2          # generation default
     timeout = 60               # backend option
 
@@ -37,13 +37,8 @@ BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
         "model": "gemma-3-270m",
         "description": "llama.cpp in-process on the embedded Gemma 3 270M demo model (offline, no key)",
     },
-    "openai": {"backend": "openai", "model": "gpt-4o-mini", "description": "OpenAI's API"},
-    "anthropic": {
-        "backend": "anthropic",
-        "model": "claude-sonnet-4-5",
-        "max_tokens": 1024,
-        "description": "Anthropic's API",
-    },
+    "openai": {"backend": "openai", "model": "gpt-5-mini", "description": "OpenAI's API"},
+    "anthropic": {"backend": "anthropic", "model": "claude-sonnet-5-5", "description": "Anthropic's API"},
     "ollama": {"backend": "ollama", "model": "llama3.2", "description": "a local Ollama server"},
     "echo": {"backend": "echo", "model": "echo", "description": "echoes your message back (for tests)"},
 }

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from llmswitch.errors import LLMSwitchError
 from llmswitch.types import Request, Response, StreamEvent, Target, TokenCount
-from llmswitch_anthropic.errors import from_exception, is_anthropic
+from llmswitch_anthropic.errors import from_exception, is_anthropic, not_json_answer
+from llmswitch_anthropic.events import translate
 from llmswitch_anthropic.sse import iter_events
-from llmswitch_anthropic.stream import translate
 from llmswitch_anthropic.transport import sdk_arguments, sdk_client, timeout_of
 from llmswitch_anthropic.wire import build_body, count_body, parse_message
+
+if TYPE_CHECKING:
+    import anthropic
 
 COUNT_TIMEOUT_S = 10.0
 
@@ -20,24 +24,31 @@ COUNT_TIMEOUT_S = 10.0
 def complete(target: Target, request: Request) -> Response:
     arguments = sdk_arguments(build_body(target, request, stream=False))
     started = time.perf_counter()
+    client = sdk_client(target)
     try:
-        raw = sdk_client(target).messages.with_raw_response.create(**arguments)
-        payload = raw.json()
-    except LLMSwitchError:
-        raise
-    except ValueError:  # the body was not JSON
-        from llmswitch_anthropic.errors import not_json
-
-        raise not_json(target, b"(the whole answer)") from None
+        raw = client.messages.with_raw_response.create(**arguments)
+        content = raw.read()
     except Exception as exc:
         _raise_translated(exc, target)
+    try:
+        payload = json.loads(content)
+    except ValueError:
+        raise not_json_answer(target, content) from None
     return parse_message(payload, target, time.perf_counter() - started)
 
 
 def stream(target: Target, request: Request) -> Iterator[StreamEvent]:
+    """Check the settings and build the client now (a bad setting fails before anything is sent)."""
     arguments = sdk_arguments(build_body(target, request, stream=True))
+    return _stream(target, sdk_client(target), arguments)
+
+
+def _stream(target: Target, client: anthropic.Anthropic, arguments: dict[str, Any]) -> Iterator[StreamEvent]:
     try:
-        with sdk_client(target).messages.with_streaming_response.create(**arguments) as response:
+        with client.messages.with_streaming_response.create(**arguments) as response:
+            content_type = response.headers.get("content-type", "")
+            if content_type and "event-stream" not in content_type:  # a proxy's page, not an answer
+                raise not_json_answer(target, response.read(), content_type)
             yield from translate(iter_events(response.http_response.iter_bytes()), target)
     except LLMSwitchError:
         raise
@@ -58,7 +69,8 @@ def count_tokens(target: Target, request: Request) -> TokenCount:
         raw = sdk_client(target).messages.with_raw_response.count_tokens(
             **sdk_arguments(count_body(target, request)), timeout=min(timeout_of(target), COUNT_TIMEOUT_S)
         )
-        n = raw.json()["input_tokens"]
+        payload = raw.json()
+        n = payload.get("input_tokens") if isinstance(payload, dict) else None
         if isinstance(n, int) and not isinstance(n, bool):
             return TokenCount(n, exact=True, method="anthropic count_tokens endpoint")
         reason = "count_tokens answered without a number"

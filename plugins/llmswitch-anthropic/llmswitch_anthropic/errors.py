@@ -106,11 +106,13 @@ def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
 
 
 def known_models() -> list[str]:
-    """Model names from the price table, for "did you mean" (offline, no network)."""
+    """Model names from the plugin's price table, for "did you mean" (offline, no network)."""
     try:
-        from llmswitch_anthropic.prices import load_prices
+        from llmswitch.pricing import load_table
+        from llmswitch_anthropic.info import INFO
 
-        return list(load_prices().get("models", {}))
+        table = load_table(INFO)
+        return list(table.models) if table is not None else []
     except Exception:  # a broken data file must not hide the error being reported
         return []
 
@@ -134,17 +136,20 @@ def from_error_body(
     detail = f": {api_message}" if api_message else ""
     common: dict[str, Any] = {"status_code": status, "backend": NAME}
     during = " during the answer" if in_stream else ""
+    # A stream's error event has no HTTP status of its own: name Anthropic's error type instead.
+    tag = f"({error_type})" if in_stream and error_type else f"(HTTP {status})"
 
     if status == 401 or error_type == "authentication_error":
         variable = key_variable(target)
         if target.api_key is None:
-            return AuthError(
-                f"{who} wants an API key and none was sent{detail}",
-                remedy=f"set {variable} (or api_key_env / api_key in profile '{target.profile}')",
-                **common,
-            )
+            if is_anthropic(target):
+                remedy = f"export {variable}=... with a key from {KEYS_PAGE}"
+            else:  # the provider's variable is never sent to another server unless the profile says so
+                remedy = (f"set api_key_env = \"{variable}\" (or api_key) in profile '{target.profile}' to send "
+                          "a key to this server")
+            return AuthError(f"{who} wants an API key and none was sent{detail}", remedy=remedy, **common)
         return AuthError(
-            redact(f"{who} rejected {key_origin(target)} (HTTP 401){detail}"),
+            redact(f"{who} rejected {key_origin(target)} {tag}{detail}"),
             remedy=f"set {variable} to a valid key"
             + (f" from {KEYS_PAGE}" if is_anthropic(target) else "")
             + f", or fix api_key / api_key_env in profile '{target.profile}'",
@@ -152,7 +157,7 @@ def from_error_body(
         )
     if status == 403 or error_type == "permission_error":
         return AuthError(
-            redact(f"{who} refused {key_origin(target)} access to '{target.model}' (HTTP 403){detail}"),
+            redact(f"{who} refused {key_origin(target)} access to '{target.model}' {tag}{detail}"),
             remedy="check the key's workspace and model access in the Anthropic console, or choose another model",
             **common,
         )
@@ -167,7 +172,7 @@ def from_error_body(
                 **common,
             )
         return ModelNotFoundError(
-            f"{who} has no Messages API at this address (HTTP 404){detail}",
+            f"{who} has no Messages API at this address {tag}{detail}",
             remedy=f"check base_url in profile '{target.profile}' (or ANTHROPIC_BASE_URL): it is the server's root, "
             f"without /v1, e.g. {DEFAULT_BASE_URL}",
             **common,
@@ -176,43 +181,46 @@ def from_error_body(
         retry_after = parse_retry_after(headers)
         wait = f"wait {retry_after:g} s" if retry_after is not None else "wait a moment"
         return RateLimitError(
-            f"{who} is rate limiting this key (HTTP 429){during}{detail}",
+            f"{who} is rate limiting this key {tag}{during}{detail}",
             retry_after=retry_after,
             remedy=f"{wait} and try again, or raise your limits in the Anthropic console",
             **common,
         )
     if status == 529 or error_type == "overloaded_error":
         return BadResponseError(
-            f"{who} is overloaded (HTTP 529){during}{detail}",
+            f"{who} is overloaded {tag}{during}{detail}",
             remedy="try again in a moment (max_retries in the profile retries for you), or switch to another "
             "profile" + (f"; see {STATUS_PAGE}" if is_anthropic(target) else ""),
             **common,
         )
     if status >= 500:
         return BadResponseError(
-            f"{who} failed with HTTP {status}{during}{detail}",
+            f"{who} failed {tag}{during}{detail}",
             remedy="try again; if it keeps failing, check "
             + (STATUS_PAGE if is_anthropic(target) else "the server's logs"),
             **common,
         )
     if status == 413 or error_type == "request_too_large":
         return BackendError(
-            f"the request is too large for {who} (HTTP 413){detail}",
+            f"the request is too large for {who} {tag}{detail}",
             remedy="shorten the conversation or the system prompt",
             **common,
         )
     if status == 402 or error_type == "billing_error":
         return BackendError(
-            f"{who} refused the request for a billing reason (HTTP 402){detail}",
+            f"{who} refused the request for a billing reason {tag}{detail}",
             remedy="check your plan and credit balance in the Anthropic console",
             **common,
         )
-    return BackendError(
-        f"{who} refused the request (HTTP {status}){detail}",
-        remedy=f"check the settings of profile '{target.profile}' (model, max_tokens, temperature, top_p, top_k, "
-        "stop) against Anthropic's limits",
-        **common,
-    )
+    sampling = [name for name in ("temperature", "top_p", "top_k") if name in (api_message or "")]
+    if sampling:
+        # Claude Sonnet 5 and later refuse sampling settings other than their defaults.
+        remedy = (f"this model may not take {', '.join(sampling)}: remove it from profile '{target.profile}' "
+                  "and from the command line (Claude Sonnet 5 and later accept none of temperature, top_p, top_k)")
+    else:
+        remedy = (f"check the settings of profile '{target.profile}' (model, max_tokens, temperature, top_p, "
+                  "top_k, stop) against Anthropic's limits")
+    return BackendError(f"{who} refused the request {tag}{detail}", remedy=remedy, **common)
 
 
 def _error_fields(body: Any) -> tuple[str | None, str | None]:
@@ -243,6 +251,16 @@ def not_json(target: Target, data: bytes) -> BadResponseError:
         f"{server_name(target)} sent a stream line that is not JSON: {shown!r}",
         remedy="the text so far is kept; try again, and if it persists check base_url (a proxy may be mangling "
         "the stream)",
+        backend=NAME,
+    )
+
+
+def not_json_answer(target: Target, content: bytes, content_type: str | None = None) -> BadResponseError:
+    shown = content[:80].decode("utf-8", "replace") + ("…" if len(content) > 80 else "")
+    what = f"{content_type.split(';')[0]}, not an event stream" if content_type else "something that is not JSON"
+    return BadResponseError(
+        f"{server_name(target)} answered with {what}: {shown!r}",
+        remedy=f"check base_url in profile '{target.profile}': it must point at an Anthropic-compatible server",
         backend=NAME,
     )
 

@@ -11,10 +11,11 @@ NAME = "anthropic"
 KEY_ENV = "ANTHROPIC_API_KEY"
 BASE_URL_ENV = "ANTHROPIC_BASE_URL"
 DEFAULT_BASE_URL = "https://api.anthropic.com"
-DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_TIMEOUT_S = 120.0
 # The Messages API requires max_tokens; this is used when neither the profile nor the command line sets it.
-DEFAULT_MAX_TOKENS = 1024
+# Not smaller: current models think by default, and thinking tokens count against it.
+DEFAULT_MAX_TOKENS = 4096
 KEYS_PAGE = "https://console.anthropic.com/settings/keys"
 STATUS_PAGE = "https://status.anthropic.com"
 

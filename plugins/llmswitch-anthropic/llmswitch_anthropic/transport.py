@@ -10,7 +10,7 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from llmswitch.errors import InvalidOptionError
+from llmswitch.errors import InvalidOptionError, PluginError
 from llmswitch.types import Target
 from llmswitch_anthropic.info import DEFAULT_BASE_URL, DEFAULT_TIMEOUT_S
 
@@ -68,7 +68,14 @@ def sdk_client(target: Target) -> anthropic.Anthropic:
 
 
 def _build(target: Target, key: str | None, headers: dict[str, str]) -> anthropic.Anthropic:
-    import anthropic
+    try:
+        import anthropic
+    except ImportError as exc:  # a broken install: say what to install, not a bare ModuleNotFoundError
+        raise PluginError(
+            f"the anthropic backend needs the anthropic SDK, which cannot be imported ({exc})",
+            plugin="anthropic",
+            remedy="pip install 'anthropic>=2.12,<3'",
+        ) from exc
 
     default_headers: dict[str, Any] = dict(headers)
     if key is None:

@@ -10,35 +10,59 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from llmswitch.types import StreamEnd, StreamEvent, Target, TextDelta, Usage, UsageEvent
 from llmswitch_anthropic.errors import cut_off, from_error_body, not_json
 from llmswitch_anthropic.wire import finish_reason, usage_from
 
+_decode = json.JSONDecoder().raw_decode
+
+
+def parse_data(data: bytes, target: Target) -> dict[str, Any]:
+    """One event's JSON object. ``raw_decode`` on text is about three times as fast as ``json.loads`` on
+    bytes (no encoding sniffing, no whitespace regexes); the slow, lenient path runs only on odd input."""
+    try:
+        text = data.decode("utf-8")
+        payload, end = _decode(text)
+        if end != len(text) and text[end:].strip():
+            raise ValueError("extra data")
+    except ValueError:  # also UnicodeDecodeError; and raw_decode refuses leading whitespace
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            raise not_json(target, data) from None
+    if type(payload) is not dict:
+        raise not_json(target, data)
+    return payload  # type: ignore[no-any-return]
+
 
 def translate(events: Iterable[tuple[str, bytes]], target: Target) -> Iterator[StreamEvent]:
     """Yield text as it arrives, then usage and the end; raise a BackendError on an error or a cut-off."""
-    loads = json.loads
     model: str | None = None
     usage: Usage | None = None
     stop_reason: str | None = None
+    decode = _decode
     for name, data in events:
         if name == "ping":
             continue
+        # parse_data inlined for the common case (a function call per token is measurable here).
         try:
-            payload = loads(data)
+            text = data.decode("utf-8")
+            payload, end = decode(text)
         except ValueError:
-            raise not_json(target, data) from None
-        if type(payload) is not dict:
-            raise not_json(target, data)
+            payload = parse_data(data, target)
+        else:
+            if end != len(text) or type(payload) is not dict:
+                payload = parse_data(data, target)
         kind = payload.get("type") or name
         # The hot path: one of these per token.
         if kind == "content_block_delta":
             delta = payload.get("delta")
             if type(delta) is dict and delta.get("type") == "text_delta":
-                text = delta.get("text")
-                if text:
-                    yield TextDelta(text)
+                piece = delta.get("text")
+                if piece and type(piece) is str:
+                    yield TextDelta(piece)
             continue
         if kind == "message_start":
             message = payload.get("message")

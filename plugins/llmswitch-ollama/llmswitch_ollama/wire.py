@@ -1,0 +1,114 @@
+"""llmswitch requests to ``/api/chat`` bodies, and Ollama's answers back: plain data, no httpx, no network.
+
+Mapping (every setting is sent, or refused with a reason, never dropped):
+
+=======================  =========================================================================
+llmswitch                Ollama ``/api/chat``
+=======================  =========================================================================
+system                   a first message with role ``system``
+temperature, top_p       ``options.temperature``, ``options.top_p``
+top_k, seed, stop        ``options.top_k``, ``options.seed``, ``options.stop``
+max_tokens               ``options.num_predict``
+num_ctx, repeat_penalty  ``options.<same name>`` (and the other extras in ``info.OPTION_EXTRAS``)
+keep_alive, think        top-level ``keep_alive`` (numbers as numbers: ``"-1"`` is -1), ``think``
+anything else            refused with the list of what is accepted
+=======================  =========================================================================
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from llmswitch.errors import BadResponseError, UnsupportedOptionError
+from llmswitch.types import Request, Response, Target, Usage
+from llmswitch_ollama.info import NAME, OPTION_EXTRAS, TOP_LEVEL_EXTRAS
+
+OPTION_EXTRA_NAMES = frozenset(spec.name for spec in OPTION_EXTRAS)
+TOP_LEVEL_EXTRA_NAMES = frozenset(spec.name for spec in TOP_LEVEL_EXTRAS)
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+
+
+def keep_alive_value(value: Any) -> Any:
+    """Ollama reads a JSON number as seconds and a string as a Go duration (``"5m"``): ``"-1"`` would fail."""
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        number = float(value)
+        return int(number) if number.is_integer() else number
+    return value
+
+
+def build_body(target: Target, request: Request, *, stream: bool) -> dict[str, Any]:
+    """The JSON body of ``POST /api/chat``."""
+    unknown = sorted(set(request.extras) - OPTION_EXTRA_NAMES - TOP_LEVEL_EXTRA_NAMES)
+    if unknown:
+        accepted = ", ".join(sorted(OPTION_EXTRA_NAMES | TOP_LEVEL_EXTRA_NAMES))
+        raise UnsupportedOptionError(
+            f"the ollama backend has no generation setting named {', '.join(unknown)}",
+            remedy=f"remove it from profile '{target.profile}' (or the command line); ollama takes {accepted}",
+        )
+    messages: list[dict[str, str]] = []
+    if request.system:
+        messages.append({"role": "system", "content": request.system})
+    messages.extend({"role": message.role, "content": message.content} for message in request.messages)
+
+    options: dict[str, Any] = {}
+    for name, value in (
+        ("temperature", request.temperature),
+        ("top_p", request.top_p),
+        ("top_k", request.top_k),
+        ("seed", request.seed),
+        ("num_predict", request.max_tokens),
+    ):
+        if value is not None:
+            options[name] = value
+    if request.stop:
+        options["stop"] = list(request.stop)
+    body: dict[str, Any] = {"model": target.model, "messages": messages, "stream": stream}
+    for name, value in request.extras.items():
+        if value is None:
+            continue
+        if name in OPTION_EXTRA_NAMES:
+            options[name] = value
+        elif name == "keep_alive":
+            body["keep_alive"] = keep_alive_value(value)
+        else:
+            body[name] = value
+    if options:
+        body["options"] = options
+    return body
+
+
+def usage_from(payload: Mapping[str, Any]) -> Usage:
+    """Ollama reports the prompt's tokens as ``prompt_eval_count`` and the answer's as ``eval_count``."""
+    prompt = payload.get("prompt_eval_count")
+    answer = payload.get("eval_count")
+    return Usage(
+        input_tokens=prompt if isinstance(prompt, int) else None,
+        output_tokens=answer if isinstance(answer, int) else None,
+    )
+
+
+def message_text(payload: Mapping[str, Any]) -> str:
+    message = payload.get("message")
+    if isinstance(message, Mapping):
+        content = message.get("content")
+        return content if isinstance(content, str) else ""
+    return ""
+
+
+def parse_chat(payload: Any, target: Target, latency_s: float) -> Response:
+    """A whole (non-streamed) ``/api/chat`` answer."""
+    if not isinstance(payload, Mapping) or not isinstance(payload.get("message"), Mapping):
+        raise BadResponseError(
+            "the answer does not look like Ollama's /api/chat (no message)",
+            remedy=f"check base_url in profile '{target.profile}': it must point at an Ollama server",
+            backend=NAME,
+        )
+    return Response(
+        text=message_text(payload),
+        finish_reason=str(payload.get("done_reason") or "stop"),
+        usage=usage_from(payload),
+        model=str(payload.get("model") or target.model),
+        latency_s=latency_s,
+    )

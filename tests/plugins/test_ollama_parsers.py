@@ -1,0 +1,136 @@
+"""Properties of the ollama plugin's NDJSON reader, OLLAMA_HOST reading and event translation (no network)."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlsplit
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from llmswitch_ollama.events import translate
+from llmswitch_ollama.host import normalize_base_url
+from llmswitch_ollama.ndjson import iter_lines
+
+from llmswitch.errors import BadResponseError, ModelNotFoundError
+from llmswitch.types import StreamEnd, Target, TextDelta, UsageEvent
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=10,
+)
+
+
+def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({min(cut, len(data)) for cut in cuts})
+    pieces, start = [], 0
+    for point in points:
+        pieces.append(data[start:point])
+        start = point
+    pieces.append(data[start:])
+    return pieces
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(JSON_VALUES, max_size=15), st.sampled_from(["\n", "\r\n"]), st.booleans(),
+       st.lists(st.integers(min_value=0, max_value=3000), max_size=20), st.booleans())
+def test_values_survive_any_chunking(
+    values: list[object], newline: str, blank_lines: bool, cuts: list[int], final_newline: bool
+) -> None:
+    lines = [json.dumps(value, ensure_ascii=False) for value in values]
+    separator = newline + (newline if blank_lines else "")
+    wire = separator.join(lines) + (newline if final_newline and lines else "")
+    decoded = [json.loads(line) for line in iter_lines(chunked(wire.encode(), cuts))]
+    assert decoded == values
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=50), max_size=20))
+def test_arbitrary_bytes_never_break_the_reader(chunks: list[bytes]) -> None:
+    for line in iter_lines(chunks):
+        assert line.strip() and b"\n" not in line
+
+
+# ---- OLLAMA_HOST -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "url"),
+    [
+        (None, "http://127.0.0.1:11434"),
+        ("", "http://127.0.0.1:11434"),
+        ("0.0.0.0", "http://127.0.0.1:11434"),
+        ("0.0.0.0:8080", "http://127.0.0.1:8080"),
+        (":11435", "http://127.0.0.1:11435"),
+        ("gpu-box", "http://gpu-box:11434"),
+        ("gpu-box:1234", "http://gpu-box:1234"),
+        ("http://gpu-box", "http://gpu-box:80"),
+        ("https://ollama.example.com/proxy/", "https://ollama.example.com:443/proxy"),
+        ("[::1]:5000", "http://[::1]:5000"),
+        ("::1", "http://[::1]:11434"),
+        ("http://127.0.0.1:11434/", "http://127.0.0.1:11434"),
+        ('"localhost:11434"', "http://localhost:11434"),
+        ("host:99999", "http://host:11434"),
+    ],
+)
+def test_ollama_host_is_read_the_way_ollama_reads_it(raw: str | None, url: str) -> None:
+    assert normalize_base_url(raw) == url
+
+
+HOSTS = st.one_of(
+    st.from_regex(r"[a-z][a-z0-9-]{0,15}(\.[a-z]{2,5})?", fullmatch=True),
+    st.ip_addresses(v=4).map(str),
+    st.ip_addresses(v=6).map(lambda ip: f"[{ip}]"),
+)
+
+
+@given(st.sampled_from(["", "http://", "https://"]), HOSTS,
+       st.one_of(st.none(), st.integers(min_value=1, max_value=65535)), st.sampled_from(["", "/", "/x/y/"]))
+def test_every_host_becomes_a_url_with_scheme_and_port(scheme: str, host: str, port: int | None, path: str) -> None:
+    raw = f"{scheme}{host}{f':{port}' if port else ''}{path}"
+    url = urlsplit(normalize_base_url(raw))
+    assert url.scheme in ("http", "https") and url.port is not None and 0 < url.port <= 65535
+    assert not normalize_base_url(raw).endswith("/")
+    if port:
+        assert url.port == port
+
+
+# ---- event translation -------------------------------------------------------------------------------
+
+
+TARGET = Target(profile="p", backend="ollama", model="llama3.2", base_url=None, options={"timeout": 5.0})
+
+
+def chat_line(content: str, done: bool = False, **extra: object) -> bytes:
+    return json.dumps({"model": "llama3.2", "message": {"role": "assistant", "content": content},
+                       "done": done, **extra}).encode()
+
+
+@given(st.lists(st.text(min_size=1, max_size=10), max_size=30))
+def test_translation_yields_every_piece_then_usage_and_end(pieces: list[str]) -> None:
+    lines = [chat_line(piece) for piece in pieces]
+    lines.append(chat_line("", True, done_reason="stop", prompt_eval_count=9, eval_count=len(pieces)))
+    out = list(translate(lines, TARGET))
+    assert [event.text for event in out if isinstance(event, TextDelta)] == pieces
+    assert isinstance(out[-2], UsageEvent) and out[-2].usage.input_tokens == 9
+    assert out[-1] == StreamEnd("stop", "llama3.2")
+
+
+def test_odd_but_valid_lines_are_read_and_trailing_garbage_is_not() -> None:
+    assert isinstance(list(translate([b"  " + chat_line("a", True)], TARGET))[-1], StreamEnd)
+    with pytest.raises(BadResponseError, match="not JSON"):
+        list(translate([chat_line("a") + b" tail"], TARGET))
+    with pytest.raises(BadResponseError, match="not JSON"):
+        list(translate([b'{"message": {"content": "\xff"}}'], TARGET))
+
+
+def test_translation_failures() -> None:
+    with pytest.raises(ModelNotFoundError, match="pull"):
+        list(translate([b'{"error": "model \\"llama3.2\\" not found, try pulling it first"}'], TARGET))
+    with pytest.raises(BadResponseError, match="not JSON"):
+        list(translate([b"<html>"], TARGET))
+    with pytest.raises(BadResponseError, match="not JSON"):
+        list(translate([b"[1]"], TARGET))
+    with pytest.raises(BadResponseError, match="cut off"):
+        list(translate([chat_line("a")], TARGET))
