@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmswitch import accounting
 from llmswitch.client import Client, ResolvedProfile, StreamResult
 from llmswitch.errors import LLMSwitchError
 from llmswitch.types import Message, Request, Response, StreamEvent
+
+if TYPE_CHECKING:
+    from llmswitch.store import HistoryStore
 
 
 @dataclass
@@ -28,6 +31,9 @@ class Conversation:
     messages: list[Message] = field(default_factory=list)
     api_key: str | None = None
     _resolved: ResolvedProfile | None = None
+    # Chat history: with a store, each prompt and each answer is committed as it completes.
+    store: HistoryStore | None = None
+    conversation_id: int | None = None
 
     @property
     def resolved(self) -> ResolvedProfile:
@@ -37,14 +43,19 @@ class Conversation:
             )
         return self._resolved
 
-    def switch(self, profile_name: str, *, model: str | None = None) -> ResolvedProfile:
+    def switch(
+        self, profile_name: str, *, model: str | None = None, settings: Mapping[str, Any] | None = None
+    ) -> ResolvedProfile:
         """Answer with another profile from now on; validated before anything changes."""
-        resolved = self.client.resolve(profile_name, model=model, api_key=self.api_key)
-        self.profile_name, self.model, self.settings, self._resolved = profile_name, model, {}, resolved
+        resolved = self.client.resolve(profile_name, model=model, settings=settings, api_key=self.api_key)
+        self.profile_name, self.model, self._resolved = profile_name, model, resolved
+        self.settings = dict(settings or {})
         return resolved
 
     def reset(self) -> None:
+        """Forget the messages; with a store, the next prompt starts a new stored conversation."""
         self.messages.clear()
+        self.conversation_id = None
 
     def request_for(self, prompt: str | None) -> Request:
         messages = [*self.messages, Message("user", prompt)] if prompt is not None else list(self.messages)
@@ -56,6 +67,8 @@ class Conversation:
         request = self.request_for(prompt)
         accounting.check_budget(self.resolved, request)
         result = self.resolved.stream(request)
+        if self.store is not None:
+            self.store.record_prompt(self, prompt)  # committed now: a crash loses at most the answer
         return Turn(self, prompt, request, result)
 
     def complete(self, prompt: str) -> Response:
@@ -73,9 +86,12 @@ class Conversation:
         if result.text:
             self.messages.append(Message("assistant", result.text))
         try:
-            return accounting.record_call(self.resolved, request, result)
+            cost = accounting.record_call(self.resolved, request, result)
         except LLMSwitchError:
-            return None  # bookkeeping must never cost the user the answer
+            cost = None  # bookkeeping must never cost the user the answer
+        if self.store is not None:
+            self.store.record_answer(self, result, cost)  # never raises; a failure is in store.last_error
+        return cost
 
 
 @dataclass

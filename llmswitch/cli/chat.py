@@ -42,6 +42,10 @@ End a line with \\ to continue on the next; Ctrl-C stops an answer without leavi
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: text, usage, model, latency.")
 @click.option("--usage", "show_usage", is_flag=True, help="Print tokens and latency to stderr after the answer.")
 @click.option("--api-key", metavar="KEY", help="API key for this call (beats the environment and .env).")
+@click.option("-c", "--continue", "continue_id", is_flag=False, flag_value="latest", default=None, metavar="[ID]",
+              help="Continue a stored conversation: the latest, or the one with this ID (`llmswitch tui` lists "
+              "them).")
+@click.option("--no-history", is_flag=True, help="Do not save this conversation in the chat history.")
 @click.pass_context
 def chat(
     ctx: click.Context,
@@ -54,13 +58,27 @@ def chat(
     as_json: bool,
     show_usage: bool,
     api_key: str | None,
+    continue_id: str | None,
+    no_history: bool,
 ) -> int:
     """Ask a model. With PROMPT or piped input: one answer, streamed to stdout. With neither: a REPL."""
     from llmswitch.client import Client
 
     client = Client(ctx.obj.get("config"))
-    conversation = Conversation(client, profile_name, model=model, system=system, api_key=api_key)
-    conversation.settings = parse_options(client, conversation, options)
+    resuming = continue_id is not None
+    history = open_history(required=resuming) if resuming or not no_history else None
+    conversation = Conversation(client, profile_name, model=model, system=system, api_key=api_key,
+                                store=None if no_history else history)
+    if resuming and history is not None:
+        from llmswitch.store.resume import parse_continue_value, resume
+
+        resume_id, prompt = parse_continue_value(str(continue_id), prompt)
+        record = resume(conversation, history, resume_id,
+                        keep_profile=profile_name is not None, keep_system=system is not None)
+        if sys.stdin is not None and sys.stdin.isatty() and not prompt:
+            click.echo(f"(continuing conversation {record.id}: {record.title!r}, "
+                       f"{len(conversation.messages)} messages)", err=True)
+    conversation.settings = {**conversation.settings, **parse_options(client, conversation, options)}
     _ = conversation.resolved  # validate the profile before reading stdin or starting a REPL
 
     text = " ".join(prompt)
@@ -69,10 +87,27 @@ def chat(
         piped = sys.stdin.read()
         text = f"{text}\n\n{piped}" if text and piped.strip() else (text or piped)
     if text.strip():
-        return one_shot(conversation, text, no_stream=no_stream, as_json=as_json, show_usage=show_usage)
-    if not stdin_is_terminal:
+        code = one_shot(conversation, text, no_stream=no_stream, as_json=as_json, show_usage=show_usage)
+    elif not stdin_is_terminal:
         raise click.UsageError("nothing to ask: give a PROMPT or pipe some text in")
-    return repl(conversation, show_usage=show_usage)
+    else:
+        code = repl(conversation, show_usage=show_usage)
+    if conversation.store is not None and conversation.store.last_error is not None:
+        click.echo(f"warning: the chat history was not saved: {conversation.store.last_error.message}", err=True)
+    return code
+
+
+def open_history(*, required: bool) -> Any:
+    """The chat history store; when it cannot be opened, chat anyway (with a warning) unless it is needed."""
+    from llmswitch.store import HistoryError, HistoryStore
+
+    try:
+        return HistoryStore.open()
+    except HistoryError as error:
+        if required:
+            raise
+        click.echo(f"warning: this conversation will not be saved: {error.message}", err=True)
+        return None
 
 
 def parse_options(client: Any, conversation: Conversation, options: tuple[tuple[str, str], ...]) -> dict[str, Any]:
@@ -157,9 +192,13 @@ def result_payload(conversation: Conversation, turn: Turn, interrupted: bool) ->
     }
     cost = getattr(turn, "cost", None)
     if cost is not None:
-        payload["cost"] = cost
+        # {"usd": 0.000123 | null (price unknown), "input_tokens", "output_tokens", "tokens_estimated",
+        #  "price_source"}
+        payload["cost"] = cost.as_dict() if hasattr(cost, "as_dict") else cost
     if result.error is not None:
         payload["error"] = error_payload(result.error)
+    if conversation.conversation_id is not None:
+        payload["conversation_id"] = conversation.conversation_id  # for `llmswitch chat --continue ID`
     return payload
 
 
@@ -175,7 +214,7 @@ def usage_line(turn: Turn) -> str:
         parts.append(f"first token {result.first_token_s:.2f}s")
     cost = getattr(turn, "cost", None)
     if cost is not None:
-        parts.append(f"cost {cost}")
+        parts.append(f"cost {cost}")  # "$0.000123", "$0" or "unknown (why)": see accounting.CallCost
     return "usage: " + ", ".join(parts)
 
 

@@ -99,7 +99,7 @@ def test_the_price_table_has_date_source_and_the_builtin_profiles_model() -> Non
     assert info.default_model is not None and table.lookup(info.default_model) is not None
     price = table.lookup(BUILTIN_PROFILES["anthropic"]["model"])
     assert price is not None and price.known and price.context_window and price.max_output
-    assert table.lookup("claude-sonnet-4-5-20250929") == price  # a dated snapshot costs the same
+    assert table.lookup(BUILTIN_PROFILES["anthropic"]["model"] + "-20260101") == price  # a dated snapshot costs the same
     assert price.cached_input_per_mtok is not None
     assert price.cached_input_per_mtok < price.input_per_mtok < price.output_per_mtok  # type: ignore[operator]
 
