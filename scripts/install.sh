@@ -33,7 +33,7 @@ wheel=$(PYTHON="$py" bash scripts/llama-wheel.sh)
 pip install "$wheel"
 pip install -e ".$extras" \
   -e plugins/llmswitch-echo \
-  -e plugins/llmswitch-openai \
+  -e "plugins/llmswitch-openai[tiktoken]" \
   -e plugins/llmswitch-anthropic \
   -e plugins/llmswitch-ollama \
   -e plugins/llmswitch-llamacpp
