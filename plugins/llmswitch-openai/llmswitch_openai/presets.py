@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+# Servers you run yourself cost nothing per token; say so rather than "unknown". (A LiteLLM proxy is not
+# here: it forwards to paid providers.)
+_SELF_HOSTED: dict[str, Any] = {"price_input_per_mtok": 0.0, "price_output_per_mtok": 0.0}
+
 PRESETS: dict[str, dict[str, Any]] = {
     # ---- hosted OpenAI-compatible APIs --------------------------------------------------------------
     "groq": {
@@ -53,27 +57,33 @@ PRESETS: dict[str, dict[str, Any]] = {
     "vllm": {
         "base_url": "http://127.0.0.1:8000/v1",
         "description": "a vLLM server (`vllm serve MODEL`, port 8000)",
+        **_SELF_HOSTED,
     },
     "llamacpp-server": {
         "base_url": "http://127.0.0.1:8080/v1",
         "description": "llama.cpp's llama-server (`llama-server -m FILE.gguf`, port 8080)",
+        **_SELF_HOSTED,
     },
     "llama-cpp-python": {
         "base_url": "http://127.0.0.1:8000/v1",
         "description": "llama-cpp-python's server (`python -m llama_cpp.server --model FILE.gguf`, port 8000)",
+        **_SELF_HOSTED,
     },
     "lmstudio": {
         "base_url": "http://127.0.0.1:1234/v1",
         "description": "LM Studio's local server (Developer tab, port 1234)",
+        **_SELF_HOSTED,
     },
     "ollama-openai": {
         "base_url": "http://127.0.0.1:11434/v1",
         "model": "llama3.2",
         "description": "Ollama through its OpenAI-compatible endpoint (port 11434)",
+        **_SELF_HOSTED,
     },
     "instructlab": {
         "base_url": "http://127.0.0.1:8000/v1",
         "description": "InstructLab's server (`ilab model serve`, port 8000)",
+        **_SELF_HOSTED,
     },
     "litellm": {
         "base_url": "http://127.0.0.1:4000/v1",
