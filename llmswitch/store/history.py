@@ -1,0 +1,557 @@
+"""The chat history: conversations and messages in SQLite, shared by the CLI and the TUI.
+
+One file, ``data_dir()/history.db``, in WAL mode with a busy timeout, so ``llmswitch chat`` in one terminal
+and ``llmswitch tui`` in another can both write. Every message is committed on its own as soon as it is
+complete: a crash or kill loses at most the answer in flight. Prompts and answers are stored; keys never are
+(error texts pass through :func:`llmswitch.secrets.redact`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from llmswitch.errors import ConfigError, LLMSwitchError
+from llmswitch.store import schema
+
+if TYPE_CHECKING:
+    from llmswitch.client import ResolvedProfile, StreamResult
+
+BUSY_TIMEOUT_MS = 10_000
+HIGHLIGHT_START = "\ue000"  # private-use characters: they cannot clash with anything a model writes
+HIGHLIGHT_END = "\ue001"
+_UNCHANGED: Any = object()
+
+
+class HistoryError(LLMSwitchError):
+    """The history database cannot be opened, read or written."""
+
+    kind = "history"
+
+
+class ConversationNotFoundError(HistoryError, ConfigError):
+    """No conversation with that id (a command-line mistake: exit code 2)."""
+
+    kind = "conversation_not_found"
+
+
+@dataclass(frozen=True)
+class ConversationRecord:
+    """One conversation as listed: its settings and totals."""
+
+    id: int
+    title: str
+    created_at: float
+    updated_at: float
+    profile: str | None = None
+    system: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    message_count: int = 0
+    cost_usd: float | None = None
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    """One stored message, with the profile and model that produced it and what it cost."""
+
+    id: int
+    conversation_id: int
+    role: str
+    content: str
+    created_at: float
+    profile: str | None = None
+    backend: str | None = None
+    model: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    latency_s: float | None = None
+    finish_reason: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A message that matches a search; ``snippet`` marks matches with HIGHLIGHT_START/HIGHLIGHT_END."""
+
+    conversation_id: int
+    message_id: int
+    title: str
+    role: str
+    snippet: str
+    created_at: float
+
+
+class RecordableConversation(Protocol):
+    """What :meth:`HistoryStore.record_prompt` reads from a :class:`llmswitch.conversation.Conversation`."""
+
+    conversation_id: int | None
+    system: str | None
+
+    @property
+    def resolved(self) -> ResolvedProfile: ...
+
+    @property
+    def settings(self) -> Any: ...
+
+
+def default_path() -> Path:
+    from llmswitch.config import data_dir
+
+    return data_dir() / "history.db"
+
+
+_MESSAGE_COLUMNS = (
+    "id, conversation_id, role, content, created_at, profile, backend, model, input_tokens, output_tokens, "
+    "cost_usd, latency_s, finish_reason, error"
+)
+
+
+class HistoryStore:
+    """Conversations and messages in one SQLite file. Thread-safe: one connection behind a lock."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path | None) -> None:
+        self._connection = connection
+        self._lock = threading.RLock()
+        self.path = path
+        self.last_error: HistoryError | None = None  # set by record_* (which never raise); shown as a warning
+
+    # ---- opening ---------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] | None = None) -> HistoryStore:
+        """Open (creating and upgrading as needed) the history file; ``":memory:"`` for a throwaway one."""
+        in_memory = str(path) == ":memory:"
+        target = None if in_memory else Path(path) if path is not None else default_path()
+        try:
+            if target is not None:
+                target.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(
+                ":memory:" if target is None else str(target),
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,  # autocommit: every write below manages its own transaction
+                check_same_thread=False,  # the TUI records answers from worker threads; the lock serialises
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise HistoryError(
+                f"cannot open the chat history at {target}: {exc}",
+                remedy="check that the data directory is writable (LLMSWITCH_DATA_DIR moves it)",
+            ) from None
+        try:
+            connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if target is not None:
+                connection.execute("PRAGMA journal_mode = WAL")
+                connection.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across app crashes
+            connection.execute("PRAGMA foreign_keys = ON")
+            _prepare(connection, target)
+        except HistoryError:
+            connection.close()
+            raise
+        except sqlite3.Error as exc:
+            connection.close()
+            raise HistoryError(
+                f"the chat history at {target} is unreadable: {exc}",
+                remedy=f"move {target} away to start a new history",
+            ) from None
+        return cls(connection, target)
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+    def __enter__(self) -> HistoryStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return schema.current_version(self._connection)
+
+    @property
+    def has_full_text_search(self) -> bool:
+        with self._lock:
+            return schema.has_search_index(self._connection)
+
+    # ---- transactions ------------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction, taken up front (IMMEDIATE) so it never has to upgrade a read lock."""
+        with self._lock:
+            connection = self._connection
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise _write_failed(self.path, exc) from None
+            try:
+                yield connection
+                connection.execute("COMMIT")
+            except sqlite3.Error as exc:
+                connection.execute("ROLLBACK")
+                raise _write_failed(self.path, exc) from None
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+
+    def _read(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            try:
+                cursor = self._connection.execute(sql, parameters)
+                cursor.row_factory = sqlite3.Row
+                return cursor.fetchall()
+            except sqlite3.Error as exc:
+                raise HistoryError(f"cannot read the chat history: {exc}") from None
+
+    # ---- conversations ---------------------------------------------------------------------------
+
+    def create_conversation(
+        self,
+        title: str = "",
+        *,
+        profile: str | None = None,
+        system: str | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> int:
+        now = time.time()
+        with self._write() as connection:
+            cursor = connection.execute(
+                "INSERT INTO conversations (title, created_at, updated_at, profile, system, options) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (title, now, now, profile, system, _dump_options(options)),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def get_conversation(self, conversation_id: int) -> ConversationRecord:
+        rows = self._read(_CONVERSATION_QUERY + " WHERE c.id = ? GROUP BY c.id", (conversation_id,))
+        if not rows:
+            raise ConversationNotFoundError(
+                f"no conversation with id {conversation_id} in the chat history",
+                remedy="`llmswitch chat --continue` without an id resumes the latest one",
+            )
+        return _conversation(rows[0])
+
+    def list_conversations(self, limit: int = 500) -> list[ConversationRecord]:
+        """Newest (most recently updated) first."""
+        rows = self._read(
+            _CONVERSATION_QUERY + " GROUP BY c.id ORDER BY c.updated_at DESC, c.id DESC LIMIT ?", (limit,)
+        )
+        return [_conversation(row) for row in rows]
+
+    def latest_conversation_id(self) -> int | None:
+        rows = self._read("SELECT id FROM conversations ORDER BY updated_at DESC, id DESC LIMIT 1")
+        return int(rows[0]["id"]) if rows else None
+
+    def update_conversation(
+        self,
+        conversation_id: int,
+        *,
+        title: str = _UNCHANGED,
+        profile: str | None = _UNCHANGED,
+        system: str | None = _UNCHANGED,
+        options: dict[str, Any] | None = _UNCHANGED,
+    ) -> None:
+        """Change any of the named fields (the others are left as they are)."""
+        changes: dict[str, Any] = {}
+        if title is not _UNCHANGED:
+            changes["title"] = title
+        if profile is not _UNCHANGED:
+            changes["profile"] = profile
+        if system is not _UNCHANGED:
+            changes["system"] = system
+        if options is not _UNCHANGED:
+            changes["options"] = _dump_options(options)
+        if not changes:
+            return
+        assignments = ", ".join(f"{name} = ?" for name in changes)
+        with self._write() as connection:
+            cursor = connection.execute(
+                f"UPDATE conversations SET {assignments} WHERE id = ?", (*changes.values(), conversation_id)
+            )
+            if cursor.rowcount == 0:
+                raise ConversationNotFoundError(f"no conversation with id {conversation_id} in the chat history")
+
+    def rename(self, conversation_id: int, title: str) -> None:
+        self.update_conversation(conversation_id, title=title.strip())
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        with self._write() as connection:
+            # Messages first, explicitly, so the search index's delete trigger sees every one.
+            connection.execute("DELETE FROM messages WHERE conversation_id = ?", (conversation_id,))
+            connection.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+
+    # ---- messages ----------------------------------------------------------------------------------
+
+    def add_message(
+        self,
+        conversation_id: int,
+        role: str,
+        content: str,
+        *,
+        profile: str | None = None,
+        backend: str | None = None,
+        model: str | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        cost_usd: float | None = None,
+        latency_s: float | None = None,
+        finish_reason: str | None = None,
+        error: str | None = None,
+    ) -> int:
+        """Append one message and commit it; the conversation moves to the top of the list."""
+        now = time.time()
+        with self._write() as connection:
+            cursor = connection.execute(
+                f"INSERT INTO messages ({_MESSAGE_COLUMNS.removeprefix('id, ')}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (conversation_id, role, content, now, profile, backend, model, input_tokens, output_tokens,
+                 cost_usd, latency_s, finish_reason, error),
+            )
+            connection.execute(
+                "UPDATE conversations SET updated_at = ?, "
+                "title = CASE WHEN title = '' AND ? = 'user' THEN ? ELSE title END WHERE id = ?",
+                (now, role, title_from(content), conversation_id),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def messages(self, conversation_id: int) -> list[MessageRecord]:
+        rows = self._read(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY id", (conversation_id,)
+        )
+        return [MessageRecord(**dict(row)) for row in rows]
+
+    def delete_last_exchange(self, conversation_id: int) -> str | None:
+        """Remove the last user message and everything after it (to regenerate or edit); return its text."""
+        with self._write() as connection:
+            row = connection.execute(
+                "SELECT id, content FROM messages WHERE conversation_id = ? AND role = 'user' "
+                "ORDER BY id DESC LIMIT 1",
+                (conversation_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            connection.execute("DELETE FROM messages WHERE conversation_id = ? AND id >= ?", (conversation_id, row[0]))
+            return str(row[1])
+
+    def recent_prompts(self, limit: int = 200) -> list[str]:
+        """The most recent distinct prompts the user sent, oldest first (for the input's history)."""
+        rows = self._read(
+            "SELECT content FROM messages WHERE role = 'user' GROUP BY content ORDER BY MAX(id) DESC LIMIT ?",
+            (limit,),
+        )
+        return [str(row["content"]) for row in reversed(rows)]
+
+    # ---- search --------------------------------------------------------------------------------------
+
+    def search(self, text: str, limit: int = 100) -> list[SearchHit]:
+        """Messages matching every word of ``text`` (prefixes count; "quoted phrases" match as phrases),
+        best match first, with the matches marked in ``snippet``."""
+        query = fts_query(text)
+        if not query:
+            return []
+        if not self.has_full_text_search:
+            return self._search_without_index(text, limit)
+        rows = self._read(
+            f"""
+            SELECT m.conversation_id, m.id AS message_id, c.title, m.role, m.created_at,
+                   snippet({schema.SEARCH_TABLE}, 0, ?, ?, '…', 12) AS snippet
+            FROM {schema.SEARCH_TABLE} AS s
+            JOIN messages AS m ON m.id = s.rowid
+            JOIN conversations AS c ON c.id = m.conversation_id
+            WHERE {schema.SEARCH_TABLE} MATCH ?
+            ORDER BY s.rank, m.id DESC
+            LIMIT ?
+            """,
+            (HIGHLIGHT_START, HIGHLIGHT_END, query, limit),
+        )
+        return [SearchHit(**dict(row)) for row in rows]
+
+    def _search_without_index(self, text: str, limit: int) -> list[SearchHit]:
+        """The fallback when SQLite lacks FTS5: substring match on every word, highlighted here."""
+        words = _WORD.findall(text)
+        conditions = " AND ".join("m.content LIKE ?" for _ in words)
+        rows = self._read(
+            f"""
+            SELECT m.conversation_id, m.id AS message_id, c.title, m.role, m.created_at, m.content AS snippet
+            FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id
+            WHERE {conditions} ORDER BY m.id DESC LIMIT ?
+            """,
+            (*(f"%{word}%" for word in words), limit),
+        )
+        hits = []
+        for row in rows:
+            values = dict(row)
+            values["snippet"] = highlight_words(values["snippet"], words)
+            hits.append(SearchHit(**values))
+        return hits
+
+    # ---- recording a conversation as it happens ----------------------------------------------------------
+
+    def record_prompt(self, conversation: RecordableConversation, prompt: str) -> None:
+        """Commit the prompt just sent (creating the conversation on its first prompt). Never raises: a
+        failure is kept in ``last_error`` so the caller can warn without losing the answer."""
+        try:
+            resolved = conversation.resolved
+            options = _generation_options(conversation.settings)
+            if conversation.conversation_id is None:
+                conversation.conversation_id = self.create_conversation(
+                    title_from(prompt), profile=resolved.name, system=conversation.system, options=options
+                )
+            else:
+                self.update_conversation(
+                    conversation.conversation_id, profile=resolved.name, system=conversation.system,
+                    options=options,
+                )
+            self.add_message(
+                conversation.conversation_id, "user", prompt,
+                profile=resolved.name, backend=resolved.target.backend, model=resolved.target.model,
+            )
+        except HistoryError as error:
+            self.last_error = error
+
+    def record_answer(self, conversation: RecordableConversation, result: StreamResult, cost: Any) -> None:
+        """Commit the answer that just finished, failed or was cancelled, with whatever text arrived."""
+        if conversation.conversation_id is None:
+            return
+        try:
+            from llmswitch.secrets import redact
+
+            resolved = result.resolved
+            error: str | None = None
+            if result.error is not None:
+                finish_reason: str | None = "error"
+                error = redact(result.error.message)
+                if result.error.remedy:
+                    error += "\nhint: " + redact(result.error.remedy)
+            else:
+                finish_reason = "interrupted" if result.interrupted else result.finish_reason
+            self.add_message(
+                conversation.conversation_id, "assistant", result.text,
+                profile=resolved.name, backend=resolved.target.backend,
+                model=result.model or resolved.target.model,
+                input_tokens=result.usage.input_tokens, output_tokens=result.usage.output_tokens,
+                cost_usd=cost_in_usd(cost), latency_s=result.latency_s,
+                finish_reason=finish_reason, error=error,
+            )
+        except HistoryError as error_:
+            self.last_error = error_
+
+
+# ---- helpers ----------------------------------------------------------------------------------------------
+
+_CONVERSATION_QUERY = """
+    SELECT c.id, c.title, c.created_at, c.updated_at, c.profile, c.system, c.options,
+           COUNT(m.id) AS message_count, SUM(m.cost_usd) AS cost_usd
+    FROM conversations AS c LEFT JOIN messages AS m ON m.conversation_id = c.id
+"""
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_PHRASE = re.compile(r'"([^"]*)"')
+
+
+def fts_query(text: str) -> str:
+    """Turn what a person types into an FTS5 query that cannot be a syntax error: every word must match,
+    as a prefix; text in double quotes must match as a phrase."""
+    parts: list[str] = []
+    for phrase in _PHRASE.findall(text):
+        words = _WORD.findall(phrase)
+        if words:
+            parts.append('"' + " ".join(words) + '"')
+    for word in _WORD.findall(_PHRASE.sub(" ", text)):
+        parts.append(f'"{word}"*')
+    return " ".join(parts)
+
+
+def highlight_words(text: str, words: list[str], context: int = 60) -> str:
+    """Mark ``words`` in ``text`` and cut it down around the first match (the LIKE fallback's snippet)."""
+    if not words:
+        return text
+    pattern = re.compile("|".join(re.escape(word) for word in words), re.IGNORECASE)
+    first = pattern.search(text)
+    start = max(0, first.start() - context) if first else 0
+    excerpt = text[start : start + 3 * context]
+    marked = pattern.sub(lambda match: HIGHLIGHT_START + match.group(0) + HIGHLIGHT_END, excerpt)
+    return ("…" if start else "") + marked + ("…" if start + 3 * context < len(text) else "")
+
+
+def title_from(prompt: str, width: int = 60) -> str:
+    """A conversation's default title: the first line of its first prompt, shortened."""
+    line = next((line.strip() for line in prompt.splitlines() if line.strip()), "")
+    line = line.lstrip("#>*-+ \t").strip() or line  # "## Heading" or "> quote" reads better without markup
+    return line if len(line) <= width else line[: width - 1].rstrip() + "…"
+
+
+def cost_in_usd(cost: Any) -> float | None:
+    """The accounting layer's cost as dollars, whatever shape it has (a number, Decimal, or an object with
+    ``usd``/``total_usd``); None when unknown."""
+    if cost is None:
+        return None
+    for attribute in ("usd", "total_usd", "cost_usd", "total"):
+        value = getattr(cost, attribute, None)
+        if value is not None and not callable(value):
+            cost = value
+            break
+    try:
+        return float(cost)
+    except (TypeError, ValueError):
+        return None
+
+
+def _generation_options(settings: Any) -> dict[str, Any]:
+    from llmswitch.profiles import GENERATION_KEYS
+
+    return {key: value for key, value in dict(settings or {}).items() if key in GENERATION_KEYS and key != "system"}
+
+
+def _dump_options(options: dict[str, Any] | None) -> str:
+    return json.dumps(options or {}, sort_keys=True, ensure_ascii=False)
+
+
+def _conversation(row: sqlite3.Row) -> ConversationRecord:
+    values = dict(row)
+    try:
+        values["options"] = json.loads(values.get("options") or "{}")
+    except ValueError:
+        values["options"] = {}
+    return ConversationRecord(**values)
+
+
+def _prepare(connection: sqlite3.Connection, path: Path | None) -> None:
+    found = schema.current_version(connection)
+    if found > schema.LATEST_VERSION:
+        raise HistoryError(
+            f"the chat history at {path} was written by a newer llmswitch (schema version {found}, "
+            f"this one knows up to {schema.LATEST_VERSION})",
+            remedy="upgrade llmswitch, or set LLMSWITCH_DATA_DIR to use another history",
+        )
+    schema.upgrade(connection)
+    if not schema.has_search_index(connection) and schema.fts5_available(connection):
+        # The file was upgraded by an SQLite without FTS5; this one has it, so build the index now.
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            schema.create_search_index(connection)
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+
+def _write_failed(path: Path | None, exc: sqlite3.Error) -> HistoryError:
+    if "locked" in str(exc) or "busy" in str(exc):
+        return HistoryError(
+            f"the chat history at {path} stayed locked by another llmswitch for {BUSY_TIMEOUT_MS // 1000}s",
+            remedy="close other llmswitch windows that are stuck, then try again",
+        )
+    return HistoryError(f"cannot write the chat history at {path}: {exc}",
+                        remedy="check free disk space and the data directory's permissions")
