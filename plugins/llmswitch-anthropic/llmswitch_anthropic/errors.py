@@ -8,9 +8,7 @@ imported only inside :func:`from_exception`, which runs only after something fai
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from typing import Any
 
 from llmswitch.errors import (
@@ -23,6 +21,7 @@ from llmswitch.errors import (
     UnreachableError,
     close_matches,
 )
+from llmswitch.http_headers import parse_retry_after  # re-exported: callers and tests import it from here
 from llmswitch.secrets import redact
 from llmswitch.types import Target
 from llmswitch_anthropic.info import DEFAULT_BASE_URL, KEY_ENV, KEYS_PAGE, NAME, STATUS_PAGE
@@ -72,37 +71,6 @@ def key_origin(target: Target) -> str:
     else:
         where = f"profile '{target.profile}'"
     return f"the key {target.api_key.masked} (from {where})"
-
-
-def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds to wait, from ``retry-after-ms``, or ``Retry-After`` as seconds or an HTTP date."""
-    if not headers:
-        return None
-    milliseconds = headers.get("retry-after-ms")
-    if milliseconds:
-        try:
-            value = float(milliseconds) / 1000
-            return value if math.isfinite(value) and value >= 0 else None
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        seconds = float(raw)
-    except ValueError:
-        from email.utils import parsedate_to_datetime
-
-        try:
-            when = parsedate_to_datetime(raw)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - datetime.now(timezone.utc)).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
 
 
 def known_models() -> list[str]:

@@ -8,9 +8,7 @@ middle of a stream as a line ``{"error": "..."}``. Transport failures come from 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from typing import Any
 
 from llmswitch.errors import (
@@ -22,6 +20,7 @@ from llmswitch.errors import (
     RateLimitError,
     UnreachableError,
 )
+from llmswitch.http_headers import parse_retry_after  # re-exported: callers and tests import it from here
 from llmswitch.types import Target
 from llmswitch_ollama.info import NAME
 
@@ -54,26 +53,6 @@ def error_message(body: Any) -> str | None:
             error = error.get("message")
         return str(error) if error else None
     return None
-
-
-def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds to wait from ``Retry-After`` (seconds or an HTTP date), e.g. from a proxy in front of Ollama."""
-    raw = headers.get("retry-after") if headers else None
-    if not raw:
-        return None
-    try:
-        seconds = float(raw)
-    except ValueError:
-        from email.utils import parsedate_to_datetime
-
-        try:
-            when = parsedate_to_datetime(raw)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - datetime.now(timezone.utc)).total_seconds()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def from_status(

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,6 +28,7 @@ from llmswitch.errors import (
     UnsupportedOptionError,
     close_matches,
 )
+from llmswitch.http_headers import parse_retry_after  # re-exported: callers and tests import it from here
 from llmswitch.secrets import redact
 from llmswitch.types import Target
 from llmswitch_openai.payload import is_openai_api
@@ -114,27 +113,6 @@ def read_error_body(body: bytes) -> ServerError:
         type=str(kind) if kind is not None else None,
         param=str(param) if param is not None else None,
     )
-
-
-def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait, from ``retry-after-ms``, ``retry-after`` (seconds or an HTTP date); None if absent."""
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms:
-        try:
-            return max(0.0, float(raw_ms) / 1000)
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(raw).timestamp() - time.time())
-    except (TypeError, ValueError, IndexError):
-        return None
 
 
 # ---- HTTP status ---------------------------------------------------------------------------------------
