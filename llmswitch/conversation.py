@@ -86,7 +86,8 @@ class Conversation:
         if result.text:
             self.messages.append(Message("assistant", result.text))
         try:
-            cost = accounting.record_call(self.resolved, request, result)
+            # The profile that answered, which may no longer be the current one (a switch mid-answer).
+            cost = accounting.record_call(result.resolved, request, result)
         except LLMSwitchError:
             cost = None  # bookkeeping must never cost the user the answer
         if self.store is not None:

@@ -24,7 +24,7 @@ def to_markdown(conversation: ConversationRecord, messages: list[MessageRecord])
         settings = ", ".join(f"{key} = {value!r}" for key, value in sorted(conversation.options.items()))
         lines.append(f"- options: {settings}")
     if conversation.cost_usd is not None:
-        lines.append(f"- cost: ${conversation.cost_usd:.6f}")
+        lines.append(f"- cost: ${conversation.cost_usd:.6f}".rstrip("0").rstrip("."))
     lines.append("")
     if conversation.system:
         lines += ["## System", "", conversation.system, ""]

@@ -1,0 +1,1 @@
+"""Screens of the TUI: the chat, the profile picker, the settings editor, the doctor, help and dialogs."""

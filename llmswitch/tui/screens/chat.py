@@ -1,0 +1,574 @@
+"""The main screen: conversations on the left, the chat on the right, the prompt box and status below."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from llmswitch.errors import LLMSwitchError
+from llmswitch.store import HistoryStore, MessageRecord
+from llmswitch.tui import keys
+from llmswitch.tui.session import ChatSession
+from llmswitch.tui.streaming import TurnRun, run_turn
+from llmswitch.tui.widgets.chat_log import ChatLog
+from llmswitch.tui.widgets.message import AssistantMessage, MessageView, UserMessage
+from llmswitch.tui.widgets.prompt_input import PromptInput
+from llmswitch.tui.widgets.sidebar import Sidebar
+from llmswitch.tui.widgets.status import StatusLine, format_tokens, format_usd
+
+Action = TypeVar("Action", bound=Callable[..., Any])
+
+
+def describe(error: BaseException) -> str:
+    """An error as the user reads it: the sentence, then the remedy (never a key, never a traceback)."""
+    from llmswitch.secrets import redact
+
+    if isinstance(error, LLMSwitchError):
+        text = f"error: {redact(error.message)}"
+        return text + (f"\nhint: {redact(error.remedy)}" if error.remedy else "")
+    return f"error: unexpected failure: {redact(f'{type(error).__name__}: {error}')}\n" \
+           "hint: run with LLMSWITCH_DEBUG=1 for the traceback, and report it"
+
+
+def guarded(action: Action) -> Action:
+    """Run an action; any failure becomes a notification instead of ending the app."""
+
+    @functools.wraps(action)
+    async def wrapper(self: ChatScreen, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = action(self, *args, **kwargs)
+            if isinstance(result, Awaitable):
+                result = await result
+            return result
+        except Exception as error:  # noqa: BLE001 - the app must survive every failure
+            import os
+
+            if os.environ.get("LLMSWITCH_DEBUG"):
+                raise
+            self.notify(describe(error), severity="error", timeout=10)
+            return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class AnswerText(Message):
+    """A batch of answer text from the worker thread."""
+
+    def __init__(self, run: TurnRun, text: str) -> None:
+        super().__init__()
+        self.run, self.text = run, text
+
+
+class AnswerDone(Message):
+    """The worker has finished (normally, failed, or cancelled) and the turn is recorded."""
+
+    def __init__(self, run: TurnRun) -> None:
+        super().__init__()
+        self.run = run
+
+
+def answer_meta(input_tokens: int | None, output_tokens: int | None, latency_s: float | None,
+                cost_usd: float | None, finish_reason: str | None) -> str:
+    parts = []
+    if input_tokens is not None or output_tokens is not None:
+        parts.append(f"in {format_tokens(input_tokens)} · out {format_tokens(output_tokens)} tokens")
+    if latency_s is not None and finish_reason != "error":  # how long a failure took is noise
+        parts.append(f"{latency_s:.2f}s")
+    if cost_usd is not None:
+        parts.append(format_usd(cost_usd))
+    if finish_reason == "interrupted":
+        parts.append("cancelled: the partial answer is kept")
+    elif finish_reason == "length":
+        parts.append("stopped at max_tokens")
+    return " · ".join(parts)
+
+
+class ChatScreen(Screen[None]):
+    BINDINGS = keys.bindings("chat")
+
+    def __init__(self, session: ChatSession, store: HistoryStore | None, *, history: list[str],
+                 open_on_start: int | None = None) -> None:
+        super().__init__()
+        self.open_on_start = open_on_start
+        self.session = session
+        self.store = store
+        self.prompt_history = history
+        self.current: TurnRun | None = None  # the answer being streamed, if any
+        self.previous: TurnRun | None = None  # the last run, possibly still stopping after a cancel
+        self.views: dict[int, AssistantMessage] = {}  # id(run) -> where its text goes
+        self.user_views: dict[int, UserMessage] = {}  # id(run) -> its prompt on screen
+        self.editing = False  # the prompt box holds the last prompt, to resend in its place
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="body"):
+            yield Sidebar(self.store, id="sidebar")
+            with Vertical(id="main"):
+                yield ChatLog(id="chat-log")
+                yield PromptInput(self.prompt_history, id="prompt")
+                yield StatusLine(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.prompt.focus()
+        self.update_status()
+        if self.open_on_start is not None:
+            self.call_after_refresh(self._open, Sidebar.Open(self.open_on_start))
+
+    # ---- parts ------------------------------------------------------------------------------------------
+
+    @property
+    def prompt(self) -> PromptInput:
+        return self.query_one(PromptInput)
+
+    @property
+    def chat_log(self) -> ChatLog:
+        return self.query_one(ChatLog)
+
+    @property
+    def sidebar(self) -> Sidebar:
+        return self.query_one(Sidebar)
+
+    @property
+    def streaming(self) -> bool:
+        return self.current is not None and not self.current.cancelled
+
+    def update_status(self, state: str = "") -> None:
+        session = self.session
+        try:
+            resolved = session.resolved
+            profile, backend, model = resolved.name, resolved.target.backend, resolved.target.model
+        except LLMSwitchError:
+            profile = session.conversation.profile_name or session.client.store.default_name
+            backend, model, state = "?", "?", state or "profile unavailable: Ctrl+O picks another"
+        if not state and self.editing:
+            state = "editing the last prompt"
+        self.query_one(StatusLine).show(
+            profile=profile, backend=backend, model=model, last=session.last,
+            total_cost_usd=session.total_cost_usd, unknown_cost=session.unknown_cost, state=state,
+            conversation_id=session.conversation_id,
+        )
+
+    def refuse_while_streaming(self) -> bool:
+        """A new prompt waits for nothing but a running answer (a cancelled one is let finish first)."""
+        if self.streaming:
+            self.notify("an answer is still coming: Esc cancels it", severity="warning")
+            return True
+        return False
+
+    def refuse_while_busy(self) -> bool:
+        """Actions that change the conversation wait until the last answer, even a cancelled one, is
+        recorded."""
+        if self.refuse_while_streaming():
+            return True
+        if self.current is not None:
+            self.notify("the cancelled answer is still stopping: try again in a moment", severity="warning")
+            return True
+        return False
+
+    # ---- sending and streaming -----------------------------------------------------------------------
+
+    @on(PromptInput.Submitted)
+    @guarded
+    async def _submitted(self, event: PromptInput.Submitted) -> None:
+        if self.refuse_while_busy() if self.editing else self.refuse_while_streaming():
+            return
+        text = event.text
+        if self.editing:
+            self.editing = False
+            await self.take_back_last_exchange()
+        self.prompt.remember(text)
+        await self.send(text)
+
+    async def send(self, text: str) -> None:
+        """Show the prompt, open an answer below it, and start the worker that streams into it."""
+        try:
+            resolved = self.session.resolved
+            header = f"{resolved.name} · {resolved.target.model}"
+        except LLMSwitchError:
+            header = self.session.conversation.profile_name or self.session.client.store.default_name
+        user_view = await self.chat_log.add_user(text)
+        view = await self.chat_log.add_assistant(header)
+        view.begin_stream()
+        run = TurnRun(text)
+        self.views[id(run)] = view
+        self.user_views[id(run)] = user_view
+        previous, self.previous, self.current = self.previous, run, run
+        self.update_status("answering… (Esc cancels)")
+        self._stream(run, previous)
+
+    @work(thread=True, group="turns", exit_on_error=False)
+    def _stream(self, run: TurnRun, previous: TurnRun | None) -> None:
+        if previous is not None:
+            previous.done.wait()  # a cancelled answer must be recorded before the next prompt is sent
+        run_turn(run, self.session.begin, lambda text: self.post_message(AnswerText(run, text)),
+                 lambda finished: self.post_message(AnswerDone(finished)))
+
+    @on(AnswerText)
+    async def _answer_text(self, message: AnswerText) -> None:
+        view = self.views.get(id(message.run))
+        if view is not None and not message.run.cancelled:
+            await view.write(message.text)
+
+    @on(AnswerDone)
+    @guarded
+    async def _answer_done(self, message: AnswerDone) -> None:
+        run = message.run
+        view = self.views.pop(id(run), None)
+        user_view = self.user_views.pop(id(run), None)
+        if run.turn is None and user_view is not None:
+            user_view.mark_unsent()  # refused before sending (missing key, budget...): not in the conversation
+        if self.current is run:
+            self.current = None
+        turn = run.turn
+        if view is not None:
+            await view.end_stream(turn.result.text if turn is not None else "")
+            error = run.error or (turn.result.error if turn is not None else None)
+            view.set_error(describe(error) if error is not None else None)
+            if turn is not None:
+                result = turn.result
+                self.session.finished(turn)
+                reason = "error" if result.error else "interrupted" if result.interrupted else result.finish_reason
+                view.set_meta(answer_meta(result.usage.input_tokens, result.usage.output_tokens,
+                                          result.latency_s, self.session.last.cost_usd, reason))
+            elif run.cancelled:
+                view.set_meta("cancelled before the answer started")
+        if self.store is not None and self.store.last_error is not None:
+            self.notify(describe(self.store.last_error), title="history not saved", severity="warning")
+            self.store.last_error = None
+        self.update_status()
+        self.sidebar.current_id = self.session.conversation_id
+        self.sidebar.refresh_list()
+
+    @guarded
+    async def action_cancel(self) -> None:
+        if self.current is not None and not self.current.cancelled:
+            self.current.cancel.set()
+            view = self.views.get(id(self.current))
+            if view is not None:
+                view.set_meta("cancelling… the partial answer is kept")
+            self.update_status("cancelled")
+            return
+        if self.editing:
+            self.editing = False
+            self.prompt.load_text("")
+            self.update_status()
+            return
+        if self.sidebar.searching or self.focused is self.sidebar.search_box:
+            self.sidebar.clear_search()
+            self.prompt.focus()
+
+    # ---- regenerate, edit ---------------------------------------------------------------------------
+
+    @guarded
+    async def action_regenerate(self) -> None:
+        if self.refuse_while_busy():
+            return
+        prompt = await self.take_back_last_exchange()
+        if prompt is None:
+            self.notify("nothing to regenerate yet", severity="warning")
+            return
+        await self.send(prompt)
+
+    async def take_back_last_exchange(self) -> str | None:
+        """Remove the last prompt and its answer from the screen, and from the conversation and the history
+        when it was sent (one that failed before sending never joined them); return the prompt."""
+        last = self.chat_log.last_user()
+        if last is None:
+            return None
+        prompt = self.session.rewind() if last.sent else last.text
+        await self.chat_log.remove_last_exchange()
+        return prompt
+
+    @guarded
+    async def action_edit_last(self) -> None:
+        if self.refuse_while_busy():
+            return
+        last = self.chat_log.last_user()
+        if last is None:
+            self.notify("no prompt to edit yet", severity="warning")
+            return
+        self.editing = True
+        self.prompt.load_text(last.text)
+        self.prompt.move_cursor(self.prompt.document.end)
+        self.prompt.focus()
+        self.update_status()
+        self.notify("editing the last prompt: Enter sends it in place of the last exchange; Esc stops editing")
+
+    # ---- copying ------------------------------------------------------------------------------------
+
+    def target_message(self) -> MessageView | None:
+        """The message the copy actions act on: the selected one, else the last answer."""
+        if isinstance(self.focused, MessageView):
+            return self.focused
+        return self.chat_log.last_assistant()
+
+    @guarded
+    async def action_copy_message(self) -> None:
+        message = self.target_message()
+        if message is None or not message.text:
+            self.notify("no message to copy yet", severity="warning")
+            return
+        self.app.copy_to_clipboard(message.text)
+        self.notify(f"copied the {'prompt' if isinstance(message, UserMessage) else 'answer'} "
+                    f"({len(message.text):,} characters)")
+
+    @guarded
+    async def action_copy_code(self) -> None:
+        from llmswitch.tui.screens.dialogs import ChoiceScreen
+        from llmswitch.tui.widgets.message import code_blocks
+
+        message = self.target_message()
+        blocks = code_blocks(message.text) if message is not None else []
+        if not blocks:
+            self.notify("no code block in this message", severity="warning")
+            return
+
+        def copy(index: int | None) -> None:
+            if index is None:
+                return
+            self.app.copy_to_clipboard(blocks[index].code)
+            self.notify(f"copied code block {index + 1} ({blocks[index].preview})")
+
+        if len(blocks) == 1:
+            copy(0)
+        else:
+            self.app.push_screen(ChoiceScreen("Copy which code block?", [b.preview for b in blocks]), copy)
+
+    def action_select_message(self, step: int) -> None:
+        messages = self.chat_log.messages()
+        if not messages:
+            return
+        focused = self.focused
+        index = messages.index(focused) + step if focused in messages else (len(messages) - 1 if step < 0 else 0)
+        if 0 <= index < len(messages):
+            messages[index].focus()
+            self.chat_log.scroll_to_widget(messages[index], animate=False)
+        elif index >= len(messages):
+            self.prompt.focus()
+
+    def action_scroll_chat(self, direction: int) -> None:
+        """Page through the chat from the keyboard (at the bottom again, it follows new text again)."""
+        if direction < 0:
+            self.chat_log.scroll_page_up(animate=False)
+        else:
+            self.chat_log.scroll_page_down(animate=False)
+
+    # ---- profile, options -------------------------------------------------------------------------------
+
+    @guarded
+    async def action_pick_profile(self) -> None:
+        from llmswitch.tui.screens.profiles import ProfilePickerScreen
+
+        current = self.session.conversation.profile_name or self.session.client.store.default_name
+        self.app.push_screen(ProfilePickerScreen(self.session.client, current), self.switch_profile)
+
+    def switch_profile(self, name: str | None) -> None:
+        if not name or self.refuse_while_busy():  # the running answer is accounted to the profile it asked
+            return
+        try:
+            resolved = self.session.switch_profile(name)
+        except LLMSwitchError as error:
+            self.notify(describe(error), severity="error", timeout=10)
+            return
+        kept = len(self.session.conversation.messages)
+        self.notify(f"now answering with {resolved.name} ({resolved.target.backend} · {resolved.target.model}); "
+                    f"{kept} message{'s' if kept != 1 else ''} kept")
+        self.update_status()
+
+    @guarded
+    async def action_settings(self) -> None:
+        from llmswitch.tui.screens.settings import ConversationSettings, SettingsScreen
+
+        try:
+            defaults = dict(self.session.client.profile(self.session.conversation.profile_name).values)
+        except LLMSwitchError:
+            defaults = {}
+
+        def apply(settings: ConversationSettings | None) -> None:
+            if settings is None or self.refuse_while_busy():
+                return
+            try:
+                self.session.configure(settings.system, settings.options)
+            except LLMSwitchError as error:
+                self.notify(describe(error), severity="error", timeout=10)
+                return
+            self.notify("system prompt and options saved for this conversation")
+            self.update_status()
+
+        self.app.push_screen(SettingsScreen(self.session.system, self.session.options, defaults), apply)
+
+    # ---- conversations ----------------------------------------------------------------------------
+
+    @guarded
+    async def action_new_conversation(self) -> None:
+        if self.refuse_while_busy():
+            return
+        self.session.new()
+        self.editing = False
+        await self.chat_log.clear()
+        self.sidebar.current_id = None
+        self.sidebar.refresh_list()
+        self.prompt.focus()
+        self.update_status()
+
+    def action_search(self) -> None:
+        self.sidebar.search_box.focus()
+
+    @on(Sidebar.Open)
+    @guarded
+    async def _open(self, event: Sidebar.Open) -> None:
+        await self.open_conversation(event.conversation_id, event.message_id)
+
+    async def open_conversation(self, conversation_id: int, message_id: int | None = None) -> None:
+        if self.refuse_while_busy():
+            return
+        record, records = self.session.open(conversation_id)
+        self.editing = False
+        await self.chat_log.clear()
+        await self.chat_log.add(*(view_for(item) for item in records))
+        self.sidebar.current_id = record.id
+        self.update_status()
+        target = next((view for view in self.chat_log.messages() if view.message_id == message_id), None) \
+            if message_id is not None else None
+        if target is not None:
+            target.focus()
+            self.call_after_refresh(self.chat_log.scroll_to_widget, target, animate=False, top=True)
+        else:
+            self.chat_log.anchor()
+            self.prompt.focus()
+
+    def target_conversation(self) -> int | None:
+        """The conversation the rename/delete/export actions act on: the one under the sidebar's cursor
+        when the sidebar has focus, else the open one."""
+        if self.focused is self.sidebar.option_list:
+            return self.sidebar.highlighted_conversation()
+        return self.session.conversation_id
+
+    def _require_target(self, verb: str) -> int | None:
+        if self.store is None:
+            self.notify("the chat history is off, so there is nothing to " + verb, severity="warning")
+            return None
+        conversation_id = self.target_conversation()
+        if conversation_id is None:
+            self.notify(f"nothing to {verb}: a conversation is saved with its first prompt", severity="warning")
+        return conversation_id
+
+    @guarded
+    async def action_rename(self) -> None:
+        from llmswitch.tui.screens.dialogs import TextPromptScreen
+
+        conversation_id = self._require_target("rename")
+        if conversation_id is None or self.store is None:
+            return
+        store = self.store
+        record = store.get_conversation(conversation_id)
+
+        def rename(title: str | None) -> None:
+            if title is None or not title.strip():
+                return
+            store.rename(conversation_id, title)
+            self.sidebar.refresh_list()
+            self.notify(f"renamed to {title.strip()!r}")
+
+        self.app.push_screen(TextPromptScreen("Rename conversation", record.title, hint="Enter saves, Esc cancels"),
+                             rename)
+
+    @guarded
+    async def action_delete(self) -> None:
+        from llmswitch.tui.screens.dialogs import ConfirmScreen
+
+        conversation_id = self._require_target("delete")
+        if conversation_id is None or self.store is None:
+            return
+        store = self.store
+        record = store.get_conversation(conversation_id)
+
+        async def delete(confirmed: bool | None) -> None:
+            if not confirmed:
+                return
+            if conversation_id == self.session.conversation_id:
+                if self.refuse_while_busy():
+                    return
+                store.delete_conversation(conversation_id)
+                await self.action_new_conversation()
+            else:
+                store.delete_conversation(conversation_id)
+                self.sidebar.refresh_list()
+            self.notify(f"deleted {record.title or f'conversation {conversation_id}'!r}")
+
+        question = f"Delete {record.title!r} and its {record.message_count} messages? This cannot be undone."
+        self.app.push_screen(ConfirmScreen(question), delete)
+
+    @guarded
+    async def action_export(self, kind: str | None = None) -> None:
+        from llmswitch.tui.screens.dialogs import ChoiceScreen, TextPromptScreen
+
+        conversation_id = self._require_target("export")
+        if conversation_id is None or self.store is None:
+            return
+        store = self.store
+        record = store.get_conversation(conversation_id)
+
+        def ask_path(index: int | None) -> None:
+            if index is None:
+                return
+            suffix = (".md", ".json")[index]
+            default = Path.cwd() / f"llmswitch-{conversation_id}-{slug(record.title)}{suffix}"
+            self.app.push_screen(TextPromptScreen("Export to file", str(default), hint="Enter writes, Esc cancels"),
+                                 lambda path: self.write_export(conversation_id, suffix, path))
+
+        if kind in ("markdown", "json"):
+            ask_path(0 if kind == "markdown" else 1)
+        else:
+            self.app.push_screen(ChoiceScreen("Export as", ["Markdown (.md)", "JSON (.json)"]), ask_path)
+
+    def write_export(self, conversation_id: int, suffix: str, path: str | None) -> None:
+        from llmswitch.store.export import to_json, to_markdown
+
+        if not path or self.store is None:
+            return
+        record = self.store.get_conversation(conversation_id)
+        messages = self.store.messages(conversation_id)
+        text = to_markdown(record, messages) if suffix == ".md" else to_json(record, messages)
+        target = Path(path).expanduser()
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        except OSError as error:
+            self.notify(f"error: cannot write {target}: {error.strerror}\nhint: choose another path",
+                        severity="error", timeout=10)
+            return
+        self.notify(f"exported to {target}")
+
+    def action_doctor(self) -> None:
+        from llmswitch.tui.screens.doctor import DoctorScreen
+
+        self.app.push_screen(DoctorScreen(self.session.client))
+
+
+def view_for(record: MessageRecord) -> MessageView:
+    """A stored message as it is shown."""
+    if record.role == "user":
+        return UserMessage(record.content, message_id=record.id)
+    header = " · ".join(part for part in (record.profile, record.model) if part) or "assistant"
+    meta = answer_meta(record.input_tokens, record.output_tokens, record.latency_s, record.cost_usd,
+                       record.finish_reason)
+    view = AssistantMessage(header, record.content, meta=meta, error=record.error, message_id=record.id)
+    if record.error:
+        view.add_class("failed")
+    return view
+
+
+def slug(title: str) -> str:
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40] or "conversation"

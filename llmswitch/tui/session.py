@@ -1,0 +1,153 @@
+"""The TUI's conversation, without any widgets: which conversation is open, its settings, its totals.
+
+Screens call these methods and render the results; everything here is plain Python and can be tested
+without an app. A turn is started here and iterated by :mod:`llmswitch.tui.streaming` in a worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmswitch.client import Client, ResolvedProfile
+from llmswitch.conversation import Conversation, Turn
+from llmswitch.errors import LLMSwitchError
+from llmswitch.profiles import GENERATION_KEYS
+from llmswitch.store import ConversationRecord, HistoryStore, MessageRecord
+from llmswitch.store.history import cost_in_usd
+from llmswitch.store.resume import chat_messages
+
+# The generation settings the options editor offers (system has its own box).
+EDITABLE_OPTIONS = tuple(key for key in GENERATION_KEYS if key != "system")
+
+
+@dataclass
+class TurnStats:
+    """What the status line shows about the last answer."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    latency_s: float | None = None
+    cost_usd: float | None = None
+
+
+@dataclass
+class ChatSession:
+    """One open conversation (new or stored) and the profile answering it."""
+
+    client: Client
+    store: HistoryStore | None
+    profile_name: str | None = None
+    conversation: Conversation = field(init=False)
+    last: TurnStats = field(default_factory=TurnStats)
+    total_cost_usd: float | None = None
+    unknown_cost: bool = False  # some answer's cost is unknown, so the total is a lower bound
+
+    def __post_init__(self) -> None:
+        self.conversation = Conversation(self.client, self.profile_name, store=self.store)
+
+    # ---- what is open ------------------------------------------------------------------------------
+
+    @property
+    def conversation_id(self) -> int | None:
+        return self.conversation.conversation_id
+
+    @property
+    def resolved(self) -> ResolvedProfile:
+        return self.conversation.resolved
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {key: value for key, value in self.conversation.settings.items() if key in EDITABLE_OPTIONS}
+
+    @property
+    def system(self) -> str | None:
+        return self.conversation.system
+
+    def new(self) -> None:
+        """Start a new conversation with the same profile; it is stored on its first prompt."""
+        self.conversation.reset()
+        self.conversation.system = None
+        self.last = TurnStats()
+        self.total_cost_usd, self.unknown_cost = None, False
+        if self.conversation.settings:
+            self.conversation.switch(self.resolved.name, model=self.conversation.model)
+
+    def open(self, conversation_id: int) -> tuple[ConversationRecord, list[MessageRecord]]:
+        """Load a stored conversation; its profile answers next (unless that profile no longer works)."""
+        if self.store is None:
+            raise RuntimeError("no history store")
+        record = self.store.get_conversation(conversation_id)
+        records = self.store.messages(conversation_id)
+        conversation = self.conversation
+        conversation.messages = chat_messages(records)
+        conversation.conversation_id = conversation_id
+        conversation.system = record.system
+        profile = record.profile if record.profile in self.client.store.names() else self.resolved.name
+        try:
+            conversation.switch(profile or self.resolved.name, settings=_known_options(record.options))
+        except LLMSwitchError:  # a stored profile (or option) that no longer works: keep the current profile
+            conversation.switch(self.resolved.name)
+        self.last = TurnStats()
+        self._recount_cost(records)
+        return record, records
+
+    def _recount_cost(self, records: list[MessageRecord]) -> None:
+        answers = [record for record in records if record.role == "assistant"]
+        known = [record.cost_usd for record in answers if record.cost_usd is not None]
+        self.total_cost_usd = sum(known) if known else None
+        self.unknown_cost = len(known) < len(answers)
+
+    # ---- changing it --------------------------------------------------------------------------------
+
+    def switch_profile(self, name: str) -> ResolvedProfile:
+        """Answer with another profile from the next prompt; the history and the options are kept."""
+        resolved = self.conversation.switch(name, settings=self.options)
+        if self.store is not None and self.conversation_id is not None:
+            self.store.update_conversation(self.conversation_id, profile=name)
+        return resolved
+
+    def configure(self, system: str | None, options: Mapping[str, Any]) -> None:
+        """Set the system prompt and generation options (validated against the profile before use)."""
+        unknown = [key for key in options if key not in EDITABLE_OPTIONS]
+        if unknown:
+            raise ValueError(f"not generation options: {', '.join(unknown)}")
+        self.conversation.switch(self.resolved.name, model=self.conversation.model, settings=dict(options))
+        self.conversation.system = system or None
+        if self.store is not None and self.conversation_id is not None:
+            self.store.update_conversation(self.conversation_id, system=system or None, options=dict(options))
+
+    def begin(self, prompt: str) -> Turn:
+        """Send a prompt; iterate the turn for events (in a worker thread)."""
+        return self.conversation.stream(prompt)
+
+    def rewind(self) -> str | None:
+        """Take back the last prompt and its answer (to regenerate or edit it); return the prompt."""
+        messages = self.conversation.messages
+        last_user = next((i for i in range(len(messages) - 1, -1, -1) if messages[i].role == "user"), None)
+        if last_user is None:
+            return None
+        prompt = messages[last_user].content
+        del messages[last_user:]
+        if self.store is not None and self.conversation_id is not None:
+            stored = self.store.delete_last_exchange(self.conversation_id)
+            if stored is not None:
+                prompt = stored
+            self._recount_cost(self.store.messages(self.conversation_id))
+        return prompt
+
+    def finished(self, turn: Turn) -> None:
+        """Fold a finished turn into the totals the status line shows."""
+        result = turn.result
+        cost = cost_in_usd(turn.cost)
+        latency = None if result.error is not None else result.latency_s
+        self.last = TurnStats(result.usage.input_tokens, result.usage.output_tokens, latency, cost)
+        if cost is not None:
+            self.total_cost_usd = (self.total_cost_usd or 0.0) + cost
+        elif result.text or result.usage.output_tokens:
+            self.unknown_cost = True
+
+
+def _known_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in options.items() if key in EDITABLE_OPTIONS}

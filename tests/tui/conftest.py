@@ -1,0 +1,76 @@
+"""Fixtures for the TUI tests: a config with echo profiles (the installed plugin, through its entry point),
+a failing backend registered from Python, a history store, and helpers to wait for the app."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from llmswitch import plugins
+from llmswitch.store import HistoryStore
+
+sys.path.insert(0, str(Path(__file__).parent))
+import failing_backend  # noqa: E402
+
+CONFIG = """\
+default_profile = "echo"
+
+[profiles.slow]
+backend = "echo"
+delay = 0.02
+chunk_size = 4
+description = "echo, slowly"
+
+[profiles.fast]
+backend = "echo"
+model = "echo-fast"
+chunk_size = 64
+
+[profiles.down]
+backend = "failing"
+mode = "down"
+
+[profiles.cut]
+backend = "failing"
+mode = "cut"
+
+[profiles.buggy]
+backend = "failing"
+mode = "bug"
+
+[profiles.ghost]
+backend = "not-installed"
+"""
+
+
+@pytest.fixture
+def config(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    config_file.write_text(CONFIG, encoding="utf-8")
+    return config_file
+
+
+@pytest.fixture(autouse=True)
+def failing_plugin() -> Iterator[None]:
+    plugins.register_plugin(failing_backend, "failing")
+    yield
+    plugins.unregister_plugin("failing")
+
+
+@pytest.fixture
+def store(hermetic: Path) -> Iterator[HistoryStore]:
+    history = HistoryStore.open()
+    yield history
+    history.close()
+
+
+async def wait_for(pilot, condition: Callable[[], object], timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    """Let the app run until ``condition()`` is true (fails the test after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {condition}")
+        await pilot.pause(0.02)

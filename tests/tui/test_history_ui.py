@@ -1,0 +1,224 @@
+"""The sidebar and the conversation actions: list, search, open, rename, delete, export; CLI conversations."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import wait_for
+
+from llmswitch.store import HIGHLIGHT_END, HIGHLIGHT_START, HistoryStore
+from llmswitch.tui.app import create_app
+from llmswitch.tui.screens.chat import ChatScreen
+from llmswitch.tui.widgets.message import AssistantMessage
+from llmswitch.tui.widgets.prompt_input import PromptInput
+from llmswitch.tui.widgets.sidebar import Sidebar, highlighted
+
+pytestmark = pytest.mark.anyio
+SIZE = (120, 40)
+
+
+def seed(store: HistoryStore) -> tuple[int, int]:
+    first = store.create_conversation(profile="fast")
+    store.add_message(first, "user", "How do I reverse a list in Python?", profile="fast", model="echo-fast")
+    store.add_message(first, "assistant", "Use `reversed(items)` or:\n\n```python\nitems[::-1]\n```",
+                      profile="fast", backend="echo", model="echo-fast", input_tokens=8, output_tokens=9,
+                      cost_usd=0.25, finish_reason="stop")
+    second = store.create_conversation(profile="slow")
+    store.add_message(second, "user", "Name a tokenizer for GPT models", profile="slow", model="echo")
+    store.add_message(second, "assistant", "tiktoken", profile="slow", backend="echo", model="echo")
+    return first, second
+
+
+def sidebar(app) -> Sidebar:  # type: ignore[no-untyped-def]
+    return app.screen.query_one(Sidebar)
+
+
+def option_ids(app) -> list[str]:  # type: ignore[no-untyped-def]
+    option_list = sidebar(app).option_list
+    return [option_list.get_option_at_index(i).id or "" for i in range(option_list.option_count)]
+
+
+async def test_sidebar_lists_conversations_newest_first_and_opens_one(config: Path, store: HistoryStore) -> None:
+    first, second = seed(store)
+    app = create_app()
+    async with app.run_test(size=SIZE) as pilot:
+        assert option_ids(app) == [f"c{second}", f"c{first}"]
+        sidebar(app).option_list.focus()
+        sidebar(app).option_list.highlighted = 1
+        await pilot.press("enter")
+        screen = app.screen
+        assert isinstance(screen, ChatScreen)
+        await wait_for(pilot, lambda: screen.session.conversation_id == first)
+        views = screen.chat_log.messages()
+        assert [v.text for v in views] == ["How do I reverse a list in Python?",
+                                           "Use `reversed(items)` or:\n\n```python\nitems[::-1]\n```"]
+        answer = views[1]
+        assert isinstance(answer, AssistantMessage)
+        assert "fast · echo-fast" in str(answer.query_one(".header").render())
+        assert "in 8 · out 9 tokens" in str(answer.query_one(".meta").render())
+        # The stored profile answers next, and the conversation's cost is totalled.
+        status = str(screen.query_one("#status").render())
+        assert "fast" in status and "$0.2500" in status
+        # Continuing adds to the same stored conversation.
+        screen.query_one(PromptInput).load_text("and tuples?")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.current is None and not screen.views)
+        assert [m.content for m in store.messages(first)][-2:] == ["and tuples?", "and tuples?"]
+        assert option_ids(app)[0] == f"c{first}"  # moved to the top
+
+
+async def test_search_highlights_matches_and_enter_opens_the_hit(config: Path, store: HistoryStore) -> None:
+    first, second = seed(store)
+    app = create_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+f")
+        await pilot.press(*"tokeniz")
+        await wait_for(pilot, lambda: sidebar(app).searching and option_ids(app)[0].startswith("m"))
+        ids = option_ids(app)
+        assert ids == [f"m{second}:{store.messages(second)[0].id}"]
+        prompt: Any = sidebar(app).option_list.get_option_at_index(0).prompt
+        styled = [span for span in prompt.spans if prompt.plain[span.start:span.end] == "tokenizer"]
+        assert styled, "the matching word is highlighted"
+        assert "1 match" in str(sidebar(app).option_list.border_title)
+        await pilot.press("enter")  # from the search box to the results
+        await pilot.press("enter")  # open the hit
+        screen = app.screen
+        assert isinstance(screen, ChatScreen)
+        await wait_for(pilot, lambda: screen.session.conversation_id == second)
+        assert app.focused is screen.chat_log.messages()[0]  # the matching message is selected
+        # Escape clears the search and the list shows conversations again.
+        await pilot.press("ctrl+f", "escape")
+        await wait_for(pilot, lambda: not sidebar(app).searching)
+        assert option_ids(app) == [f"c{second}", f"c{first}"]
+
+
+async def test_search_with_no_match_and_odd_characters(config: Path, store: HistoryStore) -> None:
+    seed(store)
+    app = create_app()
+    async with app.run_test(size=SIZE) as pilot:
+        sidebar(app).run_search('"unclosed AND ( NEAR *')
+        await pilot.pause()
+        assert sidebar(app).option_list.get_option_at_index(0).disabled
+        assert "no matches" in str(sidebar(app).option_list.get_option_at_index(0).prompt)
+
+
+def test_highlighted_snippet_styles_only_the_marked_words() -> None:
+    content = highlighted(f"before {HIGHLIGHT_START}match{HIGHLIGHT_END} after\nnext line")
+    assert content.plain == "before match after next line"  # one line per hit
+    assert [content.plain[s.start:s.end] for s in content.spans] == ["match"]
+
+
+async def test_rename_a_conversation(config: Path, store: HistoryStore) -> None:
+    first, second = seed(store)
+    app = create_app(conversation_id=first)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.session.conversation_id == first)  # type: ignore[attr-defined]
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "TextPromptScreen")
+        field = app.screen.query_one("Input")
+        assert field.value == "How do I reverse a list in Python?"  # type: ignore[attr-defined]
+        field.value = "Reversing lists"  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: store.get_conversation(first).title == "Reversing lists")
+        await pilot.pause()
+        prompt = sidebar(app).option_list.get_option(f"c{first}").prompt
+        assert "Reversing lists" in str(prompt)
+
+
+async def test_rename_and_delete_act_on_the_highlighted_sidebar_entry(config: Path, store: HistoryStore) -> None:
+    first, second = seed(store)
+    app = create_app(conversation_id=first)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.session.conversation_id == first)  # type: ignore[attr-defined]
+        sidebar(app).option_list.focus()
+        sidebar(app).option_list.highlighted = option_ids(app).index(f"c{second}")
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen")
+        await pilot.press("n")  # declined: nothing happens
+        await pilot.pause()
+        assert [c.id for c in store.list_conversations()] == [second, first]
+        sidebar(app).option_list.focus()
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: [c.id for c in store.list_conversations()] == [first])
+        assert store.search("tokenizer") == []  # gone from the index too
+        assert app.screen.session.conversation_id == first  # type: ignore[attr-defined]  # the open one is untouched
+        assert option_ids(app) == [f"c{first}"]
+
+
+async def test_deleting_the_open_conversation_starts_a_new_one(config: Path, store: HistoryStore) -> None:
+    first, _ = seed(store)
+    app = create_app(conversation_id=first)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.session.conversation_id == first)  # type: ignore[attr-defined]
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: screen.session.conversation_id is None)  # type: ignore[attr-defined]
+        assert screen.chat_log.messages() == []  # type: ignore[attr-defined]
+        assert first not in [c.id for c in store.list_conversations()]
+
+
+@pytest.mark.parametrize(("choice", "suffix"), [("1", ".md"), ("2", ".json")])
+async def test_export_to_markdown_and_json(config: Path, store: HistoryStore, hermetic: Path, choice: str,
+                                          suffix: str) -> None:
+    first, _ = seed(store)
+    app = create_app(conversation_id=first)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.session.conversation_id == first)  # type: ignore[attr-defined]
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ChoiceScreen")
+        await pilot.press(choice)
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "TextPromptScreen")
+        field = app.screen.query_one("Input")
+        default = Path(field.value)  # type: ignore[attr-defined]
+        assert default.parent == Path.cwd() and default.suffix == suffix
+        target = hermetic / "exports" / f"out{suffix}"
+        field.value = str(target)  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await wait_for(pilot, target.exists)
+    text = target.read_text(encoding="utf-8")
+    if suffix == ".md":
+        assert text.startswith("# How do I reverse a list in Python?")
+        assert "## You\n\nHow do I reverse a list in Python?" in text
+        assert "## fast · echo-fast\n\nUse `reversed(items)`" in text and "```python\nitems[::-1]\n```" in text
+    else:
+        document = json.loads(text)
+        assert document["id"] == first and document["profile"] == "fast"
+        assert [m["role"] for m in document["messages"]] == ["user", "assistant"]
+        assert document["messages"][1]["model"] == "echo-fast" and document["messages"][1]["cost_usd"] == 0.25
+
+
+async def test_export_to_an_unwritable_path_is_an_inline_error(config: Path, store: HistoryStore,
+                                                              hermetic: Path) -> None:
+    first, _ = seed(store)
+    blocker = hermetic / "a-file"
+    blocker.write_text("x")
+    app = create_app(conversation_id=first)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.session.conversation_id == first)  # type: ignore[attr-defined]
+        app.screen.write_export(first, ".md", str(blocker / "sub" / "out.md"))  # type: ignore[attr-defined]
+        await pilot.pause()
+        assert any("cannot write" in n.message and "hint:" in n.message for n in app._notifications)
+
+
+async def test_conversations_held_with_the_cli_appear_in_the_tui(config: Path, hermetic: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "llmswitch", "chat", "--profile", "fast", "a question from the shell"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    app = create_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        ids = option_ids(app)
+        assert len(ids) == 1
+        prompt = str(sidebar(app).option_list.get_option_at_index(0).prompt)
+        assert "a question from the shell" in prompt and "fast" in prompt
