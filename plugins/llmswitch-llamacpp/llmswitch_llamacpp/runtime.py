@@ -10,6 +10,7 @@ reuses its KV cache: the next turn of a conversation only evaluates the tokens t
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 from dataclasses import dataclass, field
@@ -68,7 +69,24 @@ def llama_cpp_module() -> ModuleType:
                                backend="llamacpp") from None
         capture_native_logs(llama_cpp)
         _module = llama_cpp
+        # Free models before the interpreter tears llama_cpp down: left to Llama.__del__ at shutdown, they
+        # print "Exception ignored ... 'NoneType' object is not callable".
+        atexit.register(_close_at_exit)
     return _module
+
+
+def _close_at_exit() -> None:
+    for model in [*_models.values(), *_vocabularies.values()]:
+        # A daemon thread may still be generating with it: never free a model in use.
+        if model.lock.acquire(timeout=1.0):
+            try:
+                model.llama.close()
+            except Exception:
+                pass
+            finally:
+                model.lock.release()
+    _models.clear()
+    _vocabularies.clear()
 
 
 def loaded_model(settings: LoadSettings) -> LoadedModel:
