@@ -17,39 +17,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from streambench import PROMPT, compare, expected_text, plugin_in_process, report, start_server
+
 MODEL = "llama3.2"
-PROMPT = "Tell me a long story."
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}], "stream": True}
 
 
-def start_server(tokens: int) -> tuple[subprocess.Popen[str], str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.servers.ollama_server", "--tokens", str(tokens)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, text=True,
-    )
-    assert process.stdout is not None
-    url = process.stdout.readline().strip()
-    if not url.startswith("http://"):
-        process.kill()
-        raise SystemExit(f"the benchmark server did not start (said {url!r})")
-    return process, url
 
 
-def expected_text(tokens: int) -> str:
-    sys.path.insert(0, str(REPO))
-    from tests.servers.http import words
-
-    return "".join(words(tokens))
 
 
 def plain_in_process(base_url: str) -> Callable[[], str]:
@@ -74,48 +53,12 @@ def plain_in_process(base_url: str) -> Callable[[], str]:
     return run
 
 
-def plugin_in_process(profile: str) -> Callable[[], str]:
-    from llmswitch.client import Client
-
-    resolved = Client().resolve(profile)
-
-    def run() -> str:
-        result = resolved.stream(resolved.request(PROMPT))
-        for _event in result:
-            pass
-        if result.error is not None:
-            raise SystemExit(f"the plugin failed: {result.error}")
-        return result.text
-
-    return run
 
 
-def timed(run: Callable[[], str], expected: str) -> float:
-    started = time.perf_counter()
-    text = run()
-    elapsed = time.perf_counter() - started
-    if text != expected:
-        raise SystemExit(f"wrong answer: {len(text)} characters instead of {len(expected)}")
-    return elapsed
 
 
-def compare(runners: dict[str, Callable[[], str]], expected: str, runs: int) -> dict[str, float]:
-    """Median seconds of each runner; runs interleaved so drifting machine load hits all of them alike."""
-    for run in runners.values():
-        timed(run, expected)  # warm up: imports, connection pool, the server's encoded stream
-    samples: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(runs):
-        for name, run in runners.items():
-            samples[name].append(timed(run, expected))
-    return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def report(times: dict[str, float], baseline: str, goal: float) -> None:
-    base = times[baseline]
-    for name, seconds in times.items():
-        ratio = seconds / base
-        mark = f"  (goal <= {goal}x: {'met' if ratio <= goal else 'NOT met'})" if name.startswith("llmswitch") else ""
-        print(f"  {name:<34} {seconds * 1000:8.1f} ms  {ratio:5.2f}x{mark}")
 
 
 def main() -> None:
@@ -125,19 +68,19 @@ def main() -> None:
     args = parser.parse_args()
 
     expected = expected_text(args.tokens)
-    server, base_url = start_server(args.tokens)
+    server, base_url = start_server("ollama_server", args.tokens)
     try:
         with tempfile.TemporaryDirectory() as home:
             config = Path(home) / "config.toml"
             config.write_text(f'[profiles.bench]\nbackend = "ollama"\nbase_url = "{base_url}"\nmodel = "{MODEL}"\n')
             os.environ.update({"LLMSWITCH_CONFIG": str(config), "LLMSWITCH_DATA_DIR": str(Path(home) / "data"),
                                "NO_PROXY": "127.0.0.1,localhost"})
-            print(f"{args.tokens} tokens from {base_url}, median of {args.runs} runs\n\nin-process:")
+            print(f"{args.tokens} tokens from {base_url}, median of {args.runs} runs\n")
             runners: dict[str, Callable[[], str]] = {
                 "plain httpx + json.loads": plain_in_process(base_url),
                 "llmswitch ollama plugin": plugin_in_process("bench"),
             }
-            report(compare(runners, expected, args.runs), "plain httpx + json.loads", 1.25)
+            report("in-process:", compare(runners, expected, args.runs), "plain httpx + json.loads", 1.25)
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -20,18 +20,16 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from streambench import PROMPT, compare, expected_text, plugin_in_process, report, start_server
+
 MODEL = "test-model"
-PROMPT = "Tell me a long story."
 BODY = {
     "model": MODEL,
     "messages": [{"role": "user", "content": PROMPT}],
@@ -64,25 +62,8 @@ PLAIN_SCRIPT = textwrap.dedent(
 )
 
 
-def start_server(tokens: int) -> tuple[subprocess.Popen[str], str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.servers.openai_server", "--tokens", str(tokens)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, text=True,
-    )
-    assert process.stdout is not None
-    url = process.stdout.readline().strip()
-    if not url.startswith("http://"):
-        process.kill()
-        raise SystemExit(f"the benchmark server did not start (said {url!r})")
-    return process, url + "/v1"
 
 
-def expected_text(tokens: int) -> str:
-    sys.path.insert(0, str(REPO))
-    from tests.servers.http import words
-
-    return "".join(words(tokens))
 
 
 def plain_in_process(base_url: str) -> str:
@@ -103,20 +84,6 @@ def plain_in_process(base_url: str) -> str:
     return "".join(parts)
 
 
-def plugin_in_process(profile: str) -> Callable[[], str]:
-    from llmswitch.client import Client
-
-    resolved = Client().resolve(profile)
-
-    def run() -> str:
-        result = resolved.stream(resolved.request(PROMPT))
-        for _event in result:
-            pass
-        if result.error is not None:
-            raise SystemExit(f"the plugin failed: {result.error}")
-        return result.text
-
-    return run
 
 
 def sdk_in_process(base_url: str) -> Callable[[], str]:
@@ -138,24 +105,8 @@ def sdk_in_process(base_url: str) -> Callable[[], str]:
     return run
 
 
-def timed(run: Callable[[], str], expected: str) -> float:
-    started = time.perf_counter()
-    text = run()
-    elapsed = time.perf_counter() - started
-    if text.strip() != expected.strip():
-        raise SystemExit(f"wrong answer: {len(text)} characters instead of {len(expected)}")
-    return elapsed
 
 
-def compare(runners: dict[str, Callable[[], str]], expected: str, runs: int) -> dict[str, float]:
-    """Median seconds of each runner; runs interleaved so drifting machine load hits all of them alike."""
-    for run in runners.values():
-        timed(run, expected)  # warm up: imports, connection pool, the server's encoded stream
-    samples: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(runs):
-        for name, run in runners.items():
-            samples[name].append(timed(run, expected))
-    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def command_runner(argv: list[str], env: dict[str, str]) -> Callable[[], str]:
@@ -177,15 +128,6 @@ def llmswitch_command() -> list[str] | None:
     return [exe] if probe.returncode == 0 else None
 
 
-def report(title: str, times: dict[str, float], baseline: str, goal: float | None) -> None:
-    print(title)
-    base = times[baseline]
-    for name, seconds in times.items():
-        ratio = seconds / base
-        mark = ""
-        if name != baseline and goal is not None and name.startswith("llmswitch"):
-            mark = f"  (goal <= {goal}x: {'met' if ratio <= goal else 'NOT met'})"
-        print(f"  {name:<34} {seconds * 1000:8.1f} ms  {ratio:5.2f}x{mark}")
 
 
 def main() -> None:
@@ -197,7 +139,8 @@ def main() -> None:
     args = parser.parse_args()
 
     expected = expected_text(args.tokens)
-    server, base_url = start_server(args.tokens)
+    server, server_url = start_server("openai_server", args.tokens)
+    base_url = server_url + "/v1"
     try:
         with tempfile.TemporaryDirectory() as home:
             config = Path(home) / "config.toml"
