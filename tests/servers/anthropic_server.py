@@ -39,7 +39,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from tests.servers.http import LocalServer, ProtocolHandler, words
+from tests.servers.http import LocalServer, ProtocolHandler, serve_until_killed, words
 
 DEFAULT_MODELS = ("claude-sonnet-5-5", "claude-haiku-4-5-20251001", "claude-sonnet-4-5-20250929", "claude-opus-4-5-20251101")
 
@@ -243,7 +243,7 @@ class AnthropicHandler(ProtocolHandler):
                 elif scenario == "error_event":
                     yield sse("error", error_body("overloaded_error", "Overloaded"))
                 elif scenario == "stall":
-                    yield b"STALL"
+                    yield self.STALL
                 return
             yield text_delta(piece, index)
         yield sse("content_block_stop", {"type": "content_block_stop", "index": index})
@@ -254,27 +254,8 @@ class AnthropicHandler(ProtocolHandler):
         yield sse("message_stop", {"type": "message_stop"})
 
     def send_stream(self, body: dict[str, Any], model: str, scenario: str) -> None:
-        batch = int(self.options.get("batch", 64))
-        if scenario == "ok" and self.options.get("cache"):
-            # Benchmarks: encode each distinct stream once, so the server's own cost is only the send.
-            key = (model, self.input_tokens(body))
-            cache = self.options.setdefault("_encoded", {})
-            if key not in cache:
-                cache[key] = list(self.stream_events(body, model, scenario))
-            self.stream_lines(cache[key], "text/event-stream; charset=utf-8", batch=batch)
-            return
-        events = list(self.stream_events(body, model, scenario))
-        if scenario in ("cut", "stall"):
-            self.start_chunked("text/event-stream; charset=utf-8")
-            for event in events:
-                if event == b"STALL":
-                    self.wfile.flush()
-                    self.hang(float(self.options.get("delay", 5.0)))
-                    break
-                self.write_chunk(event)
-            self.cut_connection()
-            return
-        self.stream_lines(events, "text/event-stream; charset=utf-8", batch=batch)
+        self.send_event_stream(lambda: self.stream_events(body, model, scenario),
+                               "text/event-stream; charset=utf-8", scenario, (model, self.input_tokens(body)))
 
 
 def anthropic_server() -> LocalServer:
@@ -284,21 +265,7 @@ def anthropic_server() -> LocalServer:
 
 def main(argv: list[str] | None = None) -> None:
     """Serve until killed: ``python -m tests.servers.anthropic_server --tokens 20000`` (benchmarks)."""
-    import argparse
-    import sys
-    import threading
-
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--tokens", type=int, default=5)
-    parser.add_argument("--scenario", default="ok")
-    args = parser.parse_args(argv)
-    server = anthropic_server()
-    server.state.scenario = args.scenario
-    server.state.options.update(tokens=args.tokens, cache=True)
-    with server:
-        print(server.url, flush=True)  # the parent reads the URL from the first line
-        sys.stdout.close()
-        threading.Event().wait()
+    serve_until_killed(AnthropicHandler, argv)
 
 
 if __name__ == "__main__":

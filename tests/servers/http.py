@@ -12,7 +12,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -113,6 +113,37 @@ class ProtocolHandler(BaseHTTPRequestHandler):
     def hang(self, seconds: float) -> None:
         time.sleep(seconds)
 
+    # The marker a protocol's event generator yields where the server should go silent (a stalled stream).
+    STALL = b"STALL"
+
+    def send_event_stream(
+        self, events: Callable[[], Iterable[bytes]], content_type: str, scenario: str, cache_key: Hashable
+    ) -> None:
+        """Send a streamed answer the way the scenario says.
+
+        ``ok`` with the ``cache`` option (benchmarks) encodes each distinct stream once, so the server's own
+        cost is only the send; ``cut`` and ``stall`` send what ``events`` yields up to the end or to
+        :attr:`STALL` (then hang for the ``delay`` option) and drop the connection.
+        """
+        batch = int(self.state.options.get("batch", 64))
+        if scenario == "ok" and self.state.options.get("cache"):
+            cache = self.state.options.setdefault("_encoded", {})
+            if cache_key not in cache:
+                cache[cache_key] = list(events())
+            self.stream_lines(cache[cache_key], content_type, batch=batch)
+            return
+        if scenario in ("cut", "stall"):
+            self.start_chunked(content_type)
+            for event in events():
+                if event == self.STALL:
+                    self.wfile.flush()
+                    self.hang(float(self.state.options.get("delay", 5.0)))
+                    break
+                self.write_chunk(event)
+            self.cut_connection()
+            return
+        self.stream_lines(events(), content_type, batch=batch)
+
 
 class LocalServer:
     """Run a handler class on 127.0.0.1:<free port> in a background thread; use as a context manager."""
@@ -139,6 +170,24 @@ class LocalServer:
     def __exit__(self, *exc: object) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def serve_until_killed(handler: type[ProtocolHandler], argv: list[str] | None = None) -> None:
+    """``python -m tests.servers.X --tokens 20000``: serve on a free port, print the URL, wait (benchmarks)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=f"Serve {handler.__name__} on 127.0.0.1 until killed.")
+    parser.add_argument("--tokens", type=int, default=5)
+    parser.add_argument("--scenario", default="ok")
+    args = parser.parse_args(argv)
+    server = LocalServer(handler)
+    server.state.scenario = args.scenario
+    server.state.options.update(tokens=args.tokens, cache=True)
+    with server:
+        print(server.url, flush=True)  # the parent reads the URL from the first line
+        sys.stdout.close()
+        threading.Event().wait()
 
 
 def free_port() -> int:

@@ -33,7 +33,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from tests.servers.http import LocalServer, ProtocolHandler, words
+from tests.servers.http import LocalServer, ProtocolHandler, serve_until_killed, words
 
 DEFAULT_MODELS = ("llama3.2:latest", "qwen3:0.6b")
 VERSION = "0.12.3"
@@ -171,7 +171,7 @@ class OllamaHandler(ProtocolHandler):
                 elif scenario == "error_line":
                     yield line({"error": "an error was encountered while running the model: unexpected EOF"})
                 elif scenario == "stall":
-                    yield b"STALL"
+                    yield self.STALL
                 return
             yield line({"model": model, "created_at": CREATED_AT,
                         "message": {"role": "assistant", "content": piece}, "done": False})
@@ -180,27 +180,8 @@ class OllamaHandler(ProtocolHandler):
         yield line(final)
 
     def send_stream(self, body: dict[str, Any], model: str, scenario: str) -> None:
-        batch = int(self.options.get("batch", 64))
-        if scenario == "ok" and self.options.get("cache"):
-            # Benchmarks: encode each distinct stream once, so the server's own cost is only the send.
-            key = (model, self.prompt_tokens(body))
-            cache = self.options.setdefault("_encoded", {})
-            if key not in cache:
-                cache[key] = list(self.stream_events(body, model, scenario))
-            self.stream_lines(cache[key], "application/x-ndjson", batch=batch)
-            return
-        events = list(self.stream_events(body, model, scenario))
-        if scenario in ("cut", "stall"):
-            self.start_chunked("application/x-ndjson")
-            for event in events:
-                if event == b"STALL":
-                    self.wfile.flush()
-                    self.hang(float(self.options.get("delay", 5.0)))
-                    break
-                self.write_chunk(event)
-            self.cut_connection()
-            return
-        self.stream_lines(events, "application/x-ndjson", batch=batch)
+        self.send_event_stream(lambda: self.stream_events(body, model, scenario),
+                               "application/x-ndjson", scenario, (model, self.prompt_tokens(body)))
 
 
 def ollama_server() -> LocalServer:
@@ -210,21 +191,7 @@ def ollama_server() -> LocalServer:
 
 def main(argv: list[str] | None = None) -> None:
     """Serve until killed: ``python -m tests.servers.ollama_server --tokens 20000`` (benchmarks)."""
-    import argparse
-    import sys
-    import threading
-
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--tokens", type=int, default=5)
-    parser.add_argument("--scenario", default="ok")
-    args = parser.parse_args(argv)
-    server = ollama_server()
-    server.state.scenario = args.scenario
-    server.state.options.update(tokens=args.tokens, cache=True)
-    with server:
-        print(server.url, flush=True)  # the parent reads the URL from the first line
-        sys.stdout.close()
-        threading.Event().wait()
+    serve_until_killed(OllamaHandler, argv)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from tests.servers.http import LocalServer, ProtocolHandler, words
+from tests.servers.http import LocalServer, ProtocolHandler, serve_until_killed, words
 
 DEFAULT_MODELS = ("gpt-4o-mini", "test-model")
 CREATED = 1_700_000_000
@@ -229,22 +229,9 @@ class OpenAIHandler(ProtocolHandler):
         yield b"data: [DONE]\n\n"
 
     def send_stream(self, body: dict[str, Any], model: str, scenario: str) -> None:
-        if scenario == "ok" and self.options.get("cache"):
-            # Benchmarks: encode each distinct stream once, so the server's own cost is only the send.
-            key = (model, bool((body.get("stream_options") or {}).get("include_usage")), self.prompt_tokens(body))
-            cache = self.options.setdefault("_encoded", {})
-            if key not in cache:
-                cache[key] = list(self.stream_events(body, model, scenario))
-            self.stream_lines(cache[key], "text/event-stream", batch=int(self.options.get("batch", 64)))
-            return
-        events = self.stream_events(body, model, scenario)
-        if scenario == "cut":
-            self.start_chunked("text/event-stream")
-            for event in events:
-                self.write_chunk(event)
-            self.cut_connection()
-            return
-        self.stream_lines(events, "text/event-stream", batch=int(self.options.get("batch", 64)))
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        self.send_event_stream(lambda: self.stream_events(body, model, scenario),
+                               "text/event-stream", scenario, (model, include_usage, self.prompt_tokens(body)))
 
 
 def openai_server() -> LocalServer:
@@ -254,21 +241,7 @@ def openai_server() -> LocalServer:
 
 def main(argv: list[str] | None = None) -> None:
     """Serve until killed: ``python -m tests.servers.openai_server --tokens 20000`` (benchmarks)."""
-    import argparse
-    import sys
-    import threading
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tokens", type=int, default=5)
-    parser.add_argument("--scenario", default="ok")
-    args = parser.parse_args(argv)
-    server = LocalServer(OpenAIHandler)
-    server.state.scenario = args.scenario
-    server.state.options.update(tokens=args.tokens, cache=True)
-    with server:
-        print(server.url, flush=True)  # the parent reads the URL from the first line
-        sys.stdout.close()
-        threading.Event().wait()
+    serve_until_killed(OpenAIHandler, argv)
 
 
 if __name__ == "__main__":
