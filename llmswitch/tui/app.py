@@ -60,7 +60,8 @@ class LLMSwitchApp(App[None]):
                 self.startup_warnings.append(f"[tui] theme {self.requested_theme!r} is not a theme; known: "
                                              + ", ".join(sorted(self.available_themes)))
         history = self.store.recent_prompts() if self.store is not None else []
-        self.push_screen(ChatScreen(self.session, self.store, history=history, open_on_start=self.open_on_start))
+        self.push_screen(ChatScreen(self.session, self.store, history=history, open_on_start=self.open_on_start,
+                                    keep_profile_on_start=self.session.profile_name is not None))
         for warning in self.startup_warnings:
             self.notify(warning, severity="warning", timeout=15)
 

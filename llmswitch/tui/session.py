@@ -74,8 +74,10 @@ class ChatSession:
         if self.conversation.settings:
             self.conversation.switch(self.resolved.name, model=self.conversation.model)
 
-    def open(self, conversation_id: int) -> tuple[ConversationRecord, list[MessageRecord]]:
-        """Load a stored conversation; its profile answers next (unless that profile no longer works)."""
+    def open(self, conversation_id: int, *, keep_profile: bool = False) -> tuple[ConversationRecord,
+                                                                                list[MessageRecord]]:
+        """Load a stored conversation; its profile answers next (unless that profile no longer works, or
+        ``keep_profile``: the command line's ``--profile`` wins, as with ``chat -p NAME --continue``)."""
         if self.store is None:
             raise RuntimeError("no history store")
         record = self.store.get_conversation(conversation_id)
@@ -84,7 +86,8 @@ class ChatSession:
         conversation.messages = chat_messages(records)
         conversation.conversation_id = conversation_id
         conversation.system = record.system
-        profile = record.profile if record.profile in self.client.store.names() else self.resolved.name
+        stored_profile_works = record.profile in self.client.store.names()
+        profile = record.profile if stored_profile_works and not keep_profile else self.resolved.name
         try:
             conversation.switch(profile or self.resolved.name, settings=_known_options(record.options))
         except LLMSwitchError:  # a stored profile (or option) that no longer works: keep the current profile

@@ -176,6 +176,37 @@ async def test_continue_latest_opens_the_most_recent_conversation(config: Path, 
         assert [m.text for m in screen.chat_log.messages()] == ["newer"]
 
 
+@pytest.mark.parametrize("continue_id", ["latest", "id"])
+async def test_profile_given_with_continue_answers_the_stored_conversation(config: Path, store: HistoryStore,
+                                                                          continue_id: str) -> None:
+    # `llmswitch tui -p slow -c` as `chat -p slow -c`: the conversation opens, and slow answers it.
+    stored = store.create_conversation(profile="fast")
+    store.add_message(stored, "user", "first", profile="fast", model="echo-fast")
+    app = create_app(profile="slow", conversation_id="latest" if continue_id == "latest" else stored)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, ChatScreen)
+        await wait_for(pilot, lambda: screen.session.conversation_id == stored)
+        assert screen.session.resolved.name == "slow"
+        assert "slow" in str(screen.query_one("#status").render())
+        screen.query_one(PromptInput).load_text("second")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.current is None and not screen.views)
+    assert [(m.content, m.profile) for m in store.messages(stored)][-2:] == [("second", "slow"), ("second", "slow")]
+    assert store.get_conversation(stored).profile == "slow"
+
+
+async def test_continue_without_a_profile_answers_with_the_stored_one(config: Path, store: HistoryStore) -> None:
+    stored = store.create_conversation(profile="fast")
+    store.add_message(stored, "user", "first", profile="fast", model="echo-fast")
+    app = create_app(conversation_id="latest")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, ChatScreen)
+        await wait_for(pilot, lambda: screen.session.conversation_id == stored)
+        assert screen.session.resolved.name == "fast"
+
+
 def test_tui_command_rejects_an_id_that_is_not_a_number(config: Path) -> None:
     import subprocess
     import sys

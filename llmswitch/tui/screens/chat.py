@@ -96,9 +96,10 @@ class ChatScreen(Screen[None]):
     BINDINGS = keys.bindings("chat")
 
     def __init__(self, session: ChatSession, store: HistoryStore | None, *, history: list[str],
-                 open_on_start: int | None = None) -> None:
+                 open_on_start: int | None = None, keep_profile_on_start: bool = False) -> None:
         super().__init__()
         self.open_on_start = open_on_start
+        self.keep_profile_on_start = keep_profile_on_start  # `tui -p NAME -c`: NAME answers, not the stored one
         self.session = session
         self.store = store
         self.prompt_history = history
@@ -121,7 +122,7 @@ class ChatScreen(Screen[None]):
         self.prompt.focus()
         self.update_status()
         if self.open_on_start is not None:
-            self.call_after_refresh(self._open, Sidebar.Open(self.open_on_start))
+            self.call_after_refresh(self._open_on_start, self.open_on_start)
 
     # ---- parts ------------------------------------------------------------------------------------------
 
@@ -428,10 +429,15 @@ class ChatScreen(Screen[None]):
     async def _open(self, event: Sidebar.Open) -> None:
         await self.open_conversation(event.conversation_id, event.message_id)
 
-    async def open_conversation(self, conversation_id: int, message_id: int | None = None) -> None:
+    @guarded
+    async def _open_on_start(self, conversation_id: int) -> None:
+        await self.open_conversation(conversation_id, keep_profile=self.keep_profile_on_start)
+
+    async def open_conversation(self, conversation_id: int, message_id: int | None = None, *,
+                                keep_profile: bool = False) -> None:
         if self.refuse_while_busy():
             return
-        record, records = self.session.open(conversation_id)
+        record, records = self.session.open(conversation_id, keep_profile=keep_profile)
         self.editing = False
         await self.chat_log.clear()
         await self.chat_log.add(*(view_for(item) for item in records))
