@@ -7,7 +7,9 @@ by commas or given as a list)::
     regenerate = "ctrl+g"
     newline = ["ctrl+j", "f4"]
 
-The footer and the help screen show whatever keys are in effect.
+The footer and the help screen show whatever keys are in effect. Every key does one thing: a remap that
+would give a key to two bindings (the prompt box, the screen and the app all listen at once, so the inner one
+would silently win) is refused with a warning naming both, and the binding keeps its default key.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("quit", "ctrl+q", "quit", "Quit", "app", show=False),
 )
 BY_ID = {spec.id: spec for spec in KEYS}
+# Keys Textual itself answers everywhere; a binding moved onto one would never fire, or would hide them.
+RESERVED_KEYS = {"ctrl+p": "the command palette", "ctrl+c": "copying the selected text", "tab": "moving the focus",
+                 "shift+tab": "moving the focus"}
 
 
 def bindings(scope: str) -> list[BindingType]:
@@ -88,7 +93,44 @@ def parse_keymap(table: Any) -> tuple[dict[str, str], list[str]]:
             warnings.append(f"[tui.keys] {binding_id}: give a key name such as \"ctrl+g\" or a list of them")
             continue
         keymap[binding_id] = ",".join(part.strip() for key in keys for part in key.split(",") if part.strip())
-    return keymap, warnings
+    return refuse_conflicts(keymap, warnings)
+
+
+def refuse_conflicts(keymap: dict[str, str], warnings: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Drop each remap that gives a key to two bindings (or to one Textual keeps for itself), with a warning
+    naming both; the dropped binding keeps its default key, which may free or clash in turn, so repeat."""
+    keymap = dict(keymap)
+    while True:
+        holders: dict[str, list[str]] = {}
+        for spec, keys in effective_keys(keymap):
+            for key in _key_names(keys):
+                holders.setdefault(key, []).append(spec.id)
+        refused: dict[str, str] = {}  # binding id -> warning
+        for key, ids in holders.items():
+            moved = [binding_id for binding_id in ids if binding_id in keymap]
+            if key in RESERVED_KEYS:
+                for binding_id in moved:
+                    refused[binding_id] = (f"[tui.keys] {binding_id} = {keymap[binding_id]!r}: {key} is kept for "
+                                           f"{RESERVED_KEYS[key]}; {binding_id} stays on "
+                                           f"{BY_ID[binding_id].keys}. Choose another key.")
+            if len(ids) < 2:
+                continue
+            for binding_id in moved:
+                others = [other for other in ids if other != binding_id]
+                named = ", ".join(f"{other} ({BY_ID[other].description})" for other in others)
+                refused.setdefault(binding_id, (
+                    f"[tui.keys] {binding_id} = {keymap[binding_id]!r}: {key} is already the key of {named}; "
+                    f"{binding_id} stays on {BY_ID[binding_id].keys}. Move {others[0]} too "
+                    f"({others[0]} = \"f4\", say) or choose another key."))
+        if not refused:
+            return keymap, warnings
+        for binding_id, warning in refused.items():
+            del keymap[binding_id]
+            warnings.append(warning)
+
+
+def _key_names(keys: str) -> list[str]:
+    return [key.strip().lower() for key in keys.split(",") if key.strip()]
 
 
 def effective_keys(keymap: Mapping[str, str]) -> list[tuple[KeySpec, str]]:

@@ -108,6 +108,72 @@ def test_parse_keymap_accepts_strings_and_lists_and_reports_the_rest() -> None:
     assert keys.parse_keymap("not a table")[1]
 
 
+def test_default_keys_are_each_used_once() -> None:
+    keymap, warnings = keys.parse_keymap({})
+    assert keymap == {} and warnings == []
+    used = [key for spec in keys.KEYS for key in spec.keys.split(",")]
+    assert len(used) == len(set(used))
+
+
+def test_a_remap_onto_another_bindings_key_is_refused_naming_both() -> None:
+    keymap, warnings = keys.parse_keymap({"send": "ctrl+s"})
+    assert keymap == {}
+    (warning,) = warnings
+    assert "send" in warning and "settings" in warning and "ctrl+s" in warning and "stays on enter" in warning
+    # Moving both is a swap, and fine; so is taking a key another remap freed.
+    assert keys.parse_keymap({"send": "ctrl+s", "settings": "f4"}) == ({"send": "ctrl+s", "settings": "f4"}, [])
+    assert keys.parse_keymap({"send": "ctrl+g", "newline": "enter"})[1] == []
+    # Two remaps onto one key: both refused. A refused remap that frees nothing cascades.
+    keymap, warnings = keys.parse_keymap({"regenerate": "f5", "rename": ["f5"]})
+    assert keymap == {} and len(warnings) == 2 and all("f5" in w for w in warnings)
+    keymap, warnings = keys.parse_keymap({"regenerate": "ctrl+n", "copy_code": "ctrl+r"})
+    assert keymap == {} and any("new_conversation" in w for w in warnings)
+    assert any("regenerate" in w and "copy_code" in w for w in warnings)
+    # Keys Textual answers itself.
+    keymap, warnings = keys.parse_keymap({"search": "Ctrl+P"})
+    assert keymap == {} and "command palette" in warnings[0]
+
+
+def readme_keys_example() -> str:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("[tui.keys]", 1)[1].split("```", 1)[0]
+    return "[tui.keys]" + block
+
+
+async def test_the_readme_remap_example_works_without_a_warning(config: Path) -> None:
+    example = readme_keys_example()
+    assert "send" in example
+    config.write_text(CONFIG + "\n" + example, encoding="utf-8")
+    app = create_app(profile="fast")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert not [n.message for n in app._notifications if "tui.keys" in n.message]
+        screen = app.screen
+        assert isinstance(screen, ChatScreen)
+        send_key = app._keymap["send"].split(",")[0]
+        settings_key = app._keymap.get("settings", "ctrl+s").split(",")[0]
+        await pilot.press(*"hi", send_key)
+        await wait_for(pilot, lambda: len(screen.chat_log.messages()) == 2)
+        await pilot.press(settings_key)
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "SettingsScreen")
+
+
+async def test_a_conflicting_remap_warns_and_both_keys_keep_working(config: Path) -> None:
+    config.write_text(CONFIG + '\n[tui.keys]\nsend = "ctrl+s"\n', encoding="utf-8")
+    app = create_app(profile="fast")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        (warning,) = [n.message for n in app._notifications if "tui.keys" in n.message]
+        assert "send" in warning and "settings" in warning
+        screen = app.screen
+        assert isinstance(screen, ChatScreen)
+        await pilot.press(*"hi", "enter")  # Enter still sends
+        await wait_for(pilot, lambda: len(screen.chat_log.messages()) == 2)
+        await wait_for(pilot, lambda: screen.current is None)
+        await pilot.press("ctrl+s")  # and the settings screen still opens
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "SettingsScreen")
+
+
 async def test_command_palette_lists_actions_and_profiles(config: Path) -> None:
     app = create_app(profile="fast")
     async with app.run_test(size=SIZE) as pilot:
