@@ -11,6 +11,8 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Client": "llmswitch.client",
+    "AsyncClient": "llmswitch.client",
+    "AsyncStreamResult": "llmswitch.client",
     "ResolvedProfile": "llmswitch.client",
     "StreamResult": "llmswitch.client",
     "hookimpl": "llmswitch.hookspecs",
@@ -33,7 +35,7 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
-    from llmswitch.client import Client, ResolvedProfile, StreamResult
+    from llmswitch.client import AsyncClient, AsyncStreamResult, Client, ResolvedProfile, StreamResult
     from llmswitch.hookspecs import hookimpl
     from llmswitch.types import (
         BackendInfo,

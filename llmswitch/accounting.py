@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from llmswitch.errors import BudgetExceededError, LLMSwitchError
 
 if TYPE_CHECKING:
-    from llmswitch.client import ResolvedProfile, StreamResult
+    from llmswitch.client import ResolvedProfile, StreamState
     from llmswitch.ledger import Ledger
     from llmswitch.pricing import ModelPrice
     from llmswitch.types import Request, TokenCount
@@ -208,7 +208,7 @@ def check_budget(resolved: ResolvedProfile, request: Request) -> None:
 # ---- after the call -----------------------------------------------------------------------------------
 
 
-def call_cost(resolved: ResolvedProfile, request: Request, result: StreamResult) -> CallCost:
+def call_cost(resolved: ResolvedProfile, request: Request, result: StreamState) -> CallCost:
     """The cost of a finished (or failed, or interrupted) call from the usage the backend reported.
 
     When the backend reported no usage but text arrived (an interrupted stream, a backend that does not
@@ -229,7 +229,7 @@ def call_cost(resolved: ResolvedProfile, request: Request, result: StreamResult)
     return CallCost(price.cost(input_tokens, output_tokens), input_tokens, output_tokens, estimated, price.source)
 
 
-def outcome_of(result: StreamResult) -> str:
+def outcome_of(result: StreamState) -> str:
     if result.error is not None:
         return result.error.kind
     if result.interrupted:
@@ -237,7 +237,7 @@ def outcome_of(result: StreamResult) -> str:
     return "ok"
 
 
-def record_call(resolved: ResolvedProfile, request: Request, result: StreamResult) -> CallCost:
+def record_call(resolved: ResolvedProfile, request: Request, result: StreamState) -> CallCost:
     """Append one row to the usage ledger (never the key, never the prompt or answer); return the cost.
 
     A ledger that cannot be written is logged, never raised: bookkeeping must not cost the user the answer.

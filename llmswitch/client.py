@@ -7,6 +7,26 @@
     for event in local.stream(local.request("Tell me more")):
         ...
 
+    from llmswitch import AsyncClient
+    client = AsyncClient()
+    local = client.resolve("local")
+    answer = await local.acomplete(local.request("Say hello"))
+    async for event in local.astream(local.request("Tell me more")):
+        ...
+
+Sync and async, one implementation of each behaviour. Everything a call guarantees lives in plain objects
+that do no I/O, and each API is a thin loop over them:
+
+- :class:`StreamState` is the bookkeeping of one answer (text so far, usage, finish reason, timing, the
+  failure mapped to an error): :class:`StreamResult` drives it with ``for``, :class:`AsyncStreamResult` with
+  ``async for``; neither holds any rule of its own.
+- the key check, the hook choice and the error mapping (``_require_key``, ``plugin_failure``,
+  ``_with_latency``) are shared by ``complete``/``acomplete``, ``stream``/``astream``, ``health``/``ahealth``.
+- a plugin may implement sync hooks, async hooks or both; the missing form is bridged in
+  :mod:`llmswitch.bridge` (a sync stream runs in a worker thread under the async API; async hooks run on one
+  background loop under the sync API).
+
+The sync API starts no event loop and imports no asyncio, so the CLI pays nothing for the async one.
 Everything a plugin raises passes through here: ``LLMSwitchError`` subclasses unchanged, anything else
 wrapped in a ``PluginError`` that names the plugin. Streams keep the text that arrived before a failure.
 """
@@ -15,7 +35,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,11 +188,14 @@ class ResolvedProfile:
         stop = values.pop("stop") or ()
         return Request(messages=messages, stop=tuple(stop), extras=extras, **values)
 
-    # ---- calls -----------------------------------------------------------------------------------
+    # ---- calls: the rules both forms share ---------------------------------------------------------------
 
     def _require_key(self) -> None:
         if self.target.api_key is None and key_is_required(self.target):
             raise MissingKeyError(self.name, self.target.key_variable or "the API key variable")
+
+    def _has(self, *hooks: str) -> bool:
+        return any(hook in self.handle.hooks for hook in hooks)
 
     def _call(self, hook: str, *args: Any) -> Any:
         function = self.handle.hooks[hook]
@@ -183,31 +206,47 @@ class ResolvedProfile:
         except Exception as exc:
             raise plugin_failure(self.handle, hook, exc) from exc
 
+    def _neither(self) -> PluginError:
+        return PluginError(f"plugin {self.handle.plugin.name} implements neither stream nor complete",
+                           plugin=self.handle.plugin.name)
+
+    def _with_latency(self, response: Response, started: float) -> Response:
+        if response.latency_s is not None:
+            return response
+        return Response(response.text, response.finish_reason, response.usage,
+                        response.model or self.target.model, time.perf_counter() - started)
+
+    def _no_health(self) -> HealthReport:
+        return HealthReport.from_checks([
+            Check("health", CheckStatus.WARN, f"plugin {self.handle.plugin.name} has no health check")
+        ])
+
+    # ---- sync -------------------------------------------------------------------------------------------
+
     def complete(self, request: Request) -> Response:
         self._require_key()
         started = time.perf_counter()
-        if "complete" not in self.handle.hooks:
-            stream = self.stream(request)
-            for event in stream:
-                if isinstance(event, StreamError):
-                    raise event.error
-            return stream.response()
-        response: Response = self._call("complete", self.target, request)
-        if response.latency_s is None:
-            response = Response(response.text, response.finish_reason, response.usage,
-                                response.model or self.target.model, time.perf_counter() - started)
-        return response
+        if self._has("complete"):
+            return self._with_latency(self._call("complete", self.target, request), started)
+        if self._has("acomplete") and not self._has("stream"):
+            from llmswitch.bridge import portal
+
+            return self._with_latency(portal.run(self._acall("acomplete", self.target, request)), started)
+        return collect(self.stream(request))
 
     def stream(self, request: Request) -> StreamResult:
         """Start streaming. Iterate the result for events; it keeps the text, usage and timing."""
         self._require_key()
-        if "stream" in self.handle.hooks:
+        if self._has("stream"):
             source: Iterable[StreamEvent] = self._call("stream", self.target, request)
-        elif "complete" in self.handle.hooks:
+        elif self._has("astream"):
+            from llmswitch.bridge import portal
+
+            source = portal.iterate(lambda: self._call("astream", self.target, request))
+        elif self._has("complete", "acomplete"):
             source = _complete_as_stream(self, request)
         else:
-            raise PluginError(f"plugin {self.handle.plugin.name} implements neither stream nor complete",
-                              plugin=self.handle.plugin.name)
+            raise self._neither()
         return StreamResult(source, self)
 
     def count_tokens(self, request: Request) -> TokenCount:
@@ -216,11 +255,83 @@ class ResolvedProfile:
         return self._call("count_tokens", self.target, request)  # type: ignore[no-any-return]
 
     def health(self, timeout: float = 10.0, offline: bool = False) -> HealthReport:
-        if "health" not in self.handle.hooks:
-            return HealthReport.from_checks([
-                Check("health", CheckStatus.WARN, f"plugin {self.handle.plugin.name} has no health check")
-            ])
-        return self._call("health", self.target, timeout, offline)  # type: ignore[no-any-return]
+        if self._has("health"):
+            return self._call("health", self.target, timeout, offline)  # type: ignore[no-any-return]
+        if self._has("ahealth"):
+            from llmswitch.bridge import portal
+
+            return portal.run(self._acall("ahealth", self.target, timeout, offline))
+        return self._no_health()
+
+    # ---- async: the same steps, awaited ------------------------------------------------------------------
+
+    async def _acall(self, hook: str, *args: Any) -> Any:
+        try:
+            return await self._call(hook, *args)
+        except LLMSwitchError:
+            raise
+        except Exception as exc:
+            raise plugin_failure(self.handle, hook, exc) from exc
+
+    async def acomplete(self, request: Request) -> Response:
+        """:meth:`complete`, awaited: the plugin's ``acomplete``, else its sync hook in a worker thread."""
+        self._require_key()
+        started = time.perf_counter()
+        if self._has("acomplete"):
+            return self._with_latency(await self._acall("acomplete", self.target, request), started)
+        if self._has("complete") and not self._has("astream"):
+            import asyncio
+
+            return self._with_latency(await asyncio.to_thread(self._call, "complete", self.target, request),
+                                      started)
+        return await acollect(self.astream(request))
+
+    def astream(self, request: Request) -> AsyncStreamResult:
+        """:meth:`stream` for ``async for``. Cancelling the task that iterates it closes the connection."""
+        self._require_key()
+        if self._has("astream"):
+            source: AsyncIterable[StreamEvent] = self._call("astream", self.target, request)
+        elif self._has("stream"):
+            from llmswitch.bridge import iterate_in_thread
+
+            source = iterate_in_thread(lambda: self._call("stream", self.target, request))
+        elif self._has("complete", "acomplete"):
+            source = _acomplete_as_stream(self, request)
+        else:
+            raise self._neither()
+        return AsyncStreamResult(source, self)
+
+    async def acount_tokens(self, request: Request) -> TokenCount:
+        """:meth:`count_tokens` in a worker thread (a count may ask the provider)."""
+        import asyncio
+
+        return await asyncio.to_thread(self.count_tokens, request)
+
+    async def ahealth(self, timeout: float = 10.0, offline: bool = False) -> HealthReport:
+        if self._has("ahealth"):
+            return await self._acall("ahealth", self.target, timeout, offline)  # type: ignore[no-any-return]
+        if self._has("health"):
+            import asyncio
+
+            return await asyncio.to_thread(self._call, "health", self.target, timeout, offline)  # type: ignore[no-any-return]
+        return self._no_health()
+
+
+class AsyncClient(Client):
+    """:class:`Client` for async code: ``resolve`` is the same (it reads local files only); call the
+    resolved profile's ``acomplete``, ``astream`` and ``ahealth``. ``async with AsyncClient() as client``
+    closes this event loop's connection pools at the end."""
+
+    async def aclose(self) -> None:
+        from llmswitch.kit import aclose_clients
+
+        await aclose_clients()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
 
 def plugin_failure(handle: BackendHandle, hook: str, exc: BaseException) -> PluginError:
@@ -234,11 +345,33 @@ def plugin_failure(handle: BackendHandle, hook: str, exc: BaseException) -> Plug
     )
 
 
+def _response_events(response: Response) -> tuple[StreamEvent, ...]:
+    return (TextDelta(response.text), UsageEvent(response.usage), StreamEnd(response.finish_reason, response.model))
+
+
 def _complete_as_stream(resolved: ResolvedProfile, request: Request) -> Iterator[StreamEvent]:
-    response = resolved.complete(request)
-    yield TextDelta(response.text)
-    yield UsageEvent(response.usage)
-    yield StreamEnd(response.finish_reason, response.model)
+    yield from _response_events(resolved.complete(request))
+
+
+async def _acomplete_as_stream(resolved: ResolvedProfile, request: Request) -> AsyncIterator[StreamEvent]:
+    for event in _response_events(await resolved.acomplete(request)):
+        yield event
+
+
+def collect(result: StreamResult) -> Response:
+    """Drain a stream into a Response; a failure is raised (its text is on ``result``)."""
+    for event in result:
+        if type(event) is StreamError:
+            raise event.error
+    return result.response()
+
+
+async def acollect(result: AsyncStreamResult) -> Response:
+    async with result:
+        async for event in result:
+            if type(event) is StreamError:
+                raise event.error
+    return result.response()
 
 
 def estimate_tokens(request: Request) -> TokenCount:
@@ -248,11 +381,12 @@ def estimate_tokens(request: Request) -> TokenCount:
 
 
 @dataclass
-class StreamResult:
-    """Iterate for events. Whatever happens, ``text`` holds what arrived, and a failure ends the stream
-    with one ``StreamError`` event instead of an exception, so a renderer never loses text."""
+class StreamState:
+    """The bookkeeping of one answer, whatever drives it: text so far, usage, finish, timing, failure.
 
-    source: Iterable[StreamEvent]
+    Whatever happens, ``text`` holds what arrived, and a failure ends the stream with one ``StreamError``
+    event instead of an exception, so a renderer never loses text."""
+
     resolved: ResolvedProfile
     parts: list[str] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
@@ -268,32 +402,57 @@ class StreamResult:
     def text(self) -> str:
         return "".join(self.parts)
 
+    def observe(self, event: StreamEvent) -> None:
+        """Take note of one event on its way to the caller."""
+        kind = type(event)
+        if kind is TextDelta:
+            if self.first_token_s is None:
+                self.first_token_s = time.perf_counter() - self.started
+            self.parts.append(event.text)  # type: ignore[union-attr]
+        elif kind is UsageEvent:
+            self.usage = event.usage  # type: ignore[union-attr]
+        elif kind is StreamEnd:
+            self.finish_reason = event.finish_reason  # type: ignore[union-attr]
+            self.model = event.model  # type: ignore[union-attr]
+
+    def fail(self, exc: Exception) -> StreamError:
+        """The event that ends a failed stream: the error mapped (a non-llmswitch one is a plugin bug)."""
+        self.error = exc if isinstance(exc, LLMSwitchError) else plugin_failure(self.resolved.handle, "stream", exc)
+        return StreamError(self.error, self.text)
+
+    def ended(self) -> None:
+        self.latency_s = time.perf_counter() - self.started
+
+    def response(self) -> Response:
+        return Response(
+            text=self.text,
+            finish_reason=self.finish_reason or ("interrupted" if self.interrupted else None),
+            usage=self.usage,
+            model=self.model or self.resolved.target.model,
+            latency_s=self.latency_s,
+        )
+
+
+class StreamResult(StreamState):
+    """Iterate for events (see :class:`StreamState`)."""
+
+    def __init__(self, source: Iterable[StreamEvent], resolved: ResolvedProfile) -> None:
+        super().__init__(resolved)
+        self.source = source
+
     def __iter__(self) -> Iterator[StreamEvent]:
-        parts = self.parts
+        observe = self.observe
         try:
             for event in self.source:
-                kind = type(event)
-                if kind is TextDelta:
-                    if self.first_token_s is None:
-                        self.first_token_s = time.perf_counter() - self.started
-                    parts.append(event.text)  # type: ignore[union-attr]
-                elif kind is UsageEvent:
-                    self.usage = event.usage  # type: ignore[union-attr]
-                elif kind is StreamEnd:
-                    self.finish_reason = event.finish_reason  # type: ignore[union-attr]
-                    self.model = event.model  # type: ignore[union-attr]
+                observe(event)
                 yield event
-        except LLMSwitchError as exc:
-            self.error = exc
-            yield StreamError(exc, self.text)
         except (KeyboardInterrupt, GeneratorExit):
             self.interrupted = True
             raise
         except Exception as exc:
-            self.error = plugin_failure(self.resolved.handle, "stream", exc)
-            yield StreamError(self.error, self.text)
+            yield self.fail(exc)
         finally:
-            self.latency_s = time.perf_counter() - self.started
+            self.ended()
             self.close()
 
     def close(self) -> None:
@@ -304,11 +463,45 @@ class StreamResult:
             except Exception:  # a plugin's cleanup failing must not hide the answer
                 pass
 
-    def response(self) -> Response:
-        return Response(
-            text=self.text,
-            finish_reason=self.finish_reason or ("interrupted" if self.interrupted else None),
-            usage=self.usage,
-            model=self.model or self.resolved.target.model,
-            latency_s=self.latency_s,
-        )
+
+class AsyncStreamResult(StreamState):
+    """Iterate with ``async for`` (see :class:`StreamState`). ``async with`` (or :meth:`aclose`) closes the
+    source even when the loop stops early; cancelling the task closes it at once."""
+
+    def __init__(self, source: AsyncIterable[StreamEvent], resolved: ResolvedProfile) -> None:
+        super().__init__(resolved)
+        self.source = source
+
+    async def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        import asyncio
+
+        observe = self.observe
+        try:
+            async for event in self.source:
+                observe(event)
+                yield event
+        except (asyncio.CancelledError, GeneratorExit, KeyboardInterrupt):
+            self.interrupted = True
+            raise
+        except Exception as exc:
+            yield self.fail(exc)
+        finally:
+            self.ended()
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        aclose = getattr(self.source, "aclose", None)
+        if aclose is not None:
+            try:
+                await aclose()
+            except Exception:
+                pass
+
+    async def __aenter__(self) -> AsyncStreamResult:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.latency_s is None:
+            self.interrupted = True
+            self.ended()
+        await self.aclose()

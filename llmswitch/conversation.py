@@ -1,17 +1,19 @@
 """A conversation with whichever profile is current: the history, the switch, the bookkeeping per call.
 
 The CLI's one-shot and REPL modes and the TUI all go through :class:`Conversation`, so budgets, the usage
-ledger and the chat history are handled the same way wherever a call is made.
+ledger and the chat history are handled the same way wherever a call is made. ``stream`` and ``astream``
+share every step (``_begin`` checks the budget and records the prompt, ``_finish`` records the answer and its
+cost); :class:`Turn` and :class:`AsyncTurn` only differ in how they are iterated.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from llmswitch import accounting
-from llmswitch.client import Client, ResolvedProfile, StreamResult
+from llmswitch.client import AsyncStreamResult, Client, ResolvedProfile, StreamResult, StreamState
 from llmswitch.errors import LLMSwitchError
 from llmswitch.types import Message, Request, Response, StreamEvent
 
@@ -67,20 +69,40 @@ class Conversation:
         request = self.request_for(prompt)
         accounting.check_budget(self.resolved, request)
         result = self.resolved.stream(request)
-        if self.store is not None:
-            self.store.record_prompt(self, prompt)  # committed now: a crash loses at most the answer
+        self._begin(prompt)
         return Turn(self, prompt, request, result)
+
+    async def astream(self, prompt: str) -> AsyncTurn:
+        """:meth:`stream` for async code: ``async for event in await conversation.astream(prompt)``."""
+        request = self.request_for(prompt)
+        if accounting.budgets_of(self.resolved.settings):
+            import asyncio
+
+            await asyncio.to_thread(accounting.check_budget, self.resolved, request)  # a count may ask the API
+        result = self.resolved.astream(request)
+        self._begin(prompt)
+        return AsyncTurn(self, prompt, request, result)
 
     def complete(self, prompt: str) -> Response:
         """Ask and wait for the whole answer (``--no-stream``)."""
         turn = self.stream(prompt)
         for event in turn:
             del event
-        if turn.result.error is not None:
-            raise turn.result.error
-        return turn.result.response()
+        return _answer(turn.result)
 
-    def _finish(self, prompt: str, request: Request, result: StreamResult) -> Any:
+    async def acomplete(self, prompt: str) -> Response:
+        """:meth:`complete`, awaited."""
+        turn = await self.astream(prompt)
+        async with turn:
+            async for event in turn:
+                del event
+        return _answer(turn.result)
+
+    def _begin(self, prompt: str) -> None:
+        if self.store is not None:
+            self.store.record_prompt(self, prompt)  # committed now: a crash loses at most the answer
+
+    def _finish(self, prompt: str, request: Request, result: StreamState) -> Any:
         """Add the turn to the history and the ledger; return the call's cost (None when unknown)."""
         self.messages.append(Message("user", prompt))
         if result.text:
@@ -93,6 +115,12 @@ class Conversation:
         if self.store is not None:
             self.store.record_answer(self, result, cost)  # never raises; a failure is in store.last_error
         return cost
+
+
+def _answer(result: StreamState) -> Response:
+    if result.error is not None:
+        raise result.error
+    return result.response()
 
 
 @dataclass
@@ -117,3 +145,35 @@ class Turn:
             self._finished = True
             self.result.close()
             self.cost = self.conversation._finish(self.prompt, self.request, self.result)
+
+
+@dataclass
+class AsyncTurn:
+    """One question and its answer, for ``async for``; ``async with`` finishes it even on an early exit."""
+
+    conversation: Conversation
+    prompt: str
+    request: Request
+    result: AsyncStreamResult
+    cost: Any = None
+    _finished: bool = False
+
+    async def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        try:
+            async for event in self.result:
+                yield event
+        finally:
+            await self.finish()
+
+    async def finish(self) -> None:
+        if not self._finished:
+            self._finished = True
+            await self.result.aclose()
+            self.cost = self.conversation._finish(self.prompt, self.request, self.result)
+
+    async def __aenter__(self) -> AsyncTurn:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.result.__aexit__(*exc)
+        await self.finish()

@@ -1,10 +1,17 @@
-"""The whole plugin contract. A backend plugin implements these five hooks.
+"""The whole plugin contract. A backend plugin implements ``llmswitch_backends`` and any of the call hooks.
 
 How llmswitch calls them: at start-up it asks every plugin ``llmswitch_backends()`` once and builds a table
 from backend name to the plugin that declared it. A profile's call goes straight to that plugin's
 implementation: hooks are never broadcast to every plugin, so the answer never depends on plugin order and
 dispatch is a dictionary lookup. pluggy still validates every implementation against these specs when the
 plugin is registered, so a misspelt argument name fails at load time and is reported by ``llmswitch plugins``.
+
+Sync, async or both: ``complete``/``stream``/``health`` have async twins ``acomplete``/``astream``/``ahealth``.
+Implement whichever form fits the backend; llmswitch offers both APIs over either. A plugin with only sync
+hooks works under :class:`llmswitch.AsyncClient` (each call runs in a worker thread; a cancelled task stops
+the stream at its next event and the generator's ``finally`` runs); a plugin with only async hooks works
+under :class:`llmswitch.Client` (its coroutines run on one background event loop). An HTTP backend built on
+:mod:`llmswitch.kit` implements both in one line each.
 
 Rules every implementation follows:
 
@@ -18,7 +25,7 @@ Rules every implementation follows:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pluggy
 
@@ -103,4 +110,43 @@ def health(target: Target, timeout: float, offline: bool) -> HealthReport:
     """
 
 
-HOOK_NAMES = ("complete", "stream", "count_tokens", "health")
+@hookspec
+async def acomplete(target: Target, request: Request) -> Response:
+    """The async form of :func:`complete`: a coroutine that returns the whole answer.
+
+    Called by ``await resolved.acomplete(request)`` (:class:`llmswitch.AsyncClient`), and by the sync API when
+    the plugin has no ``complete``. Never block the event loop: use async I/O (``llmswitch.kit.arequest_json``).
+
+    :param target: as for :func:`complete`.
+    :param request: as for :func:`complete`.
+    :return: a :class:`~llmswitch.types.Response`, as for :func:`complete`.
+    """
+
+
+@hookspec
+def astream(target: Target, request: Request) -> AsyncIterator[StreamEvent]:
+    """The async form of :func:`stream`: return an async iterator (an ``async def`` generator).
+
+    Called by ``resolved.astream(request)`` and by the TUI, on the caller's event loop. llmswitch may stop
+    early by cancelling the task that iterates it (the cancellation arrives at your ``await``) or by calling
+    ``aclose()``: close the connection in a ``finally`` block, so the server sees the disconnect.
+
+    :param target: as for :func:`complete`.
+    :param request: as for :func:`complete`.
+    :return: the same events as :func:`stream`, in the same order; raise a ``BackendError`` on failure.
+    """
+
+
+@hookspec
+async def ahealth(target: Target, timeout: float, offline: bool) -> HealthReport:
+    """The async form of :func:`health`; optional (without it ``await resolved.ahealth()`` runs ``health``
+    in a worker thread).
+
+    :param target: as for :func:`complete`.
+    :param timeout: as for :func:`health`.
+    :param offline: as for :func:`health`.
+    :return: a :class:`~llmswitch.types.HealthReport`, as for :func:`health`.
+    """
+
+
+HOOK_NAMES = ("complete", "stream", "count_tokens", "health", "acomplete", "astream", "ahealth")

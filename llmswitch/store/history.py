@@ -24,7 +24,7 @@ from llmswitch.errors import ConfigError, LLMSwitchError
 from llmswitch.store import schema
 
 if TYPE_CHECKING:
-    from llmswitch.client import ResolvedProfile, StreamResult
+    from llmswitch.client import ResolvedProfile, StreamState
 
 BUSY_TIMEOUT_MS = 10_000
 HIGHLIGHT_START = "\ue000"  # private-use characters: they cannot clash with anything a model writes
@@ -420,7 +420,7 @@ class HistoryStore:
         except HistoryError as error:
             self.last_error = error
 
-    def record_answer(self, conversation: RecordableConversation, result: StreamResult, cost: Any) -> None:
+    def record_answer(self, conversation: RecordableConversation, result: StreamState, cost: Any) -> None:
         """Commit the answer that just finished, failed or was cancelled, with whatever text arrived."""
         if conversation.conversation_id is None:
             return

@@ -11,6 +11,7 @@ chunk when ``stream_options.include_usage`` is set), over a real socket on 127.0
 ``require_key``             401 unless the request carries ``Authorization: Bearer <options["key"]>``
 ``rate_limit``              429 with ``Retry-After: <options["retry_after"]>`` (default 7)
 ``server_error``            500 with an error body
+``unavailable``             503 with ``Retry-After: 1`` (an overloaded server)
 ``bad_gateway``             502 with an HTML body (what a proxy in front of a dead server sends)
 ``reset``                   TCP reset before any response
 ``cut``                     stream a few chunks, then drop the connection without ``[DONE]``
@@ -72,12 +73,6 @@ def usage_line(model: str, prompt_tokens: int, completion_tokens: int) -> bytes:
 class OpenAIHandler(ProtocolHandler):
     """The OpenAI chat-completions protocol, with failure scenarios."""
 
-    def handle(self) -> None:
-        try:
-            super().handle()
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client went away mid-answer (a cancelled stream, a timeout): what clients do
-
     # ---- helpers ----------------------------------------------------------------------------------
 
     @property
@@ -123,6 +118,10 @@ class OpenAIHandler(ProtocolHandler):
                 error_body("Rate limit reached for requests.", "requests", "rate_limit_exceeded"),
                 headers={"Retry-After": retry_after},
             )
+            return True
+        if scenario == "unavailable":
+            self.send_json(503, error_body("The engine is currently overloaded.", "server_error"),
+                           headers={"Retry-After": "1"})
             return True
         if scenario == "server_error":
             self.send_json(500, error_body("The server had an error processing your request.", "server_error"))

@@ -1,0 +1,315 @@
+"""Requests and streams over HTTP, each in a sync and an async form that share every rule.
+
+The design: what a call is (:class:`Call`), how its failures read (:mod:`llmswitch.kit.transport_errors`, the
+plugin's ``status_error``), how its body is decoded (:mod:`llmswitch.kit.decoders`) and how decoded items
+become stream events (the plugin's :class:`Translator`) are plain objects with no I/O. The functions here
+are the only code that touches the network, one short loop per form: ``stream`` / ``astream``,
+``request_json`` / ``arequest_json``. They differ only by ``await``; everything they decide is in the
+shared helpers, so the two forms cannot drift apart.
+
+Nothing here retries: a 503 is raised after exactly one request (the router owns retries). The one second
+request is a plugin's declared ``fallback`` for a refused optional field (see :class:`Call`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from llmswitch.errors import BadResponseError, LLMSwitchError
+from llmswitch.kit.clients import async_client, sync_client
+from llmswitch.kit.decoders import json_object
+from llmswitch.kit.endpoint import Endpoint, ErrorAnswer
+from llmswitch.kit.transport_errors import transport_error
+from llmswitch.secrets import redact
+from llmswitch.types import StreamEvent
+
+if TYPE_CHECKING:
+    import httpx2
+
+MAX_ERROR_BODY = 64 * 1024  # an error page is read up to this much: enough for any message
+
+
+class Decoder(Protocol):
+    """Bytes in, decoded items out (:class:`~llmswitch.kit.decoders.SSEDecoder`, ``NDJSONDecoder``)."""
+
+    def feed(self, chunk: bytes) -> Sequence[Any]: ...
+
+    def close(self) -> Sequence[Any]: ...
+
+
+class Translator(Protocol):
+    """A backend's wire format: decoded items in, llmswitch stream events out.
+
+    ``feed`` returns the events for one item (usually zero or one); it raises a ``BackendError`` for an
+    error the server reported in the stream. ``done`` turns True when the answer says it is complete (the
+    rest of the body is not read). ``close`` is called at the end of the body and returns the final events,
+    or raises when the answer never said it was done (cut off).
+    """
+
+    done: bool
+
+    def feed(self, item: Any) -> Iterable[StreamEvent]: ...
+
+    def close(self) -> Iterable[StreamEvent]: ...
+
+
+@dataclass
+class Call:
+    """One HTTP request of a backend, ready to send in either form.
+
+    ``fallback``: a request to send instead when the server refuses this one with one of
+    ``fallback_statuses`` (servers that reject an optional field); ``on_fallback`` runs when that worked.
+    ``explain``: for a failure, an optional follow-up request and a function that rewrites the error with its
+    answer (the OpenAI backend lists the served models when a model is not found).
+    ``content``: what the body should be, for the message when a proxy answers with an HTML page instead.
+    """
+
+    endpoint: Endpoint
+    method: str
+    path: str
+    body: Any = None
+    timeout: float | None = None
+    fallback: Call | None = None
+    fallback_statuses: tuple[int, ...] = ()
+    on_fallback: Callable[[], None] | None = None
+    explain: Callable[[LLMSwitchError], tuple[Call, Callable[[Any], LLMSwitchError]] | None] | None = None
+    content: str = "JSON"
+
+
+# ---- the shared steps (no I/O) -----------------------------------------------------------------------------
+
+
+def _build(client: httpx2.Client | httpx2.AsyncClient, call: Call) -> httpx2.Request:
+    import httpx2
+
+    endpoint = call.endpoint
+    timeout = None
+    if call.timeout is not None:
+        timeout = httpx2.Timeout(call.timeout, connect=min(call.timeout, endpoint.connect_timeout))
+    extensions = {"timeout": timeout.as_dict()} if timeout is not None else None
+    return client.build_request(call.method, endpoint.url(call.path), json=call.body, extensions=extensions)
+
+
+def _endpoint_for(call: Call) -> Endpoint:
+    """The endpoint as failures should describe it (with the call's own timeout, if it has one)."""
+    if call.timeout is None:
+        return call.endpoint
+    from dataclasses import replace
+
+    return replace(call.endpoint, timeout=call.timeout)
+
+
+def _wants_fallback(call: Call, status: int) -> bool:
+    return call.fallback is not None and status in call.fallback_statuses
+
+
+def _error_answer(call: Call, response: httpx2.Response, body: bytes) -> LLMSwitchError:
+    answer = ErrorAnswer(response.status_code, response.headers, body, call.path)
+    return call.endpoint.status_error(answer)
+
+
+def _is_html(response: httpx2.Response) -> bool:
+    content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    return content_type in ("text/html", "application/xhtml+xml")
+
+
+def _html_page(call: Call, sample: bytes) -> BadResponseError:
+    """A 2xx HTML page where an answer should be (a captive portal, a proxy's login page)."""
+    shown = redact(" ".join(sample[:120].decode("utf-8", "replace").split()))
+    return BadResponseError(
+        f"{call.endpoint.server} answered with an HTML page, not {call.content}: {shown!r}",
+        remedy=f"check base_url in profile '{call.endpoint.profile}' (a proxy, a login page or another kind of "
+        "server answers there)",
+        backend=call.endpoint.backend,
+    )
+
+
+def not_json(call: Call, data: bytes) -> BadResponseError:
+    shown = redact(" ".join(data[:80].decode("utf-8", "replace").split()))
+    return BadResponseError(
+        f"{call.endpoint.server} answered with something that is not {call.content}: {shown!r}",
+        remedy=f"check base_url in profile '{call.endpoint.profile}': it must point at the backend's API",
+        backend=call.endpoint.backend,
+    )
+
+
+def _parse(call: Call, data: bytes) -> dict[str, Any]:
+    try:
+        return json_object(data.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError too
+        raise not_json(call, data) from None
+
+
+# ---- sync ------------------------------------------------------------------------------------------------------
+
+
+def open_response(call: Call) -> httpx2.Response:
+    """Send ``call`` and return the response once its headers are in (2xx only; the caller closes it)."""
+    import httpx2
+
+    client = sync_client(call.endpoint)
+    try:
+        response = client.send(_build(client, call), stream=True)
+    except httpx2.HTTPError as exc:
+        raise transport_error(_endpoint_for(call), exc, answering=False) from None
+    if response.status_code < 300:
+        return response
+    try:
+        if _wants_fallback(call, response.status_code):
+            assert call.fallback is not None
+            fallback = open_response(call.fallback)
+            if call.on_fallback is not None:
+                call.on_fallback()
+            return fallback
+        try:
+            body = b"".join(_limited(response.iter_bytes()))
+        except httpx2.HTTPError:
+            body = b""
+    finally:
+        response.close()
+    error = _error_answer(call, response, body)
+    follow_up = call.explain(error) if call.explain is not None else None
+    if follow_up is not None:
+        try:
+            error = follow_up[1](request_json(follow_up[0]))
+        except LLMSwitchError:
+            pass  # the explanation is a bonus: the original error stands
+    raise error
+
+
+def _limited(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    size = 0
+    for chunk in chunks:
+        yield chunk
+        size += len(chunk)
+        if size >= MAX_ERROR_BODY:
+            return
+
+
+def request_json(call: Call) -> dict[str, Any]:
+    """Send ``call`` and return its JSON object body; every failure is raised as an llmswitch error."""
+    import httpx2
+
+    response = open_response(call)
+    try:
+        data = response.read()
+    except httpx2.HTTPError as exc:
+        raise transport_error(_endpoint_for(call), exc, answering=True) from None
+    finally:
+        response.close()
+    if _is_html(response):
+        raise _html_page(call, data)
+    return _parse(call, data)
+
+
+def stream(call: Call, decoder: Decoder, translator: Translator) -> Iterator[StreamEvent]:
+    """The answer to ``call`` as stream events; closing the iterator closes the connection."""
+    import httpx2
+
+    response = open_response(call)
+    try:
+        if _is_html(response):
+            raise _html_page(call, response.read())
+        feed, translate = decoder.feed, translator.feed
+        try:
+            for chunk in response.iter_bytes():
+                for item in feed(chunk):
+                    yield from translate(item)
+                if translator.done:
+                    break
+            else:
+                for item in decoder.close():
+                    yield from translate(item)
+        except httpx2.HTTPError as exc:
+            raise transport_error(_endpoint_for(call), exc, answering=True) from None
+        yield from translator.close()
+    finally:
+        response.close()  # also when the caller stops early: the server sees the disconnect
+
+
+# ---- async: the same steps, awaited ---------------------------------------------------------------------------
+
+
+async def aopen_response(call: Call) -> httpx2.Response:
+    """:func:`open_response`, awaited."""
+    import httpx2
+
+    client = async_client(call.endpoint)
+    try:
+        response = await client.send(_build(client, call), stream=True)
+    except httpx2.HTTPError as exc:
+        raise transport_error(_endpoint_for(call), exc, answering=False) from None
+    if response.status_code < 300:
+        return response
+    try:
+        if _wants_fallback(call, response.status_code):
+            assert call.fallback is not None
+            fallback = await aopen_response(call.fallback)
+            if call.on_fallback is not None:
+                call.on_fallback()
+            return fallback
+        parts: list[bytes] = []
+        try:
+            async for chunk in response.aiter_bytes():
+                parts.append(chunk)
+                if sum(map(len, parts)) >= MAX_ERROR_BODY:
+                    break
+        except httpx2.HTTPError:
+            pass
+        body = b"".join(parts)
+    finally:
+        await response.aclose()
+    error = _error_answer(call, response, body)
+    follow_up = call.explain(error) if call.explain is not None else None
+    if follow_up is not None:
+        try:
+            error = follow_up[1](await arequest_json(follow_up[0]))
+        except LLMSwitchError:
+            pass
+    raise error
+
+
+async def arequest_json(call: Call) -> dict[str, Any]:
+    """:func:`request_json`, awaited."""
+    import httpx2
+
+    response = await aopen_response(call)
+    try:
+        data = await response.aread()
+    except httpx2.HTTPError as exc:
+        raise transport_error(_endpoint_for(call), exc, answering=True) from None
+    finally:
+        await response.aclose()
+    if _is_html(response):
+        raise _html_page(call, data)
+    return _parse(call, data)
+
+
+async def astream(call: Call, decoder: Decoder, translator: Translator) -> AsyncIterator[StreamEvent]:
+    """:func:`stream`, awaited; cancelling the task that iterates it closes the connection."""
+    import httpx2
+
+    response = await aopen_response(call)
+    try:
+        if _is_html(response):
+            raise _html_page(call, await response.aread())
+        feed, translate = decoder.feed, translator.feed
+        try:
+            async for chunk in response.aiter_bytes():
+                for item in feed(chunk):
+                    for event in translate(item):
+                        yield event
+                if translator.done:
+                    break
+            else:
+                for item in decoder.close():
+                    for event in translate(item):
+                        yield event
+        except httpx2.HTTPError as exc:
+            raise transport_error(_endpoint_for(call), exc, answering=True) from None
+        for event in translator.close():
+            yield event
+    finally:
+        await response.aclose()

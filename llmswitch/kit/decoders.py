@@ -1,0 +1,193 @@
+"""Stream decoders for HTTP backends: server-sent events and newline-delimited JSON, fed bytes as they arrive.
+
+Both are push decoders (``feed(chunk) -> items``, then ``close() -> items``): the same object is driven by a
+synchronous ``for chunk in response.iter_bytes()`` loop and by an ``async for`` loop, so the parsing rules
+exist once whatever the I/O. Chunk boundaries may fall anywhere: inside a line, a ``\\r\\n`` pair or a
+multi-byte character.
+
+One policy for what a server must not send, for every backend: bytes that are not UTF-8, and a line longer
+than ``max_line`` characters (a broken proxy, a server streaming a file), raise
+:class:`~llmswitch.errors.BadResponseError` naming the server, instead of text silently mangled into U+FFFD
+or a buffer growing without bound. The caller keeps whatever text arrived before.
+
+The SSE decoder follows the WHATWG event-stream rules: lines end with CR, LF or CRLF; ``data`` lines
+accumulate, joined with LF; one space after the colon is dropped; a line starting with ``:`` is a comment;
+``id`` and ``retry`` are ignored (a chat answer is never resumed); an event is dispatched only at a blank line
+and only if it has data; an event left open when the stream ends is discarded (the backend notices the
+answer never said it was done). A leading byte-order mark is skipped.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+from typing import Any, NamedTuple
+
+from llmswitch.errors import BadResponseError
+
+MAX_LINE_CHARS = 1 << 20  # 1 MiB of text on one line: far beyond any chat chunk, small enough to stop a runaway
+
+
+class SSEEvent(NamedTuple):
+    """One dispatched event: its type (``message`` unless the server named one) and its data."""
+
+    event: str
+    data: str
+
+
+def _too_long(source: str, limit: int) -> BadResponseError:
+    return BadResponseError(
+        f"{source} sent a line longer than {limit} characters; that is not a chat stream",
+        remedy="check base_url (a proxy or another kind of server may answer there); the text so far is kept",
+    )
+
+
+def _not_utf8(source: str, error: UnicodeDecodeError) -> BadResponseError:
+    sample = error.object[max(0, error.start - 20) : error.end + 20]
+    return BadResponseError(
+        f"{source} sent bytes that are not UTF-8 text (near {bytes(sample)!r})",
+        remedy="check base_url and any proxy in between (it may be compressing or re-encoding the stream); "
+        "the text so far is kept",
+    )
+
+
+class _Lines:
+    """Text lines from UTF-8 bytes; a line may end in CR, LF or CRLF (``crlf=False``: LF only, faster)."""
+
+    __slots__ = ("_decode", "_pending", "_pending_size", "_cr", "_any_cr", "max_line", "source", "_start")
+
+    def __init__(self, source: str, max_line: int, any_cr: bool) -> None:
+        self._decode = codecs.getincrementaldecoder("utf-8")("strict").decode
+        self._pending: list[str] = []
+        self._pending_size = 0
+        self._cr = False  # the last chunk ended with CR: an LF opening the next one belongs to it
+        self._any_cr = any_cr
+        self._start = True
+        self.max_line = max_line
+        self.source = source
+
+    def feed(self, chunk: bytes, final: bool = False) -> list[str]:
+        try:
+            text = self._decode(chunk, final)
+        except UnicodeDecodeError as error:
+            raise _not_utf8(self.source, error) from None
+        if not text:
+            return []
+        if self._start:
+            self._start = False
+            if text[0] == "\ufeff":
+                text = text[1:]
+        if self._cr:
+            self._cr = False
+            if text.startswith("\n"):
+                text = text[1:]
+        if self._any_cr and "\r" in text:
+            self._cr = text.endswith("\r")
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        if "\n" not in text:
+            if text:
+                self._pending.append(text)
+                self._pending_size += len(text)
+                if self._pending_size > self.max_line:
+                    raise _too_long(self.source, self.max_line)
+            return []
+        lines = text.split("\n")
+        longest_possible = len(text) + self._pending_size
+        if self._pending:
+            self._pending.append(lines[0])
+            lines[0] = "".join(self._pending)
+            self._pending = []
+        tail = lines.pop()
+        self._pending_size = len(tail)
+        if tail:
+            self._pending.append(tail)
+        if longest_possible > self.max_line and (
+            self._pending_size > self.max_line or any(len(line) > self.max_line for line in lines)
+        ):
+            raise _too_long(self.source, self.max_line)
+        return lines
+
+    def close(self) -> str:
+        """What is left after the last line end (the stream ended mid-line)."""
+        self.feed(b"", True)
+        rest = "".join(self._pending)
+        self._pending = []
+        return rest
+
+
+class SSEDecoder:
+    """Server-sent events from bytes, by the WHATWG rules (see the module docstring)."""
+
+    __slots__ = ("_lines", "_event", "_data")
+
+    def __init__(self, source: str = "the server", *, max_line: int = MAX_LINE_CHARS) -> None:
+        self._lines = _Lines(source, max_line, any_cr=True)
+        self._event = ""
+        self._data: list[str] = []
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        """The events completed by this chunk, in order."""
+        events: list[SSEEvent] = []
+        data = self._data
+        for line in self._lines.feed(chunk):
+            if line.startswith("data:"):  # the common case first: almost every line is data
+                data.append(line[6:] if line.startswith(" ", 5) else line[5:])
+            elif not line:
+                if data:
+                    events.append(SSEEvent(self._event or "message", data[0] if len(data) == 1 else "\n".join(data)))
+                    data = self._data = []
+                self._event = ""
+            elif line[0] != ":":
+                name, _, value = line.partition(":")
+                if value.startswith(" "):
+                    value = value[1:]
+                if name == "data":
+                    data.append(value)
+                elif name == "event":
+                    self._event = value
+                # "id" and "retry" only matter for reconnecting, which a chat answer never does.
+        return events
+
+    def close(self) -> list[SSEEvent]:
+        """End of stream: an event without its blank line is discarded, as the standard says."""
+        self._lines.close()
+        self._data = []
+        return []
+
+
+class NDJSONDecoder:
+    """Lines of newline-delimited JSON from bytes: each non-blank line, without its ``\\n`` or ``\\r\\n``."""
+
+    __slots__ = ("_lines",)
+
+    def __init__(self, source: str = "the server", *, max_line: int = MAX_LINE_CHARS) -> None:
+        self._lines = _Lines(source, max_line, any_cr=False)
+
+    def feed(self, chunk: bytes) -> list[str]:
+        return [line[:-1] if line.endswith("\r") else line
+                for line in self._lines.feed(chunk) if line and not line.isspace()]
+
+    def close(self) -> list[str]:
+        """A last line without a line end still counts (NDJSON does not require the final newline)."""
+        rest = self._lines.close()
+        if rest.endswith("\r"):
+            rest = rest[:-1]
+        return [rest] if rest and not rest.isspace() else []
+
+
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """Parse one JSON object. ``raw_decode`` skips ``json.loads``' wrappers (half the cost per token); text
+    with surrounding whitespace takes the lenient path. Raises ValueError for anything but one object."""
+    try:
+        value, end = _raw_decode(text)
+    except ValueError:
+        value = json.loads(text)
+    else:
+        if end != len(text) and text[end:].strip():
+            raise ValueError("extra data after the JSON value")
+    if type(value) is not dict:
+        raise ValueError("not a JSON object")
+    return value  # type: ignore[no-any-return]

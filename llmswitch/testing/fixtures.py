@@ -1,0 +1,61 @@
+"""pytest fixtures for hermetic llmswitch tests: ``pytest_plugins = ["llmswitch.testing.fixtures"]``.
+
+Every test gets its own config, data and cache directories and an empty working directory (no stray
+``.env``), with the variables that would make it depend on the machine (real keys, base URLs, proxies)
+removed. The plugin registry is reloaded around each test, so plugins registered by one never leak into
+the next.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from llmswitch import plugins
+
+# Variables that would make a test depend on the machine it runs on.
+LEAKY_VARIABLES = (
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "OLLAMA_HOST",
+    "LLMSWITCH_PLUGINS",
+    "LLMSWITCH_CONFIG",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+)
+
+
+@pytest.fixture(autouse=True)
+def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Point every llmswitch path at a temp dir and run from an empty working directory (no stray .env)."""
+    home = tmp_path / "home"
+    for sub in ("config", "data", "cache", "work"):
+        (home / sub).mkdir(parents=True)
+    for name in LEAKY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LLMSWITCH_CONFIG", str(home / "config" / "config.toml"))
+    monkeypatch.setenv("LLMSWITCH_DATA_DIR", str(home / "data"))
+    # The embedded model is assembled once per machine, not once per test: keep the shared cache unless a
+    # test asks for its own.
+    if "LLMSWITCH_TEST_CACHE_DIR" in os.environ:
+        monkeypatch.setenv("LLMSWITCH_CACHE_DIR", os.environ["LLMSWITCH_TEST_CACHE_DIR"])
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.chdir(home / "work")
+    plugins.reset_registry()
+    yield home
+    plugins.reset_registry()
+
+
+@pytest.fixture
+def config_file(hermetic: Path) -> Path:
+    """The test's own config file (not created: write profiles into it)."""
+    return hermetic / "config" / "config.toml"

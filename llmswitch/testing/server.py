@@ -1,0 +1,227 @@
+"""A tiny threaded HTTP/1.1 server on 127.0.0.1 for protocol tests, shipped for plugin authors too.
+
+Each protocol server (OpenAI, Anthropic, Ollama in llmswitch's tests; yours in a plugin's) subclasses
+:class:`ProtocolHandler` and speaks the real wire format over a real socket: status lines, headers, chunked
+SSE or NDJSON bodies. Tests flip a ``scenario`` to make the server fail the way real ones do (401, 404, 429
+with Retry-After, 500, a reset, a stream cut off mid-way, garbage bytes, a hang). The server notices a
+client that goes away mid-answer (``state.disconnected``), so a test can check that stopping a stream really
+closes the connection; the ``interval`` option paces a stream (seconds between events).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class ServerState:
+    scenario: str = "ok"
+    requests: list[Recorded] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+    disconnected: threading.Event = field(default_factory=threading.Event)  # a client left mid-answer
+
+
+class ProtocolHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    state: ServerState  # set on the subclass made per server
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
+        pass
+
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except (BrokenPipeError, ConnectionResetError):
+            # The client went away mid-answer (a cancelled stream, a timeout): what clients do.
+            self.state.disconnected.set()
+            self.close_connection = True
+
+    # ---- reading --------------------------------------------------------------------------------
+
+    def read_json(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            body = raw.decode("utf-8", "replace")
+        self.state.requests.append(
+            Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+        )
+        return body
+
+    # ---- writing --------------------------------------------------------------------------------
+
+    def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def start_chunked(self, content_type: str, status: int = 200) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
+
+    def write_chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+    def end_chunked(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def stream_lines(self, lines: Iterable[bytes], content_type: str, batch: int = 64) -> None:
+        """Send pre-encoded lines as a chunked body, ``batch`` lines per chunk (fast, still incremental)."""
+        self.start_chunked(content_type)
+        buffer: list[bytes] = []
+        for line in lines:
+            buffer.append(line)
+            if len(buffer) >= batch:
+                self.write_chunk(b"".join(buffer))
+                buffer.clear()
+        if buffer:
+            self.write_chunk(b"".join(buffer))
+        self.end_chunked()
+
+    def cut_connection(self) -> None:
+        """Drop the connection mid-response (what a crashed server or proxy looks like)."""
+        self.wfile.flush()
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def reset_connection(self) -> None:
+        """Send a TCP RST: the client sees 'connection reset by peer'."""
+        import struct
+
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+        self.close_connection = True
+
+    def hang(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    # The marker a protocol's event generator yields where the server should go silent (a stalled stream).
+    STALL = b"STALL"
+
+    def send_event_stream(
+        self, events: Callable[[], Iterable[bytes]], content_type: str, scenario: str, cache_key: Hashable
+    ) -> None:
+        """Send a streamed answer the way the scenario says.
+
+        ``ok`` with the ``cache`` option (benchmarks) encodes each distinct stream once, so the server's own
+        cost is only the send; ``cut`` and ``stall`` send what ``events`` yields up to the end or to
+        :attr:`STALL` (then hang for the ``delay`` option) and drop the connection.
+        """
+        batch = int(self.state.options.get("batch", 64))
+        if scenario == "ok" and self.state.options.get("cache"):
+            cache = self.state.options.setdefault("_encoded", {})
+            if cache_key not in cache:
+                cache[cache_key] = list(events())
+            self.stream_lines(cache[cache_key], content_type, batch=batch)
+            return
+        if scenario in ("cut", "stall"):
+            self.start_chunked(content_type)
+            for event in events():
+                if event == self.STALL:
+                    self.wfile.flush()
+                    self.hang(float(self.state.options.get("delay", 5.0)))
+                    break
+                self.write_chunk(event)
+            self.cut_connection()
+            return
+        interval = float(self.state.options.get("interval", 0))
+        if interval:
+            self.start_chunked(content_type)
+            for event in events():
+                self.write_chunk(event)
+                self.wfile.flush()
+                time.sleep(interval)
+            self.end_chunked()
+            return
+        self.stream_lines(events(), content_type, batch=batch)
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # many clients connecting at once (concurrency tests, benchmarks) are not refused
+
+
+class LocalServer:
+    """Run a handler class on 127.0.0.1:<free port> in a background thread; use as a context manager."""
+
+    def __init__(self, handler: type[ProtocolHandler]) -> None:
+        self.state = ServerState()
+        self.handler = type(handler.__name__, (handler,), {"state": self.state})
+        self.httpd = _Server(("127.0.0.1", 0), self.handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> LocalServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def serve_until_killed(handler: type[ProtocolHandler], argv: list[str] | None = None) -> None:
+    """``python -m tests.servers.X --tokens 20000``: serve on a free port, print the URL, wait (benchmarks)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=f"Serve {handler.__name__} on 127.0.0.1 until killed.")
+    parser.add_argument("--tokens", type=int, default=5)
+    parser.add_argument("--scenario", default="ok")
+    args = parser.parse_args(argv)
+    server = LocalServer(handler)
+    server.state.scenario = args.scenario
+    server.state.options.update(tokens=args.tokens, cache=True)
+    with server:
+        print(server.url, flush=True)  # the parent reads the URL from the first line
+        sys.stdout.close()
+        threading.Event().wait()
+
+
+def free_port() -> int:
+    """A port nothing listens on (for 'connection refused' tests)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def words(n: int) -> Iterator[str]:
+    """n deterministic tokens of text for streaming tests and benchmarks."""
+    for i in range(n):
+        yield f"w{i % 1000} "
