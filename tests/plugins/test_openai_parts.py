@@ -7,8 +7,8 @@ from email.utils import format_datetime
 from typing import Any
 
 import pytest
-from llmswitch_openai.failures import parse_retry_after, read_error_body
-from llmswitch_openai.payload import build_body
+from llmswitch_openai.errors import parse_retry_after, read_error_body
+from llmswitch_openai.wire import build_body
 
 from llmswitch.secrets import Secret
 from llmswitch.types import Message, Request, Target
@@ -76,17 +76,6 @@ def test_nothing_unset_is_sent() -> None:
     assert body == {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
 
 
-def test_chunk_parsing_is_strict_about_trailing_garbage_and_lenient_about_spaces() -> None:
-    from llmswitch_openai.chat import parse_chunk
-
-    assert parse_chunk('{"a": 1}') == {"a": 1}
-    assert parse_chunk('  {"a": 1}  ') == {"a": 1}
-    with pytest.raises(ValueError):
-        parse_chunk('{"a": 1} and then some')
-    with pytest.raises(ValueError):
-        parse_chunk("{this is not json")
-
-
 @pytest.mark.parametrize(
     ("base_url", "local"),
     [
@@ -99,6 +88,6 @@ def test_chunk_parsing_is_strict_about_trailing_garbage_and_lenient_about_spaces
     ],
 )
 def test_local_servers_get_the_start_a_server_remedy(base_url: str, local: bool) -> None:
-    from llmswitch_openai.failures import is_local
+    from llmswitch_openai.errors import is_local
 
     assert is_local(target(base_url)) is local

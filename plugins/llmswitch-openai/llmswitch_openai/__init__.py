@@ -1,7 +1,7 @@
 """The ``openai`` backend: OpenAI's API and every server that speaks its chat-completions protocol.
 
-This module only declares the backend; the modules that talk HTTP (and import httpx) load on the first
-call, so ``llmswitch --help`` and ``llmswitch plugins`` stay fast.
+This module only declares the backend; the modules that talk HTTP (through :mod:`llmswitch.kit`) load on the
+first call, so ``llmswitch --help`` and ``llmswitch plugins`` stay fast.
 
     [profiles.fast]
     backend = "openai"
@@ -16,7 +16,7 @@ call, so ``llmswitch --help`` and ``llmswitch plugins`` stay fast.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from llmswitch import hookimpl
 from llmswitch.types import BackendInfo, HealthReport, Request, Response, StreamEvent, Target, TokenCount
@@ -33,16 +33,30 @@ def llmswitch_backends() -> list[BackendInfo]:
 
 @hookimpl
 def complete(target: Target, request: Request) -> Response:
-    from llmswitch_openai import chat
+    from llmswitch_openai import calls
 
-    return chat.complete(target, request)
+    return calls.complete(target, request)
+
+
+@hookimpl
+async def acomplete(target: Target, request: Request) -> Response:
+    from llmswitch_openai import calls
+
+    return await calls.acomplete(target, request)
 
 
 @hookimpl
 def stream(target: Target, request: Request) -> Iterator[StreamEvent]:
-    from llmswitch_openai import chat
+    from llmswitch_openai import calls
 
-    return chat.stream(target, request)
+    return calls.stream(target, request)
+
+
+@hookimpl
+def astream(target: Target, request: Request) -> AsyncIterator[StreamEvent]:
+    from llmswitch_openai import calls
+
+    return calls.astream(target, request)
 
 
 @hookimpl

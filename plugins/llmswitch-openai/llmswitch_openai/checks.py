@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import time
 
+from llmswitch import kit
 from llmswitch.client import key_is_required
 from llmswitch.errors import AuthError, LLMSwitchError, ModelNotFoundError, UnreachableError
 from llmswitch.types import Check, CheckStatus, HealthReport, Target
-from llmswitch_openai.failures import key_origin, model_not_found, server_name
-from llmswitch_openai.transport import model_ids, request_json
+from llmswitch_openai.calls import models_call
+from llmswitch_openai.errors import key_origin, model_not_found, server_name
+from llmswitch_openai.wire import model_ids
 
 NETWORK_CHECKS = ("server", "key accepted", "model")
 
@@ -42,7 +44,7 @@ def health(target: Target, timeout: float, offline: bool) -> HealthReport:
 
     started = time.perf_counter()
     try:
-        document = request_json(target, "GET", "models", seconds=timeout)
+        document = kit.request_json(models_call(target, timeout))
     except UnreachableError as exc:
         checks.append(Check("server", CheckStatus.FAIL, exc.message, exc.remedy))
         return HealthReport.from_checks(checks + _skipped("server unreachable"))

@@ -1,7 +1,8 @@
 """Every way a request can fail, turned into an llmswitch error that says what happened and what to do.
 
-Two entry points: :func:`error_for_status` for an HTTP answer that is not 2xx, and
-:func:`error_for_transport` for the connection failing (refused, reset, timed out, cut off). Text that
+Only what is OpenAI's wire format lives here: :func:`status_error` for an HTTP answer that is not 2xx (with
+OpenAI's error body, vLLM's and FastAPI's variants) and the errors a stream can carry. Connection failures
+(refused, reset, timed out, cut off) are mapped by the toolkit's one table (:mod:`llmswitch.kit`). Text that
 came from the server passes through :func:`llmswitch.secrets.redact`, and keys are only ever shown masked.
 """
 
@@ -14,30 +15,26 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from llmswitch.errors import (
     AuthError,
     BackendError,
-    BackendTimeoutError,
     BadResponseError,
     LLMSwitchError,
     ModelNotFoundError,
     RateLimitError,
-    UnreachableError,
     UnsupportedOptionError,
     close_matches,
 )
 from llmswitch.http_headers import parse_retry_after  # re-exported: callers and tests import it from here
+from llmswitch.kit import ErrorAnswer
 from llmswitch.secrets import redact
 from llmswitch.types import Target
-from llmswitch_openai.payload import is_openai_api
+from llmswitch_openai.wire import is_openai_api
 
 BACKEND = "openai"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0"})
 MAX_DETAIL_CHARS = 300
 MAX_MODELS_SHOWN = 12
-CONNECT_TIMEOUT_S = 10.0  # a server that is up accepts a connection at once; the read timeout is separate
 
 
 # ---- describing where and what --------------------------------------------------------------------------
@@ -118,21 +115,19 @@ def read_error_body(body: bytes) -> ServerError:
 # ---- HTTP status ---------------------------------------------------------------------------------------
 
 
-def error_for_status(
-    target: Target,
-    status: int,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    list_models: Callable[[], list[str] | None] | None = None,
-) -> LLMSwitchError:
-    """The error for a non-2xx answer. ``list_models`` is called only for a 404, to name what is served."""
+def status_error(target: Target, answer: ErrorAnswer) -> LLMSwitchError:
+    """The error for a non-2xx answer (a 404 for a model is completed by :func:`explain_missing_model`)."""
+    return error_for_status(target, answer.status, answer.headers, answer.body)
+
+
+def error_for_status(target: Target, status: int, headers: Mapping[str, str], body: bytes) -> LLMSwitchError:
+    """The error for a non-2xx status, its headers and its body."""
     detail = read_error_body(body)
     where = server_name(target)
     if status in (401, 403):
         return auth_error(target, status, detail)
     if status == 404:
-        return not_found_error(target, detail, list_models)
+        return not_found_error(target, detail)
     if status == 429:
         retry_after = parse_retry_after(headers)
         if detail.code == "insufficient_quota" or detail.type == "insufficient_quota":
@@ -243,9 +238,7 @@ def mentions_model(target: Target, detail: ServerError) -> bool:
     return detail.code == "model_not_found" or "model" in text or target.model.lower() in text
 
 
-def not_found_error(
-    target: Target, detail: ServerError, list_models: Callable[[], list[str] | None] | None
-) -> BackendError:
+def not_found_error(target: Target, detail: ServerError) -> BackendError:
     where = server_name(target)
     if not mentions_model(target, detail):
         return BadResponseError(
@@ -255,8 +248,7 @@ def not_found_error(
             status_code=404,
             backend=BACKEND,
         )
-    served = list_models() if list_models is not None else None
-    return model_not_found(target, served, detail.message)
+    return model_not_found(target, None, detail.message)
 
 
 def model_not_found(target: Target, served: list[str] | None, server_message: str = "") -> ModelNotFoundError:
@@ -265,6 +257,11 @@ def model_not_found(target: Target, served: list[str] | None, server_message: st
     message = f"{where} does not serve model '{target.model}'"
     if server_message:
         message += f": {server_message}"
+    return ModelNotFoundError(message, remedy=served_remedy(target, served), status_code=404, backend=BACKEND)
+
+
+def served_remedy(target: Target, served: list[str] | None) -> str:
+    """What to ask for instead: the closest served models, or the list."""
     change = f"(`-m NAME`, or set model in profile '{target.profile}')"
     if not served:
         remedy = f"check the model name {change}; `llmswitch doctor` lists what the server has"
@@ -276,77 +273,10 @@ def model_not_found(target: Target, served: list[str] | None, server_message: st
             shown = ", ".join(sorted(served)[:MAX_MODELS_SHOWN])
             more = f" and {len(served) - MAX_MODELS_SHOWN} more" if len(served) > MAX_MODELS_SHOWN else ""
             remedy = f"it serves: {shown}{more} {change}"
-    return ModelNotFoundError(message, remedy=remedy, status_code=404, backend=BACKEND)
+    return remedy
 
 
-# ---- the connection ------------------------------------------------------------------------------------
-
-
-def error_for_transport(
-    target: Target, exc: httpx.HTTPError, *, timeout: float, received_chars: int | None = None
-) -> BackendError:
-    """The error for a connection failure. ``received_chars`` is None before the answer began."""
-    where = server_name(target)
-    reason = redact(short(str(exc) or type(exc).__name__, 160))
-    if received_chars is not None:
-        if isinstance(exc, httpx.TimeoutException):
-            return BackendTimeoutError(
-                f"{where} stopped sending for {timeout:g} s in the middle of the answer "
-                f"({received_chars} characters arrived)",
-                remedy=f"try again; raise timeout in profile '{target.profile}' if the server is just slow",
-                backend=BACKEND,
-            )
-        return BadResponseError(
-            f"the answer from {where} was cut off after {received_chars} characters ({reason})",
-            remedy="try again; if it keeps happening, look at the server's log or a proxy between you",
-            backend=BACKEND,
-        )
-    if isinstance(exc, httpx.ConnectTimeout):
-        return UnreachableError(
-            f"cannot connect to {where}: no answer within {min(timeout, CONNECT_TIMEOUT_S):g} s",
-            remedy=unreachable_remedy(target),
-            backend=BACKEND,
-        )
-    if isinstance(exc, httpx.TimeoutException):
-        return BackendTimeoutError(
-            f"{where} did not start answering within {timeout:g} s",
-            remedy=f"raise timeout in profile '{target.profile}' (timeout = 300) if the model is slow to "
-            "start, or check that the server is not overloaded",
-            backend=BACKEND,
-        )
-    if isinstance(exc, httpx.ConnectError):
-        lowered = reason.lower()
-        if any(hint in lowered for hint in ("name or service", "nodename", "getaddrinfo", "name resolution")):
-            host = urlsplit(target.base_url or "").hostname
-            return UnreachableError(
-                f"cannot find the host {host} of {where} ({reason})",
-                remedy="check the host name in base_url, and your network connection",
-                backend=BACKEND,
-            )
-        refused = "refused" in lowered
-        return UnreachableError(
-            f"cannot connect to {where}" + (" (connection refused)" if refused else f" ({reason})"),
-            remedy=unreachable_remedy(target),
-            backend=BACKEND,
-        )
-    if isinstance(exc, httpx.ProxyError):
-        return UnreachableError(
-            f"the proxy refused to reach {where} ({reason})",
-            remedy="check HTTPS_PROXY / HTTP_PROXY, or add the host to NO_PROXY",
-            backend=BACKEND,
-        )
-    if isinstance(exc, (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)):
-        return UnreachableError(
-            f"{where} closed the connection before answering ({reason})",
-            remedy="check that base_url points at the server's HTTP port (http:// vs https://) and look at "
-            "the server's log",
-            backend=BACKEND,
-        )
-    return BadResponseError(
-        f"talking to {where} failed ({type(exc).__name__}: {reason})",
-        remedy="try again; run `llmswitch doctor` to check the profile",
-        backend=BACKEND,
-    )
+# ---- the connection and the stream --------------------------------------------------------------------
 
 
 def unreachable_remedy(target: Target) -> str:
@@ -355,17 +285,6 @@ def unreachable_remedy(target: Target) -> str:
     return (
         f"check your network connection and proxy settings, and base_url in profile '{target.profile}' "
         f"({target.base_url})"
-    )
-
-
-def not_json(target: Target, data: bytes) -> BadResponseError:
-    """A whole answer that is not JSON (an HTML page from a proxy, a server on the wrong path...)."""
-    sample = redact(short(data.decode("utf-8", "replace"), 80))
-    return BadResponseError(
-        f"{server_name(target)} answered with something that is not JSON: {sample!r}",
-        remedy=f"check base_url in profile '{target.profile}': it should be the server's OpenAI-compatible "
-        "endpoint (usually ending in /v1)",
-        backend=BACKEND,
     )
 
 
@@ -397,3 +316,17 @@ def stream_error_event(target: Target, payload: Any, received_chars: int) -> Bac
         remedy="try again; if it keeps happening, look at the server's log",
         backend=BACKEND,
     )
+
+
+def explain_missing_model(target: Target, error: LLMSwitchError) -> Callable[[Any], LLMSwitchError] | None:
+    """For a model the server does not serve: the rewrite of the error once ``GET /models`` answered."""
+    if not isinstance(error, ModelNotFoundError):
+        return None
+
+    def with_served(document: Any) -> LLMSwitchError:
+        from llmswitch_openai.wire import model_ids
+
+        return ModelNotFoundError(error.message, remedy=served_remedy(target, model_ids(document)),
+                                  status_code=404, backend=BACKEND)
+
+    return with_served
