@@ -249,6 +249,15 @@ class ResolvedProfile:
             raise self._neither()
         return StreamResult(source, self)
 
+    def answer_whole(self, request: Request) -> StreamResult:
+        """Ask for the whole answer at once (the ``complete`` hook, as ``--no-stream`` does) and return it as a
+        :class:`StreamResult`, so one code path keeps the text, usage, errors and accounting either way.
+
+        A backend that implements only ``stream`` is streamed; its events are the same.
+        """
+        self._require_key()
+        return StreamResult(_complete_as_stream(self, request), self, hook="complete")
+
     def count_tokens(self, request: Request) -> TokenCount:
         if "count_tokens" not in self.handle.hooks:
             return estimate_tokens(request)
@@ -388,6 +397,7 @@ class StreamState:
     event instead of an exception, so a renderer never loses text."""
 
     resolved: ResolvedProfile
+    hook: str = "stream"  # the hook the events come from, named when it fails unexpectedly
     parts: list[str] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     finish_reason: str | None = None
@@ -417,7 +427,7 @@ class StreamState:
 
     def fail(self, exc: Exception) -> StreamError:
         """The event that ends a failed stream: the error mapped (a non-llmswitch one is a plugin bug)."""
-        self.error = exc if isinstance(exc, LLMSwitchError) else plugin_failure(self.resolved.handle, "stream", exc)
+        self.error = exc if isinstance(exc, LLMSwitchError) else plugin_failure(self.resolved.handle, self.hook, exc)
         return StreamError(self.error, self.text)
 
     def ended(self) -> None:
@@ -436,8 +446,8 @@ class StreamState:
 class StreamResult(StreamState):
     """Iterate for events (see :class:`StreamState`)."""
 
-    def __init__(self, source: Iterable[StreamEvent], resolved: ResolvedProfile) -> None:
-        super().__init__(resolved)
+    def __init__(self, source: Iterable[StreamEvent], resolved: ResolvedProfile, hook: str = "stream") -> None:
+        super().__init__(resolved, hook)
         self.source = source
 
     def __iter__(self) -> Iterator[StreamEvent]:

@@ -63,12 +63,16 @@ class Conversation:
         messages = [*self.messages, Message("user", prompt)] if prompt is not None else list(self.messages)
         return self.resolved.request(messages, system=self.system)
 
-    def stream(self, prompt: str) -> Turn:
+    def stream(self, prompt: str, *, whole: bool = False) -> Turn:
         """Ask; iterate the returned turn for events. The answer joins the history when the turn ends,
-        even when it was interrupted or failed part-way (whatever text arrived is kept)."""
+        even when it was interrupted or failed part-way (whatever text arrived is kept).
+
+        ``whole=True`` asks the backend for the whole answer at once (its ``complete`` hook: some servers
+        report usage, or their own error message, only that way); the turn then yields it as one piece.
+        """
         request = self.request_for(prompt)
         accounting.check_budget(self.resolved, request)
-        result = self.resolved.stream(request)
+        result = self.resolved.answer_whole(request) if whole else self.resolved.stream(request)
         self._begin(prompt)
         return Turn(self, prompt, request, result)
 
@@ -84,8 +88,8 @@ class Conversation:
         return AsyncTurn(self, prompt, request, result)
 
     def complete(self, prompt: str) -> Response:
-        """Ask and wait for the whole answer (``--no-stream``)."""
-        turn = self.stream(prompt)
+        """Ask and wait for the whole answer (``--no-stream``), through the backend's ``complete`` hook."""
+        turn = self.stream(prompt, whole=True)
         for event in turn:
             del event
         return _answer(turn.result)

@@ -91,7 +91,7 @@ def chat(
     elif not stdin_is_terminal:
         raise click.UsageError("nothing to ask: give a PROMPT or pipe some text in")
     else:
-        code = repl(conversation, show_usage=show_usage)
+        code = repl(conversation, show_usage=show_usage, whole=no_stream)
     if conversation.store is not None and conversation.store.last_error is not None:
         click.echo(f"warning: the chat history was not saved: {conversation.store.last_error.message}", err=True)
     return code
@@ -136,7 +136,7 @@ def parse_options(client: Any, conversation: Conversation, options: tuple[tuple[
 
 
 def one_shot(conversation: Conversation, text: str, *, no_stream: bool, as_json: bool, show_usage: bool) -> int:
-    turn = conversation.stream(text)
+    turn = conversation.stream(text, whole=no_stream)
     interrupted = False
     out = sys.stdout
     try:
@@ -221,7 +221,7 @@ def usage_line(turn: Turn) -> str:
 # ---- REPL -------------------------------------------------------------------------------------------------
 
 
-def repl(conversation: Conversation, *, show_usage: bool) -> int:
+def repl(conversation: Conversation, *, show_usage: bool, whole: bool = False) -> int:
     try:
         import readline  # noqa: F401  - line editing and history for input()
     except ImportError:  # pragma: no cover - Windows
@@ -245,7 +245,7 @@ def repl(conversation: Conversation, *, show_usage: bool) -> int:
                 return EXIT_OK
             continue
         try:
-            turn = conversation.stream(text)
+            turn = conversation.stream(text, whole=whole)
         except LLMSwitchError as error:
             print_error(error)
             continue

@@ -133,7 +133,7 @@ def test_complete_maps_every_setting_and_reads_the_answer(server: LocalServer, c
     assert body["temperature"] == 0.2 and body["top_p"] == 0.9 and body["seed"] == 7
     assert body["max_tokens"] == 20 and "max_completion_tokens" not in body
     assert body["stop"] == ["\n", "Q:"]
-    assert "stream" not in body
+    assert body["stream"] is False and "stream_options" not in body
 
 
 def test_stream_arrives_token_by_token_with_usage(server: LocalServer, config_file: Path) -> None:

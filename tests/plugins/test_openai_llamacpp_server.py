@@ -118,3 +118,18 @@ def test_generation_settings_reach_a_real_server(llama_server: str, config_file:
     resolved = resolve(config_file, llama_server, top_k=1, extra_body={"repeat_penalty": 1.1})
     response = resolved.complete(resolved.request(PROMPT, max_tokens=4, min_p=0.05))
     assert response.finish_reason in ("stop", "length") and response.usage.output_tokens is not None
+
+
+def test_no_stream_through_the_cli_reports_usage_and_the_servers_context_error(
+    llama_server: str, config_file: Path
+) -> None:
+    from tests.helpers import run_cli
+
+    resolve(config_file, llama_server)
+    answered = run_cli("chat", "-p", "llama", "--no-stream", "--usage", "-o", "max_tokens", "4", PROMPT)
+    assert answered.exit_code == 0, answered
+    assert "tokens in ?" not in answered.stderr and "out ?" not in answered.stderr  # counted by the server
+
+    too_long = run_cli("chat", "-p", "llama", "--no-stream", "word " * 700)  # n_ctx is 512
+    assert too_long.exit_code == 1, too_long
+    assert "maximum context length is 512" in too_long.stderr, too_long.stderr

@@ -19,9 +19,12 @@ chunk when ``stream_options.include_usage`` is set), over a real socket on 127.0
 ``slow_first_byte``         wait ``options["delay"]`` seconds (default 5) before the status line
 ``reject_stream_options``   400 whenever the body has ``stream_options`` (older vLLM, some proxies)
 ``error_event``             stream a few chunks, then an in-stream ``{"error": ...}`` event (vLLM, OpenRouter)
+``context_overflow``        what llama-cpp-python's server does with a prompt longer than its context: 400 with
+                            ``context_length_exceeded`` for a whole answer; a stream that ends before any event
 ==========================  ==================================================================================
 
-A model that is not in ``options["models"]`` gets OpenAI's 404 ``model_not_found`` answer. The answer text is
+``options["no_stream_usage"]`` leaves usage out of streams, as llama.cpp's server does (it reports usage only for a
+whole answer). A model that is not in ``options["models"]`` gets OpenAI's 404 ``model_not_found`` answer. The answer text is
 ``options["answer"]`` when set, else ``options["tokens"]`` deterministic words (see :func:`words`).
 """
 
@@ -176,12 +179,28 @@ class OpenAIHandler(ProtocolHandler):
                 ),
             )
             return
+        if scenario == "context_overflow":
+            self.overflow_context(body)
+            return
         if body.get("stream"):
             self.send_stream(body, model, scenario)
         else:
             self.send_completion(body, model)
 
     # ---- answers ----------------------------------------------------------------------------------
+
+    def overflow_context(self, body: dict[str, Any]) -> None:
+        """llama-cpp-python's answers to a prompt that does not fit its context window (n_ctx)."""
+        n_ctx = int(self.options.get("n_ctx", 2048))
+        requested = self.prompt_tokens(body) + n_ctx
+        if body.get("stream"):
+            self.start_chunked("text/event-stream")  # the server fails inside its generator: no event at all
+            self.end_chunked()
+            return
+        message = (f"This model's maximum context length is {n_ctx} tokens. However, you requested {requested} "
+                   f"tokens ({requested - 16} in the messages, 16 in the completion). Please reduce the length "
+                   "of the messages or completion.")
+        self.send_json(400, error_body(message, "invalid_request_error", "context_length_exceeded"))
 
     def send_completion(self, body: dict[str, Any], model: str) -> None:
         pieces = self.answer_pieces()
@@ -223,7 +242,7 @@ class OpenAIHandler(ProtocolHandler):
             yield chunk_line(model, {"content": piece})
         yield chunk_line(model, {}, self.options.get("finish_reason", "stop"))
         stream_options = body.get("stream_options") or {}
-        if stream_options.get("include_usage"):
+        if stream_options.get("include_usage") and not self.options.get("no_stream_usage"):
             yield usage_line(model, self.prompt_tokens(body), len(pieces))
         yield b"data: [DONE]\n\n"
 

@@ -51,10 +51,9 @@ def build_body(target: Target, request: Request, *, stream: bool, include_usage:
     """The JSON body for ``POST /chat/completions``; raises ``UnsupportedOptionError`` for what cannot go."""
     openai_api = is_openai_api(target)
     body: dict[str, Any] = {"model": target.model, "messages": build_messages(request)}
-    if stream:
-        body["stream"] = True
-        if include_usage:
-            body["stream_options"] = {"include_usage": True}
+    body["stream"] = stream  # said either way: a proxy's default need not be ours
+    if stream and include_usage:
+        body["stream_options"] = {"include_usage": True}
 
     if request.temperature is not None:
         body["temperature"] = request.temperature

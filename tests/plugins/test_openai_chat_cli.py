@@ -1,0 +1,104 @@
+"""``llmswitch chat`` end to end through the openai plugin and a local OpenAI-protocol server on a real socket:
+what the user sees, and what the server was sent."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+from tests.helpers import run_cli
+from tests.servers.http import LocalServer
+from tests.servers.openai_server import openai_server
+
+
+@pytest.fixture(scope="module")
+def shared_server() -> Iterator[LocalServer]:
+    with openai_server() as running:
+        yield running
+
+
+@pytest.fixture
+def server(shared_server: LocalServer, config_file: Path) -> LocalServer:
+    """The module's server, reset, and a profile ``p`` pointing at it."""
+    from llmswitch_openai import calls
+
+    shared_server.state.scenario = "ok"
+    shared_server.state.requests.clear()
+    shared_server.state.options.clear()
+    calls._refuses_stream_options.clear()
+    profile = {"backend": "openai", "base_url": f"{shared_server.url}/v1", "model": "test-model"}
+    config_file.write_text(tomli_w.dumps({"profiles": {"p": profile}}))
+    return shared_server
+
+
+def chat_requests(server: LocalServer) -> list[dict[str, object]]:
+    return [r.body for r in server.state.requests if r.path.endswith("/chat/completions")]
+
+
+# ---- --no-stream ------------------------------------------------------------------------------------------
+
+
+def test_no_stream_asks_for_a_whole_answer_and_shows_its_usage(server: LocalServer) -> None:
+    # Like llama.cpp's server: usage only for a whole answer, so streaming could not report it.
+    server.state.options.update(answer="all at once", no_stream_usage=True)
+    outcome = run_cli("chat", "-p", "p", "--no-stream", "--usage", "one two three")
+    assert outcome.exit_code == 0, outcome
+    assert outcome.stdout == "all at once\n"
+    [body] = chat_requests(server)
+    assert body["stream"] is False and "stream_options" not in body
+    assert "tokens in 6, out 3" in outcome.stderr  # the server's own counts: 3 words + 3 per message, 3 pieces
+
+
+def test_streaming_is_still_the_default(server: LocalServer) -> None:
+    server.state.options.update(answer="piece by piece", no_stream_usage=True)
+    outcome = run_cli("chat", "-p", "p", "--usage", "hi")
+    assert outcome.stdout == "piece by piece\n"
+    [body] = chat_requests(server)
+    assert body["stream"] is True
+    assert "tokens in ?" in outcome.stderr  # this server does not say in a stream
+
+
+def test_no_stream_with_json_records_usage_and_cost(server: LocalServer) -> None:
+    server.state.options.update(answer="whole", no_stream_usage=True)
+    outcome = run_cli("chat", "-p", "p", "--no-stream", "--json", "a b")
+    payload = json.loads(outcome.stdout)
+    assert payload["text"] == "whole" and payload["finish_reason"] == "stop"
+    assert payload["usage"] == {"input_tokens": 5, "output_tokens": 2}
+    assert payload["cost"]["tokens_estimated"] is False
+    assert chat_requests(server)[0]["stream"] is False
+
+
+def test_no_stream_shows_the_servers_context_overflow_message(server: LocalServer) -> None:
+    server.state.scenario = "context_overflow"
+    server.state.options.update(n_ctx=2048)
+    outcome = run_cli("chat", "-p", "p", "--no-stream", "a very long prompt")
+    assert outcome.exit_code == 1
+    assert "maximum context length is 2048" in outcome.stderr
+    assert "too long for model 'test-model'" in outcome.stderr and "shorten the conversation" in outcome.stderr
+    assert "ended early" not in outcome.stderr and "Traceback" not in outcome.output
+
+
+def test_no_stream_in_the_repl_asks_for_whole_answers(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llmswitch.cli.chat import repl
+    from llmswitch.client import Client
+    from llmswitch.conversation import Conversation
+
+    server.state.options.update(answer="whole")
+    lines = iter(["hello"])
+
+    def typed(prompt: str = "") -> str:
+        try:
+            return next(lines)
+        except StopIteration:
+            raise EOFError from None
+
+    monkeypatch.setattr("builtins.input", typed)
+    assert repl(Conversation(Client(), "p"), show_usage=False, whole=True) == 0
+    assert "whole" in capsys.readouterr().out
+    assert [body["stream"] for body in chat_requests(server)] == [False]
