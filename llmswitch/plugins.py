@@ -45,10 +45,21 @@ class PluginRecord:
     hooks: tuple[str, ...] = ()
     backends: tuple[str, ...] = ()
     error: str | None = None
+    declared: tuple[BackendInfo, ...] = ()  # what its discovery hook returned, in order
+    refused: dict[str, str] = field(default_factory=dict)  # backend name -> why no profile may use it
 
     @property
     def loaded(self) -> bool:
         return self.error is None
+
+    @property
+    def status(self) -> str:
+        """``failed`` (did not load), ``refused`` (loaded, but every backend it declares is refused), ``loaded``."""
+        if self.error is not None:
+            return "failed"
+        if self.backends and all(name in self.refused for name in self.backends):
+            return "refused"
+        return "loaded"
 
 
 @dataclass
@@ -97,15 +108,19 @@ class Registry:
             return
         functions = {name: self._function(plugin, name) for name in HOOK_NAMES if name in implemented}
         record.backends = tuple(info.name for info in infos)
+        record.declared = tuple(infos)
         for info in infos:
             handle = BackendHandle(info=info, plugin=record, hooks=functions)
             existing = self.backends.get(info.name)
-            if existing is not None:
-                # Never let load order decide which plugin answers: refuse both until one is removed.
-                existing.conflict.append(record.name)
-                handle.conflict = [existing.plugin.name, *existing.conflict]
+            if existing is None:
+                self.backends[info.name] = handle
                 continue
-            self.backends[info.name] = handle
+            # Never let load order decide which plugin answers: refuse every one of them until one is removed.
+            existing.conflict.append(record.name)
+            reason = conflict_error(info.name, [existing.plugin.name, *existing.conflict])
+            for plugin in self.plugins:
+                if info.name in plugin.backends and plugin.loaded:
+                    plugin.refused[info.name] = f"{reason.message}; {reason.remedy}"
 
     def _implemented_hooks(self, plugin: object) -> dict[str, Any]:
         found: dict[str, Any] = {}
@@ -137,15 +152,21 @@ class Registry:
         if handle is None:
             raise unknown_backend(name, self)
         if handle.conflict:
-            names = ", ".join([handle.plugin.name, *handle.conflict])
-            raise PluginError(
-                f"backend '{name}' is declared by several plugins ({names}); llmswitch will not guess",
-                remedy="uninstall all but one, or choose with LLMSWITCH_PLUGINS=name,...",
-            )
+            raise conflict_error(name, [handle.plugin.name, *handle.conflict])
         return handle
 
     def failed(self) -> list[PluginRecord]:
         return [record for record in self.plugins if not record.loaded]
+
+
+def conflict_error(backend: str, plugin_names: list[str]) -> PluginError:
+    """Why a backend that several plugins declare is refused, and how to keep one."""
+    names = ", ".join(plugin_names)
+    return PluginError(
+        f"backend '{backend}' is declared by several plugins ({names}); llmswitch will not guess",
+        remedy="uninstall all but one of them, or list the plugins to load in LLMSWITCH_PLUGINS=name,... "
+        "(only those are loaded) with just one of them",
+    )
 
 
 def unknown_backend(name: str, registry: Registry) -> UnknownBackendError:

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from llmswitch import hookimpl
 from llmswitch.errors import PluginError, UnknownBackendError
 from llmswitch.plugins import get_registry, register_plugin, reset_registry, unregister_plugin
+from llmswitch.types import BackendInfo
 from tests.helpers import llmswitch_subprocess, run_cli
 
 BROKEN_IMPORT = "import fancy_sdk_that_is_not_installed\n"
@@ -126,6 +128,41 @@ def test_two_plugins_claiming_one_backend_is_refused_whatever_the_order() -> Non
     finally:
         unregister_plugin("first")
         unregister_plugin("second")
+
+
+class _Twin:
+    """Declares the backend ``twin`` with its own summary."""
+
+    def __init__(self, summary: str) -> None:
+        self.summary = summary
+
+    @hookimpl
+    def llmswitch_backends(self) -> list[BackendInfo]:
+        return [BackendInfo(name="twin", summary=self.summary, key_env=None, default_model="t")]
+
+
+def test_llmswitch_plugins_shows_both_claimants_of_a_backend_as_refused_with_the_reason() -> None:
+    register_plugin(_Twin("the first twin"), "twin-a")
+    register_plugin(_Twin("the second twin"), "twin-b")
+    try:
+        text = run_cli("plugins")
+        assert text.exit_code == 0, text
+        block_a = text.stdout[text.stdout.index("twin-a  ("):text.stdout.index("twin-b  (")]
+        block_b = text.stdout[text.stdout.index("twin-b  ("):]
+        assert all(block.splitlines()[0].endswith("  REFUSED") for block in (block_a, block_b))
+        assert "backend twin: the first twin" in block_a and "backend twin: the second twin" in block_b
+        for block in (block_a, block_b):
+            assert "declared by several plugins (twin-a, twin-b)" in block and "LLMSWITCH_PLUGINS" in block
+        listed = {entry["name"]: entry for entry in json.loads(run_cli("plugins", "--json").stdout)}
+        for name in ("twin-a", "twin-b"):
+            assert listed[name]["status"] == "refused"
+            assert "declared by several plugins" in listed[name]["refused"]["twin"]
+        assert listed["echo"]["status"] == "loaded" and listed["echo"]["refused"] == {}
+        chat = run_cli("chat", "--profile", "echo", "-m", "x", "still fine")  # other backends are untouched
+        assert chat.stdout == "still fine\n"
+    finally:
+        unregister_plugin("twin-a")
+        unregister_plugin("twin-b")
 
 
 def test_dispatch_costs_microseconds() -> None:

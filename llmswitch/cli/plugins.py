@@ -18,7 +18,8 @@ def plugins(as_json: bool) -> int:
     if as_json:
         click.echo(json.dumps([
             {"name": r.name, "distribution": r.distribution, "version": r.version, "hooks": list(r.hooks),
-             "backends": list(r.backends), "loaded": r.loaded, "error": r.error}
+             "backends": list(r.backends), "loaded": r.loaded, "status": r.status, "error": r.error,
+             "refused": dict(r.refused)}
             for r in records
         ], indent=2))
         return 0
@@ -29,11 +30,11 @@ def plugins(as_json: bool) -> int:
         version = f" {record.version}" if record.version else ""
         head = f"{record.name}  ({record.distribution or '?'}{version})"
         if record.loaded:
-            click.echo(f"{head}  loaded")
-            for backend in record.backends:
-                handle = registry.backends.get(backend)
-                summary = f": {handle.info.summary}" if handle else ""
-                click.echo(f"    backend {backend}{summary}")
+            click.echo(f"{head}  {record.status.upper() if record.status == 'refused' else record.status}")
+            for info in record.declared:  # this plugin's own summary, even when another declares the name
+                click.echo(f"    backend {info.name}: {info.summary}")
+                if info.name in record.refused:
+                    click.echo(f"        refused: {record.refused[info.name]}")
             click.echo(f"    hooks: {', '.join(record.hooks) or 'none'}")
         else:
             click.echo(f"{head}  FAILED")
