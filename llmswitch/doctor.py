@@ -25,11 +25,13 @@ meaning; new keys may be added)::
     {
       "schema_version": 1,
       "ok": true,                       # false when any checked profile is down (exit code 1)
+                                        # ("not_checked": nothing failed, but the backend was not asked:
+                                        #  --offline, or a plugin without a health hook)
       "offline": false, "timeout_s": 10.0, "duration_s": 1.02,
       "standard_request": {"input_tokens": 500, "output_tokens": 500},
       "profiles": [                     # sorted by profile name
         {
-          "profile": "openai", "status": "ok" | "degraded" | "down",
+          "profile": "openai", "status": "ok" | "degraded" | "down" | "not_checked",
           "backend": "openai", "model": "gpt-4o-mini", "base_url": "https://api.openai.com/v1" | null,
           "plugin": {"name": "openai", "distribution": "llmswitch-openai", "version": "0.1.0"} | null,
           "key": {"required": true, "present": true, "masked": "sk-…abcd" | null,
@@ -84,7 +86,7 @@ HOOK_CHECKS = 3
 # Beyond the hooks' bound, time allowed for the core's own checks before a profile is given up on.
 CORE_GRACE_S = 5.0
 
-_STATUS_ORDER = {Status.OK: 0, Status.DEGRADED: 1, Status.DOWN: 2}
+_STATUS_ORDER = {Status.OK: 0, Status.NOT_CHECKED: 1, Status.DEGRADED: 2, Status.DOWN: 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +145,17 @@ class Diagnosis:
     def problems(self) -> list[Check]:
         """The checks that failed or warned, in order."""
         return [c for c in self.checks if c.status in (CheckStatus.FAIL, CheckStatus.WARN)]
+
+    def skipped(self) -> list[Check]:
+        """The checks that were not made (offline, no health hook, nothing to try without a key), in order."""
+        return [c for c in self.checks if c.status is CheckStatus.SKIP]
+
+    def not_checked_summary(self) -> str:
+        """What was not checked and why, in one line: ``server, model: offline``."""
+        reasons: dict[str, list[str]] = {}
+        for check in self.skipped():
+            reasons.setdefault(check.detail or "skipped", []).append(check.name)
+        return "; ".join(f"{', '.join(names)}: {reason}" for reason, names in reasons.items())
 
     def as_dict(self) -> dict[str, Any]:
         price = self.price.as_dict() if self.price is not None else ModelPrice().as_dict()
@@ -357,7 +370,11 @@ def diagnose(
 
 
 def _finish(diagnosis: Diagnosis) -> Diagnosis:
-    diagnosis.status = HealthReport.from_checks(diagnosis.checks).status
+    """Any failure: down; any warning: degraded; else a skipped check (offline, no health hook): not checked."""
+    status = HealthReport.from_checks(diagnosis.checks).status
+    if status is Status.OK and diagnosis.skipped():
+        status = Status.NOT_CHECKED
+    diagnosis.status = status
     return diagnosis
 
 

@@ -138,6 +138,9 @@ class Status(str, enum.Enum):
     OK = "ok"
     DEGRADED = "degraded"
     DOWN = "down"
+    # Nothing failed, but the backend itself was not checked (``doctor --offline``, a plugin without a health
+    # hook): not "ok", which would claim a server answered that nobody asked. Only doctor reports this.
+    NOT_CHECKED = "not_checked"
 
 
 class CheckStatus(str, enum.Enum):

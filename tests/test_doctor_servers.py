@@ -112,12 +112,44 @@ def test_openai_slower_than_the_timeout(config_file: Path) -> None:
     assert elapsed < 3.5
 
 
-def test_openai_offline_sends_nothing(config_file: Path) -> None:
+def test_openai_offline_sends_nothing_and_says_not_checked(config_file: Path) -> None:
     with openai_server() as server:
         report = run_doctor(openai_profile(config_file, server.url), ["oa"], timeout=3, offline=True)
         assert server.state.requests == []
-    assert report.diagnoses[0].status is Status.OK
-    assert {c.status for c in report.diagnoses[0].checks} <= {CheckStatus.PASS, CheckStatus.SKIP}
+    [diagnosis] = report.diagnoses
+    assert diagnosis.status is Status.NOT_CHECKED  # not "ok": nobody asked the server
+    assert {c.status for c in diagnosis.checks} <= {CheckStatus.PASS, CheckStatus.SKIP}
+    assert report.ok and report.as_dict()["profiles"][0]["status"] == "not_checked"
+    assert "offline" in diagnosis.not_checked_summary()
+
+
+def test_offline_every_server_backend_is_not_checked_in_the_table(config_file: Path) -> None:
+    from tests.helpers import run_cli
+
+    with openai_server() as oa, ollama_server() as ol:
+        write_config(config_file, f"""
+[profiles.oa]
+backend = "openai"
+base_url = "{oa.url}/v1"
+model = "test-model"
+[profiles.ol]
+backend = "ollama"
+base_url = "{ol.url}"
+model = "llama3.2"
+[profiles.an]
+backend = "anthropic"
+base_url = "{oa.url}"
+model = "claude-x"
+""")
+        outcome = run_cli("doctor", "--offline", "oa", "ol", "an", "echo")
+        assert oa.state.requests == [] and ol.state.requests == []
+    assert outcome.exit_code == 0, outcome
+    rows = {line.split()[0]: line for line in outcome.stdout.splitlines() if line.strip()}
+    for name in ("oa", "ol", "an"):
+        assert "not checked" in rows[name] and "✓ ok" not in rows[name], rows[name]
+        assert f"{name} · not checked:" in outcome.stdout and "offline" in outcome.stdout
+    assert "✓ ok" in rows["echo"]  # nothing to contact: its check ran in full
+    assert "3 not checked" in outcome.stdout
 
 
 # ---- Ollama protocol ----------------------------------------------------------------------------------------

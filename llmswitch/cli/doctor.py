@@ -63,7 +63,8 @@ def _run_with_progress(client: Client, names: list[str] | None, *, timeout: floa
         return run_doctor(client, names, timeout=timeout, offline=offline, on_result=progress)
 
 
-STATUS_STYLE = {"ok": ("✓ ok", "green"), "degraded": ("! degraded", "yellow"), "down": ("✗ down", "bold red")}
+STATUS_STYLE = {"ok": ("✓ ok", "green"), "degraded": ("! degraded", "yellow"), "down": ("✗ down", "bold red"),
+                "not_checked": ("? not checked", "dim")}
 CHECK_MARK = {"fail": ("✗", "red"), "warn": ("!", "yellow")}
 
 
@@ -92,6 +93,11 @@ def render(report: DoctorReport) -> None:
         )
     out.print(grid)
     for d in report.diagnoses:
+        if d.status.value == "not_checked":
+            line = Text("? ", style="dim")
+            line.append(f"{d.profile}", style="bold")
+            line.append(f" · not checked: {d.not_checked_summary()}", style="dim")
+            out.print(line)
         for check in d.problems():
             mark, style = CHECK_MARK[check.status.value]
             line = Text(f"{mark} ", style=style)
@@ -109,10 +115,13 @@ def render(report: DoctorReport) -> None:
         out.print(line)
         out.print(Text(f"    → {broken_plugin_remedy(plugin)}", style="cyan"))
     down = sum(1 for d in report.diagnoses if d.status.value == "down")
+    unchecked = sum(1 for d in report.diagnoses if d.status.value == "not_checked")
     mode = ", offline" if report.offline else ""
     count = len(report.diagnoses)
     summary = f"{count} profile{'s' if count != 1 else ''} checked in {report.duration_s:.1f}s{mode}: "
     summary += f"{down} down" if down else "none down"
+    if unchecked:
+        summary += f", {unchecked} not checked"
     out.print(Text(summary, style="dim"))
 
 

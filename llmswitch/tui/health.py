@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from llmswitch.client import Client
 from llmswitch.errors import LLMSwitchError
 from llmswitch.secrets import redact
-from llmswitch.types import CheckStatus, HealthReport
+from llmswitch.types import CheckStatus, HealthReport, Status
 
 DEFAULT_TIMEOUT_S = 5.0
 
@@ -74,9 +74,11 @@ def check_profiles(
             problems = diagnosis.problems()
             first = problems[0] if problems else None
             passed = [check.detail for check in diagnosis.checks if check.status is CheckStatus.PASS and check.detail]
+            if diagnosis.status is Status.NOT_CHECKED:
+                passed.append(diagnosis.not_checked_summary())
             yield HealthRow(
                 profile=diagnosis.profile,
-                status=diagnosis.status.value,
+                status=diagnosis.status.value.replace("_", " "),
                 backend=diagnosis.backend,
                 model=diagnosis.model or "",
                 latency_s=diagnosis.latency_s,
