@@ -500,3 +500,39 @@ def test_json_schema_is_stable(config_file: Path, plugins: Callable[[object, str
                             "variable": "DOC_API_KEY"}
     assert keyed["standard_request_usd"] is None
     assert document["ok"] is False
+
+
+class NoHealthHook:
+    """A complete backend that simply does not implement ``health`` (the hook is optional)."""
+
+    @hookimpl
+    def llmswitch_backends(self) -> list[BackendInfo]:
+        return [BackendInfo(name="plain", summary="no health hook", key_env=None, default_model="p")]
+
+    @hookimpl
+    def complete(self, target: Target, request: Any) -> Any:
+        from llmswitch.types import Response
+
+        return Response("fine")
+
+
+def test_a_plugin_without_a_health_hook_says_so_without_degrading_the_profile(
+    config_file: Path, plugins: Callable[[object, str], object]
+) -> None:
+    from tests.helpers import run_cli
+
+    plugins(NoHealthHook(), "plain")
+    write_config(config_file, '[profiles.pl]\nbackend = "plain"\n')
+    report = Client().resolve("pl").health()
+    assert report.status is Status.OK  # the TUI's picker shows it usable
+    [note] = report.checks
+    assert note.status is CheckStatus.SKIP and "no health check" in note.detail
+
+    diagnosis = diagnose(Client(), "pl")
+    assert diagnosis.status is Status.NOT_CHECKED and not diagnosis.problems()
+    outcome = run_cli("doctor", "pl")
+    assert outcome.exit_code == 0, outcome
+    assert "not checked" in outcome.stdout and "degraded" not in outcome.stdout
+    assert "no health check" in outcome.stdout
+    document = json.loads(run_cli("doctor", "--json", "pl").stdout)
+    assert document["ok"] is True and document["profiles"][0]["status"] == "not_checked"
