@@ -45,6 +45,7 @@ class CallCost:
     output_tokens: int | None
     tokens_estimated: bool = False  # the backend reported no usage: the tokens were counted here
     price_source: str = "unknown"
+    price_date: str | None = None  # the date of the price table, so its age can be shown
 
     def __str__(self) -> str:
         from llmswitch.pricing import format_usd
@@ -54,12 +55,16 @@ class CallCost:
         return format_usd(self.usd) + (" (estimated tokens)" if self.tokens_estimated else "")
 
     def as_dict(self) -> dict[str, Any]:
+        from llmswitch.pricing import age_in_days
+
         return {
             "usd": round(self.usd, 10) if self.usd is not None else None,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "tokens_estimated": self.tokens_estimated,
             "price_source": self.price_source,
+            "price_date": self.price_date,
+            "price_age_days": age_in_days(self.price_date),
         }
 
 
@@ -226,7 +231,8 @@ def call_cost(resolved: ResolvedProfile, request: Request, result: StreamState) 
             input_tokens = count_input(resolved, request).n
         if output_tokens is None:
             output_tokens = max(1, round(len(result.text) / 4)) if result.text else 0  # the core's chars/4
-    return CallCost(price.cost(input_tokens, output_tokens), input_tokens, output_tokens, estimated, price.source)
+    return CallCost(price.cost(input_tokens, output_tokens), input_tokens, output_tokens, estimated, price.source,
+                    price.date)
 
 
 def outcome_of(result: StreamState) -> str:

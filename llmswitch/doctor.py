@@ -42,7 +42,9 @@ meaning; new keys may be added)::
           "metrics": {"load_s": 1.2, ...},
           "price": {"input_per_mtok": 0.15 | null, "output_per_mtok": 0.6 | null,
                     "cached_input_per_mtok": 0.075 | null, "context_window": 128000 | null,
-                    "max_output": 16384 | null, "source": "openai price table (2025-06-01)"},
+                    "max_output": 16384 | null, "batch_input_per_mtok": 0.075 | null,
+                    "batch_output_per_mtok": 0.3 | null, "source": "openai price table (2025-06-01)",
+                    "date": "2025-06-01" | null, "age_days": 540 | null},   # the age of the price's table
           "standard_request_usd": 0.000375 | null,    # null: the price is unknown (never 0 for unknown)
           "budgets": [{"period": "day" | "month", "budget_usd": 1.0, "spent_usd": 0.12}],
           "duration_s": 0.25
@@ -349,6 +351,7 @@ def diagnose(
     # Price and budgets cost nothing on the network: do them before the hook.
     diagnosis.price = price_for(handle.info, target.model, settings)
     budget_check = check_budgets(diagnosis, settings)
+    price_age_check = check_price_age(diagnosis.price)
 
     # The backend's own checks.
     if key_check is not None and key_check.status is CheckStatus.FAIL:
@@ -366,7 +369,21 @@ def diagnose(
                                 remedies.remedy_for_text(" ".join(c.detail for c in report.checks), target)))
     if budget_check is not None:
         checks.append(budget_check)
+    if price_age_check is not None:
+        checks.append(price_age_check)
     return _finish(diagnosis)
+
+
+def check_price_age(price: ModelPrice) -> Check | None:
+    """A warning when the price in use comes from a table older than ``STALE_AFTER_DAYS`` (free ones aside)."""
+    from llmswitch.pricing import STALE_AFTER_DAYS, format_age
+
+    age = price.age_days()
+    if age is None or age <= STALE_AFTER_DAYS or not price.known or price.free:
+        return None
+    return Check("prices", CheckStatus.WARN, f"the price comes from the {price.source}, {format_age(age)}",
+                 "refresh the prices with `llmswitch prices update` (or set price_input_per_mtok and "
+                 "price_output_per_mtok in the profile)")
 
 
 def _finish(diagnosis: Diagnosis) -> Diagnosis:

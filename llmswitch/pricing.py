@@ -19,19 +19,26 @@ process, with :mod:`importlib.resources` (never from the network). TOML (or the 
     input_per_mtok = 0.0
     output_per_mtok = 0.0
 
+Optional per model: ``batch_input_per_mtok`` and ``batch_output_per_mtok`` (a provider's batch service).
+
 A model is found by its exact name or an alias, else by its name without a snapshot suffix (``gpt-4o-mini-2024-07-18``,
-``claude-sonnet-4-5-20250929``, ``llama3.2:latest``), else the ``[default]`` table. The profile keys
-``price_input_per_mtok``, ``price_output_per_mtok`` and ``price_cached_input_per_mtok`` win over the table.
-A price nobody knows is ``None`` and shows as "unknown": never 0.
+``claude-sonnet-4-5-20250929``, ``llama3.2:latest``), else the ``[default]`` table.
+
+Where a price comes from, highest first: the profile's keys (``price_input_per_mtok``,
+``price_output_per_mtok``, ``price_cached_input_per_mtok``) > the table ``llmswitch prices update`` stored in
+the data dir (:mod:`llmswitch.price_catalog`) > the table the plugin ships. Every price carries the date of
+the table it came from, so its age can be shown. A price nobody knows is ``None`` and shows as "unknown": never 0.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -42,7 +49,10 @@ if TYPE_CHECKING:
 STANDARD_INPUT_TOKENS = 500
 STANDARD_OUTPUT_TOKENS = 500
 
-PRICE_FIELDS = ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok")
+PRICE_FIELDS = ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok", "batch_input_per_mtok",
+                "batch_output_per_mtok")
+# A table older than this gets a warning in `doctor`, with the command that refreshes it.
+STALE_AFTER_DAYS = 90
 LIMIT_FIELDS = ("context_window", "max_output")
 # profile key -> field of ModelPrice
 PROFILE_OVERRIDES = {
@@ -65,7 +75,20 @@ class ModelPrice:
     cached_input_per_mtok: float | None = None
     context_window: int | None = None
     max_output: int | None = None
+    batch_input_per_mtok: float | None = None
+    batch_output_per_mtok: float | None = None
     source: str = "unknown"
+    date: str | None = None  # YYYY-MM-DD of the table the price came from
+
+    def age_days(self, today: dt.date | None = None) -> int | None:
+        """Days since the price's table was dated; None when nobody dated it."""
+        return age_in_days(self.date, today)
+
+    @property
+    def batch(self) -> ModelPrice:
+        """The price through the provider's batch service; unknown when the table does not say."""
+        return replace(self, input_per_mtok=self.batch_input_per_mtok, output_per_mtok=self.batch_output_per_mtok,
+                       cached_input_per_mtok=None, source=f"{self.source}, batch")
 
     @property
     def known(self) -> bool:
@@ -97,7 +120,11 @@ class ModelPrice:
             "cached_input_per_mtok": self.cached_input_per_mtok,
             "context_window": self.context_window,
             "max_output": self.max_output,
+            "batch_input_per_mtok": self.batch_input_per_mtok,
+            "batch_output_per_mtok": self.batch_output_per_mtok,
             "source": self.source,
+            "date": self.date,
+            "age_days": self.age_days(),
         }
 
 
@@ -116,26 +143,68 @@ class PriceTable:
     aliases: Mapping[str, str] = field(default_factory=dict)  # another name -> the model's own name
     default: ModelPrice | None = None
     error: str | None = None  # the file could not be read: every price in it is unknown
+    updated: bool = False  # written by `llmswitch prices update`, not shipped by the plugin
+
+    def age_days(self, today: dt.date | None = None) -> int | None:
+        return age_in_days(self.date, today)
 
     @property
     def label(self) -> str:
         """How a price from this table is attributed: ``echo price table (2025-06-01)``."""
-        return f"{self.backend} price table" + (f" ({self.date})" if self.date else "")
+        return table_label(self.backend, self.date, updated=self.updated)
 
-    def lookup(self, model: str) -> ModelPrice | None:
-        """The model's price: its name or an alias, then without a snapshot suffix, then ``[default]``."""
+    def find(self, model: str) -> ModelPrice | None:
+        """The model's own entry: its name or an alias, then its name without a snapshot suffix."""
         for name in (model, _SNAPSHOT_SUFFIX.sub("", model)):
             found = self.models.get(self.aliases.get(name, name))
             if found is not None:
                 return found
-        return self.default
+        return None
+
+    def lookup(self, model: str) -> ModelPrice | None:
+        """The model's entry (see :meth:`find`), else ``[default]``."""
+        found = self.find(model)
+        return found if found is not None else self.default
 
 
 class PriceTableError(ValueError):
     """A price file that does not have the documented shape."""
 
 
-def parse_table(text: str, *, backend: str, origin: str, format: str = "toml") -> PriceTable:
+def table_label(backend: str, date: str | None, *, updated: bool = False) -> str:
+    kind = "updated price table" if updated else "price table"
+    return f"{backend} {kind}" + (f" ({date})" if date else "")
+
+
+def age_in_days(date: str | None, today: dt.date | None = None) -> int | None:
+    if not date:
+        return None
+    try:
+        day = dt.date.fromisoformat(str(date)[:10])
+    except ValueError:
+        return None
+    return max(((today or dt.date.today()) - day).days, 0)
+
+
+def format_age(days: int | None) -> str:
+    """``today``, ``1 day old``, ``478 days old``, or ``undated``."""
+    if days is None:
+        return "undated"
+    if days == 0:
+        return "today"
+    return f"{days:,} day{'s' if days != 1 else ''} old"
+
+
+def price_age_label(price: ModelPrice, today: dt.date | None = None) -> str:
+    """Where a price stands in time, for tables: ``2025-08-07, 478 days old``, ``set in the profile``, ``undated``."""
+    if not price.known:
+        return ""
+    if price.date:
+        return f"{price.date}, {format_age(price.age_days(today))}"
+    return "set in the profile" if price.source.startswith("profile") else "undated"
+
+
+def parse_table(text: str, *, backend: str, origin: str, format: str = "toml", updated: bool = False) -> PriceTable:
     """Parse a price file's text. Raises PriceTableError (naming the entry) when the shape is wrong."""
     if format == "json":
         try:
@@ -157,7 +226,8 @@ def parse_table(text: str, *, backend: str, origin: str, format: str = "toml") -
         meta = {key: document[key] for key in ("date", "source") if key in document}
     if not isinstance(meta, dict):
         raise PriceTableError(f"{origin}: [meta] must be a table")
-    label = f"{backend} price table" + (f" ({meta['date']})" if meta.get("date") else "")
+    date = str(meta["date"]) if meta.get("date") is not None else None
+    label = table_label(backend, date, updated=updated)
     models_raw = document.get("models") or {}
     if not isinstance(models_raw, dict):
         raise PriceTableError(f"{origin}: [models] must be a table of tables")
@@ -165,27 +235,28 @@ def parse_table(text: str, *, backend: str, origin: str, format: str = "toml") -
     aliases: dict[str, str] = {}
     for name, values in models_raw.items():
         where = f"{origin} [models.{name!r}]"
-        models[str(name)] = _entry(values, where, label)
+        models[str(name)] = _entry(values, where, label, date)
         names = values.get("aliases", [])
         if not isinstance(names, list) or not all(isinstance(alias, str) for alias in names):
             raise PriceTableError(f"{where}: aliases must be a list of model names")
         aliases.update(dict.fromkeys(names, str(name)))
     default_raw = document.get("default")
-    default = _entry(default_raw, f"{origin} [default]", label) if default_raw is not None else None
+    default = _entry(default_raw, f"{origin} [default]", label, date) if default_raw is not None else None
     if default is None and "*" in models:  # tolerated: [models."*"] for "every other model"
         default = models.pop("*")
     return PriceTable(
         backend=backend,
         origin=origin,
-        date=str(meta["date"]) if meta.get("date") is not None else None,
+        date=date,
         source=str(meta["source"]) if meta.get("source") is not None else None,
         models=models,
         aliases=aliases,
         default=default,
+        updated=updated,
     )
 
 
-def _entry(values: Any, where: str, label: str) -> ModelPrice:
+def _entry(values: Any, where: str, label: str, date: str | None) -> ModelPrice:
     if not isinstance(values, dict):
         raise PriceTableError(f"{where}: must be a table")
     checked: dict[str, Any] = {}
@@ -203,7 +274,7 @@ def _entry(values: Any, where: str, label: str) -> ModelPrice:
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise PriceTableError(f"{where}: {name} must be a positive integer, not {value!r}")
         checked[name] = value
-    return ModelPrice(**checked, source=label)
+    return ModelPrice(**checked, source=label, date=date)
 
 
 @functools.cache
@@ -236,12 +307,59 @@ def load_table(info: BackendInfo) -> PriceTable | None:
 def clear_cache() -> None:
     """Forget the tables read so far (tests, and a long-lived TUI after plugins change)."""
     _load.cache_clear()
+    _load_updated.cache_clear()
+
+
+def updated_table(backend: str) -> PriceTable | None:
+    """The backend's table from the last ``llmswitch prices update``, or None when there is none.
+
+    Read from the data dir once per process (and again when the file changes). A damaged file is treated as
+    absent here, so prices fall back to the shipped table; ``doctor`` and ``prices`` report the damage.
+    """
+    from llmswitch.price_catalog import catalog_path
+
+    path = catalog_path()
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        return None
+    tables = _load_updated(path, stamp)
+    return tables.get(backend)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_updated(path: Path, stamp: int) -> dict[str, PriceTable]:
+    from llmswitch.price_catalog import CatalogError, load_catalog
+
+    try:
+        catalog = load_catalog(path)
+    except CatalogError:
+        return {}
+    if catalog is None:
+        return {}
+    tables: dict[str, PriceTable] = {}
+    for backend, models in catalog.backends.items():
+        document = {"meta": {"date": catalog.date, "source": catalog.source}, "models": models}
+        try:
+            tables[backend] = parse_table(json.dumps(document), backend=backend, origin=str(path), format="json",
+                                          updated=True)
+        except PriceTableError:
+            continue
+    return tables
 
 
 def lookup(info: BackendInfo | None, model: str) -> ModelPrice:
-    """The plugin's price for ``model``, ignoring profile overrides. UNKNOWN when nobody says."""
+    """The price for ``model`` from the updated table, else the plugin's; profile overrides ignored here.
+
+    UNKNOWN when nobody says. The updated table has no ``[default]``: a model it does not list falls through
+    to the shipped table, whose default (a local backend's $0) still applies.
+    """
     if info is None:
         return UNKNOWN
+    updated = updated_table(info.name)
+    found_updated = updated.find(model) if updated is not None else None
+    if found_updated is not None:
+        return found_updated
     table = load_table(info)
     if table is None:
         return replace(UNKNOWN, source=f"backend {info.name} ships no price table")
@@ -272,6 +390,7 @@ def price_for(info: BackendInfo | None, model: str, settings: Mapping[str, Any] 
     return replace(
         price,
         source=source,
+        date=price.date if from_table else None,  # a profile's own figure is the user's: it has no table age
         input_per_mtok=overrides.get("input_per_mtok", price.input_per_mtok),
         output_per_mtok=overrides.get("output_per_mtok", price.output_per_mtok),
         cached_input_per_mtok=overrides.get("cached_input_per_mtok", price.cached_input_per_mtok),
@@ -301,3 +420,19 @@ def format_rate(per_mtok: float | None) -> str:
     whole, _, decimals = f"{per_mtok:,.4f}".partition(".")
     decimals = decimals.rstrip("0").ljust(2, "0")
     return f"${whole}.{decimals}"
+
+
+def prices_in_use(infos: list[BackendInfo]) -> dict[str, dict[str, dict[str, Any]]]:
+    """backend -> model name (aliases included) -> price fields, as lookups see them now (the update wins)."""
+    in_use: dict[str, dict[str, dict[str, Any]]] = {}
+    for info in infos:
+        models: dict[str, dict[str, Any]] = {}
+        for table in (load_table(info), updated_table(info.name)):
+            if table is None or table.error:
+                continue
+            for name, price in table.models.items():
+                models[name] = price.as_dict()
+            for alias, name in table.aliases.items():
+                models[alias] = table.models[name].as_dict()
+        in_use[info.name] = models
+    return in_use

@@ -221,6 +221,8 @@ class BackendInfo:
     - ``generation_extras``: names accepted in ``Request.extras`` (``-o NAME VALUE`` on the command line).
     - ``prices``: a ``(package, resource)`` pair naming the plugin's price table data file, if it has one.
     - ``presets``: named bundles of option values (``preset = "groq"`` in a profile), as data.
+    - ``price_catalog_providers``: the provider names under which a shared price catalogue (LiteLLM's
+      ``litellm_provider``) lists this backend's models, for ``llmswitch prices update``.
     """
 
     name: str
@@ -234,6 +236,7 @@ class BackendInfo:
     generation_extras: tuple[OptionSpec, ...] = ()
     prices: tuple[str, str] | None = None
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    price_catalog_providers: tuple[str, ...] = ()
 
     def option(self, name: str) -> OptionSpec | None:
         for spec in self.options:

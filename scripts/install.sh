@@ -39,5 +39,8 @@ pip install -e ".$extras" \
   -e plugins/llmswitch-llamacpp
 if [ -n "$extras" ]; then
   pip install "$wheel[server]"  # llama-cpp-python's own OpenAI-compatible server, for the integration test
+  # LiteLLM's price table, a real-world file for the `prices update` tests. Without its dependencies: nothing
+  # imports the package, the tests only read the JSON file its wheel carries.
+  pip install --no-deps "litellm==1.110.2"
 fi
 echo "install: done. Run $venv/bin/llmswitch (or: source $venv/bin/activate)" >&2

@@ -156,7 +156,8 @@ def test_chat_usage_line_and_json_carry_the_cost(seeds: Path) -> None:
     assert "cost $0.000120" in usage.stderr  # 3 in * $10 + 3 out * $30 per million
     payload = json.loads(run_cli("chat", "-p", "gpt4", "--json", "one two three").stdout)
     assert payload["cost"] == {"usd": pytest.approx(0.00012), "input_tokens": 3, "output_tokens": 3,
-                               "tokens_estimated": False, "price_source": "profile"}
+                               "tokens_estimated": False, "price_source": "profile", "price_date": None,
+                               "price_age_days": None}
 
 
 def test_chat_cost_is_unknown_when_the_price_is(config_file: Path) -> None:

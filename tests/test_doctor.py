@@ -474,7 +474,7 @@ TOP_KEYS = {"schema_version", "ok", "offline", "timeout_s", "duration_s", "stand
 PROFILE_KEYS = {"profile", "status", "backend", "model", "base_url", "plugin", "key", "checks", "latency_s",
                 "metrics", "price", "standard_request_usd", "budgets", "duration_s"}
 PRICE_KEYS = {"input_per_mtok", "output_per_mtok", "cached_input_per_mtok", "context_window", "max_output",
-              "source"}
+              "batch_input_per_mtok", "batch_output_per_mtok", "source", "date", "age_days"}
 
 
 def test_json_schema_is_stable(config_file: Path, plugins: Callable[[object, str], object]) -> None:

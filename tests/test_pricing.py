@@ -48,7 +48,7 @@ def test_table_meta_and_models_are_read() -> None:
     parsed = table()
     assert (parsed.date, parsed.source) == ("2025-06-01", "https://example.com/pricing")
     big = parsed.lookup("big-1")
-    assert big == ModelPrice(3.0, 15.0, 0.3, 200000, 64000, source="acme price table (2025-06-01)")
+    assert big == ModelPrice(3.0, 15.0, 0.3, 200000, 64000, source="acme price table (2025-06-01)", date="2025-06-01")
 
 
 @pytest.mark.parametrize("name", ["big-1", "big-1-20250929", "big-1-2025-09-29", "big-1@20250929", "big-1:latest"])

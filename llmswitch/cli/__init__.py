@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "plugins": ("llmswitch.cli.plugins", "plugins", "List installed backend plugins, loaded or broken."),
     "doctor": ("llmswitch.cli.doctor", "doctor", "Check every profile's health and say what to fix."),
     "cost": ("llmswitch.cli.cost", "cost", "Estimate what a prompt costs on each profile."),
-    "prices": ("llmswitch.cli.cost", "prices", "List the known prices per model."),
+    "prices": ("llmswitch.cli.prices", "prices", "List the prices in use per model; `prices update` refreshes them."),
     "usage": ("llmswitch.cli.usage", "usage", "Show recorded usage and spend from the ledger."),
     "tui": ("llmswitch.cli.tui", "tui", "Open the terminal chat app."),
 }

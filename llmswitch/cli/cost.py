@@ -1,4 +1,4 @@
-"""``llmswitch cost`` (what a prompt would cost on each profile) and ``llmswitch prices`` (what is known).
+"""``llmswitch cost``: what a prompt would cost on each profile.
 
 Prices come from the plugins' price tables and the profiles' ``price_*_per_mtok`` keys, never the network.
 """
@@ -79,17 +79,18 @@ def _render_costs(rows: list[Any], requests: int) -> None:
     from rich.text import Text
 
     from llmswitch.cli.tables import console, table
-    from llmswitch.pricing import format_rate, format_usd
+    from llmswitch.pricing import format_rate, format_usd, price_age_label
 
     total_column = f"× {requests:,}"
     columns = ["profile", "model", "input tok", "output tok", "$/M in", "$/M out", "per request"]
     columns += [total_column] if requests > 1 else []
+    columns += ["prices as of"]
     grid = table(*columns, right=("input tok", "output tok", "$/M in", "$/M out", "per request", total_column))
     notes: list[str] = []
     for row in rows:
         if row.error is not None:
             cells = [row.profile, f"{row.backend} / {row.model or '?'}", "", "", "", "", "unavailable"]
-            grid.add_row(*cells, *([""] if requests > 1 else []))
+            grid.add_row(*cells, *([""] if requests > 1 else []), "")
             notes.append(f"{row.profile}: {row.error.message}" + (f" ({row.error.remedy})" if row.error.remedy else ""))
             continue
         estimate = row.estimate
@@ -99,6 +100,7 @@ def _render_costs(rows: list[Any], requests: int) -> None:
                  format_rate(estimate.price.input_per_mtok), format_rate(estimate.price.output_per_mtok),
                  format_usd(row.usd_per_request)]
         cells += [format_usd(row.usd_total)] if requests > 1 else []
+        cells += [price_age_label(estimate.price)]
         grid.add_row(*[Text(cell) for cell in cells])
         if not estimate.price.known:
             notes.append(f"{row.profile}: price unknown ({estimate.price.source}); set price_input_per_mtok and "
@@ -110,68 +112,3 @@ def _render_costs(rows: list[Any], requests: int) -> None:
         out.print(Text(f"~ input tokens estimated ({', '.join(methods)})", style="dim"))
     for note in notes:
         out.print(Text(note, style="dim"))
-
-
-@click.command()
-@click.option("-b", "--backend", "backend", metavar="NAME", help="Only this backend's prices.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def prices(backend: str | None, as_json: bool) -> int:
-    """List the known prices per model (USD per million tokens), from each plugin's price table."""
-    from llmswitch.plugins import get_registry
-    from llmswitch.pricing import load_table
-
-    registry = get_registry()
-    names = [registry.backend(backend).info.name] if backend else sorted(registry.backends)
-    tables = [(name, load_table(registry.backends[name].info)) for name in names]
-    if as_json:
-        click.echo(json.dumps({"backends": [_table_dict(name, t) for name, t in tables]}, indent=2,
-                              ensure_ascii=False))
-        return 0
-    _render_prices(tables)
-    return 0
-
-
-def _table_dict(backend: str, table: Any) -> dict[str, Any]:
-    if table is None:
-        return {"backend": backend, "date": None, "source": None, "error": None, "default": None, "models": {}}
-    return {
-        "backend": backend,
-        "date": table.date,
-        "source": table.source,
-        "error": table.error,
-        "default": table.default.as_dict() if table.default is not None else None,
-        "models": {name: {**price.as_dict(), "aliases": sorted(a for a, n in table.aliases.items() if n == name)}
-                   for name, price in table.models.items()},
-    }
-
-
-def _render_prices(tables: list[tuple[str, Any]]) -> None:
-    from rich.text import Text
-
-    from llmswitch.cli.tables import console, table
-    from llmswitch.pricing import format_rate
-
-    out = console()
-    numeric = ("input", "cached input", "output", "context", "max output")
-    for backend, price_table in tables:
-        if price_table is None:
-            out.print(Text(f"{backend}: no price table (prices unknown; set price_input_per_mtok and "
-                           "price_output_per_mtok in the profile)", style="dim"))
-            continue
-        if price_table.error:
-            out.print(Text(f"{backend}: the price table cannot be read: {price_table.error}", style="red"))
-            continue
-        origin = ", ".join(part for part in (price_table.date, price_table.source) if part)
-        grid = table("model", *numeric, right=numeric, title=f"{backend} (USD per million tokens; {origin})")
-        entries = list(price_table.models.items())
-        if price_table.default is not None:
-            entries.append(("(any other model)", price_table.default))
-        for name, price in entries:
-            grid.add_row(name, format_rate(price.input_per_mtok), format_rate(price.cached_input_per_mtok)
-                         if price.cached_input_per_mtok is not None else "",
-                         format_rate(price.output_per_mtok), _count(price.context_window), _count(price.max_output))
-        out.print(grid)
-
-
-def _count(tokens: int | None) -> str:
-    return f"{tokens:,}" if tokens is not None else ""

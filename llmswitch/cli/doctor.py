@@ -73,7 +73,7 @@ def render(report: DoctorReport) -> None:
     from rich.text import Text
 
     from llmswitch.cli.tables import console, table
-    from llmswitch.pricing import STANDARD_INPUT_TOKENS, STANDARD_OUTPUT_TOKENS, format_usd
+    from llmswitch.pricing import STANDARD_INPUT_TOKENS, STANDARD_OUTPUT_TOKENS
 
     out = console()
     grid = table("profile", "status", "backend / model", "plugin", "key", "latency",
@@ -88,7 +88,7 @@ def render(report: DoctorReport) -> None:
             Text(_plugin_cell(d)),
             Text(_key_cell(d)),
             Text(_latency(d.latency_s)),
-            Text(format_usd(d.standard_request_usd)),
+            Text(_cost_cell(d)),
             Text(_budget_cell(d)),
         )
     out.print(grid)
@@ -141,6 +141,15 @@ def _key_cell(d: Diagnosis) -> str:
     if key.required:
         return f"missing ({key.variable})" if key.variable else "missing"
     return "none (not needed)"
+
+
+def _cost_cell(d: Diagnosis) -> str:
+    """The standard request's price, with the age of a table price that is not free."""
+    from llmswitch.pricing import format_usd
+
+    usd = format_usd(d.standard_request_usd)
+    age = d.price.age_days() if d.price is not None and d.price.known and not d.price.free else None
+    return usd if age is None else f"{usd} ({age:,} d old)"
 
 
 def _budget_cell(d: Diagnosis) -> str:

@@ -40,4 +40,5 @@ INFO = BackendInfo(
         ),
     ),
     prices=("llmswitch_anthropic", "prices.toml"),
+    price_catalog_providers=("anthropic",),  # LiteLLM's catalogue
 )

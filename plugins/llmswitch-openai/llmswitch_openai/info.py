@@ -70,4 +70,6 @@ INFO = BackendInfo(
     generation_extras=GENERATION_EXTRAS,
     prices=("llmswitch_openai", "prices.toml"),
     presets=PRESETS,
+    # LiteLLM's catalogue: api.openai.com's models (presets for other servers keep their own prices).
+    price_catalog_providers=("openai", "text-completion-openai"),
 )
