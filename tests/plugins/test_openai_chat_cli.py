@@ -102,3 +102,38 @@ def test_no_stream_in_the_repl_asks_for_whole_answers(
     assert repl(Conversation(Client(), "p"), show_usage=False, whole=True) == 0
     assert "whole" in capsys.readouterr().out
     assert [body["stream"] for body in chat_requests(server)] == [False]
+
+
+# ---- an unknown model through a proxy ----------------------------------------------------------------------
+
+
+def test_an_unknown_model_through_a_litellm_proxy_is_model_not_found_with_the_served_models(
+    server: LocalServer, config_file: Path
+) -> None:
+    server.state.scenario = "litellm"  # 400 "Invalid model name passed in model=...", param "None"
+    server.state.options["models"] = ["gpt-4o", "claude-sonnet"]
+    for whole in ([], ["--no-stream"]):
+        outcome = run_cli("chat", "-p", "p", "-m", "gpt-4o-mimi", "--json", *whole, "hi")
+        assert outcome.exit_code == 1, outcome
+        error = json.loads(outcome.stdout)["error"]
+        assert error["kind"] == "model_not_found", error
+        assert "gpt-4o-mimi" in error["message"] and "Invalid model name" in error["message"]
+        assert "did you mean 'gpt-4o'" in error["remedy"] and "extra_body" not in error["remedy"]
+
+    # The same words doctor uses for the profile's model.
+    profile = {"backend": "openai", "base_url": f"{server.url}/v1", "model": "mixtral"}
+    config_file.write_text(tomli_w.dumps({"profiles": {"p": profile}}))
+    chat = run_cli("chat", "-p", "p", "hi")
+    assert "does not serve model 'mixtral'" in chat.stderr and "claude-sonnet, gpt-4o" in chat.stderr
+    doctor = json.loads(run_cli("doctor", "--json", "p").stdout)
+    [model_check] = [c for c in doctor["profiles"][0]["checks"] if c["name"] == "model"]
+    assert model_check["status"] == "fail" and model_check["remedy"] in chat.stderr
+
+
+def test_a_proxy_400_about_something_else_is_not_a_missing_model(server: LocalServer) -> None:
+    server.state.scenario = "reject_stream_options"  # 400 about a field, for a model it does serve
+    outcome = run_cli("chat", "-p", "p", "--json", "hi")  # asked again without the field: answers
+    assert outcome.exit_code == 0, outcome
+    server.state.scenario = "litellm"
+    outcome = run_cli("chat", "-p", "p", "--json", "hi")  # a served model through the proxy: answers
+    assert outcome.exit_code == 0 and json.loads(outcome.stdout)["text"]

@@ -19,6 +19,8 @@ chunk when ``stream_options.include_usage`` is set), over a real socket on 127.0
 ``slow_first_byte``         wait ``options["delay"]`` seconds (default 5) before the status line
 ``reject_stream_options``   400 whenever the body has ``stream_options`` (older vLLM, some proxies)
 ``error_event``             stream a few chunks, then an in-stream ``{"error": ...}`` event (vLLM, OpenRouter)
+``litellm``                 a LiteLLM proxy: a model it does not route gets 400 with LiteLLM's envelope
+                            (``"Invalid model name passed in model=..."``, ``param`` the string ``"None"``)
 ``context_overflow``        what llama-cpp-python's server does with a prompt longer than its context: 400 with
                             ``context_length_exceeded`` for a whole answer; a stream that ends before any event
 ==========================  ==================================================================================
@@ -169,6 +171,11 @@ class OpenAIHandler(ProtocolHandler):
             )
             return
         model = str(body.get("model", ""))
+        if model not in self.served_models() and scenario == "litellm":
+            message = (f"400: {{'error': '/chat/completions: Invalid model name passed in model={model}. Call "
+                       "`/v1/models` to view available models for your key.'}")
+            self.send_json(400, {"error": {"message": message, "type": "None", "param": "None", "code": "400"}})
+            return
         if model not in self.served_models():
             self.send_json(
                 404,

@@ -103,13 +103,15 @@ def read_error_body(body: bytes) -> ServerError:
     message = error.get("message") or error.get("detail") or text
     if not isinstance(message, str):
         message = json.dumps(message)
-    code, kind, param = (error.get(name) for name in ("code", "type", "param"))
-    return ServerError(
-        redact(short(message)),
-        code=str(code) if code is not None else None,
-        type=str(kind) if kind is not None else None,
-        param=str(param) if param is not None else None,
-    )
+    code, kind, param = (_field(error.get(name)) for name in ("code", "type", "param"))
+    return ServerError(redact(short(message)), code=code, type=kind, param=param)
+
+
+def _field(value: Any) -> str | None:
+    """An error field as text; LiteLLM writes an absent one as the string ``"None"``."""
+    if value is None or str(value) in ("None", "null", ""):
+        return None
+    return str(value)
 
 
 # ---- HTTP status ---------------------------------------------------------------------------------------
@@ -147,6 +149,10 @@ def error_for_status(target: Target, status: int, headers: Mapping[str, str], bo
             backend=BACKEND,
         )
     if status in (400, 422):
+        if says_model_is_unknown(detail):
+            # Proxies (LiteLLM) answer 400, not 404, for a model they do not route: the same error as a 404's,
+            # completed with the served models by explain_missing_model, as doctor reports it.
+            return model_not_found(target, None, detail.message, status=status)
         if detail.code == "context_length_exceeded" or "context length" in detail.message.lower():
             return BadResponseError(
                 f"{where} says the conversation is too long for model '{target.model}': {detail.message}",
@@ -233,6 +239,20 @@ def auth_error(target: Target, status: int, detail: ServerError) -> AuthError:
     )
 
 
+# How servers say a model is not one of theirs: LiteLLM "Invalid model name passed in model=x", vLLM "The model
+# `x` does not exist", OpenRouter "x is not a valid model ID", others "model not found" / "unknown model".
+_UNKNOWN_MODEL = re.compile(
+    r"invalid model|model_not_found|unknown model|no such model|not a valid model"
+    r"|model\b.*\b(?:not found|does not exist|is not available|not served)",
+    re.IGNORECASE,
+)
+
+
+def says_model_is_unknown(detail: ServerError) -> bool:
+    """True when an error body says the requested model is not served (whatever the status)."""
+    return detail.code == "model_not_found" or bool(_UNKNOWN_MODEL.search(detail.message))
+
+
 def mentions_model(target: Target, detail: ServerError) -> bool:
     text = detail.message.lower()
     return detail.code == "model_not_found" or "model" in text or target.model.lower() in text
@@ -251,18 +271,24 @@ def not_found_error(target: Target, detail: ServerError) -> BackendError:
     return model_not_found(target, None, detail.message)
 
 
-def model_not_found(target: Target, served: list[str] | None, server_message: str = "") -> ModelNotFoundError:
+def model_not_found(
+    target: Target, served: list[str] | None, server_message: str = "", *, status: int = 404
+) -> ModelNotFoundError:
     """The model is not served; the remedy names the closest served models, or lists them."""
     where = server_name(target)
     message = f"{where} does not serve model '{target.model}'"
     if server_message:
         message += f": {server_message}"
-    return ModelNotFoundError(message, remedy=served_remedy(target, served), status_code=404, backend=BACKEND)
+    return ModelNotFoundError(message, remedy=served_remedy(target, served), status_code=status, backend=BACKEND)
 
 
 def served_remedy(target: Target, served: list[str] | None) -> str:
     """What to ask for instead: the closest served models, or the list."""
     change = f"(`-m NAME`, or set model in profile '{target.profile}')"
+    if served and target.model in served:
+        # Listed, yet refused: a proxy whose routing for it is broken, not a typo.
+        return (f"the server lists '{target.model}' but refused it: check its configuration for that model "
+                f"(a proxy's routing, or the key's access to it), or choose another {change}")
     if not served:
         remedy = f"check the model name {change}; `llmswitch doctor` lists what the server has"
     else:
@@ -327,6 +353,6 @@ def explain_missing_model(target: Target, error: LLMSwitchError) -> Callable[[An
         from llmswitch_openai.wire import model_ids
 
         return ModelNotFoundError(error.message, remedy=served_remedy(target, model_ids(document)),
-                                  status_code=404, backend=BACKEND)
+                                  status_code=error.status_code, backend=BACKEND)
 
     return with_served
