@@ -158,7 +158,7 @@ def key_rejected(target: Target | None) -> str:
     key = target.api_key if target is not None else None
     which = f"the key {key.masked} (from {key.source})" if key is not None else "the key"
     backend = target.backend if target is not None else ""
-    if backend == "anthropic":
+    if backend == "anthropic" and not _custom_url(target):
         where = "at https://console.anthropic.com/settings/keys (Anthropic keys start with sk-ant-)"
     elif backend == "openai" and not _custom_url(target):
         where = "at https://platform.openai.com/api-keys (and that the organization or project is the right one)"

@@ -63,6 +63,9 @@ def test_key_rejected_points_at_the_providers_key_page_and_masks_the_key() -> No
                       "the organization or project is the right one)")
     anthropic = remedies.remedy_for_error(errors.AuthError("401"), target(ANTHROPIC, key="sk-ant-0000000-wxyz"))
     assert "console.anthropic.com" in anthropic and "start with sk-ant-" in anthropic
+    proxy = remedies.remedy_for_error(errors.AuthError("401"), target(ANTHROPIC, key="sk-ant-0000000-wxyz",
+                                                                       base_url="http://127.0.0.1:4000"))
+    assert "anthropic.com" not in proxy and "whoever runs the server" in proxy
     assert key not in openai
 
 

@@ -19,6 +19,7 @@ from llmswitch.errors import (
     BackendError,
     BackendTimeoutError,
     BadResponseError,
+    LLMSwitchError,
     ModelNotFoundError,
     RateLimitError,
     UnreachableError,
@@ -27,7 +28,16 @@ from llmswitch.errors import (
 from llmswitch.plugins import get_registry
 from llmswitch.pricing import load_table
 from llmswitch.profiles import BUILTIN_PROFILES
-from llmswitch.types import CheckStatus, Message, Status, StreamEnd, StreamError, TextDelta, UsageEvent
+from llmswitch.types import (
+    CheckStatus,
+    Message,
+    Status,
+    StreamEnd,
+    StreamError,
+    Target,
+    TextDelta,
+    UsageEvent,
+)
 from tests.servers.anthropic_server import anthropic_server
 from tests.servers.http import LocalServer, free_port
 
@@ -530,3 +540,36 @@ def test_cli_chat_failures_are_sentences_with_hints(server: LocalServer, config_
     assert cut.exit_code == 1 and cut.stdout.startswith("w0 w1 w2") and "cut off" in cut.stderr
     seeded = run_cli("chat", "--profile", "claude", "-o", "seed", "3", "hi")
     assert seeded.exit_code == 2 and "seed" in seeded.stderr and "Traceback" not in seeded.output
+
+
+# ---- another server speaking the Messages API -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", ["forbidden", "rate_limit", "billing", "invalid"])
+def test_hints_name_the_server_when_it_is_not_anthropic(server: LocalServer, config_file: Path, scenario: str) -> None:
+    server.state.scenario = scenario
+    event, _ = failure(local(server, config_file))
+    said = f"{event.error.message} {event.error.remedy}"
+    assert "Anthropic" not in said, said  # a proxy's limits, billing and access are not Anthropic's
+    assert server.url in said, said
+    with pytest.raises(LLMSwitchError) as raised:
+        resolved = local(server, config_file)
+        resolved.complete(resolved.request("hi"))
+    assert "Anthropic" not in f"{raised.value.message} {raised.value.remedy}"
+
+
+def test_settings_refused_before_sending_name_the_server(server: LocalServer, config_file: Path) -> None:
+    resolved = local(server, config_file, temperature=1.5)
+    with pytest.raises(UnsupportedOptionError) as raised:
+        resolved.stream(resolved.request("hi"))
+    assert server.url in raised.value.message and "Anthropic" not in raised.value.message
+    assert server.state.requests == []
+
+
+def test_anthropics_own_api_still_points_at_its_console() -> None:
+    from llmswitch_anthropic.errors import from_error_body
+
+    target = Target(profile="claude", backend="anthropic", model="claude-sonnet-5-5", base_url=None)
+    for kind, status in (("permission_error", 403), ("rate_limit_error", 429), ("billing_error", 402)):
+        error = from_error_body(target, status, {"type": "error", "error": {"type": kind, "message": "no"}})
+        assert "Anthropic console" in (error.remedy or ""), error.remedy

@@ -24,6 +24,8 @@ on 127.0.0.1. Set ``server.state.scenario`` to make it fail:
 ``no_stop``          stream a few deltas, then end the body cleanly without ``message_stop``
 ``stall``            stream a few deltas, then go quiet for ``options["delay"]`` seconds
 ``no_count``         ``/v1/messages/count_tokens`` answers 404 (a proxy that lacks it)
+``invalid``          400 ``invalid_request_error`` about the request itself (roles must alternate)
+``billing``          402 ``billing_error`` (no credit left)
 ``no_sampling``      400 ``invalid_request_error`` when the body sets temperature, top_p or top_k (Sonnet 5 and later)
 ===================  ==========================================================================================
 
@@ -175,6 +177,13 @@ class AnthropicHandler(ProtocolHandler):
             return
         if path == "/v1/messages/count_tokens":
             self.send_json(200, {"input_tokens": int(self.options.get("count", self.input_tokens(body)))})
+            return
+        if scenario == "invalid":
+            self.send_json(400, error_body("invalid_request_error",
+                                           "messages: roles must alternate between \"user\" and \"assistant\""))
+            return
+        if scenario == "billing":
+            self.send_json(402, error_body("billing_error", "Your credit balance is too low."))
             return
         sampling = [name for name in ("temperature", "top_p", "top_k") if name in body]
         if scenario == "no_sampling" and sampling:

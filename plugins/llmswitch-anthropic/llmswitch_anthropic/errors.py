@@ -53,6 +53,11 @@ def server_name(target: Target) -> str:
     return "Anthropic" if is_anthropic(target) else f"the server at {target.base_url}"
 
 
+def account_holder(target: Target) -> str:
+    """Where a key's access, limits and billing are managed: Anthropic's console, or the other server's owner."""
+    return "the Anthropic console" if is_anthropic(target) else f"whoever runs {target.base_url}"
+
+
 def key_variable(target: Target) -> str:
     return target.key_variable or str(target.option("api_key_env") or KEY_ENV)
 
@@ -126,7 +131,8 @@ def from_error_body(
     if status == 403 or error_type == "permission_error":
         return AuthError(
             redact(f"{who} refused {key_origin(target)} access to '{target.model}' {tag}{detail}"),
-            remedy="check the key's workspace and model access in the Anthropic console, or choose another model",
+            remedy=f"check the key's workspace and model access with {account_holder(target)}, or choose another "
+            "model",
             **common,
         )
     if status == 404 or error_type == "not_found_error":
@@ -136,7 +142,7 @@ def from_error_body(
             return ModelNotFoundError(
                 f"{who} does not serve the model '{target.model}'{detail}",
                 remedy=hint + f"set model in profile '{target.profile}' (or pass -m); "
-                f"`llmswitch doctor` lists the models your key can use",
+                f"`llmswitch doctor` lists the models {who} lets your key use",
                 **common,
             )
         return ModelNotFoundError(
@@ -151,7 +157,7 @@ def from_error_body(
         return RateLimitError(
             f"{who} is rate limiting this key {tag}{during}{detail}",
             retry_after=retry_after,
-            remedy=f"{wait} and try again, or raise your limits in the Anthropic console",
+            remedy=f"{wait} and try again, or raise your limits with {account_holder(target)}",
             **common,
         )
     if status == 529 or error_type == "overloaded_error":
@@ -177,7 +183,7 @@ def from_error_body(
     if status == 402 or error_type == "billing_error":
         return BackendError(
             f"{who} refused the request for a billing reason {tag}{detail}",
-            remedy="check your plan and credit balance in the Anthropic console",
+            remedy=f"check your plan and credit balance with {account_holder(target)}",
             **common,
         )
     sampling = [name for name in ("temperature", "top_p", "top_k") if name in (api_message or "")]
@@ -187,7 +193,7 @@ def from_error_body(
                   "and from the command line (Claude Sonnet 5 and later accept none of temperature, top_p, top_k)")
     else:
         remedy = (f"check the settings of profile '{target.profile}' (model, max_tokens, temperature, top_p, "
-                  "top_k, stop) against Anthropic's limits")
+                  f"top_k, stop) against what {who} accepts")
     return BackendError(f"{who} refused the request {tag}{detail}", remedy=remedy, **common)
 
 
@@ -270,7 +276,7 @@ def from_exception(exc: BaseException, target: Target) -> BackendError | None:
     if isinstance(exc, httpx2.DecodingError):
         return BadResponseError(f"{who} sent a body that cannot be decoded: {exc}", backend=NAME)
     if isinstance(exc, anthropic.APIResponseValidationError):
-        return BadResponseError(f"{who} sent an answer that does not look like Anthropic's", backend=NAME)
+        return BadResponseError(f"{who} sent an answer that does not look like the Messages API's", backend=NAME)
     return None
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from llmswitch.errors import BadResponseError, UnsupportedOptionError
 from llmswitch.types import Request, Response, Target, Usage
+from llmswitch_anthropic.errors import server_name
 from llmswitch_anthropic.info import DEFAULT_MAX_TOKENS, NAME
 
 # Anthropic's stop reasons in the words every llmswitch backend uses ("stop", "length").
@@ -42,26 +43,27 @@ def finish_reason(stop_reason: Any) -> str | None:
 def check_supported(target: Target, request: Request) -> None:
     """Refuse, before anything is sent, a setting the Messages API cannot honour."""
     where = f"profile '{target.profile}'"
+    who = server_name(target)
     if request.seed is not None:
         raise UnsupportedOptionError(
-            f"the anthropic backend cannot honour seed={request.seed}: Anthropic's Messages API has no seed",
+            f"the anthropic backend cannot honour seed={request.seed}: the Messages API has no seed",
             remedy=f"remove seed from {where} (or from the command line); answers cannot be made repeatable here",
         )
     for name, value in (("temperature", request.temperature), ("top_p", request.top_p)):
         if value is not None and not 0.0 <= value <= 1.0:
             raise UnsupportedOptionError(
-                f"Anthropic takes {name} between 0 and 1, not {value:g}",
+                f"{who} takes {name} between 0 and 1 (the Messages API's range), not {value:g}",
                 remedy=f"set {name} to a value from 0 to 1 in {where} (or on the command line)",
             )
     if request.top_k is not None and request.top_k < 1:
         raise UnsupportedOptionError(
-            f"Anthropic takes top_k of 1 or more, not {request.top_k}", remedy=f"fix top_k in {where}"
+            f"{who} takes top_k of 1 or more, not {request.top_k}", remedy=f"fix top_k in {where}"
         )
     if request.extras:
         names = ", ".join(sorted(request.extras))
         raise UnsupportedOptionError(
             f"the anthropic backend has no generation setting named {names}",
-            remedy="remove it; Anthropic takes temperature, top_p, top_k, max_tokens and stop",
+            remedy="remove it; the Messages API takes temperature, top_p, top_k, max_tokens and stop",
         )
 
 
