@@ -106,7 +106,8 @@ def price_of(resolved: ResolvedProfile) -> ModelPrice:
     """The profile's price per million tokens (its own keys win over the plugin's table)."""
     from llmswitch.pricing import price_for
 
-    return price_for(resolved.handle.info, resolved.target.model, resolved.settings)
+    target = resolved.target
+    return price_for(resolved.handle.info, target.model, resolved.settings, target.base_url)
 
 
 def count_input(resolved: ResolvedProfile, request: Request) -> TokenCount:

@@ -349,7 +349,7 @@ def diagnose(
         checks.append(key_check)
 
     # Price and budgets cost nothing on the network: do them before the hook.
-    diagnosis.price = price_for(handle.info, target.model, settings)
+    diagnosis.price = price_for(handle.info, target.model, settings, target.base_url)
     budget_check = check_budgets(diagnosis, settings)
     price_age_check = check_price_age(diagnosis.price)
 

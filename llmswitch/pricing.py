@@ -21,6 +21,12 @@ process, with :mod:`importlib.resources` (never from the network). TOML (or the 
 
 Optional per model: ``batch_input_per_mtok`` and ``batch_output_per_mtok`` (a provider's batch service).
 
+A table prices the backend's own service, at its ``default_base_url``: a model served anywhere else (a custom
+``base_url``, or one from the backend's URL variable) is priced only by the profile's keys or the preset's (a preset
+for a self-hosted server says $0), because ``-m gpt-4o`` on a local llama.cpp server is not OpenAI's gpt-4o. A table
+whose prices hold on any server (Ollama's: local inference is free wherever it runs) says so with
+``[meta] any_server = true``. The same holds for the table ``llmswitch prices update`` stores.
+
 A model is found by its exact name or an alias, else by its name without a snapshot suffix (``gpt-4o-mini-2024-07-18``,
 ``claude-sonnet-4-5-20250929``, ``llama3.2:latest``), else the ``[default]`` table.
 
@@ -144,6 +150,7 @@ class PriceTable:
     default: ModelPrice | None = None
     error: str | None = None  # the file could not be read: every price in it is unknown
     updated: bool = False  # written by `llmswitch prices update`, not shipped by the plugin
+    any_server: bool = False  # the prices hold whatever base_url the backend talks to
 
     def age_days(self, today: dt.date | None = None) -> int | None:
         return age_in_days(self.date, today)
@@ -240,6 +247,9 @@ def parse_table(text: str, *, backend: str, origin: str, format: str = "toml", u
         if not isinstance(names, list) or not all(isinstance(alias, str) for alias in names):
             raise PriceTableError(f"{where}: aliases must be a list of model names")
         aliases.update(dict.fromkeys(names, str(name)))
+    any_server = meta.get("any_server", False)
+    if not isinstance(any_server, bool):
+        raise PriceTableError(f"{origin}: [meta] any_server must be true or false")
     default_raw = document.get("default")
     default = _entry(default_raw, f"{origin} [default]", label, date) if default_raw is not None else None
     if default is None and "*" in models:  # tolerated: [models."*"] for "every other model"
@@ -253,6 +263,7 @@ def parse_table(text: str, *, backend: str, origin: str, format: str = "toml", u
         aliases=aliases,
         default=default,
         updated=updated,
+        any_server=any_server,
     )
 
 
@@ -348,19 +359,31 @@ def _load_updated(path: Path, stamp: int) -> dict[str, PriceTable]:
     return tables
 
 
-def lookup(info: BackendInfo | None, model: str) -> ModelPrice:
-    """The price for ``model`` from the updated table, else the plugin's; profile overrides ignored here.
+def on_another_server(info: BackendInfo, base_url: str | None) -> bool:
+    """True when ``base_url`` is not the backend's own service (the one its price tables are about)."""
+    if not base_url:
+        return False
+    return info.default_base_url is None or base_url.rstrip("/") != info.default_base_url.rstrip("/")
 
-    UNKNOWN when nobody says. The updated table has no ``[default]``: a model it does not list falls through
+
+def lookup(info: BackendInfo | None, model: str, base_url: str | None = None) -> ModelPrice:
+    """The price for ``model`` at ``base_url`` (None: the backend's own service) from the updated table, else
+    the plugin's; profile overrides ignored here.
+
+    UNKNOWN when nobody says, and on another server than the backend's own unless the shipped table says its
+    prices hold on any server. The updated table has no ``[default]``: a model it does not list falls through
     to the shipped table, whose default (a local backend's $0) still applies.
     """
     if info is None:
         return UNKNOWN
+    table = load_table(info)
+    if on_another_server(info, base_url) and not (table is not None and table.any_server):
+        label = table.label if table is not None else f"{info.name} price table"
+        return replace(UNKNOWN, source=f"the {label} is for {info.default_base_url or info.name}, not {base_url}")
     updated = updated_table(info.name)
     found_updated = updated.find(model) if updated is not None else None
     if found_updated is not None:
         return found_updated
-    table = load_table(info)
     if table is None:
         return replace(UNKNOWN, source=f"backend {info.name} ships no price table")
     if table.error:
@@ -371,12 +394,16 @@ def lookup(info: BackendInfo | None, model: str) -> ModelPrice:
     return found
 
 
-def price_for(info: BackendInfo | None, model: str, settings: Mapping[str, Any] | None = None) -> ModelPrice:
+def price_for(
+    info: BackendInfo | None, model: str, settings: Mapping[str, Any] | None = None, base_url: str | None = None
+) -> ModelPrice:
     """The price a profile pays: the plugin's table, with the profile's ``price_*_per_mtok`` keys winning.
 
-    ``settings`` are the profile's validated keys (presets expanded), e.g. ``ResolvedProfile.settings``.
+    ``settings`` are the profile's validated keys (presets expanded), e.g. ``ResolvedProfile.settings``;
+    ``base_url`` is where the calls go (``Target.base_url``): another server than the backend's own is priced
+    only by those keys (see the module's docstring).
     """
-    price = lookup(info, model)
+    price = lookup(info, model, base_url)
     overrides = {
         field_name: float(settings[key])
         for key, field_name in PROFILE_OVERRIDES.items()

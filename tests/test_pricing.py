@@ -181,3 +181,60 @@ def test_format_usd(usd: float | None, text: str) -> None:
                                             (2.5, "$2.50"), (15.0, "$15.00"), (0.0005, "$0.0005")])
 def test_format_rate(rate: float | None, text: str) -> None:
     assert format_rate(rate) == text
+
+
+# ---- a model on another server than the backend's own ----------------------------------------------------
+
+
+def openai_price(config_file: Path, monkeypatch: pytest.MonkeyPatch, profile: str, model: str = "gpt-4o",
+                 env_url: str | None = None) -> pricing.ModelPrice:
+    from llmswitch.accounting import price_of
+
+    pytest.importorskip("llmswitch_openai")
+    if env_url:
+        monkeypatch.setenv("OPENAI_BASE_URL", env_url)
+    write_config(config_file, profile)
+    return price_of(Client().resolve("p", model=model))
+
+
+def test_a_model_on_a_custom_base_url_is_not_priced_from_the_providers_table(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = '[profiles.p]\nbackend = "openai"\nbase_url = "http://127.0.0.1:8080/v1"\n'
+    price = openai_price(config_file, monkeypatch, local)
+    assert not price.known and price.cost(500, 500) is None
+    assert "is for https://api.openai.com/v1, not http://127.0.0.1:8080/v1" in price.source
+    # The same through the environment: OPENAI_BASE_URL at a local server.
+    from_env = openai_price(config_file, monkeypatch, '[profiles.p]\nbackend = "openai"\n',
+                            env_url="http://127.0.0.1:8080/v1")
+    assert not from_env.known
+
+
+def test_openais_own_url_is_priced_from_its_table(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    price = openai_price(config_file, monkeypatch, '[profiles.p]\nbackend = "openai"\napi_key = "sk-x"\n'
+                                                   'base_url = "https://api.openai.com/v1/"\n')
+    assert price.known and price.input_per_mtok == 2.5 and "openai price table" in price.source
+
+
+def test_a_custom_base_url_is_priced_by_the_profile_or_a_preset_that_says_so(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    preset = openai_price(config_file, monkeypatch, '[profiles.p]\nbackend = "openai"\npreset = "llamacpp-server"\n')
+    assert preset.free and preset.source == "profile"  # the self-hosted preset says $0
+    own = openai_price(config_file, monkeypatch, '[profiles.p]\nbackend = "openai"\nbase_url = "http://h:1/v1"\n'
+                                                 'price_input_per_mtok = 1\nprice_output_per_mtok = 3\n')
+    assert own.cost(500, 500) == pytest.approx(0.002)
+    proxy = openai_price(config_file, monkeypatch, '[profiles.p]\nbackend = "openai"\npreset = "litellm"\n')
+    assert not proxy.known  # a LiteLLM proxy forwards to paid providers: nobody here knows its price
+
+
+def test_ollama_is_free_on_any_machine(config_file: Path) -> None:
+    pytest.importorskip("llmswitch_ollama")
+    write_config(config_file, '[profiles.p]\nbackend = "ollama"\nbase_url = "http://gpu-box.lan:11434"\n')
+    resolved = Client().resolve("p")
+    assert price_for(resolved.handle.info, resolved.target.model, resolved.settings, resolved.target.base_url).free
+
+
+def test_any_server_must_be_a_boolean() -> None:
+    with pytest.raises(PriceTableError, match="any_server must be true or false"):
+        parse_table('[meta]\nany_server = "yes"\n', backend="x", origin="x/prices.toml")

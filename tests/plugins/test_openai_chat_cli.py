@@ -137,3 +137,24 @@ def test_a_proxy_400_about_something_else_is_not_a_missing_model(server: LocalSe
     server.state.scenario = "litellm"
     outcome = run_cli("chat", "-p", "p", "--json", "hi")  # a served model through the proxy: answers
     assert outcome.exit_code == 0 and json.loads(outcome.stdout)["text"]
+
+
+# ---- prices -----------------------------------------------------------------------------------------------
+
+
+def test_gpt_4o_on_a_local_server_is_not_charged_at_openais_rate(
+    server: LocalServer, config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.state.options["models"] = ["gpt-4o"]
+    payload = json.loads(run_cli("chat", "-p", "p", "-m", "gpt-4o", "--json", "hi").stdout)
+    assert payload["cost"]["usd"] is None and "not " + server.url in payload["cost"]["price_source"]
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{server.url}/v1")  # the built-in profile, pointed at it
+    payload = json.loads(run_cli("chat", "-p", "openai", "-m", "gpt-4o", "--json", "hi").stdout)
+    assert payload["text"] and payload["cost"]["usd"] is None
+    profile = {"backend": "openai", "base_url": f"{server.url}/v1", "model": "gpt-4o"}
+    config_file.write_text(tomli_w.dumps({"profiles": {"p": profile}}))
+    doctor = json.loads(run_cli("doctor", "--json", "--offline", "p").stdout)
+    assert doctor["profiles"][0]["standard_request_usd"] is None
+    assert "not " + server.url in doctor["profiles"][0]["price"]["source"]
+    costs = json.loads(run_cli("cost", "--json", "-p", "p").stdout)["profiles"][0]
+    assert costs["usd_per_request"] is None
