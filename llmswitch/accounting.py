@@ -132,23 +132,23 @@ def estimate_cost(
     """Price ``request`` on this profile before sending it.
 
     Input tokens: ``input_count`` when given, else the backend's ``count_tokens`` of the request.
-    Output tokens: ``output_tokens`` when given, else the request's ``max_tokens``; else, for a budget check
-    (the worst case), the model's maximum output, and for an estimate the standard request's 500.
+    Output tokens: ``output_tokens`` when given; else, for a budget check (the worst case), the request's
+    ``max_tokens``, or the model's maximum output when it sets none; else, for an estimate, the standard request's
+    500, whatever ``max_tokens`` allows, so that ``cost`` and ``doctor`` price the same request.
     """
     from llmswitch.pricing import STANDARD_OUTPUT_TOKENS
 
     price = price_of(resolved)
     if output_tokens is not None:
         assumed, basis = output_tokens, "--output-tokens"
+    elif not for_budget:
+        assumed, basis = STANDARD_OUTPUT_TOKENS, "standard request"
     elif request.max_tokens is not None:
         assumed, basis = request.max_tokens, "max_tokens"
-    elif for_budget:
-        if price.max_output is not None:
-            assumed, basis = price.max_output, "the model's maximum output"
-        else:
-            assumed, basis = FALLBACK_MAX_OUTPUT, "no max_tokens set"
+    elif price.max_output is not None:
+        assumed, basis = price.max_output, "the model's maximum output"
     else:
-        assumed, basis = STANDARD_OUTPUT_TOKENS, "standard request"
+        assumed, basis = FALLBACK_MAX_OUTPUT, "no max_tokens set"
     counted = input_count if input_count is not None else count_input(resolved, request)
     return CostEstimate(counted, assumed, basis, price)
 

@@ -58,13 +58,30 @@ def test_a_prompt_is_counted_by_each_backend(seeds: Path) -> None:
     assert rows[0].usd_per_request == pytest.approx((4 * 10 + 100 * 30) / 1e6)
 
 
-def test_output_tokens_default_to_the_profiles_max_tokens(config_file: Path) -> None:
+def test_output_tokens_are_the_standard_500_whatever_max_tokens_says(config_file: Path) -> None:
     write_config(config_file, '[profiles.capped]\nbackend = "echo"\nmax_tokens = 64\nprice_input_per_mtok = 1\n'
                               'price_output_per_mtok = 1\n')
-    [row] = compare_costs(Client(), ["capped"])
-    assert row.estimate is not None and (row.estimate.output_tokens, row.estimate.output_basis) == (64, "max_tokens")
+    [row] = compare_costs(Client(), ["capped"], requests=100)
+    assert row.estimate is not None
+    assert (row.estimate.output_tokens, row.estimate.output_basis) == (500, "standard request")
+    assert row.usd_total == pytest.approx(100 * (500 + 500) / 1e6)
     [flagged] = compare_costs(Client(), ["capped"], output_tokens=10)
     assert flagged.estimate is not None and flagged.estimate.output_tokens == 10
+
+
+def test_cost_per_request_is_what_doctor_prices(seeds: Path) -> None:
+    from llmswitch.doctor import run_doctor
+
+    write_config(seeds, SEED_PROFILES + '[profiles.capped]\nbackend = "echo"\nmax_tokens = 64\n'
+                                        'price_input_per_mtok = 3\nprice_output_per_mtok = 7\n')
+    names = ["gpt35", "gpt4", "capped", "echo"]
+    costs = {row.profile: row.usd_per_request for row in compare_costs(Client(), names, requests=100)}
+    doctor = {d.profile: d.standard_request_usd for d in run_doctor(Client(), names, offline=True).diagnoses}
+    assert costs == pytest.approx(doctor)
+    table = run_cli("cost", "-p", "capped", "--requests", "100")
+    assert "output: 500 tokens per request (the standard request doctor prices" in table.stdout
+    capped = next(line for line in table.stdout.splitlines() if line.strip().startswith("capped"))
+    assert "$0.00500" in capped and "$0.5000" in capped  # (500 × $3 + 500 × $7) per million; × 100
 
 
 def test_unknown_price_sorts_after_known_and_is_never_zero(config_file: Path) -> None:

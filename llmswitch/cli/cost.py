@@ -20,7 +20,7 @@ import click
 @click.option("--input-tokens", type=click.IntRange(min=0), metavar="N",
               help="Input tokens per request, instead of counting a PROMPT (default without one: 500).")
 @click.option("--output-tokens", type=click.IntRange(min=0), metavar="N",
-              help="Output tokens per request (default: the profile's max_tokens, else 500).")
+              help="Output tokens per request (default: 500, the standard request doctor prices too).")
 @click.option("-n", "--requests", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
               help="How many such requests to price.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -29,9 +29,10 @@ def cost(ctx: click.Context, prompt: tuple[str, ...], profiles: tuple[str, ...],
          input_tokens: int | None, output_tokens: int | None, requests: int, as_json: bool) -> int:
     """Estimate what PROMPT (or `-` for stdin, or a standard 500-token request) costs on each profile.
 
-    Input tokens are counted by each backend (exact or estimate, as shown); output tokens come from
-    --output-tokens, else the profile's max_tokens, else 500. Cheapest first. The seeds' comparison of
-    100 requests of 500 + 500 tokens: `llmswitch cost --requests 100`.
+    Input tokens are counted by each backend (exact or estimate, as shown), or 500 without a PROMPT; output
+    tokens are --output-tokens, else 500 (the standard request `doctor` prices; a profile's max_tokens does not
+    change it). Cheapest first. The seeds' comparison of 100 requests of 500 + 500 tokens:
+    `llmswitch cost --requests 100`.
     """
     from llmswitch.accounting import compare_costs
     from llmswitch.client import Client
@@ -107,6 +108,12 @@ def _render_costs(rows: list[Any], requests: int) -> None:
                          f"price_output_per_mtok in [profiles.{row.profile}]")
     out = console()
     out.print(grid)
+    bases = sorted({(r.estimate.output_tokens, r.estimate.output_basis) for r in rows if r.estimate})
+    if len(bases) == 1:
+        tokens, basis = bases[0]
+        why = "the standard request doctor prices; --output-tokens N to change" if basis == "standard request" \
+            else basis
+        out.print(Text(f"output: {tokens:,} tokens per request ({why})", style="dim"))
     methods = sorted({f"{r.estimate.input.method}" for r in rows if r.estimate and not r.estimate.input.exact})
     if methods:
         out.print(Text(f"~ input tokens estimated ({', '.join(methods)})", style="dim"))
