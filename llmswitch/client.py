@@ -265,6 +265,22 @@ class ResolvedProfile:
             return estimate_tokens(request)
         return self._call("count_tokens", self.target, request)  # type: ignore[no-any-return]
 
+    def first_use_notice(self) -> str | None:
+        """The backend's notice for this profile (see ``BackendInfo.notice``) the first time in this data
+        directory, else None. A notice that fails to build is dropped: it must never stop a chat."""
+        notice = self.handle.info.notice
+        if notice is None:
+            return None
+        try:
+            text = notice(self.target)
+        except Exception:
+            return None
+        if not text:
+            return None
+        from llmswitch.notices import first_time
+
+        return text if first_time(f"{self.target.backend}:{text}") else None
+
     def health(self, timeout: float = 10.0, offline: bool = False) -> HealthReport:
         if self._has("health"):
             return self._call("health", self.target, timeout, offline)  # type: ignore[no-any-return]

@@ -34,8 +34,10 @@ from llmswitch.types import BackendInfo, OptionSpec
 BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
     "local": {
         "backend": "llamacpp",
-        "model": "gemma-3-270m",
-        "description": "llama.cpp in-process on the embedded Gemma 3 270M demo model (offline, no key)",
+        "model": "smollm2-135m-instruct",
+        "description": "a tiny demo model (llama.cpp, offline); for real answers point it at a GGUF file: "
+        "llmswitch profiles add local --backend llamacpp --model my-model --set model_path=/path/to/model.gguf "
+        "--replace",
     },
     "openai": {"backend": "openai", "model": "gpt-5-mini", "description": "OpenAI's API"},
     "anthropic": {"backend": "anthropic", "model": "claude-sonnet-5-5", "description": "Anthropic's API"},
@@ -162,7 +164,10 @@ class ProfileStore:
             return Profile(name, dict(builtin or {}), "built-in")
         if builtin is None or ("backend" in user and user["backend"] != builtin["backend"]):
             return Profile(name, dict(user), str(self.path))
-        return Profile(name, {**builtin, **user}, f"built-in + {self.path}")
+        # The built-in's description describes the built-in ("a tiny demo model"): once the file changes the
+        # profile, only the file's own description (if any) is true.
+        inherited = {key: value for key, value in builtin.items() if key != "description"}
+        return Profile(name, {**inherited, **user}, f"built-in + {self.path}")
 
     def all(self) -> list[Profile]:
         return [self.get(name) for name in self.names()]

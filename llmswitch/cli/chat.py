@@ -79,7 +79,9 @@ def chat(
             click.echo(f"(continuing conversation {record.id}: {record.title!r}, "
                        f"{len(conversation.messages)} messages)", err=True)
     conversation.settings = {**conversation.settings, **parse_options(client, conversation, options)}
-    _ = conversation.resolved  # validate the profile before reading stdin or starting a REPL
+    notice = conversation.resolved.first_use_notice()  # (resolving validates the profile before any input)
+    if notice:
+        click.echo(f"note: {notice}", err=True)
 
     text = " ".join(prompt)
     stdin_is_terminal = sys.stdin is None or sys.stdin.isatty()

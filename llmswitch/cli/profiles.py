@@ -38,11 +38,14 @@ def list_profiles(ctx: click.Context, as_json: bool) -> None:
         return
     width = max(len(p.name) for p, _ in rows)
     backend_width = max(len(p.backend) for p, _ in rows)
+    model_width = max(len(p.model or "(backend default)") for p, _ in rows)
     for profile, is_default in rows:
         marker = "*" if is_default else " "
         model = profile.model or "(backend default)"
-        source = "" if profile.source == "built-in" else "  [your file]"
-        click.echo(f"{marker} {profile.name:<{width}}  {profile.backend:<{backend_width}}  {model}{source}")
+        # A built-in's note says what it is ("a tiny demo model..."); a profile from the file shows where it is.
+        about = profile.description if profile.source == "built-in" else "[your file]"
+        line = f"{marker} {profile.name:<{width}}  {profile.backend:<{backend_width}}  {model:<{model_width}}  {about}"
+        click.echo(line.rstrip())
     click.echo(f"(* default; file: {store.path})", err=True)
 
 

@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import llmswitch_subprocess
-from tests.plugins.test_llamacpp_support import CAPITAL_PROMPT, LONG_PROMPT, embedded_model  # noqa: F401
+from tests.plugins.test_llamacpp_support import CAPITAL_PROMPT, LONG_PROMPT, demo_model, embedded_model  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
-NATIVE_LOG_MARKERS = ("llama_", "ggml_", "gguf", "n_ctx_per_seq", "load_tensors")
+NATIVE_LOG_MARKERS = ("llama_", "ggml_", "gguf_", "n_ctx_per_seq", "load_tensors")
 
 
-def test_chat_local_answers_on_stdout_and_nothing_else(embedded_model: Path) -> None:
+def test_chat_local_answers_on_stdout_and_nothing_else(demo_model: Path) -> None:
     proc = llmswitch_subprocess("chat", "--profile", "local", "-o", "temperature", "0", CAPITAL_PROMPT)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "The capital of France is Paris."
@@ -31,24 +31,24 @@ def test_chat_local_answers_on_stdout_and_nothing_else(embedded_model: Path) -> 
         assert marker not in proc.stderr, proc.stderr
 
 
-def test_chat_local_with_default_sampling_answers(embedded_model: Path) -> None:
+def test_chat_local_with_default_sampling_answers(demo_model: Path) -> None:
     proc = llmswitch_subprocess("chat", "--profile", "local", "Say hello")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip()
     assert not any(marker in proc.stdout + proc.stderr for marker in NATIVE_LOG_MARKERS)
 
 
-def test_json_carries_text_and_exact_usage(embedded_model: Path) -> None:
+def test_json_carries_text_and_exact_usage(demo_model: Path) -> None:
     proc = llmswitch_subprocess("chat", "--profile", "local", "--json", "-o", "temperature", "0",
                                 "-o", "max_tokens", "16", CAPITAL_PROMPT)
     assert proc.returncode == 0, proc.stderr
     payload = json.loads(proc.stdout)
     assert payload["text"] == "The capital of France is Paris."
-    assert payload["usage"]["input_tokens"] == 13
+    assert payload["usage"]["input_tokens"] == 16
     assert 0 < payload["usage"]["output_tokens"] <= 16
 
 
-def test_no_stream_and_repeat_penalty_option(embedded_model: Path) -> None:
+def test_no_stream_and_repeat_penalty_option(demo_model: Path) -> None:
     proc = llmswitch_subprocess("chat", "-p", "local", "--no-stream", "-o", "temperature", "0",
                                 "-o", "repeat_penalty", "1.3", "-o", "max_tokens", "8", LONG_PROMPT)
     assert proc.returncode == 0, proc.stderr
@@ -58,7 +58,7 @@ def test_no_stream_and_repeat_penalty_option(embedded_model: Path) -> None:
 def test_ctrl_c_mid_answer_keeps_the_partial_answer_and_exits_130(embedded_model: Path) -> None:
     # In Gemma's turn format this base model goes on for all 400 tokens (about 8 s here).
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llmswitch", "chat", "-p", "local", "-o", "temperature", "0",
+        [sys.executable, "-m", "llmswitch", "chat", "-p", "local", "-m", "gemma-3-270m", "-o", "temperature", "0",
          "-o", "chat_format", "gemma", "-o", "max_tokens", "400", LONG_PROMPT],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
     )

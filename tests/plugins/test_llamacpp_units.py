@@ -39,7 +39,7 @@ def test_plugin_is_found_through_its_entry_point_without_importing_llama_cpp() -
         "print(info.name, info.key_env, info.default_model, 'llama_cpp' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["llamacpp", "None", "gemma-3-270m", "False"]
+    assert out.split() == ["llamacpp", "None", "smollm2-135m-instruct", "False"]
 
 
 def test_declares_options_extras_and_a_zero_price_table() -> None:
@@ -63,7 +63,7 @@ def test_builtin_local_profile_resolves_to_llamacpp() -> None:
     from llmswitch.client import Client
 
     target = Client().resolve("local").target
-    assert (target.backend, target.model, target.api_key) == ("llamacpp", "gemma-3-270m", None)
+    assert (target.backend, target.model, target.api_key) == ("llamacpp", "smollm2-135m-instruct", None)
     assert target.options["chat_format"] == "auto"
 
 
@@ -267,7 +267,7 @@ def test_model_without_a_file_says_how_to_point_at_one(config_file: Path) -> Non
 def test_model_named_by_path_and_bad_numbers(config_file: Path, tmp_path: Path) -> None:
     resolved = profile(config_file, "bypath", model=str(tmp_path / "x.gguf"), n_threads=3)
     settings = load_settings(resolved.target)
-    assert settings.model_path == tmp_path / "x.gguf" and settings.n_threads == 3 and not settings.embedded
+    assert settings.model_path == tmp_path / "x.gguf" and settings.n_threads == 3 and settings.demo is None
     with pytest.raises(InvalidOptionError, match="n_ctx must be at least 16"):
         load_settings(profile(config_file, "tiny", model_path="/x.gguf", n_ctx=4).target)
 
@@ -321,5 +321,5 @@ def test_builtin_local_pointed_at_another_file_is_named_after_the_file(config_fi
 
     config_file.write_text(f'[profiles.local]\nmodel_path = "{tmp_path}/qwen2.5-7b-instruct-q4_k_m.gguf"\n')
     settings = load_settings(Client().resolve("local").target)
-    assert not settings.embedded
-    assert settings.model_name == "qwen2.5-7b-instruct-q4_k_m"  # not "gemma-3-270m"
+    assert settings.demo is None
+    assert settings.model_name == "qwen2.5-7b-instruct-q4_k_m"  # not "smollm2-135m-instruct"

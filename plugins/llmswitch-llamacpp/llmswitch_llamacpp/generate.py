@@ -21,7 +21,7 @@ from typing import Any
 
 from llmswitch.errors import BackendError, BadResponseError, UnsupportedOptionError
 from llmswitch.types import Request, Response, StreamEnd, StreamEvent, Target, TextDelta, Usage, UsageEvent
-from llmswitch_llamacpp.embedded import EMBEDDED_SAMPLING
+from llmswitch_llamacpp.embedded import DEMO_DEFAULTS
 from llmswitch_llamacpp.prompts import Prompt, conversation, render
 from llmswitch_llamacpp.runtime import LoadedModel, llama_cpp_module
 from llmswitch_llamacpp.settings import LoadSettings
@@ -77,11 +77,11 @@ def plan(model: LoadedModel, settings: LoadSettings, target: Target, request: Re
             "supports it",
             backend="llamacpp",
         )
-    wanted = request.max_tokens if request.max_tokens and request.max_tokens > 0 else DEFAULT_MAX_TOKENS
     seed = request.seed if request.seed is not None else target.option("seed")
     stop = tuple(dict.fromkeys(s for s in (*prompt.stop, *request.stop) if s))
 
-    defaults = {**DEFAULT_SAMPLING, **(EMBEDDED_SAMPLING if settings.embedded else {})}
+    defaults = {**DEFAULT_SAMPLING, "max_tokens": DEFAULT_MAX_TOKENS, **(DEMO_DEFAULTS if settings.demo else {})}
+    wanted = request.max_tokens if request.max_tokens and request.max_tokens > 0 else int(defaults["max_tokens"])
 
     def setting(name: str, value: Any) -> Any:
         return defaults[name] if value is None else value

@@ -46,8 +46,11 @@ class Prompt:
     add_bos: bool = True
 
 
-def choose_format(requested: str | None, metadata: Mapping[str, Any]) -> FormatChoice:
-    """Pick the prompt format for a model from the ``chat_format`` option and the GGUF metadata."""
+def choose_format(requested: str | None, metadata: Mapping[str, Any], reason: str | None = None) -> FormatChoice:
+    """Pick the prompt format for a model from the ``chat_format`` option and the GGUF metadata.
+
+    ``reason`` says why a named format was requested when it was not the profile's own choice.
+    """
     template = metadata.get("tokenizer.chat_template")
     template = template if isinstance(template, str) and template.strip() else None
     if requested and requested != AUTO:
@@ -56,7 +59,8 @@ def choose_format(requested: str | None, metadata: Mapping[str, Any]) -> FormatC
                 "chat_format = 'template' but this model's GGUF metadata has no chat template",
                 remedy="choose a named format (" + ", ".join(FORMATS[2:]) + ") or remove chat_format",
             )
-        return FormatChoice(requested, "set by the chat_format option", template if requested == TEMPLATE else None)
+        return FormatChoice(requested, reason or "set by the chat_format option",
+                            template if requested == TEMPLATE else None)
     if template is not None:
         return FormatChoice(TEMPLATE, "the chat template in the GGUF metadata", template)
     architecture = str(metadata.get("general.architecture", "")).lower()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from llmswitch.errors import InvalidOptionError, ModelNotFoundError
 from llmswitch.types import Target
-from llmswitch_llamacpp.embedded import EMBEDDED_MODEL
+from llmswitch_llamacpp.embedded import DEFAULT_DEMO, DEMO_MODELS, DemoModel, demo_for
 
 DEFAULT_N_CTX = 4096
 DEFAULT_N_BATCH = 512
@@ -31,8 +31,9 @@ class LoadSettings:
     n_gpu_layers: int = 0
     n_batch: int = DEFAULT_N_BATCH
     chat_format: str = "auto"
-    embedded: bool = False
-    model_name: str = EMBEDDED_MODEL  # what answers report as their model
+    demo: DemoModel | None = None  # set when the file is one of the demo models a package ships
+    model_name: str = DEFAULT_DEMO  # what answers report as their model
+    format_reason: str | None = None  # why chat_format, when it is not the profile's own choice
 
     def file_key(self) -> tuple[object, ...]:
         """The model file as it is on disk now: a replaced or edited file is a different model."""
@@ -63,23 +64,24 @@ def default_threads() -> int:
     return max(1, usable_cpus() // 2)
 
 
-def model_path_for(target: Target) -> tuple[Path, bool]:
-    """The GGUF file a target runs and whether it is the embedded model (assembled on first use)."""
+def model_path_for(target: Target) -> tuple[Path, DemoModel | None]:
+    """The GGUF file a target runs, and the demo model it is when it is one (found or assembled on first use)."""
     explicit = target.option("model_path")
     if explicit:
-        return Path(str(explicit)).expanduser(), False
-    model = target.model
-    if not model or model == EMBEDDED_MODEL:
-        from llmswitch_llamacpp.embedded import embedded_model_path
+        return Path(str(explicit)).expanduser(), None
+    demo = demo_for(target.model, explicit)
+    if demo is not None:
+        from llmswitch_llamacpp.embedded import demo_model_path
 
-        return embedded_model_path(), True
+        return demo_model_path(demo.name), demo
+    model = target.model
     if model.endswith(".gguf") or os.sep in model:
-        return Path(model).expanduser(), False
+        return Path(model).expanduser(), None
     raise ModelNotFoundError(
         f"profile '{target.profile}' asks llama.cpp for model '{model}' but names no GGUF file",
         remedy=f"set model_path to the file, e.g. llmswitch profiles add {target.profile} --backend llamacpp "
         f"--model {model} --set model_path=/path/to/{model}.gguf --replace (or pass -m /path/to/file.gguf); "
-        f"the built-in model is '{EMBEDDED_MODEL}'",
+        f"the built-in demo models are {' and '.join(repr(name) for name in DEMO_MODELS)}",
         backend="llamacpp",
     )
 
@@ -100,17 +102,21 @@ def load_settings(target: Target) -> LoadSettings:
         raise InvalidOptionError(
             f"profile '{target.profile}': n_gpu_layers must be -1 (all), 0 (none) or a layer count",
         )
-    path, embedded = model_path_for(target)
+    path, demo = model_path_for(target)
     # A profile that only sets model_path (keeping the built-in local's model name) runs another model: name
     # it after its file rather than claim it is the demo model.
-    name = target.model if embedded or (target.model and target.model != EMBEDDED_MODEL) else path.stem
+    name = target.model if demo or (target.model and target.model not in DEMO_MODELS) else path.stem
+    chat_format, format_reason = str(target.option("chat_format", "auto")), None
+    if demo and chat_format == "auto" and demo.chat_format != "auto":
+        chat_format, format_reason = demo.chat_format, demo.format_reason
     return LoadSettings(
         model_path=path,
         n_ctx=n_ctx,
         n_threads=n_threads,
         n_gpu_layers=n_gpu_layers,
         n_batch=n_batch,
-        chat_format=str(target.option("chat_format", "auto")),
-        embedded=embedded,
-        model_name=name or path.stem,
+        chat_format=chat_format,
+        demo=demo,
+        model_name=name or (demo.name if demo else path.stem),
+        format_reason=format_reason,
     )
