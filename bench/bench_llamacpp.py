@@ -72,7 +72,7 @@ def generation(args: argparse.Namespace) -> None:
         count = 0
         for token in direct.generate(job.tokens, temp=job.temperature, top_k=job.top_k, top_p=job.top_p,
                                      min_p=job.min_p, repeat_penalty=job.repeat_penalty):
-            if llama_cpp.llama_token_is_eog(direct._model.vocab, token):
+            if llama_cpp.llama_vocab_is_eog(direct._model.vocab, token):
                 break
             count += 1
             if count >= job.max_tokens:

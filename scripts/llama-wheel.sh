@@ -7,7 +7,9 @@
 # and always bypass pip's cache when building.
 set -euo pipefail
 
-LLAMA_CPP_VERSION="${LLAMA_CPP_VERSION:-0.3.16}"
+# The version CI and install.sh build; the plugin accepts the tested range in its pyproject.toml. The cache key
+# below includes it, so a new version is built once and never confused with an older wheel.
+LLAMA_CPP_VERSION="${LLAMA_CPP_VERSION:-0.3.36}"
 export CMAKE_ARGS="${LLMSWITCH_CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON}"
 PYTHON="${PYTHON:-python3}"
 

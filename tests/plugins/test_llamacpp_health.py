@@ -5,6 +5,8 @@ missing; each with a clear status and remedy. The generation check runs in a rea
 
 from __future__ import annotations
 
+import re
+import struct
 from pathlib import Path
 
 import pytest
@@ -32,15 +34,23 @@ def check(report: HealthReport, name: str) -> Check:
 
 
 @pytest.mark.slow
-def test_good_model_passes_every_check_with_load_time_and_speed(local: ResolvedProfile) -> None:
+def test_good_model_passes_every_check_with_load_time_and_speed(local: ResolvedProfile, demo_model: Path) -> None:
     report = local.health(timeout=10, offline=True)
     assert report.status is Status.OK, report.checks
     assert [c.name for c in report.checks] == [
         "llama-cpp-python", "model file", "GGUF header", "prompt format", "threads", "generation",
     ]
+    # The library's version, and llama.cpp's own (reported by the check's child process; releases before
+    # about 0.3.20 do not export it).
+    library = check(report, "llama-cpp-python").detail
+    assert library.startswith(f"version {preflight.installed_version()}")
+    if preflight.installed_version() == preflight.LLAMA_VERSION:
+        assert re.fullmatch(rf"version {re.escape(preflight.LLAMA_VERSION)}, llama\.cpp [\w.-]+, commit [0-9a-f]{{7,}}",
+                            library)
     assert "llama (Smollm2 135M 8k Lc100K Mix1 Ep2, 135M), Q4_1, context 8192" in check(report, "GGUF header").detail
     assert check(report, "prompt format").detail.startswith("chatml (the demo model's ChatML turns")
-    assert "the demo model SmolLM2-135M-Instruct (Q4_1, 94 MiB), verified" in check(report, "model file").detail
+    assert check(report, "model file").detail == (
+        f"{demo_model} (the demo model SmolLM2-135M-Instruct (Q4_1, 94 MiB), verified)")
     assert report.metrics["load_s"] > 0
     assert report.metrics["tokens_per_s"] > 0
     assert report.metrics["context_length"] == 8192
@@ -138,3 +148,42 @@ def test_first_use_is_probed_once_and_remembered(config_file: Path, embedded_mod
     assert preflight.remembered_pass(settings)
     probes = list((tmp_path / "cache" / "llamacpp" / "probes").glob("*.json"))
     assert len(probes) == 1
+
+
+def _with_architecture(source: Path, target: Path, old: bytes, new: bytes) -> Path:
+    """A copy of a real GGUF whose general.architecture says ``new`` (same length, so nothing else moves)."""
+    assert len(old) == len(new)
+    needle = b"general.architecture" + struct.pack("<IQ", 8, len(old)) + old
+    data = bytearray(source.read_bytes())
+    at = data.find(needle, 0, 1 << 16)
+    assert at > 0
+    data[at + len(needle) - len(old): at + len(needle)] = new
+    target.write_bytes(bytes(data))
+    return target
+
+
+@pytest.mark.slow
+def test_model_of_an_unknown_architecture_gets_the_upgrade_command(config_file: Path, demo_model: Path,
+                                                                   tmp_path: Path) -> None:
+    future = _with_architecture(demo_model, tmp_path / "future.gguf", b"llama", b"zorba")
+    resolved = profile(config_file, "future", model_path=str(future))
+    report = resolved.health(timeout=10, offline=True)
+    assert report.status is Status.DOWN
+    assert check(report, "model file").detail == f"{future} (readable)"  # the file the profile names
+    assert check(report, "GGUF header").detail.startswith("zorba (")  # the header itself is fine
+    failed = check(report, "generation")
+    assert failed.status is CheckStatus.FAIL
+    assert "does not know the model architecture 'zorba'" in failed.detail
+    assert f"llama-cpp-python {preflight.installed_version()}" in failed.detail
+    assert "pip install --upgrade" in (failed.remedy or "") and "llama-cpp-python<0.4" in (failed.remedy or "")
+    # chat says the same, from the crash-safe probe, before anything loads in-process.
+    with pytest.raises(BadResponseError) as caught:
+        resolved.complete(resolved.request("hi", max_tokens=1))
+    assert "does not know the model architecture 'zorba'" in caught.value.message
+    assert "pip install --upgrade" in (caught.value.remedy or "")
+
+
+def test_tiny_file_of_an_unknown_architecture_is_diagnosed(config_file: Path, tmp_path: Path) -> None:
+    path = write_gguf(tmp_path / "t.gguf", {**METADATA_TINY, "general.architecture": "zorba"}, [("w", (64,), 0)])
+    failed = check(profile(config_file, "t", model_path=str(path)).health(timeout=10, offline=True), "generation")
+    assert "does not know the model architecture 'zorba'" in failed.detail

@@ -323,3 +323,24 @@ def test_builtin_local_pointed_at_another_file_is_named_after_the_file(config_fi
     settings = load_settings(Client().resolve("local").target)
     assert settings.demo is None
     assert settings.model_name == "qwen2.5-7b-instruct-q4_k_m"  # not "smollm2-135m-instruct"
+
+
+# ---- llama-cpp-python versions and models newer than the library -------------------------------------------
+
+
+def test_tested_range_of_llama_cpp_python() -> None:
+    assert preflight.TESTED_VERSIONS == ("0.3.16", "0.3.36")
+    assert all(preflight.is_tested(v) for v in ("0.3.16", "0.3.20", "0.3.36"))
+    assert not any(preflight.is_tested(v) for v in ("0.3.15", "0.3.37", "0.4.0", "0.2.90"))
+
+
+def test_unknown_architecture_is_diagnosed_with_the_upgrade_command(tmp_path: Path) -> None:
+    log = ("print_info: file size   = 92.10 MiB (5.74 BPW)\n"
+           "llama_model_load: error loading model: unknown model architecture: 'qwen9'\n"
+           "llama_model_load_from_file_impl: failed to load model\n")
+    result = preflight.explain_load_error("Failed to load model from file: m.gguf", log, _settings(tmp_path),
+                                          "0.5.0-dev, commit 0c1e570")
+    assert result.kind == "unknown_architecture"
+    assert "does not know the model architecture 'qwen9'" in result.detail
+    assert "llama.cpp 0.5.0-dev, commit 0c1e570" in result.detail
+    assert "pip install --upgrade" in (result.remedy or "") and "-DGGML_NATIVE=OFF" in (result.remedy or "")

@@ -8,7 +8,7 @@ in memory is reported with a remedy instead of killing ``doctor``. Nothing here 
 
 from __future__ import annotations
 
-import importlib.metadata
+import dataclasses
 import importlib.util
 import time
 
@@ -58,6 +58,7 @@ def health_report(target: Target, timeout: float) -> HealthReport:
         checks.append(Check("generation", CheckStatus.SKIP, "llama-cpp-python is not installed"))
         return report()
     result = preflight.run_probe(settings, tokens=HEALTH_TOKENS, timeout=max(timeout, MIN_PROBE_TIMEOUT_S))
+    checks[0] = _with_build(checks[0], result.build)
     if result.ok:
         preflight.remember_pass(settings, result)
         if result.load_s is not None:
@@ -77,14 +78,17 @@ def health_report(target: Target, timeout: float) -> HealthReport:
 def _library_check() -> Check:
     if importlib.util.find_spec("llama_cpp") is None:
         return Check("llama-cpp-python", CheckStatus.FAIL, "not installed", preflight.INSTALL_REMEDY)
-    try:
-        version = importlib.metadata.version(preflight.LLAMA_DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:
-        version = "unknown version"
-    if version != preflight.LLAMA_VERSION:
+    version = preflight.installed_version() or "unknown version"
+    if not preflight.is_tested(version):
+        first, last = preflight.TESTED_VERSIONS[0], preflight.TESTED_VERSIONS[-1]
         return Check("llama-cpp-python", CheckStatus.WARN, f"version {version}",
-                     f"llmswitch is tested with {preflight.LLAMA_VERSION}; {preflight.INSTALL_REMEDY}")
+                     f"llmswitch is tested with {first} to {last}; {preflight.INSTALL_REMEDY}")
     return Check("llama-cpp-python", CheckStatus.PASS, f"version {version}")
+
+
+def _with_build(check: Check, build: str | None) -> Check:
+    """The library check, naming llama.cpp's own version once the child process has reported it."""
+    return dataclasses.replace(check, detail=f"{check.detail}, llama.cpp {build}") if build else check
 
 
 def _file_remedy(error: GGUFError, settings: LoadSettings) -> str:

@@ -169,7 +169,7 @@ def stream(model: LoadedModel, settings: LoadSettings, target: Target, request: 
                     token = next(tokens)
                 except StopIteration:
                     break
-                if llama_cpp.llama_token_is_eog(vocab, token):
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
                     finish_reason = "stop"
                     break
                 generated += 1

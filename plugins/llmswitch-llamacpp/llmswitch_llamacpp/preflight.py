@@ -10,9 +10,11 @@ Failures are not remembered: the next attempt probes again, and gets the same ex
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,7 +26,10 @@ from llmswitch_llamacpp.settings import LoadSettings
 
 PROBE_TIMEOUT_S = 180.0
 LLAMA_DISTRIBUTION = "llama-cpp-python"
-LLAMA_VERSION = "0.3.16"
+# The oldest and newest releases the tests have passed on (the plugin's pyproject.toml accepts up to < 0.4);
+# the newest is what scripts/llama-wheel.sh builds and what the remedies install.
+TESTED_VERSIONS = ("0.3.16", "0.3.36")
+LLAMA_VERSION = TESTED_VERSIONS[-1]
 PORTABLE_CMAKE_ARGS = "-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
 REBUILD_REMEDY = (
     f'rebuild llama-cpp-python for a portable CPU target: CMAKE_ARGS="{PORTABLE_CMAKE_ARGS}" '
@@ -36,6 +41,11 @@ INSTALL_REMEDY = (
     f'install it with portable CPU flags: CMAKE_ARGS="{PORTABLE_CMAKE_ARGS}" pip install --no-cache-dir '
     f"--no-binary {LLAMA_DISTRIBUTION} {LLAMA_DISTRIBUTION}=={LLAMA_VERSION}"
 )
+UPGRADE_COMMAND = (
+    f'CMAKE_ARGS="{PORTABLE_CMAKE_ARGS}" pip install --upgrade --no-deps --no-cache-dir --no-binary '
+    f'{LLAMA_DISTRIBUTION} "{LLAMA_DISTRIBUTION}<0.4"'
+)
+_UNKNOWN_ARCHITECTURE = re.compile(r"unknown model architecture: '([^']*)'")
 _MEMORY_WORDS = (
     "out of memory", "failed to allocate", "cannot allocate", "unable to allocate", "bad_alloc",
     "alloc_buffer: failed", "not enough memory", "cudamalloc failed", "failed to create llama_context",
@@ -54,6 +64,7 @@ class ProbeResult:
     load_s: float | None = None
     tokens_per_s: float | None = None
     tokens: int = 0
+    build: str | None = None  # llama.cpp's own version and commit, as the child process found them
 
 
 def probe_command(settings: LoadSettings, tokens: int = 1) -> list[str]:
@@ -92,17 +103,19 @@ def run_probe(
     if completed.returncode < 0:
         return explain_signal(-completed.returncode, stderr, settings)
     payload = _last_json_line(stdout)
+    build = str(payload["build"]) if payload and payload.get("build") else None
     if completed.returncode == 0 and payload and payload.get("ok"):
         return ProbeResult(
             True, "ok", "generated a token",
             load_s=_number(payload.get("load_s")), tokens_per_s=_number(payload.get("tokens_per_s")),
-            tokens=int(_number(payload.get("tokens")) or 0),
+            tokens=int(_number(payload.get("tokens")) or 0), build=build,
         )  # fmt: skip
     if payload and payload.get("kind") == "not_installed":
         return ProbeResult(False, "not_installed", f"llama-cpp-python cannot be imported: {payload.get('error')}",
                            remedy=INSTALL_REMEDY)
     if payload:
-        return explain_load_error(str(payload.get("error")), str(payload.get("log") or ""), settings)
+        explained = explain_load_error(str(payload.get("error")), str(payload.get("log") or ""), settings, build)
+        return dataclasses.replace(explained, build=build)
     tail = _tail(stderr) or _tail(stdout) or "no output"
     return ProbeResult(False, "crashed", f"the check exited with status {completed.returncode}: {tail}",
                        remedy="run `llmswitch doctor` for details; try another build of llama-cpp-python or "
@@ -137,17 +150,49 @@ def explain_signal(number: int, stderr: str, settings: LoadSettings) -> ProbeRes
     )  # fmt: skip
 
 
-def explain_load_error(error: str, log: str, settings: LoadSettings) -> ProbeResult:
-    """A load that failed cleanly: out of memory, or a file llama.cpp cannot use, with its own words."""
+def explain_load_error(error: str, log: str, settings: LoadSettings, build: str | None = None) -> ProbeResult:
+    """A load that failed cleanly: out of memory, an architecture this llama.cpp does not know, or a file it
+    cannot use, with llama.cpp's own words."""
     detail = error + (f" (llama.cpp said: {_tail(log, 3)})" if log.strip() else "")
     if _mentions_memory(error + "\n" + log):
         return ProbeResult(False, "out_of_memory", f"llama.cpp could not allocate memory for the model: {detail}",
                            remedy=memory_remedy(settings))
+    unknown = _UNKNOWN_ARCHITECTURE.search(error + "\n" + log)
+    if unknown:
+        return ProbeResult(
+            False, "unknown_architecture",
+            f"this llama.cpp does not know the model architecture '{unknown.group(1)}' of {settings.model_path} "
+            f"(llama-cpp-python {installed_version() or 'unknown version'}"
+            + (f", llama.cpp {build}" if build else "") + "): the model is newer than the library",
+            remedy=f"upgrade llama-cpp-python, whose every release carries a newer llama.cpp: {UPGRADE_COMMAND} "
+            "(in a checkout of llmswitch: LLAMA_CPP_VERSION=<newest> bash scripts/llama-wheel.sh builds that "
+            "wheel); if the newest release does not know it either, llama.cpp does not support this model yet",
+        )  # fmt: skip
     return ProbeResult(
         False, "load_failed", f"llama.cpp could not load {settings.model_path}: {detail}",
         remedy="check that the file is a whole GGUF model of an architecture llama-cpp-python "
-        f"{LLAMA_VERSION} supports (`llmswitch doctor` reads its header); fetch it again if it is damaged",
+        f"{installed_version() or LLAMA_VERSION} supports (`llmswitch doctor` reads its header); fetch it again "
+        "if it is damaged",
     )  # fmt: skip
+
+
+def installed_version() -> str | None:
+    """The installed llama-cpp-python's version, from its metadata (nothing is imported)."""
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(LLAMA_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def is_tested(version: str) -> bool:
+    """Whether a llama-cpp-python version lies in the range the tests have passed on."""
+
+    def key(text: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
+
+    return key(TESTED_VERSIONS[0]) <= key(version) <= key(TESTED_VERSIONS[-1])
 
 
 def memory_remedy(settings: LoadSettings) -> str:

@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 import time
+from typing import Any
 
 PROMPT = "Q: What is the capital of France?\nA:"
 EXIT_FAILED = 3
@@ -32,9 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as exc:
         return _report({"ok": False, "kind": "not_installed", "error": f"{type(exc).__name__}: {exc}"})
     except Exception as exc:  # any Python-level failure is reported, not raised: the parent explains it
+        import llama_cpp
+
         from llmswitch_llamacpp.native_log import recent_native_log
 
-        return _report({"ok": False, "kind": "load_failed", "error": f"{exc}", "log": recent_native_log(12)})
+        return _report({"ok": False, "kind": "load_failed", "error": f"{exc}", "log": recent_native_log(12),
+                        "build": native_build(llama_cpp)})
     print(json.dumps(result), flush=True)
     return 0
 
@@ -64,7 +68,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         generated += 1
         if generated == 1:
             first_token_s = time.perf_counter() - started
-        if generated >= args.tokens or llama_cpp.llama_token_is_eog(llama._model.vocab, token):
+        if generated >= args.tokens or llama_cpp.llama_vocab_is_eog(llama._model.vocab, token):
             break
     total_s = time.perf_counter() - started
     # With one token, tokens/s includes reading the prompt; with more, it is the decoding speed alone.
@@ -77,7 +81,30 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "tokens_per_s": round(tokens_per_s, 2),
         "tokens": generated,
         "llama_cpp": getattr(llama_cpp, "__version__", "unknown"),
+        "build": native_build(llama_cpp),
     }
+
+
+def native_build(llama_cpp: Any) -> str | None:
+    """llama.cpp's own version and commit ("0.5.0-dev, commit 0c1e570"), as far as this build tells them.
+
+    Releases of llama-cpp-python before about 0.3.20 export neither: then None.
+    """
+    import ctypes
+
+    parts = []
+    try:
+        library = llama_cpp.llama_cpp._lib
+        for symbol, label in (("llama_version", ""), ("ggml_commit", "commit ")):
+            function = getattr(library, symbol)
+            function.restype = ctypes.c_char_p
+            function.argtypes = []
+            value = function()
+            if value:
+                parts.append(label + value.decode("utf-8", errors="replace").removesuffix("-dirty"))
+    except (AttributeError, OSError):
+        pass
+    return ", ".join(parts) or None
 
 
 def _report(payload: dict[str, object]) -> int:
