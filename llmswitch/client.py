@@ -40,10 +40,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmswitch.errors import LLMSwitchError, MissingKeyError, PluginError
+from llmswitch.key_policy import headers_withheld_note, key_withheld_reason, withhold_secret_headers
 from llmswitch.plugins import BackendHandle, Registry, get_registry
 from llmswitch.profiles import GENERATION_KEYS, Profile, ProfileStore, validate
-from llmswitch.secrets import Secret, redact, resolve_setting
+from llmswitch.secrets import (
+    Resolved,
+    Secret,
+    read_dotenv,
+    redact,
+    remember_profile_secrets,
+    remember_secret,
+    resolve_setting,
+)
 from llmswitch.types import (
+    BackendInfo,
     Check,
     CheckStatus,
     HealthReport,
@@ -105,26 +115,37 @@ def build_target(
     info = handle.info
     options = {spec.name: settings.get(spec.name, spec.default) for spec in info.options}
     notes: list[str] = []
+    remember_profile_secrets(settings, {spec.name for spec in info.options if spec.secret})
 
-    base_url_explicit = settings.get("base_url")
-    resolved_url = resolve_setting(base_url_explicit, "profile", info.base_url_env)
+    dotenv = read_dotenv()
+    resolved_url = resolve_setting(settings.get("base_url"), "profile", info.base_url_env, dotenv=dotenv)
     base_url = resolved_url.value if resolved_url else info.default_base_url
-    custom_url = bool(base_url_explicit) and base_url_explicit != info.default_base_url
+    # Where the URL came from decides which credentials may go to it (llmswitch.key_policy); the backend's
+    # own URL, wherever it was written, is the provider's.
+    url_source = resolved_url.source if resolved_url and not is_default_url(base_url, info) else None
 
     key: Secret | None = None
+    withheld: str | None = None
     variable = settings.get("api_key_env") or info.key_env
     if info.key_env or "api_key" in options:
         explicit = api_key or settings.get("api_key")
-        explicit_source = "flag" if api_key else "profile"
-        names_its_variable = "api_key_env" in settings
-        if custom_url and not explicit and not names_its_variable:
-            # A key meant for the provider must not be handed to some other server by accident.
-            if variable and os.environ.get(variable):
-                notes.append(f"{variable} is not sent to the custom base_url; set api_key_env to send a key")
-            variable = None
-        found = resolve_setting(explicit, explicit_source, variable)
+        found = None
+        if not explicit and variable and url_source is not None and url_source.startswith(".env:") \
+                and dotenv.get(variable):
+            found = Resolved(dotenv[variable], f".env:{variable}")  # the .env's own key goes with its own URL
+        found = found or resolve_setting(explicit, "flag" if api_key else "profile", variable, dotenv=dotenv)
         if found:
-            key = Secret(found.value, found.source)
+            remember_secret(found.value)
+            withheld = key_withheld_reason(found.source, base_url or "", url_source,
+                                           names_variable="api_key_env" in settings, variable=variable)
+            if withheld:
+                notes.append(withheld)
+            else:
+                key = Secret(found.value, found.source)
+    headers, withheld_headers = withhold_secret_headers(options.get("headers"), base_url, url_source)
+    if withheld_headers:
+        options["headers"] = headers
+        notes.append(headers_withheld_note(withheld_headers, base_url or "", url_source))
     return Target(
         profile=profile.name,
         backend=info.name,
@@ -135,17 +156,22 @@ def build_target(
         info=info,
         key_variable=variable,
         notes=tuple(notes),
+        base_url_source=resolved_url.source if resolved_url else None,
+        key_withheld=withheld,
     )
+
+
+def is_default_url(url: str | None, info: BackendInfo) -> bool:
+    """True for the backend's own endpoint (a trailing slash aside)."""
+    return not url or (info.default_base_url or "").rstrip("/") == url.rstrip("/")
 
 
 def key_is_required(target: Target) -> bool:
     """Keys are required by hosted APIs; a custom (local) server that ignores keys works without one."""
     info = target.info
-    if info is None or not info.key_env or not info.key_required:
+    if info is None or not info.key_env or not info.key_required or target.key_withheld:
         return False
-    return not target.base_url or target.base_url == info.default_base_url or bool(
-        target.options.get("api_key_env")
-    )
+    return is_default_url(target.base_url, info) or bool(target.options.get("api_key_env"))
 
 
 @dataclass

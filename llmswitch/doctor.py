@@ -34,8 +34,10 @@ meaning; new keys may be added)::
           "profile": "openai", "status": "ok" | "degraded" | "down" | "not_checked",
           "backend": "openai", "model": "gpt-4o-mini", "base_url": "https://api.openai.com/v1" | null,
           "plugin": {"name": "openai", "distribution": "llmswitch-openai", "version": "0.1.0"} | null,
+          "base_url_source": "profile" | "env:OPENAI_BASE_URL" | ".env:OPENAI_BASE_URL" | null,  # null: default
           "key": {"required": true, "present": true, "masked": "sk-…abcd" | null,
-                  "source": "env:OPENAI_API_KEY" | null, "variable": "OPENAI_API_KEY" | null},
+                  "source": "env:OPENAI_API_KEY" | null, "variable": "OPENAI_API_KEY" | null,
+                  "withheld": "why a key that was found is not sent to base_url" | null},
           "checks": [{"name": "plugin", "status": "pass" | "warn" | "fail" | "skip",
                       "detail": "...", "remedy": "..." | null}, ...],
           "latency_s": 0.21 | null,
@@ -70,8 +72,9 @@ from typing import TYPE_CHECKING, Any
 
 from llmswitch import remedies
 from llmswitch.errors import LLMSwitchError
+from llmswitch.key_policy import describe_source
 from llmswitch.pricing import STANDARD_INPUT_TOKENS, STANDARD_OUTPUT_TOKENS, ModelPrice, price_for
-from llmswitch.secrets import redact
+from llmswitch.secrets import redact, redact_url
 from llmswitch.types import Check, CheckStatus, HealthReport, Status
 
 if TYPE_CHECKING:
@@ -113,10 +116,11 @@ class KeyReport:
     masked: str | None = None
     source: str | None = None  # "flag", "profile", "env:NAME", ".env:NAME"
     variable: str | None = None
+    withheld: str | None = None  # why a key that was found is not sent to the base URL (llmswitch.key_policy)
 
     def as_dict(self) -> dict[str, Any]:
         return {"required": self.required, "present": self.present, "masked": self.masked,
-                "source": self.source, "variable": self.variable}
+                "source": self.source, "variable": self.variable, "withheld": self.withheld}
 
 
 @dataclass
@@ -128,6 +132,7 @@ class Diagnosis:
     backend: str = ""
     model: str | None = None
     base_url: str | None = None
+    base_url_source: str | None = None
     plugin: PluginReport | None = None
     key: KeyReport | None = None
     checks: list[Check] = field(default_factory=list)
@@ -167,7 +172,8 @@ class Diagnosis:
             "status": self.status.value,
             "backend": self.backend,
             "model": self.model,
-            "base_url": self.base_url,
+            "base_url": redact_url(self.base_url) if self.base_url else None,
+            "base_url_source": self.base_url_source,
             "plugin": self.plugin.as_dict() if self.plugin is not None else None,
             "key": self.key.as_dict() if self.key is not None else None,
             "checks": [
@@ -337,6 +343,7 @@ def diagnose(
         return _finish(diagnosis)
     target = build_target(profile, handle, settings)
     diagnosis.model, diagnosis.base_url = target.model, target.base_url
+    diagnosis.base_url_source = target.base_url_source
     if not target.model:
         checks.append(Check("config", CheckStatus.FAIL, "no model: the profile names none and the backend has "
                             "no default", f"add model = \"...\" to [profiles.{profile.name}]"))
@@ -443,7 +450,12 @@ def check_key(target: Target, required: bool) -> tuple[Check | None, KeyReport |
         report = KeyReport(required, True, key.masked, key.source, target.key_variable)
         detail = f"{key.masked} from {key.source}" + (f" ({notes})" if notes else "")
         return Check("key", CheckStatus.PASS, detail), report
-    report = KeyReport(required, False, None, None, target.key_variable)
+    report = KeyReport(required, False, None, None, target.key_variable, target.key_withheld)
+    if target.key_withheld:
+        return Check("key", CheckStatus.WARN, target.key_withheld,
+                     f"if you trust {redact_url(target.base_url or '')}, set base_url and api_key_env in the "
+                     f"profile; if you did not mean to use it, remove the base URL "
+                     f"({describe_source(target.base_url_source)})"), report
     if required:
         variable = target.key_variable or "the API key variable"
         return Check("key", CheckStatus.FAIL, f"not set: {variable} is empty in the environment and in .env",

@@ -29,6 +29,7 @@ from typing import Any
 
 from llmswitch.config import append_table, config_path, read_config, write_config
 from llmswitch.errors import ConfigError, InvalidOptionError, ProfileNotFoundError, close_matches
+from llmswitch.secrets import looks_like_a_key, mask, remember_profile_secrets
 from llmswitch.types import BackendInfo, OptionSpec
 
 BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
@@ -121,6 +122,8 @@ class ProfileStore:
         document = read_config(path)
         store = cls(path=path, document=document)
         store._check_shape()
+        for values in store.user_profiles.values():  # from now on no output can show these in full
+            remember_profile_secrets(values)
         return store
 
     def _check_shape(self) -> None:
@@ -347,4 +350,13 @@ def validate(profile: Profile, info: BackendInfo) -> dict[str, Any]:
                 remedy=hint + "valid options: " + ", ".join(sorted(specs)),
             )
         checked[key] = check_type(spec, value, where)
+    variable = checked.get("api_key_env")
+    if isinstance(variable, str) and looks_like_a_key(variable):
+        # The key itself where its variable's name belongs: say so, showing the key masked only.
+        raise InvalidOptionError(
+            f"{where}: api_key_env holds what looks like an API key ({mask(variable.strip())}), not the name of "
+            "an environment variable",
+            remedy='write api_key_env = "MY_KEY_VARIABLE" and export MY_KEY_VARIABLE=<the key>; or, to keep the '
+            "key in the file, use api_key instead (and make the file private: chmod 600)",
+        )
     return checked

@@ -255,7 +255,9 @@ class Target:
 
     ``options`` has every declared option, defaults filled in. ``api_key`` and ``base_url`` are resolved by
     the core (explicit > the profile's variable > the backend's variable > ``.env``) so every plugin follows
-    the same order; ``api_key`` is None when no key was found. ``key_variable`` names the variable that was
+    the same order; ``api_key`` is None when no key was found or when the key may not go to ``base_url``
+    (``key_withheld`` says why; the profile's secret headers are removed from ``options`` by the same rule,
+    see :mod:`llmswitch.key_policy`). ``key_variable`` names the variable that was
     (or would have been) read; ``notes`` explains resolution choices worth showing in ``doctor``.
     """
 
@@ -268,6 +270,8 @@ class Target:
     info: BackendInfo | None = None
     key_variable: str | None = None
     notes: tuple[str, ...] = ()
+    base_url_source: str | None = None  # "profile", "env:NAME", ".env:NAME"; None: the backend's default
+    key_withheld: str | None = None  # why a key that was found is not sent to base_url (llmswitch.key_policy)
 
     def option(self, name: str, default: Any = None) -> Any:
         value = self.options.get(name)

@@ -195,7 +195,7 @@ def test_key_is_shown_masked_with_where_it_came_from(
     assert check(diagnosis, "key").detail == f"sk-…wxyz from {where}:DOC_API_KEY"
     assert report.as_dict()["profiles"][0]["key"] == {
         "required": True, "present": True, "masked": "sk-…wxyz", "source": f"{where}:DOC_API_KEY",
-        "variable": "DOC_API_KEY"}
+        "variable": "DOC_API_KEY", "withheld": None}
     assert secret not in json.dumps(report.as_dict())
 
 
@@ -471,7 +471,8 @@ def test_a_budget_without_a_price_cannot_be_kept(config_file: Path, plugins: Cal
 
 TOP_KEYS = {"schema_version", "ok", "offline", "timeout_s", "duration_s", "standard_request", "profiles",
             "broken_plugins"}
-PROFILE_KEYS = {"profile", "status", "backend", "model", "base_url", "plugin", "key", "checks", "latency_s",
+PROFILE_KEYS = {"profile", "status", "backend", "model", "base_url", "base_url_source", "plugin", "key", "checks",
+                "latency_s",
                 "metrics", "price", "standard_request_usd", "budgets", "duration_s"}
 PRICE_KEYS = {"input_per_mtok", "output_per_mtok", "cached_input_per_mtok", "context_window", "max_output",
               "batch_input_per_mtok", "batch_output_per_mtok", "source", "date", "age_days"}
@@ -497,7 +498,7 @@ def test_json_schema_is_stable(config_file: Path, plugins: Callable[[object, str
     assert echo["standard_request_usd"] == 0.0
     assert gone["plugin"] is None and gone["status"] == "down"
     assert keyed["key"] == {"required": True, "present": False, "masked": None, "source": None,
-                            "variable": "DOC_API_KEY"}
+                            "variable": "DOC_API_KEY", "withheld": None}
     assert keyed["standard_request_usd"] is None
     assert document["ok"] is False
 

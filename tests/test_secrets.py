@@ -30,10 +30,10 @@ def test_mask() -> None:
 
 def test_resolution_order(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_config(config_file, '[profiles.k]\nbackend = "keyed"\n')
-    Path(".env").write_text(f"KEYED_API_KEY='{FAKE_KEY}-dotenv'\nexport KEYED_BASE_URL=http://dotenv.example\n")
+    Path(".env").write_text(f"KEYED_API_KEY='{FAKE_KEY}-dotenv'\n")
     target = Client().resolve("k").target
     assert target.api_key is not None and target.api_key.source == ".env:KEYED_API_KEY"
-    assert target.base_url == "http://dotenv.example"
+    assert target.base_url == "https://keyed.example/v1"
 
     monkeypatch.setenv("KEYED_API_KEY", FAKE_KEY + "-env")
     target = Client().resolve("k").target

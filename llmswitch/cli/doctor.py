@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from llmswitch.doctor import DEFAULT_TIMEOUT, Diagnosis, DoctorReport
+from llmswitch.secrets import redact
 
 if TYPE_CHECKING:
     from llmswitch.client import Client
@@ -102,16 +103,16 @@ def render(report: DoctorReport) -> None:
             mark, style = CHECK_MARK[check.status.value]
             line = Text(f"{mark} ", style=style)
             line.append(f"{d.profile}", style="bold")
-            line.append(f" · {check.name}: {check.detail}")
+            line.append(f" · {check.name}: {redact(check.detail)}")
             out.print(line)
             if check.remedy:
-                out.print(Text(f"    → {check.remedy}", style="cyan"))
+                out.print(Text(f"    → {redact(check.remedy)}", style="cyan"))
     for plugin in report.broken_plugins:
         from llmswitch.doctor import broken_plugin_remedy
 
         line = Text("✗ ", style="red")
         line.append(f"plugin {plugin.name}", style="bold")
-        line.append(f" ({plugin.distribution or '?'}) failed to load: {plugin.error}")
+        line.append(f" ({plugin.distribution or '?'}) failed to load: {redact(plugin.error or '')}")
         out.print(line)
         out.print(Text(f"    → {broken_plugin_remedy(plugin)}", style="cyan"))
     down = sum(1 for d in report.diagnoses if d.status.value == "down")

@@ -7,8 +7,9 @@ from typing import Any
 import click
 
 from llmswitch.errors import InvalidOptionError, LLMSwitchError
+from llmswitch.key_policy import describe_source
 from llmswitch.profiles import Profile, ProfileStore, option_specs, parse_cli_value, validate
-from llmswitch.secrets import mask
+from llmswitch.secrets import redact_url, shown_setting
 
 
 def _store(ctx: click.Context) -> ProfileStore:
@@ -67,8 +68,7 @@ def show(ctx: click.Context, name: str | None) -> None:
     except LLMSwitchError as error:
         click.echo(f"# warning: {error.message}", err=True)
     for key, value in profile.values.items():
-        shown = mask(str(value)) if key in secret_names else value
-        click.echo(f"{key} = {_toml_value(shown)}")
+        click.echo(f"{key} = {_toml_value(shown_setting(key, value, secret_names))}")
     if info is not None:
         from llmswitch.client import build_target
         from llmswitch.plugins import get_registry
@@ -82,10 +82,13 @@ def show(ctx: click.Context, name: str | None) -> None:
         else:
             target = build_target(profile, get_registry().backend(profile.backend), settings)
             if target.base_url:
-                click.echo(f"# base_url resolves to {target.base_url}")
+                click.echo(f"# base_url resolves to {redact_url(target.base_url)} "
+                           f"(from {describe_source(target.base_url_source)})")
             if info.key_env:
                 if target.api_key is not None:
                     click.echo(f"# key: {target.api_key.masked} (from {target.api_key.source})")
+                elif target.key_withheld:
+                    click.echo("# key: found, but not sent to this base_url (see the note)")
                 else:
                     click.echo(f"# key: not set ({target.key_variable or info.key_env})")
             for note in target.notes:

@@ -12,6 +12,7 @@ from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from llmswitch.client import Client
+from llmswitch.secrets import redact
 from llmswitch.tui.health import HealthRow, ProfileChoice, broken_plugins, check_profiles, profile_choices
 
 STATUS_STYLE = {"ok": "$text-success", "degraded": "$text-warning", "down": "$text-error"}
@@ -79,7 +80,8 @@ class ProfilePickerScreen(ModalScreen[str | None]):
         except Exception as error:  # noqa: BLE001 - a failing check marks the rows, never ends the app
             for name in names:
                 if name not in self.health:
-                    row = HealthRow(name, "down", summary=f"the check failed: {type(error).__name__}: {error}")
+                    row = HealthRow(name, "down",
+                                    summary=redact(f"the check failed: {type(error).__name__}: {error}"))
                     try:
                         self.app.call_from_thread(self._show_health, row)
                     except RuntimeError:

@@ -22,7 +22,7 @@ from llmswitch.errors import (
     close_matches,
 )
 from llmswitch.http_headers import parse_retry_after  # re-exported: callers and tests import it from here
-from llmswitch.secrets import redact
+from llmswitch.secrets import excerpt, redact
 from llmswitch.types import Target
 from llmswitch_anthropic.info import DEFAULT_BASE_URL, KEY_ENV, KEYS_PAGE, NAME, STATUS_PAGE
 
@@ -211,8 +211,7 @@ def _error_fields(body: Any) -> tuple[str | None, str | None]:
         return None, str(message) if message else None
     if isinstance(body, (str, bytes)):
         text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-        text = " ".join(text.split())
-        return None, (text[:200] + "…" if len(text) > 200 else text) or None
+        return None, excerpt(" ".join(text.split()), 200) or None
     return None, None
 
 
@@ -220,7 +219,7 @@ def _error_fields(body: Any) -> tuple[str | None, str | None]:
 
 
 def not_json(target: Target, data: bytes) -> BadResponseError:
-    shown = data[:80].decode("utf-8", "replace") + ("…" if len(data) > 80 else "")
+    shown = excerpt(data, 80)
     return BadResponseError(
         f"{server_name(target)} sent a stream line that is not JSON: {shown!r}",
         remedy="the text so far is kept; try again, and if it persists check base_url (a proxy may be mangling "
@@ -230,7 +229,7 @@ def not_json(target: Target, data: bytes) -> BadResponseError:
 
 
 def not_json_answer(target: Target, content: bytes, content_type: str | None = None) -> BadResponseError:
-    shown = content[:80].decode("utf-8", "replace") + ("…" if len(content) > 80 else "")
+    shown = excerpt(content, 80)
     what = f"{content_type.split(';')[0]}, not an event stream" if content_type else "something that is not JSON"
     return BadResponseError(
         f"{server_name(target)} answered with {what}: {shown!r}",

@@ -21,6 +21,7 @@ from llmswitch.errors import (
     UnreachableError,
 )
 from llmswitch.http_headers import parse_retry_after  # re-exported: callers and tests import it from here
+from llmswitch.secrets import excerpt
 from llmswitch.types import Target
 from llmswitch_ollama.info import NAME
 
@@ -45,8 +46,7 @@ def error_message(body: Any) -> str | None:
         try:
             body = json.loads(text)
         except ValueError:
-            text = " ".join(text.split())
-            return (text[:200] + "…" if len(text) > 200 else text) or None
+            return excerpt(" ".join(text.split()), 200) or None
     if isinstance(body, Mapping):
         error = body.get("error")
         if isinstance(error, Mapping):
@@ -109,7 +109,7 @@ def from_status(
 
 
 def not_json(target: Target, line: bytes) -> BadResponseError:
-    shown = line[:80].decode("utf-8", "replace") + ("…" if len(line) > 80 else "")
+    shown = excerpt(line, 80)
     return BadResponseError(
         f"the server at {base_url(target)} sent a line that is not JSON: {shown!r}",
         remedy=f"the text so far is kept; check that base_url in profile '{target.profile}' points at Ollama",

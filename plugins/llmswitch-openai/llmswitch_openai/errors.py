@@ -92,19 +92,19 @@ def read_error_body(body: bytes) -> ServerError:
         document: Any = json.loads(text)
     except ValueError:
         plain = re.sub(r"<[^>]+>", " ", text)  # an HTML error page: keep its words
-        return ServerError(redact(short(plain)) or "(empty body)")
+        return ServerError(short(redact(plain)) or "(empty body)")
     if not isinstance(document, dict):
-        return ServerError(redact(short(text)))
+        return ServerError(short(redact(text)))
     error = document.get("error", document)
     if isinstance(error, str):
-        return ServerError(redact(short(error)))
+        return ServerError(short(redact(error)))
     if not isinstance(error, dict):
-        return ServerError(redact(short(text)))
+        return ServerError(short(redact(text)))
     message = error.get("message") or error.get("detail") or text
     if not isinstance(message, str):
         message = json.dumps(message)
     code, kind, param = (_field(error.get(name)) for name in ("code", "type", "param"))
-    return ServerError(redact(short(message)), code=code, type=kind, param=param)
+    return ServerError(short(redact(message)), code=code, type=kind, param=param)
 
 
 def _field(value: Any) -> str | None:
@@ -316,7 +316,7 @@ def unreachable_remedy(target: Target) -> str:
 
 def bad_stream_data(target: Target, data: str, received_chars: int) -> BadResponseError:
     """A ``data:`` line that is not the JSON chunk the protocol promises."""
-    sample = redact(short(data, 80))
+    sample = short(redact(data), 80)
     return BadResponseError(
         f"{server_name(target)} sent a line that is not a JSON chunk after {received_chars} characters: "
         f"{sample!r}",
