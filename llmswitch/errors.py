@@ -16,6 +16,7 @@
         ├── ModelNotFoundError       the model is not served
         ├── UnreachableError         connection refused or reset, DNS, ...
         ├── BackendTimeoutError      no answer in time
+        ├── RedirectError            the server redirected elsewhere (never followed); names where
         └── BadResponseError         5xx, garbage, a stream cut off, a native crash
 
 The CLI and the TUI turn these into messages in one place (``llmswitch.cli.errors``); plugins raise them
@@ -170,6 +171,17 @@ class UnreachableError(BackendError):
 
 class BackendTimeoutError(BackendError):
     kind = "timeout"
+
+
+class RedirectError(BackendError):
+    """The server answered with a redirect, which is never followed (it would re-send the key and the
+    prompt): ``location`` is where it pointed (None when it did not say)."""
+
+    kind = "redirected"
+
+    def __init__(self, message: str, *, location: str | None = None, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.location = location
 
 
 class BadResponseError(BackendError):

@@ -22,7 +22,8 @@ from llmswitch.kit.clients import async_client, sync_client
 from llmswitch.kit.decoders import json_object
 from llmswitch.kit.endpoint import Endpoint, ErrorAnswer
 from llmswitch.kit.transport_errors import transport_error
-from llmswitch.secrets import redact
+from llmswitch.redirects import is_redirect, redirect_error
+from llmswitch.secrets import excerpt
 from llmswitch.types import StreamEvent
 
 if TYPE_CHECKING:
@@ -101,6 +102,15 @@ def _endpoint_for(call: Call) -> Endpoint:
     return replace(call.endpoint, timeout=call.timeout)
 
 
+def _refuse_redirect(call: Call, response: httpx2.Response) -> None:
+    """Redirects are reported, never followed (:mod:`llmswitch.redirects`)."""
+    if is_redirect(response.status_code):
+        endpoint = call.endpoint
+        raise redirect_error(status=response.status_code, location=response.headers.get("location"),
+                             request_url=str(response.request.url), base_url=endpoint.base_url,
+                             server=endpoint.server, profile=endpoint.profile, backend=endpoint.backend)
+
+
 def _wants_fallback(call: Call, status: int) -> bool:
     return call.fallback is not None and status in call.fallback_statuses
 
@@ -117,7 +127,7 @@ def _is_html(response: httpx2.Response) -> bool:
 
 def _html_page(call: Call, sample: bytes) -> BadResponseError:
     """A 2xx HTML page where an answer should be (a captive portal, a proxy's login page)."""
-    shown = redact(" ".join(sample[:120].decode("utf-8", "replace").split()))
+    shown = excerpt(" ".join(sample.decode("utf-8", "replace").split()), 120)
     return BadResponseError(
         f"{call.endpoint.server} answered with an HTML page, not {call.content}: {shown!r}",
         remedy=f"check base_url in profile '{call.endpoint.profile}' (a proxy, a login page or another kind of "
@@ -127,7 +137,7 @@ def _html_page(call: Call, sample: bytes) -> BadResponseError:
 
 
 def not_json(call: Call, data: bytes) -> BadResponseError:
-    shown = redact(" ".join(data[:80].decode("utf-8", "replace").split()))
+    shown = excerpt(" ".join(data.decode("utf-8", "replace").split()), 80)
     return BadResponseError(
         f"{call.endpoint.server} answered with something that is not {call.content}: {shown!r}",
         remedy=f"check base_url in profile '{call.endpoint.profile}': it must point at the backend's API",
@@ -157,6 +167,7 @@ def open_response(call: Call) -> httpx2.Response:
     if response.status_code < 300:
         return response
     try:
+        _refuse_redirect(call, response)
         if _wants_fallback(call, response.status_code):
             assert call.fallback is not None
             fallback = open_response(call.fallback)
@@ -244,6 +255,7 @@ async def aopen_response(call: Call) -> httpx2.Response:
     if response.status_code < 300:
         return response
     try:
+        _refuse_redirect(call, response)
         if _wants_fallback(call, response.status_code):
             assert call.fallback is not None
             fallback = await aopen_response(call.fallback)

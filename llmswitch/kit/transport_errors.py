@@ -200,7 +200,7 @@ def _reason(exc: BaseException) -> str:
 def transport_error(endpoint: Endpoint, exc: BaseException, *, answering: bool) -> LLMSwitchError:
     """The llmswitch error for a transport failure; ``answering`` is True once the body began to arrive."""
     table = _table()
-    reason = redact(_short(_reason(exc)))
+    reason = _short(redact(_reason(exc)))
     for cls in type(exc).__mro__:
         builder = table.get(cls)
         if builder is not None:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from llmswitch.errors import AuthError, BackendError, RateLimitError
+from llmswitch.errors import AuthError, BackendError, RateLimitError, RedirectError
 from llmswitch.types import Check, CheckStatus, HealthReport, Target
 from llmswitch_anthropic.errors import from_error_body, from_exception, key_origin, key_variable, server_name
 from llmswitch_anthropic.info import DEFAULT_MODEL, KEYS_PAGE
@@ -107,7 +107,7 @@ def failure_checks(target: Target, exc: Exception) -> list[Check]:
     if error is None:
         error = from_error_body(target, 500, f"{type(exc).__name__}: {exc}")
     status_code = error.status_code
-    if status_code is None:  # never reached the server's HTTP layer
+    if status_code is None or isinstance(error, RedirectError):  # not reached, or pointed elsewhere (not followed)
         return [
             Check("reachable", FAIL, error.message, remedy=error.remedy),
             Check("authorised", SKIP, "not checked"),

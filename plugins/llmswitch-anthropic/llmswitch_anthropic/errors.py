@@ -22,6 +22,7 @@ from llmswitch.errors import (
     close_matches,
 )
 from llmswitch.http_headers import parse_retry_after  # re-exported: callers and tests import it from here
+from llmswitch.redirects import is_redirect, redirect_error
 from llmswitch.secrets import excerpt, redact
 from llmswitch.types import Target
 from llmswitch_anthropic.info import DEFAULT_BASE_URL, KEY_ENV, KEYS_PAGE, NAME, STATUS_PAGE
@@ -252,6 +253,10 @@ def from_exception(exc: BaseException, target: Target) -> BackendError | None:
     import httpx2
 
     if isinstance(exc, anthropic.APIStatusError):
+        if is_redirect(exc.status_code):  # the client follows none: say where it pointed instead
+            return redirect_error(status=exc.status_code, location=exc.response.headers.get("location"),
+                                  request_url=str(exc.response.request.url), base_url=target.base_url or DEFAULT_BASE_URL,
+                                  server=server_name(target), profile=target.profile, backend=NAME)
         return from_error_body(target, exc.status_code, exc.body, exc.response.headers)
     timeout = float(target.option("timeout"))
     who = server_name(target)

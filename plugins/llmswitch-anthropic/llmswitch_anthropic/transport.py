@@ -91,6 +91,9 @@ def _build(target: Target, key: str | None, headers: dict[str, str]) -> anthropi
         timeout=anthropic.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_S)),
         max_retries=int(target.option("max_retries", 0)),
         default_headers=default_headers,
+        # The SDK's own client follows redirects, re-sending x-api-key, the profile's headers and (307/308)
+        # the prompt to wherever the server points: follow none, and report them (llmswitch.redirects).
+        http_client=anthropic.DefaultHttpxClient(follow_redirects=False),
     )
 
 

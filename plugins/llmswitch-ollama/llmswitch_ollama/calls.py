@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from llmswitch.errors import LLMSwitchError
 from llmswitch.types import Request, Response, StreamEvent, Target, TokenCount
-from llmswitch_ollama.errors import from_exception, from_status, not_json
+from llmswitch_ollama.errors import check_response, from_exception, from_status, not_json
 from llmswitch_ollama.events import translate
 from llmswitch_ollama.ndjson import iter_lines
 from llmswitch_ollama.transport import http_client
@@ -28,8 +28,7 @@ def complete(target: Target, request: Request) -> Response:
         response = client.post(CHAT_PATH, json=body)
     except Exception as exc:
         _raise_translated(exc, target, during_answer=False)
-    if response.status_code >= 400:
-        raise from_status(target, response.status_code, response.content, response.headers)
+    check_response(target, response)
     try:
         payload = response.json()
     except ValueError:
@@ -49,9 +48,9 @@ def _stream(target: Target, client: httpx.Client, body: dict[str, Any]) -> Itera
     answering = False
     try:
         with client.stream("POST", CHAT_PATH, json=body) as response:
-            if response.status_code >= 400:
+            if response.status_code >= 300:
                 response.read()
-                raise from_status(target, response.status_code, response.content, response.headers)
+                check_response(target, response)
             answering = True
             yield from translate(iter_lines(response.iter_bytes()), target)
     except LLMSwitchError:

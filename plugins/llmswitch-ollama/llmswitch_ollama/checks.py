@@ -11,7 +11,7 @@ from typing import Any
 
 from llmswitch.errors import close_matches
 from llmswitch.types import Check, CheckStatus, HealthReport, Target
-from llmswitch_ollama.errors import base_url, from_exception, from_status, pull_remedy
+from llmswitch_ollama.errors import base_url, from_exception, from_status, pull_remedy, redirected
 from llmswitch_ollama.transport import http_client
 
 PASS, WARN, FAIL, SKIP = CheckStatus.PASS, CheckStatus.WARN, CheckStatus.FAIL, CheckStatus.SKIP
@@ -27,7 +27,7 @@ def health(target: Target, timeout: float, offline: bool) -> HealthReport:
         started = time.perf_counter()
         version_response = client.get("/api/version", timeout=timeout)
         latency = time.perf_counter() - started
-        tags_response = client.get("/api/tags", timeout=timeout) if version_response.status_code < 400 else None
+        tags_response = client.get("/api/tags", timeout=timeout) if version_response.status_code < 300 else None
     except Exception as exc:  # every failure becomes a failed check, never an exception out of doctor
         error = from_exception(exc, target, during_answer=False)
         message = error.message if error else f"{type(exc).__name__}: {exc}"
@@ -35,6 +35,10 @@ def health(target: Target, timeout: float, offline: bool) -> HealthReport:
             Check("server", FAIL, message, remedy=error.remedy if error else None),
             Check("model", SKIP, "not checked"),
         ])
+    redirect = redirected(target, version_response)
+    if redirect is not None:
+        return HealthReport.from_checks([Check("server", FAIL, redirect.message, remedy=redirect.remedy),
+                                         Check("model", SKIP, "not checked")], latency_s=latency)
     if version_response.status_code >= 400:
         error = from_status(target, version_response.status_code, version_response.content)
         return HealthReport.from_checks([

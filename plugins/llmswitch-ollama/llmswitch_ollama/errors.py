@@ -18,9 +18,11 @@ from llmswitch.errors import (
     BadResponseError,
     ModelNotFoundError,
     RateLimitError,
+    RedirectError,
     UnreachableError,
 )
 from llmswitch.http_headers import parse_retry_after  # re-exported: callers and tests import it from here
+from llmswitch.redirects import is_redirect, redirect_error
 from llmswitch.secrets import excerpt
 from llmswitch.types import Target
 from llmswitch_ollama.info import NAME
@@ -106,6 +108,24 @@ def from_status(
         remedy=f"check the settings of profile '{target.profile}' (model, num_ctx, keep_alive, ...)",
         **common,
     )
+
+
+def redirected(target: Target, response: Any) -> RedirectError | None:
+    """The error for a redirect (named, never followed: :mod:`llmswitch.redirects`); None for other answers."""
+    if not is_redirect(response.status_code):
+        return None
+    return redirect_error(status=response.status_code, location=response.headers.get("location"),
+                          request_url=str(response.request.url), base_url=base_url(target),
+                          server=f"the server at {base_url(target)}", profile=target.profile, backend=NAME)
+
+
+def check_response(target: Target, response: Any) -> None:
+    """Raise the llmswitch error for an answer that is not a success (a 4xx or 5xx body must have been read)."""
+    redirect = redirected(target, response)
+    if redirect is not None:
+        raise redirect
+    if response.status_code >= 400:
+        raise from_status(target, response.status_code, response.content, response.headers)
 
 
 def not_json(target: Target, line: bytes) -> BadResponseError:

@@ -55,6 +55,7 @@ def http_client(target: Target) -> httpx.Client:
         base_url=base_url,
         headers=headers,
         timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_S)),
+        follow_redirects=False,  # a redirect is reported, never followed (llmswitch.redirects)
     )
     with _lock:
         if len(_clients) >= _MAX_CLIENTS:

@@ -7,7 +7,7 @@ import time
 
 from llmswitch import kit
 from llmswitch.client import key_is_required
-from llmswitch.errors import AuthError, LLMSwitchError, ModelNotFoundError, UnreachableError
+from llmswitch.errors import AuthError, LLMSwitchError, ModelNotFoundError, RedirectError, UnreachableError
 from llmswitch.types import Check, CheckStatus, HealthReport, Target
 from llmswitch_openai.calls import models_call
 from llmswitch_openai.errors import key_origin, model_not_found, server_name
@@ -45,7 +45,7 @@ def health(target: Target, timeout: float, offline: bool) -> HealthReport:
     started = time.perf_counter()
     try:
         document = kit.request_json(models_call(target, timeout))
-    except UnreachableError as exc:
+    except (UnreachableError, RedirectError) as exc:  # a redirect is not followed: no call can succeed
         checks.append(Check("server", CheckStatus.FAIL, exc.message, exc.remedy))
         return HealthReport.from_checks(checks + _skipped("server unreachable"))
     except AuthError as exc:
