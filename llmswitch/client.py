@@ -53,7 +53,6 @@ from llmswitch.secrets import (
     resolve_setting,
 )
 from llmswitch.types import (
-    BackendInfo,
     Check,
     CheckStatus,
     HealthReport,
@@ -122,7 +121,7 @@ def build_target(
     base_url = resolved_url.value if resolved_url else info.default_base_url
     # Where the URL came from decides which credentials may go to it (llmswitch.key_policy); the backend's
     # own URL, wherever it was written, is the provider's.
-    url_source = resolved_url.source if resolved_url and not is_default_url(base_url, info) else None
+    url_source = resolved_url.source if resolved_url and not info.is_own_url(base_url) else None
 
     key: Secret | None = None
     withheld: str | None = None
@@ -161,17 +160,13 @@ def build_target(
     )
 
 
-def is_default_url(url: str | None, info: BackendInfo) -> bool:
-    """True for the backend's own endpoint (a trailing slash aside)."""
-    return not url or (info.default_base_url or "").rstrip("/") == url.rstrip("/")
-
 
 def key_is_required(target: Target) -> bool:
     """Keys are required by hosted APIs; a custom (local) server that ignores keys works without one."""
     info = target.info
     if info is None or not info.key_env or not info.key_required or target.key_withheld:
         return False
-    return is_default_url(target.base_url, info) or bool(target.options.get("api_key_env"))
+    return info.is_own_url(target.base_url) or bool(target.options.get("api_key_env"))
 
 
 @dataclass

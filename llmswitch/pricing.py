@@ -361,9 +361,7 @@ def _load_updated(path: Path, stamp: int) -> dict[str, PriceTable]:
 
 def on_another_server(info: BackendInfo, base_url: str | None) -> bool:
     """True when ``base_url`` is not the backend's own service (the one its price tables are about)."""
-    if not base_url:
-        return False
-    return info.default_base_url is None or base_url.rstrip("/") != info.default_base_url.rstrip("/")
+    return not info.is_own_url(base_url)
 
 
 def lookup(info: BackendInfo | None, model: str, base_url: str | None = None) -> ModelPrice:

@@ -231,7 +231,7 @@ def _custom_url(target: Target | None) -> bool:
     if target is None or not target.base_url:
         return False
     info = target.info
-    return info is None or target.base_url != info.default_base_url
+    return info is None or not info.is_own_url(target.base_url)
 
 
 def _is_local(url: str) -> bool:

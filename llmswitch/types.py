@@ -248,6 +248,11 @@ class BackendInfo:
                 return spec
         return None
 
+    def is_own_url(self, url: str | None) -> bool:
+        """True for the backend's own endpoint (no URL, or ``default_base_url`` give or take a trailing
+        slash): the service its key variable and its price table are about."""
+        return not url or (self.default_base_url or "").rstrip("/") == url.rstrip("/")
+
 
 @dataclass(frozen=True, slots=True)
 class Target:
