@@ -377,7 +377,10 @@ def lookup(info: BackendInfo | None, model: str, base_url: str | None = None) ->
     table = load_table(info)
     if on_another_server(info, base_url) and not (table is not None and table.any_server):
         label = table.label if table is not None else f"{info.name} price table"
-        return replace(UNKNOWN, source=f"the {label} is for {info.default_base_url or info.name}, not {base_url}")
+        from llmswitch.secrets import redact_url
+
+        shown = redact_url(base_url or "")
+        return replace(UNKNOWN, source=f"the {label} is for {info.default_base_url or info.name}, not {shown}")
     updated = updated_table(info.name)
     found_updated = updated.find(model) if updated is not None else None
     if found_updated is not None:
