@@ -29,7 +29,7 @@ from typing import Any
 
 from llmswitch.config import append_table, config_path, read_config, write_config
 from llmswitch.errors import ConfigError, InvalidOptionError, ProfileNotFoundError, close_matches
-from llmswitch.secrets import looks_like_a_key, mask, remember_profile_secrets
+from llmswitch.secrets import looks_like_a_key, mask, remember_profile_secrets, secret_values
 from llmswitch.types import BackendInfo, OptionSpec
 
 BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
@@ -214,8 +214,9 @@ class ProfileStore:
         write_config(self.path, self.document)
 
     def world_readable_key_warning(self) -> str | None:
-        """A warning when the file holds a literal key and others can read it."""
-        if not any("api_key" in values for values in self.user_profiles.values()):
+        """A warning when the file holds a credential (a literal api_key, a secret header, a key inside a
+        base_url) and others can read it."""
+        if not any(secret_values(values) for values in self.user_profiles.values()):
             return None
         try:
             mode = self.path.stat().st_mode
@@ -223,7 +224,8 @@ class ProfileStore:
             return None
         if mode & (stat.S_IRGRP | stat.S_IROTH):
             return (
-                f"{self.path} holds a literal api_key and other users can read it: "
+                f"{self.path} holds a credential (an api_key, a secret header or a key inside a base_url) and "
+                "other users can read it: "
                 f"run `chmod 600 {self.path}`, or use api_key_env to name a variable instead"
             )
         return None

@@ -162,3 +162,12 @@ def test_credentials_in_base_url_are_masked_in_listings_and_errors(config_file: 
     for output in (shown.output, failed.output, doctor.output):
         assert_no_secret(output)
     assert_no_secret(stored_bytes())
+
+
+def test_a_readable_file_holding_a_secret_header_gets_the_chmod_warning(config_file: Path) -> None:
+    write_config(config_file, f'[profiles.p]\nbackend = "echo"\nheaders = {{ Authorization = "Bearer {HEADER_TOKEN}" }}\n')
+    config_file.chmod(0o644)
+    shown = run_cli("profiles", "show", "p")
+    assert "other users can read it" in shown.stderr and f"chmod 600 {config_file}" in shown.stderr
+    config_file.chmod(0o600)
+    assert "other users can read it" not in run_cli("profiles", "show", "p").stderr

@@ -144,6 +144,7 @@ def test_the_builtin_profile_redirected_by_dotenv_keeps_the_key_and_says_why(
     assert KEYS["env"] not in doctor.output
     text = run_cli("doctor", "--offline", "openai")
     assert "not sent to the custom base_url" in text.stdout and KEYS["env"] not in text.output
+    assert "withheld" in text.stdout
 
 
 def test_anthropic_key_is_not_sent_to_a_base_url_from_dotenv(monkeypatch: pytest.MonkeyPatch) -> None:

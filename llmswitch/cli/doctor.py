@@ -139,6 +139,8 @@ def _key_cell(d: Diagnosis) -> str:
         return "not needed"
     if key.present:
         return f"{key.masked} ({key.source})"
+    if key.withheld:
+        return "withheld (see below)"
     if key.required:
         return f"missing ({key.variable})" if key.variable else "missing"
     return "none (not needed)"
