@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from llmswitch.errors import BudgetExceededError, LLMSwitchError
+from llmswitch.secrets import redact
 
 if TYPE_CHECKING:
     from llmswitch.client import ResolvedProfile, StreamState
@@ -117,7 +118,7 @@ def count_input(resolved: ResolvedProfile, request: Request) -> TokenCount:
     try:
         return resolved.count_tokens(request)
     except LLMSwitchError as error:
-        log.debug("count_tokens failed for %s, estimating: %s", resolved.name, error)
+        log.debug("count_tokens failed for %s, estimating: %s", resolved.name, redact(str(error)))
         return estimate_tokens(request)
 
 
@@ -267,7 +268,7 @@ def record_call(resolved: ResolvedProfile, request: Request, result: StreamState
         with Ledger() as ledger:
             ledger.append(entry)
     except LLMSwitchError as error:
-        log.warning("usage not recorded: %s", error.message)
+        log.warning("usage not recorded: %s", redact(error.message))
     return cost
 
 
