@@ -2,6 +2,7 @@
 
 - config: ``--config PATH`` > ``LLMSWITCH_CONFIG`` > ``platformdirs.user_config_dir("llmswitch")/config.toml``
 - data (ledger, history): ``LLMSWITCH_DATA_DIR`` > ``platformdirs.user_data_dir("llmswitch")``
+- exports: the user's documents folder, else ``data_dir()/exports``
 - cache (the assembled embedded model, ...): ``LLMSWITCH_CACHE_DIR`` > ``platformdirs.user_cache_dir``
 """
 
@@ -36,6 +37,15 @@ def data_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def exports_dir() -> Path:
+    """Where exported conversations are offered to go: the user's documents folder when there is one (a
+    desktop), else ``exports/`` in the data dir (a server)."""
+    import platformdirs
+
+    documents = Path(platformdirs.user_documents_dir())
+    return documents if documents.is_dir() else data_dir() / "exports"
 
 
 def cache_dir() -> Path:

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "cost": ("llmswitch.cli.cost", "cost", "Estimate what a prompt costs on each profile."),
     "prices": ("llmswitch.cli.prices", "prices", "List the prices in use per model; `prices update` refreshes them."),
     "usage": ("llmswitch.cli.usage", "usage", "Show recorded usage and spend from the ledger."),
+    "history": ("llmswitch.cli.history", "history", "List, search, show, export, delete stored conversations."),
     "tui": ("llmswitch.cli.tui", "tui", "Open the terminal chat app."),
 }
 
