@@ -97,6 +97,26 @@ async def test_search_highlights_matches_and_enter_opens_the_hit(config: Path, s
         assert option_ids(app) == [f"c{second}", f"c{first}"]
 
 
+async def test_down_from_the_search_box_reaches_the_results_and_enter_opens(config: Path,
+                                                                           store: HistoryStore) -> None:
+    first, second = seed(store)
+    app = create_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+f", *"tokeniz", "down")  # before the search has even run: it runs now
+        assert app.focused is sidebar(app).option_list
+        assert option_ids(app)[sidebar(app).option_list.highlighted or 0].startswith(f"m{second}:")
+        await pilot.press("enter")
+        screen = app.screen
+        assert isinstance(screen, ChatScreen)
+        await wait_for(pilot, lambda: screen.session.conversation_id == second)
+        assert app.focused is screen.chat_log.messages()[0]
+        # With nothing typed, Down walks into the conversations (the open one is highlighted).
+        await pilot.press("ctrl+f", "escape")
+        await wait_for(pilot, lambda: not sidebar(app).searching)
+        await pilot.press("ctrl+f", "down", "down", "enter")
+        await wait_for(pilot, lambda: screen.session.conversation_id == first)
+
+
 async def test_search_with_no_match_and_odd_characters(config: Path, store: HistoryStore) -> None:
     seed(store)
     app = create_app()
@@ -166,25 +186,34 @@ async def test_deleting_the_open_conversation_starts_a_new_one(config: Path, sto
         assert first not in [c.id for c in store.list_conversations()]
 
 
-@pytest.mark.parametrize(("choice", "suffix"), [("1", ".md"), ("2", ".json")])
-async def test_export_to_markdown_and_json(config: Path, store: HistoryStore, hermetic: Path, choice: str,
-                                          suffix: str) -> None:
+@pytest.fixture
+def documents(hermetic: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A home with a documents folder, where exports are offered to go (never the real one)."""
+    home = hermetic / "user-home"
+    (home / "Documents").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    return home / "Documents"
+
+
+@pytest.mark.parametrize(("keys", "suffix"), [(("enter",), ".md"), (("1",), ".md"), (("down", "enter"), ".json"),
+                                              (("2",), ".json")])
+async def test_export_offers_the_documents_folder_and_the_whole_title(config: Path, store: HistoryStore,
+                                                                      documents: Path, keys: tuple[str, ...],
+                                                                      suffix: str) -> None:
     first, _ = seed(store)
     app = create_app(conversation_id=first)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.screen.session.conversation_id == first)  # type: ignore[attr-defined]
         await pilot.press("f3")
         await wait_for(pilot, lambda: type(app.screen).__name__ == "ChoiceScreen")
-        await pilot.press(choice)
+        await pilot.press(*keys)  # Enter takes the highlighted (first) format without moving first
         await wait_for(pilot, lambda: type(app.screen).__name__ == "TextPromptScreen")
-        field = app.screen.query_one("Input")
-        default = Path(field.value)  # type: ignore[attr-defined]
-        assert default.parent == Path.cwd() and default.suffix == suffix
-        target = hermetic / "exports" / f"out{suffix}"
-        field.value = str(target)  # type: ignore[attr-defined]
-        await pilot.press("enter")
-        await wait_for(pilot, target.exists)
-    text = target.read_text(encoding="utf-8")
+        default = Path(app.screen.query_one("Input").value)  # type: ignore[attr-defined]
+        assert default == documents / f"How do I reverse a list in Python ({first}){suffix}"
+        await pilot.press("enter")  # the default is fine
+        await wait_for(pilot, default.exists)
+    text = default.read_text(encoding="utf-8")
     if suffix == ".md":
         assert text.startswith("# How do I reverse a list in Python?")
         assert "## You\n\nHow do I reverse a list in Python?" in text
@@ -196,6 +225,42 @@ async def test_export_to_markdown_and_json(config: Path, store: HistoryStore, he
         assert document["messages"][1]["model"] == "echo-fast" and document["messages"][1]["cost_usd"] == 0.25
 
 
+async def test_export_without_a_documents_folder_goes_to_the_data_dir_or_where_asked(
+        config: Path, store: HistoryStore, hermetic: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(hermetic / "no-documents"))
+    first, _ = seed(store)
+    app = create_app(conversation_id=first)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.session.conversation_id == first)  # type: ignore[attr-defined]
+        await pilot.press("f3", "enter")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "TextPromptScreen")
+        field = app.screen.query_one("Input")
+        assert Path(field.value).parent == hermetic / "data" / "exports"  # type: ignore[attr-defined]
+        target = hermetic / "exports" / "out.md"
+        field.value = str(target)  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await wait_for(pilot, target.exists)
+
+
+async def test_export_asks_before_replacing_a_file(config: Path, store: HistoryStore, hermetic: Path) -> None:
+    first, _ = seed(store)
+    target = hermetic / "kept.md"
+    target.write_text("mine", encoding="utf-8")
+    app = create_app(conversation_id=first)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.session.conversation_id == first)  # type: ignore[attr-defined]
+        screen.write_export(first, "markdown", str(target))  # type: ignore[attr-defined]
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen")
+        await pilot.press("n")
+        await pilot.pause()
+        assert target.read_text(encoding="utf-8") == "mine"
+        screen.write_export(first, "markdown", str(target))  # type: ignore[attr-defined]
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: target.read_text(encoding="utf-8").startswith("# How do I"))
+
+
 async def test_export_to_an_unwritable_path_is_an_inline_error(config: Path, store: HistoryStore,
                                                               hermetic: Path) -> None:
     first, _ = seed(store)
@@ -204,7 +269,7 @@ async def test_export_to_an_unwritable_path_is_an_inline_error(config: Path, sto
     app = create_app(conversation_id=first)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.screen.session.conversation_id == first)  # type: ignore[attr-defined]
-        app.screen.write_export(first, ".md", str(blocker / "sub" / "out.md"))  # type: ignore[attr-defined]
+        app.screen.write_export(first, "markdown", str(blocker / "sub" / "out.md"))  # type: ignore[attr-defined]
         await pilot.pause()
         assert any("cannot write" in n.message and "hint:" in n.message for n in app._notifications)
 

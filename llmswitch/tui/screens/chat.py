@@ -516,44 +516,54 @@ class ChatScreen(Screen[None]):
 
     @guarded
     async def action_export(self, kind: str | None = None) -> None:
+        from llmswitch.config import exports_dir
+        from llmswitch.store.export import FORMATS, file_name
         from llmswitch.tui.screens.dialogs import ChoiceScreen, TextPromptScreen
 
         conversation_id = self._require_target("export")
         if conversation_id is None or self.store is None:
             return
-        store = self.store
-        record = store.get_conversation(conversation_id)
+        record = self.store.get_conversation(conversation_id)
+        formats = list(FORMATS)
 
         def ask_path(index: int | None) -> None:
             if index is None:
                 return
-            suffix = (".md", ".json")[index]
-            default = Path.cwd() / f"llmswitch-{conversation_id}-{slug(record.title)}{suffix}"
-            self.app.push_screen(TextPromptScreen("Export to file", str(default), hint="Enter writes, Esc cancels"),
-                                 lambda path: self.write_export(conversation_id, suffix, path))
+            format_ = formats[index]
+            default = exports_dir() / file_name(record, format_)
+            self.app.push_screen(TextPromptScreen("Export to file", str(default),
+                                                  hint="Enter writes (edit the path to choose another), Esc cancels"),
+                                 lambda path: self.write_export(conversation_id, format_, path))
 
-        if kind in ("markdown", "json"):
-            ask_path(0 if kind == "markdown" else 1)
+        if kind in formats:
+            ask_path(formats.index(kind))
         else:
             self.app.push_screen(ChoiceScreen("Export as", ["Markdown (.md)", "JSON (.json)"]), ask_path)
 
-    def write_export(self, conversation_id: int, suffix: str, path: str | None) -> None:
-        from llmswitch.store.export import to_json, to_markdown
+    def write_export(self, conversation_id: int, format_: str, path: str | None, *, replace: bool = False) -> None:
+        """Write the export to ``path``; an existing file is replaced only after asking."""
+        from llmswitch.store.export import render, write
+        from llmswitch.tui.screens.dialogs import ConfirmScreen
 
-        if not path or self.store is None:
+        if not path or not path.strip() or self.store is None:
+            return
+        target = Path(path.strip()).expanduser()
+        if target.is_dir():
+            self.notify(f"error: {target} is a folder\nhint: add a file name to the path", severity="error",
+                        timeout=10)
+            return
+        if target.exists() and not replace:
+            self.app.push_screen(
+                ConfirmScreen(f"{target} exists. Replace it?"),
+                lambda yes: self.write_export(conversation_id, format_, path, replace=True) if yes else None)
             return
         record = self.store.get_conversation(conversation_id)
-        messages = self.store.messages(conversation_id)
-        text = to_markdown(record, messages) if suffix == ".md" else to_json(record, messages)
-        target = Path(path).expanduser()
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
-        except OSError as error:
-            self.notify(f"error: cannot write {target}: {error.strerror}\nhint: choose another path",
-                        severity="error", timeout=10)
+            written = write(render(record, self.store.messages(conversation_id), format_), target)
+        except LLMSwitchError as error:
+            self.notify(describe(error), severity="error", timeout=10)
             return
-        self.notify(f"exported to {target}")
+        self.notify(f"exported to {written}")
 
     def action_doctor(self) -> None:
         from llmswitch.tui.screens.doctor import DoctorScreen
@@ -573,8 +583,3 @@ def view_for(record: MessageRecord) -> MessageView:
         view.add_class("failed")
     return view
 
-
-def slug(title: str) -> str:
-    import re
-
-    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40] or "conversation"

@@ -6,6 +6,7 @@ import time
 
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.content import Content
 from textual.message import Message
@@ -55,6 +56,10 @@ def when(seconds: float) -> str:
 
 class Sidebar(Vertical):
     """Search box above a list that shows either the conversations or the search results."""
+
+    # Down from the search box walks into the results, as in a browser's address bar (the list, once focused,
+    # handles its own Up and Down; the prompt box below keeps Down for its history).
+    BINDINGS = [Binding("down", "show_results", "Results", show=False)]
 
     class Open(Message):
         """Open a conversation (scrolled to ``message_id`` when it came from a search)."""
@@ -134,13 +139,19 @@ class Sidebar(Vertical):
 
     @on(Input.Submitted, "#search")
     def _search_submitted(self, event: Input.Submitted) -> None:
+        self.action_show_results()
+
+    def action_show_results(self) -> None:
+        """Search now (without waiting for typing to pause) and move to the first result."""
         if self._timer is not None:
             self._timer.stop()
-        self.run_search(event.value)
-        if self.option_list.option_count:
-            self.option_list.focus()
-            if self.option_list.highlighted is None:
-                self.option_list.action_first()
+            self._timer = None
+        self.run_search(self.search_box.value)
+        option_list = self.option_list
+        if option_list.option_count:
+            option_list.focus()
+            if option_list.highlighted is None:
+                option_list.action_first()
 
     def run_search(self, text: str) -> None:
         option_list = self.option_list
