@@ -33,9 +33,11 @@ class Conversation:
     messages: list[Message] = field(default_factory=list)
     api_key: str | None = None
     _resolved: ResolvedProfile | None = None
-    # Chat history: with a store, each prompt and each answer is committed as it completes.
+    # Chat history: with a store, each prompt and each answer is committed as it completes (unless the
+    # answering profile says ``history = false``). A one-shot is grouped apart in the TUI until continued.
     store: HistoryStore | None = None
     conversation_id: int | None = None
+    one_shot: bool = False
 
     @property
     def resolved(self) -> ResolvedProfile:
@@ -73,8 +75,7 @@ class Conversation:
         request = self.request_for(prompt)
         accounting.check_budget(self.resolved, request)
         result = self.resolved.answer_whole(request) if whole else self.resolved.stream(request)
-        self._begin(prompt)
-        return Turn(self, prompt, request, result)
+        return Turn(self, prompt, request, result, recorded=self._begin(prompt))
 
     async def astream(self, prompt: str) -> AsyncTurn:
         """:meth:`stream` for async code: ``async for event in await conversation.astream(prompt)``."""
@@ -84,8 +85,7 @@ class Conversation:
 
             await asyncio.to_thread(accounting.check_budget, self.resolved, request)  # a count may ask the API
         result = self.resolved.astream(request)
-        self._begin(prompt)
-        return AsyncTurn(self, prompt, request, result)
+        return AsyncTurn(self, prompt, request, result, recorded=self._begin(prompt))
 
     def complete(self, prompt: str) -> Response:
         """Ask and wait for the whole answer (``--no-stream``), through the backend's ``complete`` hook."""
@@ -102,11 +102,19 @@ class Conversation:
                 del event
         return _answer(turn.result)
 
-    def _begin(self, prompt: str) -> None:
-        if self.store is not None:
-            self.store.record_prompt(self, prompt)  # committed now: a crash loses at most the answer
+    @property
+    def saves_history(self) -> bool:
+        """Whether the next turn goes into the chat history: there is one, and the profile allows it."""
+        return self.store is not None and self.resolved.profile.keeps_history
 
-    def _finish(self, prompt: str, request: Request, result: StreamState) -> Any:
+    def _begin(self, prompt: str) -> bool:
+        """Record the prompt if this turn is to be kept; return whether it is (its answer follows it)."""
+        recorded = self.saves_history
+        if self.store is not None and recorded:
+            self.store.record_prompt(self, prompt)  # committed now: a crash loses at most the answer
+        return recorded
+
+    def _finish(self, prompt: str, request: Request, result: StreamState, *, recorded: bool) -> Any:
         """Add the turn to the history and the ledger; return the call's cost (None when unknown)."""
         self.messages.append(Message("user", prompt))
         if result.text:
@@ -116,7 +124,7 @@ class Conversation:
             cost = accounting.record_call(result.resolved, request, result)
         except LLMSwitchError:
             cost = None  # bookkeeping must never cost the user the answer
-        if self.store is not None:
+        if self.store is not None and recorded:
             self.store.record_answer(self, result, cost)  # never raises; a failure is in store.last_error
         return cost
 
@@ -136,6 +144,7 @@ class Turn:
     request: Request
     result: StreamResult
     cost: Any = None
+    recorded: bool = False  # its prompt went into the chat history, so its answer goes there too
     _finished: bool = False
 
     def __iter__(self) -> Iterator[StreamEvent]:
@@ -148,7 +157,7 @@ class Turn:
         if not self._finished:
             self._finished = True
             self.result.close()
-            self.cost = self.conversation._finish(self.prompt, self.request, self.result)
+            self.cost = self.conversation._finish(self.prompt, self.request, self.result, recorded=self.recorded)
 
 
 @dataclass
@@ -160,6 +169,7 @@ class AsyncTurn:
     request: Request
     result: AsyncStreamResult
     cost: Any = None
+    recorded: bool = False  # its prompt went into the chat history, so its answer goes there too
     _finished: bool = False
 
     async def __aiter__(self) -> AsyncIterator[StreamEvent]:
@@ -173,7 +183,7 @@ class AsyncTurn:
         if not self._finished:
             self._finished = True
             await self.result.aclose()
-            self.cost = self.conversation._finish(self.prompt, self.request, self.result)
+            self.cost = self.conversation._finish(self.prompt, self.request, self.result, recorded=self.recorded)
 
     async def __aenter__(self) -> AsyncTurn:
         return self

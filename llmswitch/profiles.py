@@ -59,6 +59,8 @@ PROFILE_KEYS: dict[str, OptionSpec] = {
         OptionSpec("price_cached_input_per_mtok", "float", description="USD per million cached input tokens"),
         OptionSpec("budget_usd_per_day", "float", description="refuse calls past this daily spend"),
         OptionSpec("budget_usd_per_month", "float", description="refuse calls past this monthly spend"),
+        OptionSpec("history", "bool", default=True,
+                   description="save conversations with this profile in the chat history"),
     )
 }
 
@@ -107,6 +109,11 @@ class Profile:
     @property
     def description(self) -> str:
         return str(self.values.get("description", ""))
+
+    @property
+    def keeps_history(self) -> bool:
+        """``history = false`` keeps this profile's conversations out of the chat history."""
+        return self.values.get("history", True) is not False
 
 
 @dataclass

@@ -98,12 +98,28 @@ def test_upgrade_from_every_earlier_version_keeps_the_data(hermetic: Path, versi
             assert record.cost_usd == 0.5
         if version >= 3:
             assert record.system == "be brief" and record.options == {"temperature": 0.2}
+        assert record.one_shot  # one prompt and its answer: grouped with the one-shots by step 5
         # Messages written before the search index existed are searchable.
         (hit,) = history.search("marsupial")
         assert hit.conversation_id == record.id and marked(hit.snippet) == ["marsupial"]
         # And the upgraded file takes new messages, indexed too.
         history.add_message(record.id, "user", "and a wombat?")
         assert [h.snippet for h in history.search("wombat")]
+
+
+def test_upgrade_marks_only_single_prompt_conversations_as_one_shots(hermetic: Path) -> None:
+    path = hermetic / "data" / "history.db"
+    build_database_at(path, 4)
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("INSERT INTO conversations (title, created_at, updated_at) VALUES ('a real chat', 1, 3)")
+    connection.execute("INSERT INTO messages (conversation_id, role, content, created_at) VALUES "
+                       "(2, 'user', 'one', 1), (2, 'assistant', 'two', 2), (2, 'user', 'three', 3)")
+    connection.close()
+    with HistoryStore.open(path) as history:
+        assert [(c.title, c.one_shot) for c in history.list_conversations()] == [("a real chat", False),
+                                                                                 ("old chat", True)]
+        assert [c.title for c in history.list_conversations(one_shot=False)] == ["a real chat"]
+        assert history.count_conversations(one_shot=True) == 1 and history.count_conversations() == 2
 
 
 def test_two_processes_upgrading_at_once_apply_each_step_once(hermetic: Path) -> None:

@@ -37,6 +37,10 @@ chunk_size = 2
 [profiles.cut]
 backend = "failing"
 mode = "cut"
+
+[profiles.private]
+backend = "echo"
+history = false
 """
 
 
@@ -292,3 +296,45 @@ def test_concurrent_turns_from_threads_share_one_store(store: HistoryStore) -> N
     assert errors == [] and store.last_error is None
     conversations = store.list_conversations()
     assert len(conversations) == 4 and all(c.message_count == 10 for c in conversations)
+
+
+# ---- what is kept: one-shots grouped, profiles and flags that keep nothing --------------------------------
+
+
+def test_a_one_shot_is_marked_and_continuing_it_makes_it_a_conversation(store: HistoryStore) -> None:
+    assert run_cli("chat", "-p", "echo", "quick question").returncode == 0
+    (record,) = store.list_conversations()
+    assert record.one_shot
+    assert run_cli("chat", "-c", "a follow-up").returncode == 0
+    assert not store.get_conversation(record.id).one_shot
+    # The REPL is a conversation from its first prompt.
+    done = run_cli("chat", "-p", "echo", stdin="")  # piped nothing: refused, nothing stored
+    assert done.returncode == 2 and store.count_conversations() == 1
+
+
+def test_a_conversation_object_marks_one_shots_for_the_store(store: HistoryStore) -> None:
+    client = Client()
+    conversation = Conversation(client, "echo", store=store, one_shot=True)
+    list(conversation.stream("once"))
+    assert store.get_conversation(conversation.conversation_id or 0).one_shot
+    list(conversation.stream("twice"))
+    assert not store.get_conversation(conversation.conversation_id or 0).one_shot
+
+
+def test_a_profile_with_history_false_is_never_stored(store: HistoryStore) -> None:
+    done = run_cli("chat", "-p", "private", "my secret plan")
+    assert done.returncode == 0 and done.stdout == "my secret plan\n"
+    assert store.count_conversations() == 0 and store.search("secret") == []
+    # Continuing a stored conversation with it adds nothing to that conversation either.
+    assert run_cli("chat", "-p", "echo", "public question").returncode == 0
+    done = run_cli("chat", "-p", "private", "-c", "private follow-up")
+    assert done.returncode == 0, done.stderr
+    (record,) = store.list_conversations()
+    assert [m.content for m in store.messages(record.id)] == ["public question", "public question"]
+    assert store.search("private") == []
+
+
+def test_history_must_be_true_or_false(store: HistoryStore, config_file: Path) -> None:
+    config_file.write_text(CONFIG + '\n[profiles.odd]\nbackend = "echo"\nhistory = "no"\n', encoding="utf-8")
+    done = run_cli("chat", "-p", "odd", "x")
+    assert done.returncode == 2 and "'history' must be true or false" in done.stderr

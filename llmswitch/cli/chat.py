@@ -89,6 +89,7 @@ def chat(
         piped = sys.stdin.read()
         text = f"{text}\n\n{piped}" if text and piped.strip() else (text or piped)
     if text.strip():
+        conversation.one_shot = True  # grouped apart in the TUI's sidebar until it is continued
         code = one_shot(conversation, text, no_stream=no_stream, as_json=as_json, show_usage=show_usage)
     elif not stdin_is_terminal:
         raise click.UsageError("nothing to ask: give a PROMPT or pipe some text in")

@@ -57,6 +57,7 @@ class ConversationRecord:
     options: dict[str, Any] = field(default_factory=dict)
     message_count: int = 0
     cost_usd: float | None = None
+    one_shot: bool = False  # one question from `llmswitch chat "..."`, not (yet) continued
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class RecordableConversation(Protocol):
 
     conversation_id: int | None
     system: str | None
+    one_shot: bool
 
     @property
     def resolved(self) -> ResolvedProfile: ...
@@ -223,13 +225,14 @@ class HistoryStore:
         profile: str | None = None,
         system: str | None = None,
         options: dict[str, Any] | None = None,
+        one_shot: bool = False,
     ) -> int:
         now = time.time()
         with self._write() as connection:
             cursor = connection.execute(
-                "INSERT INTO conversations (title, created_at, updated_at, profile, system, options) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (title, now, now, profile, system, _dump_options(options)),
+                "INSERT INTO conversations (title, created_at, updated_at, profile, system, options, one_shot) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (title, now, now, profile, system, _dump_options(options), int(one_shot)),
             )
             return int(cursor.lastrowid or 0)
 
@@ -242,12 +245,18 @@ class HistoryStore:
             )
         return _conversation(rows[0])
 
-    def list_conversations(self, limit: int = 500) -> list[ConversationRecord]:
-        """Newest (most recently updated) first."""
+    def list_conversations(self, limit: int = 500, *, one_shot: bool | None = None) -> list[ConversationRecord]:
+        """Newest (most recently updated) first; ``one_shot`` True or False lists only those (-1: no limit)."""
+        where, parameters = _one_shot_filter(one_shot)
         rows = self._read(
-            _CONVERSATION_QUERY + " GROUP BY c.id ORDER BY c.updated_at DESC, c.id DESC LIMIT ?", (limit,)
+            _CONVERSATION_QUERY + where + " GROUP BY c.id ORDER BY c.updated_at DESC, c.id DESC LIMIT ?",
+            (*parameters, limit),
         )
         return [_conversation(row) for row in rows]
+
+    def count_conversations(self, *, one_shot: bool | None = None) -> int:
+        where, parameters = _one_shot_filter(one_shot)
+        return int(self._read("SELECT COUNT(*) AS n FROM conversations AS c" + where, parameters)[0]["n"])
 
     def latest_conversation_id(self) -> int | None:
         rows = self._read("SELECT id FROM conversations ORDER BY updated_at DESC, id DESC LIMIT 1")
@@ -261,9 +270,12 @@ class HistoryStore:
         profile: str | None = _UNCHANGED,
         system: str | None = _UNCHANGED,
         options: dict[str, Any] | None = _UNCHANGED,
+        one_shot: bool = _UNCHANGED,
     ) -> None:
         """Change any of the named fields (the others are left as they are)."""
         changes: dict[str, Any] = {}
+        if one_shot is not _UNCHANGED:
+            changes["one_shot"] = int(one_shot)
         if title is not _UNCHANGED:
             changes["title"] = title
         if profile is not _UNCHANGED:
@@ -406,12 +418,14 @@ class HistoryStore:
             options = _generation_options(conversation.settings)
             if conversation.conversation_id is None:
                 conversation.conversation_id = self.create_conversation(
-                    title_from(prompt), profile=resolved.name, system=conversation.system, options=options
+                    title_from(prompt), profile=resolved.name, system=conversation.system, options=options,
+                    one_shot=conversation.one_shot,
                 )
             else:
+                # A second prompt makes any conversation a conversation, one-shots continued with `-c` too.
                 self.update_conversation(
                     conversation.conversation_id, profile=resolved.name, system=conversation.system,
-                    options=options,
+                    options=options, one_shot=False,
                 )
             self.add_message(
                 conversation.conversation_id, "user", prompt,
@@ -452,9 +466,13 @@ class HistoryStore:
 
 _CONVERSATION_QUERY = """
     SELECT c.id, c.title, c.created_at, c.updated_at, c.profile, c.system, c.options,
-           COUNT(m.id) AS message_count, SUM(m.cost_usd) AS cost_usd
+           COUNT(m.id) AS message_count, SUM(m.cost_usd) AS cost_usd, c.one_shot
     FROM conversations AS c LEFT JOIN messages AS m ON m.conversation_id = c.id
 """
+
+
+def _one_shot_filter(one_shot: bool | None) -> tuple[str, tuple[Any, ...]]:
+    return ("", ()) if one_shot is None else (" WHERE c.one_shot = ?", (int(one_shot),))
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _PHRASE = re.compile(r'"([^"]*)"')
@@ -520,6 +538,7 @@ def _dump_options(options: dict[str, Any] | None) -> str:
 
 def _conversation(row: sqlite3.Row) -> ConversationRecord:
     values = dict(row)
+    values["one_shot"] = bool(values["one_shot"])
     try:
         values["options"] = json.loads(values.get("options") or "{}")
     except ValueError:

@@ -76,11 +76,26 @@ def _step_4_full_text_search(connection: sqlite3.Connection) -> None:
     create_search_index(connection)
 
 
+def _step_5_one_shot_conversations(connection: sqlite3.Connection) -> None:
+    """Mark conversations that are one question and its answer from ``llmswitch chat "..."``, so the TUI can
+    group them instead of listing each one. Before this step nothing said where a conversation began; the ones
+    with a single prompt are marked (a one-shot is exactly that), and a second prompt unmarks any of them."""
+    connection.execute("ALTER TABLE conversations ADD COLUMN one_shot INTEGER NOT NULL DEFAULT 0")
+    connection.execute(
+        """
+        UPDATE conversations SET one_shot = 1 WHERE (
+            SELECT COUNT(*) FROM messages WHERE messages.conversation_id = conversations.id AND role = 'user'
+        ) = 1
+        """
+    )
+
+
 STEPS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _step_1_conversations_and_messages,
     _step_2_usage_per_message,
     _step_3_conversation_settings,
     _step_4_full_text_search,
+    _step_5_one_shot_conversations,
 )
 LATEST_VERSION = len(STEPS)
 

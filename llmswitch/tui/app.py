@@ -40,11 +40,12 @@ class LLMSwitchApp(App[None]):
         keymap: dict[str, str] | None = None,
         warnings: Iterable[str] = (),
         theme: str | None = None,
+        record: bool = True,
     ) -> None:
         super().__init__()
         self.client = client
         self.store = store
-        self.session = ChatSession(client, store, profile)
+        self.session = ChatSession(client, store, profile, record=record)
         self.open_on_start = conversation_id
         self.startup_warnings = list(warnings)
         self.user_keymap = dict(keymap or {})
@@ -109,10 +110,11 @@ def create_app(
     profile: str | None = None,
     conversation_id: int | str | None = None,
     history: str | os.PathLike[str] | None = None,
+    record: bool = True,
 ) -> LLMSwitchApp:
     """Read the config (profiles, ``[tui]`` settings, ``[tui.keys]``) and open the history; never raise for a
     history that cannot be opened (the app runs without it and says why). ``conversation_id`` opens a
-    stored conversation (``"latest"``: the most recent one)."""
+    stored conversation (``"latest"``: the most recent one); ``record=False`` adds nothing to the history."""
     client = Client(config)
     warnings: list[str] = []
     tui_table = client.store.document.get("tui") or {}
@@ -136,4 +138,4 @@ def create_app(
     elif isinstance(conversation_id, int) and store is not None:
         opened = store.get_conversation(conversation_id).id  # a wrong id is reported before the app starts
     return LLMSwitchApp(client, store, profile=profile, conversation_id=opened, keymap=keymap,
-                        warnings=warnings, theme=theme)
+                        warnings=warnings, theme=theme, record=record)

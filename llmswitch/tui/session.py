@@ -43,9 +43,11 @@ class ChatSession:
     last: TurnStats = field(default_factory=TurnStats)
     total_cost_usd: float | None = None
     unknown_cost: bool = False  # some answer's cost is unknown, so the total is a lower bound
+    record: bool = True  # False (`tui --no-history`): read the history, add nothing to it
+    last_recorded: bool = True  # the last exchange is in the history (not so with `history = false`)
 
     def __post_init__(self) -> None:
-        self.conversation = Conversation(self.client, self.profile_name, store=self.store)
+        self.conversation = Conversation(self.client, self.profile_name, store=self.store if self.record else None)
 
     # ---- what is open ------------------------------------------------------------------------------
 
@@ -65,11 +67,20 @@ class ChatSession:
     def system(self) -> str | None:
         return self.conversation.system
 
+    @property
+    def saves_history(self) -> bool:
+        """Whether the next answer is saved (False with --no-history, or a profile with ``history = false``)."""
+        try:
+            return self.conversation.saves_history
+        except LLMSwitchError:  # the profile does not resolve: nothing will be sent, so nothing is unsaved
+            return True
+
     def new(self) -> None:
         """Start a new conversation with the same profile; it is stored on its first prompt."""
         self.conversation.reset()
         self.conversation.system = None
         self.last = TurnStats()
+        self.last_recorded = True
         self.total_cost_usd, self.unknown_cost = None, False
         if self.conversation.settings:
             self.conversation.switch(self.resolved.name, model=self.conversation.model)
@@ -93,6 +104,7 @@ class ChatSession:
         except LLMSwitchError:  # a stored profile (or option) that no longer works: keep the current profile
             conversation.switch(self.resolved.name)
         self.last = TurnStats()
+        self.last_recorded = True
         self._recount_cost(records)
         return record, records
 
@@ -107,8 +119,9 @@ class ChatSession:
     def switch_profile(self, name: str) -> ResolvedProfile:
         """Answer with another profile from the next prompt; the history and the options are kept."""
         resolved = self.conversation.switch(name, settings=self.options)
-        if self.store is not None and self.conversation_id is not None:
-            self.store.update_conversation(self.conversation_id, profile=name)
+        store = self.conversation.store
+        if store is not None and self.conversation_id is not None:
+            store.update_conversation(self.conversation_id, profile=name)
         return resolved
 
     def configure(self, system: str | None, options: Mapping[str, Any]) -> None:
@@ -118,8 +131,9 @@ class ChatSession:
             raise ValueError(f"not generation options: {', '.join(unknown)}")
         self.conversation.switch(self.resolved.name, model=self.conversation.model, settings=dict(options))
         self.conversation.system = system or None
-        if self.store is not None and self.conversation_id is not None:
-            self.store.update_conversation(self.conversation_id, system=system or None, options=dict(options))
+        store = self.conversation.store
+        if store is not None and self.conversation_id is not None:
+            store.update_conversation(self.conversation_id, system=system or None, options=dict(options))
 
     def begin(self, prompt: str) -> Turn:
         """Send a prompt; iterate the turn for events (in a worker thread)."""
@@ -133,16 +147,18 @@ class ChatSession:
             return None
         prompt = messages[last_user].content
         del messages[last_user:]
-        if self.store is not None and self.conversation_id is not None:
-            stored = self.store.delete_last_exchange(self.conversation_id)
+        store = self.conversation.store
+        if store is not None and self.conversation_id is not None and self.last_recorded:
+            stored = store.delete_last_exchange(self.conversation_id)
             if stored is not None:
                 prompt = stored
-            self._recount_cost(self.store.messages(self.conversation_id))
+            self._recount_cost(store.messages(self.conversation_id))
         return prompt
 
     def finished(self, turn: Turn) -> None:
         """Fold a finished turn into the totals the status line shows."""
         result = turn.result
+        self.last_recorded = turn.recorded
         cost = cost_in_usd(turn.cost)
         latency = None if result.error is not None else result.latency_s
         self.last = TurnStats(result.usage.input_tokens, result.usage.output_tokens, latency, cost)

@@ -283,7 +283,100 @@ async def test_conversations_held_with_the_cli_appear_in_the_tui(config: Path, h
     app = create_app()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
+        assert option_ids(app) == ["one-shots"]  # a one-shot: in the group, not in the list itself
+        sidebar(app).show_one_shots(True)
+        await pilot.pause()
         ids = option_ids(app)
-        assert len(ids) == 1
-        prompt = str(sidebar(app).option_list.get_option_at_index(0).prompt)
+        assert len(ids) == 2 and ids[0] == "back"
+        prompt = str(sidebar(app).option_list.get_option_at_index(1).prompt)
         assert "a question from the shell" in prompt and "fast" in prompt
+
+
+def add_one_shots(store: HistoryStore, count: int) -> list[int]:
+    ids = []
+    for number in range(count):
+        one_shot = store.create_conversation(profile="fast", one_shot=True)
+        store.add_message(one_shot, "user", f"one-shot question {number}", profile="fast")
+        store.add_message(one_shot, "assistant", f"one-shot answer {number}", profile="fast", model="echo-fast")
+        ids.append(one_shot)
+    return ids
+
+
+async def test_one_shot_answers_are_grouped_at_the_end_of_the_sidebar(config: Path, store: HistoryStore) -> None:
+    first, second = seed(store)
+    one_shots = add_one_shots(store, 3)  # the newest, but they do not bury the conversations
+    app = create_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert option_ids(app) == [f"c{second}", f"c{first}", "one-shots"]
+        assert "3 one-shot answers" in str(sidebar(app).option_list.get_option("one-shots").prompt)
+        # Enter on the group lists them; Esc comes back.
+        sidebar(app).option_list.focus()
+        sidebar(app).option_list.highlighted = 2
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: sidebar(app).showing_one_shots)
+        assert option_ids(app) == ["back", *(f"c{i}" for i in reversed(one_shots))]
+        assert "One-shot answers (3)" in str(sidebar(app).option_list.border_title)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not sidebar(app).showing_one_shots)
+        assert option_ids(app)[-1] == "one-shots"
+        # Search finds one-shots too; opening one and continuing it makes it a conversation.
+        sidebar(app).show_one_shots(True)
+        sidebar(app).option_list.focus()
+        sidebar(app).option_list.highlighted = 1
+        await pilot.press("enter")
+        screen = app.screen
+        assert isinstance(screen, ChatScreen)
+        await wait_for(pilot, lambda: screen.session.conversation_id == one_shots[-1])
+        screen.query_one(PromptInput).load_text("a follow-up")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.current is None and not screen.views)
+        assert not store.get_conversation(one_shots[-1]).one_shot
+        # The list follows it to the conversations.
+        await wait_for(pilot, lambda: not sidebar(app).showing_one_shots)
+        assert option_ids(app) == [f"c{one_shots[-1]}", f"c{second}", f"c{first}", "one-shots"]
+        assert "2 one-shot answers" in str(sidebar(app).option_list.get_option("one-shots").prompt)
+
+
+@pytest.mark.parametrize("how", ["--no-history", "history = false"])
+async def test_nothing_is_saved_with_no_history_or_a_private_profile_and_the_status_says_so(
+        config: Path, store: HistoryStore, how: str) -> None:
+    first, _ = seed(store)
+    if how == "history = false":
+        config.write_text(config.read_text() + '\n[profiles.private]\nbackend = "echo"\nhistory = false\n')
+        app = create_app(profile="private")
+    else:
+        app = create_app(profile="fast", record=False)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, ChatScreen)
+        await pilot.pause()
+        assert "not saved" in str(screen.query_one("#status").render())
+        screen.query_one(PromptInput).load_text("keep this to yourself")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.current is None and not screen.views)
+        assert len(screen.chat_log.messages()) == 2
+        # Stored conversations can still be read, and continuing one adds nothing to it (with the private
+        # profile: once switched to it, as a conversation's own profile answers it when opened).
+        await screen.open_conversation(first)
+        if how == "history = false":
+            assert "not saved" not in str(screen.query_one("#status").render())
+            screen.switch_profile("private")
+        assert "not saved" in str(screen.query_one("#status").render())
+        screen.query_one(PromptInput).load_text("and this")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.current is None and not screen.views)
+        # Regenerating the unsaved answer leaves the stored exchange before it alone.
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: screen.current is None and not screen.views)
+        assert [v.text for v in screen.chat_log.messages()][-2:] == ["and this", "and this"]
+    assert store.search("yourself") == [] and store.search("this") == []
+    assert len(store.messages(first)) == 2 and store.count_conversations() == 2
+
+
+async def test_the_status_line_says_nothing_about_saving_when_answers_are_saved(config: Path,
+                                                                               store: HistoryStore) -> None:
+    app = create_app(profile="fast")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert "not saved" not in str(app.screen.query_one("#status").render())

@@ -155,7 +155,7 @@ class ChatScreen(Screen[None]):
         self.query_one(StatusLine).show(
             profile=profile, backend=backend, model=model, last=session.last,
             total_cost_usd=session.total_cost_usd, unknown_cost=session.unknown_cost, state=state,
-            conversation_id=session.conversation_id,
+            conversation_id=session.conversation_id, saved=session.saves_history,
         )
 
     def refuse_while_streaming(self) -> bool:
@@ -266,6 +266,8 @@ class ChatScreen(Screen[None]):
         if self.sidebar.searching or self.focused is self.sidebar.search_box:
             self.sidebar.clear_search()
             self.prompt.focus()
+        elif self.sidebar.showing_one_shots:
+            self.sidebar.show_one_shots(False)
 
     # ---- regenerate, edit ---------------------------------------------------------------------------
 

@@ -1,4 +1,9 @@
-"""The sidebar: every stored conversation, newest first, and a full-text search over all their messages."""
+"""The sidebar: every stored conversation, newest first, and a full-text search over all their messages.
+
+One-shot answers (``llmswitch chat "..."``, one question each) would bury the conversations, so they are
+grouped under one entry at the end of the list; Enter on it lists them, Esc comes back. Search covers both,
+and a one-shot continued (here or with ``chat -c``) becomes a conversation and joins the list.
+"""
 
 from __future__ import annotations
 
@@ -74,6 +79,8 @@ class Sidebar(Vertical):
         self.store = store
         self.current_id: int | None = None
         self.searching = False
+        self.showing_one_shots = False
+        self._listed_one_shots: set[int] = set()
         self._timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
@@ -107,13 +114,37 @@ class Sidebar(Vertical):
             option_list.set_options([Option("history is off (see the warning)", disabled=True)])
             return
         try:
-            records = self.store.list_conversations()
+            records = self.store.list_conversations(one_shot=self.showing_one_shots)
+            one_shots = len(records) if self.showing_one_shots else self.store.count_conversations(one_shot=True)
         except HistoryError as error:
             option_list.set_options([Option(Content(error.message), disabled=True)])
             return
-        option_list.set_options([self._conversation_option(record) for record in records]
-                                or [Option("no conversations yet", disabled=True)])
+        listed = {record.id for record in records}
+        left = self.current_id in self._listed_one_shots and self.current_id not in listed
+        self._listed_one_shots = listed if self.showing_one_shots else set()
+        if self.showing_one_shots and (left or not records):
+            # The open one was continued (it is a conversation now: follow it), or none are left.
+            self.showing_one_shots = False
+            self.refresh_list()
+            return
+        options = [self._conversation_option(record) for record in records]
+        if self.showing_one_shots:
+            option_list.border_title = f"One-shot answers ({one_shots})"
+            options.insert(0, Option(Content.assemble(("← conversations", "bold"), ("  (Esc)", "dim")), id="back"))
+        elif one_shots:
+            plural = "s" if one_shots != 1 else ""
+            options.append(Option(Content.assemble((f"▸ {one_shots} one-shot answer{plural}", "bold"), "\n",
+                                                   ("from llmswitch chat \"…\"", "dim")), id="one-shots"))
+        option_list.set_options(options or [Option("no conversations yet", disabled=True)])
         self._highlight_current()
+
+    def show_one_shots(self, show: bool) -> None:
+        """List the one-shot answers instead of the conversations (or back)."""
+        self.showing_one_shots = show
+        self.refresh_list()
+        option_list = self.option_list
+        if option_list.highlighted is None and option_list.option_count:
+            option_list.highlighted = 1 if show and option_list.option_count > 1 else 0
 
     def _conversation_option(self, record: ConversationRecord) -> Option:
         details = f"{when(record.updated_at)} · {record.profile or '?'} · {record.message_count} msg"
@@ -185,6 +216,9 @@ class Sidebar(Vertical):
     @on(OptionList.OptionSelected, "#conversations")
     def _selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
+        if event.option_id in ("one-shots", "back"):
+            self.show_one_shots(event.option_id == "one-shots")
+            return
         target = parse_option_id(event.option_id)
         if target is not None:
             self.post_message(self.Open(*target))
@@ -197,7 +231,7 @@ class Sidebar(Vertical):
 
 
 def parse_option_id(option_id: str | None) -> tuple[int, int | None] | None:
-    """``c12`` → (12, None); ``m12:345`` → (12, 345)."""
+    """``c12`` → (12, None); ``m12:345`` → (12, 345); anything else (the one-shot group) → None."""
     if not option_id:
         return None
     if option_id.startswith("c"):

@@ -36,6 +36,7 @@ class StatusLine(Static):
         unknown_cost: bool,
         state: str = "",
         conversation_id: int | None = None,
+        saved: bool = True,
     ) -> None:
         parts: list[tuple[str, str] | str] = [(f" {profile} ", "bold reverse"), f" {backend} · {model}"]
         if last.output_tokens is not None or last.input_tokens is not None or last.latency_s is not None:
@@ -46,6 +47,8 @@ class StatusLine(Static):
         parts.append(f"  │ conversation {format_usd(total_cost_usd, partial=unknown_cost, none='–')}")
         if conversation_id is not None:
             parts.append((f"  #{conversation_id}", "dim"))
+        if not saved:
+            parts.append(("  not saved", "bold"))
         if state:
             parts.append((f"  {state}", "italic"))
         self.update(Content.assemble(*parts))
