@@ -9,10 +9,13 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llmswitch import secrets
 from llmswitch.config import data_dir
 from llmswitch.secrets import (
+    excerpt,
     is_secret_header,
     looks_like_a_key,
     redact,
@@ -171,3 +174,25 @@ def test_a_readable_file_holding_a_secret_header_gets_the_chmod_warning(config_f
     assert "other users can read it" in shown.stderr and f"chmod 600 {config_file}" in shown.stderr
     config_file.chmod(0o600)
     assert "other users can read it" not in run_cli("profiles", "show", "p").stderr
+
+
+@given(
+    secret=st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", min_size=12,
+                   max_size=60),
+    before=st.text(max_size=200), after=st.text(max_size=200), limit=st.integers(min_value=1, max_value=400),
+)
+@settings(max_examples=300, deadline=None)
+def test_no_text_shows_a_remembered_secret_whatever_surrounds_it_or_where_it_is_cut(
+    secret: str, before: str, after: str, limit: int
+) -> None:
+    secrets.remember_secret(secret)
+    text = f"{before}{secret}{after}"
+    assert secret not in redact(text)
+    cut = excerpt(text, limit)
+    # A cut never leaves the first half of the secret on show either.
+    assert secret[: len(secret) // 2 + 1] not in cut or secret[: len(secret) // 2 + 1] in f"{before}{after}"
+
+
+@given(st.text(max_size=300).filter(lambda text: "://" not in text and "=" not in text))
+def test_text_without_credentials_is_left_alone(text: str) -> None:
+    assert redact(text) == text
