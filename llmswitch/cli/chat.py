@@ -43,8 +43,8 @@ End a line with \\ to continue on the next; Ctrl-C stops an answer without leavi
 @click.option("--usage", "show_usage", is_flag=True, help="Print tokens and latency to stderr after the answer.")
 @click.option("--api-key", metavar="KEY", help="API key for this call (beats the environment and .env).")
 @click.option("-c", "--continue", "continue_id", is_flag=False, flag_value="latest", default=None, metavar="[ID]",
-              help="Continue a stored conversation: the latest, or the one with this ID (`llmswitch tui` lists "
-              "them).")
+              help="Continue a stored conversation: the latest, or the one with this ID (`llmswitch history` "
+              "lists them).")
 @click.option("--no-history", is_flag=True, help="Do not save this conversation in the chat history.")
 @click.pass_context
 def chat(

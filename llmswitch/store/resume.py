@@ -60,7 +60,7 @@ def resume(
     except ConversationNotFoundError as error:
         latest = store.latest_conversation_id()
         if latest is not None:
-            error.remedy = f"the latest conversation is {latest}; `llmswitch tui` lists them all"
+            error.remedy = f"the latest conversation is {latest}; `llmswitch history` lists them all"
         raise
     conversation.messages = chat_messages(store.messages(conversation_id))
     conversation.conversation_id = conversation_id
