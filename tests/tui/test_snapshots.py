@@ -88,6 +88,21 @@ def test_search_results_are_highlighted(snap_compare, seeded: int) -> None:  # t
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
 
+def test_one_shot_answers_grouped_at_the_end_of_the_sidebar(snap_compare, seeded: int,  # type: ignore[no-untyped-def]
+                                                             store: HistoryStore) -> None:
+    for question in ("What is a quokka?", "Capital of Peru?"):
+        one_shot = store.create_conversation(profile="echo", one_shot=True)
+        store.add_message(one_shot, "user", question, profile="echo")
+        store.add_message(one_shot, "assistant", question, profile="echo", model="echo")
+    app = create_app()
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await wait_for(pilot, lambda: screen(app).sidebar.option_list.option_count == 3)
+        quiet(app)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
 def test_profile_picker_with_health(snap_compare, seeded: int) -> None:  # type: ignore[no-untyped-def]
     app = create_app(profile="fast")
 
