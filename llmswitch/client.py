@@ -39,7 +39,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Ma
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmswitch.errors import LLMSwitchError, MissingKeyError, PluginError
+from llmswitch.errors import BadResponseError, LLMSwitchError, MissingKeyError, PluginError
 from llmswitch.key_policy import headers_withheld_note, key_withheld_reason, withhold_secret_headers
 from llmswitch.plugins import BackendHandle, Registry, get_registry
 from llmswitch.profiles import GENERATION_KEYS, Profile, ProfileStore, validate
@@ -232,6 +232,9 @@ class ResolvedProfile:
                            plugin=self.handle.plugin.name)
 
     def _with_latency(self, response: Response, started: float) -> Response:
+        """A whole answer, checked (no text is an error) and timed when the plugin did not time it."""
+        if not response.text:
+            raise empty_answer(self.target, response.finish_reason, response.usage)
         if response.latency_s is not None:
             return response
         return Response(response.text, response.finish_reason, response.usage,
@@ -393,6 +396,26 @@ def plugin_failure(handle: BackendHandle, hook: str, exc: BaseException) -> Plug
     )
 
 
+def empty_answer(target: Target, finish_reason: str | None, usage: Usage) -> BadResponseError:
+    """An answer that finished without any text: an error for every backend (a script must not take an empty
+    stdout and exit 0 for an answer), saying what did arrive and what to try."""
+    where = f"the {target.backend} backend" + (f" at {target.base_url}" if target.base_url else "")
+    arrived = [f"finish reason '{finish_reason}'" if finish_reason else "no finish reason"]
+    if usage.output_tokens is not None:
+        arrived.append(f"{usage.output_tokens} output tokens reported")
+    if finish_reason == "length":
+        remedy = "the output limit was reached before any text (reasoning models think first): raise max_tokens"
+    elif finish_reason in ("content_filter", "safety", "refusal"):
+        remedy = "the provider withheld the answer: rephrase the prompt, or use another model"
+    else:
+        remedy = ("try again; a stop sequence that matches at the very start ends an answer at once; if it keeps "
+                  "happening, check that the model and base_url are the ones this backend expects")
+    return BadResponseError(
+        f"model '{target.model}' on {where} finished its answer without any text ({', '.join(arrived)})",
+        remedy=remedy, backend=target.backend,
+    )
+
+
 def _response_events(response: Response) -> tuple[StreamEvent, ...]:
     return (TextDelta(response.text), UsageEvent(response.usage), StreamEnd(response.finish_reason, response.model))
 
@@ -463,6 +486,8 @@ class StreamState:
         elif kind is StreamEnd:
             self.finish_reason = event.finish_reason  # type: ignore[union-attr]
             self.model = event.model  # type: ignore[union-attr]
+            if not any(self.parts):  # raised into the loop that drives the source: it ends as a StreamError
+                raise empty_answer(self.resolved.target, self.finish_reason, self.usage)
 
     def fail(self, exc: Exception) -> StreamError:
         """The event that ends a failed stream: the error mapped (a non-llmswitch one is a plugin bug)."""

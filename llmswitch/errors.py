@@ -188,6 +188,21 @@ class BadResponseError(BackendError):
     kind = "bad_response"
 
 
+def nothing_understood(
+    server: str, count: int, unit: str, first: str | bytes, expected: str, *, backend: str, remedy: str
+) -> BadResponseError:
+    """A stream none of whose ``count`` parts the backend understood: say what arrived instead of an empty
+    answer. ``unit`` names a part (``line``, ``event``), ``expected`` what none of them was."""
+    from llmswitch.secrets import redact
+
+    text = first.decode("utf-8", "replace") if isinstance(first, bytes) else first
+    text = " ".join(text.split())
+    sample = redact(text if len(text) <= 100 else text[:99] + "…")
+    parts = f"{count} {unit}{'s' if count != 1 else ''}"
+    return BadResponseError(f"{server} sent {parts}, none of them {expected}; the first: {sample!r}",
+                            remedy=remedy, backend=backend)
+
+
 def close_matches(word: str, candidates: Iterable[str], limit: int = 3) -> list[str]:
     """Names that look like ``word``: typos, and prefixes such as ``claud`` for ``claude``."""
     import difflib

@@ -20,6 +20,8 @@ Rules every implementation follows:
   (429, with ``retry_after``), ``ModelNotFoundError``, ``UnreachableError``, ``BackendTimeoutError``,
   ``BadResponseError``. Anything else you raise is reported as a bug in your plugin.
 - A setting you cannot honour raises ``UnsupportedOptionError``; never drop it silently.
+- A stream with nothing your wire format understands raises ``nothing_understood(...)`` quoting what arrived;
+  an answer that finishes without any text is turned into a ``BadResponseError`` by the core.
 - Never put a key in a message: use ``target.api_key.masked``.
 """
 

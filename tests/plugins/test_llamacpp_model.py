@@ -15,7 +15,7 @@ from llmswitch_llamacpp import runtime
 from llmswitch_llamacpp.settings import load_settings
 
 from llmswitch.client import ResolvedProfile
-from llmswitch.errors import BackendError, UnsupportedOptionError
+from llmswitch.errors import BackendError, BadResponseError, UnsupportedOptionError
 from llmswitch.types import Message, StreamEnd, TextDelta, UsageEvent
 from tests.plugins.test_llamacpp_support import (  # noqa: F401 - fixtures
     CAPITAL_PROMPT,
@@ -58,6 +58,18 @@ def test_stop_sequence_ends_the_answer_before_it(local: ResolvedProfile) -> None
     assert result.finish_reason == "stop"
 
 
+def test_a_stop_sequence_at_the_very_start_is_an_empty_answer_error(local: ResolvedProfile) -> None:
+    # The real model's answer begins "The capital...": stopping on "The" leaves no text at all.
+    request = local.request(CAPITAL_PROMPT, temperature=0, max_tokens=16, stop=["The"])
+    result = local.stream(request)
+    events = list(result)
+    assert isinstance(result.error, BadResponseError) and result.text == "", events
+    assert "without any text (finish reason 'stop'" in result.error.message
+    assert "stop sequence" in (result.error.remedy or "")
+    with pytest.raises(BadResponseError, match="without any text"):
+        local.complete(request)
+
+
 def test_max_tokens_cuts_the_answer(local: ResolvedProfile) -> None:
     response = local.complete(local.request(LONG_PROMPT, temperature=0, max_tokens=5))
     assert response.usage.output_tokens == 5
@@ -67,7 +79,11 @@ def test_max_tokens_cuts_the_answer(local: ResolvedProfile) -> None:
 
 def test_same_seed_same_answer_even_when_sampling(local: ResolvedProfile) -> None:
     def ask(**settings: Any) -> str:
-        return local.complete(local.request(LONG_PROMPT, max_tokens=12, **settings)).text
+        try:
+            return local.complete(local.request(LONG_PROMPT, max_tokens=12, **settings)).text
+        except BadResponseError as error:  # a sampled answer may be only line breaks: no text, an error
+            assert "without any text" in error.message
+            return "(no text)"
 
     assert ask(temperature=0) == ask(temperature=0)
     assert ask(temperature=1.2, seed=123) == ask(temperature=1.2, seed=123)

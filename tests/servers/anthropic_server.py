@@ -23,6 +23,7 @@ on 127.0.0.1. Set ``server.state.scenario`` to make it fail:
 ``error_event``      stream a few deltas, then ``event: error`` with ``overloaded_error`` (what Anthropic sends)
 ``no_stop``          stream a few deltas, then end the body cleanly without ``message_stop``
 ``stall``            stream a few deltas, then go quiet for ``options["delay"]`` seconds
+``foreign``          stream OpenAI's chat.completion chunks (no ``event:`` names) and end: another protocol
 ``no_count``         ``/v1/messages/count_tokens`` answers 404 (a proxy that lacks it)
 ``invalid``          400 ``invalid_request_error`` about the request itself (roles must alternate)
 ``billing``          402 ``billing_error`` (no credit left)
@@ -220,6 +221,12 @@ class AnthropicHandler(ProtocolHandler):
 
     def stream_events(self, body: dict[str, Any], model: str, scenario: str) -> Iterator[bytes]:
         pieces = self.answer_pieces()
+        if scenario == "foreign":
+            for piece in pieces:
+                chunk = {"object": "chat.completion.chunk", "model": model,
+                         "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
+            return
         yield sse("message_start", {"type": "message_start", "message": {
             "id": "msg_local", "type": "message", "role": "assistant", "model": model, "content": [],
             "stop_reason": None, "stop_sequence": None,

@@ -19,6 +19,8 @@ stream: one ``{"message": {"content": ...}, "done": false}`` line per piece, the
 ``error_line``       stream a few lines, then ``{"error": "..."}`` (what Ollama sends when the runner dies)
 ``no_done``          stream a few lines, then end the body cleanly without a ``done`` line
 ``stall``            stream a few lines, then go quiet for ``options["delay"]`` seconds
+``generate_lines``   stream ``/api/generate``'s lines (``response``, no ``message``) and its ``done`` line: what a
+                     proxy translating to another Ollama endpoint sends
 ``not_ollama``       every path answers 404 ``404 page not found`` (some other server on the port)
 ===================  ==========================================================================================
 
@@ -158,6 +160,11 @@ class OllamaHandler(ProtocolHandler):
 
     def stream_events(self, body: dict[str, Any], model: str, scenario: str) -> Iterator[bytes]:
         pieces = self.answer_pieces()
+        if scenario == "generate_lines":
+            for piece in pieces:
+                yield line({"model": model, "created_at": CREATED_AT, "response": piece, "done": False})
+            yield line(self.final(body, model, pieces))
+            return
         for number, piece in enumerate(pieces):
             if number == 3 and scenario in ("cut", "garbage", "error_line", "no_done", "stall"):
                 if scenario == "garbage":

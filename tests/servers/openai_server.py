@@ -19,6 +19,8 @@ chunk when ``stream_options.include_usage`` is set), over a real socket on 127.0
 ``slow_first_byte``         wait ``options["delay"]`` seconds (default 5) before the status line
 ``reject_stream_options``   400 whenever the body has ``stream_options`` (older vLLM, some proxies)
 ``error_event``             stream a few chunks, then an in-stream ``{"error": ...}`` event (vLLM, OpenRouter)
+``foreign``                 stream JSON events of another API (``{"response": ..., "done": ...}``), then ``[DONE]``;
+                            a whole answer is one such object
 ``litellm``                 a LiteLLM proxy: a model it does not route gets 400 with LiteLLM's envelope
                             (``"Invalid model name passed in model=..."``, ``param`` the string ``"None"``)
 ``context_overflow``        what llama-cpp-python's server does with a prompt longer than its context: 400 with
@@ -189,12 +191,24 @@ class OpenAIHandler(ProtocolHandler):
         if scenario == "context_overflow":
             self.overflow_context(body)
             return
+        if scenario == "foreign":
+            self.send_foreign(body)
+            return
         if body.get("stream"):
             self.send_stream(body, model, scenario)
         else:
             self.send_completion(body, model)
 
     # ---- answers ----------------------------------------------------------------------------------
+
+    def send_foreign(self, body: dict[str, Any]) -> None:
+        """Another API's answer (Ollama's /api/generate shape) where chat completions were expected."""
+        pieces = self.answer_pieces()
+        if not body.get("stream"):
+            self.send_json(200, {"response": "".join(pieces), "done": True})
+            return
+        events = [b"data: " + json.dumps({"response": piece, "done": False}).encode() + b"\n\n" for piece in pieces]
+        self.stream_lines([*events, b"data: [DONE]\n\n"], "text/event-stream")
 
     def overflow_context(self, body: dict[str, Any]) -> None:
         """llama-cpp-python's answers to a prompt that does not fit its context window (n_ctx)."""

@@ -20,6 +20,7 @@ from llmswitch.errors import (
     RateLimitError,
     UnreachableError,
     close_matches,
+    nothing_understood,
 )
 from llmswitch.http_headers import parse_retry_after  # re-exported: callers and tests import it from here
 from llmswitch.redirects import is_redirect, redirect_error
@@ -236,6 +237,15 @@ def not_json_answer(target: Target, content: bytes, content_type: str | None = N
         f"{server_name(target)} answered with {what}: {shown!r}",
         remedy=f"check base_url in profile '{target.profile}': it must point at an Anthropic-compatible server",
         backend=NAME,
+    )
+
+
+def not_message_events(target: Target, count: int, first: bytes) -> BadResponseError:
+    """A stream none of whose events is the Messages API's (another protocol behind base_url)."""
+    return nothing_understood(
+        server_name(target), count, "event", first, "a Messages API event (message_start, content_block_delta...)",
+        backend=NAME,
+        remedy=f"check base_url in profile '{target.profile}': it must point at an Anthropic-compatible server",
     )
 
 

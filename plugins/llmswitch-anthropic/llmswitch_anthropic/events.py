@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from llmswitch.types import StreamEnd, StreamEvent, Target, TextDelta, Usage, UsageEvent
-from llmswitch_anthropic.errors import cut_off, from_error_body, not_json
+from llmswitch_anthropic.errors import cut_off, from_error_body, not_json, not_message_events
 from llmswitch_anthropic.wire import finish_reason, usage_from
 
 _decode = json.JSONDecoder().raw_decode
@@ -43,6 +43,9 @@ def translate(events: Iterable[tuple[str, bytes]], target: Target) -> Iterator[S
     usage: Usage | None = None
     stop_reason: str | None = None
     decode = _decode
+    started = answered = False
+    others = 0  # events of no type this backend knows
+    first_other = b""
     for name, data in events:
         if name == "ping":
             continue
@@ -62,9 +65,11 @@ def translate(events: Iterable[tuple[str, bytes]], target: Target) -> Iterator[S
             if type(delta) is dict and delta.get("type") == "text_delta":
                 piece = delta.get("text")
                 if piece and type(piece) is str:
+                    answered = True
                     yield TextDelta(piece)
             continue
         if kind == "message_start":
+            started = True
             message = payload.get("message")
             if type(message) is dict:
                 model = message.get("model") or model
@@ -75,11 +80,17 @@ def translate(events: Iterable[tuple[str, bytes]], target: Target) -> Iterator[S
                 stop_reason = delta["stop_reason"]
             usage = usage_from(payload.get("usage"), usage)
         elif kind == "message_stop":
+            if others and not (started or answered):
+                raise not_message_events(target, others, first_other)
             if usage is not None:
                 yield UsageEvent(usage)
             yield StreamEnd(finish_reason(stop_reason), model or target.model)
             return
         elif kind == "error":
             raise from_error_body(target, None, payload, in_stream=True)
-        # content_block_start / content_block_stop and event types added later carry no text.
+        elif kind not in ("content_block_start", "content_block_stop"):
+            others += 1  # a type added later carries no text; a stream of nothing else is another API
+            first_other = first_other or data
+    if others and not (started or answered):
+        raise not_message_events(target, others, first_other)
     raise cut_off(target)

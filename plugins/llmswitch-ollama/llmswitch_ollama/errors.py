@@ -20,6 +20,7 @@ from llmswitch.errors import (
     RateLimitError,
     RedirectError,
     UnreachableError,
+    nothing_understood,
 )
 from llmswitch.http_headers import parse_retry_after  # re-exported: callers and tests import it from here
 from llmswitch.redirects import is_redirect, redirect_error
@@ -134,6 +135,16 @@ def not_json(target: Target, line: bytes) -> BadResponseError:
         f"the server at {base_url(target)} sent a line that is not JSON: {shown!r}",
         remedy=f"the text so far is kept; check that base_url in profile '{target.profile}' points at Ollama",
         backend=NAME,
+    )
+
+
+def not_chat_lines(target: Target, count: int, first: bytes) -> BadResponseError:
+    """A stream of JSON lines none of which is /api/chat's (``/api/generate``'s ``response`` lines, another API)."""
+    return nothing_understood(
+        f"the server at {base_url(target)}", count, "line", first, "with the 'message' of Ollama's /api/chat",
+        backend=NAME,
+        remedy=f"check that base_url in profile '{target.profile}' points at Ollama itself (a proxy may be "
+        "translating to another API, such as /api/generate)",
     )
 
 

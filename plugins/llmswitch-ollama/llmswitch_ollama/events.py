@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from llmswitch.types import StreamEnd, StreamEvent, Target, TextDelta, UsageEvent
-from llmswitch_ollama.errors import cut_off, from_status, not_json
+from llmswitch_ollama.errors import cut_off, from_status, not_chat_lines, not_json
 from llmswitch_ollama.wire import usage_from
 
 _decode = json.JSONDecoder().raw_decode
@@ -33,6 +33,9 @@ def parse_line(line: bytes, target: Target) -> dict[str, Any]:
 def translate(lines: Iterable[bytes], target: Target) -> Iterator[StreamEvent]:
     """Yield text as it arrives, then usage and the end; raise a BackendError on an error or a cut-off."""
     decode = _decode
+    answered = False
+    others = 0  # lines without a message, a done flag or an error: not /api/chat's
+    first_other = b""
     for line in lines:
         # ``raw_decode`` on text is about three times as fast as ``json.loads`` on bytes (no encoding
         # sniffing, no whitespace regexes), and this runs once per token.
@@ -48,11 +51,19 @@ def translate(lines: Iterable[bytes], target: Target) -> Iterator[StreamEvent]:
         if type(message) is dict:
             content = message.get("content")
             if content and type(content) is str:
+                answered = True
                 yield TextDelta(content)
+        elif not payload.get("done") and "error" not in payload:
+            others += 1
+            first_other = first_other or line
         if payload.get("done"):
+            if others and not answered:
+                raise not_chat_lines(target, others, first_other)
             yield UsageEvent(usage_from(payload))
             yield StreamEnd(str(payload.get("done_reason") or "stop"), payload.get("model") or target.model)
             return
         if "error" in payload:
             raise from_status(target, None, payload)
+    if others and not answered:
+        raise not_chat_lines(target, others, first_other)
     raise cut_off(target)

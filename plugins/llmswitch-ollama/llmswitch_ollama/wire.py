@@ -100,8 +100,11 @@ def message_text(payload: Mapping[str, Any]) -> str:
 def parse_chat(payload: Any, target: Target, latency_s: float) -> Response:
     """A whole (non-streamed) ``/api/chat`` answer."""
     if not isinstance(payload, Mapping) or not isinstance(payload.get("message"), Mapping):
+        import json
+
+        sample = json.dumps(payload)[:100]
         raise BadResponseError(
-            "the answer does not look like Ollama's /api/chat (no message)",
+            f"the answer does not look like Ollama's /api/chat (no message): {sample!r}",
             remedy=f"check base_url in profile '{target.profile}': it must point at an Ollama server",
             backend=NAME,
         )

@@ -24,6 +24,7 @@ from llmswitch.errors import (
     RateLimitError,
     UnsupportedOptionError,
     close_matches,
+    nothing_understood,
 )
 from llmswitch.http_headers import parse_retry_after  # re-exported: callers and tests import it from here
 from llmswitch.kit import ErrorAnswer
@@ -323,6 +324,16 @@ def bad_stream_data(target: Target, data: str, received_chars: int) -> BadRespon
         remedy="the server does not speak OpenAI's streaming format correctly: check base_url, or try "
         "--no-stream",
         backend=BACKEND,
+    )
+
+
+def not_chat_chunks(target: Target, count: int, first: str) -> BadResponseError:
+    """A stream of JSON events none of which is a ``chat.completion.chunk`` (another API behind base_url)."""
+    return nothing_understood(
+        server_name(target), count, "event", first, "a chat.completion chunk with choices",
+        backend=BACKEND,
+        remedy=f"check base_url in profile '{target.profile}': it should be an OpenAI-compatible chat-completions "
+        "endpoint (usually ending in /v1)",
     )
 
 

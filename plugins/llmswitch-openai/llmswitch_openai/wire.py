@@ -138,7 +138,9 @@ def parse_completion(target: Target, document: dict[str, Any], latency: float | 
         message = choice.get("message") or {}
         text = message.get("content")
         if text is None:
-            text = message.get("refusal") or ""  # a refusal is the model's answer, not an error
+            text = message.get("refusal")  # a refusal is the model's answer, not an error
+            if text is None:
+                raise TypeError("a message without content")
         if not isinstance(text, str):
             raise TypeError("content is not a string")
         return Response(
@@ -160,11 +162,14 @@ def parse_completion(target: Target, document: dict[str, Any], latency: float | 
 class ChunkTranslator:
     """``chat.completion.chunk`` events to stream events; the hot loop is one JSON parse and a few lookups."""
 
-    __slots__ = ("target", "done", "received", "finish_reason", "model", "usage")
+    __slots__ = ("target", "done", "seen", "received", "finish_reason", "model", "usage", "others", "first_other")
 
     def __init__(self, target: Target) -> None:
         self.target = target
         self.done = False
+        self.seen = False  # any event at all
+        self.others = 0  # events that are neither chat.completion chunks nor errors: another API's
+        self.first_other = ""
         self.received = 0
         self.finish_reason: str | None = None
         self.model: str | None = None
@@ -172,6 +177,7 @@ class ChunkTranslator:
 
     def feed(self, event: SSEEvent) -> tuple[StreamEvent, ...]:
         data = event.data
+        self.seen = True
         if data == "[DONE]":
             self.done = True
             return ()
@@ -197,6 +203,9 @@ class ChunkTranslator:
                     self.finish_reason = reason
             elif "error" in chunk or event.event == "error":
                 raise stream_error_event(self.target, chunk, self.received)
+            elif "choices" not in chunk and "usage" not in chunk:
+                self.others += 1
+                self.first_other = self.first_other or data
             if chunk.get("usage"):
                 self.usage = chunk["usage"]  # some servers repeat it on every chunk: the last one counts
             if self.model is None:
@@ -206,12 +215,18 @@ class ChunkTranslator:
         return out
 
     def close(self) -> tuple[StreamEvent, ...]:
+        if self.others and not self.received:
+            from llmswitch_openai.errors import not_chat_chunks
+
+            raise not_chat_chunks(self.target, self.others, self.first_other)
         if not self.done and self.finish_reason is None:
             from llmswitch_openai.errors import BACKEND, server_name
 
+            where = server_name(self.target)
             raise BadResponseError(
-                f"the answer from {server_name(self.target)} ended early, after {self.received} characters, "
-                "without finishing (no finish_reason, no [DONE])",
+                f"the answer from {where} ended early, after {self.received} characters, without finishing "
+                "(no finish_reason, no [DONE])" if self.seen else f"{where} answered with an empty event stream "
+                "(not one event)",
                 remedy="the text so far is kept; try again; if it keeps happening, look at the server's log or "
                 "a proxy between you",
                 backend=BACKEND,
