@@ -352,6 +352,11 @@ class ResolvedProfile:
             raise self._neither()
         return AsyncStreamResult(source, self)
 
+    def aanswer_whole(self, request: Request) -> AsyncStreamResult:
+        """:meth:`answer_whole` for ``async for``: the whole answer through ``acomplete`` (or ``complete``)."""
+        self._require_key()
+        return AsyncStreamResult(_acomplete_as_stream(self, request), self, hook="acomplete")
+
     async def acount_tokens(self, request: Request) -> TokenCount:
         """:meth:`count_tokens` in a worker thread (a count may ask the provider)."""
         import asyncio
@@ -542,8 +547,8 @@ class AsyncStreamResult(StreamState):
     """Iterate with ``async for`` (see :class:`StreamState`). ``async with`` (or :meth:`aclose`) closes the
     source even when the loop stops early; cancelling the task closes it at once."""
 
-    def __init__(self, source: AsyncIterable[StreamEvent], resolved: ResolvedProfile) -> None:
-        super().__init__(resolved)
+    def __init__(self, source: AsyncIterable[StreamEvent], resolved: ResolvedProfile, hook: str = "astream") -> None:
+        super().__init__(resolved, hook)
         self.source = source
 
     async def __aiter__(self) -> AsyncIterator[StreamEvent]:

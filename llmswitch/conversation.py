@@ -77,14 +77,14 @@ class Conversation:
         result = self.resolved.answer_whole(request) if whole else self.resolved.stream(request)
         return Turn(self, prompt, request, result, recorded=self._begin(prompt))
 
-    async def astream(self, prompt: str) -> AsyncTurn:
+    async def astream(self, prompt: str, *, whole: bool = False) -> AsyncTurn:
         """:meth:`stream` for async code: ``async for event in await conversation.astream(prompt)``."""
         request = self.request_for(prompt)
         if accounting.budgets_of(self.resolved.settings):
             import asyncio
 
             await asyncio.to_thread(accounting.check_budget, self.resolved, request)  # a count may ask the API
-        result = self.resolved.astream(request)
+        result = self.resolved.aanswer_whole(request) if whole else self.resolved.astream(request)
         return AsyncTurn(self, prompt, request, result, recorded=self._begin(prompt))
 
     def complete(self, prompt: str) -> Response:
@@ -95,8 +95,8 @@ class Conversation:
         return _answer(turn.result)
 
     async def acomplete(self, prompt: str) -> Response:
-        """:meth:`complete`, awaited."""
-        turn = await self.astream(prompt)
+        """:meth:`complete`, awaited (the backend's ``acomplete`` or ``complete`` hook)."""
+        turn = await self.astream(prompt, whole=True)
         async with turn:
             async for event in turn:
                 del event

@@ -104,6 +104,19 @@ def test_no_stream_in_the_repl_asks_for_whole_answers(
     assert [body["stream"] for body in chat_requests(server)] == [False]
 
 
+def test_conversation_complete_asks_for_a_whole_answer_sync_and_async(server: LocalServer) -> None:
+    import asyncio
+
+    from llmswitch.client import Client
+    from llmswitch.conversation import Conversation
+
+    server.state.options.update(answer="whole", no_stream_usage=True)
+    assert Conversation(Client(), "p").complete("hi").usage.output_tokens == 2
+    response = asyncio.run(Conversation(Client(), "p").acomplete("hi"))
+    assert response.text == "whole" and response.usage.output_tokens == 2
+    assert [body["stream"] for body in chat_requests(server)] == [False, False]
+
+
 # ---- an unknown model through a proxy ----------------------------------------------------------------------
 
 
