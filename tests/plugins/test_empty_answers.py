@@ -90,6 +90,7 @@ def test_an_openai_server_sending_no_event_at_all_says_so(config_file: Path) -> 
         config_file.write_text(tomli_w.dumps({"profiles": {"p": {"backend": "openai", **values}}}))
         outcome = run_cli("chat", "-p", "p", "hi")
     assert outcome.exit_code == 1 and "answered with an empty event stream" in outcome.stderr, outcome
+    assert "--no-stream" in outcome.stderr  # which shows the server's own message (see test_openai_chat_cli)
 
 
 def test_echo_with_a_stop_sequence_at_the_start_is_an_empty_answer_too() -> None:

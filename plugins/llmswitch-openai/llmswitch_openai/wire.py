@@ -223,10 +223,18 @@ class ChunkTranslator:
             from llmswitch_openai.errors import BACKEND, server_name
 
             where = server_name(self.target)
+            if not self.seen:
+                # llama.cpp's servers fail this way on a prompt longer than their context: only a whole answer
+                # carries their error message.
+                raise BadResponseError(
+                    f"{where} answered with an empty event stream (not one event)",
+                    remedy="the server failed before its first event; `--no-stream` shows its own error (a prompt "
+                    "longer than the model's context is the usual cause: shorten it)",
+                    backend=BACKEND,
+                )
             raise BadResponseError(
                 f"the answer from {where} ended early, after {self.received} characters, without finishing "
-                "(no finish_reason, no [DONE])" if self.seen else f"{where} answered with an empty event stream "
-                "(not one event)",
+                "(no finish_reason, no [DONE])",
                 remedy="the text so far is kept; try again; if it keeps happening, look at the server's log or "
                 "a proxy between you",
                 backend=BACKEND,
