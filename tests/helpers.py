@@ -71,3 +71,45 @@ def write_config(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def llmswitch_on_terminal(*args: str, lines: tuple[bytes, ...] = (), env: dict[str, str] | None = None,
+                          timeout: float = 60) -> tuple[int, bytes]:
+    """Run the CLI as a real process whose stdin, stdout and stderr are a pseudo-terminal, as in a user's
+    shell; return its exit code and every byte it wrote to the terminal. Each of ``lines`` is typed at the
+    next ``> `` prompt (the REPL's)."""
+    import pty
+    import select
+    import time
+
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "llmswitch", *args], stdin=terminal, stdout=terminal, stderr=terminal,
+        env={**os.environ, **(env or {})}, close_fds=True,
+    )
+    os.close(terminal)
+    output = bytearray()
+    typed = 0
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([controller], [], [], 0.1)
+            if ready:
+                try:
+                    data = os.read(controller, 65536)
+                except OSError:  # EIO: the process closed its end of the terminal
+                    break
+                if not data:
+                    break
+                output += data
+                if typed < len(lines) and output.count(b"> ") > typed:
+                    os.write(controller, lines[typed])
+                    typed += 1
+            elif process.poll() is not None:
+                break
+        else:
+            process.kill()
+            raise AssertionError(f"llmswitch {' '.join(args)} did not end within {timeout}s: {bytes(output)!r}")
+        return process.wait(timeout=10), bytes(output)
+    finally:
+        os.close(controller)

@@ -21,6 +21,7 @@ from llmswitch.cli.errors import (
 )
 from llmswitch.conversation import Conversation, Turn
 from llmswitch.errors import InvalidOptionError, LLMSwitchError, close_matches
+from llmswitch.terminal import is_terminal, json_for_display, neutralize
 from llmswitch.types import StreamError, TextDelta
 
 REPL_HELP = """\
@@ -142,17 +143,18 @@ def one_shot(conversation: Conversation, text: str, *, no_stream: bool, as_json:
     turn = conversation.stream(text, whole=no_stream)
     interrupted = False
     out = sys.stdout
+    on_terminal = is_terminal(out)  # a model's text must not drive the terminal: see llmswitch.terminal
     try:
         if as_json or no_stream:
             for _event in turn:
                 pass
             if not as_json:
-                out.write(turn.result.text)
+                out.write(neutralize(turn.result.text) if on_terminal else turn.result.text)
         else:
             write, flush = out.write, out.flush
             for event in turn:
                 if type(event) is TextDelta:
-                    write(event.text)
+                    write(neutralize(event.text) if on_terminal else event.text)
                     flush()
     except KeyboardInterrupt:
         interrupted = True
@@ -165,7 +167,8 @@ def one_shot(conversation: Conversation, text: str, *, no_stream: bool, as_json:
         turn.finish()
     result = turn.result
     if as_json:
-        out.write(json.dumps(result_payload(conversation, turn, interrupted), ensure_ascii=False) + "\n")
+        document = json.dumps(result_payload(conversation, turn, interrupted), ensure_ascii=False)
+        out.write(json_for_display(document, out) + "\n")  # raw values; no raw control byte on a terminal
     elif result.text and not result.text.endswith("\n"):
         out.write("\n")
     out.flush()
@@ -252,10 +255,11 @@ def repl(conversation: Conversation, *, show_usage: bool, whole: bool = False) -
         except LLMSwitchError as error:
             print_error(error)
             continue
+        on_terminal = is_terminal(sys.stdout)
         try:
             for event in turn:
                 if type(event) is TextDelta:
-                    sys.stdout.write(event.text)
+                    sys.stdout.write(neutralize(event.text) if on_terminal else event.text)
                     sys.stdout.flush()
                 elif type(event) is StreamError:
                     sys.stdout.write("\n")

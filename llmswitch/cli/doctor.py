@@ -75,6 +75,7 @@ def render(report: DoctorReport) -> None:
 
     from llmswitch.cli.tables import console, table
     from llmswitch.pricing import STANDARD_INPUT_TOKENS, STANDARD_OUTPUT_TOKENS
+    from llmswitch.terminal import neutralize
 
     out = console()
     grid = table("profile", "status", "backend / model", "plugin", "key", "latency",
@@ -103,16 +104,16 @@ def render(report: DoctorReport) -> None:
             mark, style = CHECK_MARK[check.status.value]
             line = Text(f"{mark} ", style=style)
             line.append(f"{d.profile}", style="bold")
-            line.append(f" · {check.name}: {redact(check.detail)}")
+            line.append(neutralize(f" · {check.name}: {redact(check.detail)}"))  # may quote a server's error body
             out.print(line)
             if check.remedy:
-                out.print(Text(f"    → {redact(check.remedy)}", style="cyan"))
+                out.print(Text(neutralize(f"    → {redact(check.remedy)}"), style="cyan"))
     for plugin in report.broken_plugins:
         from llmswitch.doctor import broken_plugin_remedy
 
         line = Text("✗ ", style="red")
         line.append(f"plugin {plugin.name}", style="bold")
-        line.append(f" ({plugin.distribution or '?'}) failed to load: {redact(plugin.error or '')}")
+        line.append(neutralize(f" ({plugin.distribution or '?'}) failed to load: {redact(plugin.error or '')}"))
         out.print(line)
         out.print(Text(f"    → {broken_plugin_remedy(plugin)}", style="cyan"))
     down = sum(1 for d in report.diagnoses if d.status.value == "down")

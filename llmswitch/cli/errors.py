@@ -1,7 +1,8 @@
 """The one place where errors become what the user reads: a sentence, a remedy, an exit code.
 
 Never a traceback (unless ``LLMSWITCH_DEBUG=1``), never a key in full: every message passes through
-:func:`llmswitch.secrets.redact`.
+:func:`llmswitch.secrets.redact`. A message can quote a server's error body, so on a terminal it is shown
+through :func:`llmswitch.terminal.for_display` (an escape sequence in it is shown, not obeyed).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import click
 
 from llmswitch.errors import LLMSwitchError
 from llmswitch.secrets import redact
+from llmswitch.terminal import for_display
 
 EXIT_OK = 0
 EXIT_BACKEND = 1
@@ -42,7 +44,12 @@ def error_payload(error: LLMSwitchError) -> dict[str, Any]:
 
 
 def print_error(error: LLMSwitchError) -> None:
-    click.echo(describe(error), err=True)
+    echo_status(describe(error))
+
+
+def echo_status(text: str) -> None:
+    """A line of status or error text on stderr (neutralized there when stderr is a terminal)."""
+    click.echo(for_display(text, sys.stderr), err=True)
 
 
 def run_guarded(run: Callable[[], Any]) -> int:
@@ -69,7 +76,7 @@ def run_guarded(run: Callable[[], Any]) -> int:
         if os.environ.get("LLMSWITCH_DEBUG"):
             raise
         message = redact(f"{type(error).__name__}: {error}")
-        click.echo(f"error: unexpected failure: {message}", err=True)
+        echo_status(f"error: unexpected failure: {message}")
         click.echo("  hint: run again with LLMSWITCH_DEBUG=1 for the traceback, and report it", err=True)
         return EXIT_BACKEND
     if isinstance(result, int):

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
 
+from llmswitch.cli.errors import echo_status
 from llmswitch.errors import InvalidOptionError, LLMSwitchError
 from llmswitch.key_policy import describe_source
 from llmswitch.profiles import Profile, ProfileStore, option_specs, parse_cli_value, validate
 from llmswitch.secrets import redact_url, shown_setting
+from llmswitch.terminal import for_display
+
+
+def _echo(line: str) -> None:
+    """A line of the listing: config values are the user's file, which may hold any character."""
+    click.echo(for_display(line, sys.stdout))
 
 
 def _store(ctx: click.Context) -> ProfileStore:
@@ -46,7 +54,7 @@ def list_profiles(ctx: click.Context, as_json: bool) -> None:
         # A built-in's note says what it is ("a tiny demo model..."); a profile from the file shows where it is.
         about = profile.description if profile.source == "built-in" else "[your file]"
         line = f"{marker} {profile.name:<{width}}  {profile.backend:<{backend_width}}  {model:<{model_width}}  {about}"
-        click.echo(line.rstrip())
+        _echo(line.rstrip())
     click.echo(f"(* default; file: {store.path})", err=True)
 
 
@@ -57,7 +65,7 @@ def show(ctx: click.Context, name: str | None) -> None:
     """One profile's keys (keys masked), where they come from, and its resolved key and URL."""
     store = _store(ctx)
     profile = store.get(name)
-    click.echo(f"[profiles.{profile.name}]  # {profile.source}")
+    _echo(f"[profiles.{profile.name}]  # {profile.source}")
     secret_names = {"api_key"}
     info = None
     try:
@@ -66,9 +74,9 @@ def show(ctx: click.Context, name: str | None) -> None:
         info = get_registry().backend(profile.backend).info
         secret_names |= {spec.name for spec in info.options if spec.secret}
     except LLMSwitchError as error:
-        click.echo(f"# warning: {error.message}", err=True)
+        echo_status(f"# warning: {error.message}")
     for key, value in profile.values.items():
-        click.echo(f"{key} = {_toml_value(shown_setting(key, value, secret_names))}")
+        _echo(f"{key} = {_toml_value(shown_setting(key, value, secret_names))}")
     if info is not None:
         from llmswitch.client import build_target
         from llmswitch.plugins import get_registry
@@ -76,14 +84,14 @@ def show(ctx: click.Context, name: str | None) -> None:
         try:
             settings = validate(profile, info)
         except LLMSwitchError as error:
-            click.echo(f"# invalid: {error.message}", err=True)
+            echo_status(f"# invalid: {error.message}")
             if error.remedy:
-                click.echo(f"#   hint: {error.remedy}", err=True)
+                echo_status(f"#   hint: {error.remedy}")
         else:
             target = build_target(profile, get_registry().backend(profile.backend), settings)
             if target.base_url:
-                click.echo(f"# base_url resolves to {redact_url(target.base_url)} "
-                           f"(from {describe_source(target.base_url_source)})")
+                _echo(f"# base_url resolves to {redact_url(target.base_url)} "
+                      f"(from {describe_source(target.base_url_source)})")
             if info.key_env:
                 if target.api_key is not None:
                     click.echo(f"# key: {target.api_key.masked} (from {target.api_key.source})")
@@ -92,10 +100,10 @@ def show(ctx: click.Context, name: str | None) -> None:
                 else:
                     click.echo(f"# key: not set ({target.key_variable or info.key_env})")
             for note in target.notes:
-                click.echo(f"# note: {note}")
+                _echo(f"# note: {note}")
     warning = store.world_readable_key_warning()
     if warning:
-        click.echo(f"warning: {warning}", err=True)
+        echo_status(f"warning: {warning}")
 
 
 def _toml_value(value: Any) -> str:

@@ -10,7 +10,7 @@ chunk when ``stream_options.include_usage`` is set), over a real socket on 127.0
 ``forbidden``               403 (a key without access to the model / project)
 ``require_key``             401 unless the request carries ``Authorization: Bearer <options["key"]>``
 ``rate_limit``              429 with ``Retry-After: <options["retry_after"]>`` (default 7)
-``server_error``            500 with an error body
+``server_error``            500 with an error body (its message is ``options["error_message"]`` when set)
 ``unavailable``             503 with ``Retry-After: 1`` (an overloaded server)
 ``bad_gateway``             502 with an HTML body (what a proxy in front of a dead server sends)
 ``reset``                   TCP reset before any response
@@ -131,7 +131,8 @@ class OpenAIHandler(ProtocolHandler):
                            headers={"Retry-After": "1"})
             return True
         if scenario == "server_error":
-            self.send_json(500, error_body("The server had an error processing your request.", "server_error"))
+            message = self.options.get("error_message", "The server had an error processing your request.")
+            self.send_json(500, error_body(message, "server_error"))
             return True
         if scenario == "bad_gateway":
             page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"

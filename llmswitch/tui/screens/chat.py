@@ -16,6 +16,7 @@ from textual.widgets import Footer
 
 from llmswitch.errors import LLMSwitchError
 from llmswitch.store import HistoryStore, MessageRecord
+from llmswitch.terminal import neutralize
 from llmswitch.tui import keys
 from llmswitch.tui.session import ChatSession
 from llmswitch.tui.streaming import TurnRun, run_turn
@@ -34,9 +35,11 @@ def describe(error: BaseException) -> str:
 
     if isinstance(error, LLMSwitchError):
         text = f"error: {redact(error.message)}"
-        return text + (f"\nhint: {redact(error.remedy)}" if error.remedy else "")
-    return f"error: unexpected failure: {redact(f'{type(error).__name__}: {error}')}\n" \
-           "hint: run with LLMSWITCH_DEBUG=1 for the traceback, and report it"
+        text += f"\nhint: {redact(error.remedy)}" if error.remedy else ""
+    else:
+        text = f"error: unexpected failure: {redact(f'{type(error).__name__}: {error}')}\n" \
+               "hint: run with LLMSWITCH_DEBUG=1 for the traceback, and report it"
+    return neutralize(text)  # a message can quote a server's error body
 
 
 def guarded(action: Action) -> Action:

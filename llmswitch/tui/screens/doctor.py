@@ -10,6 +10,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Static
 
 from llmswitch.client import Client
+from llmswitch.terminal import neutralize
 from llmswitch.tui.health import HealthRow, broken_plugins, check_profiles, profile_choices
 
 STATUS_STYLE = {"ok": "$text-success", "degraded": "$text-warning", "down": "$text-error"}
@@ -17,7 +18,7 @@ FINDING_WIDTH = 60  # the whole finding and its remedy are shown below the table
 
 
 def shorten(text: str, width: int = FINDING_WIDTH) -> str:
-    text = " ".join(text.split())
+    text = " ".join(neutralize(text).split())  # a finding can quote a server's error body
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -110,4 +111,4 @@ class DoctorScreen(Screen[None]):
         text = f"{row.profile}: {row.status} — {row.summary}"
         if row.remedy:
             text += f"\nhint: {row.remedy}"
-        detail.update(Content(text))
+        detail.update(Content(neutralize(text)))

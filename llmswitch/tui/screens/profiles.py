@@ -13,6 +13,7 @@ from textual.widgets.option_list import Option
 
 from llmswitch.client import Client
 from llmswitch.secrets import redact
+from llmswitch.terminal import neutralize
 from llmswitch.tui.health import HealthRow, ProfileChoice, broken_plugins, check_profiles, profile_choices
 
 STATUS_STYLE = {"ok": "$text-success", "degraded": "$text-warning", "down": "$text-error"}
@@ -111,7 +112,7 @@ class ProfilePickerScreen(ModalScreen[str | None]):
             lines.append(f"{row.status}: {row.summary}")
             if row.remedy:
                 lines.append(f"hint: {row.remedy}")
-        detail.update(Content("\n".join(lines)))
+        detail.update(Content(neutralize("\n".join(lines))))
 
     @on(OptionList.OptionSelected)
     def _chosen(self, event: OptionList.OptionSelected) -> None:

@@ -1,4 +1,9 @@
-"""One message in the chat pane: the user's prompt, or an answer streamed in as Markdown."""
+"""One message in the chat pane: the user's prompt, or an answer streamed in as Markdown.
+
+Every text shown here passes through :func:`llmswitch.terminal.neutralize` on its way in: an answer (live or
+reopened from the history) must not be able to send escape sequences to the terminal. The store keeps the
+raw text; what these widgets hold is the text as shown.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from textual.content import Content
 from textual.widgets import Label, Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
+from llmswitch.terminal import neutralize
 from llmswitch.tui.widgets.frozen_markdown import FrozenMarkdown, Segment, plan
 
 
@@ -69,7 +75,7 @@ class UserMessage(MessageView):
 
     def compose(self) -> ComposeResult:
         yield Label("You", classes="header")
-        yield Static(Content(self._text), classes="body")
+        yield Static(Content(neutralize(self._text)), classes="body")
 
 
 class AssistantMessage(MessageView):
@@ -89,9 +95,10 @@ class AssistantMessage(MessageView):
     def __init__(self, header: str, text: str = "", *, meta: str = "", error: str | None = None,
                  message_id: int | None = None) -> None:
         super().__init__(classes="message assistant")
-        self._header, self._meta, self._error = header, meta, error
+        self._header, self._meta = neutralize(header), neutralize(meta)
+        self._error = neutralize(error) if error else error
         self.message_id = message_id
-        self._frozen, self._live_initial = self._plan(text)
+        self._frozen, self._live_initial = self._plan(neutralize(text))
         self._frozen_text = "".join(segment.source for segment in self._frozen)
         self._live_text = self._live_initial  # what the live widget has been given (it may lag behind)
         self._unchecked = 0
@@ -140,6 +147,7 @@ class AssistantMessage(MessageView):
         self.add_class("streaming")
 
     async def write(self, text: str) -> None:
+        text = neutralize(text)
         async with self._lock:
             self._live_text += text
             self._unchecked += len(text)
@@ -188,6 +196,7 @@ class AssistantMessage(MessageView):
 
     async def end_stream(self, final_text: str) -> None:
         """Stop streaming; make sure what is shown is exactly the text that was kept."""
+        final_text = neutralize(final_text)
         async with self._lock:
             await self._stop_stream()
             self.streaming = False
@@ -215,11 +224,13 @@ class AssistantMessage(MessageView):
     # ---- status below the answer ------------------------------------------------------------------------
 
     def set_meta(self, text: str) -> None:
+        text = neutralize(text)
         meta = self.query_one(".meta", Static)
         meta.update(Content(text))
         meta.display = bool(text)
 
     def set_error(self, text: str | None) -> None:
+        text = neutralize(text) if text else text
         self._error = text
         error = self.query_one(".error", Static)
         error.update(Content(text or ""))

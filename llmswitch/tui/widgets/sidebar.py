@@ -27,6 +27,7 @@ from llmswitch.store import (
     HistoryStore,
     SearchHit,
 )
+from llmswitch.terminal import neutralize
 
 SEARCH_DELAY_S = 0.15  # search once typing pauses, not on every key
 
@@ -36,7 +37,7 @@ def highlighted(snippet: str, style: str = "bold $text-accent on $accent 30%") -
     parts: list[tuple[str, str] | str] = []
     for index, piece in enumerate(snippet.replace(HIGHLIGHT_END, HIGHLIGHT_START).split(HIGHLIGHT_START)):
         if piece:
-            clean = " ".join(piece.split())  # one line per hit: newlines in a message would break the list
+            clean = " ".join(neutralize(piece).split())  # one line per hit: newlines in a message would break the list
             if piece[:1].isspace():
                 clean = " " + clean
             if piece[-1:].isspace():
@@ -47,7 +48,7 @@ def highlighted(snippet: str, style: str = "bold $text-accent on $accent 30%") -
 
 def one_line(text: str, width: int = 30) -> str:
     """Fit a title on one line of the sidebar."""
-    text = " ".join(text.split())
+    text = " ".join(neutralize(text).split())  # a title is a prompt: it may hold any character
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
