@@ -8,6 +8,8 @@ cost); :class:`Turn` and :class:`AsyncTurn` only differ in how they are iterated
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -146,6 +148,7 @@ class Turn:
     cost: Any = None
     recorded: bool = False  # its prompt went into the chat history, so its answer goes there too
     _finished: bool = False
+    _finishing: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __iter__(self) -> Iterator[StreamEvent]:
         try:
@@ -154,10 +157,22 @@ class Turn:
             self.finish()
 
     def finish(self) -> None:
-        if not self._finished:
+        """Record the turn (history, ledger) once, whichever thread gets here first."""
+        with self._finishing:
+            if self._finished:
+                return
             self._finished = True
-            self.result.close()
-            self.cost = self.conversation._finish(self.prompt, self.request, self.result, recorded=self.recorded)
+        self.result.close()
+        self.cost = self.conversation._finish(self.prompt, self.request, self.result, recorded=self.recorded)
+
+    def interrupt(self) -> None:
+        """Record the turn now, as interrupted, with the text so far: for a caller that cannot wait for the
+        thread iterating it (the app is quitting while the server is silent)."""
+        result = self.result
+        result.interrupted = True
+        if result.latency_s is None:
+            result.latency_s = time.perf_counter() - result.started
+        self.finish()
 
 
 @dataclass

@@ -95,4 +95,14 @@ def main(argv: list[str] | None = None) -> Any:
     """Entry point: run the CLI and turn every error into a sentence and an exit code."""
     from llmswitch.cli.errors import run_guarded
 
+    tolerate_narrow_encodings()
     sys.exit(run_guarded(lambda: cli.main(args=argv, prog_name="llmswitch", standalone_mode=False)))
+
+
+def tolerate_narrow_encodings() -> None:
+    """Under a locale whose encoding cannot hold every character (LANG=C without UTF-8 mode, latin-1), write
+    what it cannot encode as ``\\u....`` escapes instead of failing in the middle of an answer."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if encoding not in ("utf8", "utf8sig") and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")

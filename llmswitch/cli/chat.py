@@ -15,9 +15,13 @@ from llmswitch.cli.errors import (
     EXIT_BACKEND,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    Terminated,
+    echo_status,
     error_payload,
     print_error,
+    quietly_echo,
     silence_stdout,
+    stopping_on_signals,
 )
 from llmswitch.conversation import Conversation, Turn
 from llmswitch.errors import InvalidOptionError, LLMSwitchError, close_matches
@@ -84,21 +88,46 @@ def chat(
     if notice:
         click.echo(f"note: {notice}", err=True)
 
-    text = " ".join(prompt)
+    text = prompt_argument(prompt)
     stdin_is_terminal = sys.stdin is None or sys.stdin.isatty()
     if not stdin_is_terminal:
-        piped = sys.stdin.read()
+        piped = read_piped_input()
         text = f"{text}\n\n{piped}" if text and piped.strip() else (text or piped)
-    if text.strip():
-        conversation.one_shot = True  # grouped apart in the TUI's sidebar until it is continued
-        code = one_shot(conversation, text, no_stream=no_stream, as_json=as_json, show_usage=show_usage)
-    elif not stdin_is_terminal:
-        raise click.UsageError("nothing to ask: give a PROMPT or pipe some text in")
-    else:
-        code = repl(conversation, show_usage=show_usage, whole=no_stream)
+    with stopping_on_signals():  # SIGTERM and SIGHUP stop an answer the way Ctrl-C does
+        if text.strip():
+            conversation.one_shot = True  # grouped apart in the TUI's sidebar until it is continued
+            code = one_shot(conversation, text, no_stream=no_stream, as_json=as_json, show_usage=show_usage)
+        elif not stdin_is_terminal:
+            raise click.UsageError("nothing to ask: give a PROMPT or pipe some text in")
+        else:
+            code = repl(conversation, show_usage=show_usage, whole=no_stream)
     if conversation.store is not None and conversation.store.last_error is not None:
         click.echo(f"warning: the chat history was not saved: {conversation.store.last_error.message}", err=True)
     return code
+
+
+def prompt_argument(prompt: tuple[str, ...]) -> str:
+    """PROMPT words as one text; bytes that are not UTF-8 become U+FFFD, with a warning."""
+    from llmswitch.encoding import repair_argument
+
+    text, replaced = repair_argument(" ".join(prompt))
+    if replaced:
+        echo_status("warning: the prompt is not valid UTF-8; the bytes that are not were replaced with U+FFFD (�)")
+    return text
+
+
+def read_piped_input() -> str:
+    """Piped stdin as UTF-8 whatever the locale says; invalid bytes become U+FFFD, with a warning."""
+    from llmswitch.encoding import decode_input
+
+    buffer = getattr(sys.stdin, "buffer", None)  # a replaced sys.stdin (tests, embedding) may be text only
+    if buffer is None:
+        return sys.stdin.read()
+    text, replaced = decode_input(buffer.read())
+    if replaced:
+        echo_status("warning: the piped input is not valid UTF-8; the bytes that are not were replaced with "
+                    "U+FFFD (�) (convert it first, e.g. `iconv -f latin1 -t utf-8`)")
+    return text
 
 
 def open_history(*, required: bool) -> Any:
@@ -142,6 +171,7 @@ def parse_options(client: Any, conversation: Conversation, options: tuple[tuple[
 def one_shot(conversation: Conversation, text: str, *, no_stream: bool, as_json: bool, show_usage: bool) -> int:
     turn = conversation.stream(text, whole=no_stream)
     interrupted = False
+    stopped_by: Terminated | None = None
     out = sys.stdout
     on_terminal = is_terminal(out)  # a model's text must not drive the terminal: see llmswitch.terminal
     try:
@@ -156,6 +186,8 @@ def one_shot(conversation: Conversation, text: str, *, no_stream: bool, as_json:
                 if type(event) is TextDelta:
                     write(neutralize(event.text) if on_terminal else event.text)
                     flush()
+    except Terminated as stop:
+        interrupted, stopped_by = True, stop
     except KeyboardInterrupt:
         interrupted = True
     except BrokenPipeError:
@@ -164,7 +196,9 @@ def one_shot(conversation: Conversation, text: str, *, no_stream: bool, as_json:
         silence_stdout()
         return EXIT_OK
     finally:
-        turn.finish()
+        turn.finish()  # the history and the ledger first: after SIGHUP there may be no terminal to write to
+    if stopped_by is not None:
+        return stopped(conversation, turn, stopped_by, as_json=as_json, show_usage=show_usage)
     result = turn.result
     if as_json:
         document = json.dumps(result_payload(conversation, turn, interrupted), ensure_ascii=False)
@@ -182,6 +216,22 @@ def one_shot(conversation: Conversation, text: str, *, no_stream: bool, as_json:
             print_error(result.error)
         return result.error.exit_code
     return EXIT_OK
+
+
+def stopped(conversation: Conversation, turn: Turn, stop: Terminated, *, as_json: bool, show_usage: bool) -> int:
+    """The end of an answer stopped by SIGTERM or SIGHUP (already recorded): say so where still possible."""
+    try:
+        if as_json:
+            sys.stdout.write(json.dumps(result_payload(conversation, turn, True), ensure_ascii=False) + "\n")
+        elif turn.result.text and not turn.result.text.endswith("\n"):
+            sys.stdout.write("\n")
+        sys.stdout.flush()
+    except OSError:  # the terminal is gone (SIGHUP) or the reader left
+        silence_stdout()
+    if show_usage:
+        quietly_echo(usage_line(turn))
+    quietly_echo(f"stopped by {stop.name} (the answer so far is kept and recorded as interrupted)")
+    return stop.exit_code
 
 
 def result_payload(conversation: Conversation, turn: Turn, interrupted: bool) -> dict[str, Any]:
@@ -241,6 +291,9 @@ def repl(conversation: Conversation, *, show_usage: bool, whole: bool = False) -
         except EOFError:
             click.echo("", err=True)
             return EXIT_OK
+        except Terminated as stop:
+            quietly_echo(f"\nstopped by {stop.name}")
+            return stop.exit_code
         except KeyboardInterrupt:
             click.echo("", err=True)
             continue
@@ -256,6 +309,7 @@ def repl(conversation: Conversation, *, show_usage: bool, whole: bool = False) -
             print_error(error)
             continue
         on_terminal = is_terminal(sys.stdout)
+        stopped_by: Terminated | None = None
         try:
             for event in turn:
                 if type(event) is TextDelta:
@@ -264,10 +318,14 @@ def repl(conversation: Conversation, *, show_usage: bool, whole: bool = False) -
                 elif type(event) is StreamError:
                     sys.stdout.write("\n")
                     print_error(event.error)
+        except Terminated as stop:
+            stopped_by = stop
         except KeyboardInterrupt:
             click.echo("\n(stopped; the partial answer is kept)", err=True)
         finally:
             turn.finish()
+        if stopped_by is not None:
+            return stopped(conversation, turn, stopped_by, as_json=False, show_usage=show_usage)
         sys.stdout.write("\n")
         if show_usage:
             click.echo(usage_line(turn), err=True)

@@ -8,8 +8,10 @@ through :func:`llmswitch.terminal.for_display` (an escape sequence in it is show
 from __future__ import annotations
 
 import os
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -22,6 +24,46 @@ EXIT_OK = 0
 EXIT_BACKEND = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is, like Ctrl-C: the same paths keep the partial answer,
+    record it as interrupted and charge what was used. Exit code 128 + the signal's number, as a shell does."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+
+@contextmanager
+def stopping_on_signals() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise :class:`Terminated` (a kill or a closed terminal mid-answer
+    must not lose what was shown, nor the ledger row); the previous handlers come back after it. After the
+    first signal the others are ignored, so the bookkeeping it triggers is not cut short by a second."""
+
+    def raise_terminated(signum: int, frame: object) -> None:
+        for number in _STOP_SIGNALS:
+            signal.signal(number, signal.SIG_IGN)
+        raise Terminated(signum)
+
+    previous = {number: signal.signal(number, raise_terminated) for number in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+# SIGHUP: the terminal closed (an ssh session dropped, a window closed). Windows has no SIGHUP.
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 def describe(error: LLMSwitchError) -> str:
@@ -52,6 +94,14 @@ def echo_status(text: str) -> None:
     click.echo(for_display(text, sys.stderr), err=True)
 
 
+def quietly_echo(text: str) -> None:
+    """A status line that may find no terminal to go to (after SIGHUP): then it is simply not shown."""
+    try:
+        echo_status(text)
+    except OSError:
+        pass
+
+
 def run_guarded(run: Callable[[], Any]) -> int:
     """Run the click app; map every way it can end to an exit code."""
     try:
@@ -65,6 +115,9 @@ def run_guarded(run: Callable[[], Any]) -> int:
     except click.ClickException as error:
         error.show()
         return error.exit_code
+    except Terminated as stop:
+        quietly_echo(f"\nstopped by {stop.name}")
+        return stop.exit_code
     except KeyboardInterrupt:
         click.echo("\ninterrupted", err=True)
         return EXIT_INTERRUPTED

@@ -68,7 +68,7 @@ class ProtocolHandler(BaseHTTPRequestHandler):
     # ---- writing --------------------------------------------------------------------------------
 
     def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
+        data = self.swap_bytes(json.dumps(payload).encode())
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -76,6 +76,13 @@ class ProtocolHandler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(data)
+
+    def swap_bytes(self, data: bytes) -> bytes:
+        """Apply the ``swap_bytes`` option ({b"~": b"\\xff"}) to what is sent: a way to put bytes that are not
+        UTF-8 (or anything else JSON cannot carry) into an otherwise well-formed answer."""
+        for old, new in self.state.options.get("swap_bytes", {}).items():
+            data = data.replace(old, new)
+        return data
 
     def start_chunked(self, content_type: str, status: int = 200) -> None:
         self.send_response(status)
@@ -137,6 +144,9 @@ class ProtocolHandler(BaseHTTPRequestHandler):
         :attr:`STALL` (then hang for the ``delay`` option) and drop the connection.
         """
         batch = int(self.state.options.get("batch", 64))
+        if self.state.options.get("swap_bytes"):
+            original = events
+            events = lambda: map(self.swap_bytes, original())  # noqa: E731
         if scenario == "ok" and self.state.options.get("cache"):
             cache = self.state.options.setdefault("_encoded", {})
             if cache_key not in cache:

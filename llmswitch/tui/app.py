@@ -60,11 +60,33 @@ class LLMSwitchApp(App[None]):
             else:
                 self.startup_warnings.append(f"[tui] theme {self.requested_theme!r} is not a theme; known: "
                                              + ", ".join(sorted(self.available_themes)))
-        history = self.store.recent_prompts() if self.store is not None else []
+        history: list[str] = []
+        if self.store is not None:
+            try:
+                history = self.store.recent_prompts()
+            except HistoryError as error:  # a damaged history.db: chat anyway, and say why Up recalls nothing
+                self.startup_warnings.append(f"the prompt history cannot be read: {error.message}"
+                                             + (f" ({error.remedy})" if error.remedy else ""))
         self.push_screen(ChatScreen(self.session, self.store, history=history, open_on_start=self.open_on_start,
                                     keep_profile_on_start=self.session.profile_name is not None))
         for warning in self.startup_warnings:
             self.notify(warning, severity="warning", timeout=15)
+        self.quit_on_signals()
+
+    def quit_on_signals(self) -> None:
+        """SIGTERM and SIGHUP (a kill, a closed terminal) quit the way Ctrl+Q does: the answer so far is kept."""
+        import asyncio
+        import signal
+
+        loop = asyncio.get_running_loop()
+        for name in ("SIGTERM", "SIGHUP"):
+            number = getattr(signal, name, None)
+            if number is None:  # Windows has no SIGHUP
+                continue
+            try:
+                loop.add_signal_handler(number, self.call_next, self.action_quit)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no such support
+                pass
 
     @property
     def chat(self) -> ChatScreen | None:
@@ -72,6 +94,13 @@ class LLMSwitchApp(App[None]):
             if isinstance(screen, ChatScreen):
                 return screen
         return None
+
+    async def action_quit(self) -> None:
+        """Quit; an answer still coming is kept and recorded as interrupted first (never lost, never "ok")."""
+        chat = self.chat
+        if chat is not None:
+            await chat.stop_for_exit()
+        self.exit()
 
     def action_help(self) -> None:
         from llmswitch.tui.screens.help import HelpScreen

@@ -15,6 +15,7 @@ chunk when ``stream_options.include_usage`` is set), over a real socket on 127.0
 ``bad_gateway``             502 with an HTML body (what a proxy in front of a dead server sends)
 ``reset``                   TCP reset before any response
 ``cut``                     stream a few chunks, then drop the connection without ``[DONE]``
+``stall``                   stream a few chunks, then go quiet for ``options["delay"]`` seconds (default 5)
 ``garbage``                 stream a few chunks, then a ``data:`` line that is not JSON
 ``slow_first_byte``         wait ``options["delay"]`` seconds (default 5) before the status line
 ``reject_stream_options``   400 whenever the body has ``stream_options`` (older vLLM, some proxies)
@@ -254,6 +255,8 @@ class OpenAIHandler(ProtocolHandler):
         pieces = self.answer_pieces()
         yield chunk_line(model, {"role": "assistant", "content": ""})
         for index, piece in enumerate(pieces):
+            if index == 3 and scenario == "stall":
+                yield self.STALL
             if index == 3 and scenario in ("cut", "garbage", "error_event"):
                 if scenario == "garbage":
                     yield b"data: {this is not json\n\n"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +29,7 @@ from llmswitch.tui.widgets.sidebar import Sidebar
 from llmswitch.tui.widgets.status import StatusLine, format_tokens, format_usd
 
 Action = TypeVar("Action", bound=Callable[..., Any])
+QUIT_GRACE_S = 1.0  # how long quitting waits for a cancelled answer's worker to record it
 
 
 def describe(error: BaseException) -> str:
@@ -42,25 +45,40 @@ def describe(error: BaseException) -> str:
     return neutralize(text)  # a message can quote a server's error body
 
 
+async def run_reported(screen: Screen[Any], call: Callable[[], Any]) -> Any:
+    """Run ``call`` (awaiting it if it is a coroutine); any failure becomes a notification on ``screen``
+    instead of ending the app (a damaged history, a plugin bug...)."""
+    try:
+        result = call()
+        if isinstance(result, Awaitable):
+            result = await result
+        return result
+    except Exception as error:  # noqa: BLE001 - the app must survive every failure
+        import os
+
+        if os.environ.get("LLMSWITCH_DEBUG"):
+            raise
+        screen.notify(describe(error), severity="error", timeout=10)
+        return None
+
+
 def guarded(action: Action) -> Action:
     """Run an action; any failure becomes a notification instead of ending the app."""
 
     @functools.wraps(action)
     async def wrapper(self: ChatScreen, *args: Any, **kwargs: Any) -> Any:
-        try:
-            result = action(self, *args, **kwargs)
-            if isinstance(result, Awaitable):
-                result = await result
-            return result
-        except Exception as error:  # noqa: BLE001 - the app must survive every failure
-            import os
-
-            if os.environ.get("LLMSWITCH_DEBUG"):
-                raise
-            self.notify(describe(error), severity="error", timeout=10)
-            return None
+        return await run_reported(self, lambda: action(self, *args, **kwargs))
 
     return wrapper  # type: ignore[return-value]
+
+
+def reported(screen: Screen[Any], callback: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """A dialog's result callback, guarded like an action (a dialog's answer can reach the history)."""
+
+    async def wrapper(*args: Any) -> Any:
+        return await run_reported(screen, lambda: callback(*args))
+
+    return wrapper
 
 
 class AnswerText(Message):
@@ -251,6 +269,20 @@ class ChatScreen(Screen[None]):
         self.update_status()
         self.sidebar.current_id = self.session.conversation_id
         self.sidebar.refresh_list()
+
+    async def stop_for_exit(self, grace_s: float = QUIT_GRACE_S) -> None:
+        """The app is quitting: cancel a running answer and make sure what arrived is recorded (history and
+        ledger, as interrupted) before the history is closed. A worker still waiting on a silent server after
+        ``grace_s`` seconds is not waited for: the turn is recorded from here."""
+        run = self.current
+        if run is None or run.done.is_set():
+            return
+        run.cancel.set()
+        deadline = time.monotonic() + grace_s
+        while not run.done.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        if not run.done.is_set() and run.turn is not None:
+            run.turn.interrupt()
 
     @guarded
     async def action_cancel(self) -> None:
@@ -491,7 +523,7 @@ class ChatScreen(Screen[None]):
             self.notify(f"renamed to {title.strip()!r}")
 
         self.app.push_screen(TextPromptScreen("Rename conversation", record.title, hint="Enter saves, Esc cancels"),
-                             rename)
+                             reported(self, rename))
 
     @guarded
     async def action_delete(self) -> None:
@@ -517,7 +549,7 @@ class ChatScreen(Screen[None]):
             self.notify(f"deleted {record.title or f'conversation {conversation_id}'!r}")
 
         question = f"Delete {record.title!r} and its {record.message_count} messages? This cannot be undone."
-        self.app.push_screen(ConfirmScreen(question), delete)
+        self.app.push_screen(ConfirmScreen(question), reported(self, delete))
 
     @guarded
     async def action_export(self, kind: str | None = None) -> None:
@@ -538,7 +570,7 @@ class ChatScreen(Screen[None]):
             default = exports_dir() / file_name(record, format_)
             self.app.push_screen(TextPromptScreen("Export to file", str(default),
                                                   hint="Enter writes (edit the path to choose another), Esc cancels"),
-                                 lambda path: self.write_export(conversation_id, format_, path))
+                                 reported(self, lambda path: self.write_export(conversation_id, format_, path)))
 
         if kind in formats:
             ask_path(formats.index(kind))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from llmswitch.encoding import server_json
 from llmswitch.errors import LLMSwitchError
 from llmswitch.types import Request, Response, StreamEvent, Target, TokenCount
 from llmswitch_anthropic.errors import from_exception, is_anthropic, not_json_answer
@@ -31,7 +31,7 @@ def complete(target: Target, request: Request) -> Response:
     except Exception as exc:
         _raise_translated(exc, target)
     try:
-        payload = json.loads(content)
+        payload = server_json(content)
     except ValueError:
         raise not_json_answer(target, content) from None
     return parse_message(payload, target, time.perf_counter() - started)

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from llmswitch.encoding import server_json
 from llmswitch.types import StreamEnd, StreamEvent, Target, TextDelta, Usage, UsageEvent
 from llmswitch_anthropic.errors import cut_off, from_error_body, not_json, not_message_events
 from llmswitch_anthropic.wire import finish_reason, usage_from
@@ -29,7 +30,7 @@ def parse_data(data: bytes, target: Target) -> dict[str, Any]:
             raise ValueError("extra data")
     except ValueError:  # also UnicodeDecodeError; and raw_decode refuses leading whitespace
         try:
-            payload = json.loads(data)
+            payload = server_json(data)  # invalid UTF-8 becomes U+FFFD: the policy of every backend
         except ValueError:
             raise not_json(target, data) from None
     if type(payload) is not dict:

@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from llmswitch.encoding import server_json
 from llmswitch.errors import LLMSwitchError
 from llmswitch.types import Request, Response, StreamEvent, Target, TokenCount
 from llmswitch_ollama.errors import check_response, from_exception, from_status, not_json
@@ -30,7 +31,7 @@ def complete(target: Target, request: Request) -> Response:
         _raise_translated(exc, target, during_answer=False)
     check_response(target, response)
     try:
-        payload = response.json()
+        payload = server_json(response.content)
     except ValueError:
         raise not_json(target, response.content) from None
     if isinstance(payload, dict) and payload.get("error") and "message" not in payload:

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from llmswitch.encoding import server_json
 from llmswitch.types import StreamEnd, StreamEvent, Target, TextDelta, UsageEvent
 from llmswitch_ollama.errors import cut_off, from_status, not_chat_lines, not_json
 from llmswitch_ollama.wire import usage_from
@@ -22,7 +23,7 @@ def parse_line(line: bytes, target: Target) -> dict[str, Any]:
     """One line's JSON object, strictly (the careful path, for lines the fast path in :func:`translate`
     did not take: leading whitespace, text after the object, bad UTF-8, not an object)."""
     try:
-        payload = json.loads(line)
+        payload = server_json(line)  # invalid UTF-8 becomes U+FFFD: the policy of every backend
     except ValueError:
         raise not_json(target, line) from None
     if type(payload) is not dict:

@@ -1,0 +1,103 @@
+"""Nothing shown is lost: an answer stopped by SIGTERM or SIGHUP keeps its text, is recorded in the history
+as interrupted, and is charged in the ledger for what was used, as Ctrl-C does. A real process, a real server
+that stalls in the middle of an answer."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+from llmswitch.ledger import Ledger
+from llmswitch.store import HistoryStore
+from tests.servers.openai_server import openai_server
+
+ANSWER = "abcdefghijklmnopqrstuvwxyz"  # sent four characters a chunk; the server stalls after three chunks
+
+
+def write_profile(config_file: Path, url: str) -> None:
+    config_file.write_text(tomli_w.dumps({"profiles": {"p": {
+        "backend": "openai", "base_url": f"{url}/v1", "model": "gpt-4o-mini", "timeout": 60.0}}}))
+
+
+def stored_answers() -> list[tuple[str, str | None]]:
+    with HistoryStore.open() as history:
+        return [(m.content, m.finish_reason) for c in history.list_conversations() for m in history.messages(c.id)
+                if m.role == "assistant"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_a_signal_mid_answer_keeps_records_and_charges_it(config_file: Path, signum: int, as_json: bool) -> None:
+    with openai_server() as server:
+        server.state.scenario = "stall"
+        server.state.options.update(answer=ANSWER, delay=60)
+        write_profile(config_file, server.url)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "llmswitch", "chat", "-p", "p", *(["--json"] if as_json else []), "hi"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ),
+        )
+        assert process.stdout is not None
+        first = b"" if as_json else process.stdout.read(12)  # the answer is flowing, then stalls
+        if as_json:
+            import time
+
+            deadline = time.monotonic() + 30
+            while not server.state.requests and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 128 + signum, err
+    assert b"Traceback" not in err
+    assert signal.Signals(signum).name.encode() in err
+    if as_json:
+        import json
+
+        payload = json.loads(out)
+        assert payload["text"] == ANSWER[:12] and payload["finish_reason"] == "interrupted"
+    else:
+        assert first + out == ANSWER[:12].encode() + b"\n"
+    assert stored_answers() == [(ANSWER[:12], "interrupted")]
+    with Ledger() as ledger:
+        (entry,) = ledger.entries()
+    assert entry.outcome == "interrupted"
+    assert entry.output_tokens and entry.tokens_estimated  # charged for what arrived, counted here
+    assert entry.cost_usd is not None and entry.cost_usd > 0
+
+
+# ---- input that is not UTF-8 -----------------------------------------------------------------------------
+
+
+def llmswitch_bytes(*args: str | bytes, stdin: bytes = b"", env: dict[str, str] | None = None
+                    ) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "llmswitch", *args], input=stdin, capture_output=True,
+                          env={**os.environ, **(env or {})}, timeout=60)
+
+
+@pytest.mark.parametrize("locale", [
+    {},
+    {"PYTHONIOENCODING": "utf-8:strict"},
+    {"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"},  # ASCII, no UTF-8 mode: the strictest
+], ids=["utf-8", "strict-io", "C-locale"])
+def test_piped_input_that_is_not_utf8_is_replaced_with_a_warning(locale: dict[str, str]) -> None:
+    done = llmswitch_bytes("chat", "-p", "echo", stdin=b"caf\xe9", env=locale)
+    assert done.returncode == 0, done.stderr
+    assert b"unexpected failure" not in done.stderr and b"Traceback" not in done.stderr
+    assert b"not valid UTF-8" in done.stderr and b"iconv" in done.stderr
+    assert done.stdout in ("caf\ufffd\n".encode(), b"caf\\ufffd\n")  # an ASCII stdout gets an escape
+    with HistoryStore.open() as history:
+        (conversation,) = history.list_conversations()
+        assert [m.content for m in history.messages(conversation.id)] == ["caf\ufffd", "caf\ufffd"]
+
+
+def test_a_prompt_argument_that_is_not_utf8_is_replaced_with_a_warning() -> None:
+    done = llmswitch_bytes("chat", "-p", "echo", b"caf\xe9")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "caf\ufffd\n".encode()
+    assert b"prompt is not valid UTF-8" in done.stderr
