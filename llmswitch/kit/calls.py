@@ -147,8 +147,8 @@ def not_json(call: Call, data: bytes) -> BadResponseError:
 
 def _parse(call: Call, data: bytes) -> dict[str, Any]:
     try:
-        return json_object(data.decode("utf-8"))
-    except ValueError:  # UnicodeDecodeError too
+        return json_object(data.decode("utf-8", "replace"))  # invalid UTF-8 becomes U+FFFD (llmswitch.encoding)
+    except ValueError:
         raise not_json(call, data) from None
 
 

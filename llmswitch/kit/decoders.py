@@ -5,10 +5,11 @@ synchronous ``for chunk in response.iter_bytes()`` loop and by an ``async for`` 
 exist once whatever the I/O. Chunk boundaries may fall anywhere: inside a line, a ``\\r\\n`` pair or a
 multi-byte character.
 
-One policy for what a server must not send, for every backend: bytes that are not UTF-8, and a line longer
-than ``max_line`` characters (a broken proxy, a server streaming a file), raise
-:class:`~llmswitch.errors.BadResponseError` naming the server, instead of text silently mangled into U+FFFD
-or a buffer growing without bound. The caller keeps whatever text arrived before.
+One policy for what a server sends wrong, for every backend: bytes that are not UTF-8 become U+FFFD and the
+answer goes on (see :mod:`llmswitch.encoding`: one bad byte costs one character, never the rest of the
+answer); a line longer than ``max_line`` characters (a broken proxy, a server streaming a file) raises
+:class:`~llmswitch.errors.BadResponseError` naming the server instead of a buffer growing without bound. The
+caller keeps whatever text arrived before.
 
 The SSE decoder follows the WHATWG event-stream rules: lines end with CR, LF or CRLF; ``data`` lines
 accumulate, joined with LF; one space after the colon is dropped; a line starting with ``:`` is a comment;
@@ -42,22 +43,13 @@ def _too_long(source: str, limit: int) -> BadResponseError:
     )
 
 
-def _not_utf8(source: str, error: UnicodeDecodeError) -> BadResponseError:
-    sample = error.object[max(0, error.start - 20) : error.end + 20]
-    return BadResponseError(
-        f"{source} sent bytes that are not UTF-8 text (near {bytes(sample)!r})",
-        remedy="check base_url and any proxy in between (it may be compressing or re-encoding the stream); "
-        "the text so far is kept",
-    )
-
-
 class _Lines:
     """Text lines from UTF-8 bytes; a line may end in CR, LF or CRLF (``crlf=False``: LF only, faster)."""
 
     __slots__ = ("_decode", "_pending", "_pending_size", "_cr", "_any_cr", "max_line", "source", "_start")
 
     def __init__(self, source: str, max_line: int, any_cr: bool) -> None:
-        self._decode = codecs.getincrementaldecoder("utf-8")("strict").decode
+        self._decode = codecs.getincrementaldecoder("utf-8")("replace").decode  # the U+FFFD policy
         self._pending: list[str] = []
         self._pending_size = 0
         self._cr = False  # the last chunk ended with CR: an LF opening the next one belongs to it
@@ -67,10 +59,7 @@ class _Lines:
         self.source = source
 
     def feed(self, chunk: bytes, final: bool = False) -> list[str]:
-        try:
-            text = self._decode(chunk, final)
-        except UnicodeDecodeError as error:
-            raise _not_utf8(self.source, error) from None
+        text = self._decode(chunk, final)
         if not text:
             return []
         if self._start:
