@@ -80,7 +80,7 @@ def test_sse_arbitrary_bytes_give_the_same_events_however_split(noise: bytes, cu
 
 @pytest.mark.parametrize("decoder", [SSEDecoder, NDJSONDecoder])
 @settings(max_examples=100, deadline=None)
-@given(prefix=st.text(max_size=20).filter(lambda t: "\r" not in t), cuts=CUTS)
+@given(prefix=st.text(max_size=20).filter(lambda t: "\r" not in t and "\n" not in t), cuts=CUTS)
 def test_invalid_utf8_becomes_a_replacement_character(decoder, prefix: str, cuts) -> None:
     wire = f"data: {prefix}".encode() + b"\xff\xfe bad\n\n"
     instance = decoder("the server at http://127.0.0.1:9")
