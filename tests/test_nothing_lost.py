@@ -22,7 +22,8 @@ ANSWER = "abcdefghijklmnopqrstuvwxyz"  # sent four characters a chunk; the serve
 
 def write_profile(config_file: Path, url: str) -> None:
     config_file.write_text(tomli_w.dumps({"profiles": {"p": {
-        "backend": "openai", "base_url": f"{url}/v1", "model": "gpt-4o-mini", "timeout": 60.0}}}))
+        "backend": "openai", "base_url": f"{url}/v1", "model": "gpt-4o-mini", "timeout": 60.0,
+        "price_input_per_mtok": 1.0, "price_output_per_mtok": 2.0}}}))
 
 
 def stored_answers() -> list[tuple[str, str | None]]:

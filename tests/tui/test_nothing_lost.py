@@ -83,7 +83,8 @@ def stalling_server() -> Iterator[LocalServer]:
 async def test_quitting_while_the_server_is_silent_records_what_arrived(
         config_file: Path, stalling_server: LocalServer) -> None:
     config_file.write_text(tomli_w.dumps({"default_profile": "p", "profiles": {"p": {
-        "backend": "openai", "base_url": f"{stalling_server.url}/v1", "model": "gpt-4o-mini", "timeout": 60.0}}}))
+        "backend": "openai", "base_url": f"{stalling_server.url}/v1", "model": "gpt-4o-mini", "timeout": 60.0,
+        "price_input_per_mtok": 1.0, "price_output_per_mtok": 2.0}}}))
     app = create_app()
     async with app.run_test(size=SIZE) as pilot:
         app.screen.query_one(PromptInput).load_text("hi")
