@@ -15,7 +15,7 @@ from llmswitch.store import HistoryStore
 from llmswitch.store.export import file_name
 from llmswitch.store.history import ConversationRecord
 
-ESCAPES = "\x1b]0;owned\x07\x1b[2J"  # retitle the window, clear the screen
+ESCAPES = "\x1b]0;owned\x07\x1b[2J\x9b2J"  # retitle the window, clear the screen (ESC and C1 forms)
 
 
 @pytest.fixture
@@ -191,10 +191,16 @@ def test_text_from_a_model_cannot_drive_the_terminal(store: HistoryStore) -> Non
     conversation = store.create_conversation(profile="fast")
     store.add_message(conversation, "user", f"title {ESCAPES} here", profile="fast")
     store.add_message(conversation, "assistant", f"answer {ESCAPES} done", profile="fast")
-    for args in (("history", "show", str(conversation)), ("history", "list"), ("history", "search", "answer")):
+    for args in (("history", "show", str(conversation)), ("history", "list"), ("history", "search", "answer"),
+                 ("history", "export", str(conversation), "-o", "-")):
         shown = run_on_a_terminal(*args)
         assert "\x1b]" not in shown and "\x1b[2J" not in shown and "\x07" not in shown, args
         assert "owned" in shown  # neutralised, not dropped
+    # JSON on a terminal: C1 controls (which JSON leaves raw) are written as escapes; the values are the same.
+    for args in (("history", "show", "--json", str(conversation)), ("history", "export", "-f", "json", "-o", "-")):
+        shown = run_on_a_terminal(*args)
+        assert "\x9b" not in shown and "\x1b" not in shown, args
+        assert json.loads(shown)["messages"][1]["content"] == f"answer {ESCAPES} done"
     # Raw where a program reads it: --json and exported files keep every byte.
     assert json.loads(run_cli("history", "show", "--json", str(conversation)).stdout)["messages"][1]["content"] \
         == f"answer {ESCAPES} done"

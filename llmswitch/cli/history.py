@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import click
 
@@ -47,15 +47,17 @@ def conversation_id(store: HistoryStore, value: str) -> int:
     return store.get_conversation(int(value)).id  # a missing id is an error with a remedy
 
 
-def for_terminal(text: str) -> str:
-    """Text a model or a user wrote, made unable to drive the terminal when it is shown on one."""
-    if not sys.stdout.isatty():
-        return text
-    # PLACEHOLDER until the core's neutralising function lands (sec-term): every control character but
-    # newline and tab shown as an escape.
-    import re
+def shown(text: str, stream: IO[str] | None = None) -> str:
+    """Text a model or a user wrote, as it may go to ``stream`` (stdout): neutralised on a terminal."""
+    from llmswitch.terminal import for_display
 
-    return re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", lambda match: f"\\x{ord(match.group()):02x}", text)
+    return for_display(text, stream or sys.stdout)
+
+
+def echo_json(document: str) -> None:
+    from llmswitch.terminal import json_for_display
+
+    click.echo(json_for_display(document, sys.stdout))
 
 
 def when(seconds: float) -> str:
@@ -92,7 +94,7 @@ def list_command(limit: int, as_json: bool) -> None:
     with opened() as store:
         records = store.list_conversations(limit)
     if as_json:
-        click.echo(json.dumps([summary(record) for record in records], indent=2, ensure_ascii=False))
+        echo_json(json.dumps([summary(record) for record in records], indent=2, ensure_ascii=False))
         return
     if not records:
         click.echo("no conversations yet: `llmswitch chat` and `llmswitch tui` save them", err=True)
@@ -109,10 +111,10 @@ def render_conversations(records: list[ConversationRecord]) -> None:
 
     grid = table("id", "updated", "profile", "messages", "cost", "title", right=("id", "messages", "cost"))
     for record in records:
-        grid.add_row(str(record.id), when(record.updated_at), Text(for_terminal(record.profile or "")),
+        grid.add_row(str(record.id), when(record.updated_at), Text(shown(record.profile or "")),
                      str(record.message_count),
                      format_usd(record.cost_usd) if record.cost_usd is not None else "",
-                     Text(for_terminal(record.title)))
+                     Text(shown(record.title)))
     console().print(grid)
 
 
@@ -128,7 +130,7 @@ def search(query: tuple[str, ...], limit: int, as_json: bool) -> None:
     with opened() as store:
         hits = store.search(text, limit)
     if as_json:
-        click.echo(json.dumps([hit_summary(hit) for hit in hits], indent=2, ensure_ascii=False))
+        echo_json(json.dumps([hit_summary(hit) for hit in hits], indent=2, ensure_ascii=False))
         return
     if not hits:
         click.echo(f"no message matches {text!r}", err=True)
@@ -142,10 +144,10 @@ def render_hit(hit: SearchHit) -> None:
 
     who = "you" if hit.role == "user" else "answer"
     click.echo(click.style(f"{hit.conversation_id}", bold=True) + f"  {when(hit.created_at)}  {who}  "
-               + for_terminal(hit.title))
+               + shown(hit.title))
     pieces = hit.snippet.replace(HIGHLIGHT_END, HIGHLIGHT_START).split(HIGHLIGHT_START)
-    line = "".join(click.style(for_terminal(piece), bold=True, underline=True) if index % 2
-                   else for_terminal(piece) for index, piece in enumerate(pieces))
+    line = "".join(click.style(shown(piece), bold=True, underline=True) if index % 2
+                   else shown(piece) for index, piece in enumerate(pieces))
     click.echo("    " + " ".join(line.split()))
 
 
@@ -160,7 +162,10 @@ def show(conversation: str, as_json: bool) -> None:
         record = store.get_conversation(conversation_id(store, conversation))
         messages = store.messages(record.id)
     text = render(record, messages, "json" if as_json else "markdown")
-    click.echo(text if as_json else for_terminal(text), nl=False)
+    if as_json:
+        echo_json(text.rstrip("\n"))
+    else:
+        click.echo(shown(text), nl=False)
 
 
 @history.command()
@@ -193,8 +198,10 @@ def export(conversations: tuple[str, ...], every: bool, format_: str | None, out
         for each in ids:
             record = store.get_conversation(each)
             text = render(record, store.messages(each), format_)
-            if to_stdout:
-                click.echo(text, nl=False)
+            if to_stdout and format_ == "json":
+                echo_json(text.rstrip("\n"))
+            elif to_stdout:
+                click.echo(shown(text), nl=False)
             else:
                 click.echo(str(write(text, single_file or folder / file_name(record, format_))))
 
@@ -214,7 +221,7 @@ def delete(conversations: tuple[str, ...], yes: bool) -> None:
             if not sys.stdin.isatty():
                 raise click.UsageError("deleting needs confirmation: add --yes when not at a terminal")
             for record in records:
-                click.echo(f"  {record.id}  {for_terminal(record.title)} ({record.message_count} messages)", err=True)
+                click.echo(f"  {record.id}  {shown(record.title, sys.stderr)} ({record.message_count} messages)", err=True)
             count = len(records)
             click.confirm(f"Delete {'this conversation' if count == 1 else f'these {count} conversations'}? "
                           "This cannot be undone", abort=True, err=True)
