@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Build (once) and print the path of a llama-cpp-python wheel made with portable CPU flags.
+# With --check: build nothing, exit 0 when the wheel is already cached (and 1 when it would be built).
 #
 # Why: a native build (-DGGML_NATIVE=ON, the default) on a CPU that advertises AMX dies with SIGILL at the
 # first matrix product. pip's own wheel cache is keyed by the sdist, not by CMAKE_ARGS, so it would happily
@@ -19,6 +20,10 @@ cache_root="${LLMSWITCH_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/llmswitch-w
 dir="$cache_root/llama-cpp-python-$LLAMA_CPP_VERSION-$key"
 
 wheel=$(ls "$dir"/llama_cpp_python-*.whl 2>/dev/null | head -n1 || true)
+if [ "${1:-}" = "--check" ]; then
+  [ -n "$wheel" ]
+  exit
+fi
 if [ -z "$wheel" ]; then
   echo "llama-wheel: building llama-cpp-python $LLAMA_CPP_VERSION with CMAKE_ARGS='$CMAKE_ARGS' (about 12 minutes)" >&2
   tmp="$dir.tmp.$$"

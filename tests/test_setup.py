@@ -65,3 +65,27 @@ def test_nox_script_works_with_an_externally_managed_python(tmp_path: Path) -> N
                             timeout=600)
     assert listed.returncode == 0, listed.stderr
     assert re.search(r"^\* tests\b", listed.stdout, re.M), listed.stdout
+
+
+def test_install_script_is_quiet_and_shows_the_full_log_on_failure(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the virtualenv should go")
+    result = subprocess.run(["bash", str(REPO / "scripts" / "install.sh"), "--venv", str(blocker / "venv")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert re.match(r"install: \[1/\d+\] virtualenv", lines[0]), lines[0]
+    assert "The full log follows" in result.stderr
+    assert "python3 -m venv" in result.stderr and "failed" in result.stderr  # the step's own output, from the log
+    kept = re.search(r"log kept at (\S+)\)", result.stderr)
+    assert kept and Path(kept.group(1)).is_file()
+    Path(kept.group(1)).unlink()
+
+
+def test_every_pyproject_declares_an_spdx_license_with_a_setuptools_that_reads_it() -> None:
+    tomllib = pytest.importorskip("tomllib")
+    for path in [REPO / "pyproject.toml", *sorted(REPO.glob("plugins/*/pyproject.toml"))]:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        assert document["project"]["license"] == "Apache-2.0", path  # a string (PEP 639), not a table
+        assert "setuptools>=77" in document["build-system"]["requires"], path
