@@ -104,12 +104,17 @@ def read_config(path: Path) -> dict[str, Any]:
     return parse_toml(text, str(path))
 
 
-def write_config(path: Path, document: dict[str, Any]) -> None:
-    """Write the whole document with tomli-w, atomically (a crash never leaves half a file)."""
-    import tomli_w
+def read_config_text(path: Path) -> str:
+    """The file's text for an edit ("" when there is none yet); it was parsed by read_config already."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ""
 
+
+def write_config_text(path: Path, text: str) -> None:
+    """Replace the file with ``text`` atomically (a crash never leaves half a file), keeping its mode."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = tomli_w.dumps(document)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     if path.exists():
@@ -117,22 +122,3 @@ def write_config(path: Path, document: dict[str, Any]) -> None:
     else:
         os.chmod(tmp, 0o600)  # the file may come to hold a key: private by default
     os.replace(tmp, path)
-
-
-def append_table(path: Path, dotted_key: tuple[str, ...], table: dict[str, Any]) -> None:
-    """Append one new table to the file, leaving every byte the user wrote (comments too) in place."""
-    import tomli_w
-
-    document: dict[str, Any] = {}
-    cursor = document
-    for part in dotted_key[:-1]:
-        cursor = cursor.setdefault(part, {})
-    cursor[dotted_key[-1]] = table
-    addition = tomli_w.dumps(document)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    existing = path.read_text(encoding="utf-8") if path.exists() else ""
-    separator = "" if not existing or existing.endswith("\n\n") else ("\n" if existing.endswith("\n") else "\n\n")
-    if not path.exists():
-        path.touch(mode=0o600)
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(separator + addition)

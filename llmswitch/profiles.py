@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmswitch.config import append_table, config_path, read_config, write_config
+from llmswitch.config import config_path, parse_toml, read_config, read_config_text, write_config_text
 from llmswitch.errors import ConfigError, InvalidOptionError, ProfileNotFoundError, close_matches
 from llmswitch.secrets import looks_like_a_key, mask, remember_profile_secrets, secret_values
 from llmswitch.types import BackendInfo, OptionSpec
@@ -185,6 +185,9 @@ class ProfileStore:
     # ---- writing ----------------------------------------------------------------------------------
 
     def add(self, name: str, values: dict[str, Any], *, replace: bool = False) -> None:
+        """Add a profile to the file, or with ``replace`` overwrite one; the rest of the file is kept as written."""
+        from llmswitch import profile_file
+
         if not name or any(c in name for c in " .[]\"'"):
             raise ConfigError(f"'{name}' is not a usable profile name", remedy="use letters, digits, - and _")
         exists = name in self.user_profiles
@@ -193,32 +196,30 @@ class ProfileStore:
                 f"profile '{name}' already exists in {self.path}",
                 remedy="pass --replace to overwrite it, or choose another name",
             )
-        if not exists and self.path.exists():
-            # Appending keeps every byte the user wrote, comments included.
-            before = self.path.read_bytes()
-            append_table(self.path, ("profiles", name), values)
-            try:
-                self.document = read_config(self.path)
-                return
-            except ConfigError:
-                self.path.write_bytes(before)  # an odd file (inline tables...): fall back to a rewrite
-        self.document.setdefault("profiles", {})[name] = values
-        write_config(self.path, self.document)
+        edit = profile_file.replace_profile if exists else profile_file.add_profile
+        self._edit(lambda text: edit(text, name, values))
 
     def remove(self, name: str) -> None:
+        """Remove a profile from the file, with its comments; other comments stay."""
+        from llmswitch import profile_file
+
         if name not in self.user_profiles:
             if name in BUILTIN_PROFILES:
                 raise ConfigError(f"'{name}' is a built-in profile and cannot be removed")
             raise ProfileNotFoundError(name, self.names())
-        del self.user_profiles[name]
-        if self.document.get("default_profile") == name:
-            del self.document["default_profile"]
-        write_config(self.path, self.document)
+        self._edit(lambda text: profile_file.remove_profile(text, name))
 
     def set_default(self, name: str) -> None:
+        from llmswitch import profile_file
+
         self.get(name)  # raises with suggestions when unknown
-        self.document = {"default_profile": name, **{k: v for k, v in self.document.items() if k != "default_profile"}}
-        write_config(self.path, self.document)
+        self._edit(lambda text: profile_file.set_default_profile(text, name))
+
+    def _edit(self, change: Callable[[str], str]) -> None:
+        """Apply one edit to the file's text, write it atomically, and read the result back."""
+        text = change(read_config_text(self.path))
+        self.document = parse_toml(text, str(self.path))  # an edit that broke the file is never written
+        write_config_text(self.path, text)
 
     def world_readable_key_warning(self) -> str | None:
         """A warning when the file holds a credential (a literal api_key, a secret header, a key inside a

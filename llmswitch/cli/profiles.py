@@ -107,9 +107,9 @@ def show(ctx: click.Context, name: str | None) -> None:
 
 
 def _toml_value(value: Any) -> str:
-    import tomli_w
+    from llmswitch.profile_file import toml_item
 
-    return tomli_w.dumps({"v": value}).partition("=")[2].strip()
+    return toml_item(value).as_string()
 
 
 @profiles.command("add")
