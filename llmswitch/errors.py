@@ -71,14 +71,16 @@ class ProfileNotFoundError(ConfigError):
 
     kind = "profile_not_found"
 
-    def __init__(self, name: str, known: Sequence[str]) -> None:
+    def __init__(self, name: str, known: Sequence[str], *, chosen_by: str | None = None) -> None:
         suggestions = close_matches(name, known)
         if suggestions:
             remedy = "did you mean " + " or ".join(f"'{s}'" for s in suggestions) + "?"
         else:
             remedy = "known profiles: " + ", ".join(known) if known else "add one with `llmswitch profiles add`"
         remedy += " (`llmswitch profiles list` shows them all)"
-        super().__init__(f"no profile named '{name}'", remedy=remedy)
+        # The default can come from LLMSWITCH_PROFILE or the file's default_profile: say which named it.
+        named_by = f" (the default, from {chosen_by})" if chosen_by and chosen_by != "built-in" else ""
+        super().__init__(f"no profile named '{name}'{named_by}", remedy=remedy)
         self.name = name
         self.suggestions = suggestions
 

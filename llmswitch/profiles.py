@@ -22,13 +22,22 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llmswitch.config import config_path, parse_toml, read_config, read_config_text, write_config_text
 from llmswitch.errors import ConfigError, InvalidOptionError, ProfileNotFoundError, close_matches
+from llmswitch.profile_env import (
+    KEY_PREFIX,
+    PROFILE_VARIABLE,
+    SNIPPET_VARIABLE,
+    EnvironmentProfiles,
+    is_variable,
+    read_environment,
+    variable_spelling,
+)
 from llmswitch.secrets import looks_like_a_key, mask, remember_profile_secrets, secret_values
 from llmswitch.types import BackendInfo, OptionSpec
 
@@ -95,7 +104,13 @@ class Profile:
 
     name: str
     values: Mapping[str, Any]
-    source: str  # "built-in", a file path, or "built-in + <path>"
+    source: str  # the sources it was merged from: "built-in", a file path, "built-in + <path>", ...
+    # where each key was set: "built-in", the file's path, "LLMSWITCH_PROFILES", the variable's name,
+    # "command line" (a key missing here comes from ``source``)
+    origins: Mapping[str, str] = field(default_factory=dict)
+
+    def origin(self, key: str) -> str:
+        return self.origins.get(key, self.source)
 
     @property
     def backend(self) -> str:
@@ -118,10 +133,11 @@ class Profile:
 
 @dataclass
 class ProfileStore:
-    """The built-in profiles plus the user's file, read once."""
+    """The built-in profiles, the user's file and the environment's profiles, read once."""
 
     path: Path
     document: dict[str, Any] = field(default_factory=dict)
+    environment: EnvironmentProfiles = field(default_factory=EnvironmentProfiles)
 
     @classmethod
     def load(cls, explicit_path: str | os.PathLike[str] | None = None) -> ProfileStore:
@@ -129,8 +145,12 @@ class ProfileStore:
         document = read_config(path)
         store = cls(path=path, document=document)
         store._check_shape()
-        for values in store.user_profiles.values():  # from now on no output can show these in full
+        store.environment = read_environment([*BUILTIN_PROFILES, *store.user_profiles])
+        # From now on no output can show these in full: the file's credentials and the environment's.
+        for values in [*store.user_profiles.values(), *store.environment.snippet.values()]:
             remember_profile_secrets(values)
+        for variables in store.environment.variables.values():
+            remember_profile_secrets({key: text for key, (text, _) in variables.items()})
         return store
 
     def _check_shape(self) -> None:
@@ -157,27 +177,56 @@ class ProfileStore:
         return self.document.get("profiles", {})  # type: ignore[no-any-return]
 
     def names(self) -> list[str]:
-        return sorted(set(BUILTIN_PROFILES) | set(self.user_profiles))
+        return sorted(set(BUILTIN_PROFILES) | set(self.user_profiles) | self.environment.names())
 
     @property
     def default_name(self) -> str:
-        return str(self.document.get("default_profile") or BUILTIN_DEFAULT)
+        return self.environment.default or str(self.document.get("default_profile") or BUILTIN_DEFAULT)
+
+    @property
+    def default_origin(self) -> str:
+        """Who chose the default: LLMSWITCH_PROFILE, the file, or the built-in default."""
+        if self.environment.default:
+            return PROFILE_VARIABLE
+        return str(self.path) if self.document.get("default_profile") else "built-in"
 
     def get(self, name: str | None) -> Profile:
-        """The profile of that name (the default when None); suggests close names when there is none."""
+        """The profile of that name (the default when None); suggests close names when there is none.
+
+        Its sources are merged key by key in order (built-in, file, LLMSWITCH_PROFILES, LLMSWITCH_PROFILE_*);
+        a source naming another backend than the one so far replaces the profile instead.
+        """
+        chosen_by = None if name else self.default_origin
         name = name or self.default_name
-        builtin = BUILTIN_PROFILES.get(name)
-        user = self.user_profiles.get(name)
-        if builtin is None and user is None:
-            raise ProfileNotFoundError(name, self.names())
-        if user is None:
-            return Profile(name, dict(builtin or {}), "built-in")
-        if builtin is None or ("backend" in user and user["backend"] != builtin["backend"]):
-            return Profile(name, dict(user), str(self.path))
-        # The built-in's description describes the built-in ("a tiny demo model"): once the file changes the
-        # profile, only the file's own description (if any) is true.
-        inherited = {key: value for key, value in builtin.items() if key != "description"}
-        return Profile(name, {**inherited, **user}, f"built-in + {self.path}")
+        values: dict[str, Any] = {}
+        origins: dict[str, str] = {}
+        sources: list[str] = []
+        for source, layer, layer_origins in self._sources(name):
+            if "backend" in layer and values and layer["backend"] != values.get("backend"):
+                values, origins, sources = {}, {}, []
+            values.update(layer)
+            origins.update(layer_origins)
+            sources.append(source)
+        if not sources:
+            raise ProfileNotFoundError(name, self.names(), chosen_by=chosen_by)
+        if sources != ["built-in"] and origins.get("description") == "built-in":
+            # The built-in's description describes the built-in ("a tiny demo model"): once another source
+            # changes the profile, only a description of its own (if any) is true.
+            del values["description"], origins["description"]
+        return Profile(name, values, " + ".join(sources), origins)
+
+    def _sources(self, name: str) -> Iterator[tuple[str, Mapping[str, Any], Mapping[str, str]]]:
+        """Each source that defines the profile: its label, its keys, and where each key was set."""
+        file_layers = (("built-in", BUILTIN_PROFILES.get(name)), (str(self.path), self.user_profiles.get(name)),
+                       (SNIPPET_VARIABLE, self.environment.snippet.get(name)))
+        for source, layer in file_layers:
+            if layer is not None:
+                yield source, layer, dict.fromkeys(layer, source)
+        variables = self.environment.variables.get(name)
+        if variables:
+            yield (f"{KEY_PREFIX}{variable_spelling(name)}_*",
+                   {key: text for key, (text, _) in variables.items()},
+                   {key: variable for key, (_, variable) in variables.items()})
 
     def all(self) -> list[Profile]:
         return [self.get(name) for name in self.names()]
@@ -206,6 +255,10 @@ class ProfileStore:
         if name not in self.user_profiles:
             if name in BUILTIN_PROFILES:
                 raise ConfigError(f"'{name}' is a built-in profile and cannot be removed")
+            if name in self.environment.names():
+                raise ConfigError(f"profile '{name}' comes from the environment, not from {self.path}",
+                                  remedy=f"unset {SNIPPET_VARIABLE} or the {KEY_PREFIX}"
+                                  f"{variable_spelling(name)}_* variables that define it")
             raise ProfileNotFoundError(name, self.names())
         self._edit(lambda text: profile_file.remove_profile(text, name))
 
@@ -213,6 +266,9 @@ class ProfileStore:
         from llmswitch import profile_file
 
         self.get(name)  # raises with suggestions when unknown
+        if name not in self.user_profiles and name not in BUILTIN_PROFILES:
+            raise ConfigError(f"profile '{name}' exists only in the environment, so the file cannot make it the "
+                              "default", remedy=f"set {PROFILE_VARIABLE}={name} beside the variables that define it")
         self._edit(lambda text: profile_file.set_default_profile(text, name))
 
     def _edit(self, change: Callable[[str], str]) -> None:
@@ -289,11 +345,10 @@ def check_type(spec: OptionSpec, value: Any, where: str) -> Any:
     return value
 
 
-def parse_cli_value(spec: OptionSpec, text: str) -> Any:
-    """Turn ``--set key=VALUE`` / ``-o key VALUE`` text into the spec's type."""
+def parse_cli_value(spec: OptionSpec, text: str, where: str = "command line") -> Any:
+    """Turn ``--set key=VALUE`` / ``-o key VALUE`` / an environment variable's text into the spec's type."""
     import json
 
-    where = "command line"
     try:
         if spec.type == "int":
             return int(text)
@@ -314,7 +369,8 @@ def parse_cli_value(spec: OptionSpec, text: str) -> Any:
             return check_type(spec, json.loads(text), where)
     except (ValueError, json.JSONDecodeError):
         raise InvalidOptionError(
-            f"'{spec.name}' must be {TYPE_NAMES.get(spec.type, spec.type)}, not {text!r}",
+            ("" if where == "command line" else f"{where}: ")
+            + f"'{spec.name}' must be {TYPE_NAMES.get(spec.type, spec.type)}, not {text!r}",
             remedy='tables are written as JSON, e.g. \'{"X-Org": "me"}\'' if spec.type == "table" else None,
         ) from None
     return text
@@ -341,16 +397,21 @@ def validate(profile: Profile, info: BackendInfo) -> dict[str, Any]:
     Presets are expanded here: a preset's values sit under the profile's own.
     """
     specs = option_specs(info)
-    where = f"profile '{profile.name}' ({profile.source})"
     values = dict(profile.values)
+    origins = dict(profile.origins)
     preset_name = values.get("preset")
     if preset_name is not None:
-        check_type(specs["preset"], preset_name, where) if "preset" in specs else None
+        where = f"profile '{profile.name}' ({profile.origin('preset')})"
         if "preset" not in specs:
             raise InvalidOptionError(f"{where}: backend '{info.name}' has no presets")
-        values = {**info.presets[preset_name], **values}
+        check_type(specs["preset"], preset_name, where)
+        preset = info.presets[preset_name]
+        values = {**preset, **values}
+        origins = {**dict.fromkeys(preset, f"preset {preset_name}"), **origins}
     checked: dict[str, Any] = {}
     for key, value in values.items():
+        origin = origins.get(key, profile.source)
+        where = f"profile '{profile.name}' ({origin})"
         spec = specs.get(key)
         if spec is None:
             suggestions = close_matches(key, specs)
@@ -359,10 +420,13 @@ def validate(profile: Profile, info: BackendInfo) -> dict[str, Any]:
                 f"{where}: unknown option '{key}' for backend '{info.name}'",
                 remedy=hint + "valid options: " + ", ".join(sorted(specs)),
             )
+        if is_variable(origin) and isinstance(value, str):
+            value = parse_cli_value(spec, value, where)  # a variable holds text: read it as --set would
         checked[key] = check_type(spec, value, where)
     variable = checked.get("api_key_env")
     if isinstance(variable, str) and looks_like_a_key(variable):
         # The key itself where its variable's name belongs: say so, showing the key masked only.
+        where = f"profile '{profile.name}' ({origins.get('api_key_env', profile.source)})"
         raise InvalidOptionError(
             f"{where}: api_key_env holds what looks like an API key ({mask(variable.strip())}), not the name of "
             "an environment variable",

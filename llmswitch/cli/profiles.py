@@ -10,6 +10,7 @@ import click
 from llmswitch.cli.errors import echo_status
 from llmswitch.errors import InvalidOptionError, LLMSwitchError
 from llmswitch.key_policy import describe_source
+from llmswitch.profile_env import PROFILE_VARIABLE
 from llmswitch.profiles import Profile, ProfileStore, option_specs, parse_cli_value, validate
 from llmswitch.secrets import redact_url, shown_setting
 from llmswitch.terminal import for_display
@@ -51,11 +52,19 @@ def list_profiles(ctx: click.Context, as_json: bool) -> None:
     for profile, is_default in rows:
         marker = "*" if is_default else " "
         model = profile.model or "(backend default)"
-        # A built-in's note says what it is ("a tiny demo model..."); a profile from the file shows where it is.
-        about = profile.description if profile.source == "built-in" else "[your file]"
+        # A built-in's note says what it is ("a tiny demo model..."); another profile shows where it comes from.
+        about = profile.description if profile.source == "built-in" else f"[{_source_label(profile.source, store)}]"
         line = f"{marker} {profile.name:<{width}}  {profile.backend:<{backend_width}}  {model:<{model_width}}  {about}"
         _echo(line.rstrip())
-    click.echo(f"(* default; file: {store.path})", err=True)
+    chosen = f", from {store.default_origin}" if store.default_origin == PROFILE_VARIABLE else ""
+    click.echo(f"(* default{chosen}; file: {store.path})", err=True)
+
+
+def _source_label(source: str, store: ProfileStore) -> str:
+    """A profile's sources, short: "your file", "environment", or both."""
+    parts = source.split(" + ")
+    labels = ["your file" if part == str(store.path) else "environment" for part in parts if part != "built-in"]
+    return " + ".join(dict.fromkeys(labels))
 
 
 @profiles.command("show")
@@ -168,3 +177,6 @@ def default(ctx: click.Context, name: str) -> None:
     store = _store(ctx)
     store.set_default(name)
     click.echo(f"default profile is now '{name}'", err=True)
+    if store.environment.default and store.environment.default != name:
+        click.echo(f"note: {PROFILE_VARIABLE}={store.environment.default} is set and picks the default here "
+                   "until it is unset", err=True)

@@ -42,6 +42,8 @@ def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         (home / sub).mkdir(parents=True)
     for name in LEAKY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+    for name in [name for name in os.environ if name.startswith("LLMSWITCH_PROFILE")]:
+        monkeypatch.delenv(name)  # LLMSWITCH_PROFILE, LLMSWITCH_PROFILES, LLMSWITCH_PROFILE_<NAME>_<KEY>
     monkeypatch.setenv("LLMSWITCH_CONFIG", str(home / "config" / "config.toml"))
     monkeypatch.setenv("LLMSWITCH_DATA_DIR", str(home / "data"))
     # The embedded model is assembled once per machine, not once per test: keep the shared cache unless a
