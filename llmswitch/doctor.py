@@ -311,6 +311,7 @@ def diagnose(
 ) -> Diagnosis:
     """Check one profile, in this thread; its health hook is bounded by :func:`hook_bound`."""
     from llmswitch.client import ResolvedProfile, build_target, key_is_required
+    from llmswitch.profile_settings import model_in_use
     from llmswitch.profiles import validate
 
     if isinstance(profile, str):
@@ -342,7 +343,8 @@ def diagnose(
                             error.remedy or f"fix [profiles.{profile.name}] in {profile.source}"))
         return _finish(diagnosis)
     target = build_target(profile, handle, settings)
-    diagnosis.model, diagnosis.base_url = target.model, target.base_url
+    # The model file a local backend runs, when the profile names one, is the model worth showing.
+    diagnosis.model, diagnosis.base_url = model_in_use(settings, handle.info) or target.model, target.base_url
     diagnosis.base_url_source = target.base_url_source
     if not target.model:
         checks.append(Check("config", CheckStatus.FAIL, "no model: the profile names none and the backend has "

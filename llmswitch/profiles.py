@@ -397,17 +397,7 @@ def validate(profile: Profile, info: BackendInfo) -> dict[str, Any]:
     Presets are expanded here: a preset's values sit under the profile's own.
     """
     specs = option_specs(info)
-    values = dict(profile.values)
-    origins = dict(profile.origins)
-    preset_name = values.get("preset")
-    if preset_name is not None:
-        where = f"profile '{profile.name}' ({profile.origin('preset')})"
-        if "preset" not in specs:
-            raise InvalidOptionError(f"{where}: backend '{info.name}' has no presets")
-        check_type(specs["preset"], preset_name, where)
-        preset = info.presets[preset_name]
-        values = {**preset, **values}
-        origins = {**dict.fromkeys(preset, f"preset {preset_name}"), **origins}
+    values, origins = with_preset(profile, info)
     checked: dict[str, Any] = {}
     for key, value in values.items():
         origin = origins.get(key, profile.source)
@@ -434,3 +424,18 @@ def validate(profile: Profile, info: BackendInfo) -> dict[str, Any]:
             "key in the file, use api_key instead (and make the file private: chmod 600)",
         )
     return checked
+
+
+def with_preset(profile: Profile, info: BackendInfo) -> tuple[dict[str, Any], dict[str, str]]:
+    """The profile's keys with its preset's values under them, and where each key was set."""
+    values = dict(profile.values)
+    origins = {key: profile.origin(key) for key in values}
+    preset_name = values.get("preset")
+    if preset_name is None:
+        return values, origins
+    where = f"profile '{profile.name}' ({profile.origin('preset')})"
+    if not info.presets:
+        raise InvalidOptionError(f"{where}: backend '{info.name}' has no presets")
+    check_type(option_specs(info)["preset"], preset_name, where)
+    preset = info.presets[preset_name]
+    return {**preset, **values}, {**dict.fromkeys(preset, f"preset {preset_name}"), **origins}

@@ -226,6 +226,8 @@ class BackendInfo:
     - ``notice``: given a profile's target, one line worth telling the user the first time they chat with it
       ("this is a tiny demo model: ..."), or None. Shown once per data directory, on stderr. It must be cheap:
       no SDK import, no file loaded.
+    - ``model_option``: the option that, when a profile sets it, names the model actually run (llamacpp's
+      ``model_path``); ``profiles list``, ``profiles show`` and ``doctor`` show it instead of ``model``.
     """
 
     name: str
@@ -241,6 +243,7 @@ class BackendInfo:
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     price_catalog_providers: tuple[str, ...] = ()
     notice: Callable[[Target], str | None] | None = None
+    model_option: str | None = None
 
     def option(self, name: str) -> OptionSpec | None:
         for spec in self.options:

@@ -11,6 +11,7 @@ from llmswitch.cli.errors import echo_status
 from llmswitch.errors import InvalidOptionError, LLMSwitchError
 from llmswitch.key_policy import describe_source
 from llmswitch.profile_env import PROFILE_VARIABLE
+from llmswitch.profile_settings import DEFAULT, Setting
 from llmswitch.profiles import Profile, ProfileStore, option_specs, parse_cli_value, validate
 from llmswitch.secrets import redact_url, shown_setting
 from llmswitch.terminal import for_display
@@ -34,30 +35,41 @@ def profiles() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def list_profiles(ctx: click.Context, as_json: bool) -> None:
-    """Every profile: built-in ones and those in your file. Loads no plugin."""
+    """Every profile: built-in ones, those in your file and the environment's, with the model each runs."""
     store = _store(ctx)
-    rows = [(p, p.name == store.default_name) for p in store.all()]
+    rows = [(p, p.name == store.default_name, _modelshown_setting(p)) for p in store.all()]
     if as_json:
         import json
 
         click.echo(json.dumps([
-            {"name": p.name, "backend": p.backend, "model": p.model, "default": is_default, "source": p.source,
+            {"name": p.name, "backend": p.backend, "model": model, "default": is_default, "source": p.source,
              "description": p.description}
-            for p, is_default in rows
+            for p, is_default, model in rows
         ], indent=2))
         return
-    width = max(len(p.name) for p, _ in rows)
-    backend_width = max(len(p.backend) for p, _ in rows)
-    model_width = max(len(p.model or "(backend default)") for p, _ in rows)
-    for profile, is_default in rows:
+    width = max(len(p.name) for p, _, _ in rows)
+    backend_width = max(len(p.backend) for p, _, _ in rows)
+    model_width = max(len(model) for _, _, model in rows)
+    for profile, is_default, model in rows:
         marker = "*" if is_default else " "
-        model = profile.model or "(backend default)"
         # A built-in's note says what it is ("a tiny demo model..."); another profile shows where it comes from.
         about = profile.description if profile.source == "built-in" else f"[{_source_label(profile.source, store)}]"
         line = f"{marker} {profile.name:<{width}}  {profile.backend:<{backend_width}}  {model:<{model_width}}  {about}"
         _echo(line.rstrip())
     chosen = f", from {store.default_origin}" if store.default_origin == PROFILE_VARIABLE else ""
     click.echo(f"(* default{chosen}; file: {store.path})", err=True)
+
+
+def _modelshown_setting(profile: Profile) -> str:
+    """The model the profile runs (a preset's, the backend's default, a model file), or why it is unknown."""
+    from llmswitch.plugins import get_registry
+    from llmswitch.profile_settings import model_in_use
+
+    try:
+        info = get_registry().backend(profile.backend).info
+        return model_in_use(validate(profile, info), info) or "(no model: set model)"
+    except LLMSwitchError:
+        return profile.model or f"(see `llmswitch profiles show {profile.name}`)"
 
 
 def _source_label(source: str, store: ProfileStore) -> str:
@@ -69,12 +81,13 @@ def _source_label(source: str, store: ProfileStore) -> str:
 
 @profiles.command("show")
 @click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def show(ctx: click.Context, name: str | None) -> None:
-    """One profile's keys (keys masked), where they come from, and its resolved key and URL."""
+def show(ctx: click.Context, name: str | None, as_json: bool) -> None:
+    """One profile: its own keys, then every setting its backend accepts with its type, default, the value in
+    effect and where that came from; its key (masked) and URL."""
     store = _store(ctx)
     profile = store.get(name)
-    _echo(f"[profiles.{profile.name}]  # {profile.source}")
     secret_names = {"api_key"}
     info = None
     try:
@@ -84,35 +97,93 @@ def show(ctx: click.Context, name: str | None) -> None:
         secret_names |= {spec.name for spec in info.options if spec.secret}
     except LLMSwitchError as error:
         echo_status(f"# warning: {error.message}")
-    for key, value in profile.values.items():
-        _echo(f"{key} = {_toml_value(shown_setting(key, value, secret_names))}")
+    if not as_json:
+        _echo(f"[profiles.{profile.name}]  # {profile.source}")
+        for key, value in profile.values.items():
+            _echo(f"{key} = {_toml_value(shown_setting(key, value, secret_names))}")
+    settings: list[Setting] = []
+    notes: list[str] = []
     if info is not None:
         from llmswitch.client import build_target
         from llmswitch.plugins import get_registry
+        from llmswitch.profile_settings import model_in_use, settings_in_effect
 
         try:
-            settings = validate(profile, info)
+            settings = settings_in_effect(profile, info)
         except LLMSwitchError as error:
             echo_status(f"# invalid: {error.message}")
             if error.remedy:
                 echo_status(f"#   hint: {error.remedy}")
         else:
-            target = build_target(profile, get_registry().backend(profile.backend), settings)
+            target = build_target(profile, get_registry().backend(profile.backend),
+                                  {s.spec.name: s.value for s in settings if s.origin != DEFAULT})
+            notes.append(f"runs: {model_in_use({**target.options, 'model': target.model}, info)}")
             if target.base_url:
-                _echo(f"# base_url resolves to {redact_url(target.base_url)} "
-                      f"(from {describe_source(target.base_url_source)})")
+                notes.append(f"base_url resolves to {redact_url(target.base_url)} "
+                             f"(from {describe_source(target.base_url_source)})")
             if info.key_env:
                 if target.api_key is not None:
-                    click.echo(f"# key: {target.api_key.masked} (from {target.api_key.source})")
+                    notes.append(f"key: {target.api_key.masked} (from {target.api_key.source})")
                 elif target.key_withheld:
-                    click.echo("# key: found, but not sent to this base_url (see the note)")
+                    notes.append("key: found, but not sent to this base_url (see the note)")
                 else:
-                    click.echo(f"# key: not set ({target.key_variable or info.key_env})")
-            for note in target.notes:
-                _echo(f"# note: {note}")
+                    notes.append(f"key: not set ({target.key_variable or info.key_env})")
+            notes += [f"note: {note}" for note in target.notes]
+    if as_json:
+        import json
+
+        click.echo(json.dumps({
+            "name": profile.name, "backend": profile.backend, "source": profile.source,
+            "settings": [{"name": s.spec.name, "group": s.group, "type": s.spec.type,
+                          "default": shown_setting(s.spec.name, s.spec.default, secret_names),
+                          "value": shown_setting(s.spec.name, s.value, secret_names),
+                          "from": _origin_label(s.origin, store), "description": s.spec.description}
+                         for s in settings],
+            "notes": notes,
+        }, indent=2))
+    else:
+        for note in notes:
+            _echo(f"# {note}")
+        if settings:
+            _print_settings(settings, secret_names, store, profile.backend)
     warning = store.world_readable_key_warning()
     if warning:
         echo_status(f"warning: {warning}")
+
+
+def _print_settings(settings: list[Setting], secret_names: set[str], store: ProfileStore, backend: str) -> None:
+    from rich.text import Text
+
+    from llmswitch.cli.tables import console, table
+
+    out = console()
+    titles = {"profile": "profile", "backend": f"options of the {backend} backend", "generation": "generation"}
+    for group, title in titles.items():
+        rows = [s for s in settings if s.group == group]
+        if not rows:
+            continue
+        grid = table("setting", "type", "default", "in effect", "from", title=title)
+        for s in rows:
+            cells = (s.spec.name, s.spec.type, _cell(shown_setting(s.spec.name, s.spec.default, secret_names)),
+                     _cell(shown_setting(s.spec.name, s.value, secret_names), unset="(unset)"),
+                     _origin_label(s.origin, store))
+            # Values come from the user's file and environment, which may hold any character (and brackets
+            # that rich would read as markup).
+            grid.add_row(*(Text(for_display(cell, sys.stdout)) for cell in cells))
+        out.print()
+        out.print(grid)
+
+
+def _origin_label(origin: str, store: ProfileStore) -> str:
+    return "your file" if origin == str(store.path) else origin
+
+
+def _cell(value: Any, unset: str = "-") -> str:
+    if value is None:
+        return unset
+    if isinstance(value, str):
+        return value if value else '""'
+    return _toml_value(value)
 
 
 def _toml_value(value: Any) -> str:

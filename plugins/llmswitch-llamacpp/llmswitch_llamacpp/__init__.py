@@ -51,6 +51,7 @@ INFO = BackendInfo(
     ),
     prices=("llmswitch_llamacpp", "prices.toml"),
     notice=demo_notice,
+    model_option="model_path",  # the file run; `model` is only a label for it
 )
 
 
