@@ -529,13 +529,15 @@ def run_health(resolved: Any, *, timeout: float, offline: bool) -> HealthReport:
 
 
 def with_remedies(checks: Iterable[Check], target: Target, timeout: float) -> list[Check]:
-    """The hook's checks, each failure or warning given the core's remedy when the plugin gave none."""
+    """The hook's checks, each failure or warning given the core's remedy when the plugin gave none.
+
+    A plugin's detail and remedy may quote what a server said, key included: both are redacted here, once,
+    for every face that shows them (text, --json, the TUI).
+    """
     completed = []
     for check in checks:
-        if check.status in (CheckStatus.FAIL, CheckStatus.WARN) and not check.remedy:
+        remedy = redact(check.remedy) if check.remedy else None
+        if check.status in (CheckStatus.FAIL, CheckStatus.WARN) and not remedy:
             remedy = remedies.remedy_for_text(f"{check.name}: {check.detail}", target, timeout=timeout)
-            check = Check(check.name, check.status, redact(check.detail), remedy)
-        elif check.detail:
-            check = Check(check.name, check.status, redact(check.detail), check.remedy)
-        completed.append(check)
+        completed.append(Check(check.name, check.status, redact(check.detail), remedy))
     return completed

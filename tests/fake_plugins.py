@@ -53,3 +53,24 @@ class BuggyPlugin:
     @hookimpl
     def stream(self, target: Target, request: Request) -> Iterator[StreamEvent]:
         yield TextDelta(str(1 / 0))
+
+
+class RecordingPlugin:
+    """Answers "ok" and keeps each (target, request) it was given, to assert what reached the backend."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Target, Request]] = []
+
+    @hookimpl
+    def llmswitch_backends(self) -> list[BackendInfo]:
+        return [BackendInfo(name="recording", summary="records requests", key_env=None, default_model="r1")]
+
+    @hookimpl
+    def stream(self, target: Target, request: Request) -> Iterator[StreamEvent]:
+        self.calls.append((target, request))
+        yield TextDelta("ok")
+
+    @hookimpl
+    def complete(self, target: Target, request: Request) -> Response:
+        self.calls.append((target, request))
+        return Response("ok")

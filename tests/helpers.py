@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner, Result
 
@@ -73,6 +74,23 @@ def write_config(path: Path, text: str) -> Path:
     return path
 
 
+def _default_signal_dispositions() -> None:
+    import signal
+
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_DFL)
+
+
+def interruptible_popen(args: list[str], **kwargs: Any) -> subprocess.Popen[str]:
+    """Start a child as a terminal would: SIGINT, SIGTERM and SIGHUP at their defaults.
+
+    A test run started in the background (``cmd &`` in a script, some CI runners) ignores SIGINT, and a child
+    inherits an ignored signal: Python would then never raise KeyboardInterrupt in it, and a Ctrl-C test would
+    test the parent shell instead of llmswitch.
+    """
+    return subprocess.Popen(args, preexec_fn=_default_signal_dispositions, **kwargs)  # noqa: PLW1509
+
+
 def llmswitch_on_terminal(*args: str, lines: tuple[bytes, ...] = (), env: dict[str, str] | None = None,
                           timeout: float = 60) -> tuple[int, bytes]:
     """Run the CLI as a real process whose stdin, stdout and stderr are a pseudo-terminal, as in a user's
@@ -85,7 +103,7 @@ def llmswitch_on_terminal(*args: str, lines: tuple[bytes, ...] = (), env: dict[s
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
         [sys.executable, "-m", "llmswitch", *args], stdin=terminal, stdout=terminal, stderr=terminal,
-        env={**os.environ, **(env or {})}, close_fds=True,
+        env={**os.environ, **(env or {})}, close_fds=True, preexec_fn=_default_signal_dispositions,
     )
     os.close(terminal)
     output = bytearray()

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.helpers import llmswitch_subprocess, run_cli, write_config
+from tests.helpers import interruptible_popen, llmswitch_subprocess, run_cli, write_config
 
 
 def test_one_shot_streams_answer_to_stdout_only() -> None:
@@ -66,9 +66,23 @@ def test_options_are_typed_and_checked_against_the_backend() -> None:
 
 
 def test_system_prompt_and_model_override_reach_the_backend(config_file: Path) -> None:
-    result = run_cli("chat", "-p", "echo", "-m", "other-model", "-s", "be brief", "--json", "hi")
-    payload = json.loads(result.stdout)
-    assert payload["model"] == "other-model"
+    from llmswitch.plugins import register_plugin, unregister_plugin
+    from tests.fake_plugins import RecordingPlugin
+
+    recorder = RecordingPlugin()
+    register_plugin(recorder, "recording")
+    try:
+        write_config(config_file, '[profiles.rec]\nbackend = "recording"\nsystem = "from the profile"\n')
+        result = run_cli("chat", "-p", "rec", "-m", "other-model", "-s", "be brief", "--json", "hi")
+        default = run_cli("chat", "-p", "rec", "hi")
+    finally:
+        unregister_plugin("recording")
+    assert result.exit_code == 0 and default.exit_code == 0, (result, default)
+    assert json.loads(result.stdout)["model"] == "other-model"
+    [(target, request), (_, default_request)] = recorder.calls
+    assert (target.model, request.system) == ("other-model", "be brief")
+    assert [m.content for m in request.messages] == ["hi"]
+    assert default_request.system == "from the profile"
 
 
 def test_unknown_profile_suggests_close_names() -> None:
@@ -171,7 +185,7 @@ def test_subprocess_unknown_command_suggests() -> None:
 
 def test_subprocess_ctrl_c_keeps_partial_answer_and_exits_130(config_file: Path) -> None:
     write_config(config_file, '[profiles.slow]\nbackend = "echo"\nchunk_size = 1\ndelay = 0.05\n')
-    proc = subprocess.Popen(
+    proc = interruptible_popen(
         [sys.executable, "-m", "llmswitch", "chat", "-p", "slow", "abcdefghijklmnopqrstuvwxyz" * 4],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
     )

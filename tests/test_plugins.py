@@ -117,17 +117,19 @@ def test_llmswitch_plugins_restricts_loading(broken_site: Path, monkeypatch: pyt
     assert result.exit_code == 2 and "installed backends: none" in result.stderr
 
 
-def test_two_plugins_claiming_one_backend_is_refused_whatever_the_order() -> None:
+@pytest.mark.parametrize("order", [("first", "second"), ("second", "first")])
+def test_two_plugins_claiming_one_backend_is_refused_whatever_the_order(order: tuple[str, str]) -> None:
     from tests.fake_plugins import FailingPlugin
 
-    register_plugin(FailingPlugin(), "first")
-    register_plugin(FailingPlugin(), "second")
+    for name in order:
+        register_plugin(FailingPlugin(), name)
     try:
-        with pytest.raises(PluginError, match="declared by several plugins"):
+        with pytest.raises(PluginError, match="declared by several plugins") as caught:
             get_registry().backend("failing")
+        assert "first" in caught.value.message and "second" in caught.value.message
     finally:
-        unregister_plugin("first")
-        unregister_plugin("second")
+        for name in order:
+            unregister_plugin(name)
 
 
 class _Twin:

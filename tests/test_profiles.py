@@ -196,44 +196,122 @@ toml_values = st.recursive(toml_scalars, lambda inner: st.lists(inner, max_size=
                            | st.dictionaries(st.text(min_size=1, max_size=8), inner, max_size=3), max_leaves=8)
 
 
+def _shape_is_valid(document: dict) -> bool:  # type: ignore[type-arg]
+    """What ProfileStore promises to accept: profiles a table of tables, default_profile a string."""
+    profiles = document.get("profiles", {})
+    default = document.get("default_profile")
+    return (isinstance(profiles, dict) and all(isinstance(values, dict) for values in profiles.values())
+            and (default is None or isinstance(default, str)))
+
+
+top_level_keys = st.one_of(st.sampled_from(["profiles", "default_profile"]), st.text(min_size=1, max_size=10))
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(document=st.dictionaries(st.text(min_size=1, max_size=10), toml_values, max_size=4))
+@given(document=st.dictionaries(top_level_keys, toml_values, max_size=4))
 def test_any_valid_toml_loads_or_fails_cleanly(config_file: Path, document: dict) -> None:  # type: ignore[type-arg]
     import tomli_w
 
     config_file.write_text(tomli_w.dumps(document))
-    _load_and_use_every_profile()
+    _load_and_use_every_profile(config_file, expect_loaded=_shape_is_valid(document))
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.text(max_size=200))
 def test_any_text_loads_or_fails_cleanly(config_file: Path, text: str) -> None:
+    import tomllib
+
     config_file.write_text(text, encoding="utf-8")
-    _load_and_use_every_profile()
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        with pytest.raises(ConfigSyntaxError) as caught:
+            ProfileStore.load()
+        lines = max(1, len(text.splitlines()))
+        assert caught.value.line is not None and 1 <= caught.value.line <= lines + 1
+        assert str(config_file) in caught.value.message and caught.value.remedy
+        return
+    _load_and_use_every_profile(config_file, expect_loaded=_shape_is_valid(document))
+
+
+ECHO_VALUES = {  # every key an echo profile may set, with values of the right type
+    "model": st.text(min_size=1, max_size=8),
+    "temperature": st.floats(min_value=0, max_value=2) | st.integers(0, 2),
+    "chunk_size": st.integers(1, 64),
+    "stop": st.lists(st.text(min_size=1, max_size=4), max_size=2) | st.text(min_size=1, max_size=4),
+    "seed": st.integers(0, 2**31),
+    "prefix": st.text(max_size=8),
+    "delay": st.floats(min_value=0, max_value=0.001),
+    "top_k": st.integers(1, 100),
+    "max_tokens": st.integers(1, 4096),
+}
+WRONG_VALUES = {  # a value each key refuses, and the type its message asks for
+    "temperature": ("hot", "a number"), "chunk_size": (1.5, "an integer"), "seed": (True, "an integer"),
+    "prefix": (3, "a string"), "delay": ([1], "a number"), "top_k": ("k", "an integer"),
+    "max_tokens": ({"a": 1}, "an integer"), "stop": ([1, 2], "a list"),
+}
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(values=st.dictionaries(st.sampled_from(["backend", "model", "temperature", "chunk_size", "stop", "seed",
-                                               "prefix", "delay", "top_k", "max_tokens", "junk"]),
-                              toml_values, max_size=5))
-def test_any_profile_table_validates_or_fails_cleanly(config_file: Path, values: dict) -> None:  # type: ignore[type-arg]
+@given(values=st.fixed_dictionaries({}, optional=ECHO_VALUES))
+def test_any_valid_echo_profile_loads_and_answers(config_file: Path, values: dict) -> None:  # type: ignore[type-arg]
     import tomli_w
 
-    config_file.write_text(tomli_w.dumps({"profiles": {"p": values}}))
-    _load_and_use_every_profile()
+    from llmswitch.client import Client
+
+    config_file.write_text(tomli_w.dumps({"profiles": {"p": {"backend": "echo", **values}}}))
+    resolved = Client().resolve("p")
+    request = resolved.request("hi there")
+    assert request.max_tokens == values.get("max_tokens")
+    assert resolved.target.model == values.get("model", "echo")
+    answer = resolved.complete(request).text  # the echo, cut by stop sequences and max_tokens
+    assert (values.get("prefix", "") + "hi there").startswith(answer)
 
 
-def _load_and_use_every_profile() -> None:
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.fixed_dictionaries({}, optional=ECHO_VALUES), wrong=st.sampled_from(sorted(WRONG_VALUES)))
+def test_an_echo_profile_with_one_wrong_value_names_it(config_file: Path, values: dict,  # type: ignore[type-arg]
+                                                       wrong: str) -> None:
+    import tomli_w
+
+    from llmswitch.client import Client
+
+    value, expected = WRONG_VALUES[wrong]
+    config_file.write_text(tomli_w.dumps({"profiles": {"p": {"backend": "echo", **values, wrong: value}}}))
+    with pytest.raises(InvalidOptionError) as caught:
+        Client().resolve("p")
+    assert "profile 'p'" in caught.value.message and f"'{wrong}' must be {expected}" in caught.value.message
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.fixed_dictionaries({}, optional=ECHO_VALUES), unknown=st.sampled_from(["junk", "temprature", "seeds"]))
+def test_an_unknown_key_is_refused_with_the_valid_ones(config_file: Path, values: dict,  # type: ignore[type-arg]
+                                                       unknown: str) -> None:
+    import tomli_w
+
+    from llmswitch.client import Client
+
+    config_file.write_text(tomli_w.dumps({"profiles": {"p": {"backend": "echo", **values, unknown: 1}}}))
+    with pytest.raises(InvalidOptionError) as caught:
+        Client().resolve("p")
+    assert f"unknown option '{unknown}'" in caught.value.message and "chunk_size" in (caught.value.remedy or "")
+
+
+def _load_and_use_every_profile(config_file: Path, *, expect_loaded: bool) -> None:
+    """Loading succeeds exactly when the shape is valid; a refusal names the file; every profile then
+    resolves or fails with a sentence, never an unexpected exception."""
     from llmswitch.client import Client
     from llmswitch.errors import LLMSwitchError
 
-    try:
-        client = Client()
-    except ConfigError:
+    if not expect_loaded:
+        with pytest.raises(ConfigError) as caught:
+            Client()
+        assert str(config_file) in caught.value.message
         return
+    client = Client()
     for name in client.store.user_profiles:
         try:
             resolved = client.resolve(name)
             resolved.request("hi")
-        except (LLMSwitchError, InvalidOptionError):
-            pass
+        except LLMSwitchError as error:
+            assert error.message and "Traceback" not in error.message

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import llmswitch_subprocess
+from tests.helpers import interruptible_popen, llmswitch_subprocess
 from tests.plugins.test_llamacpp_support import CAPITAL_PROMPT, LONG_PROMPT, demo_model, embedded_model  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -57,7 +57,7 @@ def test_no_stream_and_repeat_penalty_option(demo_model: Path) -> None:
 
 def test_ctrl_c_mid_answer_keeps_the_partial_answer_and_exits_130(embedded_model: Path) -> None:
     # In Gemma's turn format this base model goes on for all 400 tokens (about 8 s here).
-    proc = subprocess.Popen(
+    proc = interruptible_popen(
         [sys.executable, "-m", "llmswitch", "chat", "-p", "local", "-m", "gemma-3-270m", "-o", "temperature", "0",
          "-o", "chat_format", "gemma", "-o", "max_tokens", "400", LONG_PROMPT],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),

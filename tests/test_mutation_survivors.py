@@ -1,0 +1,248 @@
+"""Tests that kill the mutants a spot-check found surviving the whole suite (issue 19).
+
+Each test names the mutant it kills. They assert exact values where the older tests asserted only that
+something happened: a test that would not notice the bug is not protecting the promise it is named after.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+import time
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+
+from llmswitch import hookimpl
+from llmswitch.client import Client, estimate_tokens
+from llmswitch.config import parse_toml
+from llmswitch.conversation import Conversation
+from llmswitch.errors import BudgetExceededError, ConfigSyntaxError
+from llmswitch.http_headers import parse_retry_after
+from llmswitch.ledger import Ledger, LedgerEntry, start_of_day
+from llmswitch.plugins import register_plugin, unregister_plugin
+from llmswitch.secrets import mask, redact
+from llmswitch.store import schema
+from llmswitch.store.history import HistoryStore
+from llmswitch.types import (
+    BackendInfo,
+    Check,
+    CheckStatus,
+    HealthReport,
+    Message,
+    OptionSpec,
+    Request,
+    Response,
+    Target,
+    TokenCount,
+    Usage,
+)
+from tests.helpers import run_cli, write_config
+
+KEY = "sk-live-0123456789abcdefSECRET-WXYZ"
+
+
+# ---- survivor: a doctor check's detail no longer passed through redact() in --json ------------------------
+
+
+class EchoingHealthPlugin:
+    """A backend whose health check echoes the key back in its detail, as a careless server error would."""
+
+    @hookimpl
+    def llmswitch_backends(self) -> list[BackendInfo]:
+        return [BackendInfo(name="echoing", summary="echoes its key in health", key_env="ECHOING_API_KEY",
+                            default_model="e1", options=(OptionSpec("api_key", "str", secret=True),))]
+
+    @hookimpl
+    def complete(self, target: Target, request: Request) -> Response:
+        return Response("ok")
+
+    @hookimpl
+    def health(self, target: Target, timeout: float, offline: bool) -> HealthReport:
+        key = target.api_key.value if target.api_key else ""
+        return HealthReport.from_checks([
+            Check("server", CheckStatus.PASS, f"accepted the key {key}"),
+            Check("model", CheckStatus.WARN, f"the server said: bad key {key}", f"rotate {key}"),
+        ])
+
+
+def test_doctor_json_redacts_every_check_detail_and_remedy(config_file: Path) -> None:
+    register_plugin(EchoingHealthPlugin(), "echoing")
+    try:
+        write_config(config_file, f'[profiles.e]\nbackend = "echoing"\napi_key = "{KEY}"\n')
+        result = run_cli("doctor", "e", "--json")
+        text = run_cli("doctor", "e")
+    finally:
+        unregister_plugin("echoing")
+    assert KEY not in result.output and KEY not in text.output
+    [profile] = json.loads(result.stdout)["profiles"]
+    details = {check["name"]: check for check in profile["checks"]}
+    assert details["server"]["detail"] == f"accepted the key {mask(KEY)}"
+    assert details["model"]["remedy"] == f"rotate {mask(KEY)}"
+
+
+def test_a_diagnosis_as_json_redacts_details_the_checks_carry() -> None:
+    """The last line of defence: whatever a check says, Diagnosis.as_dict never emits a resolved key."""
+    from llmswitch.doctor import Diagnosis
+    from llmswitch.secrets import Secret
+
+    Secret(KEY, "flag")
+    diagnosis = Diagnosis("p", backend="b", model="m")
+    diagnosis.checks.append(Check("server", CheckStatus.FAIL, f"401 for {KEY}", f"replace {KEY}"))
+    [check] = diagnosis.as_dict()["checks"]
+    assert (check["detail"], check["remedy"]) == (f"401 for {mask(KEY)}", f"replace {mask(KEY)}")
+
+
+# ---- survivor: the short-key masking threshold moved from 12 to 8 characters -------------------------------
+
+
+def test_mask_hides_keys_shorter_than_twelve_characters_whole() -> None:
+    assert mask("sk-abcdefgh") == "………"  # 11 characters: four would be a third of it
+    assert mask("abcdefgh") == "………"
+    assert mask("sk-abcdefghi") == "sk-…fghi"  # 12: the prefix and the last four
+    assert mask("") == "(empty)" and mask(None) == "(empty)"
+
+
+def test_redact_replaces_the_key_with_its_mask_exactly() -> None:
+    from llmswitch.secrets import Secret
+
+    Secret(KEY, "flag")  # resolving a key is what makes redact() know it
+    assert redact(f"bad key {KEY}, again {KEY}") == f"bad key {mask(KEY)}, again {mask(KEY)}"
+    assert mask(KEY) == "sk-…WXYZ"
+
+
+# ---- survivor: the daily budget summing the whole month's spend --------------------------------------------
+
+
+class MeteredPlugin:
+    """1000 tokens in (counted exactly), 1000 out."""
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+
+    @hookimpl
+    def llmswitch_backends(self) -> list[BackendInfo]:
+        return [BackendInfo(name="metered", summary="fixed usage", default_model="m1")]
+
+    @hookimpl
+    def complete(self, target: Target, request: Request) -> Response:
+        self.requests.append(request)
+        return Response("answer", "stop", Usage(1000, 1000))
+
+    @hookimpl
+    def count_tokens(self, target: Target, request: Request) -> TokenCount:
+        return TokenCount(1000, exact=True, method="fixed")
+
+
+@pytest.fixture
+def metered() -> MeteredPlugin:
+    plugin = MeteredPlugin()
+    register_plugin(plugin, "metered")
+    yield plugin  # type: ignore[misc]
+    unregister_plugin("metered")
+
+
+def spend(amount: float, ts: float, profile: str = "m") -> None:
+    with Ledger() as ledger:
+        ledger.append(LedgerEntry(profile, "metered", "m1", 1, 1, amount, 0.1, ts=ts))
+
+
+def test_spend_earlier_this_month_does_not_count_against_the_daily_budget(config_file: Path,
+                                                                          metered: MeteredPlugin) -> None:
+    write_config(config_file, '[profiles.m]\nbackend = "metered"\nprice_input_per_mtok = 1.0\n'
+                              'price_output_per_mtok = 1.0\nmax_tokens = 1000\nbudget_usd_per_day = 0.01\n')
+    # Local midnight computed here, not with the ledger's own helpers: the test must not follow their mistakes.
+    midnight = dt.datetime.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    if midnight.day == 1:
+        pytest.skip("on the first of the month no earlier day of it exists")  # allow-listed in conftest
+    spend(5.0, (midnight - dt.timedelta(hours=1)).timestamp())  # yesterday, this month
+    spend(0.005, time.time())
+    Conversation(Client(), "m").complete("hello")  # 0.005 today + 0.002 fits the $0.01 daily budget
+    assert len(metered.requests) == 1
+
+
+def test_input_and_output_are_priced_each_at_its_own_rate(config_file: Path, metered: MeteredPlugin) -> None:
+    # $1 in and $3 out per million: 1000 + 1000 tokens cost $0.004, not $0.002 nor $0.006.
+    write_config(config_file, '[profiles.m]\nbackend = "metered"\nprice_input_per_mtok = 1.0\n'
+                              'price_output_per_mtok = 3.0\nmax_tokens = 1000\nbudget_usd_per_day = 0.0099\n')
+    spend(0.006, time.time())
+    with pytest.raises(BudgetExceededError) as caught:  # 0.006 + 0.004 > 0.0099
+        Conversation(Client(), "m").complete("hello")
+    assert "could cost up to $0.00400" in caught.value.message
+    assert metered.requests == []
+    write_config(config_file, '[profiles.m]\nbackend = "metered"\nprice_input_per_mtok = 1.0\n'
+                              'price_output_per_mtok = 3.0\nmax_tokens = 1000\n')
+    turn = Conversation(Client(), "m").stream("hello")
+    for _ in turn:
+        pass
+    assert turn.cost is not None and turn.cost.usd == pytest.approx(0.004)
+    with Ledger() as ledger:
+        assert ledger.spend("m", start_of_day()) == pytest.approx(0.006 + 0.004)
+
+
+# ---- survivor: a TOML error's column from the wrong group, the end-of-document line off by one ---------------
+
+
+def test_a_toml_error_names_the_exact_line_and_column() -> None:
+    with pytest.raises(ConfigSyntaxError) as caught:
+        parse_toml('x = 1\ny = 2\nz = = 3\n', "f.toml")
+    assert (caught.value.line, caught.value.column) == (3, 5)
+    assert "f.toml, line 3, column 5" in caught.value.message
+
+
+def test_an_unclosed_bracket_points_at_the_last_line() -> None:
+    with pytest.raises(ConfigSyntaxError) as caught:
+        parse_toml('a = 1\nb = [1,\n', "f.toml")
+    assert (caught.value.line, caught.value.column) == (2, 8)
+    assert "ends too early" in caught.value.message
+    with pytest.raises(ConfigSyntaxError) as unterminated:
+        parse_toml('a = 1\n\nb = "x', "f.toml")
+    assert (unterminated.value.line, unterminated.value.column) == (3, 7)
+
+
+# ---- survivor: a Retry-After date in the past no longer clamped to 0 ------------------------------------------
+
+
+def test_retry_after_dates_in_the_past_mean_now_and_in_the_future_mean_that_long() -> None:
+    past = format_datetime(dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1), usegmt=True)
+    assert parse_retry_after({"retry-after": past}) == 0.0
+    future = format_datetime(dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=30), usegmt=True)
+    assert 25 <= (parse_retry_after({"retry-after": future}) or 0) <= 30
+    assert parse_retry_after({"retry-after": "-5"}) == 0.0
+    assert parse_retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+    assert parse_retry_after({"retry-after": "soon"}) is None
+
+
+# ---- survivor: the token estimate counting characters instead of characters / 4 -----------------------------
+
+
+def test_the_estimate_is_a_quarter_of_the_characters_plus_four_per_message() -> None:
+    request = Request(messages=(Message("user", "x" * 400),), system="y" * 40)
+    counted = estimate_tokens(request)
+    assert (counted.n, counted.exact, counted.method) == (110 + 4, False, "chars/4")
+    two = Request(messages=(Message("user", "abcd" * 10), Message("assistant", "efgh" * 5)))
+    assert estimate_tokens(two).n == 15 + 8
+
+
+# ---- survivor: history migration step 3 backfilling the first message's profile instead of the last ------------
+
+
+def test_step_three_gives_an_old_conversation_the_profile_of_its_last_message(hermetic: Path) -> None:
+    path = hermetic / "data" / "history.db"
+    connection = sqlite3.connect(path, isolation_level=None)
+    schema.upgrade(connection, target=2)
+    connection.execute("INSERT INTO conversations (title, created_at, updated_at) VALUES ('switched', 1, 4)")
+    connection.execute(
+        "INSERT INTO messages (conversation_id, role, content, profile, model, created_at) VALUES "
+        "(1, 'user', 'hi', 'claude', 'claude-sonnet-4-5', 1), "
+        "(1, 'assistant', 'hello', 'claude', 'claude-sonnet-4-5', 2), "
+        "(1, 'user', 'and now?', 'local', 'gemma-3-270m', 3), "
+        "(1, 'assistant', 'still here', 'local', 'gemma-3-270m', 4), "
+        "(1, 'user', 'no profile on this one', NULL, NULL, 5)"
+    )
+    connection.close()
+    with HistoryStore.open(path) as history:
+        (record,) = history.list_conversations()
+        assert record.profile == "local"
