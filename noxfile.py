@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "lint", "typecheck"]  # `nox -s mutate` runs on request
 nox.options.reuse_existing_virtualenvs = True
 
 PLUGINS = ["echo", "openai", "anthropic", "ollama", "llamacpp"]
+# Run on every `nox -s tests` (and so in CI): quick, and about the mistakes that cost the most.
+FAST_MUTATION_GROUPS = ["secrets", "budget"]
 
 
 def install_everything(session: nox.Session) -> None:
@@ -24,9 +26,19 @@ def install_everything(session: nox.Session) -> None:
 
 @nox.session(python=None)
 def tests(session: nox.Session) -> None:
-    """The whole suite, slow tests (real GGUF model, llama.cpp's server) included."""
+    """The whole suite, slow tests (real GGUF model, llama.cpp's server) included, in random order; then
+    mutation testing of key masking and budgets, so a test that stops catching those mistakes turns CI red."""
     install_everything(session)
     session.run("python", "-m", "pytest", *(session.posargs or ["-q"]))
+    if not session.posargs:
+        session.run("python", "scripts/mutate.py", *FAST_MUTATION_GROUPS)
+
+
+@nox.session(python="3.11")
+def mutate(session: nox.Session) -> None:
+    """Mutation testing of the modules whose mistakes cost money, keys or data (docs/testing.md)."""
+    install_everything(session)
+    session.run("python", "scripts/mutate.py", *session.posargs)
 
 
 @nox.session(python=None)

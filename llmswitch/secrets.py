@@ -76,6 +76,11 @@ def excerpt(data: str | bytes, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+def forget_secrets() -> None:
+    """Forget every key remembered so far (tests start each case with none known)."""
+    _KNOWN_SECRETS.clear()
+
+
 def remember_secret(value: str) -> None:
     """Mask ``value`` wherever :func:`redact` meets it from now on (values under 6 characters are not
     remembered: replacing them would mangle ordinary text; URLs are scrubbed by shape instead)."""

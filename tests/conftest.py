@@ -36,9 +36,9 @@ def _refuse_skip(report: pytest.CollectReport | pytest.TestReport, nodeid: str) 
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
-    if report.skipped and _in_ci() and not hasattr(report, "wasxfail"):
-        if item.nodeid.split("[", 1)[0] not in ALLOWED_SKIPS:
-            _refuse_skip(report, item.nodeid)
+    allowed = item.nodeid.split("[", 1)[0] in ALLOWED_SKIPS
+    if report.skipped and _in_ci() and not hasattr(report, "wasxfail") and not allowed:
+        _refuse_skip(report, item.nodeid)
 
 
 @pytest.hookimpl(hookwrapper=True)

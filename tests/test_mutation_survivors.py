@@ -213,6 +213,9 @@ def test_retry_after_dates_in_the_past_mean_now_and_in_the_future_mean_that_long
     assert parse_retry_after({"retry-after": "-5"}) == 0.0
     assert parse_retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
     assert parse_retry_after({"retry-after": "soon"}) is None
+    # "-0000" means "UTC, zone unknown": parsedate gives a naive time, still read as UTC.
+    naive = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=60)).strftime("%a, %d %b %Y %H:%M:%S -0000")
+    assert 55 <= (parse_retry_after({"retry-after": naive}) or 0) <= 60
 
 
 # ---- survivor: the token estimate counting characters instead of characters / 4 -----------------------------
@@ -246,3 +249,110 @@ def test_step_three_gives_an_old_conversation_the_profile_of_its_last_message(he
     with HistoryStore.open(path) as history:
         (record,) = history.list_conversations()
         assert record.profile == "local"
+
+
+# ---- survivors of `nox -s mutate` in llmswitch/secrets.py -----------------------------------------------------
+
+
+def test_mask_keeps_a_three_character_prefix_only_when_it_ends_with_a_dash() -> None:
+    assert mask("abcdefghijklmnop") == "ab…mnop"  # no dash: two characters of prefix
+    assert mask("sk-abcdefghijklm") == "sk-…jklm"
+    assert mask("skXabcdefghijklm") == "sk…jklm"
+
+
+def test_a_secret_of_six_characters_is_redacted_and_five_is_not_remembered() -> None:
+    from llmswitch.secrets import remember_secret
+
+    remember_secret("abc123")
+    remember_secret("xyz12")  # too short to tell from ordinary words: never rewritten
+    assert redact("k=abc123 and xyz12") == "k=……… and xyz12"
+
+
+def test_redact_knows_nothing_until_a_key_is_resolved() -> None:
+    assert redact(f"bad key {KEY}") == f"bad key {KEY}"  # the fixture forgot every earlier test's keys
+
+
+def test_dotenv_is_read_as_utf8_and_skips_comments_and_blank_lines(tmp_path: Path) -> None:
+    from llmswitch.secrets import read_dotenv
+
+    env = tmp_path / ".env"
+    env.write_bytes("# a comment = not a value\nNAME=café\n\n  \nexport SPACED = value  \n".encode())
+    assert read_dotenv(env) == {"NAME": "café", "SPACED": "value"}
+    env.write_bytes(b"BROKEN=\xff\xfe\n")
+    assert read_dotenv(env) == {}  # not UTF-8: ignored, like a missing file
+    assert read_dotenv(tmp_path / "missing.env") == {}
+
+
+def test_resolve_setting_prefers_the_given_environment_and_dotenv_over_the_process(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from llmswitch.secrets import resolve_setting
+
+    monkeypatch.setenv("SOME_KEY", "from-process")
+    (tmp_path / ".env").write_text("SOME_KEY=from-dotenv-file\n")
+    monkeypatch.chdir(tmp_path)
+    given = resolve_setting(None, "flag", "SOME_KEY", environ={}, dotenv={"SOME_KEY": "from-given-dotenv"})
+    assert given is not None and (given.value, given.source) == ("from-given-dotenv", ".env:SOME_KEY")
+    from_file = resolve_setting(None, "flag", "SOME_KEY", environ={})
+    assert from_file is not None and from_file.value == "from-dotenv-file"
+    from_process = resolve_setting(None, "flag", "SOME_KEY")
+    assert from_process is not None and from_process.source == "env:SOME_KEY"
+    assert resolve_setting("explicit", "flag", "SOME_KEY") == resolve_setting("explicit", "flag", None)
+    assert resolve_setting(None, "flag", None) is None
+
+
+# ---- survivors of `nox -s mutate` in llmswitch/store/schema.py ----------------------------------------------
+
+
+class NoFts5Connection:
+    """A SQLite connection built without FTS5, as some distributions ship it: only the probe differs."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        if "fts5" in sql.lower():
+            raise sqlite3.OperationalError("no such module: fts5")
+        return self.connection.execute(sql, *args)
+
+
+def test_without_fts5_there_is_no_search_index_and_the_probe_says_so(tmp_path: Path) -> None:
+    connection = sqlite3.connect(tmp_path / "h.db", isolation_level=None)
+    schema.upgrade(connection, target=3)
+    without = NoFts5Connection(connection)
+    assert schema.fts5_available(without) is False  # type: ignore[arg-type]
+    assert schema.create_search_index(without) is False  # type: ignore[arg-type]
+    assert schema.has_search_index(connection) is False
+    assert schema.fts5_available(connection) is True
+    assert connection.execute("SELECT name FROM sqlite_temp_master").fetchall() == []  # the probe is gone
+    assert schema.create_search_index(connection) is True
+    assert schema.create_search_index(connection) is True  # already there: still True, nothing redone
+    assert schema.has_search_index(connection) is True
+
+
+def test_an_up_to_date_file_is_not_written_even_when_read_only(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    writable = sqlite3.connect(path, isolation_level=None)
+    schema.upgrade(writable)
+    writable.close()
+    read_only = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    assert schema.upgrade(read_only) == schema.LATEST_VERSION  # nothing to do: no write lock taken
+    assert schema.current_version(read_only) == schema.LATEST_VERSION
+
+
+def test_a_failing_step_rolls_the_whole_upgrade_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    connection = sqlite3.connect(tmp_path / "h.db", isolation_level=None)
+    schema.upgrade(connection, target=1)
+
+    def broken_step(connection: sqlite3.Connection) -> None:
+        connection.execute("CREATE TABLE half_done (x)")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(schema, "STEPS", (*schema.STEPS, broken_step))
+    with pytest.raises(RuntimeError, match="disk full"):
+        schema.upgrade(connection, target=len(schema.STEPS))
+    assert schema.current_version(connection) == 1  # steps 2.. rolled back with the broken one
+    tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "half_done" not in tables
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(messages)")}
+    assert "cost_usd" not in columns
+    assert not connection.in_transaction

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from llmswitch import plugins
+from llmswitch.secrets import forget_secrets
 
 # Variables that would make a test depend on the machine it runs on.
 LEAKY_VARIABLES = (
@@ -53,8 +54,10 @@ def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.chdir(home / "work")
     plugins.reset_registry()
+    forget_secrets()  # a key one test resolved must not make redaction pass in the next
     yield home
     plugins.reset_registry()
+    forget_secrets()
 
 
 @pytest.fixture

@@ -1,0 +1,165 @@
+"""Mutation testing of the modules whose mistakes cost users money, keys or data (`nox -s mutate`).
+
+Each group mutates a few modules and runs only the tests that cover them, with mutmut, in a scratch copy of
+the tree under ``.mutate/GROUP`` (so a run never touches the work tree). The kill rate counts the mutants the
+tests caught among those that could be caught: a mutant listed in ``EQUIVALENT`` cannot change behaviour
+(its reason is given there and in docs/testing.md) and is left out.
+
+    python scripts/mutate.py                 every group; exit 1 when a group kills less than 90%
+    python scripts/mutate.py secrets budget  some groups (CI runs these two on every change)
+    python scripts/mutate.py --list          the groups and what they cover
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GOAL = 0.90
+
+
+@dataclass(frozen=True)
+class Group:
+    modules: tuple[str, ...]
+    tests: tuple[str, ...]
+    why: str
+
+
+GROUPS: dict[str, Group] = {
+    "secrets": Group(("llmswitch/secrets.py",), ("tests/test_secrets.py", "tests/test_mutation_survivors.py"),
+                     "key masking, redaction and resolution: a mistake shows or sends a key"),
+    "budget": Group(("llmswitch/accounting.py",),
+                    ("tests/test_budget.py", "tests/test_cost.py", "tests/test_mutation_survivors.py"),
+                    "estimates, budgets and the cost of each call: a mistake spends money the user capped"),
+    "ledger": Group(("llmswitch/ledger.py",), ("tests/test_ledger.py", "tests/test_budget.py",
+                                                "tests/test_mutation_survivors.py"),
+                    "the usage ledger: a mistake loses or miscounts spend"),
+    "pricing": Group(("llmswitch/pricing.py", "llmswitch/price_catalog.py"),
+                     ("tests/test_pricing.py", "tests/test_price_catalog.py", "tests/test_cost.py"),
+                     "prices and the price catalogue: a mistake misprices every call"),
+    "retry_after": Group(("llmswitch/http_headers.py",),
+                         ("tests/test_mutation_survivors.py", "tests/plugins/test_openai_parts.py"),
+                         "Retry-After parsing: a mistake retries too soon or waits forever"),
+    "config": Group(("llmswitch/config.py",), ("tests/test_profiles.py", "tests/test_mutation_survivors.py"),
+                    "reading the config file: a mistake points at the wrong line or loses the file"),
+    "store": Group(("llmswitch/store/schema.py",), ("tests/test_store.py", "tests/test_mutation_survivors.py"),
+                   "history migrations: a mistake loses users' conversations"),
+    "registry": Group(("llmswitch/plugins.py",), ("tests/test_plugins.py",),
+                      "the plugin registry: a mistake lets one broken plugin break every command"),
+    "decoders": Group(("llmswitch/kit/decoders.py",), ("tests/test_kit_decoders.py",),
+                      "the SSE and NDJSON decoders: a mistake loses or garbles answer text"),
+}
+
+# Mutants that cannot change behaviour, by mutmut's name, with the reason (kept in step with docs/testing.md).
+EQUIVALENT: dict[str, str] = {
+    "llmswitch.store.schema.x_upgrade__mutmut_20":
+        "`target > found` -> `>=`: the early return already ensures target > the version read, and if another "
+        "process upgraded meanwhile, writing the same user_version again changes nothing",
+}
+# SQL keywords and identifiers are case-insensitive: a mutant that only changes the case of a SQL string
+# cannot change what the database does.
+SQL_WORDS = re.compile(r"\b(select|create|insert|update|delete|alter|pragma|begin|commit|rollback|drop|"
+                       r"table|index|text|real|integer|values)\b", re.IGNORECASE)
+
+
+def equivalence_reason(work: Path, mutant: str) -> str | None:
+    """Why a surviving mutant cannot change behaviour, or None when it could."""
+    if mutant in EQUIVALENT:
+        return EQUIVALENT[mutant]
+    shown = subprocess.run([_mutmut(), "show", mutant], cwd=work, capture_output=True, text=True).stdout
+    removed = [line[1:] for line in shown.splitlines() if line.startswith("-") and not line.startswith("---")]
+    added = [line[1:] for line in shown.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    if (removed and len(removed) == len(added) and all(SQL_WORDS.search(line) for line in removed)
+            and [line.lower() for line in removed] == [line.lower() for line in added]):
+        return "only the letter case of a SQL statement changed; SQL keywords and identifiers ignore case"
+    return None
+
+
+def _mutmut() -> str:
+    return str(Path(sys.executable).with_name("mutmut"))
+
+
+def run_group(name: str, group: Group, *, children: int) -> dict[str, object]:
+    work = ROOT / ".mutate" / name
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    for part in ("llmswitch", "tests"):
+        shutil.copytree(ROOT / part, work / part, ignore=shutil.ignore_patterns("__pycache__", "__snapshots__"))
+    pyproject = {
+        "source_paths": ["llmswitch"],
+        "only_mutate": list(group.modules),
+        "pytest_add_cli_args": ["-p", "no:randomly", "-p", "no:cacheprovider", "-q", "-x"],
+        "pytest_add_cli_args_test_selection": list(group.tests),
+    }
+    lines = ["[tool.mutmut]"] + [f"{key} = {json.dumps(value)}" for key, value in pyproject.items()]
+    lines += ["", "[tool.pytest.ini_options]",
+              'addopts = "-ra --allow-hosts=127.0.0.1,localhost,::1 --allow-unix-socket"', "timeout = 600"]
+    (work / "pyproject.toml").write_text("\n".join(lines) + "\n")
+    mutmut = _mutmut()
+    started = time.monotonic()
+    subprocess.run([mutmut, "run", "--max-children", str(children)], cwd=work, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    listing = subprocess.run([mutmut, "results", "--all", "true"], cwd=work, check=True, capture_output=True,
+                             text=True).stdout
+    outcomes: dict[str, str] = {}
+    for line in listing.splitlines():
+        mutant, _, outcome = line.strip().rpartition(": ")
+        if mutant:
+            outcomes[mutant] = outcome
+    killed = sorted(m for m, o in outcomes.items() if o in ("killed", "timeout"))  # a hang is caught too
+    survived, equivalent = [], {}
+    for mutant in sorted(m for m, o in outcomes.items() if o in ("survived", "no tests", "suspicious")):
+        reason = equivalence_reason(work, mutant)
+        if reason is None:
+            survived.append(mutant)
+        else:
+            equivalent[mutant] = reason
+    counted = len(killed) + len(survived)
+    return {"group": name, "modules": list(group.modules), "mutants": len(outcomes), "killed": len(killed),
+            "equivalent": len(equivalent), "equivalent_reasons": equivalent, "survived": survived,
+            "kill_rate": round(len(killed) / counted, 4) if counted else 1.0,
+            "seconds": round(time.monotonic() - started, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("groups", nargs="*", help="groups to run (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the groups")
+    parser.add_argument("--children", type=int, default=2, help="mutants tested at once")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    if args.list:
+        for name, group in GROUPS.items():
+            print(f"{name:12} {', '.join(group.modules)}: {group.why}")
+        return 0
+    unknown = [name for name in args.groups if name not in GROUPS]
+    if unknown:
+        parser.error(f"unknown group(s) {', '.join(unknown)}; known: {', '.join(GROUPS)}")
+    results = []
+    for name in args.groups or list(GROUPS):
+        result = run_group(name, GROUPS[name], children=args.children)
+        results.append(result)
+        print(f"{name:12} {result['killed']}/{result['mutants'] - result['equivalent']} killed "  # type: ignore[operator]
+              f"({result['kill_rate']:.0%}), {result['equivalent']} equivalent, {result['seconds']} s", flush=True)
+        for mutant in result["survived"]:  # type: ignore[attr-defined]
+            print(f"    survived: {mutant}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    below = [r["group"] for r in results if r["kill_rate"] < GOAL]  # type: ignore[operator]
+    if below:
+        print(f"mutate: below the {GOAL:.0%} goal: {', '.join(below)} (see `mutmut show NAME` in .mutate/GROUP)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
