@@ -356,3 +356,29 @@ def test_a_failing_step_rolls_the_whole_upgrade_back(tmp_path: Path, monkeypatch
     columns = {row[1] for row in connection.execute("PRAGMA table_info(messages)")}
     assert "cost_usd" not in columns
     assert not connection.in_transaction
+
+
+def test_dotenv_values_keep_what_follows_the_first_equals_and_quotes_only_when_balanced(tmp_path: Path) -> None:
+    from llmswitch.secrets import read_dotenv
+
+    env = tmp_path / ".env"
+    env.write_text(
+        "URL=https://host/?a=1&b=2\n"
+        "EMPTY=\"\"\n"
+        "OPEN=\"abc\n"
+        "X=XvalueX\n"
+        "SPACED=value   # a comment\n"
+        "WORDS=two words # a comment\n"
+        "HASHES=a # b # c\n"
+        "SINGLE='it is'\n"
+    )
+    assert read_dotenv(env) == {"URL": "https://host/?a=1&b=2", "EMPTY": "", "OPEN": '"abc', "X": "XvalueX",
+                                "SPACED": "value", "WORDS": "two words", "HASHES": "a", "SINGLE": "it is"}
+
+
+def test_a_secret_shows_masked_in_str_and_repr() -> None:
+    from llmswitch.secrets import Secret
+
+    secret = Secret(KEY, "env:X")
+    assert str(secret) == "sk-…WXYZ" and repr(secret) == "Secret('sk-…WXYZ', source='env:X')"
+    assert f"{secret}" == "sk-…WXYZ" and KEY not in repr([secret])
