@@ -63,9 +63,7 @@ def build_database_at(path: Path, version: int) -> None:
         connection.execute(
             "INSERT INTO messages (conversation_id, role, content, profile, model, created_at) VALUES "
             "(1, 'user', 'what is a quokka', 'claude', 'claude-sonnet-4-5', 1), "
-            "(1, 'assistant', 'A small marsupial from Rottnest Island.', 'claude', 'claude-sonnet-4-5', 2), "
-            "(1, 'user', 'and in one word?', 'local', 'gemma-3-270m', 3), "
-            "(1, 'assistant', 'A quokka.', 'local', 'gemma-3-270m', 4)"
+            "(1, 'assistant', 'A small marsupial from Rottnest Island.', 'local', 'gemma-3-270m', 2)"
         )
     if version >= 2:
         connection.execute("UPDATE messages SET input_tokens = 5, output_tokens = 9, cost_usd = 0.5 WHERE id = 2")
@@ -88,15 +86,13 @@ def test_upgrade_from_every_earlier_version_keeps_the_data(hermetic: Path, versi
             assert history.list_conversations() == []
             return
         (record,) = history.list_conversations()
-        assert record.title == "old chat" and record.message_count == 4
+        assert record.title == "old chat" and record.message_count == 2
         # Step 3 fills the profile in from the conversation's LAST message; a version-3 file kept its own.
         assert record.profile == ("claude" if version >= 3 else "local")
         messages = history.messages(record.id)
         assert [(m.role, m.content, m.model) for m in messages] == [
             ("user", "what is a quokka", "claude-sonnet-4-5"),
-            ("assistant", "A small marsupial from Rottnest Island.", "claude-sonnet-4-5"),
-            ("user", "and in one word?", "gemma-3-270m"),
-            ("assistant", "A quokka.", "gemma-3-270m"),
+            ("assistant", "A small marsupial from Rottnest Island.", "gemma-3-270m"),
         ]
         if version >= 2:
             assert (messages[1].input_tokens, messages[1].output_tokens, messages[1].cost_usd) == (5, 9, 0.5)
