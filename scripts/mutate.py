@@ -34,7 +34,10 @@ class Group:
 
 
 GROUPS: dict[str, Group] = {
-    "secrets": Group(("llmswitch/secrets.py",), ("tests/test_secrets.py", "tests/test_mutation_survivors.py"),
+    "secrets": Group(("llmswitch/secrets.py",),
+                     ("tests/test_secrets.py", "tests/test_credential_shapes.py", "tests/test_credentials.py",
+                      "tests/test_key_policy.py",
+                      "tests/test_mutation_survivors.py"),
                      "key masking, redaction and resolution: a mistake shows or sends a key"),
     "budget": Group(("llmswitch/accounting.py",),
                     ("tests/test_accounting.py", "tests/test_budget.py", "tests/test_cost.py",
@@ -70,6 +73,14 @@ EQUIVALENT: dict[str, str] = {
         "counted from the text",
     "llmswitch.accounting.x_compare_costs__mutmut_80":
         "the sort rank of unresolvable profiles 2 -> 3: only its order after rank 1 matters",
+    "llmswitch.accounting.x_budget_status__mutmut_5":
+        "`now` left None instead of time.time(): start_of_day(None) and start_of_month(None) read the clock "
+        "themselves",
+    "llmswitch.accounting.x_budget_status__mutmut_15":
+        "never closing a ledger it opened: the connection is closed when the object is collected; nothing a "
+        "caller sees changes",
+    "llmswitch.accounting.x_budget_status__mutmut_16":
+        "closing the caller's ledger: a Ledger reopens its connection on the next query",
     "llmswitch.secrets.x_read_dotenv__mutmut_7":
         "read_text(encoding=None) reads the locale's encoding, UTF-8 wherever Python runs in UTF-8 mode or a "
         "UTF-8 locale (C.UTF-8 here); a Latin-1 locale is not available to test on these machines",
