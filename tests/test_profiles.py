@@ -10,7 +10,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llmswitch.errors import BadResponseError, ConfigError, ConfigSyntaxError, InvalidOptionError, ProfileNotFoundError
+from llmswitch.errors import (
+    BadResponseError,
+    ConfigError,
+    ConfigSyntaxError,
+    InvalidOptionError,
+    ProfileNotFoundError,
+)
 from llmswitch.profiles import BUILTIN_PROFILES, ProfileStore
 from tests.helpers import run_cli, write_config
 
