@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck"]  # `nox -s mutate` runs on request
+nox.options.sessions = ["tests", "lint", "typecheck"]  # `scripts/nox.sh -s mutate` runs on request
 nox.options.reuse_existing_virtualenvs = True
 
 PLUGINS = ["echo", "openai", "anthropic", "ollama", "llamacpp"]
@@ -34,7 +34,7 @@ def tests(session: nox.Session) -> None:
         session.run("python", "scripts/mutate.py", *FAST_MUTATION_GROUPS)
 
 
-@nox.session(python="3.11")
+@nox.session(python=None)
 def mutate(session: nox.Session) -> None:
     """Mutation testing of the modules whose mistakes cost money, keys or data (docs/testing.md)."""
     install_everything(session)
