@@ -168,11 +168,17 @@ class Ledger:
             try:
                 self._connection = with_retries(self._open)
             except (sqlite3.Error, OSError) as exc:
-                raise LedgerError(
-                    f"cannot open the usage ledger {self.path}: {exc}",
-                    remedy="check that the directory is writable (LLMSWITCH_DATA_DIR chooses another one)",
-                ) from None
+                raise self._failure(exc) from None
         return self._connection
+
+    def _failure(self, exc: BaseException) -> LedgerError:
+        """Read-only, corrupt or other, each with its remedy (see :mod:`llmswitch.store.diagnosis`)."""
+        from llmswitch.store.diagnosis import describe_failure
+
+        message, remedy = describe_failure("the usage ledger", self.path, exc,
+                                           start_over="start a new ledger (the spend it recorded then no longer "
+                                           "counts toward budgets)")
+        return LedgerError(message, remedy=remedy)
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -223,7 +229,7 @@ class Ledger:
         try:
             with_retries(insert)
         except sqlite3.Error as exc:
-            raise LedgerError(f"cannot write to the usage ledger {self.path}: {exc}") from None
+            raise self._failure(exc) from None
 
     # ---- reading ------------------------------------------------------------------------------------
 
@@ -233,7 +239,7 @@ class Ledger:
         try:
             return with_retries(lambda: self.connection.execute(sql, parameters).fetchall())
         except sqlite3.Error as exc:
-            raise LedgerError(f"cannot read the usage ledger {self.path}: {exc}") from None
+            raise self._failure(exc) from None
 
     def spend(self, profile: str, since: float) -> float:
         """USD spent by ``profile`` since the Unix time ``since`` (calls of unknown cost count as 0)."""

@@ -218,4 +218,4 @@ def test_an_unwritable_ledger_never_costs_the_answer(tmp_path: Path, monkeypatch
     result = llmswitch_subprocess("chat", "-p", "echo", "--no-history", "still answered")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "still answered\n"
-    assert "usage not recorded: cannot open the usage ledger" in result.stderr
+    assert "usage not recorded: cannot use the usage ledger" in result.stderr

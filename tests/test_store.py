@@ -152,7 +152,8 @@ def test_a_file_that_is_not_a_database_is_an_error_with_a_remedy(hermetic: Path)
     path.write_bytes(b"this is not sqlite at all" * 100)
     with pytest.raises(HistoryError) as caught:
         HistoryStore.open(path)
-    assert "unreadable" in caught.value.message and "move" in (caught.value.remedy or "")
+    assert "is corrupt" in caught.value.message
+    assert ".recover" in (caught.value.remedy or "") and "move" in (caught.value.remedy or "")
 
 
 def test_an_unwritable_location_is_an_error_with_a_remedy(hermetic: Path) -> None:

@@ -139,7 +139,8 @@ def open_history(*, required: bool) -> Any:
     except HistoryError as error:
         if required:
             raise
-        click.echo(f"warning: this conversation will not be saved: {error.message}", err=True)
+        hint = f"\n  hint: {error.remedy}" if error.remedy else ""
+        echo_status(f"warning: this conversation will not be saved: {error.message}{hint}")
         return None
 
 

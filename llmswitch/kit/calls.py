@@ -21,6 +21,7 @@ from llmswitch.errors import BadResponseError, LLMSwitchError
 from llmswitch.kit.clients import async_client, sync_client
 from llmswitch.kit.decoders import json_object
 from llmswitch.kit.endpoint import Endpoint, ErrorAnswer
+from llmswitch.kit.silence import AnswerWatch
 from llmswitch.kit.transport_errors import transport_error
 from llmswitch.redirects import is_redirect, redirect_error
 from llmswitch.secrets import excerpt
@@ -91,6 +92,11 @@ def _build(client: httpx2.Client | httpx2.AsyncClient, call: Call) -> httpx2.Req
         timeout = httpx2.Timeout(call.timeout, connect=min(call.timeout, endpoint.connect_timeout))
     extensions = {"timeout": timeout.as_dict()} if timeout is not None else None
     return client.build_request(call.method, endpoint.url(call.path), json=call.body, extensions=extensions)
+
+
+def _answer_watch(call: Call) -> AnswerWatch:
+    endpoint = _endpoint_for(call)
+    return AnswerWatch(endpoint.timeout, endpoint.server, profile=endpoint.profile, backend=endpoint.backend)
 
 
 def _endpoint_for(call: Call) -> Endpoint:
@@ -224,12 +230,20 @@ def stream(call: Call, decoder: Decoder, translator: Translator) -> Iterator[Str
         if _is_html(response):
             raise _html_page(call, response.read())
         feed, translate = decoder.feed, translator.feed
+        watch = _answer_watch(call)
         try:
             for chunk in response.iter_bytes():
+                answered = False
                 for item in feed(chunk):
-                    yield from translate(item)
+                    for event in translate(item):
+                        answered = True
+                        yield event
                 if translator.done:
                     break
+                if answered:
+                    watch.heard()
+                else:
+                    watch.check()  # keep-alives alone do not hold the answer open past the timeout
             else:
                 for item in decoder.close():
                     yield from translate(item)
@@ -308,13 +322,20 @@ async def astream(call: Call, decoder: Decoder, translator: Translator) -> Async
         if _is_html(response):
             raise _html_page(call, await response.aread())
         feed, translate = decoder.feed, translator.feed
+        watch = _answer_watch(call)
         try:
             async for chunk in response.aiter_bytes():
+                answered = False
                 for item in feed(chunk):
                     for event in translate(item):
+                        answered = True
                         yield event
                 if translator.done:
                     break
+                if answered:
+                    watch.heard()
+                else:
+                    watch.check()
             else:
                 for item in decoder.close():
                     for event in translate(item):

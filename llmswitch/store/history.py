@@ -144,10 +144,7 @@ class HistoryStore:
                 check_same_thread=False,  # the TUI records answers from worker threads; the lock serialises
             )
         except (OSError, sqlite3.Error) as exc:
-            raise HistoryError(
-                f"cannot open the chat history at {target}: {exc}",
-                remedy="check that the data directory is writable (LLMSWITCH_DATA_DIR moves it)",
-            ) from None
+            raise _history_failure(target, exc) from None
         try:
             connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if target is not None:
@@ -160,10 +157,7 @@ class HistoryStore:
             raise
         except sqlite3.Error as exc:
             connection.close()
-            raise HistoryError(
-                f"the chat history at {target} is unreadable: {exc}",
-                remedy=f"move {target} away to start a new history",
-            ) from None
+            raise _history_failure(target, exc) from None
         return cls(connection, target)
 
     def close(self) -> None:
@@ -566,11 +560,20 @@ def _prepare(connection: sqlite3.Connection, path: Path | None) -> None:
             raise
 
 
+def _history_failure(path: Path | None, exc: BaseException) -> HistoryError:
+    """Read-only, corrupt or other: each with its own remedy (see :mod:`llmswitch.store.diagnosis`)."""
+    from llmswitch.store.diagnosis import describe_failure
+
+    if path is None:
+        return HistoryError(f"cannot open an in-memory chat history: {exc}")
+    message, remedy = describe_failure("the chat history", path, exc, start_over="start a new history")
+    return HistoryError(message, remedy=remedy)
+
+
 def _write_failed(path: Path | None, exc: sqlite3.Error) -> HistoryError:
     if "locked" in str(exc) or "busy" in str(exc):
         return HistoryError(
             f"the chat history at {path} stayed locked by another llmswitch for {BUSY_TIMEOUT_MS // 1000}s",
             remedy="close other llmswitch windows that are stuck, then try again",
         )
-    return HistoryError(f"cannot write the chat history at {path}: {exc}",
-                        remedy="check free disk space and the data directory's permissions")
+    return _history_failure(path, exc)

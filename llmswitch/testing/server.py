@@ -153,6 +153,16 @@ class ProtocolHandler(BaseHTTPRequestHandler):
                 cache[cache_key] = list(events())
             self.stream_lines(cache[cache_key], content_type, batch=batch)
             return
+        if scenario == "keepalive":
+            # Only keep-alives, never an answer: ``options["keepalive"]`` (default an SSE comment) every
+            # ``options["interval"]`` seconds (0.3), ``options["keepalives"]`` times (100), then hang up.
+            self.start_chunked(content_type)
+            for _ in range(int(self.state.options.get("keepalives", 100))):
+                self.write_chunk(self.state.options.get("keepalive", b": keep-alive\n\n"))
+                self.wfile.flush()
+                self.hang(float(self.state.options.get("interval", 0.3)))
+            self.cut_connection()
+            return
         if scenario in ("cut", "stall"):
             self.start_chunked(content_type)
             for event in events():

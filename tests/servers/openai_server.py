@@ -12,6 +12,7 @@ chunk when ``stream_options.include_usage`` is set), over a real socket on 127.0
 ``rate_limit``              429 with ``Retry-After: <options["retry_after"]>`` (default 7)
 ``server_error``            500 with an error body (its message is ``options["error_message"]`` when set)
 ``unavailable``             503 with ``Retry-After: 1`` (an overloaded server)
+``html_page``               200 with an HTML page (a captive portal, a proxy's login page)
 ``bad_gateway``             502 with an HTML body (what a proxy in front of a dead server sends)
 ``reset``                   TCP reset before any response
 ``cut``                     stream a few chunks, then drop the connection without ``[DONE]``
@@ -135,15 +136,21 @@ class OpenAIHandler(ProtocolHandler):
             message = self.options.get("error_message", "The server had an error processing your request.")
             self.send_json(500, error_body(message, "server_error"))
             return True
+        if scenario == "html_page":  # a captive portal or a proxy's login page, with status 200
+            self.send_page(200, b"<html><head><title>Sign in to the Wi-Fi</title></head><body>Accept the terms"
+                                b"</body></html>")
+            return True
         if scenario == "bad_gateway":
-            page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
-            self.send_response(502)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(page)))
-            self.end_headers()
-            self.wfile.write(page)
+            self.send_page(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>")
             return True
         return False
+
+    def send_page(self, status: int, page: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
 
     # ---- routes -----------------------------------------------------------------------------------
 

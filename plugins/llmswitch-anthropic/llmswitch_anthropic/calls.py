@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from llmswitch.encoding import server_json
 from llmswitch.errors import LLMSwitchError
+from llmswitch.kit.silence import AnswerWatch
 from llmswitch.types import Request, Response, StreamEvent, Target, TokenCount
-from llmswitch_anthropic.errors import from_exception, is_anthropic, not_json_answer
+from llmswitch_anthropic.errors import from_exception, is_anthropic, not_json_answer, server_name
 from llmswitch_anthropic.events import translate
+from llmswitch_anthropic.info import NAME
 from llmswitch_anthropic.sse import iter_events
 from llmswitch_anthropic.transport import sdk_arguments, sdk_client, timeout_of
 from llmswitch_anthropic.wire import build_body, count_body, parse_message
@@ -49,7 +51,9 @@ def _stream(target: Target, client: anthropic.Anthropic, arguments: dict[str, An
             content_type = response.headers.get("content-type", "")
             if content_type and "event-stream" not in content_type:  # a proxy's page, not an answer
                 raise not_json_answer(target, response.read(), content_type)
-            yield from translate(iter_events(response.http_response.iter_bytes()), target)
+            # Time without an event (pings and comments do not count) is bounded by timeout, like silence.
+            watch = AnswerWatch(timeout_of(target), server_name(target), profile=target.profile, backend=NAME)
+            yield from watch.events(translate(iter_events(watch.chunks(response.http_response.iter_bytes())), target))
     except LLMSwitchError:
         raise
     except Exception as exc:  # GeneratorExit (the caller stopped early) is not an Exception: it passes

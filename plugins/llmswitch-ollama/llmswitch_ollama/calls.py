@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from llmswitch.encoding import server_json
 from llmswitch.errors import LLMSwitchError
+from llmswitch.kit.silence import AnswerWatch
 from llmswitch.types import Request, Response, StreamEvent, Target, TokenCount
-from llmswitch_ollama.errors import check_response, from_exception, from_status, not_json
+from llmswitch_ollama.errors import base_url, check_response, from_exception, from_status, not_json
 from llmswitch_ollama.events import translate
+from llmswitch_ollama.info import NAME
 from llmswitch_ollama.ndjson import iter_lines
-from llmswitch_ollama.transport import http_client
+from llmswitch_ollama.transport import http_client, timeout_of
 from llmswitch_ollama.wire import build_body, parse_chat
 
 if TYPE_CHECKING:
@@ -53,7 +55,10 @@ def _stream(target: Target, client: httpx.Client, body: dict[str, Any]) -> Itera
                 response.read()
                 check_response(target, response)
             answering = True
-            yield from translate(iter_lines(response.iter_bytes()), target)
+            # Time without an answer line (blank keep-alive lines do not count) is bounded by timeout too.
+            watch = AnswerWatch(timeout_of(target), f"the Ollama server at {base_url(target)}",
+                                profile=target.profile, backend=NAME)
+            yield from watch.events(translate(iter_lines(watch.chunks(response.iter_bytes())), target))
     except LLMSwitchError:
         raise
     except Exception as exc:  # GeneratorExit (the caller stopped early) is not an Exception: it passes
