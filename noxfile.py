@@ -15,7 +15,7 @@ import nox
 nox.options.sessions = ["tests", "lint", "typecheck"]  # `scripts/nox.sh -s mutate` runs on request
 nox.options.reuse_existing_virtualenvs = True
 
-PLUGINS = ["echo", "openai", "anthropic", "ollama", "llamacpp"]
+PLUGINS = ["echo", "openai", "anthropic", "ollama", "llamacpp", "transformers"]
 # Run on every `nox -s tests` (and so in CI): quick, and about the mistakes that cost the most.
 FAST_MUTATION_GROUPS = ["secrets", "budget"]
 
@@ -26,8 +26,9 @@ def install_everything(session: nox.Session) -> None:
 
 @nox.session(python=None)
 def tests(session: nox.Session) -> None:
-    """The whole suite, slow tests (real GGUF model, llama.cpp's server) included, in random order; then
-    mutation testing of key masking and budgets, so a test that stops catching those mistakes turns CI red."""
+    """The whole suite, slow tests (real GGUF models through llama.cpp and transformers, llama.cpp's server)
+    included, in random order; then mutation testing of key masking and budgets, so a test that stops
+    catching those mistakes turns CI red."""
     install_everything(session)
     session.run("python", "-m", "pytest", *(session.posargs or ["-q"]))
     if not session.posargs:

