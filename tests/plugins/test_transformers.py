@@ -366,3 +366,35 @@ def test_a_failed_load_in_the_probe_is_a_report(tiny: dict, tmp_path: Path) -> N
     (broken / "model.safetensors").write_bytes(b"not safetensors")
     result = run_probe(LoadSettings(ModelSource(str(broken), broken)), timeout=120)
     assert not result.ok and result.remedy and str(broken) in result.detail
+
+
+def test_the_async_path_cancels_generation_too(config_file: Path, tiny: dict) -> None:
+    import asyncio
+
+    from llmswitch import AsyncClient
+
+    profile(config_file, tiny["chat"], temperature=0.0, max_tokens=3000)
+    resolved = AsyncClient().resolve("tiny")
+
+    async def main() -> str:
+        result = resolved.astream(resolved.request(PROMPT))
+        started = asyncio.Event()
+
+        async def consume() -> None:
+            async for event in result:
+                if isinstance(event, TextDelta):
+                    started.set()
+
+        task = asyncio.create_task(consume())
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return result.text
+
+    text = asyncio.run(main())
+    assert text
+    deadline = time.monotonic() + 5
+    while [t for t in threading.enumerate() if t.name == "llmswitch-transformers-generate"]:
+        assert time.monotonic() < deadline, "generation went on after the task was cancelled"
+        time.sleep(0.05)

@@ -13,11 +13,12 @@ import importlib.util
 import time
 
 from llmswitch.errors import LLMSwitchError
+from llmswitch.kit.local import usable_cpus
 from llmswitch.types import Check, CheckStatus, HealthReport, Target
 from llmswitch_llamacpp import preflight
 from llmswitch_llamacpp.gguf import GGUFError, read_gguf
 from llmswitch_llamacpp.prompts import choose_format
-from llmswitch_llamacpp.settings import LoadSettings, load_settings, usable_cpus
+from llmswitch_llamacpp.settings import LoadSettings, load_settings
 
 # How many tokens the health probe generates: one proves it works, a few more give a steadier tokens/s.
 HEALTH_TOKENS = 8

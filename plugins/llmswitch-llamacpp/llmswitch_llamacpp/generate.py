@@ -13,13 +13,13 @@ sequence is held back until it is clear that it is not.
 
 from __future__ import annotations
 
-import codecs
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from llmswitch.errors import BackendError, BadResponseError, UnsupportedOptionError
+from llmswitch.kit.local import AnswerText
 from llmswitch.types import Request, Response, StreamEnd, StreamEvent, Target, TextDelta, Usage, UsageEvent
 from llmswitch_llamacpp.embedded import DEMO_DEFAULTS
 from llmswitch_llamacpp.prompts import Prompt, conversation, render
@@ -98,47 +98,6 @@ def plan(model: LoadedModel, settings: LoadSettings, target: Target, request: Re
         repeat_penalty=float(setting("repeat_penalty", request.extras.get("repeat_penalty"))),
         seed=int(seed) if seed is not None else RANDOM_SEED,
     )
-
-
-class AnswerText:
-    """Turns decoded pieces into text that is safe to show now, and spots stop sequences."""
-
-    def __init__(self, stop: tuple[str, ...]) -> None:
-        self.stop = stop
-        self.pending = ""
-        self.started = False
-        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-
-    def feed(self, piece: bytes) -> tuple[str, bool]:
-        """Add a token's bytes; return (text to show now, whether a stop sequence was reached)."""
-        buffer = self.pending + self.decoder.decode(piece)
-        # Stops are looked for in the raw text: "\nQ:" must match even at the very start of the answer.
-        cut = min((buffer.find(s) for s in self.stop if s in buffer), default=-1)
-        if cut >= 0:
-            text, stopped = buffer[:cut].rstrip(), True
-            self.pending = ""
-        else:
-            held = max((self._prefix_overlap(buffer, s) for s in self.stop), default=0)
-            text, stopped = buffer[: len(buffer) - held].rstrip(), False
-            self.pending = buffer[len(text):]
-        if not self.started:
-            text = text.lstrip()
-            self.started = bool(text)
-        return text, stopped
-
-    def finish(self) -> str:
-        """Whatever was held back, now that no more text will come (trailing whitespace dropped)."""
-        rest = self.pending + self.decoder.decode(b"", final=True)
-        self.pending = ""
-        return rest.rstrip() if self.started else rest.strip()
-
-    @staticmethod
-    def _prefix_overlap(text: str, stop: str) -> int:
-        """Length of the longest end of ``text`` that begins ``stop`` (so may grow into it)."""
-        for length in range(min(len(stop) - 1, len(text)), 0, -1):
-            if text.endswith(stop[:length]):
-                return length
-        return 0
 
 
 def stream(model: LoadedModel, settings: LoadSettings, target: Target, request: Request) -> Iterator[StreamEvent]:

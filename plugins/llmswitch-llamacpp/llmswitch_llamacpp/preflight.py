@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmswitch.errors import BackendError, BackendTimeoutError, BadResponseError, ModelNotFoundError
+from llmswitch.kit.local import last_json_object
 from llmswitch_llamacpp.settings import LoadSettings
 
 PROBE_TIMEOUT_S = 180.0
@@ -102,7 +103,7 @@ def run_probe(
     stderr = completed.stderr.decode("utf-8", errors="replace")
     if completed.returncode < 0:
         return explain_signal(-completed.returncode, stderr, settings)
-    payload = _last_json_line(stdout)
+    payload = last_json_object(stdout)
     build = str(payload["build"]) if payload and payload.get("build") else None
     if completed.returncode == 0 and payload and payload.get("ok"):
         return ProbeResult(
@@ -305,18 +306,6 @@ def _mentions_memory(text: str) -> bool:
 def _tail(text: str, lines: int = 2) -> str:
     kept = [line.strip() for line in text.splitlines() if line.strip()]
     return " / ".join(kept[-lines:])[-400:]
-
-
-def _last_json_line(text: str) -> dict[str, object] | None:
-    for line in reversed(text.splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                value = json.loads(line)
-            except ValueError:
-                return None
-            return value if isinstance(value, dict) else None
-    return None
 
 
 def _number(value: object) -> float | None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmswitch.errors import InvalidOptionError, ModelNotFoundError
+from llmswitch.kit.local import default_threads
 from llmswitch.types import Target
 from llmswitch_llamacpp.embedded import DEFAULT_DEMO, DEMO_MODELS, DemoModel, demo_for
 
@@ -49,19 +50,6 @@ class LoadSettings:
         The prompt format is not part of it: changing ``chat_format`` never reloads the weights.
         """
         return (*self.file_key(), self.n_ctx, self.n_threads, self.n_gpu_layers, self.n_batch)
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (respects taskset / cgroup affinity where the OS tells us)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not on Linux
-        return os.cpu_count() or 1
-
-
-def default_threads() -> int:
-    """Half the usable CPUs, at least one (see the module docstring for the measurements)."""
-    return max(1, usable_cpus() // 2)
 
 
 def model_path_for(target: Target) -> tuple[Path, DemoModel | None]:

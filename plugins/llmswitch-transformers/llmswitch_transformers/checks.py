@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 
 from llmswitch.errors import LLMSwitchError
+from llmswitch.kit.local import usable_cpus
 from llmswitch.types import Check, CheckStatus, HealthReport, Target
-from llmswitch_transformers.settings import WEIGHT_SUFFIXES, LoadSettings, load_settings, usable_cpus
+from llmswitch_transformers.settings import WEIGHT_SUFFIXES, LoadSettings, load_settings
 
 HEALTH_TOKENS = 8
 MIN_PROBE_TIMEOUT_S = 120.0  # loading a model from a cold disk takes longer than a network check may

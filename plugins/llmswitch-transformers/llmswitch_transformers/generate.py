@@ -6,9 +6,8 @@ set when this generator is closed (Ctrl-C in the CLI, Esc in the TUI) or when a 
 ``generate`` checks it after every token, so generation ends within a token and the core keeps the text so
 far. The ``finally`` block waits for the worker, so the model's lock is free for the next turn.
 
-Text is shaped for a chat answer as the llamacpp backend does: leading whitespace dropped, trailing
-whitespace held back until more text follows, and text that may begin a stop sequence held until it is
-clear that it does not.
+Text is shaped for a chat answer by the toolkit's :class:`~llmswitch.kit.local.AnswerText`, as in every
+in-process backend.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmswitch.errors import BackendError, InvalidOptionError, LLMSwitchError, UnsupportedOptionError
+from llmswitch.kit.local import AnswerText
 from llmswitch.types import Request, Response, StreamEnd, StreamEvent, TextDelta, Usage, UsageEvent
 from llmswitch_transformers.prompts import Prompt, render
 from llmswitch_transformers.runtime import LoadedModel, is_out_of_memory, libraries, memory_remedy
@@ -90,40 +90,6 @@ def _checked_extra(name: str, value: Any) -> Any:
     if not valid:
         raise InvalidOptionError(f"{name} must be {expected}, not {value!r}")
     return number
-
-
-class AnswerText:
-    """Turns streamed pieces into text that is safe to show now, and spots stop sequences."""
-
-    def __init__(self, stop: tuple[str, ...]) -> None:
-        self.stop = stop
-        self.pending = ""
-        self.started = False
-
-    def feed(self, piece: str) -> tuple[str, bool]:
-        """Add a piece; return (text to show now, whether a stop sequence was reached)."""
-        buffer = self.pending + piece
-        cut = min((buffer.find(s) for s in self.stop if s in buffer), default=-1)
-        if cut >= 0:
-            text, stopped, self.pending = buffer[:cut].rstrip(), True, ""
-        else:
-            held = max((_overlap(buffer, s) for s in self.stop), default=0)
-            text, stopped = buffer[: len(buffer) - held].rstrip(), False
-            self.pending = buffer[len(text):]
-        if not self.started:
-            text = text.lstrip()
-            self.started = bool(text)
-        return text, stopped
-
-    def finish(self) -> str:
-        """What was held back, once no more text will come (trailing whitespace dropped)."""
-        rest, self.pending = self.pending, ""
-        return rest.rstrip() if self.started else rest.strip()
-
-
-def _overlap(text: str, stop: str) -> int:
-    """Length of the longest end of ``text`` that begins ``stop``."""
-    return next((n for n in range(min(len(stop) - 1, len(text)), 0, -1) if text.endswith(stop[:n])), 0)
 
 
 @dataclass

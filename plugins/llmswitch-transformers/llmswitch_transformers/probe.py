@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from llmswitch.kit.local import last_json_object
 from llmswitch_transformers.settings import LoadSettings, ModelSource
 
 PROMPT = "Q: What is the capital of France?\nA:"
@@ -104,7 +105,7 @@ def run_probe(settings: LoadSettings, *, tokens: int = 1, timeout: float = PROBE
                            "a smaller model or dtype")
     stdout = completed.stdout.decode("utf-8", errors="replace")
     stderr = completed.stderr.decode("utf-8", errors="replace")
-    report = _last_json_line(stdout)
+    report = last_json_object(stdout)
     if completed.returncode < 0:
         return _explain_signal(-completed.returncode, stderr, settings)
     if report is not None and report.get("ok"):
@@ -132,17 +133,6 @@ def _explain_signal(number: int, stderr: str, settings: LoadSettings) -> ProbeRe
     return ProbeResult(False, f"torch crashed with {name} while loading or running the model",
                        remedy="reinstall torch for this machine (pip install --force-reinstall torch), or try "
                        "device = \"cpu\"")
-
-
-def _last_json_line(text: str) -> dict[str, Any] | None:
-    for line in reversed(text.splitlines()):
-        if line.startswith("{"):
-            try:
-                value = json.loads(line)
-            except ValueError:
-                return None
-            return value if isinstance(value, dict) else None
-    return None
 
 
 def _number(value: object) -> float | None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmswitch.errors import InvalidOptionError, ModelNotFoundError
+from llmswitch.kit.local import default_threads
 from llmswitch.types import Target
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
@@ -81,19 +82,6 @@ def _stamp(source: ModelSource) -> tuple[object, ...]:
     except OSError:
         return ()
     return (stat.st_size, stat.st_mtime_ns) if stat is not None else ()
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (respects taskset / cgroup affinity where the OS tells us)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not on Linux
-        return os.cpu_count() or 1
-
-
-def default_threads() -> int:
-    """Half the usable CPUs, at least one: on a shared machine, threads beyond the free cores spin and lose."""
-    return max(1, usable_cpus() // 2)
 
 
 def load_settings(target: Target) -> LoadSettings:
