@@ -4,7 +4,8 @@ tokens, measured in the same run, because these machines are shared and noisy.
 
     python bench/bench_transformers.py [--tokens 128] [--runs 5] [--threads N] [--model PATH_OR_ID]
 
-Sides, alternating run by run, greedy so that every side generates the same tokens (median reported):
+Sides, alternating run by run, greedy so that every side generates the same tokens (median and best run
+reported; on a busy machine the best run is the least disturbed one):
 
 - ``llmswitch stream``: ``ResolvedProfile.stream`` through the plugin's entry point (worker thread, the
   token-by-token streamer, stop-sequence shaping, the cancel criterion);
@@ -101,15 +102,19 @@ def generation(args: argparse.Namespace) -> None:
             samples[name].append(tokens / seconds)
             counts[name] = tokens
     baseline = statistics.median(samples["plain generate"])
+    best_baseline = max(samples["plain generate"])
     print(f"generation: {args.tokens} tokens asked, {load.threads} thread(s), {loaded.device}, {loaded.dtype}, "
           f"{os.path.basename(load.source.describe())}, load {loaded.load_s:.1f} s, median of {args.runs} runs")
     for name, values in samples.items():
         rate = statistics.median(values)
         spread = f"{min(values):.1f}-{max(values):.1f}"
         print(f"  {name:32s} {rate:7.1f} tokens/s  [{spread}]  ({counts[name]} tokens)  ratio "
-              f"{rate / baseline:5.3f}")
+              f"{rate / baseline:5.3f} (best {max(values) / best_baseline:5.3f})")
     ratio = statistics.median(samples["llmswitch stream"]) / baseline
-    print(f"  goal llmswitch / plain generate >= 0.95: {'met' if ratio >= 0.95 else 'NOT met'} ({ratio:.3f})")
+    best = max(samples["llmswitch stream"]) / best_baseline
+    # On a shared machine the best run of each side is the least disturbed one (as timeit advises).
+    print(f"  goal llmswitch / plain generate >= 0.95: median {'met' if ratio >= 0.95 else 'NOT met'} "
+          f"({ratio:.3f}), best run {'met' if best >= 0.95 else 'NOT met'} ({best:.3f})")
 
 
 def main() -> None:

@@ -398,3 +398,14 @@ def test_the_async_path_cancels_generation_too(config_file: Path, tiny: dict) ->
     while [t for t in threading.enumerate() if t.name == "llmswitch-transformers-generate"]:
         assert time.monotonic() < deadline, "generation went on after the task was cancelled"
         time.sleep(0.05)
+
+
+def test_doctor_without_torch_gives_the_pip_command(config_file: Path, tiny: dict,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if not installed: find_spec and import both fail
+    report = profile(config_file, tiny["chat"]).health(timeout=5.0)
+    libraries = report.checks[0]
+    assert libraries.name == "libraries" and libraries.status is CheckStatus.FAIL
+    assert "torch cannot be imported" in libraries.detail
+    assert "pip install torch==2.13.0 transformers accelerate gguf" in (libraries.remedy or "")
+    assert report.checks[-1].status is CheckStatus.SKIP

@@ -18,7 +18,7 @@ from pathlib import Path
 from llmswitch.errors import LLMSwitchError
 from llmswitch.kit.local import usable_cpus
 from llmswitch.types import Check, CheckStatus, HealthReport, Target
-from llmswitch_transformers.settings import WEIGHT_SUFFIXES, LoadSettings, load_settings
+from llmswitch_transformers.settings import INSTALL_REMEDY, WEIGHT_SUFFIXES, LoadSettings, load_settings
 
 HEALTH_TOKENS = 8
 MIN_PROBE_TIMEOUT_S = 120.0  # loading a model from a cold disk takes longer than a network check may
@@ -73,8 +73,6 @@ def health_report(target: Target, timeout: float) -> HealthReport:
 
 
 def _libraries_check(*, gguf: bool) -> Check:
-    from llmswitch_transformers.runtime import INSTALL_REMEDY
-
     needed = ["torch", "transformers", "accelerate", *(["gguf"] if gguf else [])]
     missing = [name for name in needed if importlib.util.find_spec(name) is None]
     if missing:

@@ -26,13 +26,8 @@ from llmswitch.errors import (
     ModelNotFoundError,
     UnsupportedOptionError,
 )
-from llmswitch_transformers.settings import LoadSettings
+from llmswitch_transformers.settings import INSTALL_REMEDY, LoadSettings
 
-TORCH_PIN = "torch==2.13.0"
-INSTALL_REMEDY = (
-    f"pip install {TORCH_PIN} transformers accelerate gguf  (CPU; for an NVIDIA GPU add "
-    "--index-url https://download.pytorch.org/whl/cu126 for torch), or pip install llmswitch-transformers"
-)
 CUDA_BUILD_REMEDY = (
     "install a torch build with CUDA: pip install --force-reinstall torch --index-url "
     "https://download.pytorch.org/whl/cu126 (pick the CUDA version your driver supports: nvidia-smi shows it); "

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmswitch.errors import InvalidOptionError, ModelNotFoundError
+from llmswitch.errors import BackendError, InvalidOptionError, ModelNotFoundError
 from llmswitch.kit.local import default_threads
 from llmswitch.types import Target
 
@@ -27,6 +27,11 @@ _MEMORY_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|
 _MEMORY_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
                  "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+TORCH_PIN = "torch==2.13.0"
+INSTALL_REMEDY = (
+    f"pip install {TORCH_PIN} transformers accelerate gguf  (CPU; for an NVIDIA GPU add "
+    "--index-url https://download.pytorch.org/whl/cu126 for torch), or pip install llmswitch-transformers"
+)
 
 
 @dataclass(frozen=True)
@@ -202,7 +207,11 @@ def hub_cache_dir() -> str:
 
 def _hub_source(model_id: str, profile: str, allow_download: bool) -> ModelSource:
     """Look ``model_id`` up in the Hugging Face cache without touching the network."""
-    from huggingface_hub import try_to_load_from_cache
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        raise BackendError("cannot look in the Hugging Face cache: huggingface_hub is not installed",
+                           remedy=INSTALL_REMEDY, backend="transformers") from None
 
     cached = try_to_load_from_cache(model_id, "config.json")
     if isinstance(cached, str):
