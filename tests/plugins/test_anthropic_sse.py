@@ -1,5 +1,6 @@
-"""Properties of the anthropic plugin's SSE reader and its pure helpers (no network): whatever the chunking
-and line endings, the events that come out are the events that went in."""
+"""The anthropic plugin's pure parts (no network): the stream event translation, error bodies, the body.
+
+(The SSE decoding itself is the toolkit's, with its own properties in tests/test_kit_decoders.py.)"""
 
 from __future__ import annotations
 
@@ -8,76 +9,14 @@ from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from llmswitch_anthropic.errors import from_error_body, parse_retry_after
-from llmswitch_anthropic.events import translate
-from llmswitch_anthropic.sse import iter_events
-from llmswitch_anthropic.wire import build_body
+from llmswitch_anthropic.wire import EventTranslator, build_body
 
 from llmswitch.errors import BadResponseError, RateLimitError
+from llmswitch.kit import SSEEvent
 from llmswitch.types import Message, Request, StreamEnd, Target, TextDelta, UsageEvent
-
-# Field values: no line breaks (SSE cannot carry them inside one line) and no leading space (the one
-# optional space after the colon is part of the syntax).
-VALUE = st.text(st.characters(codec="utf-8", blacklist_characters="\r\n"), max_size=40).filter(
-    lambda text: not text.startswith(" ")
-)
-EVENT_NAME = st.text(st.characters(whitelist_categories=("Ll", "Lu", "Nd"), whitelist_characters="_"),
-                     min_size=1, max_size=20)
-EVENTS = st.lists(st.tuples(st.one_of(st.none(), EVENT_NAME), st.lists(VALUE, min_size=1, max_size=3)),
-                  max_size=12)
-NEWLINE = st.sampled_from(["\n", "\r\n", "\r"])
-
-
-def encode(events: list[tuple[str | None, list[str]]], newline: str, comments: bool) -> bytes:
-    out: list[str] = []
-    for name, data_lines in events:
-        if comments:
-            out.append(": keep-alive" + newline)
-            out.append("id: 7" + newline)
-        if name is not None:
-            out.append(f"event: {name}{newline}")
-        out.extend(f"data: {line}{newline}" for line in data_lines)
-        out.append(newline)
-    return "".join(out).encode("utf-8")
-
-
-def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
-    points = sorted({min(cut, len(data)) for cut in cuts})
-    pieces, start = [], 0
-    for point in points:
-        pieces.append(data[start:point])
-        start = point
-    pieces.append(data[start:])
-    return pieces
-
-
-@settings(max_examples=300, deadline=None)
-@given(EVENTS, NEWLINE, st.booleans(), st.lists(st.integers(min_value=0, max_value=2000), max_size=20))
-def test_events_survive_any_chunking_and_line_ending(
-    events: list[tuple[str | None, list[str]]], newline: str, comments: bool, cuts: list[int]
-) -> None:
-    wire = encode(events, newline, comments)
-    decoded = list(iter_events(chunked(wire, cuts)))
-    expected = [(name or "message", "\n".join(lines).encode("utf-8")) for name, lines in events]
-    assert decoded == expected
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.binary(max_size=60), max_size=20))
-def test_arbitrary_bytes_never_break_the_reader(chunks: list[bytes]) -> None:
-    for name, data in iter_events(chunks):
-        assert isinstance(name, str) and isinstance(data, bytes)
-
-
-def test_an_unfinished_event_at_the_end_is_dropped() -> None:
-    assert list(iter_events([b"event: a\ndata: 1\n\nevent: b\ndata: 2"])) == [("a", b"1")]
-
-
-def test_field_without_space_and_without_colon() -> None:
-    assert list(iter_events([b"event:x\ndata:1\ndata\n\n"])) == [("x", b"1\n")]
-
 
 # ---- the event translation ---------------------------------------------------------------------------
 
@@ -86,8 +25,15 @@ TARGET = Target(profile="p", backend="anthropic", model="claude-haiku-4-5", base
                 options={"timeout": 5.0})
 
 
-def sse_event(kind: str, **payload: object) -> tuple[str, bytes]:
-    return kind, json.dumps({"type": kind, **payload}).encode()
+def sse_event(kind: str, **payload: object) -> SSEEvent:
+    return SSEEvent(kind, json.dumps({"type": kind, **payload}))
+
+
+def translate(events: list[SSEEvent], target: Target) -> list[object]:
+    """Drive the translator the way the toolkit does: each event, then the end of the body."""
+    translator = EventTranslator(target)
+    out = [event for item in events for event in translator.feed(item)]
+    return out + list(translator.close())
 
 
 @given(st.lists(st.text(min_size=1, max_size=10), max_size=30))
@@ -103,13 +49,17 @@ def test_translation_yields_every_text_delta_in_order(pieces: list[str]) -> None
 
 
 def test_odd_but_valid_json_is_read_and_trailing_garbage_is_not() -> None:
-    stop = [("message_stop", b'  {"type": "message_stop"}  ')]
+    stop = [SSEEvent("message_stop", '  {"type": "message_stop"}  ')]
     assert list(translate(stop, TARGET)) == [StreamEnd(None, "claude-haiku-4-5")]
     with pytest.raises(BadResponseError, match="not JSON"):
-        list(translate([("message_stop", b'{"type": "message_stop"} tail')], TARGET))
-    # Bytes that are not UTF-8 become U+FFFD, as on every backend (llmswitch.encoding), not a failure.
-    delta = b'{"type": "content_block_delta", "delta": {"type": "text_delta", "text": "caf\xe9"}}'
-    out = list(translate([("content_block_delta", delta), ("message_stop", b'{"type": "message_stop"}')], TARGET))
+        list(translate([SSEEvent("message_stop", '{"type": "message_stop"} tail')], TARGET))
+    # Bytes that are not UTF-8 become U+FFFD, as on every backend (llmswitch.encoding), not a failure: the
+    # toolkit's decoder replaces them before the translator sees the event.
+    from llmswitch.kit import SSEDecoder
+
+    wire = (b'event: content_block_delta\ndata: {"type": "content_block_delta", "delta": {"type": "text_delta", '
+            b'"text": "caf\xe9"}}\n\nevent: message_stop\ndata: {"type": "message_stop"}\n\n')
+    out = list(translate(SSEDecoder().feed(wire), TARGET))
     assert out[0] == TextDelta("caf\ufffd")
 
 
@@ -119,7 +69,7 @@ def test_translation_of_an_error_event_and_of_data_that_is_not_an_object() -> No
     with pytest.raises(RateLimitError):
         list(translate([sse_event("error", error={"type": "rate_limit_error", "message": "slow down"})], TARGET))
     with pytest.raises(BadResponseError, match="not JSON"):
-        list(translate([("message_start", b"[1, 2]")], TARGET))
+        list(translate([SSEEvent("message_start", "[1, 2]")], TARGET))
 
 
 # ---- helpers -------------------------------------------------------------------------------------------

@@ -6,51 +6,13 @@ import json
 from urllib.parse import urlsplit
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
-from llmswitch_ollama.events import translate
 from llmswitch_ollama.host import normalize_base_url
-from llmswitch_ollama.ndjson import iter_lines
+from llmswitch_ollama.wire import LineTranslator
 
 from llmswitch.errors import BadResponseError, ModelNotFoundError
 from llmswitch.types import StreamEnd, Target, TextDelta, UsageEvent
-
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
-    max_leaves=10,
-)
-
-
-def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
-    points = sorted({min(cut, len(data)) for cut in cuts})
-    pieces, start = [], 0
-    for point in points:
-        pieces.append(data[start:point])
-        start = point
-    pieces.append(data[start:])
-    return pieces
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(JSON_VALUES, max_size=15), st.sampled_from(["\n", "\r\n"]), st.booleans(),
-       st.lists(st.integers(min_value=0, max_value=3000), max_size=20), st.booleans())
-def test_values_survive_any_chunking(
-    values: list[object], newline: str, blank_lines: bool, cuts: list[int], final_newline: bool
-) -> None:
-    lines = [json.dumps(value, ensure_ascii=False) for value in values]
-    separator = newline + (newline if blank_lines else "")
-    wire = separator.join(lines) + (newline if final_newline and lines else "")
-    decoded = [json.loads(line) for line in iter_lines(chunked(wire.encode(), cuts))]
-    assert decoded == values
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.binary(max_size=50), max_size=20))
-def test_arbitrary_bytes_never_break_the_reader(chunks: list[bytes]) -> None:
-    for line in iter_lines(chunks):
-        assert line.strip() and b"\n" not in line
-
 
 # ---- OLLAMA_HOST -------------------------------------------------------------------------------------
 
@@ -102,9 +64,16 @@ def test_every_host_becomes_a_url_with_scheme_and_port(scheme: str, host: str, p
 TARGET = Target(profile="p", backend="ollama", model="llama3.2", base_url=None, options={"timeout": 5.0})
 
 
-def chat_line(content: str, done: bool = False, **extra: object) -> bytes:
+def chat_line(content: str, done: bool = False, **extra: object) -> str:
     return json.dumps({"model": "llama3.2", "message": {"role": "assistant", "content": content},
-                       "done": done, **extra}).encode()
+                       "done": done, **extra})
+
+
+def translate(lines: list[str], target: Target) -> list[object]:
+    """Drive the translator the way the toolkit does: each line, then the end of the body."""
+    translator = LineTranslator(target)
+    events = [event for line in lines for event in translator.feed(line)]
+    return events + list(translator.close())
 
 
 @given(st.lists(st.text(min_size=1, max_size=10), max_size=30))
@@ -118,20 +87,24 @@ def test_translation_yields_every_piece_then_usage_and_end(pieces: list[str]) ->
 
 
 def test_odd_but_valid_lines_are_read_and_trailing_garbage_is_not() -> None:
-    assert isinstance(list(translate([b"  " + chat_line("a", True)], TARGET))[-1], StreamEnd)
+    assert isinstance(list(translate(["  " + chat_line("a", True)], TARGET))[-1], StreamEnd)
     with pytest.raises(BadResponseError, match="not JSON"):
-        list(translate([chat_line("a") + b" tail"], TARGET))
-    # Bytes that are not UTF-8 become U+FFFD, as on every backend (llmswitch.encoding), not a failure.
-    out = list(translate([b'{"message": {"content": "caf\xe9"}}', chat_line("", True)], TARGET))
+        list(translate([chat_line("a") + " tail"], TARGET))
+    # Bytes that are not UTF-8 become U+FFFD, as on every backend (llmswitch.encoding), not a failure: the
+    # toolkit's decoder replaces them before the translator sees the line.
+    from llmswitch.kit import NDJSONDecoder
+
+    lines = NDJSONDecoder().feed(b'{"message": {"content": "caf\xe9"}}\n' + chat_line("", True).encode() + b"\n")
+    out = list(translate(lines, TARGET))
     assert out[0] == TextDelta("caf\ufffd")
 
 
 def test_translation_failures() -> None:
     with pytest.raises(ModelNotFoundError, match="pull"):
-        list(translate([b'{"error": "model \\"llama3.2\\" not found, try pulling it first"}'], TARGET))
+        list(translate(['{"error": "model \\"llama3.2\\" not found, try pulling it first"}'], TARGET))
     with pytest.raises(BadResponseError, match="not JSON"):
-        list(translate([b"<html>"], TARGET))
+        list(translate(["<html>"], TARGET))
     with pytest.raises(BadResponseError, match="not JSON"):
-        list(translate([b"[1]"], TARGET))
+        list(translate(["[1]"], TARGET))
     with pytest.raises(BadResponseError, match="cut off"):
         list(translate([chat_line("a")], TARGET))

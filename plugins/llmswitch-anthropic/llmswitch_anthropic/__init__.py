@@ -1,13 +1,13 @@
 """The anthropic backend: Claude through Anthropic's Messages API.
 
-The official SDK builds the requests (auth, headers, retries, timeouts) and reports HTTP errors; the
-answers are read raw (SSE parsed here, see :mod:`llmswitch_anthropic.sse`) so streaming costs little more
-than the network. Importing this module does not import the SDK: each hook imports what it needs.
+Built on :mod:`llmswitch.kit`: the plugin keeps only the Messages API's wire format (the request body, the
+stream's events, Anthropic's error bodies). Importing this module imports no HTTP library: each hook imports
+what it needs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from llmswitch import hookimpl
 from llmswitch.types import BackendInfo, HealthReport, Request, Response, StreamEvent, Target, TokenCount
@@ -27,10 +27,24 @@ def complete(target: Target, request: Request) -> Response:
 
 
 @hookimpl
+async def acomplete(target: Target, request: Request) -> Response:
+    from llmswitch_anthropic import calls
+
+    return await calls.acomplete(target, request)
+
+
+@hookimpl
 def stream(target: Target, request: Request) -> Iterator[StreamEvent]:
     from llmswitch_anthropic import calls
 
     return calls.stream(target, request)
+
+
+@hookimpl
+def astream(target: Target, request: Request) -> AsyncIterator[StreamEvent]:
+    from llmswitch_anthropic import calls
+
+    return calls.astream(target, request)
 
 
 @hookimpl

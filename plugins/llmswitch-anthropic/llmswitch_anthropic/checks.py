@@ -9,11 +9,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from llmswitch.errors import AuthError, BackendError, RateLimitError, RedirectError
+from llmswitch import kit
+from llmswitch.errors import AuthError, LLMSwitchError, RateLimitError, RedirectError
 from llmswitch.types import Check, CheckStatus, HealthReport, Target
-from llmswitch_anthropic.errors import from_error_body, from_exception, key_origin, key_variable, server_name
-from llmswitch_anthropic.info import DEFAULT_MODEL, KEYS_PAGE
-from llmswitch_anthropic.transport import sdk_client
+from llmswitch_anthropic.calls import endpoint
+from llmswitch_anthropic.errors import key_origin, key_variable, server_name
+from llmswitch_anthropic.info import DEFAULT_MODEL, KEYS_PAGE, RETIRED_MODELS
 
 PASS, WARN, FAIL, SKIP = CheckStatus.PASS, CheckStatus.WARN, CheckStatus.FAIL, CheckStatus.SKIP
 SHOWN_MODELS = 8
@@ -28,13 +29,12 @@ def health(target: Target, timeout: float, offline: bool) -> HealthReport:
         checks.append(Check("reachable", SKIP, "not contacted without a key"))
         return HealthReport.from_checks(checks)
     try:
-        client = sdk_client(target)  # before the clock starts: importing the SDK is not the server's latency
+        call = kit.Call(endpoint(target), "GET", "v1/models?limit=1000", timeout=timeout)
         started = time.perf_counter()
-        raw = client.models.with_raw_response.list(limit=1000, timeout=timeout)
+        payload = kit.request_json(call)
         latency = time.perf_counter() - started
-        payload = raw.json()
-    except Exception as exc:  # every failure becomes a failed check, never an exception out of doctor
-        checks.extend(failure_checks(target, exc))
+    except LLMSwitchError as error:  # every failure becomes a failed check, never an exception out of doctor
+        checks.extend(failure_checks(target, error))
         return HealthReport.from_checks(checks)
     who = server_name(target)
     checks.append(Check("reachable", PASS, f"{who} answered in {latency * 1000:.0f} ms"))
@@ -87,26 +87,13 @@ def model_check(target: Target, payload: Any) -> Check:
 
 
 def retirement_date(model: str) -> str | None:
-    """When the SDK says the model reaches end of life (its own table, offline), or None."""
-    try:
-        from anthropic.resources.messages.messages import DEPRECATED_MODELS
-    except ImportError:  # another SDK version: no deprecation data, not an error
-        return None
-    found = DEPRECATED_MODELS.get(model) if isinstance(DEPRECATED_MODELS, Mapping) else None
-    return str(found) if found else None
+    """When the model reaches end of life (the plugin's own table, offline), or None."""
+    return RETIRED_MODELS.get(model)
 
 
-def failure_checks(target: Target, exc: Exception) -> list[Check]:
+def failure_checks(target: Target, error: LLMSwitchError) -> list[Check]:
     """Checks for a models call that failed: which step failed, and what to do."""
-    error: BackendError | None = exc if isinstance(exc, BackendError) else None
-    if error is None:
-        try:
-            error = from_exception(exc, target)
-        except Exception:
-            error = None
-    if error is None:
-        error = from_error_body(target, 500, f"{type(exc).__name__}: {exc}")
-    status_code = error.status_code
+    status_code = getattr(error, "status_code", None)
     if status_code is None or isinstance(error, RedirectError):  # not reached, or pointed elsewhere (not followed)
         return [
             Check("reachable", FAIL, error.message, remedy=error.remedy),

@@ -1,29 +1,28 @@
 """Every way a call to Anthropic fails, turned into an llmswitch error with a remedy.
 
-Two sources: an HTTP status with Anthropic's error body (``{"type": "error", "error": {"type":
-"overloaded_error", "message": ...}}``), or the same body as an ``event: error`` in the middle of a stream;
-and transport failures (refused, reset, timed out, cut off) from the SDK or its HTTP client. The SDK is
-imported only inside :func:`from_exception`, which runs only after something failed.
+Only what is Anthropic's wire format: an HTTP status with Anthropic's error body (``{"type": "error",
+"error": {"type": "overloaded_error", "message": ...}}``), or the same body as an ``event: error`` in the
+middle of a stream. Transport failures (refused, reset, timed out, cut off) are mapped by the toolkit's one
+table (:mod:`llmswitch.kit`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from llmswitch.errors import (
     AuthError,
     BackendError,
-    BackendTimeoutError,
     BadResponseError,
     ModelNotFoundError,
     RateLimitError,
-    UnreachableError,
     close_matches,
     nothing_understood,
 )
 from llmswitch.http_headers import parse_retry_after  # re-exported: callers and tests import it from here
-from llmswitch.redirects import is_redirect, redirect_error
+from llmswitch.kit import ErrorAnswer
 from llmswitch.secrets import excerpt, redact
 from llmswitch.types import Target
 from llmswitch_anthropic.info import DEFAULT_BASE_URL, KEY_ENV, KEYS_PAGE, NAME, STATUS_PAGE
@@ -92,7 +91,23 @@ def known_models() -> list[str]:
         return []
 
 
+def unreachable_remedy(target: Target) -> str:
+    if is_anthropic(target):
+        return "check your network connection and proxy settings (HTTPS_PROXY), then try again"
+    return (f"is the server at {target.base_url} running? check base_url in profile '{target.profile}' "
+            "(or ANTHROPIC_BASE_URL)")
+
+
 # ---- errors from Anthropic's error body ------------------------------------------------------------------
+
+
+def status_error(target: Target, answer: ErrorAnswer) -> BackendError:
+    """The error for a non-2xx answer: its status, its (JSON or not) body and its headers."""
+    try:
+        body: Any = json.loads(answer.body)
+    except ValueError:
+        body = answer.body
+    return from_error_body(target, answer.status, body, answer.headers)
 
 
 def from_error_body(
@@ -165,8 +180,7 @@ def from_error_body(
     if status == 529 or error_type == "overloaded_error":
         return BadResponseError(
             f"{who} is overloaded {tag}{during}{detail}",
-            remedy="try again in a moment (max_retries in the profile retries for you), or switch to another "
-            "profile" + (f"; see {STATUS_PAGE}" if is_anthropic(target) else ""),
+            remedy="try again in a moment, or switch to another profile" + (f"; see {STATUS_PAGE}" if is_anthropic(target) else ""),
             **common,
         )
     if status >= 500:
@@ -220,7 +234,7 @@ def _error_fields(body: Any) -> tuple[str | None, str | None]:
 # ---- errors from the transport -------------------------------------------------------------------------
 
 
-def not_json(target: Target, data: bytes) -> BadResponseError:
+def not_json(target: Target, data: str) -> BadResponseError:
     shown = excerpt(data, 80)
     return BadResponseError(
         f"{server_name(target)} sent a stream line that is not JSON: {shown!r}",
@@ -230,17 +244,7 @@ def not_json(target: Target, data: bytes) -> BadResponseError:
     )
 
 
-def not_json_answer(target: Target, content: bytes, content_type: str | None = None) -> BadResponseError:
-    shown = excerpt(content, 80)
-    what = f"{content_type.split(';')[0]}, not an event stream" if content_type else "something that is not JSON"
-    return BadResponseError(
-        f"{server_name(target)} answered with {what}: {shown!r}",
-        remedy=f"check base_url in profile '{target.profile}': it must point at an Anthropic-compatible server",
-        backend=NAME,
-    )
-
-
-def not_message_events(target: Target, count: int, first: bytes) -> BadResponseError:
+def not_message_events(target: Target, count: int, first: str | bytes) -> BadResponseError:
     """A stream none of whose events is the Messages API's (another protocol behind base_url)."""
     return nothing_understood(
         server_name(target), count, "event", first, "a Messages API event (message_start, content_block_delta...)",
@@ -255,85 +259,3 @@ def cut_off(target: Target) -> BadResponseError:
         remedy="the text so far is kept; try again",
         backend=NAME,
     )
-
-
-def from_exception(exc: BaseException, target: Target) -> BackendError | None:
-    """The llmswitch error for an SDK or HTTP-client exception; None when it is not a transport failure."""
-    import anthropic
-    import httpx2
-
-    if isinstance(exc, anthropic.APIStatusError):
-        if is_redirect(exc.status_code):  # the client follows none: say where it pointed instead
-            return redirect_error(status=exc.status_code, location=exc.response.headers.get("location"),
-                                  request_url=str(exc.response.request.url), base_url=target.base_url or DEFAULT_BASE_URL,
-                                  server=server_name(target), profile=target.profile, backend=NAME)
-        return from_error_body(target, exc.status_code, exc.body, exc.response.headers)
-    timeout = float(target.option("timeout"))
-    who = server_name(target)
-    if isinstance(exc, (anthropic.APITimeoutError, httpx2.ConnectTimeout)):
-        return BackendTimeoutError(
-            f"no answer from {who} within {timeout:g} s",
-            remedy=f"raise timeout in profile '{target.profile}' (now {timeout:g} s), or check the server and "
-            "your network",
-            backend=NAME,
-        )
-    if isinstance(exc, anthropic.APIConnectionError):
-        return _connection_error(target, _root_cause(exc), before_answer=True)
-    if isinstance(exc, httpx2.TimeoutException):
-        return BackendTimeoutError(
-            f"{who} stopped sending for {timeout:g} s in the middle of the answer",
-            remedy=f"the text so far is kept; try again, or raise timeout in profile '{target.profile}'",
-            backend=NAME,
-        )
-    if isinstance(exc, httpx2.TransportError):
-        return _connection_error(target, exc, before_answer=False)
-    if isinstance(exc, httpx2.DecodingError):
-        return BadResponseError(f"{who} sent a body that cannot be decoded: {exc}", backend=NAME)
-    if isinstance(exc, anthropic.APIResponseValidationError):
-        return BadResponseError(f"{who} sent an answer that does not look like the Messages API's", backend=NAME)
-    return None
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    """The innermost exception the SDK wrapped (the one that says refused, reset, DNS...)."""
-    seen = {id(exc)}
-    while True:
-        inner = exc.__cause__ or exc.__context__
-        if inner is None or id(inner) in seen:
-            return exc
-        seen.add(id(inner))
-        exc = inner
-
-
-def _connection_error(target: Target, cause: BaseException, *, before_answer: bool) -> BackendError:
-    import httpx2
-
-    who = server_name(target)
-    url = target.base_url or DEFAULT_BASE_URL
-    text = str(cause).lower()
-    if is_anthropic(target):
-        reach_remedy = "check your network connection and proxy settings (HTTPS_PROXY), then try again"
-    else:
-        reach_remedy = (
-            f"is the server at {url} running? check base_url in profile '{target.profile}' (or ANTHROPIC_BASE_URL)"
-        )
-    if isinstance(cause, httpx2.ConnectError):
-        if "name or service" in text or "nodename" in text or "getaddrinfo" in text or "name resolution" in text:
-            return UnreachableError(f"cannot resolve the host of {url}", remedy=reach_remedy, backend=NAME)
-        return UnreachableError(f"cannot connect to {url} (connection refused)", remedy=reach_remedy, backend=NAME)
-    if isinstance(cause, httpx2.RemoteProtocolError) and not before_answer:
-        return cut_off(target)  # "peer closed connection without sending complete message body"
-    if isinstance(cause, (ConnectionResetError, httpx2.ReadError, httpx2.WriteError)) or "reset" in text:
-        return UnreachableError(
-            f"{who} reset the connection" + (" before answering" if before_answer else " during the answer"),
-            remedy=("the text so far is kept; " if not before_answer else "") + "try again; if it keeps happening, "
-            + reach_remedy,
-            backend=NAME,
-        )
-    if isinstance(cause, httpx2.RemoteProtocolError):
-        return UnreachableError(
-            f"{who} closed the connection without answering",
-            remedy="try again; if it keeps happening, " + reach_remedy,
-            backend=NAME,
-        )
-    return UnreachableError(f"cannot reach {url}: {cause}", remedy=reach_remedy, backend=NAME)

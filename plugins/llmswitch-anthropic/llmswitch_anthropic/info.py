@@ -1,6 +1,6 @@
 """What the anthropic backend declares: its options, key variable, default endpoint and price table.
 
-Plain data, importable without the SDK (``llmswitch plugins`` and ``profiles show`` read it).
+Plain data, importable without any HTTP library (``llmswitch plugins`` and ``profiles show`` read it).
 """
 
 from __future__ import annotations
@@ -17,11 +17,19 @@ DEFAULT_TIMEOUT_S = 120.0
 # Not smaller: current models think by default, and thinking tokens count against it.
 DEFAULT_MAX_TOKENS = 4096
 KEYS_PAGE = "https://console.anthropic.com/settings/keys"
+API_VERSION = "2023-06-01"  # the anthropic-version header the Messages API is documented with
+# When models reach end of life (Anthropic's deprecation table, as data: doctor warns before the date).
+RETIRED_MODELS = {
+    "claude-opus-4-5": "January 22nd, 2027",
+    "claude-opus-4-5-20251101": "January 22nd, 2027",
+    "claude-sonnet-4-5": "November 30th, 2026",
+    "claude-sonnet-4-5-20250929": "November 30th, 2026",
+}
 STATUS_PAGE = "https://status.anthropic.com"
 
 INFO = BackendInfo(
     name=NAME,
-    summary="Anthropic's Claude models through the Messages API (official SDK)",
+    summary="Anthropic's Claude models through the Messages API",
     default_model=DEFAULT_MODEL,
     key_env=KEY_ENV,
     base_url_env=BASE_URL_ENV,
@@ -32,8 +40,7 @@ INFO = BackendInfo(
         OptionSpec("api_key_env", "str", None, f"the variable that holds the key (default {KEY_ENV})"),
         OptionSpec("timeout", "float", DEFAULT_TIMEOUT_S, "seconds to wait for an answer to start, and between pieces"),
         OptionSpec("headers", "table", None, "extra HTTP headers sent with every request (a table of strings)"),
-        OptionSpec("anthropic_version", "str", None, "the anthropic-version header (default: the SDK's own)"),
-        OptionSpec("max_retries", "int", 0, "times to retry a 429, 5xx or dropped connection before reporting it"),
+        OptionSpec("anthropic_version", "str", None, f"the anthropic-version header (default {API_VERSION})"),
         OptionSpec(
             "count_with_api", "bool", True,
             "count tokens with the (free) /v1/messages/count_tokens endpoint; false: estimate offline",

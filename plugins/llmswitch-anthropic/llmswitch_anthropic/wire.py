@@ -21,7 +21,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from llmswitch.errors import BadResponseError, UnsupportedOptionError
-from llmswitch.types import Request, Response, Target, Usage
+from llmswitch.kit import SSEEvent, json_object
+from llmswitch.types import Request, Response, StreamEnd, StreamEvent, Target, TextDelta, Usage, UsageEvent
 from llmswitch_anthropic.errors import server_name
 from llmswitch_anthropic.info import DEFAULT_MAX_TOKENS, NAME
 
@@ -149,3 +150,82 @@ def parse_message(payload: Any, target: Target, latency_s: float) -> Response:
         latency_s=latency_s,
     )
 
+
+
+class EventTranslator:
+    """Messages API stream events to llmswitch stream events (driven by both the sync and the async stream).
+
+    A stream is ``message_start`` (model, input usage), then per content block ``content_block_start``,
+    ``content_block_delta``... ``content_block_stop``, then ``message_delta`` (stop reason, output usage) and
+    ``message_stop``; ``ping`` may come at any time, and ``error`` (``overloaded_error``...) ends it early.
+    Only text deltas reach the user; thinking and tool-input deltas are not part of the answer's text.
+    """
+
+    __slots__ = ("target", "done", "model", "usage", "stop_reason", "started", "answered", "others", "first_other")
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.done = False
+        self.model: str | None = None
+        self.usage: Usage | None = None
+        self.stop_reason: str | None = None
+        self.started = self.answered = False
+        self.others = 0  # events of no type this backend knows; a stream of nothing else is another API
+        self.first_other = ""
+
+    def feed(self, event: SSEEvent) -> tuple[StreamEvent, ...]:
+        if event.event == "ping":
+            return ()
+        try:
+            payload = json_object(event.data)
+        except ValueError:
+            from llmswitch_anthropic.errors import not_json
+
+            raise not_json(self.target, event.data) from None
+        kind = payload.get("type") or event.event
+        if kind == "content_block_delta":  # the hot path: one of these per token
+            delta = payload.get("delta")
+            if type(delta) is dict and delta.get("type") == "text_delta":
+                piece = delta.get("text")
+                if piece and type(piece) is str:
+                    self.answered = True
+                    return (TextDelta(piece),)
+            return ()
+        if kind == "message_start":
+            self.started = True
+            message = payload.get("message")
+            if type(message) is dict:
+                self.model = message.get("model") or self.model
+                self.usage = usage_from(message.get("usage"), self.usage)
+        elif kind == "message_delta":
+            delta = payload.get("delta")
+            if type(delta) is dict and delta.get("stop_reason"):
+                self.stop_reason = delta["stop_reason"]
+            self.usage = usage_from(payload.get("usage"), self.usage)
+        elif kind == "message_stop":
+            self._check_understood()
+            self.done = True
+            end = StreamEnd(finish_reason(self.stop_reason), self.model or self.target.model)
+            return (UsageEvent(self.usage), end) if self.usage is not None else (end,)
+        elif kind == "error":
+            from llmswitch_anthropic.errors import from_error_body
+
+            raise from_error_body(self.target, None, payload, in_stream=True)
+        elif kind not in ("content_block_start", "content_block_stop"):
+            self.others += 1  # a type added later carries no text
+            self.first_other = self.first_other or event.data
+        return ()
+
+    def _check_understood(self) -> None:
+        if self.others and not (self.started or self.answered):
+            from llmswitch_anthropic.errors import not_message_events
+
+            raise not_message_events(self.target, self.others, self.first_other)
+
+    def close(self) -> tuple[StreamEvent, ...]:
+        if not self.done:
+            self._check_understood()
+            from llmswitch_anthropic.errors import cut_off
+
+            raise cut_off(self.target)
+        return ()

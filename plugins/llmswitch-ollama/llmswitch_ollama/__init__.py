@@ -1,12 +1,12 @@
-"""The ollama backend: a local or remote Ollama server through ``/api/chat``, with httpx and no SDK.
+"""The ollama backend: a local or remote Ollama server through ``/api/chat``, on :mod:`llmswitch.kit`, no SDK.
 
-The NDJSON stream is split and parsed here (see :mod:`llmswitch_ollama.ndjson`). Importing this module does
-not import httpx: each hook imports what it needs.
+The plugin keeps only Ollama's wire format (the body, the NDJSON answer lines, its error bodies). Importing
+this module imports no HTTP library: each hook imports what it needs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from llmswitch import hookimpl
 from llmswitch.types import BackendInfo, HealthReport, Request, Response, StreamEvent, Target, TokenCount
@@ -26,10 +26,24 @@ def complete(target: Target, request: Request) -> Response:
 
 
 @hookimpl
+async def acomplete(target: Target, request: Request) -> Response:
+    from llmswitch_ollama import calls
+
+    return await calls.acomplete(target, request)
+
+
+@hookimpl
 def stream(target: Target, request: Request) -> Iterator[StreamEvent]:
     from llmswitch_ollama import calls
 
     return calls.stream(target, request)
+
+
+@hookimpl
+def astream(target: Target, request: Request) -> AsyncIterator[StreamEvent]:
+    from llmswitch_ollama import calls
+
+    return calls.astream(target, request)
 
 
 @hookimpl

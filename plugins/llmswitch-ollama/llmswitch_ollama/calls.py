@@ -1,68 +1,74 @@
-"""The calls that talk to ``/api/chat``: a whole answer and a stream; and the (offline) token estimate."""
+"""The hooks' bodies: ``/api/chat`` whole or streamed, sync or async, on the toolkit; and the token estimate.
+
+Each hook builds a :class:`~llmswitch.kit.Call` and hands it to the toolkit's driver of its form, so the two
+forms share the request, the NDJSON translator and every error.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, NoReturn
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
-from llmswitch.encoding import server_json
-from llmswitch.errors import LLMSwitchError
-from llmswitch.kit.silence import AnswerWatch
+from llmswitch import kit
 from llmswitch.types import Request, Response, StreamEvent, Target, TokenCount
-from llmswitch_ollama.errors import base_url, check_response, from_exception, from_status, not_json
-from llmswitch_ollama.events import translate
-from llmswitch_ollama.info import NAME
-from llmswitch_ollama.ndjson import iter_lines
-from llmswitch_ollama.transport import http_client, timeout_of
-from llmswitch_ollama.wire import build_body, parse_chat
+from llmswitch_ollama.errors import START_REMEDY, base_url, from_status, status_error
+from llmswitch_ollama.info import DEFAULT_TIMEOUT_S, NAME
+from llmswitch_ollama.wire import LineTranslator, build_body, parse_chat
 
-if TYPE_CHECKING:
-    import httpx
-
-CHAT_PATH = "/api/chat"
+CHAT_PATH = "api/chat"
+CONNECT_TIMEOUT_S = 5.0  # Ollama runs on this machine or the local network: it answers a connect at once
 
 
-def complete(target: Target, request: Request) -> Response:
-    body = build_body(target, request, stream=False)
-    client = http_client(target)
-    started = time.perf_counter()
-    try:
-        response = client.post(CHAT_PATH, json=body)
-    except Exception as exc:
-        _raise_translated(exc, target, during_answer=False)
-    check_response(target, response)
-    try:
-        payload = server_json(response.content)
-    except ValueError:
-        raise not_json(target, response.content) from None
-    if isinstance(payload, dict) and payload.get("error") and "message" not in payload:
+def endpoint(target: Target, timeout: float | None = None) -> kit.Endpoint:
+    url = base_url(target)
+    return kit.Endpoint(
+        url,
+        profile=target.profile,
+        backend=NAME,
+        server=f"Ollama at {url}",
+        headers=kit.header_table(target),
+        timeout=float(target.option("timeout", DEFAULT_TIMEOUT_S)),
+        connect_timeout=CONNECT_TIMEOUT_S,
+        unreachable_remedy=f"{START_REMEDY}, or point base_url in profile '{target.profile}' (or OLLAMA_HOST) at "
+        "the machine that runs it",
+        status_error=lambda answer: status_error(target, answer),
+    )
+
+
+def chat_call(target: Target, request: Request, *, stream: bool) -> kit.Call:
+    """The request; a setting that cannot be honoured is refused here, before anything is sent."""
+    body = build_body(target, request, stream=stream)
+    return kit.Call(endpoint(target), "POST", CHAT_PATH, body, content="an Ollama answer")
+
+
+def _answer(target: Target, payload: dict[str, Any], started: float) -> Response:
+    if payload.get("error") and "message" not in payload:
         raise from_status(target, None, payload)
     return parse_chat(payload, target, time.perf_counter() - started)
 
 
+def complete(target: Target, request: Request) -> Response:
+    call = chat_call(target, request, stream=False)
+    started = time.perf_counter()
+    return _answer(target, kit.request_json(call), started)
+
+
+async def acomplete(target: Target, request: Request) -> Response:
+    call = chat_call(target, request, stream=False)
+    started = time.perf_counter()
+    return _answer(target, await kit.arequest_json(call), started)
+
+
 def stream(target: Target, request: Request) -> Iterator[StreamEvent]:
     """Check the settings now (a bad one fails before anything is sent); the request starts on iteration."""
-    body = build_body(target, request, stream=True)
-    return _stream(target, http_client(target), body)
+    call = chat_call(target, request, stream=True)
+    return kit.stream(call, kit.NDJSONDecoder(call.endpoint.server), LineTranslator(target))
 
 
-def _stream(target: Target, client: httpx.Client, body: dict[str, Any]) -> Iterator[StreamEvent]:
-    answering = False
-    try:
-        with client.stream("POST", CHAT_PATH, json=body) as response:
-            if response.status_code >= 300:
-                response.read()
-                check_response(target, response)
-            answering = True
-            # Time without an answer line (blank keep-alive lines do not count) is bounded by timeout too.
-            watch = AnswerWatch(timeout_of(target), f"the Ollama server at {base_url(target)}",
-                                profile=target.profile, backend=NAME)
-            yield from watch.events(translate(iter_lines(watch.chunks(response.iter_bytes())), target))
-    except LLMSwitchError:
-        raise
-    except Exception as exc:  # GeneratorExit (the caller stopped early) is not an Exception: it passes
-        _raise_translated(exc, target, during_answer=answering)
+def astream(target: Target, request: Request) -> AsyncIterator[StreamEvent]:
+    call = chat_call(target, request, stream=True)
+    return kit.astream(call, kit.NDJSONDecoder(call.endpoint.server), LineTranslator(target))
 
 
 def count_tokens(target: Target, request: Request) -> TokenCount:
@@ -71,10 +77,3 @@ def count_tokens(target: Target, request: Request) -> TokenCount:
 
     estimate = estimate_tokens(request)
     return TokenCount(estimate.n, exact=False, method=f"{estimate.method} (Ollama cannot count without running)")
-
-
-def _raise_translated(exc: Exception, target: Target, *, during_answer: bool) -> NoReturn:
-    error = from_exception(exc, target, during_answer=during_answer)
-    if error is None:
-        raise exc
-    raise error from exc

@@ -9,10 +9,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from llmswitch.errors import close_matches
+from llmswitch import kit
+from llmswitch.errors import LLMSwitchError, RedirectError, close_matches
 from llmswitch.types import Check, CheckStatus, HealthReport, Target
-from llmswitch_ollama.errors import base_url, from_exception, from_status, pull_remedy, redirected
-from llmswitch_ollama.transport import http_client
+from llmswitch_ollama.calls import endpoint
+from llmswitch_ollama.errors import base_url, pull_remedy
 
 PASS, WARN, FAIL, SKIP = CheckStatus.PASS, CheckStatus.WARN, CheckStatus.FAIL, CheckStatus.SKIP
 SHOWN_MODELS = 8
@@ -22,41 +23,32 @@ def health(target: Target, timeout: float, offline: bool) -> HealthReport:
     url = base_url(target)
     if offline:
         return HealthReport.from_checks([Check("server", SKIP, f"offline: {url} was not contacted")])
+    where = endpoint(target)
+    started = time.perf_counter()
     try:
-        client = http_client(target)
-        started = time.perf_counter()
-        version_response = client.get("/api/version", timeout=timeout)
-        latency = time.perf_counter() - started
-        tags_response = client.get("/api/tags", timeout=timeout) if version_response.status_code < 300 else None
-    except Exception as exc:  # every failure becomes a failed check, never an exception out of doctor
-        error = from_exception(exc, target, during_answer=False)
-        message = error.message if error else f"{type(exc).__name__}: {exc}"
-        return HealthReport.from_checks([
-            Check("server", FAIL, message, remedy=error.remedy if error else None),
-            Check("model", SKIP, "not checked"),
-        ])
-    redirect = redirected(target, version_response)
-    if redirect is not None:
-        return HealthReport.from_checks([Check("server", FAIL, redirect.message, remedy=redirect.remedy),
-                                         Check("model", SKIP, "not checked")], latency_s=latency)
-    if version_response.status_code >= 400:
-        error = from_status(target, version_response.status_code, version_response.content)
-        return HealthReport.from_checks([
-            Check("server", FAIL, f"{url} answered HTTP {version_response.status_code} for /api/version: is it "
-                  "Ollama?", remedy=error.remedy),
-            Check("model", SKIP, "not checked"),
-        ], latency_s=latency)
-    version = _field(version_response, "version") or "unknown version"
-    checks = [Check("server", PASS, f"Ollama {version} at {url} answered in {latency * 1000:.0f} ms")]
-    checks.append(model_check(target, tags_response))
+        version = kit.request_json(kit.Call(where, "GET", "api/version", timeout=timeout))
+    except LLMSwitchError as error:  # every failure becomes a failed check, never an exception out of doctor
+        status = None if isinstance(error, RedirectError) else getattr(error, "status_code", None)
+        detail = (f"{url} answered HTTP {status} for /api/version: is it Ollama?" if status is not None
+                  else error.message)  # not reached, or redirected elsewhere (never followed)
+        return HealthReport.from_checks([Check("server", FAIL, detail, remedy=error.remedy),
+                                         Check("model", SKIP, "not checked")],
+                                        latency_s=time.perf_counter() - started if status else None)
+    latency = time.perf_counter() - started
+    try:
+        tags: Any = kit.request_json(kit.Call(where, "GET", "api/tags", timeout=timeout))
+    except LLMSwitchError as error:
+        tags = error
+    checks = [Check("server", PASS, f"Ollama {version.get('version') or 'unknown version'} at {url} answered in "
+                    f"{latency * 1000:.0f} ms")]
+    checks.append(model_check(target, tags))
     return HealthReport.from_checks(checks, latency_s=latency)
 
 
-def model_check(target: Target, response: Any) -> Check:
-    if response is None or response.status_code >= 400:
-        status = "no answer" if response is None else f"HTTP {response.status_code}"
-        return Check("model", WARN, f"could not list the pulled models ({status})")
-    models = _field(response, "models")
+def model_check(target: Target, tags: Mapping[str, Any] | LLMSwitchError) -> Check:
+    if isinstance(tags, LLMSwitchError):
+        return Check("model", WARN, f"could not list the pulled models ({tags.message})")
+    models = tags.get("models")
     if not isinstance(models, list):
         return Check("model", WARN, "the list of pulled models came back in an unexpected shape")
     pulled = [str(entry.get("name") or entry.get("model")) for entry in models
@@ -70,11 +62,3 @@ def model_check(target: Target, response: Any) -> Check:
     remedy = pull_remedy(target) + (f"; did you mean '{suggestions[0]}'?" if suggestions else "") + (
         f" (pulled: {shown})" if pulled else " (no model is pulled yet)")
     return Check("model", FAIL, f"'{target.model}' is not pulled on this server", remedy=remedy)
-
-
-def _field(response: Any, name: str) -> Any:
-    try:
-        payload = response.json()
-    except ValueError:
-        return None
-    return payload.get(name) if isinstance(payload, Mapping) else None

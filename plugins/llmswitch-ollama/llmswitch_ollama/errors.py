@@ -1,8 +1,8 @@
 """Every way a call to Ollama fails, turned into an llmswitch error with a remedy.
 
 Ollama answers errors as ``{"error": "..."}`` with a status (404 for a model that is not pulled), and in the
-middle of a stream as a line ``{"error": "..."}``. Transport failures come from httpx, imported only in
-:func:`from_exception`, which runs only after something failed.
+middle of a stream as a line ``{"error": "..."}``. Transport failures are mapped by the toolkit's one table
+(:mod:`llmswitch.kit`).
 """
 
 from __future__ import annotations
@@ -14,16 +14,13 @@ from typing import Any
 from llmswitch.errors import (
     AuthError,
     BackendError,
-    BackendTimeoutError,
     BadResponseError,
     ModelNotFoundError,
     RateLimitError,
-    RedirectError,
-    UnreachableError,
     nothing_understood,
 )
 from llmswitch.http_headers import parse_retry_after  # re-exported: callers and tests import it from here
-from llmswitch.redirects import is_redirect, redirect_error
+from llmswitch.kit import ErrorAnswer
 from llmswitch.secrets import excerpt
 from llmswitch.types import Target
 from llmswitch_ollama.info import NAME
@@ -56,6 +53,11 @@ def error_message(body: Any) -> str | None:
             error = error.get("message")
         return str(error) if error else None
     return None
+
+
+def status_error(target: Target, answer: ErrorAnswer) -> BackendError:
+    """The error for a non-2xx answer."""
+    return from_status(target, answer.status, answer.body, answer.headers)
 
 
 def from_status(
@@ -111,24 +113,6 @@ def from_status(
     )
 
 
-def redirected(target: Target, response: Any) -> RedirectError | None:
-    """The error for a redirect (named, never followed: :mod:`llmswitch.redirects`); None for other answers."""
-    if not is_redirect(response.status_code):
-        return None
-    return redirect_error(status=response.status_code, location=response.headers.get("location"),
-                          request_url=str(response.request.url), base_url=base_url(target),
-                          server=f"the server at {base_url(target)}", profile=target.profile, backend=NAME)
-
-
-def check_response(target: Target, response: Any) -> None:
-    """Raise the llmswitch error for an answer that is not a success (a 4xx or 5xx body must have been read)."""
-    redirect = redirected(target, response)
-    if redirect is not None:
-        raise redirect
-    if response.status_code >= 400:
-        raise from_status(target, response.status_code, response.content, response.headers)
-
-
 def not_json(target: Target, line: bytes) -> BadResponseError:
     shown = excerpt(line, 80)
     return BadResponseError(
@@ -138,7 +122,7 @@ def not_json(target: Target, line: bytes) -> BadResponseError:
     )
 
 
-def not_chat_lines(target: Target, count: int, first: bytes) -> BadResponseError:
+def not_chat_lines(target: Target, count: int, first: str | bytes) -> BadResponseError:
     """A stream of JSON lines none of which is /api/chat's (``/api/generate``'s ``response`` lines, another API)."""
     return nothing_understood(
         f"the server at {base_url(target)}", count, "line", first, "with the 'message' of Ollama's /api/chat",
@@ -154,55 +138,3 @@ def cut_off(target: Target) -> BadResponseError:
         remedy="the text so far is kept; try again (if Ollama crashed, its log says why)",
         backend=NAME,
     )
-
-
-def from_exception(exc: BaseException, target: Target, *, during_answer: bool) -> BackendError | None:
-    """The llmswitch error for an httpx exception; None when it is not one (a bug the core reports)."""
-    import httpx
-
-    url = base_url(target)
-    timeout = float(target.option("timeout"))
-    text = str(exc).lower()
-    if isinstance(exc, httpx.ConnectError):
-        if any(part in text for part in ("name or service", "nodename", "getaddrinfo", "name resolution")):
-            return UnreachableError(
-                f"cannot resolve the host of {url}",
-                remedy=f"check base_url in profile '{target.profile}' (or OLLAMA_HOST)",
-                backend=NAME,
-            )
-        return UnreachableError(
-            f"nothing answers at {url} (connection refused)",
-            remedy=f"{START_REMEDY}, or point base_url in profile '{target.profile}' (or OLLAMA_HOST) at the "
-            "machine that runs it",
-            backend=NAME,
-        )
-    if isinstance(exc, httpx.TimeoutException):
-        if during_answer:
-            return BackendTimeoutError(
-                f"Ollama at {url} stopped sending for {timeout:g} s in the middle of the answer",
-                remedy=f"the text so far is kept; try again, or raise timeout in profile '{target.profile}'",
-                backend=NAME,
-            )
-        return BackendTimeoutError(
-            f"no answer from Ollama at {url} within {timeout:g} s",
-            remedy=f"loading a large model can take a while: raise timeout in profile '{target.profile}' "
-            f"(now {timeout:g} s), or check the server",
-            backend=NAME,
-        )
-    if isinstance(exc, httpx.RemoteProtocolError):
-        if during_answer:
-            return cut_off(target)
-        return UnreachableError(f"the server at {url} closed the connection without answering",
-                                remedy=f"try again; check that {url} is an Ollama server", backend=NAME)
-    if isinstance(exc, httpx.NetworkError):
-        return UnreachableError(
-            f"the server at {url} reset the connection" + (" during the answer" if during_answer else ""),
-            remedy=("the text so far is kept; " if during_answer else "") + "try again; if it keeps happening, "
-            "check the server and anything between (proxy, VPN)",
-            backend=NAME,
-        )
-    if isinstance(exc, httpx.TransportError):
-        return UnreachableError(f"cannot reach {url}: {exc}", remedy=START_REMEDY, backend=NAME)
-    if isinstance(exc, httpx.DecodingError):
-        return BadResponseError(f"the server at {url} sent a body that cannot be decoded: {exc}", backend=NAME)
-    return None

@@ -1,4 +1,4 @@
-"""llmswitch requests to ``/api/chat`` bodies, and Ollama's answers back: plain data, no httpx, no network.
+"""llmswitch requests to ``/api/chat`` bodies, and Ollama's answers back (whole or NDJSON lines): no network.
 
 Mapping (every setting is sent, or refused with a reason, never dropped):
 
@@ -22,7 +22,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from llmswitch.errors import BadResponseError, UnsupportedOptionError
-from llmswitch.types import Request, Response, Target, Usage
+from llmswitch.kit import json_object
+from llmswitch.types import Request, Response, StreamEnd, StreamEvent, Target, TextDelta, Usage, UsageEvent
 from llmswitch_ollama.info import NAME, OPTION_EXTRAS, TOP_LEVEL_EXTRAS
 
 OPTION_EXTRA_NAMES = frozenset(spec.name for spec in OPTION_EXTRAS)
@@ -115,3 +116,61 @@ def parse_chat(payload: Any, target: Target, latency_s: float) -> Response:
         model=str(payload.get("model") or target.model),
         latency_s=latency_s,
     )
+
+
+class LineTranslator:
+    """Ollama's NDJSON chat lines to stream events (the state machine the sync and async streams drive).
+
+    Each line is ``{"model", "message": {"role", "content"}, "done": false}``; the last has ``"done": true``,
+    ``done_reason`` and the counts (``prompt_eval_count``, ``eval_count``). A line ``{"error": "..."}`` ends the
+    stream with a failure. Thinking text (``message.thinking``) is not part of the answer.
+    """
+
+    __slots__ = ("target", "done", "answered", "others", "first_other")
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.done = False
+        self.answered = False
+        self.others = 0  # lines without a message, a done flag or an error: not /api/chat's
+        self.first_other = ""
+
+    def feed(self, line: str) -> tuple[StreamEvent, ...]:
+        from llmswitch_ollama.errors import from_status, not_json
+
+        try:
+            payload = json_object(line)
+        except ValueError:
+            raise not_json(self.target, line.encode()) from None
+        out: tuple[StreamEvent, ...] = ()
+        message = payload.get("message")
+        if type(message) is dict:
+            content = message.get("content")
+            if content and type(content) is str:
+                self.answered = True
+                out = (TextDelta(content),)
+        elif not payload.get("done") and "error" not in payload:
+            self.others += 1
+            self.first_other = self.first_other or line
+        if payload.get("done"):
+            self._check_understood()
+            self.done = True
+            end = StreamEnd(str(payload.get("done_reason") or "stop"), payload.get("model") or self.target.model)
+            return (*out, UsageEvent(usage_from(payload)), end)
+        if "error" in payload:
+            raise from_status(self.target, None, payload)
+        return out
+
+    def _check_understood(self) -> None:
+        if self.others and not self.answered:
+            from llmswitch_ollama.errors import not_chat_lines
+
+            raise not_chat_lines(self.target, self.others, self.first_other)
+
+    def close(self) -> tuple[StreamEvent, ...]:
+        if not self.done:
+            self._check_understood()
+            from llmswitch_ollama.errors import cut_off
+
+            raise cut_off(self.target)
+        return ()
