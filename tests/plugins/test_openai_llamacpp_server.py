@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import tomli_w
 
@@ -63,9 +63,9 @@ def llama_server(gguf_model: Path, tmp_path_factory: pytest.TempPathFactory) -> 
             if process.poll() is not None:
                 pytest.fail(f"llama_cpp.server exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
             try:
-                if httpx.get(f"{base_url}/models", timeout=2).status_code == 200:
+                if httpx2.get(f"{base_url}/models", timeout=2).status_code == 200:
                     break
-            except httpx.HTTPError:
+            except httpx2.HTTPError:
                 pass
             if time.monotonic() > deadline:
                 pytest.fail(f"llama_cpp.server did not answer in {STARTUP_TIMEOUT_S} s:\n{log_path.read_text()[-3000:]}")
