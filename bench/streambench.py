@@ -16,11 +16,11 @@ REPO = Path(__file__).resolve().parent.parent
 PROMPT = "Tell me a long story."
 
 
-def start_server(module: str, tokens: int) -> tuple[subprocess.Popen[str], str]:
+def start_server(module: str, tokens: int, *extra: str) -> tuple[subprocess.Popen[str], str]:
     """Start ``tests.servers.<module>`` streaming ``tokens`` words; return the process and its base URL."""
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     process = subprocess.Popen(
-        [sys.executable, "-m", f"tests.servers.{module}", "--tokens", str(tokens)],
+        [sys.executable, "-m", f"tests.servers.{module}", "--tokens", str(tokens), *extra],
         cwd=REPO, env=env, stdout=subprocess.PIPE, text=True,
     )
     assert process.stdout is not None

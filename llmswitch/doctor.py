@@ -419,11 +419,11 @@ def plugin_failure_check(backend: str, error: LLMSwitchError, registry: Registry
 
 def broken_plugin_for(backend: str, registry: Registry) -> PluginRecord | None:
     """The failed plugin that most likely provides ``backend`` (by entry-point or distribution name)."""
-    from llmswitch.plugins import KNOWN_DISTRIBUTIONS
+    from llmswitch.plugins import distribution_for
 
     if not backend:
         return None
-    dist = KNOWN_DISTRIBUTIONS.get(backend, f"llmswitch-{backend}")
+    dist = distribution_for(backend)
     failed = registry.failed()
     for record in failed:
         if record.name == backend or record.distribution == dist:

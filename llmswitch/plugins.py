@@ -20,19 +20,14 @@ from llmswitch.types import BackendInfo
 
 ENTRY_POINT_GROUP = "llmswitch"
 
-# Where to get the backends we know of, for the "unknown backend" remedy.
-KNOWN_DISTRIBUTIONS = {
-    "echo": "llmswitch-echo",
-    "openai": "llmswitch-openai",
-    "anthropic": "llmswitch-anthropic",
-    "ollama": "llmswitch-ollama",
-    "llamacpp": "llmswitch-llamacpp",
-    "transformers": "llmswitch-transformers",
-}
+def distribution_for(backend: str) -> str:
+    """The distribution that provides a backend, by the naming convention every llmswitch plugin follows
+    (the core keeps no list of backends: one that is not installed cannot tell us its name)."""
+    return f"llmswitch-{backend}"
 
 
 def install_hint(backend: str) -> str:
-    dist = KNOWN_DISTRIBUTIONS.get(backend, f"llmswitch-{backend}")
+    dist = distribution_for(backend)
     return f"pip install {dist}  (from a checkout of llmswitch: pip install ./plugins/{dist})"
 
 

@@ -10,8 +10,9 @@ A profile is one table in the config file; keys are flat so ``--set base_url=...
     temperature = 0.2          # generation default
     timeout = 60               # backend option
 
-Built-in profiles (``local``, ``openai``, ``anthropic``, ``ollama``, ``echo``) work with no file at all;
-a table of the same name in the file overrides their keys (or replaces them when it names another backend).
+Built-in profiles work with no file at all: each backend plugin declares its own (``BackendInfo.profiles``:
+``local`` from llamacpp, ``openai``, ``anthropic``, ``ollama``, ``echo``), so the core names none. A table of
+the same name in the file overrides their keys (or replaces them when it names another backend).
 
 Routing profiles (fallback chains, pools, weighted splits) will be profiles whose table has ``route``
 instead of ``backend`` and names other profiles: everything that takes a profile name goes through
@@ -41,20 +42,18 @@ from llmswitch.profile_env import (
 from llmswitch.secrets import looks_like_a_key, mask, remember_profile_secrets, secret_values
 from llmswitch.types import BackendInfo, OptionSpec
 
-BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
-    "local": {
-        "backend": "llamacpp",
-        "model": "smollm2-135m-instruct",
-        "description": "a tiny demo model (llama.cpp, offline); for real answers point it at a GGUF file: "
-        "llmswitch profiles add local --backend llamacpp --model my-model --set model_path=/path/to/model.gguf "
-        "--replace",
-    },
-    "openai": {"backend": "openai", "model": "gpt-5-mini", "description": "OpenAI's API"},
-    "anthropic": {"backend": "anthropic", "model": "claude-sonnet-5-5", "description": "Anthropic's API"},
-    "ollama": {"backend": "ollama", "model": "llama3.2", "description": "a local Ollama server"},
-    "echo": {"backend": "echo", "model": "echo", "description": "echoes your message back (for tests)"},
-}
 BUILTIN_DEFAULT = "local"
+
+
+def builtin_profiles() -> dict[str, dict[str, Any]]:
+    """The profiles the installed backends declare (reads the plugin registry, which imports no SDK)."""
+    from llmswitch.plugins import get_registry
+
+    found: dict[str, dict[str, Any]] = {}
+    for name, handle in sorted(get_registry().backends.items()):
+        for profile, values in handle.info.profiles.items():
+            found.setdefault(profile, {"backend": name, **values})
+    return found
 
 # Keys every profile may have, whatever its backend, with their types.
 PROFILE_KEYS: dict[str, OptionSpec] = {
@@ -145,7 +144,7 @@ class ProfileStore:
         document = read_config(path)
         store = cls(path=path, document=document)
         store._check_shape()
-        store.environment = read_environment([*BUILTIN_PROFILES, *store.user_profiles])
+        store.environment = read_environment([*builtin_profiles(), *store.user_profiles])
         # From now on no output can show these in full: the file's credentials and the environment's.
         for values in [*store.user_profiles.values(), *store.environment.snippet.values()]:
             remember_profile_secrets(values)
@@ -177,7 +176,7 @@ class ProfileStore:
         return self.document.get("profiles", {})  # type: ignore[no-any-return]
 
     def names(self) -> list[str]:
-        return sorted(set(BUILTIN_PROFILES) | set(self.user_profiles) | self.environment.names())
+        return sorted(set(builtin_profiles()) | set(self.user_profiles) | self.environment.names())
 
     @property
     def default_name(self) -> str:
@@ -217,7 +216,7 @@ class ProfileStore:
 
     def _sources(self, name: str) -> Iterator[tuple[str, Mapping[str, Any], Mapping[str, str]]]:
         """Each source that defines the profile: its label, its keys, and where each key was set."""
-        file_layers = (("built-in", BUILTIN_PROFILES.get(name)), (str(self.path), self.user_profiles.get(name)),
+        file_layers = (("built-in", builtin_profiles().get(name)), (str(self.path), self.user_profiles.get(name)),
                        (SNIPPET_VARIABLE, self.environment.snippet.get(name)))
         for source, layer in file_layers:
             if layer is not None:
@@ -253,7 +252,7 @@ class ProfileStore:
         from llmswitch import profile_file
 
         if name not in self.user_profiles:
-            if name in BUILTIN_PROFILES:
+            if name in builtin_profiles():
                 raise ConfigError(f"'{name}' is a built-in profile and cannot be removed")
             if name in self.environment.names():
                 raise ConfigError(f"profile '{name}' comes from the environment, not from {self.path}",
@@ -266,7 +265,7 @@ class ProfileStore:
         from llmswitch import profile_file
 
         self.get(name)  # raises with suggestions when unknown
-        if name not in self.user_profiles and name not in BUILTIN_PROFILES:
+        if name not in self.user_profiles and name not in builtin_profiles():
             raise ConfigError(f"profile '{name}' exists only in the environment, so the file cannot make it the "
                               "default", remedy=f"set {PROFILE_VARIABLE}={name} beside the variables that define it")
         self._edit(lambda text: profile_file.set_default_profile(text, name))

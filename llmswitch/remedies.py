@@ -3,8 +3,13 @@
 Plugins attach their own remedies to the checks and errors they report, and theirs win. When one does not
 (or a plugin crashed), ``doctor`` asks :func:`remedy_for_error` / :func:`remedy_for_text` here. They cover
 every case in the users' troubleshooting guides: a key not set (which variable), a key rejected, connection
-refused (how vLLM, the llama.cpp server or Ollama is started), model not found, out of memory, a module not
-installed (which distribution to pip-install), and an illegal-instruction crash (the rebuild flags).
+refused, model not found, out of memory, a module not installed (which distribution to pip-install), and an
+illegal-instruction crash (the rebuild flags).
+
+The core names no backend: where a key comes from, how a server is started and how a missing model is
+fetched are data the backend declares (``BackendInfo.key_help``, ``start_servers``, ``model_help``). A typed
+error says what went wrong by its class; message text is read only for what has no type: a plugin that
+crashed (a missing module, SIGILL, out of memory) and a health check a plugin failed without a remedy.
 """
 
 from __future__ import annotations
@@ -18,27 +23,12 @@ from llmswitch import errors
 if TYPE_CHECKING:
     from llmswitch.types import Target
 
-# Import name -> the distribution that provides it, where they differ or are worth naming.
+# Import name -> the distribution that provides it, where they differ (otherwise the names are the same).
 MODULE_DISTRIBUTIONS = {
     "llama_cpp": "llama-cpp-python",
-    "openai": "openai",
-    "anthropic": "anthropic",
-    "httpx": "httpx",
-    "tiktoken": "tiktoken",
-    "vllm": "vllm",
     "yaml": "pyyaml",
     "dotenv": "python-dotenv",
     "google": "google-genai",
-}
-
-# Ports the usual self-hosted servers listen on, to name the likely one first.
-SERVER_PORTS = {8000: "vllm", 8080: "llamacpp-server", 11434: "ollama"}
-
-START_SERVER = {
-    "vllm": "vLLM: `vllm serve MODEL --port 8000` (older versions: "
-    "`python -m vllm.entrypoints.openai.api_server --model MODEL --port 8000`)",
-    "llamacpp-server": "the llama.cpp server: `llama-server -m /path/to/model.gguf --port 8080`",
-    "ollama": "Ollama: `ollama serve` (or open the Ollama app)",
 }
 
 ILLEGAL_INSTRUCTION_REMEDY = (
@@ -67,8 +57,8 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
-# Problems that show up as a plugin crashing rather than as a backend error.
-_CRASHES = ("module_missing", "illegal_instruction", "out_of_memory")
+# Problems that show up as a crash (in any error class) rather than as a typed backend error.
+_CRASHES = ("module_missing", "illegal_instruction", "out_of_memory", "model_file_missing")
 
 # Error classes whose kind says the problem outright (the first that matches wins).
 _ERROR_PROBLEMS: tuple[tuple[type[errors.LLMSwitchError], str], ...] = (
@@ -91,18 +81,19 @@ def classify(text: str) -> tuple[str, str | None] | None:
 
 
 def remedy_for_error(error: errors.LLMSwitchError, target: Target | None, *, timeout: float | None = None) -> str:
-    """The error's own remedy, else the core's for its kind (or for what its message describes)."""
+    """The error's own remedy, else the core's for its class (or, for a crash, for what its message says)."""
     found = classify(error.message)
-    if isinstance(error, errors.PluginError) and found and found[0] in _CRASHES:
+    crash = found if found and found[0] in _CRASHES else None
+    if isinstance(error, errors.PluginError) and crash:
         # A plugin crashed with something we recognise (ImportError, MemoryError, SIGILL): our remedy
         # beats the generic "this is a bug in the plugin".
-        return _remedy(found[0], found[1], target, timeout=timeout) or error.remedy or ""
+        return _remedy(crash[0], crash[1], target, timeout=timeout) or error.remedy or ""
     if error.remedy:
         return error.remedy
     problem: str | None = next((name for kind, name in _ERROR_PROBLEMS if isinstance(error, kind)), None)
     detail = None
-    if problem is None and found:
-        problem, detail = found
+    if problem is None and crash:
+        problem, detail = crash
     remedy = _remedy(problem, detail, target, timeout=timeout, retry_after=getattr(error, "retry_after", None))
     return remedy or "run again with LLMSWITCH_DEBUG=1 for details, and report it if it looks like a bug"
 
@@ -157,11 +148,9 @@ def key_missing(target: Target | None) -> str:
 def key_rejected(target: Target | None) -> str:
     key = target.api_key if target is not None else None
     which = f"the key {key.masked} (from {key.source})" if key is not None else "the key"
-    backend = target.backend if target is not None else ""
-    if backend == "anthropic" and not _custom_url(target):
-        where = "at https://console.anthropic.com/settings/keys (Anthropic keys start with sk-ant-)"
-    elif backend == "openai" and not _custom_url(target):
-        where = "at https://platform.openai.com/api-keys (and that the organization or project is the right one)"
+    info = target.info if target is not None else None
+    if info is not None and info.key_help and not _custom_url(target):
+        where = info.key_help  # the provider's own key page, as its backend declares it
     else:
         where = "with whoever runs the server"
     return f"the server rejected {which}: check it is copied whole, not revoked and meant for this server, {where}"
@@ -169,24 +158,23 @@ def key_rejected(target: Target | None) -> str:
 
 def connection_refused(target: Target | None) -> str:
     url = target.base_url if target is not None else None
-    if target is not None and target.backend == "ollama":
-        return f"nothing answers at {url or 'the Ollama address'}: start {START_SERVER['ollama']}, " \
-               "or set base_url (or OLLAMA_HOST) to where it runs"
     if url and not _is_local(url):
         return f"cannot reach {url}: check the network connection, any proxy (HTTPS_PROXY), and the profile's base_url"
+    servers = target.info.start_servers if target is not None and target.info is not None else ()
+    if not servers:
+        return f"nothing listens at {url or 'the server address'}: start the server, then check the profile's " \
+               "base_url matches its address and port"
     port = urlsplit(url).port if url else None
-    likely = SERVER_PORTS.get(port or 0)
-    order = [likely] if likely else []
-    order += [name for name in ("vllm", "llamacpp-server", "ollama") if name not in order]
-    servers = "; ".join(START_SERVER[name] for name in order)
-    return f"nothing listens at {url or 'the server address'}: start the server, e.g. {servers}; " \
+    ordered = sorted(servers, key=lambda server: server[0] != port)  # the one on the profile's port first
+    hints = "; ".join(hint for _port, hint in ordered)
+    return f"nothing listens at {url or 'the server address'}: start the server, e.g. {hints}; " \
            "then check the profile's base_url matches its address and port"
 
 
 def model_not_found(target: Target | None) -> str:
     model = target.model if target is not None else "MODEL"
-    if target is not None and target.backend == "ollama":
-        return f"`ollama pull {model}` (`ollama list` shows the models you have)"
+    if target is not None and target.info is not None and target.info.model_help:
+        return target.info.model_help.format(model=model)
     if target is not None and _custom_url(target):
         return (f"ask for a model the server serves (`curl {target.base_url}/models` lists them), or start it "
                 f"with this one (vLLM: `vllm serve {model}`; llama.cpp: `llama-server -m FILE --alias {model}`)")
@@ -200,8 +188,8 @@ def out_of_memory(target: Target | None) -> str:
             "(Q4_K_M instead of Q8_0)"
     server = "restart the server with less memory: vLLM `--max-model-len 2048` (or a lower " \
              "`--gpu-memory-utilization`); llama.cpp server fewer `--n-gpu-layers` or a smaller `--ctx-size`"
-    if target is not None and target.backend == "llamacpp":
-        return local
+    if target is not None and target.info is not None and not target.base_url and not target.info.default_base_url:
+        return local  # the model runs in this process
     if target is not None and _custom_url(target):
         return server
     return f"{local}; for a server: {server}"

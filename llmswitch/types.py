@@ -228,6 +228,14 @@ class BackendInfo:
       no SDK import, no file loaded.
     - ``model_option``: the option that, when a profile sets it, names the model actually run (llamacpp's
       ``model_path``); ``profiles list``, ``profiles show`` and ``doctor`` show it instead of ``model``.
+    - ``profiles``: built-in profiles this backend brings (name to values; ``backend`` is implied), usable
+      with no config file, e.g. ``{"ollama": {"model": "llama3.2", "description": "a local Ollama server"}}``.
+    - ``key_help``: where a key for the provider comes from, ending the "key rejected" remedy
+      (``"at https://console.example.com/keys"``); used only when the profile talks to the provider itself.
+    - ``start_servers``: how to start the servers this backend talks to, as ``(usual port, hint)`` pairs;
+      the "nothing listens" remedy names the one on the profile's port first.
+    - ``model_help``: what to do about a model the server lacks (``{model}`` is replaced), e.g.
+      ``"`ollama pull {model}`"``.
     """
 
     name: str
@@ -244,6 +252,10 @@ class BackendInfo:
     price_catalog_providers: tuple[str, ...] = ()
     notice: Callable[[Target], str | None] | None = None
     model_option: str | None = None
+    profiles: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    key_help: str | None = None
+    start_servers: tuple[tuple[int | None, str], ...] = ()
+    model_help: str | None = None
 
     def option(self, name: str) -> OptionSpec | None:
         for spec in self.options:

@@ -39,10 +39,12 @@ HealthBehaviour = Callable[[Target, float, bool], HealthReport]
 class ScriptedPlugin:
     """A backend whose health hook runs ``behaviour``; records every call."""
 
-    def __init__(self, backend: str, behaviour: HealthBehaviour, *, key_env: str | None = None) -> None:
+    def __init__(self, backend: str, behaviour: HealthBehaviour, *, key_env: str | None = None,
+                 start_servers: tuple[tuple[int | None, str], ...] = ()) -> None:
         self.backend = backend
         self.behaviour = behaviour
         self.key_env = key_env
+        self.start_servers = start_servers
         self.calls: list[tuple[float, bool]] = []
 
     @hookimpl
@@ -51,6 +53,7 @@ class ScriptedPlugin:
             name=self.backend, summary="scripted for doctor tests", default_model="m1", key_env=self.key_env,
             options=(OptionSpec("base_url", "str"), OptionSpec("api_key_env", "str"),
                      OptionSpec("model_path", "path")),
+            start_servers=self.start_servers,
         )]
 
     @hookimpl
@@ -233,11 +236,10 @@ def test_a_crashing_hook_with_a_missing_module_says_which_distribution(
     ("detail", "expected"),
     [
         ("the generation subprocess died: Illegal instruction (core dumped)", remedies.ILLEGAL_INSTRUCTION_REMEDY),
+        # A backend with no server URL runs its model in this process: the in-process remedy.
         ("CUDA out of memory while loading 33 layers",
          "lower n_gpu_layers (e.g. 20 instead of 30) or n_ctx (e.g. 2048), or use a smaller quantization "
-         "(Q4_K_M instead of Q8_0); for a server: restart the server with less memory: vLLM "
-         "`--max-model-len 2048` (or a lower `--gpu-memory-utilization`); llama.cpp server fewer "
-         "`--n-gpu-layers` or a smaller `--ctx-size`"),
+         "(Q4_K_M instead of Q8_0)"),
         ("model file /models/q.gguf: no such file",
          "check that the model file /models/q.gguf exists (`ls -l /models/q.gguf`), or point model_path at a "
          ".gguf file you have"),
@@ -351,7 +353,12 @@ def http_health(target: Target, timeout: float, offline: bool) -> HealthReport:
 
 @pytest.fixture
 def http_plugin(plugins: Callable[[object, str], object]) -> object:
-    return plugins(ScriptedPlugin("httpcheck", http_health, key_env="HTTPCHECK_KEY"), "httpcheck")
+    from llmswitch.plugins import get_registry
+
+    # How the servers it talks to start is data the backend declares; this one speaks OpenAI's protocol.
+    servers = get_registry().backend("openai").info.start_servers
+    return plugins(ScriptedPlugin("httpcheck", http_health, key_env="HTTPCHECK_KEY", start_servers=servers),
+                   "httpcheck")
 
 
 def http_profile(config_file: Path, url: str, model: str = "test-model") -> Client:
@@ -384,7 +391,7 @@ def test_http_down_names_how_to_start_each_server(config_file: Path, http_plugin
         f"nothing listens at http://127.0.0.1:{port}/v1: start the server, e.g. vLLM: `vllm serve MODEL --port "
         "8000` (older versions: `python -m vllm.entrypoints.openai.api_server --model MODEL --port 8000`); the "
         "llama.cpp server: `llama-server -m /path/to/model.gguf --port 8080`; Ollama: `ollama serve` (or open "
-        "the Ollama app); then check the profile's base_url matches its address and port")
+        "the Ollama app), with base_url http://127.0.0.1:11434/v1; then check the profile's base_url matches its address and port")
 
 
 def test_http_401_says_the_key_was_rejected(config_file: Path, http_plugin: object, key: str) -> None:

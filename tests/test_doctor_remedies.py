@@ -8,11 +8,15 @@ from llmswitch import errors, remedies
 from llmswitch.secrets import Secret
 from llmswitch.types import BackendInfo, Target
 
-OPENAI = BackendInfo(name="openai", summary="", key_env="OPENAI_API_KEY", default_base_url="https://api.openai.com/v1")
-ANTHROPIC = BackendInfo(name="anthropic", summary="", key_env="ANTHROPIC_API_KEY",
-                        default_base_url="https://api.anthropic.com")
-OLLAMA = BackendInfo(name="ollama", summary="", default_base_url="http://127.0.0.1:11434")
-LLAMACPP = BackendInfo(name="llamacpp", summary="")
+
+def installed(name: str) -> BackendInfo:
+    """The backend's own declaration: the remedies below come from data the plugins declare."""
+    from llmswitch.plugins import get_registry
+
+    return get_registry().backend(name).info
+
+
+OPENAI, ANTHROPIC, OLLAMA, LLAMACPP = (installed(name) for name in ("openai", "anthropic", "ollama", "llamacpp"))
 
 
 def target(info: BackendInfo, *, base_url: str | None = None, model: str = "m", key: str | None = None,
@@ -86,7 +90,7 @@ def test_connection_refused_names_the_likely_server_first(url: str, first: str) 
 
 def test_connection_refused_for_ollama_and_for_a_hosted_api() -> None:
     ollama = remedies.remedy_for_error(errors.UnreachableError("refused"), target(OLLAMA))
-    assert ollama.startswith("nothing answers at http://127.0.0.1:11434: start Ollama: `ollama serve`")
+    assert ollama.startswith("nothing listens at http://127.0.0.1:11434: start the server, e.g. Ollama: `ollama serve`")
     hosted = remedies.remedy_for_error(errors.UnreachableError("refused"), target(OPENAI))
     assert hosted.startswith("cannot reach https://api.openai.com/v1: check the network connection")
 
@@ -144,3 +148,31 @@ def test_rate_limit_says_how_long_to_wait() -> None:
 def test_unrecognised_failures_still_get_a_next_step() -> None:
     assert "LLMSWITCH_DEBUG=1" in remedies.remedy_for_error(errors.BadResponseError("weird"), None)
     assert remedies.remedy_for_text("something odd", None) is None
+
+
+def test_the_core_names_no_backend() -> None:
+    """Backend knowledge is data the plugins declare: the core's sources never branch on a backend's name."""
+    import ast
+    from pathlib import Path
+
+    import llmswitch
+
+    names = {"openai", "anthropic", "ollama", "llamacpp", "echo"}
+    root = Path(llmswitch.__file__).parent
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Compare):
+                for side in [node.left, *node.comparators]:
+                    if isinstance(side, ast.Constant) and side.value in names:
+                        raise AssertionError(f"{path.relative_to(root)}:{node.lineno} compares with {side.value!r}")
+            if isinstance(node, ast.Dict):
+                keys = {key.value for key in node.keys if isinstance(key, ast.Constant)}
+                assert len(keys & names) < 2, f"{path.relative_to(root)}:{node.lineno} keeps a table of backends"
+
+
+def test_a_backend_without_declared_help_still_gets_a_next_step() -> None:
+    bare = BackendInfo(name="bare", summary="", key_env="BARE_KEY", default_base_url="http://127.0.0.1:9999/v1")
+    refused = remedies.remedy_for_error(errors.UnreachableError("refused"), target(bare))
+    assert refused.startswith("nothing listens at http://127.0.0.1:9999/v1: start the server")
+    rejected = remedies.remedy_for_error(errors.AuthError("401"), target(bare, key="k-000000000wxyz"))
+    assert "with whoever runs the server" in rejected

@@ -17,14 +17,14 @@ from llmswitch.errors import (
     InvalidOptionError,
     ProfileNotFoundError,
 )
-from llmswitch.profiles import BUILTIN_PROFILES, ProfileStore
+from llmswitch.profiles import ProfileStore, builtin_profiles
 from tests.helpers import run_cli, write_config
 
 
 def test_builtins_work_with_no_file(config_file: Path) -> None:
     assert not config_file.exists()
     store = ProfileStore.load()
-    assert set(BUILTIN_PROFILES) <= set(store.names())
+    assert set(builtin_profiles()) <= set(store.names())
     assert {"local", "openai", "anthropic", "ollama", "echo"} <= set(store.names())
     assert store.default_name == "local"
     assert store.get(None).backend == "llamacpp"
@@ -40,7 +40,7 @@ backend = "echo"
 model = "quick"
 """)
     store = ProfileStore.load()
-    builtin = {key: value for key, value in BUILTIN_PROFILES["openai"].items() if key != "description"}
+    builtin = {key: value for key, value in builtin_profiles()["openai"].items() if key != "description"}
     assert store.get("openai").values == {**builtin, "model": "gpt-4.1"}  # the built-in's note no longer applies
     assert store.get("fast").model == "quick"
     assert store.get(None).name == "fast"

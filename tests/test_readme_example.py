@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from llmswitch.client import Client, key_is_required
-from llmswitch.profiles import BUILTIN_PROFILES
+from llmswitch.profiles import builtin_profiles
 from tests.helpers import write_config
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -26,7 +26,7 @@ def test_the_readme_example_pasted_as_is_keeps_the_default_working(config_file: 
     client = Client()
     assert client.store.default_name == "local"
     default = client.resolve(None)
-    assert dict(default.profile.values) == BUILTIN_PROFILES["local"]  # no model path that does not exist
+    assert dict(default.profile.values) == builtin_profiles()["local"]  # no model path that does not exist
     assert default.target.api_key is None and not key_is_required(default.target)
     for name in client.store.user_profiles:  # every profile it adds is valid for its backend
         client.resolve(name)

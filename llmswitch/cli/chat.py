@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Any
 
 import click
@@ -27,6 +28,8 @@ from llmswitch.conversation import Conversation, Turn
 from llmswitch.errors import InvalidOptionError, LLMSwitchError, close_matches
 from llmswitch.terminal import is_terminal, json_for_display, neutralize
 from llmswitch.types import StreamError, TextDelta
+
+PIPE_FLUSH_S = 0.05
 
 REPL_HELP = """\
 /profile NAME   answer with another profile from now on (the conversation is kept)
@@ -183,10 +186,19 @@ def one_shot(conversation: Conversation, text: str, *, no_stream: bool, as_json:
                 out.write(neutralize(turn.result.text) if on_terminal else turn.result.text)
         else:
             write, flush = out.write, out.flush
+            # On a terminal every piece shows at once; into a pipe, one flush per token is a system call per
+            # token, so text is flushed at most every PIPE_FLUSH_S (a reader still sees it arrive steadily).
+            last_flush = 0.0
             for event in turn:
                 if type(event) is TextDelta:
-                    write(neutralize(event.text) if on_terminal else event.text)
-                    flush()
+                    if on_terminal:
+                        write(neutralize(event.text))
+                        flush()
+                    else:
+                        write(event.text)
+                        if (now := time.perf_counter()) - last_flush >= PIPE_FLUSH_S:
+                            flush()
+                            last_flush = now
     except Terminated as stop:
         interrupted, stopped_by = True, stop
     except KeyboardInterrupt:

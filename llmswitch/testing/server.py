@@ -224,10 +224,11 @@ def serve_until_killed(handler: type[ProtocolHandler], argv: list[str] | None = 
     parser = argparse.ArgumentParser(description=f"Serve {handler.__name__} on 127.0.0.1 until killed.")
     parser.add_argument("--tokens", type=int, default=5)
     parser.add_argument("--scenario", default="ok")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before each whole (non-streamed) answer")
     args = parser.parse_args(argv)
     server = LocalServer(handler)
     server.state.scenario = args.scenario
-    server.state.options.update(tokens=args.tokens, cache=True)
+    server.state.options.update(tokens=args.tokens, cache=True, answer_delay=args.delay)
     with server:
         print(server.url, flush=True)  # the parent reads the URL from the first line
         sys.stdout.close()

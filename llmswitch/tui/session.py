@@ -1,7 +1,8 @@
 """The TUI's conversation, without any widgets: which conversation is open, its settings, its totals.
 
 Screens call these methods and render the results; everything here is plain Python and can be tested
-without an app. A turn is started here and iterated by :mod:`llmswitch.tui.streaming` in a worker thread.
+without an app. A turn is started here and iterated by :mod:`llmswitch.tui.streaming`: on the app's event loop
+when the backend has async hooks, in a worker thread when it has only sync ones.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmswitch.client import Client, ResolvedProfile
-from llmswitch.conversation import Conversation, Turn
+from llmswitch.conversation import AsyncTurn, Conversation, Turn
 from llmswitch.errors import LLMSwitchError
 from llmswitch.profiles import GENERATION_KEYS
 from llmswitch.store import ConversationRecord, HistoryStore, MessageRecord
@@ -139,6 +140,18 @@ class ChatSession:
         """Send a prompt; iterate the turn for events (in a worker thread)."""
         return self.conversation.stream(prompt)
 
+    async def abegin(self, prompt: str) -> AsyncTurn:
+        """Send a prompt; iterate the turn with ``async for`` (on the app's loop)."""
+        return await self.conversation.astream(prompt)
+
+    @property
+    def streams_on_loop(self) -> bool:
+        """True when the backend answers with async hooks, so no thread is needed for a turn."""
+        try:
+            return "astream" in self.resolved.handle.hooks
+        except LLMSwitchError:
+            return False  # the thread path reports the problem as the turn's error
+
     def rewind(self) -> str | None:
         """Take back the last prompt and its answer (to regenerate or edit it); return the prompt."""
         messages = self.conversation.messages
@@ -155,7 +168,7 @@ class ChatSession:
             self._recount_cost(store.messages(self.conversation_id))
         return prompt
 
-    def finished(self, turn: Turn) -> None:
+    def finished(self, turn: Turn | AsyncTurn) -> None:
         """Fold a finished turn into the totals the status line shows."""
         result = turn.result
         self.last_recorded = turn.recorded

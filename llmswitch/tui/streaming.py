@@ -1,21 +1,24 @@
-"""Running a turn in a worker thread and handing its text to the UI in batches.
+"""Running a turn and handing its text to the UI in batches: in a worker thread, or on Textual's own loop.
 
-Backend hooks are synchronous generators, so a turn is iterated in a thread. Posting every delta would
-flood the UI's message queue (a fast local model yields thousands a second), so text is batched: a batch is
-posted when ``interval`` seconds have passed since the last one, and at the end. Cancelling sets an event
-that is checked between events; the turn is then closed, which keeps the partial text and records it.
+A backend with async hooks (``astream``) is iterated on the app's event loop (:func:`arun_turn`): no thread per
+turn. A backend with only sync hooks is iterated in a worker thread (:func:`run_turn`). Both share the rules:
+text is batched (:class:`Batcher`: a batch is posted when ``interval`` seconds have passed since the last one,
+and at the end), because posting every delta would flood the UI (a fast local model yields thousands a
+second); cancelling sets an event checked between events (and, on the loop, cancels the task, so a stalled
+stream stops at once); the turn is then finished, which keeps the partial text and records it.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from llmswitch.conversation import Turn
+from llmswitch.conversation import AsyncTurn, Turn
 from llmswitch.errors import LLMSwitchError, PluginError
-from llmswitch.types import StreamError, TextDelta
+from llmswitch.types import StreamError, StreamEvent, TextDelta
 
 BATCH_INTERVAL_S = 1 / 30  # about one screen refresh: faster posting cannot show more
 
@@ -27,12 +30,48 @@ class TurnRun:
     prompt: str
     cancel: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
-    turn: Turn | None = None
+    turn: Turn | AsyncTurn | None = None
     error: LLMSwitchError | None = None  # a failure before any event (budget, missing key, plugin)
+    task: Any = None  # the asyncio task of an answer streamed on the app's loop, to cancel it at once
 
     @property
     def cancelled(self) -> bool:
         return self.cancel.is_set()
+
+
+class Batcher:
+    """The state both runners share: pending text, when it was last posted, whether to stop."""
+
+    def __init__(self, run: TurnRun, on_text: Callable[[str], object], interval: float) -> None:
+        self.run, self.on_text, self.interval = run, on_text, interval
+        self.pending: list[str] = []
+        self.last_post = time.perf_counter()
+
+    def take(self, event: StreamEvent) -> bool:
+        """Note one event; False when the loop should stop (cancelled, or the stream failed)."""
+        if self.run.cancel.is_set():
+            return False
+        if type(event) is TextDelta:
+            self.pending.append(event.text)
+            now = time.perf_counter()
+            if now - self.last_post >= self.interval:
+                self.on_text("".join(self.pending))
+                self.pending.clear()
+                self.last_post = now
+        elif type(event) is StreamError:
+            return False
+        return True
+
+    def flush(self) -> None:
+        if self.pending and not self.run.cancel.is_set():
+            self.on_text("".join(self.pending))
+
+
+def start_failure(error: Exception) -> LLMSwitchError:
+    if isinstance(error, LLMSwitchError):
+        return error
+    return PluginError(f"unexpected failure starting the answer: {type(error).__name__}: {error}",
+                       remedy="run with LLMSWITCH_DEBUG=1 for the traceback, and report it")
 
 
 def run_turn(
@@ -43,40 +82,58 @@ def run_turn(
     *,
     interval: float = BATCH_INTERVAL_S,
 ) -> None:
-    """Start the turn with ``start(prompt)`` and iterate it, calling ``on_text`` with batches of text and
-    ``on_done`` once at the end whatever happens. Runs in a worker thread; the callbacks must be safe to call
-    from one (``post_message`` is)."""
+    """Start the turn with ``start(prompt)`` and iterate it in this (worker) thread, calling ``on_text`` with
+    batches of text and ``on_done`` once at the end whatever happens. The callbacks must be safe to call
+    from a thread (``post_message`` is)."""
     try:
         try:
-            run.turn = start(run.prompt)
-        except LLMSwitchError as error:
-            run.error = error
-            return
+            turn = run.turn = start(run.prompt)
         except Exception as error:  # noqa: BLE001 - a bug must show as a message, not end the app
-            run.error = PluginError(f"unexpected failure starting the answer: {type(error).__name__}: {error}",
-                                    remedy="run with LLMSWITCH_DEBUG=1 for the traceback, and report it")
+            run.error = start_failure(error)
             return
-        pending: list[str] = []
-        last_post = time.perf_counter()
-        events = iter(run.turn)
+        batcher = Batcher(run, on_text, interval)
+        events = iter(turn)
         try:
             for event in events:
-                if run.cancel.is_set():
-                    break
-                if type(event) is TextDelta:
-                    pending.append(event.text)
-                    now = time.perf_counter()
-                    if now - last_post >= interval:
-                        on_text("".join(pending))
-                        pending.clear()
-                        last_post = now
-                elif type(event) is StreamError:
+                if not batcher.take(event):
                     break
         finally:
             events.close()  # type: ignore[attr-defined]  # a generator: closing marks the result interrupted
-            run.turn.finish()
-            if pending and not run.cancel.is_set():
-                on_text("".join(pending))
+            turn.finish()
+            batcher.flush()
+    finally:
+        run.done.set()
+        on_done(run)
+
+
+async def arun_turn(
+    run: TurnRun,
+    start: Callable[[str], Awaitable[AsyncTurn]],
+    on_text: Callable[[str], object],
+    on_done: Callable[[TurnRun], object],
+    *,
+    interval: float = BATCH_INTERVAL_S,
+) -> None:
+    """:func:`run_turn` on the running event loop, for a backend with async hooks."""
+    import asyncio
+
+    run.task = asyncio.current_task()
+    try:
+        try:
+            turn = run.turn = await start(run.prompt)
+        except Exception as error:  # noqa: BLE001
+            run.error = start_failure(error)
+            return
+        batcher = Batcher(run, on_text, interval)
+        try:
+            async with turn:  # closes the stream and records the turn however the loop ends
+                async for event in turn:
+                    if not batcher.take(event):
+                        break
+        except asyncio.CancelledError:
+            pass  # Esc on a stalled stream: the connection is closed and the partial text kept
+        finally:
+            batcher.flush()
     finally:
         run.done.set()
         on_done(run)

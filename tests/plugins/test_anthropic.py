@@ -28,7 +28,7 @@ from llmswitch.errors import (
 )
 from llmswitch.plugins import get_registry
 from llmswitch.pricing import load_table
-from llmswitch.profiles import BUILTIN_PROFILES
+from llmswitch.profiles import builtin_profiles
 from llmswitch.types import (
     CheckStatus,
     Message,
@@ -108,9 +108,9 @@ def test_the_price_table_has_date_source_and_the_builtin_profiles_model() -> Non
     assert table.date and table.source and "claude.com" in table.source
     info = get_registry().backend("anthropic").info
     assert info.default_model is not None and table.lookup(info.default_model) is not None
-    price = table.lookup(BUILTIN_PROFILES["anthropic"]["model"])
+    price = table.lookup(builtin_profiles()["anthropic"]["model"])
     assert price is not None and price.known and price.context_window and price.max_output
-    assert table.lookup(BUILTIN_PROFILES["anthropic"]["model"] + "-20260101") == price  # a dated snapshot costs the same
+    assert table.lookup(builtin_profiles()["anthropic"]["model"] + "-20260101") == price  # a dated snapshot costs the same
     assert price.cached_input_per_mtok is not None
     assert price.cached_input_per_mtok < price.input_per_mtok < price.output_per_mtok  # type: ignore[operator]
 

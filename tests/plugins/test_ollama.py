@@ -25,7 +25,7 @@ from llmswitch.errors import (
 )
 from llmswitch.plugins import get_registry
 from llmswitch.pricing import load_table
-from llmswitch.profiles import BUILTIN_PROFILES
+from llmswitch.profiles import builtin_profiles
 from llmswitch.types import CheckStatus, Status, StreamEnd, StreamError, TextDelta, UsageEvent
 from tests.servers.http import LocalServer, free_port
 from tests.servers.ollama_server import VERSION, ollama_server
@@ -81,7 +81,7 @@ def test_the_backend_comes_from_the_installed_distribution() -> None:
 def test_local_models_cost_nothing() -> None:
     table = load_table(get_registry().backend("ollama").info)
     assert table is not None and table.error is None and table.date and table.source
-    price = table.lookup(BUILTIN_PROFILES["ollama"]["model"])
+    price = table.lookup(builtin_profiles()["ollama"]["model"])
     assert price is not None and price.free
     assert table.lookup("any-model:7b") == price
 

@@ -233,6 +233,7 @@ class OpenAIHandler(ProtocolHandler):
         self.send_json(400, error_body(message, "invalid_request_error", "context_length_exceeded"))
 
     def send_completion(self, body: dict[str, Any], model: str) -> None:
+        self.hang(float(self.options.get("answer_delay", 0.0)))  # a model that takes its time (benchmarks)
         pieces = self.answer_pieces()
         text = "".join(pieces)
         self.send_json(

@@ -33,9 +33,14 @@ print(items[::-1])
 @pytest.fixture
 def seeded(config: Path, store: HistoryStore, monkeypatch: pytest.MonkeyPatch) -> int:
     monkeypatch.setenv("LLMSWITCH_PLUGINS", "echo")
-    # The built-in profiles' models change between releases; pinned here so the pictures do not.
+    # The profiles the other plugins bring, written out (only echo is loaded here, and built-in profiles are
+    # the plugins' data); their models change between releases, so they are pinned and the pictures do not.
+    others = {"anthropic": ("anthropic", "Anthropic's API"), "openai": ("openai", "OpenAI's API"),
+              "local": ("llamacpp", "llama.cpp in-process on the embedded Gemma 3 270M demo model (offline, no key)"),
+              "ollama": ("ollama", "a local Ollama server")}
     config.write_text(config.read_text() + "".join(
-        f'\n[profiles.{name}]\nmodel = "{name}-model"\n' for name in ("anthropic", "openai", "local", "ollama")))
+        f'\n[profiles.{name}]\nbackend = "{backend}"\nmodel = "{name}-model"\ndescription = "{description}"\n'
+        for name, (backend, description) in others.items()))
     # Conversations started during a test are dated now: show every date the same way.
     monkeypatch.setattr("llmswitch.tui.widgets.sidebar.when", lambda seconds: "2024-06-01")
     first = store.create_conversation(profile="fast")

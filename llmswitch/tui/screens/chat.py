@@ -21,7 +21,7 @@ from llmswitch.store import HistoryStore, MessageRecord
 from llmswitch.terminal import neutralize
 from llmswitch.tui import keys
 from llmswitch.tui.session import ChatSession
-from llmswitch.tui.streaming import TurnRun, run_turn
+from llmswitch.tui.streaming import TurnRun, arun_turn, run_turn
 from llmswitch.tui.widgets.chat_log import ChatLog
 from llmswitch.tui.widgets.message import AssistantMessage, MessageView, UserMessage
 from llmswitch.tui.widgets.prompt_input import PromptInput
@@ -227,12 +227,27 @@ class ChatScreen(Screen[None]):
         self.update_status("answering… (Esc cancels)")
         self._stream(run, previous)
 
-    @work(thread=True, group="turns", exit_on_error=False)
     def _stream(self, run: TurnRun, previous: TurnRun | None) -> None:
+        if self.session.streams_on_loop:
+            self._stream_on_loop(run, previous)
+        else:
+            self._stream_in_thread(run, previous)
+
+    @work(thread=True, group="turns", exit_on_error=False)
+    def _stream_in_thread(self, run: TurnRun, previous: TurnRun | None) -> None:
         if previous is not None:
             previous.done.wait()  # a cancelled answer must be recorded before the next prompt is sent
         run_turn(run, self.session.begin, lambda text: self.post_message(AnswerText(run, text)),
                  lambda finished: self.post_message(AnswerDone(finished)))
+
+    @work(group="turns", exit_on_error=False)
+    async def _stream_on_loop(self, run: TurnRun, previous: TurnRun | None) -> None:
+        import asyncio
+
+        while previous is not None and not previous.done.is_set():
+            await asyncio.sleep(0.01)  # a cancelled answer must be recorded before the next prompt is sent
+        await arun_turn(run, self.session.abegin, lambda text: self.post_message(AnswerText(run, text)),
+                        lambda finished: self.post_message(AnswerDone(finished)))
 
     @on(AnswerText)
     async def _answer_text(self, message: AnswerText) -> None:
@@ -288,6 +303,8 @@ class ChatScreen(Screen[None]):
     async def action_cancel(self) -> None:
         if self.current is not None and not self.current.cancelled:
             self.current.cancel.set()
+            if self.current.task is not None:
+                self.current.task.cancel()  # on the loop: a stalled stream stops now, not at its next token
             view = self.views.get(id(self.current))
             if view is not None:
                 view.set_meta("cancelling… the partial answer is kept")

@@ -48,4 +48,6 @@ INFO = BackendInfo(
     ),
     prices=("llmswitch_anthropic", "prices.toml"),
     price_catalog_providers=("anthropic",),  # LiteLLM's catalogue
+    profiles={"anthropic": {"model": DEFAULT_MODEL, "description": "Anthropic's API"}},
+    key_help=f"at {KEYS_PAGE} (Anthropic keys start with sk-ant-)",
 )

@@ -37,6 +37,7 @@ INFO = BackendInfo(
         OptionSpec("prefix", "str", "", "text put before the echo"),
     ),
     prices=("llmswitch_echo", "prices.toml"),  # data shipped in the package: every model costs 0
+    profiles={"echo": {"model": "echo", "description": "echoes your message back (for tests)"}},
 )
 
 

@@ -52,6 +52,12 @@ INFO = BackendInfo(
     prices=("llmswitch_llamacpp", "prices.toml"),
     notice=demo_notice,
     model_option="model_path",  # the file run; `model` is only a label for it
+    profiles={"local": {
+        "model": DEFAULT_DEMO,
+        "description": "a tiny demo model (llama.cpp, offline); for real answers point it at a GGUF file: "
+        "llmswitch profiles add local --backend llamacpp --model my-model --set model_path=/path/to/model.gguf "
+        "--replace",
+    }},
 )
 
 

@@ -50,4 +50,8 @@ INFO = BackendInfo(
     ),
     generation_extras=OPTION_EXTRAS + TOP_LEVEL_EXTRAS,
     prices=("llmswitch_ollama", "prices.toml"),
+    profiles={"ollama": {"model": DEFAULT_MODEL, "description": "a local Ollama server"}},
+    start_servers=((DEFAULT_PORT, f"Ollama: `ollama serve` (or open the Ollama app), or set base_url (or "
+                                  f"{BASE_URL_ENV}) to where it runs"),),
+    model_help="`ollama pull {model}` (`ollama list` shows the models you have)",
 )

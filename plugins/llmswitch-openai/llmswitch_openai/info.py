@@ -72,4 +72,13 @@ INFO = BackendInfo(
     presets=PRESETS,
     # LiteLLM's catalogue: api.openai.com's models (presets for other servers keep their own prices).
     price_catalog_providers=("openai", "text-completion-openai"),
+    profiles={"openai": {"model": "gpt-5-mini", "description": "OpenAI's API"}},
+    key_help="at https://platform.openai.com/api-keys (and that the organization or project is the right one)",
+    # The servers people run locally that speak this protocol, by their usual port.
+    start_servers=(
+        (8000, "vLLM: `vllm serve MODEL --port 8000` (older versions: "
+               "`python -m vllm.entrypoints.openai.api_server --model MODEL --port 8000`)"),
+        (8080, "the llama.cpp server: `llama-server -m /path/to/model.gguf --port 8080`"),
+        (11434, "Ollama: `ollama serve` (or open the Ollama app), with base_url http://127.0.0.1:11434/v1"),
+    ),
 )
