@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -32,17 +30,8 @@ from llmswitch.types import (
 )
 from tests.fake_plugins import BuggyPlugin, FailingPlugin, KeyedPlugin
 from tests.helpers import write_config
+from tests.plugin_guide import load_tiny
 from tests.servers.openai_server import openai_server
-
-TINY = Path(__file__).resolve().parents[1] / "docs" / "examples" / "llmswitch-tiny" / "llmswitch_tiny.py"
-
-
-def load_tiny() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("llmswitch_tiny", TINY)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class AsyncOnly:

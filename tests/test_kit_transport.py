@@ -21,8 +21,8 @@ from llmswitch.testing import use_plugin
 from llmswitch.testing.server import LocalServer, free_port
 from llmswitch.types import Target
 from tests.helpers import write_config
+from tests.plugin_guide import load_tiny
 from tests.servers.openai_server import openai_server
-from tests.test_async_client import load_tiny
 
 ENDPOINT = kit.Endpoint("http://127.0.0.1:9/v1", "p", "tiny", "the server at http://127.0.0.1:9/v1", timeout=30,
                         unreachable_remedy="start it")
