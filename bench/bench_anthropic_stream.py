@@ -1,10 +1,10 @@
-"""Streaming speed of the anthropic plugin against a plain httpx + json.loads loop, on the same local stream.
+"""Streaming speed of the anthropic plugin against a plain httpx2 + json.loads loop, on the same local stream.
 
 A local server (its own process, so it never competes with the measured code for the GIL) streams an
 N-token answer in Anthropic's Messages API SSE format (``event:`` + ``data:`` lines, a ping, usage). The
 in-process time to receive the whole stream through the plugin (``Client().resolve(P).stream(...)``: the
 entry point, the SDK's request, the plugin's SSE reader, the core's StreamResult) is compared with a plain
-``httpx.Client.stream`` + ``iter_lines`` + ``json.loads`` loop that keeps the text deltas, measured in the
+``httpx2.Client.stream`` + ``iter_lines`` + ``json.loads`` loop that keeps the text deltas, measured in the
 same run, interleaved, median of several runs. Goal: <= 1.25x. Both sides reuse their HTTP client across
 runs, so neither pays for connection setup or client construction in the timed part.
 
@@ -35,9 +35,9 @@ HEADERS = {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
 
 
 def plain_in_process(base_url: str) -> Callable[[], str]:
-    import httpx
+    import httpx2
 
-    client = httpx.Client(timeout=60)
+    client = httpx2.Client(timeout=60)
 
     def run() -> str:
         parts: list[str] = []
@@ -97,12 +97,12 @@ def main() -> None:
                                "NO_PROXY": "127.0.0.1,localhost"})
             print(f"{args.tokens} tokens from {base_url}, median of {args.runs} runs\n")
             runners: dict[str, Callable[[], str]] = {
-                "plain httpx + json.loads": plain_in_process(base_url),
+                "plain httpx2 + json.loads": plain_in_process(base_url),
                 "llmswitch anthropic plugin": plugin_in_process("bench"),
             }
             if args.sdk:
                 runners["anthropic SDK typed events"] = sdk_in_process(base_url)
-            report("in-process:", compare(runners, expected, args.runs), "plain httpx + json.loads", 1.25)
+            report("in-process:", compare(runners, expected, args.runs), "plain httpx2 + json.loads", 1.25)
     finally:
         server.terminate()
         server.wait(timeout=10)

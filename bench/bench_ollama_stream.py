@@ -1,10 +1,10 @@
-"""Streaming speed of the ollama plugin against a plain httpx + json.loads loop, on the same local stream.
+"""Streaming speed of the ollama plugin against a plain httpx2 + json.loads loop, on the same local stream.
 
 A local server (its own process, so it never competes with the measured code for the GIL) streams an
 N-token answer in Ollama's NDJSON format (one ``{"message": {"content": ...}, "done": false}`` line per
 token, then the ``done`` line with the counts). The in-process time to receive the whole stream through the
-plugin (``Client().resolve(P).stream(...)``: the entry point, httpx, the plugin's NDJSON reader, the core's
-StreamResult) is compared with a plain ``httpx.Client.stream`` + ``iter_lines`` + ``json.loads`` loop that
+plugin (``Client().resolve(P).stream(...)``: the entry point, the toolkit, the plugin's NDJSON reader, the core's
+StreamResult) is compared with a plain ``httpx2.Client.stream`` + ``iter_lines`` + ``json.loads`` loop that
 keeps the text, measured in the same run, interleaved, median of several runs. Goal: <= 1.25x. Both sides
 reuse their HTTP client across runs, so neither pays for connection setup or client construction.
 
@@ -32,9 +32,9 @@ BODY = {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}], "stre
 
 
 def plain_in_process(base_url: str) -> Callable[[], str]:
-    import httpx
+    import httpx2
 
-    client = httpx.Client(timeout=60)
+    client = httpx2.Client(timeout=60)
 
     def run() -> str:
         parts: list[str] = []
@@ -77,10 +77,10 @@ def main() -> None:
                                "NO_PROXY": "127.0.0.1,localhost"})
             print(f"{args.tokens} tokens from {base_url}, median of {args.runs} runs\n")
             runners: dict[str, Callable[[], str]] = {
-                "plain httpx + json.loads": plain_in_process(base_url),
+                "plain httpx2 + json.loads": plain_in_process(base_url),
                 "llmswitch ollama plugin": plugin_in_process("bench"),
             }
-            report("in-process:", compare(runners, expected, args.runs), "plain httpx + json.loads", 1.25)
+            report("in-process:", compare(runners, expected, args.runs), "plain httpx2 + json.loads", 1.25)
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -1,15 +1,15 @@
-"""Streaming speed of the openai plugin against a plain httpx + json.loads loop, on the same local stream.
+"""Streaming speed of the openai plugin against a plain httpx2 + json.loads loop, on the same local stream.
 
 A local server (its own process, so it never competes with the measured code for the GIL) streams an
 N-token answer in OpenAI's SSE format. Two comparisons, each a ratio against a baseline measured in the
 same run (the machines are shared and noisy: only ratios mean much), median of several interleaved runs:
 
 1. in-process: receiving the whole stream through the plugin (``Client().resolve(P).stream(...)``) versus
-   a plain ``httpx.Client.stream`` + ``iter_lines`` + ``json.loads`` loop.  Goal: <= 1.25x.
-2. whole process: ``llmswitch chat --profile P "..."`` versus a plain httpx script doing the same work
-   (stream, print each token as it arrives).  Goal: <= 1.5x.
+   a plain ``httpx2.Client.stream`` + ``iter_lines`` + ``json.loads`` loop.  Goal: <= 1.25x.
+2. whole process: ``llmswitch chat --profile P "..."`` versus a plain httpx2 script doing the same work
+   (stream, print each token as it arrives).  Goal: <= 1.25x, for 2,000 and for 20,000 tokens.
 
-    python bench/bench_openai_stream.py                      # 20,000 tokens, 7 runs
+    python bench/bench_openai_stream.py                      # 2,000 and 20,000 tokens, 7 runs each
     python bench/bench_openai_stream.py --tokens 2000 --runs 3
     python bench/bench_openai_stream.py --sdk                # also time the openai SDK's own chunk objects
 """
@@ -40,11 +40,11 @@ BODY = {
 PLAIN_SCRIPT = textwrap.dedent(
     """
     import json, sys
-    import httpx
+    import httpx2
 
     body = json.loads(sys.argv[2])
     write, flush = sys.stdout.write, sys.stdout.flush
-    with httpx.Client(timeout=60) as client:
+    with httpx2.Client(timeout=60) as client:
         with client.stream("POST", sys.argv[1] + "/chat/completions", json=body) as response:
             for line in response.iter_lines():
                 if not line.startswith("data: "):
@@ -67,10 +67,10 @@ PLAIN_SCRIPT = textwrap.dedent(
 
 
 def plain_in_process(base_url: str) -> str:
-    import httpx
+    import httpx2
 
     parts: list[str] = []
-    with httpx.Client(timeout=60) as client, client.stream("POST", base_url + "/chat/completions", json=BODY) as response:
+    with httpx2.Client(timeout=60) as client, client.stream("POST", base_url + "/chat/completions", json=BODY) as response:
         for line in response.iter_lines():
             if not line.startswith("data: "):
                 continue
@@ -132,14 +132,20 @@ def llmswitch_command() -> list[str] | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tokens", type=int, default=20_000)
+    parser.add_argument("--tokens", default="2000,20000", help="stream lengths to measure, comma-separated")
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--sdk", action="store_true", help="also time the openai SDK's typed chunks")
     parser.add_argument("--no-process", action="store_true", help="skip the whole-process comparison")
     args = parser.parse_args()
 
-    expected = expected_text(args.tokens)
-    server, server_url = start_server("openai_server", args.tokens)
+    for tokens in (int(part) for part in args.tokens.split(",")):
+        measure(tokens, args)
+        print()
+
+
+def measure(tokens: int, args: argparse.Namespace) -> None:
+    expected = expected_text(tokens)
+    server, server_url = start_server("openai_server", tokens)
     base_url = server_url + "/v1"
     try:
         with tempfile.TemporaryDirectory() as home:
@@ -148,15 +154,16 @@ def main() -> None:
             env = {**os.environ, "LLMSWITCH_CONFIG": str(config), "LLMSWITCH_DATA_DIR": str(Path(home) / "data"),
                    "NO_PROXY": "127.0.0.1,localhost"}
             os.environ.update({k: env[k] for k in ("LLMSWITCH_CONFIG", "LLMSWITCH_DATA_DIR", "NO_PROXY")})
-            print(f"{args.tokens} tokens from {base_url}, median of {args.runs} runs\n")
+            print(f"{tokens} tokens from {base_url}, median of {args.runs} runs "
+                  f"(load average {os.getloadavg()[0]:.1f}: read the ratios)\n")
 
             runners: dict[str, Callable[[], str]] = {
-                "plain httpx + json.loads": lambda: plain_in_process(base_url),
+                "plain httpx2 + json.loads": lambda: plain_in_process(base_url),
                 "llmswitch openai plugin": plugin_in_process("bench"),
             }
             if args.sdk:
                 runners["openai SDK typed chunks"] = sdk_in_process(base_url)
-            report("in-process:", compare(runners, expected, args.runs), "plain httpx + json.loads", 1.25)
+            report("in-process:", compare(runners, expected, args.runs), "plain httpx2 + json.loads", 1.25)
 
             if args.no_process:
                 return
@@ -167,11 +174,11 @@ def main() -> None:
             script = Path(home) / "plain_chat.py"
             script.write_text(PLAIN_SCRIPT)
             processes = {
-                "plain httpx script": command_runner([sys.executable, str(script), base_url, json.dumps(BODY)], env),
+                "plain httpx2 script": command_runner([sys.executable, str(script), base_url, json.dumps(BODY)], env),
                 "llmswitch chat --profile bench": command_runner([*cli, "chat", "--profile", "bench", PROMPT], env),
             }
             print()
-            report("whole process:", compare(processes, expected, args.runs), "plain httpx script", 1.5)
+            report("whole process:", compare(processes, expected, args.runs), "plain httpx2 script", 1.25)
     finally:
         server.terminate()
         server.wait(timeout=10)

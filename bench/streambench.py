@@ -1,6 +1,6 @@
 """What the three streaming benchmarks share: the protocol server in a subprocess, the expected text, the
 plugin runner, interleaved median timing and the ratio report. Each bench_*_stream.py keeps only what is
-specific to its protocol (the plain httpx + json.loads baseline, and the SDK for comparison)."""
+specific to its protocol (the plain httpx2 + json.loads baseline, and the SDK for comparison)."""
 
 from __future__ import annotations
 
