@@ -2,8 +2,8 @@
 
 Why llmswitch.kit has its own decoder rather than httpx-sse (the issue asked to use it where it fits):
 
-- httpx-sse's ``_api.py`` imports httpx, not httpx2, so only its decoder classes could be used, fed lines of
-  text: the bytes must first be decoded with replacement (``iter_text``), which turns invalid UTF-8 into U+FFFD
+- httpx-sse's ``_api.py`` imports httpx, not httpx2, and its package ``__init__`` imports ``_api``: with only
+  httpx2 installed, ``import httpx_sse`` fails. Only its decoder classes could be used, fed lines of text: the bytes must first be decoded with replacement (``iter_text``), which turns invalid UTF-8 into U+FFFD
   silently, where llmswitch's policy is a clear ``BadResponseError``;
 - it departs from the WHATWG rules in two places a chat stream can meet: an event with ``event:``/``id:``/
   ``retry:`` but no ``data:`` is dispatched (the standard drops it), and once an ``id:`` was seen every blank
@@ -47,8 +47,28 @@ def kit_decoder(chunks: list[bytes]) -> int:
     return count + len(decoder.close())
 
 
+def httpx_sse_decoders() -> tuple[type, type]:
+    """httpx-sse's decoder classes. Its package ``__init__`` imports httpx (not httpx2), so without httpx the
+    package cannot be imported at all: load the two httpx-free modules under an empty package instead."""
+    import importlib.util
+    import sys
+    import types
+
+    try:
+        from httpx_sse._decoders import SSEDecoder, SSELineDecoder
+    except ImportError:
+        spec = importlib.util.find_spec("httpx_sse")
+        if spec is None or spec.submodule_search_locations is None:
+            raise
+        package = types.ModuleType("httpx_sse")
+        package.__path__ = list(spec.submodule_search_locations)
+        sys.modules["httpx_sse"] = package
+        from httpx_sse._decoders import SSEDecoder, SSELineDecoder
+    return SSEDecoder, SSELineDecoder
+
+
 def httpx_sse_decoder(chunks: list[bytes]) -> int:
-    from httpx_sse._decoders import SSEDecoder, SSELineDecoder
+    SSEDecoder, SSELineDecoder = httpx_sse_decoders()  # noqa: N806
 
     text = codecs.getincrementaldecoder("utf-8")("replace").decode  # what iter_text does
     lines, events = SSELineDecoder(), SSEDecoder()
