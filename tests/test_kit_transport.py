@@ -169,3 +169,9 @@ def test_pools_are_shared_per_configuration_and_never_across_keys() -> None:
 
 def test_every_failure_is_an_llmswitch_error() -> None:
     assert issubclass(UnreachableError, LLMSwitchError)
+
+
+def test_the_profile_headers_replace_the_backends_whatever_their_case() -> None:
+    target = Target("p", "tiny", "m", options={"headers": {"X-Api-Key": "proxy-key", "X-Title": "t"}})
+    merged = kit.with_profile_headers(target, {"x-api-key": "provider-key", "Accept": "application/json"})
+    assert merged == {"Accept": "application/json", "X-Api-Key": "proxy-key", "X-Title": "t"}

@@ -4,7 +4,8 @@ A plugin built on it keeps only its wire format: the request body, a :class:`Tra
 to stream events, and ``status_error`` (HTTP status and error body to an llmswitch error). Everything else
 is here, in a sync and an async form that share every rule (see :mod:`llmswitch.kit.calls`):
 
-- :class:`Endpoint` and :func:`header_table`, :func:`check_base_url`: where the server is, validated;
+- :class:`Endpoint` and :func:`header_table`, :func:`with_profile_headers`, :func:`check_base_url`: where the
+  server is and what is sent to it, validated;
 - connection pools per server configuration (:mod:`llmswitch.kit.clients`), sync and per event loop;
 - :func:`transport_error`: one table from httpx2 failures (DNS, refused, reset, timeout, TLS, protocol) to
   the error tree;
@@ -39,7 +40,14 @@ from llmswitch.kit.calls import (
 )
 from llmswitch.kit.clients import aclose_clients, close_clients
 from llmswitch.kit.decoders import MAX_LINE_CHARS, NDJSONDecoder, SSEDecoder, SSEEvent, json_object
-from llmswitch.kit.endpoint import CONNECT_TIMEOUT_S, Endpoint, ErrorAnswer, check_base_url, header_table
+from llmswitch.kit.endpoint import (
+    CONNECT_TIMEOUT_S,
+    Endpoint,
+    ErrorAnswer,
+    check_base_url,
+    header_table,
+    with_profile_headers,
+)
 from llmswitch.kit.transport_errors import transport_error
 
 __all__ = [
@@ -66,4 +74,5 @@ __all__ = [
     "request_json",
     "stream",
     "transport_error",
+    "with_profile_headers",
 ]

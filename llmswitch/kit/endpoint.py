@@ -97,3 +97,11 @@ def header_table(target: Target, option: str = "headers") -> dict[str, str]:
             )
         headers[str(name)] = text
     return headers
+
+
+def with_profile_headers(target: Target, ours: Mapping[str, str], option: str = "headers") -> dict[str, str]:
+    """``ours`` overridden by the profile's header table; names compare without case (HTTP's rule), so a
+    proxy's own ``X-Api-Key`` or ``Authorization`` replaces the backend's instead of being sent beside it."""
+    profile = header_table(target, option)
+    overridden = {name.lower() for name in profile}
+    return {**{name: value for name, value in ours.items() if name.lower() not in overridden}, **profile}

@@ -33,7 +33,7 @@ def endpoint(target: Target) -> kit.Endpoint:
                "accept": "application/json"}
     if target.api_key is not None:
         headers["x-api-key"] = target.api_key.value
-    headers.update(kit.header_table(target))
+    headers = kit.with_profile_headers(target, headers)
     url = kit.check_base_url(target, target.base_url or DEFAULT_BASE_URL, DEFAULT_BASE_URL)
     return kit.Endpoint(
         url,

@@ -53,8 +53,7 @@ def headers_for(target: Target) -> dict[str, str]:
     project = target.option("project")
     if project:
         headers["OpenAI-Project"] = str(project)
-    headers.update(kit.header_table(target))  # the profile's win, so a proxy's own auth header can replace ours
-    return headers
+    return kit.with_profile_headers(target, headers)  # the profile's win: a proxy's own auth header replaces ours
 
 
 def endpoint(target: Target) -> kit.Endpoint:
