@@ -259,7 +259,7 @@ class ChatScreen(Screen[None]):
     @guarded
     async def _answer_done(self, message: AnswerDone) -> None:
         run = message.run
-        view = self.views.pop(id(run), None)
+        view = self.views.get(id(run))  # dropped from views only once its meta is set: "views empty" means done
         user_view = self.user_views.pop(id(run), None)
         if run.turn is None and user_view is not None:
             user_view.mark_unsent()  # refused before sending (missing key, budget...): not in the conversation
@@ -278,6 +278,7 @@ class ChatScreen(Screen[None]):
                                           result.latency_s, self.session.last.cost_usd, reason))
             elif run.cancelled:
                 view.set_meta("cancelled before the answer started")
+        self.views.pop(id(run), None)
         if self.store is not None and self.store.last_error is not None:
             self.notify(describe(self.store.last_error), title="history not saved", severity="warning")
             self.store.last_error = None
