@@ -23,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from streambench import REPO, start_server
 
@@ -31,37 +32,46 @@ STREAMS, STREAM_TOKENS = 50, 2000
 BODY = {"model": "test-model", "messages": [{"role": "user", "content": "hi"}]}
 
 
+_plain_client: Any = None
+
+
+def plain_client() -> Any:
+    """One client for the script's whole life, as a service keeps it (llmswitch keeps its pool too)."""
+    global _plain_client
+    if _plain_client is None:
+        import httpx2
+
+        _plain_client = httpx2.AsyncClient(timeout=60, limits=httpx2.Limits(max_connections=None))
+    return _plain_client
+
+
 async def plain_requests(base_url: str) -> int:
-    import httpx2
-
     semaphore = asyncio.Semaphore(CONCURRENCY)
-    async with httpx2.AsyncClient(timeout=60, limits=httpx2.Limits(max_connections=None)) as client:
+    client = plain_client()
 
-        async def one() -> int:
-            async with semaphore:
-                response = await client.post(base_url + "/chat/completions", json=BODY)
-                return len(response.json()["choices"][0]["message"]["content"])
+    async def one() -> int:
+        async with semaphore:
+            response = await client.post(base_url + "/chat/completions", json=BODY)
+            return len(response.json()["choices"][0]["message"]["content"])
 
-        return sum(await asyncio.gather(*(one() for _ in range(REQUESTS))))
+    return sum(await asyncio.gather(*(one() for _ in range(REQUESTS))))
 
 
 async def plain_streams(base_url: str) -> int:
-    import httpx2
-
     body = {**BODY, "stream": True, "stream_options": {"include_usage": True}}
-    async with httpx2.AsyncClient(timeout=60, limits=httpx2.Limits(max_connections=None)) as client:
+    client = plain_client()
 
-        async def one() -> int:
-            parts = []
-            async with client.stream("POST", base_url + "/chat/completions", json=body) as response:
-                async for line in response.aiter_lines():
-                    if line.startswith("data: ") and line != "data: [DONE]":
-                        chunk = json.loads(line[6:])
-                        if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
-                            parts.append(chunk["choices"][0]["delta"]["content"])
-            return len("".join(parts))
+    async def one() -> int:
+        parts = []
+        async with client.stream("POST", base_url + "/chat/completions", json=body) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("data: ") and line != "data: [DONE]":
+                    chunk = json.loads(line[6:])
+                    if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+                        parts.append(chunk["choices"][0]["delta"]["content"])
+        return len("".join(parts))
 
-        return sum(await asyncio.gather(*(one() for _ in range(STREAMS))))
+    return sum(await asyncio.gather(*(one() for _ in range(STREAMS))))
 
 
 def llmswitch_runners(profile: str) -> tuple[Callable[[], Awaitable[int]], Callable[[], Awaitable[int]]]:
@@ -97,6 +107,8 @@ def measure(runners: dict[str, Callable[[], Awaitable[int]]], runs: int) -> dict
     """Median seconds per runner, rounds interleaved; every runner must return the same total."""
 
     async def main() -> dict[str, float]:
+        global _plain_client
+        _plain_client = None  # a client belongs to its event loop: one per measurement
         totals = {name: await run() for name, run in runners.items()}  # warm up: pools, imports
         if len(set(totals.values())) != 1:
             raise SystemExit(f"the runners disagree: {totals}")
@@ -106,6 +118,8 @@ def measure(runners: dict[str, Callable[[], Awaitable[int]]], runs: int) -> dict
                 started = time.perf_counter()
                 await run()
                 samples[name].append(time.perf_counter() - started)
+        if _plain_client is not None:
+            await _plain_client.aclose()
         return {name: statistics.median(values) for name, values in samples.items()}
 
     return asyncio.run(main())
