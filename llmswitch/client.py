@@ -521,10 +521,13 @@ class StreamResult(StreamState):
         self.source = source
 
     def __iter__(self) -> Iterator[StreamEvent]:
-        observe = self.observe
+        observe, parts = self.observe, self.parts
         try:
             for event in self.source:
-                observe(event)
+                if type(event) is TextDelta and self.first_token_s is not None:
+                    parts.append(event.text)  # the per-token case, without a call (observe does the rest)
+                else:
+                    observe(event)
                 yield event
         except (KeyboardInterrupt, GeneratorExit):
             self.interrupted = True
@@ -555,10 +558,13 @@ class AsyncStreamResult(StreamState):
     async def __aiter__(self) -> AsyncIterator[StreamEvent]:
         import asyncio
 
-        observe = self.observe
+        observe, parts = self.observe, self.parts
         try:
             async for event in self.source:
-                observe(event)
+                if type(event) is TextDelta and self.first_token_s is not None:
+                    parts.append(event.text)  # the per-token case, without a call (observe does the rest)
+                else:
+                    observe(event)
                 yield event
         except (asyncio.CancelledError, GeneratorExit, KeyboardInterrupt):
             self.interrupted = True

@@ -181,12 +181,10 @@ class ChunkTranslator:
         if data == "[DONE]":
             self.done = True
             return ()
-        from llmswitch_openai.errors import bad_stream_data, stream_error_event
-
         try:
             chunk = json_object(data)
         except ValueError:
-            raise bad_stream_data(self.target, data, self.received) from None
+            raise self._bad(data) from None
         out: tuple[StreamEvent, ...] = ()
         try:
             choices = chunk.get("choices")
@@ -202,6 +200,8 @@ class ChunkTranslator:
                 if reason:
                     self.finish_reason = reason
             elif "error" in chunk or event.event == "error":
+                from llmswitch_openai.errors import stream_error_event
+
                 raise stream_error_event(self.target, chunk, self.received)
             elif "choices" not in chunk and "usage" not in chunk:
                 self.others += 1
@@ -211,8 +211,13 @@ class ChunkTranslator:
             if self.model is None:
                 self.model = chunk.get("model")
         except (AttributeError, TypeError, IndexError, KeyError):
-            raise bad_stream_data(self.target, data, self.received) from None
+            raise self._bad(data) from None
         return out
+
+    def _bad(self, data: str) -> Exception:
+        from llmswitch_openai.errors import bad_stream_data  # imported on failure only: feed runs per token
+
+        return bad_stream_data(self.target, data, self.received)
 
     def close(self) -> tuple[StreamEvent, ...]:
         if self.others and not self.received:
