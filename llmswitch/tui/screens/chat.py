@@ -16,6 +16,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from llmswitch.conversation import Turn
 from llmswitch.errors import LLMSwitchError
 from llmswitch.store import HistoryStore, MessageRecord
 from llmswitch.terminal import neutralize
@@ -294,11 +295,13 @@ class ChatScreen(Screen[None]):
         if run is None or run.done.is_set():
             return
         run.cancel.set()
+        if run.task is not None:
+            run.task.cancel()  # an answer on the loop closes its stream and records itself at once
         deadline = time.monotonic() + grace_s
         while not run.done.is_set() and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
-        if not run.done.is_set() and run.turn is not None:
-            run.turn.interrupt()
+        if not run.done.is_set() and isinstance(run.turn, Turn):
+            run.turn.interrupt()  # a worker thread still waiting on a silent server: record from here
 
     @guarded
     async def action_cancel(self) -> None:
