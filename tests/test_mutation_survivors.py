@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
 from email.utils import format_datetime
 from pathlib import Path
 
@@ -36,10 +37,9 @@ from llmswitch.types import (
     Request,
     Response,
     Target,
-    TokenCount,
-    Usage,
 )
 from tests.helpers import run_cli, write_config
+from tests.test_budget import CountingPlugin
 
 KEY = "sk-live-0123456789abcdefSECRET-WXYZ"
 
@@ -116,42 +116,23 @@ def test_redact_replaces_the_key_with_its_mask_exactly() -> None:
 # ---- survivor: the daily budget summing the whole month's spend --------------------------------------------
 
 
-class MeteredPlugin:
-    """1000 tokens in (counted exactly), 1000 out."""
-
-    def __init__(self) -> None:
-        self.requests: list[Request] = []
-
-    @hookimpl
-    def llmswitch_backends(self) -> list[BackendInfo]:
-        return [BackendInfo(name="metered", summary="fixed usage", default_model="m1")]
-
-    @hookimpl
-    def complete(self, target: Target, request: Request) -> Response:
-        self.requests.append(request)
-        return Response("answer", "stop", Usage(1000, 1000))
-
-    @hookimpl
-    def count_tokens(self, target: Target, request: Request) -> TokenCount:
-        return TokenCount(1000, exact=True, method="fixed")
-
-
 @pytest.fixture
-def metered() -> MeteredPlugin:
-    plugin = MeteredPlugin()
-    register_plugin(plugin, "metered")
-    yield plugin  # type: ignore[misc]
-    unregister_plugin("metered")
+def metered() -> Iterator[CountingPlugin]:
+    """test_budget's backend: 1000 tokens in (counted exactly), 1000 out, and the requests it received."""
+    plugin = CountingPlugin()
+    register_plugin(plugin, "counting")
+    yield plugin
+    unregister_plugin("counting")
 
 
 def spend(amount: float, ts: float, profile: str = "m") -> None:
     with Ledger() as ledger:
-        ledger.append(LedgerEntry(profile, "metered", "m1", 1, 1, amount, 0.1, ts=ts))
+        ledger.append(LedgerEntry(profile, "counting", "c1", 1, 1, amount, 0.1, ts=ts))
 
 
 def test_spend_earlier_this_month_does_not_count_against_the_daily_budget(config_file: Path,
-                                                                          metered: MeteredPlugin) -> None:
-    write_config(config_file, '[profiles.m]\nbackend = "metered"\nprice_input_per_mtok = 1.0\n'
+                                                                          metered: CountingPlugin) -> None:
+    write_config(config_file, '[profiles.m]\nbackend = "counting"\nprice_input_per_mtok = 1.0\n'
                               'price_output_per_mtok = 1.0\nmax_tokens = 1000\nbudget_usd_per_day = 0.01\n')
     # Local midnight computed here, not with the ledger's own helpers: the test must not follow their mistakes.
     midnight = dt.datetime.now().replace(hour=0, minute=0, second=0, microsecond=0)
@@ -163,16 +144,16 @@ def test_spend_earlier_this_month_does_not_count_against_the_daily_budget(config
     assert len(metered.requests) == 1
 
 
-def test_input_and_output_are_priced_each_at_its_own_rate(config_file: Path, metered: MeteredPlugin) -> None:
+def test_input_and_output_are_priced_each_at_its_own_rate(config_file: Path, metered: CountingPlugin) -> None:
     # $1 in and $3 out per million: 1000 + 1000 tokens cost $0.004, not $0.002 nor $0.006.
-    write_config(config_file, '[profiles.m]\nbackend = "metered"\nprice_input_per_mtok = 1.0\n'
+    write_config(config_file, '[profiles.m]\nbackend = "counting"\nprice_input_per_mtok = 1.0\n'
                               'price_output_per_mtok = 3.0\nmax_tokens = 1000\nbudget_usd_per_day = 0.0099\n')
     spend(0.006, time.time())
     with pytest.raises(BudgetExceededError) as caught:  # 0.006 + 0.004 > 0.0099
         Conversation(Client(), "m").complete("hello")
     assert "could cost up to $0.00400" in caught.value.message
     assert metered.requests == []
-    write_config(config_file, '[profiles.m]\nbackend = "metered"\nprice_input_per_mtok = 1.0\n'
+    write_config(config_file, '[profiles.m]\nbackend = "counting"\nprice_input_per_mtok = 1.0\n'
                               'price_output_per_mtok = 3.0\nmax_tokens = 1000\n')
     turn = Conversation(Client(), "m").stream("hello")
     for _ in turn:
