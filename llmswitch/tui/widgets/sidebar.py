@@ -80,6 +80,8 @@ class Sidebar(Vertical):
         self.store = store
         self.current_id: int | None = None
         self.searching = False
+        # The text the list now shows results for (typing reruns the search after a pause).
+        self.searched_for = ""
         self.showing_one_shots = False
         self._listed_one_shots: set[int] = set()
         self._timer: Timer | None = None
@@ -189,6 +191,7 @@ class Sidebar(Vertical):
         option_list = self.option_list
         if not text.strip() or self.store is None:
             self.searching = False
+            self.searched_for = ""
             self.refresh_list()
             return
         self.searching = True
@@ -199,6 +202,7 @@ class Sidebar(Vertical):
             return
         option_list.border_title = f"{len(hits)} match{'es' if len(hits) != 1 else ''}"
         option_list.set_options([self._hit_option(hit) for hit in hits] or [Option("no matches", disabled=True)])
+        self.searched_for = text
 
     def _hit_option(self, hit: SearchHit) -> Option:
         who = "you" if hit.role == "user" else "answer"
@@ -210,6 +214,7 @@ class Sidebar(Vertical):
     def clear_search(self) -> None:
         self.search_box.value = ""
         self.searching = False
+        self.searched_for = ""
         self.refresh_list()
 
     # ---- choosing -------------------------------------------------------------------------------------
