@@ -15,12 +15,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from llmswitch import accounting
+from llmswitch.accounting import CallCost
 from llmswitch.client import AsyncStreamResult, Client, ResolvedProfile, StreamResult, StreamState
-from llmswitch.errors import LLMSwitchError
+from llmswitch.errors import ConfigError, LLMSwitchError
+from llmswitch.profiles import GENERATION_KEYS
 from llmswitch.types import Message, Request, Response, StreamEvent
 
 if TYPE_CHECKING:
-    from llmswitch.store import HistoryStore
+    from llmswitch.store import ConversationRecord, HistoryStore, MessageRecord
+    from llmswitch.store.history import AnswerRecord
 
 
 @dataclass
@@ -62,6 +65,56 @@ class Conversation:
         """Forget the messages; with a store, the next prompt starts a new stored conversation."""
         self.messages.clear()
         self.conversation_id = None
+
+    def resume(
+        self,
+        history: HistoryStore,
+        conversation_id: int | None = None,
+        *,
+        keep_profile: bool = False,
+        keep_system: bool = False,
+        fall_back: bool = False,
+    ) -> tuple[ConversationRecord, list[MessageRecord]]:
+        """Pick up a stored conversation (the latest when ``conversation_id`` is None): its messages, system
+        prompt, settings and profile; new messages are added to it. Returns what was loaded.
+
+        The caller's choices win where it says so (``keep_*``: the command line's ``--profile`` and
+        ``--system``). A stored profile that was removed since gives way to the current one. With
+        ``fall_back`` (the TUI, which must open whatever the history holds), a stored profile or setting that
+        no longer resolves gives way to the current profile without settings instead of raising.
+        """
+        if conversation_id is None:
+            conversation_id = history.latest_conversation_id()
+            if conversation_id is None:
+                raise ConfigError(
+                    "there is no stored conversation to continue",
+                    remedy="start one with `llmswitch chat \"...\"` (or `llmswitch tui`)",
+                )
+        from llmswitch.store import ConversationNotFoundError
+
+        try:
+            record = history.get_conversation(conversation_id)
+        except ConversationNotFoundError as error:
+            latest = history.latest_conversation_id()
+            if latest is not None:
+                error.remedy = f"the latest conversation is {latest}; `llmswitch history` lists them all"
+            raise
+        records = history.messages(conversation_id)
+        current_profile = self.profile_name
+        self.messages = _chat_messages(records)
+        self.conversation_id = conversation_id
+        if not keep_system:
+            self.system = record.system
+        if not keep_profile and record.profile and record.profile in self.client.store.names():
+            self.profile_name = record.profile
+        self.settings = stored_settings(record.options)
+        self._resolved = None  # profile or settings changed: resolve again on next use
+        if fall_back:
+            try:
+                self.resolved  # noqa: B018 - resolving is the check
+            except LLMSwitchError:
+                self.profile_name, self.settings, self._resolved = current_profile, {}, None
+        return record, records
 
     def request_for(self, prompt: str | None) -> Request:
         messages = [*self.messages, Message("user", prompt)] if prompt is not None else list(self.messages)
@@ -113,10 +166,15 @@ class Conversation:
         """Record the prompt if this turn is to be kept; return whether it is (its answer follows it)."""
         recorded = self.saves_history
         if self.store is not None and recorded:
-            self.store.record_prompt(self, prompt)  # committed now: a crash loses at most the answer
+            resolved = self.resolved
+            # Committed now: a crash loses at most the answer.
+            self.conversation_id = self.store.record_prompt(
+                self.conversation_id, resolved.name, resolved.target.backend, resolved.target.model, self.system,
+                stored_settings(self.settings), prompt, one_shot=self.one_shot,
+            )
         return recorded
 
-    def _finish(self, prompt: str, request: Request, result: StreamState, *, recorded: bool) -> Any:
+    def _finish(self, prompt: str, request: Request, result: StreamState, *, recorded: bool) -> CallCost | None:
         """Add the turn to the history and the ledger; return the call's cost (None when unknown)."""
         self.messages.append(Message("user", prompt))
         if result.text:
@@ -126,9 +184,46 @@ class Conversation:
             cost = accounting.record_call(result.resolved, request, result)
         except LLMSwitchError:
             cost = None  # bookkeeping must never cost the user the answer
-        if self.store is not None and recorded:
-            self.store.record_answer(self, result, cost)  # never raises; a failure is in store.last_error
+        if self.store is not None and recorded and self.conversation_id is not None:
+            # Never raises; a failure is in store.last_error.
+            self.store.record_answer(self.conversation_id, _answer_record(result, cost))
         return cost
+
+
+def stored_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings a stored conversation keeps: generation settings (the system prompt is kept apart)."""
+    return {key: value for key, value in settings.items() if key in GENERATION_KEYS and key != "system"}
+
+
+def _chat_messages(records: list[MessageRecord]) -> list[Message]:
+    """Stored messages as a request's history: every prompt, and every answer that has text (an answer
+    that failed before any text arrived was never part of the conversation the model saw)."""
+    return [
+        Message(record.role, record.content)  # type: ignore[arg-type]
+        for record in records
+        if record.role == "user" or (record.role == "assistant" and record.content)
+    ]
+
+
+def _answer_record(result: StreamState, cost: CallCost | None) -> AnswerRecord:
+    """A finished (failed, interrupted) answer as the history stores it."""
+    from llmswitch.store.history import AnswerRecord
+
+    resolved = result.resolved
+    error: str | None = None
+    if result.error is not None:
+        finish_reason: str | None = "error"
+        error = result.error.message
+        if result.error.remedy:
+            error += "\nhint: " + result.error.remedy
+    else:
+        finish_reason = "interrupted" if result.interrupted else result.finish_reason
+    return AnswerRecord(
+        result.text, resolved.name, resolved.target.backend, result.model or resolved.target.model,
+        input_tokens=result.usage.input_tokens, output_tokens=result.usage.output_tokens,
+        cost_usd=cost.usd if cost is not None else None, latency_s=result.latency_s,
+        finish_reason=finish_reason, error=error,
+    )
 
 
 def _answer(result: StreamState) -> Response:
@@ -145,7 +240,7 @@ class Turn:
     prompt: str
     request: Request
     result: StreamResult
-    cost: Any = None
+    cost: CallCost | None = None
     recorded: bool = False  # its prompt went into the chat history, so its answer goes there too
     _finished: bool = False
     _finishing: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -183,7 +278,7 @@ class AsyncTurn:
     prompt: str
     request: Request
     result: AsyncStreamResult
-    cost: Any = None
+    cost: CallCost | None = None
     recorded: bool = False  # its prompt went into the chat history, so its answer goes there too
     _finished: bool = False
 

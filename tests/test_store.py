@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from llmswitch.secrets import remember_secret
 from llmswitch.store import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
@@ -23,7 +24,7 @@ from llmswitch.store import (
     schema,
 )
 from llmswitch.store.export import to_json, to_markdown
-from llmswitch.store.history import cost_in_usd, fts_query, title_from
+from llmswitch.store.history import AnswerRecord, fts_query, title_from
 
 
 @pytest.fixture
@@ -302,16 +303,34 @@ def test_search_finds_the_best_match_first(store: HistoryStore) -> None:
     assert hits[0].snippet.count(HIGHLIGHT_START) == 3
 
 
-def test_title_and_cost_helpers() -> None:
+def test_title_helper() -> None:
     assert title_from("\n\n  Hello world  \nmore") == "Hello world"
     assert title_from("## A heading\n\ntext") == "A heading" and title_from("---") == "---"
     assert title_from("x" * 100).endswith("…") and len(title_from("x" * 100)) == 60
 
-    class CallCost:
-        usd = 0.25
 
-    assert cost_in_usd(CallCost()) == 0.25 and cost_in_usd(0.1) == 0.1 and cost_in_usd(None) is None
-    assert cost_in_usd(type("Unknown", (), {"usd": None})()) is None
+def test_recording_takes_plain_values(store: HistoryStore) -> None:
+    """The store knows nothing of conversations or clients: ids, names and numbers in, an id out."""
+    conversation_id = store.record_prompt(None, "fast", "echo", "m1", "Be brief.", {"max_tokens": 3}, "first",
+                                          one_shot=True)
+    assert conversation_id is not None
+    record = store.get_conversation(conversation_id)
+    assert (record.title, record.profile, record.system, record.options, record.one_shot) == (
+        "first", "fast", "Be brief.", {"max_tokens": 3}, True)
+    remember_secret("sk-house-0123456789abcdef")
+    store.record_answer(conversation_id, AnswerRecord(
+        "partial", "fast", "echo", "m1", output_tokens=2, cost_usd=0.25, latency_s=1.5, finish_reason="error",
+        error="bad key sk-house-0123456789abcdef\nhint: set another"))
+    again = store.record_prompt(conversation_id, "slow", "echo", "m2", None, {}, "second")
+    assert again == conversation_id
+    record = store.get_conversation(conversation_id)
+    assert (record.profile, record.system, record.options, record.one_shot) == ("slow", None, {}, False)
+    prompt, answer, second = store.messages(conversation_id)
+    assert (prompt.profile, prompt.backend, prompt.model) == ("fast", "echo", "m1")
+    assert (answer.content, answer.cost_usd, answer.output_tokens, answer.finish_reason) == ("partial", 0.25, 2,
+                                                                                             "error")
+    assert answer.error is not None and "0123456789abcdef" not in answer.error and "hint: set another" in answer.error
+    assert second.model == "m2" and store.last_error is None
 
 
 # ---- concurrency ------------------------------------------------------------------------------------------

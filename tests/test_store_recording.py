@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from llmswitch import plugins
+from llmswitch.cli.chat import parse_continue_value
 from llmswitch.client import Client
 from llmswitch.conversation import Conversation
 from llmswitch.store import HistoryError, HistoryStore
 from llmswitch.store import history as history_module
-from llmswitch.store.resume import parse_continue_value, resume
 from llmswitch.types import TextDelta
 
 sys.path.insert(0, str(Path(__file__).parent / "tui"))
@@ -184,7 +184,7 @@ def test_resume_restores_messages_system_options_and_profile(store: HistoryStore
     first.settings = {"max_tokens": 3}
     first.complete("alpha beta gamma delta")
     conversation = Conversation(Client(), None, store=store)
-    record = resume(conversation, store)
+    record, _ = conversation.resume(store)
     assert record.id == first.conversation_id
     assert [m.content for m in conversation.messages] == ["alpha beta gamma delta", "alpha beta gamma"]
     assert conversation.system == "Be brief." and conversation.resolved.name == "slow"
@@ -196,7 +196,7 @@ def test_resume_restores_messages_system_options_and_profile(store: HistoryStore
 def test_resume_keeps_what_the_command_line_chose(store: HistoryStore) -> None:
     Conversation(Client(), "slow", store=store, system="old").complete("x")
     conversation = Conversation(Client(), "echo", store=store, system="new")
-    resume(conversation, store, keep_profile=True, keep_system=True)
+    conversation.resume(store, keep_profile=True, keep_system=True)
     assert conversation.resolved.name == "echo" and conversation.system == "new"
 
 

@@ -78,11 +78,9 @@ def chat(
     conversation = Conversation(client, profile_name, model=model, system=system, api_key=api_key,
                                 store=None if no_history else history)
     if resuming and history is not None:
-        from llmswitch.store.resume import parse_continue_value, resume
-
         resume_id, prompt = parse_continue_value(str(continue_id), prompt)
-        record = resume(conversation, history, resume_id,
-                        keep_profile=profile_name is not None, keep_system=system is not None)
+        record, _ = conversation.resume(history, resume_id,
+                                        keep_profile=profile_name is not None, keep_system=system is not None)
         if sys.stdin is not None and sys.stdin.isatty() and not prompt:
             click.echo(f"(continuing conversation {record.id}: {record.title!r}, "
                        f"{len(conversation.messages)} messages)", err=True)
@@ -107,6 +105,16 @@ def chat(
     if conversation.store is not None and conversation.store.last_error is not None:
         click.echo(f"warning: the chat history was not saved: {conversation.store.last_error.message}", err=True)
     return code
+
+
+def parse_continue_value(value: str, prompt: tuple[str, ...]) -> tuple[int | None, tuple[str, ...]]:
+    """``--continue`` takes an optional ID, so ``-c "why?"`` hands it the question: a value that is not a
+    number is the first word of the prompt, and the latest conversation is meant."""
+    if value in ("", "latest"):
+        return None, prompt
+    if value.isdigit():
+        return int(value), prompt
+    return None, (value, *prompt)
 
 
 def prompt_argument(prompt: tuple[str, ...]) -> str:

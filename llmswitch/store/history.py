@@ -14,17 +14,14 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from llmswitch.errors import ConfigError, LLMSwitchError
 from llmswitch.store import schema
-
-if TYPE_CHECKING:
-    from llmswitch.client import ResolvedProfile, StreamState
 
 BUSY_TIMEOUT_MS = 10_000
 HIGHLIGHT_START = "\ue000"  # private-use characters: they cannot clash with anything a model writes
@@ -81,6 +78,22 @@ class MessageRecord:
 
 
 @dataclass(frozen=True)
+class AnswerRecord:
+    """An answer to store: its text (whatever arrived, even when it failed), who gave it and what it cost."""
+
+    text: str
+    profile: str
+    backend: str
+    model: str
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    latency_s: float | None = None
+    finish_reason: str | None = None  # "interrupted" when stopped, "error" when it failed
+    error: str | None = None  # the failure and its remedy, as shown to the user (redacted again here)
+
+
+@dataclass(frozen=True)
 class SearchHit:
     """A message that matches a search; ``snippet`` marks matches with HIGHLIGHT_START/HIGHLIGHT_END."""
 
@@ -90,20 +103,6 @@ class SearchHit:
     role: str
     snippet: str
     created_at: float
-
-
-class RecordableConversation(Protocol):
-    """What :meth:`HistoryStore.record_prompt` reads from a :class:`llmswitch.conversation.Conversation`."""
-
-    conversation_id: int | None
-    system: str | None
-    one_shot: bool
-
-    @property
-    def resolved(self) -> ResolvedProfile: ...
-
-    @property
-    def settings(self) -> Any: ...
 
 
 def default_path() -> Path:
@@ -404,56 +403,50 @@ class HistoryStore:
 
     # ---- recording a conversation as it happens ----------------------------------------------------------
 
-    def record_prompt(self, conversation: RecordableConversation, prompt: str) -> None:
-        """Commit the prompt just sent (creating the conversation on its first prompt). Never raises: a
-        failure is kept in ``last_error`` so the caller can warn without losing the answer."""
+    def record_prompt(
+        self,
+        conversation_id: int | None,
+        profile: str,
+        backend: str,
+        model: str,
+        system: str | None,
+        settings: Mapping[str, Any],
+        prompt: str,
+        *,
+        one_shot: bool = False,
+    ) -> int | None:
+        """Commit the prompt just sent, creating the conversation on its first prompt (``conversation_id``
+        None); return the conversation's id (None when it could not be created). Never raises: a failure is
+        kept in ``last_error`` so the caller can warn without losing the answer."""
         try:
-            resolved = conversation.resolved
-            options = _generation_options(conversation.settings)
-            if conversation.conversation_id is None:
-                conversation.conversation_id = self.create_conversation(
-                    title_from(prompt), profile=resolved.name, system=conversation.system, options=options,
-                    one_shot=conversation.one_shot,
+            if conversation_id is None:
+                conversation_id = self.create_conversation(
+                    title_from(prompt), profile=profile, system=system, options=dict(settings), one_shot=one_shot
                 )
             else:
                 # A second prompt makes any conversation a conversation, one-shots continued with `-c` too.
                 self.update_conversation(
-                    conversation.conversation_id, profile=resolved.name, system=conversation.system,
-                    options=options, one_shot=False,
+                    conversation_id, profile=profile, system=system, options=dict(settings), one_shot=False
                 )
+            self.add_message(conversation_id, "user", prompt, profile=profile, backend=backend, model=model)
+        except HistoryError as error:
+            self.last_error = error
+        return conversation_id
+
+    def record_answer(self, conversation_id: int, answer: AnswerRecord) -> None:
+        """Commit the answer that just finished, failed or was cancelled. Never raises (see ``last_error``)."""
+        from llmswitch.secrets import redact
+
+        try:
             self.add_message(
-                conversation.conversation_id, "user", prompt,
-                profile=resolved.name, backend=resolved.target.backend, model=resolved.target.model,
+                conversation_id, "assistant", answer.text,
+                profile=answer.profile, backend=answer.backend, model=answer.model,
+                input_tokens=answer.input_tokens, output_tokens=answer.output_tokens,
+                cost_usd=answer.cost_usd, latency_s=answer.latency_s, finish_reason=answer.finish_reason,
+                error=redact(answer.error) if answer.error is not None else None,
             )
         except HistoryError as error:
             self.last_error = error
-
-    def record_answer(self, conversation: RecordableConversation, result: StreamState, cost: Any) -> None:
-        """Commit the answer that just finished, failed or was cancelled, with whatever text arrived."""
-        if conversation.conversation_id is None:
-            return
-        try:
-            from llmswitch.secrets import redact
-
-            resolved = result.resolved
-            error: str | None = None
-            if result.error is not None:
-                finish_reason: str | None = "error"
-                error = redact(result.error.message)
-                if result.error.remedy:
-                    error += "\nhint: " + redact(result.error.remedy)
-            else:
-                finish_reason = "interrupted" if result.interrupted else result.finish_reason
-            self.add_message(
-                conversation.conversation_id, "assistant", result.text,
-                profile=resolved.name, backend=resolved.target.backend,
-                model=result.model or resolved.target.model,
-                input_tokens=result.usage.input_tokens, output_tokens=result.usage.output_tokens,
-                cost_usd=cost_in_usd(cost), latency_s=result.latency_s,
-                finish_reason=finish_reason, error=error,
-            )
-        except HistoryError as error_:
-            self.last_error = error_
 
 
 # ---- helpers ----------------------------------------------------------------------------------------------
@@ -502,28 +495,6 @@ def title_from(prompt: str, width: int = 60) -> str:
     line = next((line.strip() for line in prompt.splitlines() if line.strip()), "")
     line = line.lstrip("#>*-+ \t").strip() or line  # "## Heading" or "> quote" reads better without markup
     return line if len(line) <= width else line[: width - 1].rstrip() + "…"
-
-
-def cost_in_usd(cost: Any) -> float | None:
-    """The accounting layer's cost as dollars, whatever shape it has (a number, Decimal, or an object with
-    ``usd``/``total_usd``); None when unknown."""
-    if cost is None:
-        return None
-    for attribute in ("usd", "total_usd", "cost_usd", "total"):
-        value = getattr(cost, attribute, None)
-        if value is not None and not callable(value):
-            cost = value
-            break
-    try:
-        return float(cost)
-    except (TypeError, ValueError):
-        return None
-
-
-def _generation_options(settings: Any) -> dict[str, Any]:
-    from llmswitch.profiles import GENERATION_KEYS
-
-    return {key: value for key, value in dict(settings or {}).items() if key in GENERATION_KEYS and key != "system"}
 
 
 def _dump_options(options: dict[str, Any] | None) -> str:

@@ -16,8 +16,6 @@ from llmswitch.conversation import AsyncTurn, Conversation, Turn
 from llmswitch.errors import LLMSwitchError
 from llmswitch.profiles import GENERATION_KEYS
 from llmswitch.store import ConversationRecord, HistoryStore, MessageRecord
-from llmswitch.store.history import cost_in_usd
-from llmswitch.store.resume import chat_messages
 
 # The generation settings the options editor offers (system has its own box).
 EDITABLE_OPTIONS = tuple(key for key in GENERATION_KEYS if key != "system")
@@ -92,18 +90,9 @@ class ChatSession:
         ``keep_profile``: the command line's ``--profile`` wins, as with ``chat -p NAME --continue``)."""
         if self.store is None:
             raise RuntimeError("no history store")
-        record = self.store.get_conversation(conversation_id)
-        records = self.store.messages(conversation_id)
-        conversation = self.conversation
-        conversation.messages = chat_messages(records)
-        conversation.conversation_id = conversation_id
-        conversation.system = record.system
-        stored_profile_works = record.profile in self.client.store.names()
-        profile = record.profile if stored_profile_works and not keep_profile else self.resolved.name
-        try:
-            conversation.switch(profile or self.resolved.name, settings=_known_options(record.options))
-        except LLMSwitchError:  # a stored profile (or option) that no longer works: keep the current profile
-            conversation.switch(self.resolved.name)
+        record, records = self.conversation.resume(
+            self.store, conversation_id, keep_profile=keep_profile, fall_back=True
+        )
         self.last = TurnStats()
         self.last_recorded = True
         self._recount_cost(records)
@@ -172,7 +161,7 @@ class ChatSession:
         """Fold a finished turn into the totals the status line shows."""
         result = turn.result
         self.last_recorded = turn.recorded
-        cost = cost_in_usd(turn.cost)
+        cost = turn.cost.usd if turn.cost is not None else None
         latency = None if result.error is not None else result.latency_s
         self.last = TurnStats(result.usage.input_tokens, result.usage.output_tokens, latency, cost)
         if cost is not None:
@@ -180,6 +169,3 @@ class ChatSession:
         elif result.text or result.usage.output_tokens:
             self.unknown_cost = True
 
-
-def _known_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in options.items() if key in EDITABLE_OPTIONS}
