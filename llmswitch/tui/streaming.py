@@ -3,7 +3,7 @@
 A backend with async hooks (``astream``) is iterated on the app's event loop (:func:`arun_turn`): no thread per
 turn. A backend with only sync hooks is iterated in a worker thread (:func:`run_turn`). Both share the rules:
 text is batched (:class:`Batcher`: a batch is posted when ``interval`` seconds have passed since the last one,
-and at the end), because posting every delta would flood the UI (a fast local model yields thousands a
+by a timer if nothing else arrives, and at the end), because posting every delta would flood the UI (a fast local model yields thousands a
 second); cancelling sets an event checked between events (and, on the loop, cancels the task, so a stalled
 stream stops at once); the turn is then finished, which keeps the partial text and records it.
 """
@@ -39,32 +39,61 @@ class TurnRun:
         return self.cancel.is_set()
 
 
-class Batcher:
-    """The state both runners share: pending text, when it was last posted, whether to stop."""
+Later = Callable[[float, Callable[[], None]], object]  # "call this in so many seconds", on the app's loop
 
-    def __init__(self, run: TurnRun, on_text: Callable[[str], object], interval: float) -> None:
-        self.run, self.on_text, self.interval = run, on_text, interval
+
+def later_on(loop: Any) -> Later:
+    """A :data:`Later` usable from any thread, running the call on ``loop`` (the app's)."""
+    return lambda delay, callback: loop.call_soon_threadsafe(loop.call_later, delay, callback)
+
+
+class Batcher:
+    """The state both runners share: pending text, when it was last posted, whether to stop.
+
+    Text that arrives less than ``interval`` after the last post waits for the next one, and ``later`` posts
+    it when the interval is up even if nothing else arrives: a server that goes quiet after a few quick
+    chunks must not keep them off the screen (they are what the reader waits on)."""
+
+    def __init__(self, run: TurnRun, on_text: Callable[[str], object], interval: float,
+                 later: Later | None = None) -> None:
+        self.run, self.on_text, self.interval, self.later = run, on_text, interval, later
         self.pending: list[str] = []
         self.last_post = time.perf_counter()
+        self._lock = threading.Lock()  # the runner and a timer on the loop may both post
+        self._scheduled = False
 
     def take(self, event: StreamEvent) -> bool:
         """Note one event; False when the loop should stop (cancelled, or the stream failed)."""
         if self.run.cancel.is_set():
             return False
         if type(event) is TextDelta:
-            self.pending.append(event.text)
-            now = time.perf_counter()
-            if now - self.last_post >= self.interval:
-                self.on_text("".join(self.pending))
-                self.pending.clear()
-                self.last_post = now
+            with self._lock:
+                self.pending.append(event.text)
+                waited = time.perf_counter() - self.last_post
+                if waited >= self.interval:
+                    self._post()
+                elif not self._scheduled and self.later is not None:
+                    self._scheduled = True
+                    self.later(self.interval - waited, self._post_due)
         elif type(event) is StreamError:
             return False
         return True
 
+    def _post(self) -> None:
+        self.on_text("".join(self.pending))
+        self.pending.clear()
+        self.last_post = time.perf_counter()
+
+    def _post_due(self) -> None:
+        with self._lock:
+            self._scheduled = False
+            if self.pending and not self.run.cancel.is_set():
+                self._post()
+
     def flush(self) -> None:
-        if self.pending and not self.run.cancel.is_set():
-            self.on_text("".join(self.pending))
+        with self._lock:
+            if self.pending and not self.run.cancel.is_set():
+                self._post()
 
 
 def start_failure(error: Exception) -> LLMSwitchError:
@@ -81,17 +110,18 @@ def run_turn(
     on_done: Callable[[TurnRun], object],
     *,
     interval: float = BATCH_INTERVAL_S,
+    later: Later | None = None,
 ) -> None:
     """Start the turn with ``start(prompt)`` and iterate it in this (worker) thread, calling ``on_text`` with
     batches of text and ``on_done`` once at the end whatever happens. The callbacks must be safe to call
-    from a thread (``post_message`` is)."""
+    from a thread (``post_message`` is); ``later`` (see :func:`later_on`) posts text left waiting."""
     try:
         try:
             turn = run.turn = start(run.prompt)
         except Exception as error:  # noqa: BLE001 - a bug must show as a message, not end the app
             run.error = start_failure(error)
             return
-        batcher = Batcher(run, on_text, interval)
+        batcher = Batcher(run, on_text, interval, later)
         events = iter(turn)
         try:
             for event in events:
@@ -124,7 +154,7 @@ async def arun_turn(
         except Exception as error:  # noqa: BLE001
             run.error = start_failure(error)
             return
-        batcher = Batcher(run, on_text, interval)
+        batcher = Batcher(run, on_text, interval, asyncio.get_running_loop().call_later)
         try:
             async with turn:  # closes the stream and records the turn however the loop ends
                 async for event in turn:

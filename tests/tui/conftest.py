@@ -74,3 +74,18 @@ async def wait_for(pilot, condition: Callable[[], object], timeout: float = 10.0
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {condition}")
         await pilot.pause(0.02)
+
+
+def palette_offers(app, title: str) -> bool:  # type: ignore[no-untyped-def]
+    """The command palette lists its matches and highlights the one called ``title``, so enter runs it.
+
+    The palette searches in a worker: pressing enter before the matches are listed runs nothing.
+    """
+    from textual.command import CommandList, CommandPalette
+
+    if not isinstance(app.screen, CommandPalette):
+        return False
+    commands = app.screen.query_one(CommandList)
+    if commands.highlighted is None:
+        return False
+    return title in str(commands.get_option_at_index(commands.highlighted).prompt)

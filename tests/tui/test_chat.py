@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
+from conftest import palette_offers, wait_for
 
 from llmswitch.store import HistoryStore, MessageRecord
 from llmswitch.tui.app import create_app
@@ -293,7 +293,7 @@ async def test_command_palette_switches_profile(config: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+p")
         await pilot.press(*"Profile: slow")
-        await pilot.pause(0.5)
+        await wait_for(pilot, lambda: palette_offers(app, "Profile: slow"))
         await pilot.press("enter")
         await wait_for(pilot, lambda: chat(app).session.resolved.name == "slow")
         assert "slow" in status_text(app)

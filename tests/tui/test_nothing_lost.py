@@ -90,7 +90,8 @@ async def test_quitting_while_the_server_is_silent_records_what_arrived(
         app.screen.query_one(PromptInput).load_text("hi")
         await pilot.press("enter")
         await wait_for(pilot, lambda: len(stalling_server.state.requests) == 1)
-        await pilot.pause(1.0)  # the three chunks before the stall have arrived
+        # the three chunks before the stall are on the screen (a quiet server must not keep them off it)
+        await wait_for(pilot, lambda: any(view.text == "0123456789ab" for view in chat(app).views.values()))
         await pilot.press("ctrl+q")
         await wait_for(pilot, lambda: not app.is_running)
     assert last_answer() == ("0123456789ab", "interrupted")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import CONFIG, wait_for
+from conftest import CONFIG, palette_offers, wait_for
 
 from llmswitch.errors import ConfigError, ProfileNotFoundError
 from llmswitch.store import HistoryStore
@@ -183,7 +183,7 @@ async def test_command_palette_lists_actions_and_profiles(config: Path) -> None:
                 "System prompt & options"} <= titles
         await pilot.press("ctrl+p")
         await pilot.press(*"Doctor")
-        await pilot.pause(0.5)
+        await wait_for(pilot, lambda: palette_offers(app, "Doctor"))
         await pilot.press("enter")
         await wait_for(pilot, lambda: type(app.screen).__name__ == "DoctorScreen")
 

@@ -22,7 +22,7 @@ from llmswitch.store import HistoryStore, MessageRecord
 from llmswitch.terminal import neutralize
 from llmswitch.tui import keys
 from llmswitch.tui.session import ChatSession
-from llmswitch.tui.streaming import TurnRun, arun_turn, run_turn
+from llmswitch.tui.streaming import Later, TurnRun, arun_turn, later_on, run_turn
 from llmswitch.tui.widgets.chat_log import ChatLog
 from llmswitch.tui.widgets.message import AssistantMessage, MessageView, UserMessage
 from llmswitch.tui.widgets.prompt_input import PromptInput
@@ -232,14 +232,16 @@ class ChatScreen(Screen[None]):
         if self.session.streams_on_loop:
             self._stream_on_loop(run, previous)
         else:
-            self._stream_in_thread(run, previous)
+            import asyncio
+
+            self._stream_in_thread(run, previous, later_on(asyncio.get_running_loop()))
 
     @work(thread=True, group="turns", exit_on_error=False)
-    def _stream_in_thread(self, run: TurnRun, previous: TurnRun | None) -> None:
+    def _stream_in_thread(self, run: TurnRun, previous: TurnRun | None, later: Later) -> None:
         if previous is not None:
             previous.done.wait()  # a cancelled answer must be recorded before the next prompt is sent
         run_turn(run, self.session.begin, lambda text: self.post_message(AnswerText(run, text)),
-                 lambda finished: self.post_message(AnswerDone(finished)))
+                 lambda finished: self.post_message(AnswerDone(finished)), later=later)
 
     @work(group="turns", exit_on_error=False)
     async def _stream_on_loop(self, run: TurnRun, previous: TurnRun | None) -> None:
