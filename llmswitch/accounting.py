@@ -25,7 +25,7 @@ from llmswitch.errors import BudgetExceededError, LLMSwitchError
 from llmswitch.secrets import redact
 
 if TYPE_CHECKING:
-    from llmswitch.client import ResolvedProfile, StreamState
+    from llmswitch.client import Client, ResolvedProfile, StreamState
     from llmswitch.ledger import Ledger
     from llmswitch.pricing import ModelPrice
     from llmswitch.types import Request, TokenCount
@@ -297,7 +297,7 @@ class ProfileCost:
 
 
 def compare_costs(
-    client: Any,
+    client: Client,
     names: list[str] | None,
     *,
     prompt: str | None = None,

@@ -66,7 +66,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -79,7 +79,7 @@ from llmswitch.types import Check, CheckStatus, HealthReport, Status
 
 if TYPE_CHECKING:
     from llmswitch.accounting import BudgetStatus
-    from llmswitch.client import Client
+    from llmswitch.client import Client, ResolvedProfile
     from llmswitch.plugins import PluginRecord, Registry
     from llmswitch.profiles import Profile
     from llmswitch.types import Target
@@ -466,7 +466,7 @@ def check_key(target: Target, required: bool) -> tuple[Check | None, KeyReport |
     return Check("key", CheckStatus.PASS, detail), report
 
 
-def check_budgets(diagnosis: Diagnosis, settings: Any) -> Check | None:
+def check_budgets(diagnosis: Diagnosis, settings: Mapping[str, Any]) -> Check | None:
     """Spend against budgets; None when the profile sets none."""
     from llmswitch.accounting import budget_status, budgets_of
     from llmswitch.pricing import format_usd
@@ -492,7 +492,7 @@ def check_budgets(diagnosis: Diagnosis, settings: Any) -> Check | None:
     return Check("budget", CheckStatus.PASS, spent)
 
 
-def run_health(resolved: Any, *, timeout: float, offline: bool) -> HealthReport:
+def run_health(resolved: ResolvedProfile, *, timeout: float, offline: bool) -> HealthReport:
     """Call the backend's health hook in a daemon thread; give up after :func:`hook_bound` seconds."""
     outcome: list[HealthReport] = []
     failure: list[BaseException] = []

@@ -19,8 +19,8 @@
         ├── RedirectError            the server redirected elsewhere (never followed); names where
         └── BadResponseError         5xx, garbage, a stream cut off, a native crash
 
-The CLI and the TUI turn these into messages in one place (``llmswitch.cli.errors``); plugins raise them
-with a message that says what happened and a remedy that says what to do.
+The CLI and the TUI turn these into messages in one place (:func:`describe`); plugins raise them with a
+message that says what happened and a remedy that says what to do.
 """
 
 from __future__ import annotations
@@ -203,6 +203,25 @@ def nothing_understood(
     parts = f"{count} {unit}{'s' if count != 1 else ''}"
     return BadResponseError(f"{server} sent {parts}, none of them {expected}; the first: {sample!r}",
                             remedy=remedy, backend=backend)
+
+
+UNEXPECTED_REMEDY = "run again with LLMSWITCH_DEBUG=1 for the traceback, and report it"
+
+
+def describe(error: BaseException, *, hint_indent: str = "") -> str:
+    """An error as the user reads it: ``error: message`` and, when there is one, ``hint: remedy`` on the next
+    line (after ``hint_indent``). Keys are masked; anything but an :class:`LLMSwitchError` is a bug, named as
+    an unexpected failure with the way to report it. Never a traceback."""
+    from llmswitch.secrets import redact
+
+    if isinstance(error, LLMSwitchError):
+        message, remedy = error.message, error.remedy
+    else:
+        message, remedy = f"unexpected failure: {type(error).__name__}: {error}", UNEXPECTED_REMEDY
+    text = f"error: {redact(message)}"
+    if remedy:
+        text += f"\n{hint_indent}hint: {redact(remedy)}"
+    return text
 
 
 def close_matches(word: str, candidates: Iterable[str], limit: int = 3) -> list[str]:

@@ -94,7 +94,7 @@ def remedy_for_error(error: errors.LLMSwitchError, target: Target | None, *, tim
     detail = None
     if problem is None and crash:
         problem, detail = crash
-    remedy = _remedy(problem, detail, target, timeout=timeout, retry_after=getattr(error, "retry_after", None))
+    remedy = _remedy(problem, detail, target, timeout=timeout, retry_after=error.retry_after if isinstance(error, errors.RateLimitError) else None)
     return remedy or "run again with LLMSWITCH_DEBUG=1 for details, and report it if it looks like a bug"
 
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from llmswitch.cli.errors import (
-    EXIT_BACKEND,
     EXIT_INTERRUPTED,
     EXIT_OK,
     Terminated,
@@ -28,6 +27,10 @@ from llmswitch.conversation import Conversation, Turn
 from llmswitch.errors import InvalidOptionError, LLMSwitchError, close_matches
 from llmswitch.terminal import is_terminal, json_for_display, neutralize
 from llmswitch.types import StreamError, TextDelta
+
+if TYPE_CHECKING:
+    from llmswitch.client import Client
+    from llmswitch.store import HistoryStore
 
 PIPE_FLUSH_S = 0.05
 
@@ -141,7 +144,7 @@ def read_piped_input() -> str:
     return text
 
 
-def open_history(*, required: bool) -> Any:
+def open_history(*, required: bool) -> HistoryStore | None:
     """The chat history store; when it cannot be opened, chat anyway (with a warning) unless it is needed."""
     from llmswitch.store import HistoryError, HistoryStore
 
@@ -155,7 +158,7 @@ def open_history(*, required: bool) -> Any:
         return None
 
 
-def parse_options(client: Any, conversation: Conversation, options: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+def parse_options(client: Client, conversation: Conversation, options: tuple[tuple[str, str], ...]) -> dict[str, Any]:
     """``-o KEY VALUE`` pairs, typed and checked against what the profile's backend declares."""
     if not options:
         return {}
@@ -267,11 +270,10 @@ def result_payload(conversation: Conversation, turn: Turn, interrupted: bool) ->
         "latency_s": round(result.latency_s or 0.0, 4),
         "first_token_s": round(result.first_token_s, 4) if result.first_token_s is not None else None,
     }
-    cost = getattr(turn, "cost", None)
-    if cost is not None:
+    if turn.cost is not None:
         # {"usd": 0.000123 | null (price unknown), "input_tokens", "output_tokens", "tokens_estimated",
-        #  "price_source"}
-        payload["cost"] = cost.as_dict() if hasattr(cost, "as_dict") else cost
+        #  "price_source", "price_date", "price_age_days"}
+        payload["cost"] = turn.cost.as_dict()
     if result.error is not None:
         payload["error"] = error_payload(result.error)
     if conversation.conversation_id is not None:
@@ -289,9 +291,8 @@ def usage_line(turn: Turn) -> str:
     ]
     if result.first_token_s is not None:
         parts.append(f"first token {result.first_token_s:.2f}s")
-    cost = getattr(turn, "cost", None)
-    if cost is not None:
-        parts.append(f"cost {cost}")  # "$0.000123", "$0" or "unknown (why)": see accounting.CallCost
+    if turn.cost is not None:
+        parts.append(f"cost {turn.cost}")  # "$0.000123", "$0" or "unknown (why)": see accounting.CallCost
     return "usage: " + ", ".join(parts)
 
 
@@ -389,4 +390,4 @@ def repl_command(conversation: Conversation, text: str) -> str | None:
     return None
 
 
-__all__ = ["chat", "EXIT_BACKEND"]
+__all__ = ["chat"]

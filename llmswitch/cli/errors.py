@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from llmswitch.errors import LLMSwitchError
+from llmswitch.errors import LLMSwitchError, RateLimitError, describe
 from llmswitch.secrets import redact
 from llmswitch.terminal import for_display
 
@@ -66,27 +66,18 @@ def stopping_on_signals() -> Iterator[None]:
 _STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
-def describe(error: LLMSwitchError) -> str:
-    """The error as shown on stderr: ``error: message`` and, when there is one, ``  hint: remedy``."""
-    text = f"error: {redact(error.message)}"
-    if error.remedy:
-        text += f"\n  hint: {redact(error.remedy)}"
-    return text
-
-
 def error_payload(error: LLMSwitchError) -> dict[str, Any]:
     """The error as JSON output carries it."""
     payload: dict[str, Any] = {"kind": error.kind, "message": redact(error.message)}
     if error.remedy:
         payload["remedy"] = redact(error.remedy)
-    retry_after = getattr(error, "retry_after", None)
-    if retry_after is not None:
-        payload["retry_after"] = retry_after
+    if isinstance(error, RateLimitError) and error.retry_after is not None:
+        payload["retry_after"] = error.retry_after
     return payload
 
 
 def print_error(error: LLMSwitchError) -> None:
-    echo_status(describe(error))
+    echo_status(describe(error, hint_indent="  "))
 
 
 def echo_status(text: str) -> None:
@@ -128,9 +119,7 @@ def run_guarded(run: Callable[[], Any]) -> int:
     except Exception as error:  # the last line of defence: a sentence, not a traceback
         if os.environ.get("LLMSWITCH_DEBUG"):
             raise
-        message = redact(f"{type(error).__name__}: {error}")
-        echo_status(f"error: unexpected failure: {message}")
-        click.echo("  hint: run again with LLMSWITCH_DEBUG=1 for the traceback, and report it", err=True)
+        echo_status(describe(error, hint_indent="  "))
         return EXIT_BACKEND
     if isinstance(result, int):
         return result

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from llmswitch.errors import (
-    BackendError,
     BackendTimeoutError,
     BadResponseError,
     InvalidOptionError,
@@ -214,4 +213,4 @@ def is_transport_error(exc: BaseException) -> bool:
     return isinstance(exc, (httpx2.HTTPError, httpx2.InvalidURL, ConnectionError))
 
 
-__all__ = ["BackendError", "transport_error", "is_transport_error"]
+__all__ = ["transport_error", "is_transport_error"]

@@ -1,7 +1,7 @@
 """Profile health for the picker and the doctor screen, as rows that fill in as checks finish.
 
-Uses :mod:`llmswitch.doctor` (concurrent checks, remedies for every problem) when it is there, else calls
-each profile's ``health`` hook. Either way results arrive one by one, from worker threads.
+The checks are :mod:`llmswitch.doctor`'s (concurrent, with a remedy for every problem); results arrive one by
+one, from worker threads.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from llmswitch.client import Client
 from llmswitch.errors import LLMSwitchError
 from llmswitch.secrets import redact
-from llmswitch.types import CheckStatus, HealthReport, Status
+from llmswitch.types import CheckStatus, Status
 
 DEFAULT_TIMEOUT_S = 5.0
 
@@ -65,68 +65,21 @@ def check_profiles(
     client: Client, names: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT_S
 ) -> Iterator[HealthRow]:
     """Check ``names`` concurrently; yield each row as its check completes. Call from a worker thread."""
-    try:
-        from llmswitch import doctor
-    except ImportError:
-        doctor = None  # type: ignore[assignment]
-    if doctor is not None and hasattr(doctor, "iter_diagnoses"):
-        for diagnosis in doctor.iter_diagnoses(client, list(names), timeout=timeout):
-            problems = diagnosis.problems()
-            first = problems[0] if problems else None
-            passed = [check.detail for check in diagnosis.checks if check.status is CheckStatus.PASS and check.detail]
-            if diagnosis.status is Status.NOT_CHECKED:
-                passed.append(diagnosis.not_checked_summary())
-            yield HealthRow(
-                profile=diagnosis.profile,
-                status=diagnosis.status.value.replace("_", " "),
-                backend=diagnosis.backend,
-                model=diagnosis.model or "",
-                latency_s=diagnosis.latency_s,
-                summary=redact(f"{first.name}: {first.detail}" if first else (passed[-1] if passed else "ok")),
-                remedy=redact(first.remedy) if first and first.remedy else None,
-            )
-        return
-    yield from _check_with_hooks(client, names, timeout)
+    from llmswitch import doctor
 
+    for diagnosis in doctor.iter_diagnoses(client, list(names), timeout=timeout):
+        problems = diagnosis.problems()
+        first = problems[0] if problems else None
+        passed = [check.detail for check in diagnosis.checks if check.status is CheckStatus.PASS and check.detail]
+        if diagnosis.status is Status.NOT_CHECKED:
+            passed.append(diagnosis.not_checked_summary())
+        yield HealthRow(
+            profile=diagnosis.profile,
+            status=diagnosis.status.value.replace("_", " "),
+            backend=diagnosis.backend,
+            model=diagnosis.model or "",
+            latency_s=diagnosis.latency_s,
+            summary=redact(f"{first.name}: {first.detail}" if first else (passed[-1] if passed else "ok")),
+            remedy=redact(first.remedy) if first and first.remedy else None,
+        )
 
-def _check_with_hooks(client: Client, names: Sequence[str], timeout: float) -> Iterator[HealthRow]:
-    import queue
-    import threading
-
-    results: queue.Queue[HealthRow] = queue.Queue()
-
-    def work(name: str) -> None:
-        results.put(check_one(client, name, timeout))
-
-    for name in names:
-        threading.Thread(target=work, args=(name,), daemon=True, name=f"health-{name}").start()
-    for _ in names:
-        try:
-            yield results.get(timeout=timeout * 4 + 5)
-        except queue.Empty:
-            return
-
-
-def check_one(client: Client, name: str, timeout: float) -> HealthRow:
-    """One profile's health through its hook; any failure becomes a down row with the remedy."""
-    try:
-        resolved = client.resolve(name)
-    except LLMSwitchError as error:
-        return HealthRow(name, "down", summary=redact(error.message),
-                         remedy=redact(error.remedy) if error.remedy else None)
-    target = resolved.target
-    try:
-        report: HealthReport = resolved.health(timeout=timeout)
-    except LLMSwitchError as error:
-        return HealthRow(name, "down", target.backend, target.model, summary=redact(error.message),
-                         remedy=redact(error.remedy) if error.remedy else None)
-    except Exception as error:  # noqa: BLE001 - a plugin bug is a down row, never a crash
-        return HealthRow(name, "down", target.backend, target.model,
-                         summary=redact(f"{type(error).__name__}: {error}"))
-    problems = [check for check in report.checks if check.status in (CheckStatus.FAIL, CheckStatus.WARN)]
-    first = problems[0] if problems else None
-    return HealthRow(
-        name, report.status.value, target.backend, target.model, report.latency_s,
-        summary=redact(f"{first.name}: {first.detail}" if first else "ok"),
-        remedy=redact(first.remedy) if first and first.remedy else None,
-    )

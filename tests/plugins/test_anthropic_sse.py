@@ -11,10 +11,11 @@ from email.utils import format_datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from llmswitch_anthropic.errors import from_error_body, parse_retry_after
+from llmswitch_anthropic.errors import from_error_body
 from llmswitch_anthropic.wire import EventTranslator, build_body
 
 from llmswitch.errors import BadResponseError, RateLimitError
+from llmswitch.http_headers import parse_retry_after
 from llmswitch.kit import SSEEvent
 from llmswitch.types import Message, Request, StreamEnd, Target, TextDelta, UsageEvent
 

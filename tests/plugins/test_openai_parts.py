@@ -7,9 +7,10 @@ from email.utils import format_datetime
 from typing import Any
 
 import pytest
-from llmswitch_openai.errors import parse_retry_after, read_error_body
+from llmswitch_openai.errors import read_error_body
 from llmswitch_openai.wire import build_body
 
+from llmswitch.http_headers import parse_retry_after
 from llmswitch.secrets import Secret
 from llmswitch.types import Message, Request, Target
 

@@ -16,6 +16,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from llmswitch import errors
 from llmswitch.conversation import Turn
 from llmswitch.errors import LLMSwitchError
 from llmswitch.store import HistoryStore, MessageRecord
@@ -34,16 +35,9 @@ QUIT_GRACE_S = 1.0  # how long quitting waits for a cancelled answer's worker to
 
 
 def describe(error: BaseException) -> str:
-    """An error as the user reads it: the sentence, then the remedy (never a key, never a traceback)."""
-    from llmswitch.secrets import redact
-
-    if isinstance(error, LLMSwitchError):
-        text = f"error: {redact(error.message)}"
-        text += f"\nhint: {redact(error.remedy)}" if error.remedy else ""
-    else:
-        text = f"error: unexpected failure: {redact(f'{type(error).__name__}: {error}')}\n" \
-               "hint: run with LLMSWITCH_DEBUG=1 for the traceback, and report it"
-    return neutralize(text)  # a message can quote a server's error body
+    """An error as the screen shows it (see :func:`llmswitch.errors.describe`), neutralized: a message can
+    quote a server's error body."""
+    return neutralize(errors.describe(error))
 
 
 async def run_reported(screen: Screen[Any], call: Callable[[], Any]) -> Any:

@@ -21,7 +21,7 @@ from llmswitch.errors import (
     close_matches,
     nothing_understood,
 )
-from llmswitch.http_headers import parse_retry_after  # re-exported: callers and tests import it from here
+from llmswitch.http_headers import parse_retry_after
 from llmswitch.kit import ErrorAnswer
 from llmswitch.secrets import excerpt, redact
 from llmswitch.types import Target

@@ -19,7 +19,7 @@ from llmswitch.errors import (
     RateLimitError,
     nothing_understood,
 )
-from llmswitch.http_headers import parse_retry_after  # re-exported: callers and tests import it from here
+from llmswitch.http_headers import parse_retry_after
 from llmswitch.kit import ErrorAnswer
 from llmswitch.secrets import excerpt
 from llmswitch.types import Target
