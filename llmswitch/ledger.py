@@ -3,42 +3,37 @@
 Each row holds when, which profile, backend and model, the input and output tokens, the cost, the latency
 and the outcome (``ok``, ``interrupted``, or the error kind). Never a key, a prompt or an answer.
 
-Many processes may append at once (scripts running ``llmswitch chat`` in parallel, the TUI beside them).
-The ``llm`` CLI fails there with "database is locked"; here:
-
-- WAL journal, so readers never block the writer and the writer never blocks readers;
-- ``busy_timeout``, so a writer waits for the lock instead of failing at once;
-- every write is ``BEGIN IMMEDIATE``: a transaction that starts as a reader and later wants to write can get
-  SQLITE_BUSY *without* the busy handler being consulted, which is where "database is locked" usually comes
-  from; taking the write lock up front avoids that;
-- and whatever still reports busy or locked (switching to WAL while another process holds the file, a very
-  long wait) is retried with jittered back-off until a generous deadline.
-
-The schema is upgraded in numbered steps recorded in ``PRAGMA user_version`` (one step so far).
+Many processes may append at once (scripts running ``llmswitch chat`` in parallel, the TUI beside them):
+the file is opened through :mod:`llmswitch.store.database` (WAL, busy timeout, immediate transactions, numbered
+upgrade steps, a file from a newer llmswitch refused), and whatever still reports busy or locked is retried
+until a generous deadline, so no row is lost to a lock. It is a file of its own, apart from the chat history:
+see "One database or two" in docs/architecture.md.
 """
 
 from __future__ import annotations
 
-import random
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from llmswitch.errors import ConfigError, LLMSwitchError
+from llmswitch.store import database
 
 FILE_NAME = "ledger.sqlite3"
 BUSY_TIMEOUT_S = 10.0
 RETRY_DEADLINE_S = 60.0
 
-# Upgrade steps, applied in order; step N leaves the database at user_version N+1.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
+
+# ---- the schema's steps: a file at version N has had steps 1..N applied; never edit a released one -------
+
+
+def _step_1_calls(connection: sqlite3.Connection) -> None:
+    """One row per call, and the indexes budgets (profile, time) and ``usage`` (time) read by."""
+    connection.execute(
         """CREATE TABLE IF NOT EXISTS calls (
             id INTEGER PRIMARY KEY,
             ts REAL NOT NULL,                         -- Unix time, seconds
@@ -51,11 +46,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             cost_usd REAL,                            -- NULL: the price is unknown
             latency_s REAL,
             outcome TEXT NOT NULL                     -- ok, interrupted, or the error kind
-        )""",
-        "CREATE INDEX IF NOT EXISTS calls_profile_ts ON calls (profile, ts)",
-        "CREATE INDEX IF NOT EXISTS calls_ts ON calls (ts)",
-    ),
-)
+        )"""
+    )
+    connection.execute("CREATE INDEX IF NOT EXISTS calls_profile_ts ON calls (profile, ts)")
+    connection.execute("CREATE INDEX IF NOT EXISTS calls_ts ON calls (ts)")
+
+
+STEPS: tuple[database.Step, ...] = (_step_1_calls,)
+LATEST_VERSION = len(STEPS)
 
 GroupBy = Literal["profile", "model", "day"]
 GROUP_BY: dict[str, str] = {
@@ -113,28 +111,6 @@ class UsageRow:
         }
 
 
-T = TypeVar("T")
-
-
-def _is_contention(error: sqlite3.OperationalError) -> bool:
-    text = str(error).lower()
-    return "locked" in text or "busy" in text
-
-
-def with_retries(operation: Callable[[], T], deadline_s: float = RETRY_DEADLINE_S) -> T:
-    """Run ``operation``; while SQLite says busy or locked, back off (jittered) and try again."""
-    give_up = time.monotonic() + deadline_s
-    delay = 0.005
-    while True:
-        try:
-            return operation()
-        except sqlite3.OperationalError as error:
-            if not _is_contention(error) or time.monotonic() >= give_up:
-                raise
-        time.sleep(delay * (0.5 + random.random()))
-        delay = min(delay * 2, 0.25)
-
-
 class Ledger:
     """The ledger file; open it, append or query, close it (or use it as a context manager).
 
@@ -166,8 +142,10 @@ class Ledger:
     def connection(self) -> sqlite3.Connection:
         if self._connection is None:
             try:
-                self._connection = with_retries(self._open)
-            except (sqlite3.Error, OSError) as exc:
+                self._connection = database.open_database(
+                    self.path, STEPS, busy_timeout_s=BUSY_TIMEOUT_S, deadline_s=RETRY_DEADLINE_S
+                )
+            except (sqlite3.Error, OSError, database.NewerFileError) as exc:
                 raise self._failure(exc) from None
         return self._connection
 
@@ -180,35 +158,6 @@ class Ledger:
                                            "counts toward budgets)")
         return LedgerError(message, remedy=remedy)
 
-    def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves (see the module docstring).
-        connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        try:
-            connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            connection.execute("PRAGMA journal_mode = WAL")
-            connection.execute("PRAGMA synchronous = NORMAL")  # durable enough in WAL; no fsync per row
-            self._migrate(connection)
-        except BaseException:
-            connection.close()
-            raise
-        return connection
-
-    @staticmethod
-    def _migrate(connection: sqlite3.Connection) -> None:
-        def version() -> int:
-            return int(connection.execute("PRAGMA user_version").fetchone()[0])
-
-        if version() >= len(MIGRATIONS):
-            return
-        with _immediate(connection):
-            current = version()  # another process may have upgraded while we waited for the lock
-            for statements in MIGRATIONS[current:]:
-                for statement in statements:
-                    connection.execute(statement)
-            if current < len(MIGRATIONS):
-                connection.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
-
     # ---- writing ------------------------------------------------------------------------------------
 
     def append(self, entry: LedgerEntry) -> None:
@@ -218,16 +167,13 @@ class Ledger:
             int(entry.tokens_estimated), entry.cost_usd, entry.latency_s, entry.outcome,
         )
 
-        def insert() -> None:
-            with _immediate(self.connection):
-                self.connection.execute(
+        try:
+            with database.immediate(self.connection, deadline_s=RETRY_DEADLINE_S) as connection:
+                connection.execute(
                     "INSERT INTO calls (ts, profile, backend, model, input_tokens, output_tokens, "
                     "tokens_estimated, cost_usd, latency_s, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     row,
                 )
-
-        try:
-            with_retries(insert)
         except sqlite3.Error as exc:
             raise self._failure(exc) from None
 
@@ -237,7 +183,8 @@ class Ledger:
         if self._connection is None and not self.path.exists():
             return []  # nothing recorded yet: do not create a file just to read it
         try:
-            return with_retries(lambda: self.connection.execute(sql, parameters).fetchall())
+            return database.with_retries(lambda: self.connection.execute(sql, parameters).fetchall(),
+                                         RETRY_DEADLINE_S)
         except sqlite3.Error as exc:
             raise self._failure(exc) from None
 
@@ -278,18 +225,6 @@ class Ledger:
                      float(r[7]) if r[7] is not None else None)
             for r in rows
         ]
-
-
-@contextmanager
-def _immediate(connection: sqlite3.Connection) -> Iterator[None]:
-    """A write transaction that takes the write lock at BEGIN (waiting up to busy_timeout for it)."""
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")
 
 
 # ---- time windows ------------------------------------------------------------------------------------

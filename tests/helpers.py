@@ -131,3 +131,13 @@ def llmswitch_on_terminal(*args: str, lines: tuple[bytes, ...] = (), env: dict[s
         return process.wait(timeout=10), bytes(output)
     finally:
         os.close(controller)
+
+
+def python_processes_at_once(code: str, *args: str, count: int = 3) -> None:
+    """Run ``python -c code args`` ``count`` times at once (several llmswitch opening one file); each must
+    succeed."""
+    processes = [subprocess.Popen([sys.executable, "-c", code, *args], stderr=subprocess.PIPE, text=True)
+                 for _ in range(count)]
+    for process in processes:
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err

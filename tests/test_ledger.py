@@ -17,7 +17,7 @@ from llmswitch.config import data_dir
 from llmswitch.errors import ConfigError
 from llmswitch.ledger import (
     FILE_NAME,
-    MIGRATIONS,
+    LATEST_VERSION,
     Ledger,
     LedgerEntry,
     parse_since,
@@ -47,7 +47,7 @@ def test_schema_version_and_wal_mode() -> None:
     with Ledger() as ledger:
         ledger.append(entry())
     connection = sqlite3.connect(data_dir() / FILE_NAME)
-    assert connection.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert connection.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
     assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     columns = [row[1] for row in connection.execute("PRAGMA table_info(calls)")]
     assert columns == ["id", "ts", "profile", "backend", "model", "input_tokens", "output_tokens",

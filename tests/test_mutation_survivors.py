@@ -25,7 +25,7 @@ from llmswitch.http_headers import parse_retry_after
 from llmswitch.ledger import Ledger, LedgerEntry, start_of_day
 from llmswitch.plugins import register_plugin, unregister_plugin
 from llmswitch.secrets import mask, redact
-from llmswitch.store import schema
+from llmswitch.store import database, schema
 from llmswitch.store.history import HistoryStore
 from llmswitch.types import (
     BackendInfo,
@@ -317,7 +317,7 @@ def test_an_up_to_date_file_is_not_written_even_when_read_only(tmp_path: Path) -
     writable.close()
     read_only = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
     assert schema.upgrade(read_only) == schema.LATEST_VERSION  # nothing to do: no write lock taken
-    assert schema.current_version(read_only) == schema.LATEST_VERSION
+    assert database.current_version(read_only) == schema.LATEST_VERSION
 
 
 def test_a_failing_step_rolls_the_whole_upgrade_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -331,7 +331,7 @@ def test_a_failing_step_rolls_the_whole_upgrade_back(tmp_path: Path, monkeypatch
     monkeypatch.setattr(schema, "STEPS", (*schema.STEPS, broken_step))
     with pytest.raises(RuntimeError, match="disk full"):
         schema.upgrade(connection, target=len(schema.STEPS))
-    assert schema.current_version(connection) == 1  # steps 2.. rolled back with the broken one
+    assert database.current_version(connection) == 1  # steps 2.. rolled back with the broken one
     tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert "half_done" not in tables
     columns = {row[1] for row in connection.execute("PRAGMA table_info(messages)")}

@@ -20,11 +20,13 @@ from llmswitch.store import (
     ConversationNotFoundError,
     HistoryError,
     HistoryStore,
+    database,
     default_path,
     schema,
 )
 from llmswitch.store.export import to_json, to_markdown
 from llmswitch.store.history import AnswerRecord, fts_query, title_from
+from tests.helpers import python_processes_at_once
 
 
 @pytest.fixture
@@ -58,7 +60,7 @@ def build_database_at(path: Path, version: int) -> None:
     """A history file as an earlier llmswitch left it: steps 1..version, with data that version could hold."""
     connection = sqlite3.connect(path, isolation_level=None)
     schema.upgrade(connection, target=version)
-    assert schema.current_version(connection) == version
+    assert database.current_version(connection) == version
     if version >= 1:
         connection.execute("INSERT INTO conversations (title, created_at, updated_at) VALUES ('old chat', 1, 2)")
         connection.execute(
@@ -128,11 +130,7 @@ def test_two_processes_upgrading_at_once_apply_each_step_once(hermetic: Path) ->
     path = hermetic / "data" / "history.db"
     build_database_at(path, 1)
     code = "import sys; from llmswitch.store import HistoryStore; HistoryStore.open(sys.argv[1]).close()"
-    processes = [subprocess.Popen([sys.executable, "-c", code, str(path)], stderr=subprocess.PIPE, text=True)
-                 for _ in range(3)]
-    for process in processes:
-        _, err = process.communicate(timeout=60)
-        assert process.returncode == 0, err
+    python_processes_at_once(code, str(path))
     with HistoryStore.open(path) as history:
         assert history.schema_version == schema.LATEST_VERSION
         assert [c.title for c in history.list_conversations()] == ["old chat"]

@@ -1,7 +1,8 @@
 """What to say when a SQLite file of ours (the chat history, the usage ledger) cannot be opened or used.
 
-Three different problems need three different remedies, and mixing them up costs data: a read-only file or
-directory is fine and must not be moved away; a corrupt file can be recovered; anything else is named as is.
+Four different problems need four different remedies, and mixing them up costs data: a file from a newer
+llmswitch is fine and must be left as it is; a read-only file or directory is fine and must not be moved away;
+a corrupt file can be recovered; anything else is named as is.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
+
+from llmswitch.store.database import NewerFileError
 
 _READ_ONLY = ("readonly", "read-only", "unable to open database file", "permission denied")
 _CORRUPT = ("file is not a database", "malformed", "disk image")
@@ -28,6 +31,10 @@ def describe_failure(what: str, path: Path, exc: BaseException, *, start_over: s
     """The message and the remedy for ``exc`` raised while opening or using ``path``. ``what`` names the file
     ("the chat history"); ``start_over`` is what moving it away gives ("start a new history")."""
     text = str(exc) or type(exc).__name__
+    if isinstance(exc, NewerFileError):
+        return (f"{what} at {path} was written by a newer llmswitch ({text})",
+                "upgrade llmswitch, or set LLMSWITCH_DATA_DIR to use another data directory; the file itself is "
+                "intact: do not move it away")
     lowered = text.lower()
     blocked = unwritable_part(path)
     if isinstance(exc, PermissionError) or (blocked is not None and any(s in lowered for s in _READ_ONLY)):

@@ -1,7 +1,8 @@
 """The chat history: conversations and messages in SQLite, shared by the CLI and the TUI.
 
-One file, ``data_dir()/history.db``, in WAL mode with a busy timeout, so ``llmswitch chat`` in one terminal
-and ``llmswitch tui`` in another can both write. Every message is committed on its own as soon as it is
+One file, ``data_dir()/history.db``, opened through :mod:`llmswitch.store.database` (WAL, busy timeout,
+immediate transactions, numbered upgrade steps), so ``llmswitch chat`` in one terminal and ``llmswitch tui``
+in another can both write. Every message is committed on its own as soon as it is
 complete: a crash or kill loses at most the answer in flight. Prompts and answers are stored; keys never are
 (error texts pass through :func:`llmswitch.secrets.redact`).
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from llmswitch.errors import ConfigError, LLMSwitchError
-from llmswitch.store import schema
+from llmswitch.store import database, schema
 
 BUSY_TIMEOUT_MS = 10_000
 HIGHLIGHT_START = "\ue000"  # private-use characters: they cannot clash with anything a model writes
@@ -133,27 +134,15 @@ class HistoryStore:
         """Open (creating and upgrading as needed) the history file; ``":memory:"`` for a throwaway one."""
         in_memory = str(path) == ":memory:"
         target = None if in_memory else Path(path) if path is not None else default_path()
+        wait_s = BUSY_TIMEOUT_MS / 1000
         try:
-            if target is not None:
-                target.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(
-                ":memory:" if target is None else str(target),
-                timeout=BUSY_TIMEOUT_MS / 1000,
-                isolation_level=None,  # autocommit: every write below manages its own transaction
-                check_same_thread=False,  # the TUI records answers from worker threads; the lock serialises
-            )
-        except (OSError, sqlite3.Error) as exc:
+            # shared: the TUI records answers from worker threads; the store's lock serialises them.
+            connection = database.open_database(target, schema.STEPS, busy_timeout_s=wait_s, deadline_s=wait_s,
+                                                shared=True)
+        except (OSError, sqlite3.Error, database.NewerFileError) as exc:
             raise _history_failure(target, exc) from None
         try:
-            connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            if target is not None:
-                connection.execute("PRAGMA journal_mode = WAL")
-                connection.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across app crashes
-            connection.execute("PRAGMA foreign_keys = ON")
-            _prepare(connection, target)
-        except HistoryError:
-            connection.close()
-            raise
+            _build_late_search_index(connection)
         except sqlite3.Error as exc:
             connection.close()
             raise _history_failure(target, exc) from None
@@ -172,7 +161,7 @@ class HistoryStore:
     @property
     def schema_version(self) -> int:
         with self._lock:
-            return schema.current_version(self._connection)
+            return database.current_version(self._connection)
 
     @property
     def has_full_text_search(self) -> bool:
@@ -185,20 +174,11 @@ class HistoryStore:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One short write transaction, taken up front (IMMEDIATE) so it never has to upgrade a read lock."""
         with self._lock:
-            connection = self._connection
             try:
-                connection.execute("BEGIN IMMEDIATE")
+                with database.immediate(self._connection, deadline_s=BUSY_TIMEOUT_MS / 1000) as connection:
+                    yield connection
             except sqlite3.Error as exc:
                 raise _write_failed(self.path, exc) from None
-            try:
-                yield connection
-                connection.execute("COMMIT")
-            except sqlite3.Error as exc:
-                connection.execute("ROLLBACK")
-                raise _write_failed(self.path, exc) from None
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
 
     def _read(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -511,24 +491,11 @@ def _conversation(row: sqlite3.Row) -> ConversationRecord:
     return ConversationRecord(**values)
 
 
-def _prepare(connection: sqlite3.Connection, path: Path | None) -> None:
-    found = schema.current_version(connection)
-    if found > schema.LATEST_VERSION:
-        raise HistoryError(
-            f"the chat history at {path} was written by a newer llmswitch (schema version {found}, "
-            f"this one knows up to {schema.LATEST_VERSION})",
-            remedy="upgrade llmswitch, or set LLMSWITCH_DATA_DIR to use another history",
-        )
-    schema.upgrade(connection)
+def _build_late_search_index(connection: sqlite3.Connection) -> None:
+    """The file was upgraded by an SQLite without FTS5; if this one has it, build the index now."""
     if not schema.has_search_index(connection) and schema.fts5_available(connection):
-        # The file was upgraded by an SQLite without FTS5; this one has it, so build the index now.
-        connection.execute("BEGIN IMMEDIATE")
-        try:
+        with database.immediate(connection):
             schema.create_search_index(connection)
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
 
 
 def _history_failure(path: Path | None, exc: BaseException) -> HistoryError:
@@ -542,7 +509,7 @@ def _history_failure(path: Path | None, exc: BaseException) -> HistoryError:
 
 
 def _write_failed(path: Path | None, exc: sqlite3.Error) -> HistoryError:
-    if "locked" in str(exc) or "busy" in str(exc):
+    if database.is_contention(exc):
         return HistoryError(
             f"the chat history at {path} stayed locked by another llmswitch for {BUSY_TIMEOUT_MS // 1000}s",
             remedy="close other llmswitch windows that are stuck, then try again",

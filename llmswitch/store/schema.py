@@ -1,14 +1,14 @@
-"""The history database's schema, as numbered upgrade steps applied by ``PRAGMA user_version``.
+"""The history database's schema, as numbered upgrade steps (applied by :mod:`llmswitch.store.database`).
 
-A database at version N has had steps 1..N applied. Opening a database runs the missing steps, in order,
-inside one ``BEGIN IMMEDIATE`` transaction, so two processes opening an old file at the same moment cannot
-both upgrade it (the second waits, then finds nothing left to do). Never edit a released step: add one.
+A database at version N has had steps 1..N applied. Never edit a released step: add one, and a case for it
+in ``tests/test_store.py``'s ``build_database_at``.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+
+from llmswitch.store import database
 
 # ---- the steps -------------------------------------------------------------------------------------------
 
@@ -90,7 +90,7 @@ def _step_5_one_shot_conversations(connection: sqlite3.Connection) -> None:
     )
 
 
-STEPS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+STEPS: tuple[database.Step, ...] = (
     _step_1_conversations_and_messages,
     _step_2_usage_per_message,
     _step_3_conversation_settings,
@@ -165,27 +165,6 @@ def create_search_index(connection: sqlite3.Connection) -> bool:
 # ---- applying them ----------------------------------------------------------------------------------------
 
 
-def current_version(connection: sqlite3.Connection) -> int:
-    return int(connection.execute("PRAGMA user_version").fetchone()[0])
-
-
 def upgrade(connection: sqlite3.Connection, target: int = LATEST_VERSION) -> int:
-    """Apply the steps between the file's version and ``target`` in one transaction; return the old version.
-
-    The connection must be in autocommit mode (``isolation_level=None``): this manages its own transaction.
-    A file newer than ``target`` is left alone; the caller decides what to say about it.
-    """
-    if current_version(connection) >= target:
-        return current_version(connection)
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        found = current_version(connection)  # re-read under the write lock: another process may have upgraded
-        for number in range(found + 1, target + 1):
-            STEPS[number - 1](connection)
-        if target > found:
-            connection.execute(f"PRAGMA user_version = {int(target)}")
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    return found
+    """Apply the history's steps up to ``target`` (see :func:`llmswitch.store.database.upgrade`)."""
+    return database.upgrade(connection, STEPS, target)

@@ -1,0 +1,157 @@
+"""The one SQLite module under every store (the chat history, the usage ledger): connecting, transactions,
+waiting for other processes, and numbered schema upgrades.
+
+Many processes share these files at once (scripts running ``llmswitch chat`` in parallel, the TUI beside them,
+a gateway). The ``llm`` CLI fails there with "database is locked"; here:
+
+- WAL journal, so readers never block the writer and the writer never blocks readers;
+- ``busy_timeout``, so a writer waits for the lock instead of failing at once;
+- every write is ``BEGIN IMMEDIATE`` (:func:`immediate`): a transaction that starts as a reader and later wants
+  to write can get SQLITE_BUSY *without* the busy handler being consulted, which is where "database is locked"
+  usually comes from; taking the write lock up front avoids that;
+- whatever still reports busy or locked (switching to WAL while another process holds the file, a very long
+  wait) is retried with jittered back-off until the store's deadline (:func:`with_retries`).
+
+A store's schema is a tuple of numbered steps: a file at version N (``PRAGMA user_version``) has had steps
+1..N applied. Opening a file runs the missing steps, in order, inside one ``BEGIN IMMEDIATE`` transaction, so
+two processes opening an old file at the same moment cannot both upgrade it (the second waits, then finds
+nothing left to do). A file from a newer llmswitch is refused (:class:`NewerFileError`), never guessed at.
+Never edit a released step: add one.
+
+This module knows nothing of conversations or spend; the stores above it turn its failures into their own
+errors with :func:`llmswitch.store.diagnosis.describe_failure`.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+Step = Callable[[sqlite3.Connection], None]
+
+BUSY_TIMEOUT_S = 10.0
+
+
+class NewerFileError(Exception):
+    """The file was written by a newer llmswitch: its schema has steps this one does not know."""
+
+    def __init__(self, found: int, latest: int) -> None:
+        super().__init__(f"schema version {found}, this llmswitch knows up to {latest}")
+        self.found = found
+        self.latest = latest
+
+
+def connect(path: Path | None, *, busy_timeout_s: float = BUSY_TIMEOUT_S, shared: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode (each write takes its own :func:`immediate` transaction), waiting up to
+    ``busy_timeout_s`` for another process's lock; WAL for a file (``path`` None: a throwaway in-memory one).
+    ``shared``: the connection may be used from several threads (the caller serialises them)."""
+    connection = sqlite3.connect(
+        ":memory:" if path is None else str(path),
+        timeout=busy_timeout_s,
+        isolation_level=None,
+        check_same_thread=not shared,
+    )
+    try:
+        connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        if path is not None:
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across app crashes
+        connection.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def is_contention(error: sqlite3.Error) -> bool:
+    """Whether ``error`` says another connection holds the lock (worth waiting for), not a real failure."""
+    text = str(error).lower()
+    return isinstance(error, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+def with_retries(operation: Callable[[], T], deadline_s: float) -> T:
+    """Run ``operation``; while SQLite says busy or locked, back off (jittered) and try again until
+    ``deadline_s`` has passed, then let the last error through."""
+    give_up = time.monotonic() + deadline_s
+    delay = 0.005
+    while True:
+        try:
+            return operation()
+        except sqlite3.OperationalError as error:
+            if not is_contention(error) or time.monotonic() >= give_up:
+                raise
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 0.25)
+
+
+@contextmanager
+def immediate(connection: sqlite3.Connection, *, deadline_s: float = 0.0) -> Iterator[sqlite3.Connection]:
+    """One write transaction that takes the write lock at BEGIN (waiting up to busy_timeout for it, and
+    retrying while busy until ``deadline_s``); committed at the end of the block, rolled back on any error."""
+    with_retries(lambda: connection.execute("BEGIN IMMEDIATE"), deadline_s)
+    try:
+        yield connection
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def current_version(connection: sqlite3.Connection) -> int:
+    """The number of upgrade steps applied to the file (``PRAGMA user_version``)."""
+    return int(connection.execute("PRAGMA user_version").fetchone()[0])
+
+
+def upgrade(connection: sqlite3.Connection, steps: Sequence[Step], target: int | None = None) -> int:
+    """Apply the steps between the file's version and ``target`` (default: all) in one transaction; return
+    the version found. A file already at ``target`` is not written (a read-only file that is up to date works);
+    a file newer than ``target`` is left alone (:func:`prepare` refuses it)."""
+    target = len(steps) if target is None else target
+    if current_version(connection) >= target:
+        return current_version(connection)
+    with immediate(connection):
+        found = current_version(connection)  # re-read under the write lock: another process may have upgraded
+        for number in range(found + 1, target + 1):
+            steps[number - 1](connection)
+        if target > found:
+            connection.execute(f"PRAGMA user_version = {int(target)}")
+    return found
+
+
+def prepare(connection: sqlite3.Connection, steps: Sequence[Step]) -> int:
+    """Refuse a file from a newer llmswitch, then bring an older one up to date; return the version found."""
+    found = current_version(connection)
+    if found > len(steps):
+        raise NewerFileError(found, len(steps))
+    return upgrade(connection, steps)
+
+
+def open_database(
+    path: Path | None,
+    steps: Sequence[Step],
+    *,
+    busy_timeout_s: float = BUSY_TIMEOUT_S,
+    deadline_s: float = BUSY_TIMEOUT_S,
+    shared: bool = False,
+) -> sqlite3.Connection:
+    """Connect and :func:`prepare` (creating the directory for a new file), retrying while another process
+    holds the file until ``deadline_s``. Raises ``OSError``, ``sqlite3.Error`` or :class:`NewerFileError`."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def attempt() -> sqlite3.Connection:
+        connection = connect(path, busy_timeout_s=busy_timeout_s, shared=shared)
+        try:
+            prepare(connection, steps)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    return with_retries(attempt, deadline_s)

@@ -1,0 +1,176 @@
+"""The one SQLite module under the history and the ledger: waiting for other processes, transactions, upgrade
+steps, files from a newer llmswitch; and the ledger's upgrade from every earlier version."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from llmswitch.errors import LLMSwitchError
+from llmswitch.ledger import FILE_NAME, LATEST_VERSION, Ledger, LedgerEntry
+from llmswitch.store import HistoryError, HistoryStore, database
+from tests.helpers import python_processes_at_once
+
+# The ledger's step 1 as llmswitch 0.1 released it (a copy: editing the step in the code must not edit this).
+LEDGER_VERSION_1 = (
+    """CREATE TABLE IF NOT EXISTS calls (
+        id INTEGER PRIMARY KEY, ts REAL NOT NULL, profile TEXT NOT NULL, backend TEXT NOT NULL, model TEXT,
+        input_tokens INTEGER, output_tokens INTEGER, tokens_estimated INTEGER NOT NULL DEFAULT 0,
+        cost_usd REAL, latency_s REAL, outcome TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS calls_profile_ts ON calls (profile, ts)",
+    "CREATE INDEX IF NOT EXISTS calls_ts ON calls (ts)",
+    "INSERT INTO calls (ts, profile, backend, model, input_tokens, output_tokens, tokens_estimated, cost_usd, "
+    "latency_s, outcome) VALUES (1700000000, 'claude', 'anthropic', 'claude-sonnet-4-5', 10, 20, 0, 0.5, 1.25, "
+    "'ok'), (1700000100, 'local', 'llamacpp', NULL, NULL, NULL, 1, NULL, 0.5, 'interrupted')",
+    "PRAGMA user_version = 1",
+)
+
+
+def build_ledger_at(path: Path, version: int) -> None:
+    """A ledger file as an earlier llmswitch left it, with the rows that version could hold."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path, isolation_level=None)
+    if version >= 1:
+        for statement in LEDGER_VERSION_1:
+            connection.execute(statement)
+    connection.close()
+
+
+@pytest.mark.parametrize("version", range(LATEST_VERSION + 1))
+def test_a_ledger_from_every_earlier_version_keeps_its_rows(hermetic: Path, version: int) -> None:
+    path = hermetic / "data" / FILE_NAME
+    build_ledger_at(path, version)
+    with Ledger(path) as ledger:
+        rows = ledger.entries()
+        if version >= 1:
+            assert [(r.profile, r.backend, r.model, r.input_tokens, r.output_tokens, r.cost_usd, r.latency_s,
+                     r.outcome, r.tokens_estimated, r.ts) for r in rows] == [
+                ("claude", "anthropic", "claude-sonnet-4-5", 10, 20, 0.5, 1.25, "ok", False, 1700000000.0),
+                ("local", "llamacpp", None, None, None, None, 0.5, "interrupted", True, 1700000100.0),
+            ]
+            assert ledger.spend("claude", 0) == 0.5
+        else:
+            assert rows == []
+        ledger.append(LedgerEntry("new", "echo", "echo", 1, 1, 0.0, 0.1))
+        assert ledger.entries()[-1].profile == "new"
+    assert database.current_version(sqlite3.connect(path)) == LATEST_VERSION
+
+
+def test_a_ledger_from_a_newer_llmswitch_is_refused_and_left_alone(hermetic: Path) -> None:
+    path = hermetic / "data" / FILE_NAME
+    build_ledger_at(path, 1)
+    connection = sqlite3.connect(path)
+    connection.execute(f"PRAGMA user_version = {LATEST_VERSION + 1}")
+    connection.close()
+    with pytest.raises(LLMSwitchError) as caught:
+        Ledger(path).spend("claude", 0)
+    assert "written by a newer llmswitch" in caught.value.message and str(path) in caught.value.message
+    assert "LLMSWITCH_DATA_DIR" in (caught.value.remedy or "") and "do not move it" in (caught.value.remedy or "")
+    connection = sqlite3.connect(path)
+    assert database.current_version(connection) == LATEST_VERSION + 1  # not "upgraded" down, nothing deleted
+    assert connection.execute("SELECT COUNT(*) FROM calls").fetchone()[0] == 2
+
+
+def test_a_history_from_a_newer_llmswitch_names_both_versions(hermetic: Path) -> None:
+    path = hermetic / "data" / "history.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA user_version = 99")
+    connection.close()
+    with pytest.raises(HistoryError) as caught:
+        HistoryStore.open(path)
+    assert "schema version 99" in caught.value.message
+
+
+def step_table(name: str) -> database.Step:
+    def step(connection: sqlite3.Connection) -> None:
+        connection.execute(f"CREATE TABLE {name} (x)")
+    return step
+
+
+def test_prepare_applies_only_the_missing_steps_and_refuses_a_newer_file(tmp_path: Path) -> None:
+    connection = database.connect(tmp_path / "x.db")
+    assert database.prepare(connection, (step_table("one"),)) == 0
+    assert database.prepare(connection, (step_table("one"), step_table("two"))) == 1  # step 1 is not re-run
+    assert database.current_version(connection) == 2
+    with pytest.raises(database.NewerFileError) as caught:
+        database.prepare(connection, (step_table("one"),))
+    assert (caught.value.found, caught.value.latest) == (2, 1)
+    assert str(caught.value) == "schema version 2, this llmswitch knows up to 1"
+
+
+def test_connect_uses_wal_a_busy_timeout_and_autocommit(tmp_path: Path) -> None:
+    connection = database.connect(tmp_path / "x.db", busy_timeout_s=2.5)
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert connection.execute("PRAGMA busy_timeout").fetchone()[0] == 2500
+    assert connection.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert connection.isolation_level is None
+    memory = database.connect(None)
+    assert memory.execute("PRAGMA journal_mode").fetchone()[0] == "memory"
+
+
+def test_immediate_commits_or_rolls_back_the_whole_block(tmp_path: Path) -> None:
+    connection = database.connect(tmp_path / "x.db")
+    connection.execute("CREATE TABLE t (x)")
+    with database.immediate(connection):
+        connection.execute("INSERT INTO t VALUES (1)")
+    with pytest.raises(RuntimeError), database.immediate(connection):
+        connection.execute("INSERT INTO t VALUES (2)")
+        raise RuntimeError("half way")
+    assert connection.execute("SELECT x FROM t").fetchall() == [(1,)] and not connection.in_transaction
+
+
+def test_with_retries_waits_out_contention_and_nothing_else() -> None:
+    attempts: list[float] = []
+
+    def locked_twice() -> str:
+        attempts.append(time.monotonic())
+        if len(attempts) < 3:
+            raise sqlite3.OperationalError("database is locked")
+        return "done"
+
+    assert database.with_retries(locked_twice, 5.0) == "done" and len(attempts) == 3
+
+    def broken() -> None:
+        attempts.append(time.monotonic())
+        raise sqlite3.OperationalError("no such table: calls")
+
+    attempts.clear()
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        database.with_retries(broken, 5.0)
+    assert len(attempts) == 1  # a real failure is not retried
+
+    def always_busy() -> None:
+        raise sqlite3.OperationalError("database is busy")
+
+    started = time.monotonic()
+    with pytest.raises(sqlite3.OperationalError, match="busy"):
+        database.with_retries(always_busy, 0.2)
+    assert 0.2 <= time.monotonic() - started < 2.0
+
+
+def test_opening_waits_for_another_process_that_holds_the_file(tmp_path: Path) -> None:
+    """A file locked while it is being opened and upgraded: the opener waits and retries, then upgrades."""
+    path = tmp_path / "x.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")  # even reading the version must wait
+    threading.Timer(0.5, lambda: holder.execute("COMMIT")).start()
+    started = time.monotonic()
+    connection = database.open_database(path, (step_table("one"),), busy_timeout_s=0.1, deadline_s=10.0)
+    assert time.monotonic() - started >= 0.4
+    assert database.current_version(connection) == 1
+
+
+def test_processes_opening_an_old_ledger_at_once_upgrade_it_once(hermetic: Path) -> None:
+    path = hermetic / "data" / FILE_NAME
+    build_ledger_at(path, 0)
+    code = "import sys; from llmswitch.ledger import Ledger; Ledger(sys.argv[1]).spend('p', 0)"
+    python_processes_at_once(code, str(path))
+    with Ledger(path) as ledger:
+        assert ledger.entries() == []
+    assert database.current_version(sqlite3.connect(path)) == LATEST_VERSION
