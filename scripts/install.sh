@@ -3,7 +3,8 @@
 #
 #   scripts/install.sh                 core + plugins (echo, openai, anthropic, ollama, llamacpp, transformers)
 #                                      + demo model
-#   scripts/install.sh --test          ... plus the test tools
+#   scripts/install.sh --test          ... plus the test tools and the Redis client (llmswitch[redis]); the
+#                                      tests also need the redis-server program (apt-get install redis-server)
 #   scripts/install.sh --venv DIR      use or create another virtualenv
 #   scripts/install.sh --verbose       show pip's own output as it goes
 #
@@ -20,7 +21,7 @@ verbose=""
 TORCH_SPEC="${LLMSWITCH_TORCH_SPEC:-torch==2.13.0}"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --test) extras="[test]"; shift ;;
+    --test) extras="[test,redis]"; shift ;;
     --venv) venv="$2"; shift 2 ;;
     --verbose|-v) verbose=1; shift ;;
     *) echo "usage: scripts/install.sh [--test] [--venv DIR] [--verbose]" >&2; exit 2 ;;
@@ -106,5 +107,9 @@ if [ -n "$extras" ]; then
   # LiteLLM's price table, a real-world file for the `prices update` tests. Without its dependencies: nothing
   # imports the package, the tests only read the JSON file its wheel carries.
   step "installing LiteLLM's price table, for the tests" pip install --no-deps "litellm==1.110.2"
+fi
+if [ -n "$extras" ] && ! command -v redis-server >/dev/null 2>&1; then
+  # A system program, not a pip package: the tests of shared router state start their own redis-server.
+  echo "install: note: the tests need redis-server too: sudo apt-get install redis-server (Debian, Ubuntu)" >&2
 fi
 echo "install: done. Run $venv/bin/llmswitch (or: source $venv/bin/activate)" >&2

@@ -187,7 +187,7 @@ def test_help_version_and_profiles_list_import_no_sdk_or_textual() -> None:
         "sys.argv = ['llmswitch'] + sys.argv[1:]\n"
         "try:\n    runpy.run_module('llmswitch', run_name='__main__')\n"
         "except SystemExit:\n    pass\n"
-        "heavy = [m for m in ('openai', 'anthropic', 'llama_cpp', 'textual', 'httpx', 'tiktoken', 'rich', 'torch',"
+        "heavy = [m for m in ('openai', 'anthropic', 'llama_cpp', 'textual', 'httpx', 'tiktoken', 'rich', 'torch', 'redis',"
         " 'transformers')"
         " if m in sys.modules]\n"
         "sys.stderr.write('HEAVY=' + ','.join(heavy))\n"

@@ -3,7 +3,7 @@
 Every test gets its own config, data and cache directories and an empty working directory (no stray
 ``.env``), with the variables that would make it depend on the machine (real keys, base URLs, proxies)
 removed. The plugin registry is reloaded around each test, so plugins registered by one never leak into
-the next.
+the next. ``redis_server`` starts a real Redis for the tests of shared router state.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pytest
 
 from llmswitch import plugins
 from llmswitch.secrets import forget_secrets
+from llmswitch.testing.redis_server import INSTALL_HINT, RedisServer, redis_server_binary
 
 # Variables that would make a test depend on the machine it runs on.
 LEAKY_VARIABLES = (
@@ -64,3 +65,15 @@ def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 def config_file(hermetic: Path) -> Path:
     """The test's own config file (not created: write profiles into it)."""
     return hermetic / "config" / "config.toml"
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real ``redis-server`` of the test's own on 127.0.0.1 (``.url``), stopped after the test.
+
+    Skips when redis-server is not installed (a failure in CI, see tests/conftest.py).
+    """
+    if redis_server_binary() is None:
+        pytest.skip(f"redis-server is not installed: {INSTALL_HINT}")
+    with RedisServer(tmp_path / "redis") as server:
+        yield server
