@@ -5,33 +5,18 @@ The public API is re-exported here lazily, so ``import llmswitch`` (and ``llmswi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from llmswitch.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Client": "llmswitch.client",
-    "AsyncClient": "llmswitch.client",
-    "AsyncStreamResult": "llmswitch.client",
-    "ResolvedProfile": "llmswitch.client",
-    "StreamResult": "llmswitch.client",
-    "hookimpl": "llmswitch.hookspecs",
-    "Message": "llmswitch.types",
-    "Request": "llmswitch.types",
-    "Response": "llmswitch.types",
-    "Usage": "llmswitch.types",
-    "TextDelta": "llmswitch.types",
-    "UsageEvent": "llmswitch.types",
-    "StreamEnd": "llmswitch.types",
-    "StreamError": "llmswitch.types",
-    "TokenCount": "llmswitch.types",
-    "HealthReport": "llmswitch.types",
-    "Check": "llmswitch.types",
-    "CheckStatus": "llmswitch.types",
-    "Status": "llmswitch.types",
-    "OptionSpec": "llmswitch.types",
-    "BackendInfo": "llmswitch.types",
-    "Target": "llmswitch.types",
+    "llmswitch.client": ("Client", "AsyncClient", "AsyncStreamResult", "ResolvedProfile", "StreamResult"),
+    "llmswitch.hookspecs": ("hookimpl",),
+    "llmswitch.types": ("Message", "Request", "Response", "Usage", "TextDelta", "UsageEvent", "StreamEnd",
+                        "StreamError", "TokenCount", "HealthReport", "Check", "CheckStatus", "Status", "OptionSpec",
+                        "BackendInfo", "Target"),
 }
 
 if TYPE_CHECKING:
@@ -56,15 +41,5 @@ if TYPE_CHECKING:
         UsageEvent,
     )
 
-__all__ = ["__version__", *_EXPORTS]
-
-
-def __getattr__(name: str) -> Any:
-    module_name = _EXPORTS.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'llmswitch' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
+_names, __getattr__ = lazy_exports(__name__, _EXPORTS)
+__all__ = ["__version__", *_names]

@@ -113,7 +113,7 @@ def price_of(resolved: ResolvedProfile) -> ModelPrice:
 
 def count_input(resolved: ResolvedProfile, request: Request) -> TokenCount:
     """Input tokens through the backend's ``count_tokens``; the core's estimate if that fails."""
-    from llmswitch.client import estimate_tokens
+    from llmswitch.types import estimate_tokens
 
     try:
         return resolved.count_tokens(request)

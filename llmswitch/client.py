@@ -67,6 +67,7 @@ from llmswitch.types import (
     TokenCount,
     Usage,
     UsageEvent,
+    estimate_tokens,
 )
 
 
@@ -162,14 +163,6 @@ def build_target(
 
 
 
-def key_is_required(target: Target) -> bool:
-    """Keys are required by hosted APIs; a custom (local) server that ignores keys works without one."""
-    info = target.info
-    if info is None or not info.key_env or not info.key_required or target.key_withheld:
-        return False
-    return info.is_own_url(target.base_url) or bool(target.options.get("api_key_env"))
-
-
 @dataclass
 class ResolvedProfile:
     """A validated profile bound to its backend's implementation."""
@@ -213,7 +206,7 @@ class ResolvedProfile:
     # ---- calls: the rules both forms share ---------------------------------------------------------------
 
     def _require_key(self) -> None:
-        if self.target.api_key is None and key_is_required(self.target):
+        if self.target.api_key is None and self.target.key_is_required:
             raise MissingKeyError(self.name, self.target.key_variable or "the API key variable")
 
     def _has(self, *hooks: str) -> bool:
@@ -449,12 +442,6 @@ async def acollect(result: AsyncStreamResult) -> Response:
             if type(event) is StreamError:
                 raise event.error
     return result.response()
-
-
-def estimate_tokens(request: Request) -> TokenCount:
-    """A backend-neutral estimate: about four characters a token, plus a few per message."""
-    chars = sum(len(message.content) for message in request.messages) + len(request.system or "")
-    return TokenCount(n=max(1, round(chars / 4)) + 4 * len(request.messages), exact=False, method="chars/4")
 
 
 @dataclass

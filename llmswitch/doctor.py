@@ -310,7 +310,7 @@ def diagnose(
     offline: bool = False,
 ) -> Diagnosis:
     """Check one profile, in this thread; its health hook is bounded by :func:`hook_bound`."""
-    from llmswitch.client import ResolvedProfile, build_target, key_is_required
+    from llmswitch.client import ResolvedProfile, build_target
     from llmswitch.profile_settings import model_in_use
     from llmswitch.profiles import validate
 
@@ -353,7 +353,7 @@ def diagnose(
     checks.append(Check("config", CheckStatus.PASS, f"valid for backend {handle.info.name} ({profile.source})"))
 
     # The key.
-    key_check, diagnosis.key = check_key(target, key_is_required(target))
+    key_check, diagnosis.key = check_key(target, target.key_is_required)
     if key_check is not None:
         checks.append(key_check)
 

@@ -129,6 +129,12 @@ class TokenCount:
         return str(self.n) if self.exact else f"~{self.n} (estimate)"
 
 
+def estimate_tokens(request: Request) -> TokenCount:
+    """A backend-neutral estimate: about four characters a token, plus a few per message."""
+    chars = sum(len(message.content) for message in request.messages) + len(request.system or "")
+    return TokenCount(n=max(1, round(chars / 4)) + 4 * len(request.messages), exact=False, method="chars/4")
+
+
 # ---- health ----------------------------------------------------------------------------------------------
 
 
@@ -296,3 +302,12 @@ class Target:
     def option(self, name: str, default: Any = None) -> Any:
         value = self.options.get(name)
         return default if value is None else value
+
+    @property
+    def key_is_required(self) -> bool:
+        """Hosted APIs need a key; a custom (local) server that ignores keys works without one. Only the core
+        decides this (a plugin reports it, e.g. as a failed ``key`` check, but never re-derives it)."""
+        info = self.info
+        if info is None or not info.key_env or not info.key_required or self.key_withheld:
+            return False
+        return info.is_own_url(self.base_url) or bool(self.options.get("api_key_env"))

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from llmswitch import hookimpl
-from llmswitch.client import Client, estimate_tokens
+from llmswitch.client import Client
 from llmswitch.config import parse_toml
 from llmswitch.conversation import Conversation
 from llmswitch.errors import BudgetExceededError, ConfigSyntaxError
@@ -37,6 +37,7 @@ from llmswitch.types import (
     Request,
     Response,
     Target,
+    estimate_tokens,
 )
 from tests.helpers import run_cli, write_config
 from tests.test_budget import CountingPlugin

@@ -46,7 +46,7 @@ def run(installed: Path, config: Path, *args: str, code: str | None = None) -> s
 def test_the_example_is_complete_and_under_120_lines() -> None:
     module = guide_files()["llmswitch_tiny.py"]
     assert len(module.splitlines()) < 120
-    for hook in ("llmswitch_backends", "complete", "stream", "astream", "health"):
+    for hook in ("llmswitch_backends", "complete", "stream", "astream", "ahealth"):
         assert f"def {hook}(" in module
     assert "choices=" in module and "status_error" in module
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from llmswitch.client import Client, key_is_required
+from llmswitch.client import Client
 from llmswitch.profiles import builtin_profiles
 from tests.helpers import write_config
 
@@ -27,7 +27,7 @@ def test_the_readme_example_pasted_as_is_keeps_the_default_working(config_file: 
     assert client.store.default_name == "local"
     default = client.resolve(None)
     assert dict(default.profile.values) == builtin_profiles()["local"]  # no model path that does not exist
-    assert default.target.api_key is None and not key_is_required(default.target)
+    assert default.target.api_key is None and not default.target.key_is_required
     for name in client.store.user_profiles:  # every profile it adds is valid for its backend
         client.resolve(name)
     assert set(client.store.user_profiles) == {"claude", "vllm", "fast"}
@@ -40,4 +40,4 @@ def test_the_readme_examples_commented_lines_work_once_uncommented(config_file: 
     client = Client()
     assert client.store.default_name == "claude"
     assert client.resolve("local").settings["model_path"].endswith(".gguf")
-    assert key_is_required(client.resolve("claude").target)
+    assert client.resolve("claude").target.key_is_required

@@ -78,7 +78,7 @@ def test_the_backend_comes_from_the_installed_distribution() -> None:
     registry = get_registry()
     handle = registry.backend("openai")
     assert handle.plugin.distribution == "llmswitch-openai"
-    assert set(handle.hooks) == {"complete", "stream", "acomplete", "astream", "count_tokens", "health"}
+    assert set(handle.hooks) == {"complete", "stream", "acomplete", "astream", "count_tokens", "health", "ahealth"}
     info = handle.info
     assert info.key_env == "OPENAI_API_KEY"
     assert info.base_url_env == "OPENAI_BASE_URL"

@@ -9,8 +9,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
-from llmswitch import hookimpl
-from llmswitch.types import BackendInfo, HealthReport, Request, Response, StreamEvent, Target, TokenCount
+from llmswitch import kit
+from llmswitch.kit import (
+    BackendInfo,
+    HealthReport,
+    Request,
+    Response,
+    StreamEvent,
+    Target,
+    TokenCount,
+    hookimpl,
+)
 from llmswitch_anthropic.info import INFO
 
 
@@ -58,4 +67,11 @@ def count_tokens(target: Target, request: Request) -> TokenCount:
 def health(target: Target, timeout: float, offline: bool) -> HealthReport:
     from llmswitch_anthropic import checks
 
-    return checks.health(target, timeout, offline)
+    return kit.run_checks(checks.health(target, timeout, offline))
+
+
+@hookimpl
+async def ahealth(target: Target, timeout: float, offline: bool) -> HealthReport:
+    from llmswitch_anthropic import checks
+
+    return await kit.arun_checks(checks.health(target, timeout, offline))

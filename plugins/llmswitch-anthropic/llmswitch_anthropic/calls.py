@@ -14,8 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from llmswitch import kit
-from llmswitch.errors import LLMSwitchError
-from llmswitch.types import Request, Response, StreamEvent, Target, TokenCount
+from llmswitch.kit import LLMSwitchError, Request, Response, StreamEvent, Target, TokenCount
 from llmswitch_anthropic.errors import is_anthropic, server_name, status_error, unreachable_remedy
 from llmswitch_anthropic.info import API_VERSION, DEFAULT_BASE_URL, DEFAULT_TIMEOUT_S, NAME
 from llmswitch_anthropic.wire import EventTranslator, build_body, count_body, parse_message
@@ -77,7 +76,7 @@ def astream(target: Target, request: Request) -> AsyncIterator[StreamEvent]:
 
 def count_tokens(target: Target, request: Request) -> TokenCount:
     """Exact from ``/v1/messages/count_tokens`` when it answers; otherwise an estimate, marked as one."""
-    from llmswitch.client import estimate_tokens
+    from llmswitch.kit import estimate_tokens
 
     estimate = estimate_tokens(request)
     if not target.option("count_with_api", True):

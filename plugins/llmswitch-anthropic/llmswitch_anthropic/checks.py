@@ -10,8 +10,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from llmswitch import kit
-from llmswitch.errors import AuthError, LLMSwitchError, RateLimitError, RedirectError
-from llmswitch.types import Check, CheckStatus, HealthReport, Target
+from llmswitch.kit import (
+    AuthError,
+    Check,
+    CheckStatus,
+    HealthReport,
+    LLMSwitchError,
+    RateLimitError,
+    RedirectError,
+    Target,
+)
 from llmswitch_anthropic.calls import endpoint
 from llmswitch_anthropic.errors import key_origin, key_variable, server_name
 from llmswitch_anthropic.info import DEFAULT_MODEL, KEYS_PAGE, RETIRED_MODELS
@@ -20,7 +28,8 @@ PASS, WARN, FAIL, SKIP = CheckStatus.PASS, CheckStatus.WARN, CheckStatus.FAIL, C
 SHOWN_MODELS = 8
 
 
-def health(target: Target, timeout: float, offline: bool) -> HealthReport:
+def health(target: Target, timeout: float, offline: bool) -> kit.Checks:
+    """The checks, once for ``health`` and ``ahealth`` (:func:`llmswitch.kit.run_checks`)."""
     checks = [key_check(target)]
     if offline:
         checks.append(Check("reachable", SKIP, "offline: the server was not contacted"))
@@ -31,7 +40,7 @@ def health(target: Target, timeout: float, offline: bool) -> HealthReport:
     try:
         call = kit.Call(endpoint(target), "GET", "v1/models?limit=1000", timeout=timeout)
         started = time.perf_counter()
-        payload = kit.request_json(call)
+        payload = yield call
         latency = time.perf_counter() - started
     except LLMSwitchError as error:  # every failure becomes a failed check, never an exception out of doctor
         checks.extend(failure_checks(target, error))
@@ -44,13 +53,11 @@ def health(target: Target, timeout: float, offline: bool) -> HealthReport:
 
 
 def key_check(target: Target) -> Check:
-    from llmswitch.client import key_is_required
-
     notes = ("; " + "; ".join(target.notes)) if target.notes else ""
     if target.api_key is not None:
         return Check("key", PASS, key_origin(target) + notes)
     variable = key_variable(target)
-    if key_is_required(target):
+    if target.key_is_required:
         return Check(
             "key", FAIL, f"no API key: {variable} is not set" + notes,
             remedy=f"export {variable}=... with a key from {KEYS_PAGE} (or put it in a .env file here)",
@@ -75,7 +82,7 @@ def model_check(target: Target, payload: Any) -> Check:
             return Check("model", WARN, f"{detail}, but deprecated: end of life on {end_of_life}",
                          remedy=f"move profile '{target.profile}' to a current model (e.g. {DEFAULT_MODEL}) before then")
         return Check("model", PASS, detail)
-    from llmswitch.errors import close_matches
+    from llmswitch.kit import close_matches
 
     suggestions = close_matches(model, served)
     listed = ", ".join(served[:SHOWN_MODELS]) + (f" and {len(served) - SHOWN_MODELS} more" if len(served) > SHOWN_MODELS else "")

@@ -12,19 +12,20 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from llmswitch.errors import (
+from llmswitch.kit import (
     AuthError,
     BackendError,
     BadResponseError,
+    ErrorAnswer,
     ModelNotFoundError,
     RateLimitError,
+    Target,
     close_matches,
+    excerpt,
     nothing_understood,
+    parse_retry_after,
+    redact,
 )
-from llmswitch.http_headers import parse_retry_after
-from llmswitch.kit import ErrorAnswer
-from llmswitch.secrets import excerpt, redact
-from llmswitch.types import Target
 from llmswitch_anthropic.info import DEFAULT_BASE_URL, KEY_ENV, KEYS_PAGE, NAME, STATUS_PAGE
 
 # Anthropic's error types and the HTTP status each comes with (an error event in a stream has no status).
@@ -82,7 +83,7 @@ def key_origin(target: Target) -> str:
 def known_models() -> list[str]:
     """Model names from the plugin's price table, for "did you mean" (offline, no network)."""
     try:
-        from llmswitch.pricing import load_table
+        from llmswitch.kit import load_table
         from llmswitch_anthropic.info import INFO
 
         table = load_table(INFO)

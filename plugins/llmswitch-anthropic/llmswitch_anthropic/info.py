@@ -5,7 +5,7 @@ Plain data, importable without any HTTP library (``llmswitch plugins`` and ``pro
 
 from __future__ import annotations
 
-from llmswitch.types import BackendInfo, OptionSpec
+from llmswitch.kit import BackendInfo, OptionSpec
 
 NAME = "anthropic"
 KEY_ENV = "ANTHROPIC_API_KEY"

@@ -20,9 +20,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from llmswitch.errors import BadResponseError, UnsupportedOptionError
-from llmswitch.kit import SSEEvent, json_object
-from llmswitch.types import Request, Response, StreamEnd, StreamEvent, Target, TextDelta, Usage, UsageEvent
+from llmswitch.kit import (
+    BadResponseError,
+    Request,
+    Response,
+    SSEEvent,
+    StreamEnd,
+    StreamEvent,
+    Target,
+    TextDelta,
+    UnsupportedOptionError,
+    Usage,
+    UsageEvent,
+    json_object,
+)
 from llmswitch_anthropic.errors import server_name
 from llmswitch_anthropic.info import DEFAULT_MAX_TOKENS, NAME
 

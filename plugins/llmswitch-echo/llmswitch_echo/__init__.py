@@ -8,8 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from llmswitch import hookimpl
-from llmswitch.types import (
+from llmswitch.kit import (
     BackendInfo,
     Check,
     CheckStatus,
@@ -24,6 +23,7 @@ from llmswitch.types import (
     TokenCount,
     Usage,
     UsageEvent,
+    hookimpl,
 )
 
 INFO = BackendInfo(

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from llmswitch import hookimpl
-from llmswitch.types import (
+from llmswitch.kit import (
     BackendInfo,
     HealthReport,
     OptionSpec,
@@ -24,6 +23,7 @@ from llmswitch.types import (
     StreamEvent,
     Target,
     TokenCount,
+    hookimpl,
 )
 from llmswitch_llamacpp.embedded import DEFAULT_DEMO, demo_notice
 from llmswitch_llamacpp.prompts import FORMATS

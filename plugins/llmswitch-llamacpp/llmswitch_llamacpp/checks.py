@@ -12,9 +12,7 @@ import dataclasses
 import importlib.util
 import time
 
-from llmswitch.errors import LLMSwitchError
-from llmswitch.kit.local import usable_cpus
-from llmswitch.types import Check, CheckStatus, HealthReport, Target
+from llmswitch.kit import Check, CheckStatus, HealthReport, LLMSwitchError, Target, usable_cpus
 from llmswitch_llamacpp import preflight
 from llmswitch_llamacpp.gguf import GGUFError, read_gguf
 from llmswitch_llamacpp.prompts import choose_format

@@ -28,8 +28,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmswitch.errors import BadResponseError, ModelNotFoundError
-from llmswitch.types import Target
+from llmswitch.kit import BadResponseError, ModelNotFoundError, Target
 
 _STAMP_SUFFIX = ".verified.json"
 # Generation defaults for a demo model when a request leaves them unset. Greedy (temperature 0), so the same
@@ -95,7 +94,7 @@ def demo_notice(target: Target) -> str | None:
 
 
 def models_dir() -> Path:
-    from llmswitch.config import cache_dir
+    from llmswitch.kit import cache_dir
 
     return cache_dir() / "models"
 

@@ -18,9 +18,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from llmswitch.errors import BackendError, BadResponseError, UnsupportedOptionError
-from llmswitch.kit.local import AnswerText
-from llmswitch.types import Request, Response, StreamEnd, StreamEvent, Target, TextDelta, Usage, UsageEvent
+from llmswitch.kit import (
+    AnswerText,
+    BackendError,
+    BadResponseError,
+    Request,
+    Response,
+    StreamEnd,
+    StreamEvent,
+    Target,
+    TextDelta,
+    UnsupportedOptionError,
+    Usage,
+    UsageEvent,
+)
 from llmswitch_llamacpp.embedded import DEMO_DEFAULTS
 from llmswitch_llamacpp.prompts import Prompt, conversation, render
 from llmswitch_llamacpp.runtime import LoadedModel, llama_cpp_module

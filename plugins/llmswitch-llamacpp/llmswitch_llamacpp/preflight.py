@@ -21,8 +21,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmswitch.errors import BackendError, BackendTimeoutError, BadResponseError, ModelNotFoundError
-from llmswitch.kit.local import last_json_object
+from llmswitch.kit import (
+    BackendError,
+    BackendTimeoutError,
+    BadResponseError,
+    ModelNotFoundError,
+    last_json_object,
+)
 from llmswitch_llamacpp.settings import LoadSettings
 
 PROBE_TIMEOUT_S = 180.0
@@ -259,7 +264,7 @@ def probe_key(settings: LoadSettings) -> str | None:
 
 
 def _memory_file(key: str) -> Path:
-    from llmswitch.config import cache_dir
+    from llmswitch.kit import cache_dir
 
     return cache_dir() / "llamacpp" / "probes" / f"{key}.json"
 

@@ -16,8 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from llmswitch.errors import InvalidOptionError
-from llmswitch.types import Message
+from llmswitch.kit import InvalidOptionError, Message
 
 AUTO = "auto"
 TEMPLATE = "template"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from llmswitch.errors import BackendError
+from llmswitch.kit import BackendError
 from llmswitch_llamacpp import preflight
 from llmswitch_llamacpp.native_log import capture_native_logs, clear_native_log, recent_native_log
 from llmswitch_llamacpp.prompts import FormatChoice, choose_format

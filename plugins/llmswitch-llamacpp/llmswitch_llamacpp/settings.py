@@ -13,9 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmswitch.errors import InvalidOptionError, ModelNotFoundError
-from llmswitch.kit.local import default_threads
-from llmswitch.types import Target
+from llmswitch.kit import InvalidOptionError, ModelNotFoundError, Target, default_threads
 from llmswitch_llamacpp.embedded import DEFAULT_DEMO, DEMO_MODELS, DemoModel, demo_for
 
 DEFAULT_N_CTX = 4096

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from llmswitch import kit
-from llmswitch.types import Request, Response, StreamEvent, Target, TokenCount
+from llmswitch.kit import Request, Response, StreamEvent, Target, TokenCount
 from llmswitch_ollama.errors import START_REMEDY, base_url, from_status, status_error
 from llmswitch_ollama.info import DEFAULT_TIMEOUT_S, NAME
 from llmswitch_ollama.wire import LineTranslator, build_body, parse_chat
@@ -73,7 +73,7 @@ def astream(target: Target, request: Request) -> AsyncIterator[StreamEvent]:
 
 def count_tokens(target: Target, request: Request) -> TokenCount:
     """An estimate: Ollama has no endpoint that counts without generating."""
-    from llmswitch.client import estimate_tokens
+    from llmswitch.kit import estimate_tokens
 
     estimate = estimate_tokens(request)
     return TokenCount(estimate.n, exact=False, method=f"{estimate.method} (Ollama cannot count without running)")

@@ -10,8 +10,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from llmswitch import kit
-from llmswitch.errors import LLMSwitchError, RedirectError, close_matches
-from llmswitch.types import Check, CheckStatus, HealthReport, Target
+from llmswitch.kit import (
+    Check,
+    CheckStatus,
+    HealthReport,
+    LLMSwitchError,
+    RedirectError,
+    Target,
+    close_matches,
+)
 from llmswitch_ollama.calls import endpoint
 from llmswitch_ollama.errors import base_url, pull_remedy
 
@@ -19,14 +26,15 @@ PASS, WARN, FAIL, SKIP = CheckStatus.PASS, CheckStatus.WARN, CheckStatus.FAIL, C
 SHOWN_MODELS = 8
 
 
-def health(target: Target, timeout: float, offline: bool) -> HealthReport:
+def health(target: Target, timeout: float, offline: bool) -> kit.Checks:
+    """The checks, once for ``health`` and ``ahealth`` (:func:`llmswitch.kit.run_checks`)."""
     url = base_url(target)
     if offline:
         return HealthReport.from_checks([Check("server", SKIP, f"offline: {url} was not contacted")])
     where = endpoint(target)
     started = time.perf_counter()
     try:
-        version = kit.request_json(kit.Call(where, "GET", "api/version", timeout=timeout))
+        version = yield kit.Call(where, "GET", "api/version", timeout=timeout)
     except LLMSwitchError as error:  # every failure becomes a failed check, never an exception out of doctor
         status = None if isinstance(error, RedirectError) else getattr(error, "status_code", None)
         detail = (f"{url} answered HTTP {status} for /api/version: is it Ollama?" if status is not None
@@ -36,7 +44,7 @@ def health(target: Target, timeout: float, offline: bool) -> HealthReport:
                                         latency_s=time.perf_counter() - started if status else None)
     latency = time.perf_counter() - started
     try:
-        tags: Any = kit.request_json(kit.Call(where, "GET", "api/tags", timeout=timeout))
+        tags: Any = yield kit.Call(where, "GET", "api/tags", timeout=timeout)
     except LLMSwitchError as error:
         tags = error
     checks = [Check("server", PASS, f"Ollama {version.get('version') or 'unknown version'} at {url} answered in "

@@ -11,18 +11,18 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from llmswitch.errors import (
+from llmswitch.kit import (
     AuthError,
     BackendError,
     BadResponseError,
+    ErrorAnswer,
     ModelNotFoundError,
     RateLimitError,
+    Target,
+    excerpt,
     nothing_understood,
+    parse_retry_after,
 )
-from llmswitch.http_headers import parse_retry_after
-from llmswitch.kit import ErrorAnswer
-from llmswitch.secrets import excerpt
-from llmswitch.types import Target
 from llmswitch_ollama.info import NAME
 
 START_REMEDY = "start Ollama (`ollama serve`, or open the Ollama app)"

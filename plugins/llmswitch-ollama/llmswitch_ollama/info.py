@@ -5,7 +5,7 @@ Plain data, importable without httpx (``llmswitch plugins`` and ``profiles show`
 
 from __future__ import annotations
 
-from llmswitch.types import BackendInfo, OptionSpec
+from llmswitch.kit import BackendInfo, OptionSpec
 
 NAME = "ollama"
 BASE_URL_ENV = "OLLAMA_HOST"

@@ -21,9 +21,19 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from llmswitch.errors import BadResponseError, UnsupportedOptionError
-from llmswitch.kit import json_object
-from llmswitch.types import Request, Response, StreamEnd, StreamEvent, Target, TextDelta, Usage, UsageEvent
+from llmswitch.kit import (
+    BadResponseError,
+    Request,
+    Response,
+    StreamEnd,
+    StreamEvent,
+    Target,
+    TextDelta,
+    UnsupportedOptionError,
+    Usage,
+    UsageEvent,
+    json_object,
+)
 from llmswitch_ollama.info import NAME, OPTION_EXTRAS, TOP_LEVEL_EXTRAS
 
 OPTION_EXTRA_NAMES = frozenset(spec.name for spec in OPTION_EXTRAS)

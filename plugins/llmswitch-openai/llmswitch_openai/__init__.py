@@ -18,8 +18,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
-from llmswitch import hookimpl
-from llmswitch.types import BackendInfo, HealthReport, Request, Response, StreamEvent, Target, TokenCount
+from llmswitch import kit
+from llmswitch.kit import (
+    BackendInfo,
+    HealthReport,
+    Request,
+    Response,
+    StreamEvent,
+    Target,
+    TokenCount,
+    hookimpl,
+)
 
 __version__ = "0.1.0"
 
@@ -70,4 +79,11 @@ def count_tokens(target: Target, request: Request) -> TokenCount:
 def health(target: Target, timeout: float, offline: bool) -> HealthReport:
     from llmswitch_openai import checks  # not "health": that name is this hook
 
-    return checks.health(target, timeout, offline)
+    return kit.run_checks(checks.health(target, timeout, offline))
+
+
+@hookimpl
+async def ahealth(target: Target, timeout: float, offline: bool) -> HealthReport:
+    from llmswitch_openai import checks
+
+    return await kit.arun_checks(checks.health(target, timeout, offline))

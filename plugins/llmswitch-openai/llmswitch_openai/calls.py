@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from llmswitch import kit
-from llmswitch.types import Request, Response, StreamEvent, Target
+from llmswitch.kit import Request, Response, StreamEvent, Target
 from llmswitch_openai import __version__
 from llmswitch_openai.errors import (
     BACKEND,
@@ -122,7 +122,7 @@ def astream(target: Target, request: Request) -> AsyncIterator[StreamEvent]:
 
 def served_models(target: Target, *, timeout: float) -> list[str] | None:
     """The model ids ``GET /models`` lists, or None when the server cannot say."""
-    from llmswitch.errors import LLMSwitchError
+    from llmswitch.kit import LLMSwitchError
     from llmswitch_openai.wire import model_ids
 
     try:

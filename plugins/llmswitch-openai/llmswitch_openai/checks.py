@@ -6,9 +6,17 @@ from __future__ import annotations
 import time
 
 from llmswitch import kit
-from llmswitch.client import key_is_required
-from llmswitch.errors import AuthError, LLMSwitchError, ModelNotFoundError, RedirectError, UnreachableError
-from llmswitch.types import Check, CheckStatus, HealthReport, Target
+from llmswitch.kit import (
+    AuthError,
+    Check,
+    CheckStatus,
+    HealthReport,
+    LLMSwitchError,
+    ModelNotFoundError,
+    RedirectError,
+    Target,
+    UnreachableError,
+)
 from llmswitch_openai.calls import models_call
 from llmswitch_openai.errors import key_origin, model_not_found, server_name
 from llmswitch_openai.wire import model_ids
@@ -19,7 +27,7 @@ NETWORK_CHECKS = ("server", "key accepted", "model")
 def key_check(target: Target) -> Check:
     if target.api_key is not None:
         return Check("key", CheckStatus.PASS, f"{target.api_key.masked} from {key_origin(target)}")
-    if key_is_required(target):
+    if target.key_is_required:
         variable = target.key_variable or "OPENAI_API_KEY"
         return Check(
             "key",
@@ -33,7 +41,8 @@ def key_check(target: Target) -> Check:
     return Check("key", CheckStatus.PASS, detail)
 
 
-def health(target: Target, timeout: float, offline: bool) -> HealthReport:
+def health(target: Target, timeout: float, offline: bool) -> kit.Checks:
+    """The checks, once for ``health`` and ``ahealth`` (:func:`llmswitch.kit.run_checks`)."""
     checks = [Check("endpoint", CheckStatus.PASS, f"{target.base_url}, model {target.model}"), key_check(target)]
     if offline:
         checks += [Check(name, CheckStatus.SKIP, "offline") for name in NETWORK_CHECKS]
@@ -44,7 +53,7 @@ def health(target: Target, timeout: float, offline: bool) -> HealthReport:
 
     started = time.perf_counter()
     try:
-        document = kit.request_json(models_call(target, timeout))
+        document = yield models_call(target, timeout)
     except (UnreachableError, RedirectError) as exc:  # a redirect is not followed: no call can succeed
         checks.append(Check("server", CheckStatus.FAIL, exc.message, exc.remedy))
         return HealthReport.from_checks(checks + _skipped("server unreachable"))

@@ -15,21 +15,21 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from llmswitch.errors import (
+from llmswitch.kit import (
     AuthError,
     BackendError,
     BadResponseError,
+    ErrorAnswer,
     LLMSwitchError,
     ModelNotFoundError,
     RateLimitError,
+    Target,
     UnsupportedOptionError,
     close_matches,
     nothing_understood,
+    parse_retry_after,
+    redact,
 )
-from llmswitch.http_headers import parse_retry_after
-from llmswitch.kit import ErrorAnswer
-from llmswitch.secrets import redact
-from llmswitch.types import Target
 from llmswitch_openai.wire import is_openai_api
 
 BACKEND = "openai"

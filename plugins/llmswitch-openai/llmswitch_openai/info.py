@@ -5,7 +5,7 @@ Pure data and the standard library: this module is imported at start-up for ``ll
 
 from __future__ import annotations
 
-from llmswitch.types import BackendInfo, OptionSpec
+from llmswitch.kit import BackendInfo, OptionSpec
 from llmswitch_openai.presets import PRESETS
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from llmswitch.types import Request, TokenCount
+from llmswitch.kit import Request, TokenCount
 
 _BLOB = "https://openaipublic.blob.core.windows.net/encodings/"
 

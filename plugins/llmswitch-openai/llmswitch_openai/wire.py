@@ -17,9 +17,21 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from llmswitch.errors import BadResponseError, InvalidOptionError, UnsupportedOptionError
-from llmswitch.kit import SSEEvent, json_object
-from llmswitch.types import Request, Response, StreamEnd, StreamEvent, Target, TextDelta, Usage, UsageEvent
+from llmswitch.kit import (
+    BadResponseError,
+    InvalidOptionError,
+    Request,
+    Response,
+    SSEEvent,
+    StreamEnd,
+    StreamEvent,
+    Target,
+    TextDelta,
+    UnsupportedOptionError,
+    Usage,
+    UsageEvent,
+    json_object,
+)
 
 OPENAI_HOSTS = frozenset({"api.openai.com"})
 OPENAI_MAX_STOP_SEQUENCES = 4

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from llmswitch import hookimpl
-from llmswitch.types import (
+from llmswitch.kit import (
     BackendInfo,
     HealthReport,
     OptionSpec,
@@ -23,6 +22,7 @@ from llmswitch.types import (
     StreamEvent,
     Target,
     TokenCount,
+    hookimpl,
 )
 from llmswitch_transformers.settings import CHAT_FORMATS, DEVICES, DTYPES
 

@@ -15,9 +15,7 @@ import struct
 import time
 from pathlib import Path
 
-from llmswitch.errors import LLMSwitchError
-from llmswitch.kit.local import usable_cpus
-from llmswitch.types import Check, CheckStatus, HealthReport, Target
+from llmswitch.kit import Check, CheckStatus, HealthReport, LLMSwitchError, Target, usable_cpus
 from llmswitch_transformers.settings import INSTALL_REMEDY, WEIGHT_SUFFIXES, LoadSettings, load_settings
 
 HEALTH_TOKENS = 8

@@ -18,9 +18,20 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmswitch.errors import BackendError, InvalidOptionError, LLMSwitchError, UnsupportedOptionError
-from llmswitch.kit.local import AnswerText
-from llmswitch.types import Request, Response, StreamEnd, StreamEvent, TextDelta, Usage, UsageEvent
+from llmswitch.kit import (
+    AnswerText,
+    BackendError,
+    InvalidOptionError,
+    LLMSwitchError,
+    Request,
+    Response,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+    UnsupportedOptionError,
+    Usage,
+    UsageEvent,
+)
 from llmswitch_transformers.prompts import Prompt, render
 from llmswitch_transformers.runtime import LoadedModel, is_out_of_memory, libraries, memory_remedy
 

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from llmswitch.kit.local import last_json_object
+from llmswitch.kit import last_json_object
 from llmswitch_transformers.settings import LoadSettings, ModelSource
 
 PROMPT = "Q: What is the capital of France?\nA:"
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run(decode(args[0]), tokens)
     except Exception as exc:  # reported, not raised: the parent explains it
-        from llmswitch.errors import LLMSwitchError
+        from llmswitch.kit import LLMSwitchError
         from llmswitch_transformers.runtime import explain_load_failure
 
         error = exc if isinstance(exc, LLMSwitchError) else explain_load_failure(exc, decode(args[0]))

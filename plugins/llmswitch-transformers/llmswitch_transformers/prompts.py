@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from llmswitch.errors import InvalidOptionError
-from llmswitch.types import Request
+from llmswitch.kit import InvalidOptionError, Request
 
 TRANSCRIPT_STOPS = ("\nQ:", "\nA:")
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from llmswitch.errors import (
+from llmswitch.kit import (
     BackendError,
     BadResponseError,
     LLMSwitchError,

@@ -15,9 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmswitch.errors import BackendError, InvalidOptionError, ModelNotFoundError
-from llmswitch.kit.local import default_threads
-from llmswitch.types import Target
+from llmswitch.kit import BackendError, InvalidOptionError, ModelNotFoundError, Target, default_threads
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
