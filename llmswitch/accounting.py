@@ -15,7 +15,6 @@ the call nothing before it is sent.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,12 +24,20 @@ from llmswitch.errors import BudgetExceededError, LLMSwitchError
 from llmswitch.secrets import redact
 
 if TYPE_CHECKING:
+    import logging
+
     from llmswitch.client import Client, ResolvedProfile, StreamState
     from llmswitch.ledger import Ledger
     from llmswitch.pricing import ModelPrice
     from llmswitch.types import Request, TokenCount
 
-log = logging.getLogger(__name__)
+
+
+def _log() -> logging.Logger:
+    """This module's logger, for failures only: importing logging would cost every chat a millisecond."""
+    import logging
+
+    return logging.getLogger(__name__)
 
 # Output assumed for a budget check when neither the request, the profile nor the price table bounds it.
 FALLBACK_MAX_OUTPUT = 4096
@@ -118,7 +125,7 @@ def count_input(resolved: ResolvedProfile, request: Request) -> TokenCount:
     try:
         return resolved.count_tokens(request)
     except LLMSwitchError as error:
-        log.debug("count_tokens failed for %s, estimating: %s", resolved.name, redact(str(error)))
+        _log().debug("count_tokens failed for %s, estimating: %s", resolved.name, redact(str(error)))
         return estimate_tokens(request)
 
 
@@ -268,7 +275,7 @@ def record_call(resolved: ResolvedProfile, request: Request, result: StreamState
         with Ledger() as ledger:
             ledger.append(entry)
     except LLMSwitchError as error:
-        log.warning("usage not recorded: %s", redact(error.message))
+        _log().warning("usage not recorded: %s", redact(error.message))
     return cost
 
 

@@ -48,6 +48,14 @@ def exports_dir() -> Path:
     return documents if documents.is_dir() else data_dir() / "exports"
 
 
+PRICE_CATALOG_FILE = "prices.json"
+
+
+def price_catalog_path(data: Path | None = None) -> Path:
+    """Where ``llmswitch prices update`` keeps the prices it fetched (in the data dir)."""
+    return (data or data_dir()) / PRICE_CATALOG_FILE
+
+
 def cache_dir() -> Path:
     from_env = os.environ.get("LLMSWITCH_CACHE_DIR")
     if from_env:

@@ -220,18 +220,15 @@ def get_registry() -> Registry:
 
 
 def _load() -> Registry:
-    from importlib.metadata import entry_points
+    from llmswitch.entry_points import entry_points
 
     registry = Registry()
     allowed = _allowed_names()
-    for entry_point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
-        dist = getattr(entry_point, "dist", None)
-        dist_name = dist.metadata["Name"] if dist is not None else None
+    for entry_point in sorted(entry_points(ENTRY_POINT_GROUP), key=lambda ep: ep.name):
+        dist_name = entry_point.distribution
         if allowed is not None and entry_point.name not in allowed and dist_name not in allowed:
             continue
-        record = PluginRecord(
-            name=entry_point.name, distribution=dist_name, version=dist.version if dist else None
-        )
+        record = PluginRecord(name=entry_point.name, distribution=dist_name, version=entry_point.version)
         try:
             plugin = entry_point.load()
         except BaseException as exc:  # noqa: BLE001 - SystemExit from a plugin must not end llmswitch

@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmswitch.config import price_catalog_path
 from llmswitch.errors import LLMSwitchError
 
 # Where LiteLLM publishes its table; `prices update` reads it only when the user runs the command.
 DEFAULT_CATALOG_URL = (
     "https://raw.githubusercontent.com/BerriAI/litellm/main/model_prices_and_context_window.json"
 )
-CATALOG_FILE = "prices.json"
 # LiteLLM's file is about 3.5 MB; anything far larger is not a price table.
 MAX_CATALOG_BYTES = 32 * 1024 * 1024
 # No model's price per million tokens is anywhere near this (the dearest list prices are a few hundred dollars).
@@ -284,12 +284,6 @@ def _float(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def catalog_path(data_dir: Path | None = None) -> Path:
-    from llmswitch.config import data_dir as default_data_dir
-
-    return (data_dir or default_data_dir()) / CATALOG_FILE
-
-
 def save_catalog(catalog: Catalog, path: Path) -> None:
     """Write atomically: a crash leaves the old table in place, never half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -338,7 +332,7 @@ def update_prices(
     A price that moves by more than ``MAX_PRICE_FACTOR`` against the one in use refuses the whole update unless
     ``force``: a table off by a factor of a million (per token read as per million) must not reach budgets.
     """
-    target = path or catalog_path()
+    target = path or price_catalog_path()
     previous = load_catalog(target) if target.exists() else None
     data, date = fetch_catalog(location)
     catalog = convert_catalog(data, source=location, date=date, providers=providers)

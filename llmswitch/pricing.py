@@ -288,13 +288,27 @@ def _entry(values: Any, where: str, label: str, date: str | None) -> ModelPrice:
     return ModelPrice(**checked, source=label, date=date)
 
 
-@functools.cache
-def _load(backend: str, package: str, resource: str) -> PriceTable:
+def _package_text(package: str, resource: str) -> str:
+    """A data file shipped inside ``package``. The plugin's package is already imported, so its folder is
+    known: read the file there, and ask :mod:`importlib.resources` (slow to import: it costs every ``chat`` a
+    few milliseconds) only for a package that is not a plain folder (a zip)."""
+    import importlib
+
+    location = getattr(importlib.import_module(package), "__file__", None)
+    if location is not None:
+        path = Path(location).parent / resource
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
     from importlib import resources
 
+    return resources.files(package).joinpath(resource).read_text(encoding="utf-8")
+
+
+@functools.cache
+def _load(backend: str, package: str, resource: str) -> PriceTable:
     origin = f"{package}/{resource}"
     try:
-        text = resources.files(package).joinpath(resource).read_text(encoding="utf-8")
+        text = _package_text(package, resource)
     except (OSError, ModuleNotFoundError, UnicodeDecodeError) as exc:
         return PriceTable(backend=backend, origin=origin, error=f"cannot read {origin}: {exc}")
     try:
@@ -327,9 +341,9 @@ def updated_table(backend: str) -> PriceTable | None:
     Read from the data dir once per process (and again when the file changes). A damaged file is treated as
     absent here, so prices fall back to the shipped table; ``doctor`` and ``prices`` report the damage.
     """
-    from llmswitch.price_catalog import catalog_path
+    from llmswitch.config import price_catalog_path
 
-    path = catalog_path()
+    path = price_catalog_path()
     try:
         stamp = path.stat().st_mtime_ns
     except OSError:

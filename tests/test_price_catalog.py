@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from llmswitch.config import PRICE_CATALOG_FILE as CATALOG_FILE
 from llmswitch.plugins import get_registry
-from llmswitch.price_catalog import CATALOG_FILE, MAX_PRICE_PER_MTOK, CatalogError, convert_catalog
+from llmswitch.price_catalog import MAX_PRICE_PER_MTOK, CatalogError, convert_catalog
 from llmswitch.pricing import STALE_AFTER_DAYS, clear_cache, lookup, price_for
 from tests.helpers import run_cli, write_config
 from tests.servers.http import LocalServer, ProtocolHandler, free_port

@@ -20,9 +20,6 @@ Gemma: assembled) again.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import importlib.metadata
 import json
 import os
 from dataclasses import dataclass
@@ -123,6 +120,10 @@ def _damaged(demo: DemoModel, path: Path, why: str) -> BadResponseError:
 
 def _shipped_file(demo: DemoModel, suffix: str) -> Path:
     """A model file inside an installed wheel, checked against the hash in the wheel's RECORD."""
+    import base64
+    import hashlib
+    import importlib.metadata  # here, not at the top: every command loads this plugin, few verify a model
+
     try:
         files = importlib.metadata.distribution(demo.distribution).files or []
     except importlib.metadata.PackageNotFoundError:

@@ -16,10 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmswitch.kit import BackendError, InvalidOptionError, ModelNotFoundError, Target, default_threads
+from llmswitch_transformers.info import DEVICES, DTYPES
 
-DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
-CHAT_FORMATS = ("auto", "template", "transcript")
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(?::\d+)?)$")
 _MEMORY_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)?\s*$", re.I)
 _MEMORY_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
