@@ -131,3 +131,96 @@ def test_json_object_fast_path_and_its_refusals() -> None:
     for bad in ("[1]", '{"a": 1} x', "{", ""):
         with pytest.raises(ValueError):
             json_object(bad)
+
+
+# ---- exact rules, each with the case that would break it ------------------------------------------------------
+
+
+@pytest.mark.parametrize("decoder", [SSEDecoder, NDJSONDecoder])
+def test_a_line_of_exactly_the_limit_passes_and_one_more_character_fails(decoder) -> None:
+    prefix = b"data: " if decoder is SSEDecoder else b""
+    fits = decoder("the test server", max_line=20)
+    line = prefix + b"x" * (20 - len(prefix))
+    assert fits.feed(line[:7]) == [] and fits.feed(line[7:] + b"\n\n") != []
+    for chunks in ([line + b"y\n"], [line[:10], line[10:] + b"y"], [line + b"y"]):
+        instance = decoder("the test server", max_line=20)
+        with pytest.raises(BadResponseError) as caught:
+            for chunk in chunks:
+                instance.feed(chunk)
+        assert caught.value.message == ("the test server sent a line longer than 20 characters; that is not a "
+                                        "chat stream")
+        assert "base_url" in (caught.value.remedy or "") and "text so far is kept" in (caught.value.remedy or "")
+
+
+@pytest.mark.parametrize("decoder", [SSEDecoder, NDJSONDecoder])
+def test_a_long_line_made_of_short_reads_counts_what_came_before(decoder) -> None:
+    instance = decoder("s", max_line=10)
+    instance.feed(b"123456")
+    with pytest.raises(BadResponseError):
+        instance.feed(b"78901\n")  # 11 characters in all: the part held from the first read counts
+    whole = decoder("s", max_line=10)
+    whole.feed(b"12345")
+    assert whole.feed(b"67890\n\n") == ([] if decoder is SSEDecoder else ["1234567890"])
+    many = decoder("s", max_line=10)
+    assert many.feed(b"1234567890\n1234567890\n") == ([] if decoder is SSEDecoder else ["1234567890"] * 2)
+
+
+def test_a_byte_order_mark_is_dropped_only_at_the_very_start() -> None:
+    assert decode_sse([b"\xef\xbb", b"\xbfdata: a\n\n"]) == [SSEEvent("message", "a")]
+    assert decode_sse([b"data: a\n\n\xef\xbb\xbfdata: b\n\n"]) == [SSEEvent("message", "a")]  # "\ufeffdata" is no field
+    ndjson = NDJSONDecoder()
+    assert ndjson.feed(b"\xef\xbb\xbf{}\n\xef\xbb\xbf{}\n") == ["{}", "\ufeff{}"]
+
+
+def test_sse_field_rules_one_by_one() -> None:
+    assert decode_sse([b"data:x\n\n"]) == [SSEEvent("message", "x")]  # no space after the colon
+    assert decode_sse([b"data\n\n"]) == [SSEEvent("message", "")]  # a field name alone: empty value
+    assert decode_sse([b"data: a\ndata: b\ndata: c\n\n"]) == [SSEEvent("message", "a\nb\nc")]
+    assert decode_sse([b"event: e\n\ndata: after\n\n"]) == [SSEEvent("message", "after")]  # name reset
+    assert decode_sse([b"event:e\ndata: 1\n\ndata: 2\n\n"]) == [SSEEvent("e", "1"), SSEEvent("message", "2")]
+    assert decode_sse([b"event:  spaced\ndata: 1\n\n"]) == [SSEEvent(" spaced", "1")]
+    assert decode_sse([b"other: x\ndata: 1\n\n"]) == [SSEEvent("message", "1")]
+    assert decode_sse([b": data: no\ndata: 1\n\n"]) == [SSEEvent("message", "1")]
+    assert decode_sse([b"data: a:b: c\n\n"]) == [SSEEvent("message", "a:b: c")]
+    assert decode_sse([b"\n\n\n"]) == []
+
+
+def test_sse_close_discards_an_open_event_and_the_decoder_starts_clean() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: 1\n\ndata: half") == [SSEEvent("message", "1")]
+    assert decoder.close() == []
+
+
+def test_a_cr_at_the_end_of_a_read_and_an_lf_at_the_start_of_the_next_are_one_line_end() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: a\r") == []
+    assert decoder.feed(b"\ndata: b\r\n\r\n") == [SSEEvent("message", "a\nb")]
+    lone = SSEDecoder()
+    assert lone.feed(b"data: a\r") == [] and lone.feed(b"\r") == [SSEEvent("message", "a")]
+    assert lone.feed(b"\ndata: c\n\n") == [SSEEvent("message", "c")]  # an LF after a CR it did not follow
+
+
+def test_ndjson_lines_lose_their_cr_and_blank_lines_are_skipped() -> None:
+    decoder = NDJSONDecoder()
+    assert decoder.feed(b'{"a": 1}\r\n\r\n  \n\t\n{"b": 2}\n') == ['{"a": 1}', '{"b": 2}']
+    assert decoder.feed(b"a\rb\n") == ["a\rb"]  # a CR inside a line is not a line end in NDJSON
+    assert decoder.feed(b"last\r") == [] and decoder.close() == ["last"]
+    assert NDJSONDecoder().close() == []
+    spaces = NDJSONDecoder()
+    spaces.feed(b"   ")
+    assert spaces.close() == []
+    ends_mid_character = NDJSONDecoder()
+    ends_mid_character.feed("caf\u00e9".encode()[:-1])
+    assert ends_mid_character.close() == ["caf\ufffd"]
+
+
+def test_json_object_refuses_everything_but_one_object_and_says_why() -> None:
+    assert json_object('{"a": {"b": [1, 2]}}') == {"a": {"b": [1, 2]}}
+    assert json_object('{"a": 1}\n') == {"a": 1}
+    assert json_object('\t{"a": 1}') == {"a": 1}
+    for text, reason in (('{"a": 1} {"b": 2}', "extra data"), ("[1]", "not a JSON object"),
+                         ("1", "not a JSON object"), ("null", "not a JSON object"), ('"s"', "not a JSON object"),
+                         (' [1] ', "not a JSON object")):
+        with pytest.raises(ValueError) as caught:
+            json_object(text)
+        assert reason.lower() in str(caught.value).lower(), (text, caught.value)
