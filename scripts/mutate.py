@@ -60,7 +60,7 @@ GROUPS: dict[str, Group] = {
                    ("tests/test_store.py", "tests/test_database.py", "tests/test_mutation_survivors.py"),
                    "the SQLite module and the history's migrations: a mistake loses users' conversations or spend"),
     "registry": Group(("llmswitch/plugins.py", "llmswitch/entry_points.py"),
-                      ("tests/test_plugins.py", "tests/test_entry_points.py"),
+                      ("tests/test_plugins.py", "tests/test_registry.py", "tests/test_entry_points.py"),
                       "the plugin registry: a mistake lets one broken plugin break every command"),
     "decoders": Group(("llmswitch/kit/decoders.py",), ("tests/test_kit_decoders.py",),
                       "the SSE and NDJSON decoders: a mistake loses or garbles answer text"),
@@ -94,6 +94,17 @@ EQUIVALENT: dict[str, str] = {
         "split(' #') without a maximum: element 0 is the same",
     "llmswitch.secrets.x_read_dotenv__mutmut_55":
         "split(' #', 2) instead of 1: element 0 is the same",
+    "llmswitch.config.x__toml_loads__mutmut_1":
+        "`sys.version_info >= (3, 11)` -> `>`: version_info has five parts, so it is greater than (3, 11) on "
+        "every 3.11 and later and less on 3.10: the same branch either way",
+    "llmswitch.config.x_parse_toml__mutmut_39":
+        "the fallback line list for an empty text: only text that is empty gives no lines, and an empty text is "
+        "valid TOML, so this branch never sees it",
+    "llmswitch.config.x_write_config_text__mutmut_10":
+        "the temporary file's name beside the config (`.tmp` -> `XX.tmpXX`): any name in the same folder is "
+        "replaced over the file the same way",
+    "llmswitch.config.x_write_config_text__mutmut_11":
+        "the temporary file's name beside the config (`.tmp` -> `.TMP`), as above",
     "llmswitch.secrets.x_redact__mutmut_2":
         "`secret and secret in text` -> `or`: every remembered secret is non-empty (6 characters at least), and "
         "replacing a secret that is not in the text changes nothing",
@@ -103,6 +114,8 @@ EQUIVALENT: dict[str, str] = {
 SQL_LITERAL = re.compile(r"(\b(select|create|insert|update|delete|alter|pragma|begin|commit|rollback|drop)\b"
                          r"|^\w+ (text|real|integer)\b)", re.IGNORECASE)
 STRING_LITERAL = re.compile(r"([\"'])(.*?)\1")
+# Python looks codecs up by a normalised, lower-cased name.
+CODEC_NAMES = {"utf-8", "utf-8-sig", "utf8", "ascii", "latin-1"}
 
 
 def equivalence_reason(work: Path, mutant: str) -> str | None:
@@ -113,10 +126,14 @@ def equivalence_reason(work: Path, mutant: str) -> str | None:
     removed = [line[1:] for line in shown.splitlines() if line.startswith("-") and not line.startswith("---")]
     added = [line[1:] for line in shown.splitlines() if line.startswith("+") and not line.startswith("+++")]
     if (removed and len(removed) == len(added) and removed != added
-            and [line.lower() for line in removed] == [line.lower() for line in added]
-            and all(any(SQL_LITERAL.search(match.group(2)) for match in STRING_LITERAL.finditer(line))
-                    for line in removed)):
-        return "only the letter case of a SQL statement changed; SQL keywords and identifiers ignore case"
+            and [line.lower() for line in removed] == [line.lower() for line in added]):
+        if all(any(SQL_LITERAL.search(match.group(2)) for match in STRING_LITERAL.finditer(line))
+               for line in removed):
+            return "only the letter case of a SQL statement changed; SQL keywords and identifiers ignore case"
+        changed = {match.group(2).lower() for old, new in zip(removed, added, strict=True) if old != new
+                   for match in STRING_LITERAL.finditer(old)} - {""}
+        if changed and changed <= CODEC_NAMES:
+            return "only the letter case of a codec name changed (`utf-8` -> `UTF-8`); codec names ignore case"
     return None
 
 

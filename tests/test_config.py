@@ -208,3 +208,34 @@ def test_a_failed_write_leaves_the_old_file_whole(tmp_path: Path, monkeypatch: p
     with pytest.raises(OSError):
         write_config_text(path, "lost = 1\n")
     assert path.read_text(encoding="utf-8") == "kept = 1\n"
+
+
+def test_an_error_without_a_location_names_the_file_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    def loads(text: str) -> dict[str, object]:
+        raise ValueError("Invalid statement")
+
+    monkeypatch.setattr(config, "_toml_loads", loads)
+    with pytest.raises(ConfigSyntaxError) as caught:
+        parse_toml("a = 1\nb = 2\n", "f.toml")
+    assert (caught.value.line, caught.value.column) == (None, None)
+    assert caught.value.message == "cannot read f.toml: Invalid statement"
+
+
+def test_the_config_is_utf8_whatever_the_locale_says(tmp_path: Path) -> None:
+    """Under an ASCII locale (no coercion to UTF-8, no UTF-8 mode) the file is still read and written as UTF-8."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "config.toml"
+    code = ("import sys\nfrom pathlib import Path\nfrom llmswitch.config import read_config, read_config_text, "
+            "write_config_text\npath = Path(sys.argv[1])\nwrite_config_text(path, 'name = \"caf\\u00e9 \\u2603\"\\n')\n"
+            "assert read_config_text(path) == 'name = \"caf\\u00e9 \\u2603\"\\n'\n"
+            "assert read_config(path) == {'name': 'caf\\u00e9 \\u2603'}\nprint(sys.getfilesystemencoding(), "
+            "__import__('locale').getpreferredencoding(False))\n")
+    here = str(Path(config.__file__).resolve().parents[1])  # this llmswitch (a mutation run's copy, too)
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0",
+           "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "utf" not in done.stdout.split()[1].lower(), done.stdout  # the locale really was not UTF-8
+    assert path.read_bytes() == 'name = "caf\u00e9 \u2603"\n'.encode()

@@ -238,3 +238,35 @@ def test_ollama_is_free_on_any_machine(config_file: Path) -> None:
 def test_any_server_must_be_a_boolean() -> None:
     with pytest.raises(PriceTableError, match="any_server must be true or false"):
         parse_table('[meta]\nany_server = "yes"\n', backend="x", origin="x/prices.toml")
+
+
+def test_a_table_is_read_from_the_plugins_folder_or_from_a_zipped_package(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import zipfile
+
+    table = '[meta]\ndate = "2026-01-02"\nsource = "s"\n\n[models.m]\ninput_per_mtok = 2.0\noutput_per_mtok = 4.0\n'
+    folder = tmp_path / "plain"
+    (folder / "folder_prices_pkg").mkdir(parents=True)
+    (folder / "folder_prices_pkg" / "__init__.py").write_text("")
+    (folder / "folder_prices_pkg" / "data").mkdir()
+    (folder / "folder_prices_pkg" / "data" / "p.toml").write_text(table)
+    archive = tmp_path / "plugin.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("zipped_prices_pkg/__init__.py", "")
+        zipped.writestr("zipped_prices_pkg/p.toml", table.replace("2.0", "3.0"))
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.syspath_prepend(str(archive))
+    try:
+        plain = pricing.load_table(BackendInfo(name="plain", summary="", prices=("folder_prices_pkg", "data/p.toml")))
+        zipped = pricing.load_table(BackendInfo(name="zipped", summary="", prices=("zipped_prices_pkg", "p.toml")))
+        assert plain is not None and plain.error is None and plain.models["m"].input_per_mtok == 2.0
+        assert zipped is not None and zipped.error is None and zipped.models["m"].input_per_mtok == 3.0
+        assert (plain.date, zipped.date) == ("2026-01-02", "2026-01-02")
+        absent = pricing.load_table(BackendInfo(name="absent", summary="", prices=("no_such_pkg_x", "p.toml")))
+        assert absent is not None and absent.error == (
+            "cannot read no_such_pkg_x/p.toml: No module named 'no_such_pkg_x'")
+    finally:
+        pricing.clear_cache()
+        for name in ("folder_prices_pkg", "zipped_prices_pkg"):
+            sys.modules.pop(name, None)
