@@ -96,7 +96,7 @@ class Client:
         """Validate a profile against its backend and resolve its key and URL, ready to call."""
         profile = self.store.get(name)
         if settings:
-            profile = Profile(profile.name, {**profile.values, **settings}, profile.source,
+            profile = Profile(profile.name, {**profile.settings, **settings}, profile.source,
                               {**profile.origins, **dict.fromkeys(settings, "command line")})
         handle = self.registry.backend(profile.backend)
         checked = validate(profile, handle.info)

@@ -107,7 +107,7 @@ class Conversation:
             self.system = record.system
         if not keep_profile and record.profile and record.profile in self.client.store.names():
             self.profile_name = record.profile
-        self.settings = stored_settings(record.options)
+        self.settings = stored_settings(record.settings)
         self._resolved = None  # profile or settings changed: resolve again on next use
         if fall_back:
             try:

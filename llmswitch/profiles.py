@@ -99,10 +99,10 @@ TYPE_NAMES = {
 
 @dataclass(frozen=True)
 class Profile:
-    """A profile as read: its name, where it came from, and its raw keys."""
+    """A profile as read: its name, where it came from, and its settings (its raw keys, not yet checked)."""
 
     name: str
-    values: Mapping[str, Any]
+    settings: Mapping[str, Any]
     source: str  # the sources it was merged from: "built-in", a file path, "built-in + <path>", ...
     # where each key was set: "built-in", the file's path, "LLMSWITCH_PROFILES", the variable's name,
     # "command line" (a key missing here comes from ``source``)
@@ -113,21 +113,21 @@ class Profile:
 
     @property
     def backend(self) -> str:
-        return str(self.values.get("backend", ""))
+        return str(self.settings.get("backend", ""))
 
     @property
     def model(self) -> str | None:
-        model = self.values.get("model")
+        model = self.settings.get("model")
         return str(model) if model else None
 
     @property
     def description(self) -> str:
-        return str(self.values.get("description", ""))
+        return str(self.settings.get("description", ""))
 
     @property
     def keeps_history(self) -> bool:
         """``history = false`` keeps this profile's conversations out of the chat history."""
-        return self.values.get("history", True) is not False
+        return self.settings.get("history", True) is not False
 
 
 @dataclass
@@ -427,7 +427,7 @@ def validate(profile: Profile, info: BackendInfo) -> dict[str, Any]:
 
 def with_preset(profile: Profile, info: BackendInfo) -> tuple[dict[str, Any], dict[str, str]]:
     """The profile's keys with its preset's values under them, and where each key was set."""
-    values = dict(profile.values)
+    values = dict(profile.settings)
     origins = {key: profile.origin(key) for key in values}
     preset_name = values.get("preset")
     if preset_name is None:

@@ -78,18 +78,18 @@ def test_a_snippet_adds_profiles_and_its_errors_name_it(monkeypatch: pytest.Monk
 def test_precedence_variable_over_snippet_over_file_over_built_in(config_file: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     write_config(config_file, '[profiles.echo]\nprefix = "file:"\nchunk_size = 3\n')
-    assert ProfileStore.load().get("echo").values["prefix"] == "file:"
+    assert ProfileStore.load().get("echo").settings["prefix"] == "file:"
     monkeypatch.setenv("LLMSWITCH_PROFILES", '[profiles.echo]\nprefix = "snippet:"\n')
-    assert ProfileStore.load().get("echo").values["prefix"] == "snippet:"
+    assert ProfileStore.load().get("echo").settings["prefix"] == "snippet:"
     monkeypatch.setenv("LLMSWITCH_PROFILE_ECHO_PREFIX", "variable:")
     profile = ProfileStore.load().get("echo")
-    assert profile.values == {**profile.values, "prefix": "variable:", "chunk_size": 3, "model": "echo"}
+    assert profile.settings == {**profile.settings, "prefix": "variable:", "chunk_size": 3, "model": "echo"}
     assert profile.origin("prefix") == "LLMSWITCH_PROFILE_ECHO_PREFIX"
     assert profile.origin("chunk_size") == str(config_file)
     assert profile.origin("model") == "built-in"
     # Another backend replaces the profile rather than mixing two backends' keys.
     monkeypatch.setenv("LLMSWITCH_PROFILE_OPENAI_BACKEND", "echo")
-    assert ProfileStore.load().get("openai").values == {"backend": "echo"}
+    assert ProfileStore.load().get("openai").settings == {"backend": "echo"}
 
 
 def test_a_base_url_from_the_environment_gets_no_provider_key(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -73,7 +73,7 @@ def test_default_and_replace_change_only_their_lines(config_file: Path) -> None:
     text = config_file.read_text()
     assert 'backend = "echo"   # switch to openai on Monday\n# a slow start helps the demo\ndelay = 0.0\n' in text
     assert 'prefix = "W"\nchunk_size = 2\n\n# Everything below' in text  # the new key joins the table's keys
-    assert ProfileStore.load().get("work").values == {"backend": "echo", "delay": 0.0, "prefix": "W",
+    assert ProfileStore.load().get("work").settings == {"backend": "echo", "delay": 0.0, "prefix": "W",
                                                       "chunk_size": 2}
 
 

@@ -41,7 +41,7 @@ model = "quick"
 """)
     store = ProfileStore.load()
     builtin = {key: value for key, value in builtin_profiles()["openai"].items() if key != "description"}
-    assert store.get("openai").values == {**builtin, "model": "gpt-4.1"}  # the built-in's note no longer applies
+    assert store.get("openai").settings == {**builtin, "model": "gpt-4.1"}  # the built-in's note no longer applies
     assert store.get("fast").model == "quick"
     assert store.get(None).name == "fast"
 
@@ -49,7 +49,7 @@ model = "quick"
 def test_file_replacing_backend_drops_builtin_keys(config_file: Path) -> None:
     write_config(config_file, '[profiles.anthropic]\nbackend = "echo"\n')
     profile = ProfileStore.load().get("anthropic")
-    assert profile.values == {"backend": "echo"}
+    assert profile.settings == {"backend": "echo"}
 
 
 def test_unknown_profile_lists_close_names() -> None:
@@ -123,9 +123,9 @@ def test_add_show_default_remove_round_trip(config_file: Path) -> None:
     text = config_file.read_text()
     assert "# my precious comment" in text  # appending keeps what the user wrote
     store = ProfileStore.load()
-    assert store.get("fast").values == {"backend": "echo", "model": "m1", "chunk_size": 2, "temperature": 0.5,
+    assert store.get("fast").settings == {"backend": "echo", "model": "m1", "chunk_size": 2, "temperature": 0.5,
                                         "stop": ["END"]}
-    assert store.get("keep").values == {"backend": "echo", "prefix": "k"}
+    assert store.get("keep").settings == {"backend": "echo", "prefix": "k"}
 
     shown = run_cli("profiles", "show", "fast")
     assert "chunk_size = 2" in shown.stdout
@@ -139,13 +139,13 @@ def test_add_show_default_remove_round_trip(config_file: Path) -> None:
     assert again.exit_code == 2 and "already exists" in again.stderr
     replaced = run_cli("profiles", "add", "fast", "--backend", "echo", "--set", "prefix=new", "--replace")
     assert replaced.exit_code == 0
-    assert ProfileStore.load().get("fast").values == {"backend": "echo", "prefix": "new"}
+    assert ProfileStore.load().get("fast").settings == {"backend": "echo", "prefix": "new"}
 
     assert run_cli("profiles", "remove", "fast").exit_code == 0
     store = ProfileStore.load()
     assert "fast" not in store.user_profiles
     assert store.default_name == "local"  # the default went with the profile
-    assert store.get("keep").values == {"backend": "echo", "prefix": "k"}
+    assert store.get("keep").settings == {"backend": "echo", "prefix": "k"}
 
 
 def test_list_says_the_builtin_local_is_a_tiny_demo_until_the_file_changes_it(config_file: Path) -> None:

@@ -26,7 +26,7 @@ def test_the_readme_example_pasted_as_is_keeps_the_default_working(config_file: 
     client = Client()
     assert client.store.default_name == "local"
     default = client.resolve(None)
-    assert dict(default.profile.values) == builtin_profiles()["local"]  # no model path that does not exist
+    assert dict(default.profile.settings) == builtin_profiles()["local"]  # no model path that does not exist
     assert default.target.api_key is None and not default.target.key_is_required
     for name in client.store.user_profiles:  # every profile it adds is valid for its backend
         client.resolve(name)

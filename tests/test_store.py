@@ -73,6 +73,8 @@ def build_database_at(path: Path, version: int) -> None:
     if version >= 3:
         connection.execute("UPDATE conversations SET profile = 'claude', system = 'be brief', "
                            "options = '{\"temperature\": 0.2}'")
+    if version >= 5:
+        connection.execute("UPDATE conversations SET one_shot = 1")  # as `llmswitch chat "..."` recorded it
     connection.close()
 
 
@@ -101,7 +103,7 @@ def test_upgrade_from_every_earlier_version_keeps_the_data(hermetic: Path, versi
             assert (messages[1].input_tokens, messages[1].output_tokens, messages[1].cost_usd) == (5, 9, 0.5)
             assert record.cost_usd == 0.5
         if version >= 3:
-            assert record.system == "be brief" and record.options == {"temperature": 0.2}
+            assert record.system == "be brief" and record.settings == {"temperature": 0.2}
         assert record.one_shot  # one prompt and its answer: grouped with the one-shots by step 5
         # Messages written before the search index existed are searchable.
         (hit,) = history.search("marsupial")
@@ -202,9 +204,9 @@ def test_rename_update_delete(store: HistoryStore) -> None:
     conversation = store.create_conversation("t")
     store.add_message(conversation, "user", "searchable words")
     store.rename(conversation, "  New title ")
-    store.update_conversation(conversation, system="sys", options={"max_tokens": 5}, profile="echo")
+    store.update_conversation(conversation, system="sys", settings={"max_tokens": 5}, profile="echo")
     record = store.get_conversation(conversation)
-    assert (record.title, record.system, record.options, record.profile) == ("New title", "sys",
+    assert (record.title, record.system, record.settings, record.profile) == ("New title", "sys",
                                                                             {"max_tokens": 5}, "echo")
     store.delete_conversation(conversation)
     with pytest.raises(ConversationNotFoundError):
@@ -237,7 +239,7 @@ def test_recent_prompts_are_distinct_and_oldest_first(store: HistoryStore) -> No
 def test_export_markdown_and_json(store: HistoryStore) -> None:
     import json
 
-    conversation = store.create_conversation(profile="echo", system="Be terse.", options={"temperature": 0.1})
+    conversation = store.create_conversation(profile="echo", system="Be terse.", settings={"temperature": 0.1})
     store.add_message(conversation, "user", "Show code", profile="echo", model="echo")
     store.add_message(conversation, "assistant", "```py\nx = 1\n```", profile="echo", model="echo",
                       cost_usd=0.001, finish_reason="interrupted")
@@ -250,7 +252,7 @@ def test_export_markdown_and_json(store: HistoryStore) -> None:
     assert "## echo · echo\n\n```py\nx = 1\n```\n\n*(cancelled" in markdown
     assert "> **error:** the server is down\n> hint: start it" in markdown
     document = json.loads(to_json(record, messages))
-    assert document["system"] == "Be terse." and document["options"] == {"temperature": 0.1}
+    assert document["system"] == "Be terse." and document["settings"] == {"temperature": 0.1}
     assert [m["finish_reason"] for m in document["messages"]] == [None, "interrupted", "error"]
     assert document["created_at"].endswith("+00:00")
 
@@ -313,7 +315,7 @@ def test_recording_takes_plain_values(store: HistoryStore) -> None:
                                           one_shot=True)
     assert conversation_id is not None
     record = store.get_conversation(conversation_id)
-    assert (record.title, record.profile, record.system, record.options, record.one_shot) == (
+    assert (record.title, record.profile, record.system, record.settings, record.one_shot) == (
         "first", "fast", "Be brief.", {"max_tokens": 3}, True)
     remember_secret("sk-house-0123456789abcdef")
     store.record_answer(conversation_id, AnswerRecord(
@@ -322,7 +324,7 @@ def test_recording_takes_plain_values(store: HistoryStore) -> None:
     again = store.record_prompt(conversation_id, "slow", "echo", "m2", None, {}, "second")
     assert again == conversation_id
     record = store.get_conversation(conversation_id)
-    assert (record.profile, record.system, record.options, record.one_shot) == ("slow", None, {}, False)
+    assert (record.profile, record.system, record.settings, record.one_shot) == ("slow", None, {}, False)
     prompt, answer, second = store.messages(conversation_id)
     assert (prompt.profile, prompt.backend, prompt.model) == ("fast", "echo", "m1")
     assert (answer.content, answer.cost_usd, answer.output_tokens, answer.finish_reason) == ("partial", 0.25, 2,

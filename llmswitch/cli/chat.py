@@ -47,7 +47,7 @@ End a line with \\ to continue on the next; Ctrl-C stops an answer without leavi
 @click.option("-p", "--profile", "profile_name", metavar="NAME", help="Profile to use (default: default_profile).")
 @click.option("-m", "--model", metavar="MODEL", help="Model to ask instead of the profile's.")
 @click.option("-s", "--system", metavar="TEXT", help="System prompt.")
-@click.option("-o", "--option", "options", type=(str, str), multiple=True, metavar="KEY VALUE",
+@click.option("-o", "--option", "settings", type=(str, str), multiple=True, metavar="KEY VALUE",
               help="A generation setting or backend option, checked against the backend (repeatable).")
 @click.option("--no-stream", is_flag=True, help="Wait for the whole answer instead of streaming it.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: text, usage, model, latency.")
@@ -64,7 +64,7 @@ def chat(
     profile_name: str | None,
     model: str | None,
     system: str | None,
-    options: tuple[tuple[str, str], ...],
+    settings: tuple[tuple[str, str], ...],
     no_stream: bool,
     as_json: bool,
     show_usage: bool,
@@ -87,7 +87,7 @@ def chat(
         if sys.stdin is not None and sys.stdin.isatty() and not prompt:
             click.echo(f"(continuing conversation {record.id}: {record.title!r}, "
                        f"{len(conversation.messages)} messages)", err=True)
-    conversation.settings = {**conversation.settings, **parse_options(client, conversation, options)}
+    conversation.settings = {**conversation.settings, **parse_settings(client, conversation, settings)}
     notice = conversation.resolved.first_use_notice()  # (resolving validates the profile before any input)
     if notice:
         click.echo(f"note: {notice}", err=True)
@@ -158,16 +158,16 @@ def open_history(*, required: bool) -> HistoryStore | None:
         return None
 
 
-def parse_options(client: Client, conversation: Conversation, options: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+def parse_settings(client: Client, conversation: Conversation, pairs: tuple[tuple[str, str], ...]) -> dict[str, Any]:
     """``-o KEY VALUE`` pairs, typed and checked against what the profile's backend declares."""
-    if not options:
+    if not pairs:
         return {}
     from llmswitch.profiles import option_specs, parse_cli_value
 
     profile = client.profile(conversation.profile_name)
     specs = option_specs(client.registry.backend(profile.backend).info)
     parsed: dict[str, Any] = {}
-    for key, value in options:
+    for key, value in pairs:
         spec = specs.get(key)
         if spec is None or key in ("backend", "model"):
             suggestions = close_matches(key, specs)

@@ -99,7 +99,7 @@ def show(ctx: click.Context, name: str | None, as_json: bool) -> None:
         echo_status(f"# warning: {error.message}")
     if not as_json:
         _echo(f"[profiles.{profile.name}]  # {profile.source}")
-        for key, value in profile.values.items():
+        for key, value in profile.settings.items():
             _echo(f"{key} = {_toml_value(shown_setting(key, value, secret_names))}")
     settings: list[Setting] = []
     notes: list[str] = []

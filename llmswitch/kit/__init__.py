@@ -26,7 +26,7 @@ between releases (a test over the import graph holds the bundled plugins to this
     :func:`run_checks` / :func:`arun_checks` drive one ``health`` written once as a generator of calls.
 
   Transports never retry: a 503 reaches the caller after exactly one request.
-- **For local backends** (:mod:`llmswitch.kit.local`): ``AnswerText``, ``default_threads``, ``usable_cpus``,
+- **For local backends** (:mod:`llmswitch.kit.local`): ``AnswerShaper``, ``default_threads``, ``usable_cpus``,
   ``last_json_object``.
 
     from llmswitch import kit
@@ -71,7 +71,7 @@ _EXPORTS = {
     "llmswitch.kit.endpoint": (
         "CONNECT_TIMEOUT_S", "Endpoint", "ErrorAnswer", "check_base_url", "header_table", "with_profile_headers",
     ),
-    "llmswitch.kit.local": ("AnswerText", "default_threads", "last_json_object", "usable_cpus"),
+    "llmswitch.kit.local": ("AnswerShaper", "default_threads", "last_json_object", "usable_cpus"),
     "llmswitch.kit.transport_errors": ("transport_error",),
 }
 
@@ -117,7 +117,7 @@ if TYPE_CHECKING:
         header_table,
         with_profile_headers,
     )
-    from llmswitch.kit.local import AnswerText, default_threads, last_json_object, usable_cpus
+    from llmswitch.kit.local import AnswerShaper, default_threads, last_json_object, usable_cpus
     from llmswitch.kit.transport_errors import transport_error
     from llmswitch.pricing import load_table
     from llmswitch.redirects import redirect_error

@@ -1,6 +1,6 @@
 """The toolkit for in-process backends (llama.cpp, transformers): what every local generation loop needs.
 
-- :class:`AnswerText`: turns decoded pieces into text fit to show as a chat answer, and finds stop sequences;
+- :class:`AnswerShaper`: turns decoded pieces into text fit to show as a chat answer, and finds stop sequences;
 - :func:`usable_cpus` / :func:`default_threads`: how many CPU threads a local model should use;
 - :func:`last_json_object`: the report a probe child process printed last on its stdout.
 """
@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 
-class AnswerText:
+class AnswerShaper:
     """Turns decoded pieces into text that is safe to show now, and spots stop sequences.
 
     Leading whitespace is dropped, trailing whitespace is held back until more text follows (an answer never

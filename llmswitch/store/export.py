@@ -30,9 +30,9 @@ def to_markdown(conversation: ConversationRecord, messages: list[MessageRecord])
     lines.append(f"- conversation: {conversation.id}, started {_timestamp(conversation.created_at)}")
     if conversation.profile:
         lines.append(f"- profile: {conversation.profile}")
-    if conversation.options:
-        settings = ", ".join(f"{key} = {value!r}" for key, value in sorted(conversation.options.items()))
-        lines.append(f"- options: {settings}")
+    if conversation.settings:
+        settings = ", ".join(f"{key} = {value!r}" for key, value in sorted(conversation.settings.items()))
+        lines.append(f"- settings: {settings}")
     if conversation.cost_usd is not None:
         lines.append(f"- cost: ${conversation.cost_usd:.6f}".rstrip("0").rstrip("."))
     lines.append("")
@@ -72,7 +72,7 @@ def to_json(conversation: ConversationRecord, messages: list[MessageRecord]) -> 
 def summary(conversation: ConversationRecord) -> dict[str, Any]:
     """A conversation as listed: its id (for ``chat --continue ID``), title, profile and totals."""
     document = asdict(conversation)
-    for key in ("system", "options"):
+    for key in ("system", "settings"):
         del document[key]
     document["created_at"] = _timestamp(conversation.created_at)
     document["updated_at"] = _timestamp(conversation.updated_at)

@@ -44,7 +44,7 @@ class ConversationNotFoundError(HistoryError, ConfigError):
 
 @dataclass(frozen=True)
 class ConversationRecord:
-    """One conversation as listed: its settings and totals."""
+    """One conversation as listed: its profile, system prompt, generation settings and totals."""
 
     id: int
     title: str
@@ -52,7 +52,7 @@ class ConversationRecord:
     updated_at: float
     profile: str | None = None
     system: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
     message_count: int = 0
     cost_usd: float | None = None
     one_shot: bool = False  # one question from `llmswitch chat "..."`, not (yet) continued
@@ -197,15 +197,15 @@ class HistoryStore:
         *,
         profile: str | None = None,
         system: str | None = None,
-        options: dict[str, Any] | None = None,
+        settings: dict[str, Any] | None = None,
         one_shot: bool = False,
     ) -> int:
         now = time.time()
         with self._write() as connection:
             cursor = connection.execute(
-                "INSERT INTO conversations (title, created_at, updated_at, profile, system, options, one_shot) "
+                "INSERT INTO conversations (title, created_at, updated_at, profile, system, settings, one_shot) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (title, now, now, profile, system, _dump_options(options), int(one_shot)),
+                (title, now, now, profile, system, _dump_settings(settings), int(one_shot)),
             )
             return int(cursor.lastrowid or 0)
 
@@ -242,7 +242,7 @@ class HistoryStore:
         title: str = _UNCHANGED,
         profile: str | None = _UNCHANGED,
         system: str | None = _UNCHANGED,
-        options: dict[str, Any] | None = _UNCHANGED,
+        settings: dict[str, Any] | None = _UNCHANGED,
         one_shot: bool = _UNCHANGED,
     ) -> None:
         """Change any of the named fields (the others are left as they are)."""
@@ -255,8 +255,8 @@ class HistoryStore:
             changes["profile"] = profile
         if system is not _UNCHANGED:
             changes["system"] = system
-        if options is not _UNCHANGED:
-            changes["options"] = _dump_options(options)
+        if settings is not _UNCHANGED:
+            changes["settings"] = _dump_settings(settings)
         if not changes:
             return
         assignments = ", ".join(f"{name} = ?" for name in changes)
@@ -401,12 +401,12 @@ class HistoryStore:
         try:
             if conversation_id is None:
                 conversation_id = self.create_conversation(
-                    title_from(prompt), profile=profile, system=system, options=dict(settings), one_shot=one_shot
+                    title_from(prompt), profile=profile, system=system, settings=dict(settings), one_shot=one_shot
                 )
             else:
                 # A second prompt makes any conversation a conversation, one-shots continued with `-c` too.
                 self.update_conversation(
-                    conversation_id, profile=profile, system=system, options=dict(settings), one_shot=False
+                    conversation_id, profile=profile, system=system, settings=dict(settings), one_shot=False
                 )
             self.add_message(conversation_id, "user", prompt, profile=profile, backend=backend, model=model)
         except HistoryError as error:
@@ -432,7 +432,7 @@ class HistoryStore:
 # ---- helpers ----------------------------------------------------------------------------------------------
 
 _CONVERSATION_QUERY = """
-    SELECT c.id, c.title, c.created_at, c.updated_at, c.profile, c.system, c.options,
+    SELECT c.id, c.title, c.created_at, c.updated_at, c.profile, c.system, c.settings,
            COUNT(m.id) AS message_count, SUM(m.cost_usd) AS cost_usd, c.one_shot
     FROM conversations AS c LEFT JOIN messages AS m ON m.conversation_id = c.id
 """
@@ -477,17 +477,17 @@ def title_from(prompt: str, width: int = 60) -> str:
     return line if len(line) <= width else line[: width - 1].rstrip() + "…"
 
 
-def _dump_options(options: dict[str, Any] | None) -> str:
-    return json.dumps(options or {}, sort_keys=True, ensure_ascii=False)
+def _dump_settings(settings: dict[str, Any] | None) -> str:
+    return json.dumps(settings or {}, sort_keys=True, ensure_ascii=False)
 
 
 def _conversation(row: sqlite3.Row) -> ConversationRecord:
     values = dict(row)
     values["one_shot"] = bool(values["one_shot"])
     try:
-        values["options"] = json.loads(values.get("options") or "{}")
+        values["settings"] = json.loads(values.get("settings") or "{}")
     except ValueError:
-        values["options"] = {}
+        values["settings"] = {}
     return ConversationRecord(**values)
 
 

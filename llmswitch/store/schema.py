@@ -90,12 +90,18 @@ def _step_5_one_shot_conversations(connection: sqlite3.Connection) -> None:
     )
 
 
+def _step_6_settings_by_their_name(connection: sqlite3.Connection) -> None:
+    """The conversation's generation settings are called settings everywhere else: the column too."""
+    connection.execute("ALTER TABLE conversations RENAME COLUMN options TO settings")
+
+
 STEPS: tuple[database.Step, ...] = (
     _step_1_conversations_and_messages,
     _step_2_usage_per_message,
     _step_3_conversation_settings,
     _step_4_full_text_search,
     _step_5_one_shot_conversations,
+    _step_6_settings_by_their_name,
 )
 LATEST_VERSION = len(STEPS)
 

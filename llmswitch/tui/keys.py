@@ -41,7 +41,7 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("new_conversation", "ctrl+n", "new_conversation", "New", "chat"),
     KeySpec("search", "ctrl+f", "search", "Search", "chat"),
     KeySpec("pick_profile", "ctrl+o", "pick_profile", "Profile", "chat"),
-    KeySpec("settings", "ctrl+s", "settings", "System prompt & options", "chat", show=False),
+    KeySpec("settings", "ctrl+s", "settings", "System prompt & settings", "chat", show=False),
     KeySpec("regenerate", "ctrl+r", "regenerate", "Regenerate", "chat"),
     KeySpec("edit_last", "ctrl+l", "edit_last", "Edit last prompt", "chat", show=False),
     KeySpec("copy_message", "ctrl+t", "copy_message", "Copy message", "chat", show=False),

@@ -17,8 +17,8 @@ from llmswitch.errors import LLMSwitchError
 from llmswitch.profiles import GENERATION_KEYS
 from llmswitch.store import ConversationRecord, HistoryStore, MessageRecord
 
-# The generation settings the options editor offers (system has its own box).
-EDITABLE_OPTIONS = tuple(key for key in GENERATION_KEYS if key != "system")
+# The generation settings the settings editor offers (system has its own box).
+EDITABLE_SETTINGS = tuple(key for key in GENERATION_KEYS if key != "system")
 
 
 @dataclass
@@ -59,8 +59,9 @@ class ChatSession:
         return self.conversation.resolved
 
     @property
-    def options(self) -> dict[str, Any]:
-        return {key: value for key, value in self.conversation.settings.items() if key in EDITABLE_OPTIONS}
+    def settings(self) -> dict[str, Any]:
+        """The conversation's generation settings (what the settings editor shows)."""
+        return {key: value for key, value in self.conversation.settings.items() if key in EDITABLE_SETTINGS}
 
     @property
     def system(self) -> str | None:
@@ -107,23 +108,23 @@ class ChatSession:
     # ---- changing it --------------------------------------------------------------------------------
 
     def switch_profile(self, name: str) -> ResolvedProfile:
-        """Answer with another profile from the next prompt; the history and the options are kept."""
-        resolved = self.conversation.switch(name, settings=self.options)
+        """Answer with another profile from the next prompt; the history and the settings are kept."""
+        resolved = self.conversation.switch(name, settings=self.settings)
         store = self.conversation.store
         if store is not None and self.conversation_id is not None:
             store.update_conversation(self.conversation_id, profile=name)
         return resolved
 
-    def configure(self, system: str | None, options: Mapping[str, Any]) -> None:
-        """Set the system prompt and generation options (validated against the profile before use)."""
-        unknown = [key for key in options if key not in EDITABLE_OPTIONS]
+    def configure(self, system: str | None, settings: Mapping[str, Any]) -> None:
+        """Set the system prompt and generation settings (validated against the profile before use)."""
+        unknown = [key for key in settings if key not in EDITABLE_SETTINGS]
         if unknown:
-            raise ValueError(f"not generation options: {', '.join(unknown)}")
-        self.conversation.switch(self.resolved.name, model=self.conversation.model, settings=dict(options))
+            raise ValueError(f"not generation settings: {', '.join(unknown)}")
+        self.conversation.switch(self.resolved.name, model=self.conversation.model, settings=dict(settings))
         self.conversation.system = system or None
         store = self.conversation.store
         if store is not None and self.conversation_id is not None:
-            store.update_conversation(self.conversation_id, system=system or None, options=dict(options))
+            store.update_conversation(self.conversation_id, system=system or None, settings=dict(settings))
 
     def begin(self, prompt: str) -> Turn:
         """Send a prompt; iterate the turn for events (in a worker thread)."""

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from llmswitch_llamacpp import preflight
-from llmswitch_llamacpp.generate import AnswerText
 from llmswitch_llamacpp.gguf import ArraySummary, GGUFError, read_gguf
 from llmswitch_llamacpp.prompts import FormatChoice, choose_format, conversation, render
 from llmswitch_llamacpp.settings import LoadSettings, default_threads, load_settings
 
 from llmswitch.errors import InvalidOptionError, ModelNotFoundError
+from llmswitch.kit.local import AnswerShaper
 from llmswitch.plugins import get_registry
 from llmswitch.types import Message
 from tests.plugins.test_llamacpp_support import gguf_bytes, profile, write_gguf
@@ -209,7 +209,7 @@ def test_gemma_format_folds_the_system_prompt_into_the_first_user_turn() -> None
 
 
 def feed_all(stop: tuple[str, ...], pieces: list[str]) -> tuple[list[str], bool, str]:
-    answer = AnswerText(stop)
+    answer = AnswerShaper(stop)
     shown: list[str] = []
     for piece in pieces:
         text, stopped = answer.feed(piece.encode("utf-8"))
@@ -240,7 +240,7 @@ def test_held_text_that_was_not_a_stop_is_released_and_trailing_space_dropped() 
 
 
 def test_multibyte_characters_split_across_tokens_are_joined() -> None:
-    answer = AnswerText(())
+    answer = AnswerShaper(())
     raw = "é€".encode()
     texts = [answer.feed(raw[i : i + 1])[0] for i in range(len(raw))]
     assert "".join(texts) + answer.finish() == "é€"

@@ -316,15 +316,15 @@ async def test_system_prompt_and_options_editor(config: Path) -> None:
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen))
         session = chat(app).session
-        assert session.system == "Be brief." and session.options == {"max_tokens": 2, "temperature": 0.5}
+        assert session.system == "Be brief." and session.settings == {"max_tokens": 2, "temperature": 0.5}
         await send(pilot, "alpha beta gamma")
         assert chat(app).chat_log.last_assistant().text == "alpha beta"  # type: ignore[union-attr]  # echo honours max_tokens
         assert app.store is not None and session.conversation_id is not None
         record = app.store.get_conversation(session.conversation_id)
-        assert record.system == "Be brief." and record.options == {"max_tokens": 2, "temperature": 0.5}
+        assert record.system == "Be brief." and record.settings == {"max_tokens": 2, "temperature": 0.5}
         # Options survive a profile switch (they are the conversation's, not the profile's).
         chat(app).switch_profile("slow")
-        assert session.options == {"max_tokens": 2, "temperature": 0.5}
+        assert session.settings == {"max_tokens": 2, "temperature": 0.5}
 
 
 async def test_new_conversation_starts_empty(config: Path) -> None:

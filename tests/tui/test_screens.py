@@ -180,7 +180,7 @@ async def test_command_palette_lists_actions_and_profiles(config: Path) -> None:
         await pilot.pause()
         titles = {command.title for command in app.get_system_commands(app.screen)}
         assert {"Regenerate", "Doctor", "Export to Markdown", "Export to JSON", "Profile: slow",
-                "System prompt & options"} <= titles
+                "System prompt & settings"} <= titles
         await pilot.press("ctrl+p")
         await pilot.press(*"Doctor")
         await wait_for(pilot, lambda: palette_offers(app, "Doctor"))

@@ -417,7 +417,7 @@ class ChatScreen(Screen[None]):
         else:
             self.chat_log.scroll_page_down(animate=False)
 
-    # ---- profile, options -------------------------------------------------------------------------------
+    # ---- profile, settings ------------------------------------------------------------------------------
 
     @guarded
     async def action_pick_profile(self) -> None:
@@ -444,22 +444,22 @@ class ChatScreen(Screen[None]):
         from llmswitch.tui.screens.settings import ConversationSettings, SettingsScreen
 
         try:
-            defaults = dict(self.session.client.profile(self.session.conversation.profile_name).values)
+            defaults = dict(self.session.client.profile(self.session.conversation.profile_name).settings)
         except LLMSwitchError:
             defaults = {}
 
-        def apply(settings: ConversationSettings | None) -> None:
-            if settings is None or self.refuse_while_busy():
+        def apply(chosen: ConversationSettings | None) -> None:
+            if chosen is None or self.refuse_while_busy():
                 return
             try:
-                self.session.configure(settings.system, settings.options)
+                self.session.configure(chosen.system, chosen.settings)
             except LLMSwitchError as error:
                 self.notify(describe(error), severity="error", timeout=10)
                 return
-            self.notify("system prompt and options saved for this conversation")
+            self.notify("system prompt and settings saved for this conversation")
             self.update_status()
 
-        self.app.push_screen(SettingsScreen(self.session.system, self.session.options, defaults), apply)
+        self.app.push_screen(SettingsScreen(self.session.system, self.session.settings, defaults), apply)
 
     # ---- conversations ----------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The per-conversation editor: the system prompt and the generation options (temperature, max_tokens...)."""
+"""The per-conversation editor: the system prompt and the generation settings (temperature, max_tokens...)."""
 
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ from textual.widgets import Button, Input, Label, Static, TextArea
 
 from llmswitch.errors import LLMSwitchError
 from llmswitch.profiles import GENERATION_KEYS, parse_cli_value
-from llmswitch.tui.session import EDITABLE_OPTIONS
+from llmswitch.tui.session import EDITABLE_SETTINGS
 
 
 @dataclass(frozen=True)
 class ConversationSettings:
     system: str | None
-    options: dict[str, Any]
+    settings: dict[str, Any]
 
 
 def format_value(value: Any) -> str:
@@ -35,42 +35,42 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def parse_options(texts: Mapping[str, str]) -> dict[str, Any]:
+def parse_settings(texts: Mapping[str, str]) -> dict[str, Any]:
     """The typed-in values (blank = the profile's default), typed like ``-o KEY VALUE`` on the command line."""
-    options: dict[str, Any] = {}
+    settings: dict[str, Any] = {}
     for key, text in texts.items():
         text = text.strip()
         if not text:
             continue
         spec = GENERATION_KEYS[key]
         if spec.type == "list" and not text.startswith("["):
-            options[key] = [part.strip() for part in text.split(",") if part.strip()]  # stop: a, b
+            settings[key] = [part.strip() for part in text.split(",") if part.strip()]  # stop: a, b
         else:
-            options[key] = parse_cli_value(spec, text)
-    return options
+            settings[key] = parse_cli_value(spec, text)
+    return settings
 
 
 class SettingsScreen(ModalScreen[ConversationSettings | None]):
-    """Edit the open conversation's system prompt and options; Ctrl+S saves, Escape cancels."""
+    """Edit the open conversation's system prompt and settings; Ctrl+S saves, Escape cancels."""
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), Binding("ctrl+s", "save", "Save")]
 
-    def __init__(self, system: str | None, options: Mapping[str, Any], profile_defaults: Mapping[str, Any]) -> None:
+    def __init__(self, system: str | None, settings: Mapping[str, Any], profile_defaults: Mapping[str, Any]) -> None:
         super().__init__(classes="dialog-screen")
-        self._system, self._options, self._defaults = system, dict(options), dict(profile_defaults)
+        self._system, self._settings, self._defaults = system, dict(settings), dict(profile_defaults)
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog settings"):
-            yield Label("This conversation's system prompt and options", classes="dialog-title")
+            yield Label("This conversation's system prompt and settings", classes="dialog-title")
             yield Label("System prompt", classes="field-label")
             yield TextArea(self._system or "", id="system", soft_wrap=True, show_line_numbers=False, compact=True)
-            with Grid(classes="options"):
-                for key in EDITABLE_OPTIONS:
+            with Grid(classes="settings"):
+                for key in EDITABLE_SETTINGS:
                     spec = GENERATION_KEYS[key]
                     default = self._defaults.get(key)
                     placeholder = f"profile: {format_value(default)}" if default is not None else "backend default"
                     yield Label(f"{key}", classes="field-label")
-                    yield Input(format_value(self._options.get(key)), placeholder=placeholder, id=f"opt-{key}",
+                    yield Input(format_value(self._settings.get(key)), placeholder=placeholder, id=f"opt-{key}",
                                 tooltip=spec.description, compact=True)
             yield Static("", id="settings-error", classes="error")
             with Horizontal(classes="dialog-buttons"):
@@ -87,9 +87,9 @@ class SettingsScreen(ModalScreen[ConversationSettings | None]):
     @on(Button.Pressed, "#save")
     @on(Input.Submitted)
     def action_save(self) -> None:
-        texts = {key: self.query_one(f"#opt-{key}", Input).value for key in EDITABLE_OPTIONS}
+        texts = {key: self.query_one(f"#opt-{key}", Input).value for key in EDITABLE_SETTINGS}
         try:
-            options = parse_options(texts)
+            settings = parse_settings(texts)
         except LLMSwitchError as error:
             message = Content(error.message + (f"\n{error.remedy}" if error.remedy else ""))
             error_label = self.query_one("#settings-error", Static)
@@ -97,4 +97,4 @@ class SettingsScreen(ModalScreen[ConversationSettings | None]):
             error_label.display = True
             return
         system = self.query_one("#system", TextArea).text
-        self.dismiss(ConversationSettings(system.strip() or None, options))
+        self.dismiss(ConversationSettings(system.strip() or None, settings))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmswitch.kit import (
-    AnswerText,
+    AnswerShaper,
     BackendError,
     BadResponseError,
     Request,
@@ -117,7 +117,7 @@ def stream(model: LoadedModel, settings: LoadSettings, target: Target, request: 
     llama = model.llama
     llama_cpp = llama_cpp_module()
     vocab = llama._model.vocab
-    answer = AnswerText(job.stop)
+    answer = AnswerShaper(job.stop)
     generated = 0
     finish_reason = "length"
     stopped_by_sequence = False

@@ -6,7 +6,7 @@ set when this generator is closed (Ctrl-C in the CLI, Esc in the TUI) or when a 
 ``generate`` checks it after every token, so generation ends within a token and the core keeps the text so
 far. The ``finally`` block waits for the worker, so the model's lock is free for the next turn.
 
-Text is shaped for a chat answer by the toolkit's :class:`~llmswitch.kit.local.AnswerText`, as in every
+Text is shaped for a chat answer by the toolkit's :class:`~llmswitch.kit.local.AnswerShaper`, as in every
 in-process backend.
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmswitch.kit import (
-    AnswerText,
+    AnswerShaper,
     BackendError,
     InvalidOptionError,
     LLMSwitchError,
@@ -146,7 +146,7 @@ def _start(model: LoadedModel, job: Plan) -> _Worker:
             return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device)
 
     tokenizer = model.tokenizer
-    streamer = _streamer_type(transformers)(tokenizer, AnswerText(job.stop), cancel)
+    streamer = _streamer_type(transformers)(tokenizer, AnswerShaper(job.stop), cancel)
     input_ids = torch.tensor([job.prompt.token_ids], device=model.model.device)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     options = {
@@ -195,7 +195,7 @@ def _streamer_type(transformers: Any) -> type:
         return _STREAMER
 
     class AnswerStreamer(transformers.TextIteratorStreamer):  # type: ignore[misc,name-defined]
-        def __init__(self, tokenizer: Any, answer: AnswerText, cancel: threading.Event) -> None:
+        def __init__(self, tokenizer: Any, answer: AnswerShaper, cancel: threading.Event) -> None:
             super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
             self.answer, self.cancel = answer, cancel
             self.tokens: list[int] = []
