@@ -69,9 +69,6 @@ GROUPS: dict[str, Group] = {
 # Mutants that cannot change behaviour, by mutmut's name, with the reason (kept in step with docs/testing.md).
 # mutmut numbers mutants per function, so a name can move when its function changes: re-check this list then.
 EQUIVALENT: dict[str, str] = {
-    "llmswitch.store.schema.x_upgrade__mutmut_20":
-        "`target > found` -> `>=`: the early return already ensures target > the version read, and if another "
-        "process upgraded meanwhile, writing the same user_version again changes nothing",
     "llmswitch.accounting.x_compare_costs__mutmut_50":
         "the request's text when no prompt was given: its input tokens are then the given standard count, never "
         "counted from the text",
