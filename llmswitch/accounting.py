@@ -252,10 +252,13 @@ def outcome_of(result: StreamState) -> str:
     return "ok"
 
 
-def record_call(resolved: ResolvedProfile, request: Request, result: StreamState) -> CallCost:
+def record_call(resolved: ResolvedProfile, request: Request, result: StreamState, *,
+                ledger: Ledger | None = None) -> CallCost:
     """Append one row to the usage ledger (never the key, never the prompt or answer); return the cost.
 
-    A ledger that cannot be written is logged, never raised: bookkeeping must not cost the user the answer.
+    ``ledger``: an open ledger to write to (a batch keeps one for all its calls); by default the ledger file is
+    opened for this row and closed. A ledger that cannot be written is logged, never raised: bookkeeping must
+    not cost the user the answer.
     """
     from llmswitch.ledger import Ledger, LedgerEntry
 
@@ -272,8 +275,11 @@ def record_call(resolved: ResolvedProfile, request: Request, result: StreamState
         tokens_estimated=cost.tokens_estimated,
     )
     try:
-        with Ledger() as ledger:
+        if ledger is not None:
             ledger.append(entry)
+        else:
+            with Ledger() as own:
+                own.append(entry)
     except LLMSwitchError as error:
         _log().warning("usage not recorded: %s", redact(error.message))
     return cost

@@ -37,7 +37,7 @@ import os
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmswitch.errors import BadResponseError, LLMSwitchError, MissingKeyError, PluginError
 from llmswitch.key_policy import headers_withheld_note, key_withheld_reason, withhold_secret_headers
@@ -69,6 +69,9 @@ from llmswitch.types import (
     UsageEvent,
     estimate_tokens,
 )
+
+if TYPE_CHECKING:
+    from llmswitch.batch import BatchItem, BatchResult
 
 
 class Client:
@@ -371,6 +374,27 @@ class AsyncClient(Client):
     """:class:`Client` for async code: ``resolve`` is the same (it reads local files only); call the
     resolved profile's ``acomplete``, ``astream`` and ``ahealth``. ``async with AsyncClient() as client``
     closes this event loop's connection pools at the end."""
+
+    async def batch(
+        self,
+        profile: str | None,
+        prompts: Iterable[str | BatchItem],
+        *,
+        concurrency: int = 8,
+        model: str | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> AsyncIterator[BatchResult]:
+        """Ask every prompt on ``profile``, ``concurrency`` at a time, and yield each result as it completes.
+
+        A prompt is a string (its id is its position, from 1) or a :class:`~llmswitch.batch.BatchItem` (its own
+        id, messages and settings). A line that fails is a result with ``error`` set, never an exception; each
+        call is charged to the usage ledger. Nothing is checkpointed: ``llmswitch batch`` does that.
+        """
+        from llmswitch.batch import run
+
+        resolved = self.resolve(profile, model=model, settings=settings)
+        async for result in run(resolved, prompts, concurrency=concurrency):
+            yield result
 
     async def aclose(self) -> None:
         from llmswitch.kit import aclose_clients

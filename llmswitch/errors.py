@@ -26,6 +26,7 @@ message that says what happened and a remedy that says what to do.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 
 class LLMSwitchError(Exception):
@@ -41,6 +42,15 @@ class LLMSwitchError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    def as_dict(self) -> dict[str, Any]:
+        """The error as JSON output carries it (``--json``, batch records): kind, message, remedy, redacted."""
+        from llmswitch.secrets import redact
+
+        payload: dict[str, Any] = {"kind": self.kind, "message": redact(self.message)}
+        if self.remedy:
+            payload["remedy"] = redact(self.remedy)
+        return payload
 
 
 class ConfigError(LLMSwitchError):
@@ -161,6 +171,12 @@ class RateLimitError(BackendError):
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
         self.retry_after = retry_after
+
+    def as_dict(self) -> dict[str, Any]:
+        payload = super().as_dict()
+        if self.retry_after is not None:
+            payload["retry_after"] = self.retry_after
+        return payload
 
 
 class ModelNotFoundError(BackendError):

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "prices": ("llmswitch.cli.prices", "prices", "List the prices in use per model; `prices update` refreshes them."),
     "usage": ("llmswitch.cli.usage", "usage", "Show recorded usage and spend from the ledger."),
     "history": ("llmswitch.cli.history", "history", "List, search, show, export, delete stored conversations."),
+    "batch": ("llmswitch.cli.batch", "batch", "Ask every line of a file on a profile, concurrently; resumable."),
     "tui": ("llmswitch.cli.tui", "tui", "Open the terminal chat app."),
 }
 

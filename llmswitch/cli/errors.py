@@ -16,8 +16,7 @@ from typing import Any
 
 import click
 
-from llmswitch.errors import LLMSwitchError, RateLimitError, describe
-from llmswitch.secrets import redact
+from llmswitch.errors import LLMSwitchError, describe
 from llmswitch.terminal import for_display
 
 EXIT_OK = 0
@@ -67,13 +66,8 @@ _STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if
 
 
 def error_payload(error: LLMSwitchError) -> dict[str, Any]:
-    """The error as JSON output carries it."""
-    payload: dict[str, Any] = {"kind": error.kind, "message": redact(error.message)}
-    if error.remedy:
-        payload["remedy"] = redact(error.remedy)
-    if isinstance(error, RateLimitError) and error.retry_after is not None:
-        payload["retry_after"] = error.retry_after
-    return payload
+    """The error as JSON output carries it (see :meth:`LLMSwitchError.as_dict`)."""
+    return error.as_dict()
 
 
 def print_error(error: LLMSwitchError) -> None:

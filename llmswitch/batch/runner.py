@@ -1,0 +1,166 @@
+"""Asking every line of a batch, at most ``concurrency`` at a time, and yielding results as they complete.
+
+A fixed set of worker tasks pulls lines from one iterator, so memory stays flat however long the input is
+(nothing is created per line before it is asked). Each call is the chat path's: the profile's ``acomplete``
+(or ``complete`` in a thread) through :meth:`ResolvedProfile.aanswer_whole`, the ledger charged with
+:func:`llmswitch.accounting.record_call` as chat charges it, budgets checked as chat checks them. This module
+never retries: retries, rate limits and routes are the profile's own (the router's), and what they did is
+in each result's ``attempts``.
+
+Stopping: :meth:`Runner.stop` lets the calls in flight finish and starts no new one (``--max-cost``);
+cancelling the task that iterates :meth:`Runner.results` cancels the calls in flight (Ctrl-C), each charged
+to the ledger as interrupted, as chat does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import TYPE_CHECKING, Protocol
+
+from llmswitch import accounting
+from llmswitch.batch.inputs import BatchItem, Entry, InputError
+from llmswitch.batch.results import Attempt, BatchResult
+from llmswitch.errors import BudgetExceededError, LLMSwitchError
+
+if TYPE_CHECKING:
+    from llmswitch.client import AsyncStreamResult, ResolvedProfile
+    from llmswitch.ledger import Ledger
+    from llmswitch.types import Request
+
+DEFAULT_CONCURRENCY = 8
+
+
+
+class Gate(Protocol):
+    """Asked before each line is sent (False: the batch stops there), told as soon as it is answered."""
+
+    def admit(self, item: BatchItem) -> bool: ...
+
+    def settle(self, result: BatchResult) -> None: ...
+
+
+def problem_result(index: int, entry: Entry) -> BatchResult:
+    """A line that could not be read, as a failed result that was never sent."""
+    assert not isinstance(entry, BatchItem)
+    error = InputError(entry.message, remedy=f"fix line {entry.line} of the input")
+    return BatchResult(entry.id, entry.line, index, error=error)
+
+
+def attempts_of(resolved: ResolvedProfile, result: AsyncStreamResult) -> tuple[Attempt, ...]:
+    """What the profile's call did to answer: one attempt on the profile itself."""
+    return (Attempt(resolved.name, accounting.outcome_of(result), result.latency_s),)
+
+
+async def answer(resolved: ResolvedProfile, item: BatchItem, index: int, *,
+                 ledger: Ledger | None = None) -> BatchResult:
+    """Ask one line and charge it; a failure is a result (with ``error``), never an exception."""
+    try:
+        request = item.request(resolved)
+        if accounting.budgets_of(resolved.settings):
+            await asyncio.to_thread(accounting.check_budget, resolved, request)  # a count may ask the API
+        result = resolved.aanswer_whole(request)
+    except BudgetExceededError:
+        raise  # every later line would be refused too: the batch stops
+    except LLMSwitchError as error:
+        return BatchResult(item.id, item.line, index, profile=resolved.name, error=error)
+    try:
+        async with result:
+            async for _event in result:
+                pass
+    finally:  # also when cancelled: a call cut short is charged as interrupted, as chat charges it
+        cost = charge(resolved, request, result, ledger)
+    return BatchResult(
+        item.id, item.line, index, text=result.text, finish_reason=result.finish_reason, usage=result.usage,
+        cost=cost, model=result.model or resolved.target.model, profile=resolved.name,
+        latency_s=result.latency_s, attempts=attempts_of(resolved, result), error=result.error,
+    )
+
+
+def charge(resolved: ResolvedProfile, request: Request, result: AsyncStreamResult,
+           ledger: Ledger | None) -> accounting.CallCost | None:
+    try:
+        return accounting.record_call(resolved, request, result, ledger=ledger)
+    except LLMSwitchError:
+        return None  # bookkeeping must never cost the user the answer
+
+
+class Runner:
+    """One pass over ``entries`` (index, item or unreadable line) on ``resolved``.
+
+    ``gate`` is asked before each line is sent; False stops the batch there (that line and the rest are not
+    sent). ``ledger``: an open ledger for every call's row (default: opened per call).
+    """
+
+    def __init__(self, resolved: ResolvedProfile, entries: Iterable[tuple[int, Entry]], *,
+                 concurrency: int = DEFAULT_CONCURRENCY, gate: Gate | None = None,
+                 ledger: Ledger | None = None) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.resolved = resolved
+        self.entries: Iterator[tuple[int, Entry]] = iter(entries)
+        self.concurrency = concurrency
+        self.gate = gate
+        self.ledger = ledger
+        self.stopped = False
+        self.stop_reason: BudgetExceededError | None = None
+        self.in_flight = 0
+
+    def stop(self) -> None:
+        """Start no new call; those in flight finish and are yielded."""
+        self.stopped = True
+
+    async def results(self) -> AsyncIterator[BatchResult]:
+        done: asyncio.Queue[BatchResult | None] = asyncio.Queue()
+        workers = [asyncio.create_task(self._work(done)) for _ in range(self.concurrency)]
+        running = len(workers)
+        try:
+            while running:
+                result = await done.get()
+                if result is None:
+                    running -= 1
+                else:
+                    yield result
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _work(self, done: asyncio.Queue[BatchResult | None]) -> None:
+        try:
+            for index, entry in self.entries:  # one iterator shared by every worker: each line is taken once
+                if not isinstance(entry, BatchItem):
+                    done.put_nowait(problem_result(index, entry))
+                elif self.stopped or (self.gate is not None and not self.gate.admit(entry)):
+                    self.stopped = True
+                    return
+                else:
+                    self.in_flight += 1
+                    try:
+                        result = await answer(self.resolved, entry, index, ledger=self.ledger)
+                        if self.gate is not None:
+                            self.gate.settle(result)  # before this worker takes its next line
+                        done.put_nowait(result)
+                    except BudgetExceededError as refused:
+                        self.stop_reason, self.stopped = refused, True
+                        return
+                    finally:
+                        self.in_flight -= 1
+                if self.stopped:
+                    return
+        finally:
+            done.put_nowait(None)
+
+
+async def run(resolved: ResolvedProfile, prompts: Iterable[str | BatchItem], *,
+              concurrency: int = DEFAULT_CONCURRENCY) -> AsyncIterator[BatchResult]:
+    """Ask every prompt (a string, or a :class:`BatchItem` with its own id and settings) on ``resolved``,
+    ``concurrency`` at a time; yield each :class:`BatchResult` as it completes. Strings get their position
+    (from 1) as id."""
+    entries = ((index, prompt if isinstance(prompt, BatchItem) else BatchItem(index + 1, index + 1, prompt))
+               for index, prompt in enumerate(prompts))
+    runner = Runner(resolved, entries, concurrency=concurrency)
+    async for result in runner.results():
+        yield result
+    if runner.stop_reason is not None:
+        raise runner.stop_reason

@@ -1,0 +1,173 @@
+"""``llmswitch batch``: every line of INPUT asked on a profile, answers to OUTPUT, resumable after a crash.
+
+A thin layer over :mod:`llmswitch.batch`: options in, :class:`~llmswitch.batch.job.BatchJob` run, progress and
+the summary on stderr. OUTPUT (``-``: stdout) carries only the results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import signal
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from llmswitch.cli.errors import EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_OK, echo_status, quietly_echo
+from llmswitch.terminal import is_terminal
+
+if TYPE_CHECKING:
+    from llmswitch.batch.job import BatchJob, BatchOptions, Plan, Summary
+
+
+class BatchGroup(click.Group):
+    """``batch INPUT ...`` runs a batch; ``batch status`` is the one subcommand (a file named so: ``./status``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=BatchGroup)
+def batch() -> None:
+    """Ask every line of a file on a profile, concurrently; answers to a JSONL file; resumable.
+
+    \b
+    llmswitch batch questions.jsonl -p fast -o answers.jsonl --concurrency 20
+    llmswitch batch questions.jsonl -p fast -o answers.jsonl --resume   # after a crash or Ctrl-C
+    llmswitch batch status                                              # what earlier runs left
+    """
+
+
+@batch.command("run")
+@click.argument("input_path", metavar="INPUT")
+@click.option("-p", "--profile", "profile_name", metavar="NAME", help="Profile to ask (default: default_profile).")
+@click.option("-o", "--output", "output", metavar="OUTPUT", required=True,
+              help="Where the results go, one JSON line each (- for stdout).")
+@click.option("-m", "--model", metavar="MODEL", help="Model to ask instead of the profile's.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Lines asked at once.")
+@click.option("--resume", is_flag=True, help="Finish an earlier run of this INPUT: ask only the lines without a result.")
+@click.option("--retry-failed", is_flag=True, help="Like --resume, and ask again the lines that failed.")
+@click.option("--restart", is_flag=True, help="Forget an earlier run of this INPUT and overwrite OUTPUT.")
+@click.option("--max-cost", type=float, metavar="USD",
+              help="Refuse to start if the estimate is above USD; stop before spending more.")
+@click.option("--ordered", is_flag=True, help="Write results in input order (default: as they complete).")
+@click.option("--format", "input_format", type=click.Choice(["jsonl", "csv", "text"]),
+              help="INPUT's format (default: from its extension or its first line).")
+@click.option("--prompt-column", metavar="NAME", help="CSV: the column holding the prompt.")
+@click.pass_context
+def run(ctx: click.Context, input_path: str, profile_name: str | None, output: str, model: str | None,
+        concurrency: int, resume: bool, retry_failed: bool, restart: bool, max_cost: float | None,
+        ordered: bool, input_format: Any, prompt_column: str | None) -> int:
+    """Ask every line of INPUT (JSONL, CSV or plain text; - for stdin) and write one JSON result a line.
+
+    \b
+    JSONL lines: {"id": 1, "prompt": "..."} or {"id": 1, "messages": [...]}, optionally with
+    "system", "temperature", "top_p", "top_k", "max_tokens", "stop", "seed" and "options".
+    Each result: id, text, finish_reason, usage, cost, model, profile, latency_s, attempts, error.
+
+    Every result is committed to a checkpoint as it completes: after a crash, a kill or Ctrl-C,
+    the same command with --resume asks only what is left. Exit 0 when every line was answered,
+    1 when some failed (their error is in OUTPUT), 130 when interrupted.
+    """
+    from llmswitch.batch.job import BatchJob, BatchOptions
+    from llmswitch.client import Client
+
+    if restart and (resume or retry_failed):
+        raise click.UsageError("--restart starts over; it cannot be combined with --resume or --retry-failed")
+    options = BatchOptions(input_path, output, profile=profile_name, model=model, concurrency=concurrency,
+                           resume=resume, retry_failed=retry_failed, restart=restart, max_cost=max_cost,
+                           ordered=ordered, format=input_format, prompt_column=prompt_column)
+    job = BatchJob(Client(ctx.obj.get("config")), options)
+    plan = job.prepare()
+    announce(plan)
+    stopped_by: list[int] = []
+    try:
+        summary = asyncio.run(run_job(job, plan, stopped_by))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        return interrupted(job, options, stopped_by)
+    quietly_echo(summary.line())
+    if summary.stopped:
+        echo_status(f"error: {summary.stopped}")
+        echo_status(f"  hint: the lines done are kept; to go on: {resume_command(options)}")
+        return EXIT_BACKEND
+    if summary.failed:
+        echo_status(f"{summary.failed} lines failed (their error is in {describe_output(options)}); "
+                    "--retry-failed asks them again")
+        return EXIT_BACKEND
+    return EXIT_OK
+
+
+def announce(plan: Plan) -> None:
+    if plan.repaired:
+        echo_status("note: OUTPUT's last line was half-written (a crash); it was cut off and is written again")
+    if plan.retrying:
+        echo_status(f"note: {plan.retrying} failed lines are asked again")
+    if plan.done_before:
+        echo_status(f"resuming: {plan.done_before} of {plan.total} lines already have a result")
+    if plan.estimate.lines:
+        echo_status(f"estimate: {plan.estimate.describe()}")
+
+
+async def run_job(job: BatchJob, plan: Plan, stopped_by: list[int]) -> Summary:
+    """The run, with SIGTERM and SIGHUP stopping it the way Ctrl-C does (the calls in flight are cancelled,
+    everything finished is kept)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+
+    def stop(signum: int) -> None:
+        stopped_by.append(signum)
+        task.cancel()
+
+    for number in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if number is not None:
+            loop.add_signal_handler(number, stop, number)
+    from llmswitch.kit import aclose_clients
+
+    try:
+        return await job.run(plan, progress_for_stderr())
+    finally:
+        await aclose_clients()
+
+
+def interrupted(job: BatchJob, options: BatchOptions, stopped_by: list[int]) -> int:
+    summary = job.summary
+    if summary is not None:
+        quietly_echo(summary.line())
+    done = f"{summary.done} of {summary.total} lines" if summary is not None else "the lines finished"
+    cause = f"stopped by {signal.Signals(stopped_by[0]).name}" if stopped_by else "interrupted"
+    quietly_echo(f"{cause}: {done} done and kept (the calls in flight were cancelled)")
+    quietly_echo(f"  to finish: {resume_command(options)}")
+    return 128 + stopped_by[0] if stopped_by else EXIT_INTERRUPTED
+
+
+def resume_command(options: BatchOptions) -> str:
+    words = ["llmswitch", "batch", options.input]
+    if options.profile:
+        words += ["-p", options.profile]
+    if options.model:
+        words += ["-m", options.model]
+    words += ["-o", options.output, "--resume"]
+    if options.ordered:
+        words.append("--ordered")
+    if options.max_cost is not None:
+        words += ["--max-cost", str(options.max_cost)]
+    command = " ".join(shlex.quote(word) for word in words)
+    return command + (" (with the same input on stdin)" if options.input == "-" else "")
+
+
+def describe_output(options: BatchOptions) -> str:
+    return "the output" if options.output == "-" else options.output
+
+
+def progress_for_stderr() -> Any:
+    """A live progress bar on a terminal; nothing until the summary line otherwise."""
+    if not is_terminal(sys.stderr):
+        return None
+    from llmswitch.cli.batch_progress import BarProgress
+
+    return BarProgress()
