@@ -109,7 +109,7 @@ def render(report: DoctorReport) -> None:
             if check.remedy:
                 out.print(Text(neutralize(f"    → {redact(check.remedy)}"), style="cyan"))
     for plugin in report.broken_plugins:
-        from llmswitch.doctor import broken_plugin_remedy
+        from llmswitch.doctor.report import broken_plugin_remedy
 
         line = Text("✗ ", style="red")
         line.append(f"plugin {plugin.name}", style="bold")
