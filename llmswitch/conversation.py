@@ -22,8 +22,7 @@ from llmswitch.profiles import GENERATION_KEYS
 from llmswitch.types import Message, Request, Response, StreamEvent
 
 if TYPE_CHECKING:
-    from llmswitch.store import ConversationRecord, HistoryStore, MessageRecord
-    from llmswitch.store.history import AnswerRecord
+    from llmswitch.store import AnswerRecord, ConversationRecord, HistoryStore, MessageRecord
 
 
 @dataclass
@@ -207,7 +206,7 @@ def _chat_messages(records: list[MessageRecord]) -> list[Message]:
 
 def _answer_record(result: StreamState, cost: CallCost | None) -> AnswerRecord:
     """A finished (failed, interrupted) answer as the history stores it."""
-    from llmswitch.store.history import AnswerRecord
+    from llmswitch.store import AnswerRecord
 
     resolved = result.resolved
     error: str | None = None

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from llmswitch.store import HistoryStore
+from llmswitch.store import ConversationRecord, HistoryStore
 from llmswitch.store.export import file_name
-from llmswitch.store.history import ConversationRecord
 
 ESCAPES = "\x1b]0;owned\x07\x1b[2J\x9b2J"  # retitle the window, clear the screen (ESC and C1 forms)
 

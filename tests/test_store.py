@@ -17,6 +17,7 @@ from llmswitch.secrets import remember_secret
 from llmswitch.store import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
+    AnswerRecord,
     ConversationNotFoundError,
     HistoryError,
     HistoryStore,
@@ -25,7 +26,8 @@ from llmswitch.store import (
     schema,
 )
 from llmswitch.store.export import to_json, to_markdown
-from llmswitch.store.history import AnswerRecord, fts_query, title_from
+from llmswitch.store.history import title_from
+from llmswitch.store.search import fts_query
 from tests.helpers import python_processes_at_once
 
 

@@ -10,21 +10,21 @@
 
 from __future__ import annotations
 
-from llmswitch.store.history import (
-    HIGHLIGHT_END,
-    HIGHLIGHT_START,
+from llmswitch.store.history import HistoryStore, default_path
+from llmswitch.store.records import (
+    AnswerRecord,
     ConversationNotFoundError,
     ConversationRecord,
     HistoryError,
-    HistoryStore,
     MessageRecord,
     SearchHit,
-    default_path,
 )
+from llmswitch.store.search import HIGHLIGHT_END, HIGHLIGHT_START
 
 __all__ = [
     "HIGHLIGHT_END",
     "HIGHLIGHT_START",
+    "AnswerRecord",
     "ConversationNotFoundError",
     "ConversationRecord",
     "HistoryError",

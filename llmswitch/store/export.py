@@ -10,14 +10,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from llmswitch.store.history import (
-    HIGHLIGHT_END,
-    HIGHLIGHT_START,
-    ConversationRecord,
-    HistoryError,
-    MessageRecord,
-    SearchHit,
-)
+from llmswitch.store.records import ConversationRecord, HistoryError, MessageRecord, SearchHit
+from llmswitch.store.search import HIGHLIGHT_END, HIGHLIGHT_START
 
 
 def _timestamp(seconds: float) -> str:

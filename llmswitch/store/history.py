@@ -11,99 +11,26 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmswitch.errors import ConfigError, LLMSwitchError
-from llmswitch.store import database, schema
+from llmswitch.store import database, schema, search
+from llmswitch.store.records import (
+    AnswerRecord,
+    ConversationNotFoundError,
+    ConversationRecord,
+    HistoryError,
+    MessageRecord,
+    SearchHit,
+)
 
 BUSY_TIMEOUT_MS = 10_000
-HIGHLIGHT_START = "\ue000"  # private-use characters: they cannot clash with anything a model writes
-HIGHLIGHT_END = "\ue001"
 _UNCHANGED: Any = object()
-
-
-class HistoryError(LLMSwitchError):
-    """The history database cannot be opened, read or written."""
-
-    kind = "history"
-
-
-class ConversationNotFoundError(HistoryError, ConfigError):
-    """No conversation with that id (a command-line mistake: exit code 2)."""
-
-    kind = "conversation_not_found"
-
-
-@dataclass(frozen=True)
-class ConversationRecord:
-    """One conversation as listed: its profile, system prompt, generation settings and totals."""
-
-    id: int
-    title: str
-    created_at: float
-    updated_at: float
-    profile: str | None = None
-    system: str | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
-    message_count: int = 0
-    cost_usd: float | None = None
-    one_shot: bool = False  # one question from `llmswitch chat "..."`, not (yet) continued
-
-
-@dataclass(frozen=True)
-class MessageRecord:
-    """One stored message, with the profile and model that produced it and what it cost."""
-
-    id: int
-    conversation_id: int
-    role: str
-    content: str
-    created_at: float
-    profile: str | None = None
-    backend: str | None = None
-    model: str | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cost_usd: float | None = None
-    latency_s: float | None = None
-    finish_reason: str | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class AnswerRecord:
-    """An answer to store: its text (whatever arrived, even when it failed), who gave it and what it cost."""
-
-    text: str
-    profile: str
-    backend: str
-    model: str
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cost_usd: float | None = None
-    latency_s: float | None = None
-    finish_reason: str | None = None  # "interrupted" when stopped, "error" when it failed
-    error: str | None = None  # the failure and its remedy, as shown to the user (redacted again here)
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    """A message that matches a search; ``snippet`` marks matches with HIGHLIGHT_START/HIGHLIGHT_END."""
-
-    conversation_id: int
-    message_id: int
-    title: str
-    role: str
-    snippet: str
-    created_at: float
 
 
 def default_path() -> Path:
@@ -340,46 +267,8 @@ class HistoryStore:
     # ---- search --------------------------------------------------------------------------------------
 
     def search(self, text: str, limit: int = 100) -> list[SearchHit]:
-        """Messages matching every word of ``text`` (prefixes count; "quoted phrases" match as phrases),
-        best match first, with the matches marked in ``snippet``."""
-        query = fts_query(text)
-        if not query:
-            return []
-        if not self.has_full_text_search:
-            return self._search_without_index(text, limit)
-        rows = self._read(
-            f"""
-            SELECT m.conversation_id, m.id AS message_id, c.title, m.role, m.created_at,
-                   snippet({schema.SEARCH_TABLE}, 0, ?, ?, '…', 12) AS snippet
-            FROM {schema.SEARCH_TABLE} AS s
-            JOIN messages AS m ON m.id = s.rowid
-            JOIN conversations AS c ON c.id = m.conversation_id
-            WHERE {schema.SEARCH_TABLE} MATCH ?
-            ORDER BY s.rank, m.id DESC
-            LIMIT ?
-            """,
-            (HIGHLIGHT_START, HIGHLIGHT_END, query, limit),
-        )
-        return [SearchHit(**dict(row)) for row in rows]
-
-    def _search_without_index(self, text: str, limit: int) -> list[SearchHit]:
-        """The fallback when SQLite lacks FTS5: substring match on every word, highlighted here."""
-        words = _WORD.findall(text)
-        conditions = " AND ".join("m.content LIKE ?" for _ in words)
-        rows = self._read(
-            f"""
-            SELECT m.conversation_id, m.id AS message_id, c.title, m.role, m.created_at, m.content AS snippet
-            FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id
-            WHERE {conditions} ORDER BY m.id DESC LIMIT ?
-            """,
-            (*(f"%{word}%" for word in words), limit),
-        )
-        hits = []
-        for row in rows:
-            values = dict(row)
-            values["snippet"] = highlight_words(values["snippet"], words)
-            hits.append(SearchHit(**values))
-        return hits
+        """Messages matching every word of ``text``, best match first (see :func:`llmswitch.store.search.search`)."""
+        return search.search(self._read, text, limit, indexed=self.has_full_text_search)
 
     # ---- recording a conversation as it happens ----------------------------------------------------------
 
@@ -440,35 +329,6 @@ _CONVERSATION_QUERY = """
 
 def _one_shot_filter(one_shot: bool | None) -> tuple[str, tuple[Any, ...]]:
     return ("", ()) if one_shot is None else (" WHERE c.one_shot = ?", (int(one_shot),))
-
-_WORD = re.compile(r"\w+", re.UNICODE)
-_PHRASE = re.compile(r'"([^"]*)"')
-
-
-def fts_query(text: str) -> str:
-    """Turn what a person types into an FTS5 query that cannot be a syntax error: every word must match,
-    as a prefix; text in double quotes must match as a phrase."""
-    parts: list[str] = []
-    for phrase in _PHRASE.findall(text):
-        words = _WORD.findall(phrase)
-        if words:
-            parts.append('"' + " ".join(words) + '"')
-    for word in _WORD.findall(_PHRASE.sub(" ", text)):
-        parts.append(f'"{word}"*')
-    return " ".join(parts)
-
-
-def highlight_words(text: str, words: list[str], context: int = 60) -> str:
-    """Mark ``words`` in ``text`` and cut it down around the first match (the LIKE fallback's snippet)."""
-    if not words:
-        return text
-    pattern = re.compile("|".join(re.escape(word) for word in words), re.IGNORECASE)
-    first = pattern.search(text)
-    start = max(0, first.start() - context) if first else 0
-    excerpt = text[start : start + 3 * context]
-    marked = pattern.sub(lambda match: HIGHLIGHT_START + match.group(0) + HIGHLIGHT_END, excerpt)
-    return ("…" if start else "") + marked + ("…" if start + 3 * context < len(text) else "")
-
 
 def title_from(prompt: str, width: int = 60) -> str:
     """A conversation's default title: the first line of its first prompt, shortened."""
