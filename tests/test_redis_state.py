@@ -8,9 +8,12 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from llmswitch.router.state import LocalState, RouterState, open_state
 from llmswitch.testing.redis_server import RedisServer
@@ -78,7 +81,7 @@ def test_keys_live_under_the_llmswitch_namespace_and_hold_no_secret(redis_server
         raw = _raw(redis_server)
         keys = sorted(raw.keys("*"))
         assert keys == ["llmswitch:cool:claude", "llmswitch:fail:claude", "llmswitch:flight:flight:claude",
-                        "llmswitch:spend:claude", "llmswitch:window:tpm:claude"]
+                        "llmswitch:spend:claude", "llmswitch:window-total:tpm:claude", "llmswitch:window:tpm:claude"]
         # Every key expires by itself: nothing piles up in a shared Redis.
         assert all(raw.pttl(key) > 0 for key in keys)
         assert 31 * 86400 < raw.ttl("llmswitch:spend:claude") <= 32 * 86400
@@ -106,6 +109,53 @@ def test_floats_survive_the_trip_through_lua_exactly(redis_server: RedisServer) 
         assert expected[2] == 0.1 + 0.2 and expected[4] > 59.9
     finally:
         shared.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(st.tuples(st.sampled_from(["take", "settle", "advance", "drop-total"]),
+                                st.integers(1, 400), st.integers(0, 400)), max_size=40))
+def test_a_window_answers_as_local_state_does_whatever_the_sequence(redis_server: RedisServer,
+                                                                     steps: list[tuple[str, int, int]]) -> None:
+    """The window's running total (kept beside it, so a take is not a sum over the window) never drifts from
+    what LocalState computes by summing: same answers for any sequence of takes, settlements and time passing,
+    also when the total key has gone missing."""
+    local_clock, shared_clock = FakeClock(), FakeClock()
+    local = LocalState(local_clock)
+    shared = RedisState.from_url(redis_server.url, clock=shared_clock, namespace=f"t{uuid.uuid4().hex}")
+    try:
+        for kind, amount, other in steps:
+            if kind == "take":
+                assert shared.try_take("tpm", amount, 1000, 60.0) == local.try_take("tpm", amount, 1000, 60.0)
+            elif kind == "settle":
+                shared.settle("tpm", amount, other, 60.0)
+                local.settle("tpm", amount, other, 60.0)
+            elif kind == "advance":
+                local_clock.advance(other / 10)
+                shared_clock.advance(other / 10)
+            else:
+                _raw(redis_server).delete(f"{shared.namespace}:window-total:tpm")
+        assert shared.try_take("tpm", 1000, 1000, 60.0) == local.try_take("tpm", 1000, 1000, 60.0)
+    finally:
+        shared.close()
+
+
+def test_a_take_does_not_cost_a_sum_over_the_whole_window(redis_server: RedisServer) -> None:
+    state = RedisState.from_url(redis_server.url, clock=FakeClock())
+    try:
+        for _ in range(5000):
+            assert state.try_take("rpm", 1, 1_000_000, 60.0) == 0.0
+        raw = _raw(redis_server)
+        raw.config_set("slowlog-log-slower-than", "0")
+        raw.config_set("slowlog-max-len", "1000")
+        raw.slowlog_reset()
+        for _ in range(50):
+            state.try_take("rpm", 1, 1_000_000, 60.0)
+        durations = [entry["duration"] for entry in raw.slowlog_get(1000) if "EVALSHA" in str(entry["command"])]
+        assert len(durations) == 50, raw.slowlog_get(1000)[:3]
+        # Summing 5000 entries in Lua takes milliseconds; a take with the running total, microseconds.
+        assert sorted(durations)[25] < 500, durations
+    finally:
+        state.close()
 
 
 # ---- leases: a dead process does not keep its places ----------------------------------------------------------

@@ -21,7 +21,8 @@ Layout (``llmswitch:`` namespace; the router's keys and member names are profile
 - ``llmswitch:flight:<key>``: sorted set of leases, scored by when each lease expires. A live process renews
   its leases every third of ``lease_s`` from a background thread; a killed one stops renewing, and its places
   are free again ``lease_s`` later (30 s by default) instead of leaking forever.
-- ``llmswitch:window:<key>``: sorted set of ``amount|id`` entries scored by the time they were taken.
+- ``llmswitch:window:<key>``: sorted set of ``amount|id`` entries scored by the time they were taken, and
+  ``llmswitch:window-total:<key>`` their sum (a take costs the entries that expire, not a sum of the window).
 - ``llmswitch:spend:<key>``: hash from period label to the total in USD (kept 32 days after the last add).
 
 Time is the caller's clock (``clock``, ``time.time`` by default) sent to each script as ``now``, so every
@@ -63,6 +64,35 @@ _LUA_PRELUDE = """
 local function fmt(x) return string.format('%.17g', x) end
 local function amount_of(entry) return tonumber(string.match(entry, '^[^|]+')) end
 local function keep_for(key, seconds) redis.call('PEXPIRE', key, math.ceil(seconds * 1000) + 1000) end
+-- A window is a sorted set of `amount|id` scored by time, with its total beside it, so a take costs the entries
+-- that expire rather than a sum over the whole window.
+local function store_total(window, total_key, total, seconds)
+  redis.call('SET', total_key, fmt(total))
+  keep_for(window, seconds)
+  keep_for(total_key, seconds)
+end
+local function prune(window, total_key, now, seconds)
+  local cutoff = fmt(now - seconds)
+  local expired = redis.call('ZRANGEBYSCORE', window, '-inf', cutoff)
+  local count = redis.call('ZCARD', window) - #expired
+  local stored = redis.call('GET', total_key)
+  local used = 0
+  if count == 0 then
+    used = 0
+  elseif stored then
+    used = tonumber(stored)
+    for i = 1, #expired do used = used - amount_of(expired[i]) end
+  else  -- no total kept (it expired first): count it once
+    for _, entry in ipairs(redis.call('ZRANGEBYSCORE', window, '(' .. cutoff, '+inf')) do
+      used = used + amount_of(entry)
+    end
+  end
+  if #expired > 0 then
+    redis.call('ZREMRANGEBYSCORE', window, '-inf', cutoff)
+    if count > 0 then redis.call('SET', total_key, fmt(used)) else redis.call('DEL', total_key) end
+  end
+  return used, count
+end
 """
 
 SCRIPTS: dict[str, str] = {
@@ -118,41 +148,50 @@ for i, key in ipairs(KEYS) do
 end
 return renewed
 """,
-    # KEYS[1] window; ARGV now, amount, limit, window, id -> '0' when taken, else seconds until it would fit
+    # KEYS[1] window, KEYS[2] its total; ARGV now, amount, limit, window, id -> '0' when taken, else the seconds
+    # until it would fit
     "try_take": """
 local now, amount, limit, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', fmt(now - window))
-local entries = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-local used = 0
-for i = 1, #entries, 2 do used = used + amount_of(entries[i]) end
-if used + amount <= limit or #entries == 0 then
+local used, count = prune(KEYS[1], KEYS[2], now, window)
+if used + amount <= limit or count == 0 then
   redis.call('ZADD', KEYS[1], ARGV[1], fmt(amount) .. '|' .. ARGV[5])
-  keep_for(KEYS[1], window)
+  store_total(KEYS[1], KEYS[2], used + amount, window)
   return '0'
 end
 local need = used + amount - limit
 if amount > limit then need = used end
-local freed = 0
-for i = 1, #entries, 2 do
-  freed = freed + amount_of(entries[i])
-  if freed >= need then return fmt(math.max(tonumber(entries[i + 1]) + window - now, 1e-6)) end
-end
-return fmt(math.max(tonumber(entries[#entries]) + window - now, 1e-6))
-""",
-    # KEYS[1] window; ARGV now, reserved, actual, window: the newest entry of `reserved` becomes `actual`
-    "settle": """
-local now, reserved, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', fmt(now - window))
-local entries = redis.call('ZREVRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-for i = 1, #entries, 2 do
-  if amount_of(entries[i]) == reserved then
-    local id = string.match(entries[i], '|(.*)$')
-    redis.call('ZREM', KEYS[1], entries[i])
-    redis.call('ZADD', KEYS[1], entries[i + 1], fmt(tonumber(ARGV[3])) .. '|' .. id)
-    return 1
+local freed, first, last = 0, 0, nil
+while true do  -- oldest first, a chunk at a time: usually the first entry or two are enough
+  local chunk = redis.call('ZRANGE', KEYS[1], first, first + 127, 'WITHSCORES')
+  if #chunk == 0 then break end
+  for i = 1, #chunk, 2 do
+    freed = freed + amount_of(chunk[i])
+    if freed >= need then return fmt(math.max(tonumber(chunk[i + 1]) + window - now, 1e-6)) end
   end
+  last, first = chunk[#chunk], first + 128
 end
-return 0
+return fmt(math.max(tonumber(last) + window - now, 1e-6))
+""",
+    # KEYS[1] window, KEYS[2] its total; ARGV now, reserved, actual, window: the newest entry of `reserved`
+    # becomes `actual`, at its own time
+    "settle": """
+local now, reserved, actual, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local used = prune(KEYS[1], KEYS[2], now, window)
+local first = 0
+while true do  -- newest first: the reservation being settled is almost always among the latest
+  local chunk = redis.call('ZREVRANGE', KEYS[1], first, first + 127, 'WITHSCORES')
+  if #chunk == 0 then return 0 end
+  for i = 1, #chunk, 2 do
+    if amount_of(chunk[i]) == reserved then
+      local id = string.match(chunk[i], '|(.*)$')
+      redis.call('ZREM', KEYS[1], chunk[i])
+      redis.call('ZADD', KEYS[1], chunk[i + 1], fmt(actual) .. '|' .. id)
+      store_total(KEYS[1], KEYS[2], used - reserved + actual, window)
+      return 1
+    end
+  end
+  first = first + 128
+end
 """,
     # KEYS[1] spend hash; ARGV period, usd, kept seconds -> the period's total
     "add_spend": """
@@ -468,13 +507,13 @@ class RedisState:
     # ---- rate windows -------------------------------------------------------------------------------------
 
     def _try_take(self, key: str, amount: float, limit: float, window_s: float) -> _Step:
-        return _Step("try_take", [self._key("window", key)],
+        return _Step("try_take", [self._key("window", key), self._key("window-total", key)],
                      [_number(self.clock()), _number(amount), _number(limit), _number(window_s), self._new_id()],
                      lambda reply: float(_text(reply)),
                      lambda: self._local.try_take(key, amount, limit, window_s))
 
     def _settle(self, key: str, reserved: float, actual: float, window_s: float) -> _Step:
-        return _Step("settle", [self._key("window", key)],
+        return _Step("settle", [self._key("window", key), self._key("window-total", key)],
                      [_number(self.clock()), _number(reserved), _number(actual), _number(window_s)],
                      lambda reply: None, lambda: self._local.settle(key, reserved, actual, window_s))
 
