@@ -158,6 +158,28 @@ def test_a_take_does_not_cost_a_sum_over_the_whole_window(redis_server: RedisSer
         state.close()
 
 
+def test_a_caller_whose_clock_reads_earlier_is_counted_at_the_newest_time(redis_server: RedisServer) -> None:
+    """Two callers' steps reach Redis out of the order of their clocks (or one machine's clock is behind): the
+    later step must not count a window that misses what the earlier one pruned."""
+    ahead, behind = FakeClock(99.0002), FakeClock(100.000)
+    first = RedisState.from_url(redis_server.url, clock=ahead)
+    second = RedisState.from_url(redis_server.url, clock=behind)
+    try:
+        assert first.try_take("rpm", 1, 2, 1.0) == 0.0  # at 99.0002
+        ahead.advance(0.0001)
+        assert first.try_take("rpm", 1, 2, 1.0) == 0.0  # at 99.0003
+        ahead.now = 100.001
+        assert first.try_take("rpm", 1, 2, 1.0) == 0.0  # both earlier ones have left its window
+        # The second caller's clock says 100.000: counted there, the window (99.000, 100.000] would hold three.
+        assert second.try_take("rpm", 1, 2, 1.0) == 0.0
+        scores = [score for _, score in _raw(redis_server).zrange("llmswitch:window:rpm", 0, -1, withscores=True)]
+        assert scores == [100.001, 100.001]
+        assert second.try_take("rpm", 1, 2, 1.0) == pytest.approx(1.0 + 0.001)  # and the wait counts from there
+    finally:
+        first.close()
+        second.close()
+
+
 # ---- leases: a dead process does not keep its places ----------------------------------------------------------
 
 

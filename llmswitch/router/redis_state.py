@@ -71,7 +71,13 @@ local function store_total(window, total_key, total, seconds)
   keep_for(window, seconds)
   keep_for(total_key, seconds)
 end
+-- `now` never goes back within a window: a caller whose clock reads a little earlier than the newest entry (its
+-- step reached Redis after a later caller's, or its machine's clock is behind) is counted at the newest entry's
+-- time. Otherwise it would prune less than the later caller did and count a window missing what that one
+-- pruned, and the entries would not be in the order the steps ran: two calls could then pass a limit.
 local function prune(window, total_key, now, seconds)
+  local newest = redis.call('ZRANGE', window, -1, -1, 'WITHSCORES')
+  if #newest > 0 and tonumber(newest[2]) > now then now = tonumber(newest[2]) end
   local cutoff = fmt(now - seconds)
   local expired = redis.call('ZRANGEBYSCORE', window, '-inf', cutoff)
   local count = redis.call('ZCARD', window) - #expired
@@ -89,9 +95,9 @@ local function prune(window, total_key, now, seconds)
   end
   if #expired > 0 then
     redis.call('ZREMRANGEBYSCORE', window, '-inf', cutoff)
-    if count > 0 then redis.call('SET', total_key, fmt(used)) else redis.call('DEL', total_key) end
+    if count > 0 then redis.call('SET', total_key, fmt(used), 'KEEPTTL') else redis.call('DEL', total_key) end
   end
-  return used, count
+  return used, count, now
 end
 """
 
@@ -151,10 +157,11 @@ return renewed
     # KEYS[1] window, KEYS[2] its total; ARGV now, amount, limit, window, id -> '0' when taken, else the seconds
     # until it would fit
     "try_take": """
-local now, amount, limit, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local used, count = prune(KEYS[1], KEYS[2], now, window)
+local amount, limit, window = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local asked_at = tonumber(ARGV[1])  -- the caller's now: waits are measured from it
+local used, count, now = prune(KEYS[1], KEYS[2], asked_at, window)
 if used + amount <= limit or count == 0 then
-  redis.call('ZADD', KEYS[1], ARGV[1], fmt(amount) .. '|' .. ARGV[5])
+  redis.call('ZADD', KEYS[1], fmt(now), fmt(amount) .. '|' .. ARGV[5])
   store_total(KEYS[1], KEYS[2], used + amount, window)
   return '0'
 end
@@ -166,17 +173,17 @@ while true do  -- oldest first, a chunk at a time: usually the first entry or tw
   if #chunk == 0 then break end
   for i = 1, #chunk, 2 do
     freed = freed + amount_of(chunk[i])
-    if freed >= need then return fmt(math.max(tonumber(chunk[i + 1]) + window - now, 1e-6)) end
+    if freed >= need then return fmt(math.max(tonumber(chunk[i + 1]) + window - asked_at, 1e-6)) end
   end
   last, first = chunk[#chunk], first + 128
 end
-return fmt(math.max(tonumber(last) + window - now, 1e-6))
+return fmt(math.max(tonumber(last) + window - asked_at, 1e-6))
 """,
     # KEYS[1] window, KEYS[2] its total; ARGV now, reserved, actual, window: the newest entry of `reserved`
     # becomes `actual`, at its own time
     "settle": """
-local now, reserved, actual, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local used = prune(KEYS[1], KEYS[2], now, window)
+local reserved, actual, window = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local used = prune(KEYS[1], KEYS[2], tonumber(ARGV[1]), window)
 local first = 0
 while true do  -- newest first: the reservation being settled is almost always among the latest
   local chunk = redis.call('ZREVRANGE', KEYS[1], first, first + 127, 'WITHSCORES')
