@@ -222,21 +222,23 @@ def check_budget(resolved: ResolvedProfile, request: Request) -> None:
 # ---- after the call -----------------------------------------------------------------------------------
 
 
-def call_cost(resolved: ResolvedProfile, request: Request, result: StreamState) -> CallCost:
+def call_cost(resolved: ResolvedProfile, request: Request | None, result: StreamState, *,
+              price: ModelPrice | None = None) -> CallCost:
     """The cost of a finished (or failed, or interrupted) call from the usage the backend reported.
 
     When the backend reported no usage but text arrived (an interrupted stream, a backend that does not
     say), the tokens are counted here and marked estimated. A call that failed before any answer costs
-    nothing we know of: its tokens and cost stay None.
+    nothing we know of: its tokens and cost stay None. ``price``: another price than the profile's (a provider's
+    batch price); ``request`` None: a call known only by its answer (input tokens it did not report stay None).
     """
-    price = price_of(resolved)
+    price = price if price is not None else price_of(resolved)
     usage = result.usage
     input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
     estimated = False
     answered = bool(result.text) or result.error is None
     if answered and (input_tokens is None or output_tokens is None):
         estimated = True
-        if input_tokens is None:
+        if input_tokens is None and request is not None:
             input_tokens = count_input(resolved, request).n
         if output_tokens is None:
             output_tokens = max(1, round(len(result.text) / 4)) if result.text else 0  # the core's chars/4
@@ -252,17 +254,17 @@ def outcome_of(result: StreamState) -> str:
     return "ok"
 
 
-def record_call(resolved: ResolvedProfile, request: Request, result: StreamState, *,
-                ledger: Ledger | None = None) -> CallCost:
+def record_call(resolved: ResolvedProfile, request: Request | None, result: StreamState, *,
+                ledger: Ledger | None = None, price: ModelPrice | None = None) -> CallCost:
     """Append one row to the usage ledger (never the key, never the prompt or answer); return the cost.
 
     ``ledger``: an open ledger to write to (a batch keeps one for all its calls); by default the ledger file is
     opened for this row and closed. A ledger that cannot be written is logged, never raised: bookkeeping must
-    not cost the user the answer.
+    not cost the user the answer. ``price``: as for :func:`call_cost`.
     """
     from llmswitch.ledger import Ledger, LedgerEntry
 
-    cost = call_cost(resolved, request, result)
+    cost = call_cost(resolved, request, result, price=price)
     entry = LedgerEntry(
         profile=resolved.name,
         backend=resolved.target.backend,

@@ -286,6 +286,12 @@ class ResolvedProfile:
             return estimate_tokens(request)
         return self._call("count_tokens", self.target, request)  # type: ignore[no-any-return]
 
+    def batch_hook(self, hook: str, *args: Any) -> Any:
+        """Call one of the plugin's batch hooks (``batch_line``, ``batch_submit``, ...: see
+        :mod:`llmswitch.hookspecs`) with this profile's target; failures are mapped as every call's are."""
+        self._require_key()
+        return self._call(hook, self.target, *args)
+
     def first_use_notice(self) -> str | None:
         """The backend's notice for this profile (see ``BackendInfo.notice``) the first time in this data
         directory, else None. A notice that fails to build is dropped: it must never stop a chat."""

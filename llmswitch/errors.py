@@ -17,6 +17,8 @@
         ├── UnreachableError         connection refused or reset, DNS, ...
         ├── BackendTimeoutError      no answer in time
         ├── RedirectError            the server redirected elsewhere (never followed); names where
+        ├── BatchExpiredError        a provider's batch job ended before running a request (and
+        │                            BatchCancelledError, BatchNotAnsweredError)
         └── BadResponseError         5xx, garbage, a stream cut off, a native crash
 
 The CLI and the TUI turn these into messages in one place (:func:`describe`); plugins raise them with a
@@ -177,6 +179,29 @@ class RateLimitError(BackendError):
         if self.retry_after is not None:
             payload["retry_after"] = self.retry_after
         return payload
+
+
+class BatchExpiredError(BackendError):
+    """A provider's batch job ended before it ran this request (its completion window passed)."""
+
+    kind = "expired"
+
+    def __init__(self, message: str, **kwargs: object) -> None:
+        kwargs.setdefault("remedy", "--retry-failed asks it again (line by line, or in a new job with --via "
+                                    "provider)")
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+
+class BatchCancelledError(BatchExpiredError):
+    """A provider's batch job was cancelled before it ran this request."""
+
+    kind = "cancelled"
+
+
+class BatchNotAnsweredError(BatchExpiredError):
+    """A provider's batch job ended without reporting this request at all (the job failed as a whole)."""
+
+    kind = "not_answered"
 
 
 class ModelNotFoundError(BackendError):

@@ -27,11 +27,22 @@ Rules every implementation follows:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
 
 import pluggy
 
-from llmswitch.types import BackendInfo, HealthReport, Request, Response, StreamEvent, Target, TokenCount
+from llmswitch.types import (
+    BackendInfo,
+    BatchAnswer,
+    HealthReport,
+    ProviderJob,
+    Request,
+    Response,
+    StreamEvent,
+    Target,
+    TokenCount,
+)
 
 PROJECT = "llmswitch"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -151,4 +162,72 @@ async def ahealth(target: Target, timeout: float, offline: bool) -> HealthReport
     """
 
 
+# ---- a provider's batch service: optional, all five together ----------------------------------------------
+# ``llmswitch batch --via provider`` sends a whole batch to the provider's own batch service (at its batch
+# price) instead of calling it line by line. The core reads the input, splits it into jobs within
+# ``BackendInfo.batch_limits``, keeps the job ids, polls, and writes the results; the plugin keeps only the
+# wire format of these five calls. Implement all of them, and set ``batch_limits``, or none.
+
+
+@hookspec
+def batch_line(target: Target, custom_id: str, request: Request) -> dict[str, Any]:
+    """One request as the provider's batch service takes it (a line of OpenAI's JSONL file, an entry of
+    Anthropic's ``requests`` list). Called for each line before anything is sent.
+
+    :param target: as for :func:`complete`.
+    :param custom_id: the id to give the request; :func:`batch_results` reports it back (letters, digits,
+        ``-`` and ``_``; at most 64 characters).
+    :param request: as for :func:`complete`.
+    :return: a JSON-serialisable dict; a setting the provider cannot honour raises ``UnsupportedOptionError``,
+        as :func:`complete` would.
+    """
+
+
+@hookspec
+def batch_submit(target: Target, lines: Sequence[dict[str, Any]]) -> ProviderJob:
+    """Create one job from ``lines`` (each from :func:`batch_line`; the core keeps a job within
+    ``BackendInfo.batch_limits``), uploading them first if the provider needs a file.
+
+    :param target: as for :func:`complete`.
+    :param lines: the encoded requests, in input order.
+    :return: the new :class:`~llmswitch.types.ProviderJob` (its ``id`` is kept so another process can collect).
+    """
+
+
+@hookspec
+def batch_retrieve(target: Target, job_id: str) -> ProviderJob:
+    """The job as the provider sees it now (``llmswitch batch status``).
+
+    :param target: as for :func:`complete`.
+    :param job_id: a ``ProviderJob.id`` from :func:`batch_submit`.
+    :return: a :class:`~llmswitch.types.ProviderJob`; ``ended`` once no more results will come.
+    """
+
+
+@hookspec
+def batch_results(target: Target, job_id: str) -> Iterator[BatchAnswer]:
+    """The outcome of every request the provider reports for an ended job, answers and errors alike.
+
+    Called once the job has ``ended`` (completed, expired, cancelled or failed as a whole). A request the
+    provider never ran (expired, cancelled) is an answer with an error of kind ``expired`` or ``cancelled``
+    when the provider lists it; one it does not list is reported by the core as never answered.
+
+    :param target: as for :func:`complete`.
+    :param job_id: the job.
+    :return: an iterator of :class:`~llmswitch.types.BatchAnswer`, one per ``custom_id``: a
+        :class:`~llmswitch.types.Response` (text, finish reason, usage, model) or an llmswitch error.
+    """
+
+
+@hookspec
+def batch_cancel(target: Target, job_id: str) -> ProviderJob:
+    """Ask the provider to stop the job; results it already has stay collectable.
+
+    :param target: as for :func:`complete`.
+    :param job_id: the job.
+    :return: the job as it is after the request (usually still running while it cancels).
+    """
+
+
 HOOK_NAMES = ("complete", "stream", "count_tokens", "health", "acomplete", "astream", "ahealth")
+BATCH_HOOK_NAMES = ("batch_line", "batch_submit", "batch_retrieve", "batch_results", "batch_cancel")

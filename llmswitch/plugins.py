@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmswitch.errors import PluginError, UnknownBackendError, close_matches
-from llmswitch.hookspecs import HOOK_NAMES, PROJECT
+from llmswitch.hookspecs import BATCH_HOOK_NAMES, HOOK_NAMES, PROJECT
 from llmswitch.types import BackendInfo
 
 ENTRY_POINT_GROUP = "llmswitch"
@@ -96,13 +96,18 @@ class Registry:
             unknown = [name for name, spec in implemented.items() if spec is None]
             if unknown:
                 raise PluginError(f"implements hooks llmswitch does not define: {', '.join(unknown)}")
+            batch_hooks = [name for name in BATCH_HOOK_NAMES if name in implemented]
+            if batch_hooks and len(batch_hooks) < len(BATCH_HOOK_NAMES):
+                missing = ", ".join(name for name in BATCH_HOOK_NAMES if name not in implemented)
+                raise PluginError(f"implements some batch hooks but not {missing} (implement all five or none)")
             record.hooks = tuple(name for name in implemented if name != "llmswitch_backends")
             infos = self._call_discovery(plugin)
         except Exception as exc:
             self.manager.unregister(plugin)
             record.error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, PluginError) else str(exc)
             return
-        functions = {name: self._function(plugin, name) for name in HOOK_NAMES if name in implemented}
+        functions = {name: self._function(plugin, name) for name in (*HOOK_NAMES, *BATCH_HOOK_NAMES)
+                     if name in implemented}
         record.backends = tuple(info.name for info in infos)
         record.declared = tuple(infos)
         for info in infos:

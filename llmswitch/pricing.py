@@ -65,6 +65,8 @@ PROFILE_OVERRIDES = {
     "price_input_per_mtok": "input_per_mtok",
     "price_output_per_mtok": "output_per_mtok",
     "price_cached_input_per_mtok": "cached_input_per_mtok",
+    "price_batch_input_per_mtok": "batch_input_per_mtok",
+    "price_batch_output_per_mtok": "batch_output_per_mtok",
 }
 
 # Snapshot and tag suffixes that do not change the price: dates (-2024-07-18, -20250929, @20241022) and
@@ -436,6 +438,8 @@ def price_for(
         input_per_mtok=overrides.get("input_per_mtok", price.input_per_mtok),
         output_per_mtok=overrides.get("output_per_mtok", price.output_per_mtok),
         cached_input_per_mtok=overrides.get("cached_input_per_mtok", price.cached_input_per_mtok),
+        batch_input_per_mtok=overrides.get("batch_input_per_mtok", price.batch_input_per_mtok),
+        batch_output_per_mtok=overrides.get("batch_output_per_mtok", price.batch_output_per_mtok),
     )
 
 

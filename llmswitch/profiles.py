@@ -67,6 +67,12 @@ PROFILE_KEYS: dict[str, OptionSpec] = {
         OptionSpec("price_cached_input_per_mtok", "float", description="USD per million cached input tokens"),
         OptionSpec("budget_usd_per_day", "float", description="refuse calls past this daily spend"),
         OptionSpec("budget_usd_per_month", "float", description="refuse calls past this monthly spend"),
+        OptionSpec("price_batch_input_per_mtok", "float",
+                   description="USD per million input tokens through the provider's batch service"),
+        OptionSpec("price_batch_output_per_mtok", "float",
+                   description="USD per million output tokens through the provider's batch service"),
+        OptionSpec("batch_max_requests", "int",
+                   description="most requests in one provider batch job (below the provider's own limit)"),
         OptionSpec("history", "bool", default=True,
                    description="save conversations with this profile in the chat history"),
     )

@@ -192,6 +192,44 @@ class HealthReport:
         return cls(status=status, checks=tuple(checks), latency_s=latency_s, metrics=dict(metrics))
 
 
+# ---- a provider's batch service (optional hooks: see llmswitch.hookspecs) ----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BatchLimits:
+    """What one job at a provider's batch service may hold; a batch bigger than this is split into jobs."""
+
+    max_requests: int
+    max_bytes: int  # the requests as the plugin encodes them (``batch_line``), one JSON document each
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderJob:
+    """A job at a provider's batch service, as it was last seen.
+
+    ``status`` is the provider's own word (``in_progress``, ``completed``, ``expired``, ``ended``, ...);
+    ``ended`` is True once no more results will come (finished, expired, cancelled or failed), so the results
+    there are can be collected; ``detail`` says why a job failed as a whole.
+    """
+
+    id: str
+    status: str
+    ended: bool
+    requests: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchAnswer:
+    """One request's outcome in a job: its ``custom_id`` (from ``batch_line``) and an answer or an error."""
+
+    custom_id: str
+    response: Response | None = None
+    error: LLMSwitchError | None = None
+
+
 # ---- what a plugin declares --------------------------------------------------------------------------------
 
 OptionType = Literal["str", "int", "float", "bool", "list", "table", "path"]
@@ -242,6 +280,8 @@ class BackendInfo:
       the "nothing listens" remedy names the one on the profile's port first.
     - ``model_help``: what to do about a model the server lacks (``{model}`` is replaced), e.g.
       ``"`ollama pull {model}`"``.
+    - ``batch_limits``: the most requests and bytes one job at the provider's batch service may hold, when the
+      plugin implements the batch hooks (``llmswitch batch --via provider``); None: no batch service.
     """
 
     name: str
@@ -262,6 +302,7 @@ class BackendInfo:
     key_help: str | None = None
     start_servers: tuple[tuple[int | None, str], ...] = ()
     model_help: str | None = None
+    batch_limits: BatchLimits | None = None
 
     def option(self, name: str) -> OptionSpec | None:
         for spec in self.options:

@@ -29,6 +29,7 @@ from llmswitch.errors import BudgetExceededError, ConfigError
 from llmswitch.store.checkpoint import Checkpoint, RunKey
 
 if TYPE_CHECKING:
+    from llmswitch.batch.provider import Submitted
     from llmswitch.client import Client, ResolvedProfile
 
 
@@ -54,6 +55,7 @@ class BatchOptions:
     ordered: bool = False
     format: InputFormat | None = None
     prompt_column: str | None = None
+    via_provider: bool = False  # the provider's batch service instead of line by line
 
 
 @dataclass
@@ -71,6 +73,7 @@ class Plan:
     failed_before: int = 0  # of which failed
     repaired: bool = False  # OUTPUT's half-written last line was cut off
     retrying: int = 0  # failed lines forgotten for --retry-failed
+    in_jobs: int = 0  # lines in provider jobs not collected yet (--via provider)
 
     @property
     def total(self) -> int:
@@ -157,6 +160,13 @@ class BatchJob:
         output = options.output
         to_file = output != STDOUT
         resume = options.resume or options.retry_failed
+        if options.via_provider:
+            from llmswitch.batch.provider import limits_of
+
+            limits_of(resolved)  # refused before anything else when the backend has no batch service
+            if not to_file:
+                raise ConfigError("--via provider needs an OUTPUT file: the results arrive later, maybe in "
+                                  "another process", remedy="give -o a file name")
         with Checkpoint() as checkpoint:
             if options.restart:
                 checkpoint.forget(key)
@@ -171,17 +181,23 @@ class BatchJob:
                     retrying = max(retrying, drop_failed(Path(output)))
             existing = read_existing(Path(output)) if to_file and resume else None
             done = dict(checkpoint.results(key))
+            waiting = {str(entry[0]) for job in checkpoint.jobs(key=key, open_only=True) for entry in job.lines.values()}
         written = existing.keys if existing is not None else set()
         known = set(done) | written
-        pending = [(index, entry) for index, entry in enumerate(batch.entries) if entry.key not in known]
+        pending = [(index, entry) for index, entry in enumerate(batch.entries)
+                   if entry.key not in known and entry.key not in waiting]
         replay = [record for item_key, record in done.items() if item_key not in written]
-        estimate = estimate_batch(resolved, [entry for _, entry in pending if isinstance(entry, BatchItem)])
+        from llmswitch.accounting import price_of
+
+        price = price_of(resolved).batch if options.via_provider else None
+        estimate = estimate_batch(resolved, [entry for _, entry in pending if isinstance(entry, BatchItem)],
+                                  price=price)
         failed = {item_key for item_key, record in done.items() if record_failed(record)}
         if existing is not None:
             failed = (failed - (existing.keys - existing.failed)) | existing.failed
         plan = Plan(batch, resolved, key, pending, replay, written, estimate, done_before=len(known),
                     failed_before=len(failed & known), repaired=existing is not None and existing.repaired,
-                    retrying=retrying)
+                    retrying=retrying, in_jobs=len(waiting))
         self._check_cost(plan)
         return plan
 
@@ -260,6 +276,30 @@ class BatchJob:
                     summary.stopped = limit.reason()
                 progress.finished(summary)
         return summary
+
+
+    def submit(self, plan: Plan) -> Submitted:
+        """``--via provider``: send the pending lines to the provider's batch service as jobs (their ids
+        committed one by one); lines that cannot be sent are failed results at once."""
+        from llmswitch.batch.provider import submit
+        from llmswitch.batch.runner import problem_result
+
+        items = [(index, entry) for index, entry in plan.pending if isinstance(entry, BatchItem)]
+        summary = self.summary = Summary(plan.total, done_before=plan.done_before, failed=plan.failed_before)
+        with Checkpoint() as checkpoint, OutputWriter(self.options.output, written=plan.written) as writer:
+            checkpoint.start_run(plan.key, input_name=plan.batch.name, output=self.options.output, lines=plan.total)
+            for record in plan.replay:
+                writer.write(record)
+            submitted = submit(plan.resolved, plan.key, items, checkpoint=checkpoint, input_name=plan.batch.name,
+                               output=self.options.output)
+            failed = [problem_result(index, entry) for index, entry in plan.pending
+                      if not isinstance(entry, BatchItem)] + submitted.refused
+            for result in failed:
+                record = result.record()
+                checkpoint.save(plan.key, result.key, result.line, record, failed=True)
+                writer.write(record)
+                summary.take(result)
+        return submitted
 
 
 class CostGate:

@@ -111,16 +111,23 @@ class Runner:
         self.stopped = True
 
     async def results(self) -> AsyncIterator[BatchResult]:
+        if self.ledger is None:  # one ledger for the run: opening the file for every row costs more than a call
+            from llmswitch.ledger import Ledger
+
+            with Ledger() as self.ledger:
+                async for result in self.results():
+                    yield result
+            return
         done: asyncio.Queue[BatchResult | None] = asyncio.Queue()
         workers = [asyncio.create_task(self._work(done)) for _ in range(self.concurrency)]
         running = len(workers)
         try:
             while running:
-                result = await done.get()
-                if result is None:
+                finished = await done.get()
+                if finished is None:
                     running -= 1
                 else:
-                    yield result
+                    yield finished
         finally:
             for worker in workers:
                 worker.cancel()

@@ -19,6 +19,7 @@ from llmswitch.terminal import is_terminal
 
 if TYPE_CHECKING:
     from llmswitch.batch.job import BatchJob, BatchOptions, Plan, Summary
+    from llmswitch.client import Client
 
 
 class BatchGroup(click.Group):
@@ -58,10 +59,17 @@ def batch() -> None:
 @click.option("--format", "input_format", type=click.Choice(["jsonl", "csv", "text"]),
               help="INPUT's format (default: from its extension or its first line).")
 @click.option("--prompt-column", metavar="NAME", help="CSV: the column holding the prompt.")
+@click.option("--via", type=click.Choice(["provider"]), metavar="provider",
+              help="Send the batch to the provider's own batch service (its batch price; results within 24 h); "
+              "`llmswitch batch status` collects them.")
+@click.option("--wait", is_flag=True, help="With --via provider: poll until every job has ended, then collect.")
+@click.option("--poll-interval", type=click.FloatRange(min=0), default=30.0, show_default=True, metavar="SECONDS",
+              help="With --wait: seconds between polls.")
 @click.pass_context
 def run(ctx: click.Context, input_path: str, profile_name: str | None, output: str, model: str | None,
         concurrency: int, resume: bool, retry_failed: bool, restart: bool, max_cost: float | None,
-        ordered: bool, input_format: Any, prompt_column: str | None) -> int:
+        ordered: bool, input_format: Any, prompt_column: str | None, via: str | None, wait: bool,
+        poll_interval: float) -> int:
     """Ask every line of INPUT (JSONL, CSV or plain text; - for stdin) and write one JSON result a line.
 
     \b
@@ -78,12 +86,18 @@ def run(ctx: click.Context, input_path: str, profile_name: str | None, output: s
 
     if restart and (resume or retry_failed):
         raise click.UsageError("--restart starts over; it cannot be combined with --resume or --retry-failed")
+    if wait and via is None:
+        raise click.UsageError("--wait goes with --via provider (a batch run line by line always waits)")
     options = BatchOptions(input_path, output, profile=profile_name, model=model, concurrency=concurrency,
                            resume=resume, retry_failed=retry_failed, restart=restart, max_cost=max_cost,
-                           ordered=ordered, format=input_format, prompt_column=prompt_column)
-    job = BatchJob(Client(ctx.obj.get("config")), options)
+                           ordered=ordered, format=input_format, prompt_column=prompt_column,
+                           via_provider=via == "provider")
+    client = Client(ctx.obj.get("config"))
+    job = BatchJob(client, options)
     plan = job.prepare()
     announce(plan)
+    if options.via_provider:
+        return submit_to_provider(client, job, plan, wait=wait, poll_interval=poll_interval)
     stopped_by: list[int] = []
     try:
         summary = asyncio.run(run_job(job, plan, stopped_by))
@@ -99,6 +113,136 @@ def run(ctx: click.Context, input_path: str, profile_name: str | None, output: s
                     "--retry-failed asks them again")
         return EXIT_BACKEND
     return EXIT_OK
+
+
+def submit_to_provider(client: Client, job: BatchJob, plan: Plan, *, wait: bool, poll_interval: float) -> int:
+    submitted = job.submit(plan)
+    backend = plan.resolved.target.backend
+    if submitted.jobs:
+        lines = sum(job.requests for job in submitted.jobs) or len(plan.pending) - len(submitted.refused)
+        ids = ", ".join(provider_job.id for provider_job in submitted.jobs)
+        echo_status(f"submitted {len(submitted.jobs)} job{'s' if len(submitted.jobs) != 1 else ''} "
+                    f"({lines:,} lines) to {backend}: {ids}; `llmswitch batch status` collects the results into "
+                    f"{job.options.output}")
+    elif not plan.in_jobs:
+        echo_status("nothing to submit: every line already has a result")
+    if plan.in_jobs:
+        echo_status(f"{plan.in_jobs} lines are in jobs submitted earlier; `llmswitch batch status` collects them")
+    if submitted.refused:
+        echo_status(f"{len(submitted.refused)} lines could not be sent (their error is in {job.options.output})")
+    if not wait:
+        return EXIT_BACKEND if submitted.refused else EXIT_OK
+    from llmswitch.store.checkpoint import Checkpoint
+
+    with Checkpoint() as checkpoint:
+        records = checkpoint.jobs(key=plan.key, open_only=True)
+    return show_status(client, records, wait=True, poll_interval=poll_interval, as_json=False)
+
+
+@batch.command("status")
+@click.argument("job_id", metavar="[JOB]", required=False)
+@click.option("--wait", is_flag=True, help="Poll until every job shown has ended, collecting each as it ends.")
+@click.option("--poll-interval", type=click.FloatRange(min=0), default=30.0, show_default=True, metavar="SECONDS",
+              help="With --wait: seconds between polls.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per job on stdout.")
+@click.pass_context
+def status(ctx: click.Context, job_id: str | None, wait: bool, poll_interval: float, as_json: bool) -> int:
+    """Poll provider batch jobs (--via provider) and collect the results of those that ended into their OUTPUT.
+
+    Without JOB: every job not collected yet. Results are charged to the ledger at the batch price and written
+    in the same format as a batch run line by line.
+    """
+    from llmswitch.client import Client
+    from llmswitch.errors import ConfigError
+    from llmswitch.store.checkpoint import Checkpoint
+
+    with Checkpoint() as checkpoint:
+        records = checkpoint.jobs(job_id=job_id) if job_id else checkpoint.jobs(open_only=True)
+    if job_id and not records:
+        raise ConfigError(f"no batch job {job_id!r} was submitted from this machine",
+                          remedy="`llmswitch batch status` lists the jobs waiting")
+    if not records:
+        echo_status("no batch job is waiting (`llmswitch batch INPUT -p PROFILE -o OUTPUT --via provider` "
+                    "submits one)")
+        return EXIT_OK
+    return show_status(Client(ctx.obj.get("config")), records, wait=wait, poll_interval=poll_interval,
+                       as_json=as_json)
+
+
+@batch.command("cancel")
+@click.argument("job_id", metavar="JOB")
+@click.pass_context
+def cancel(ctx: click.Context, job_id: str) -> int:
+    """Ask the provider to stop a batch job; `llmswitch batch status` then collects what it answered."""
+    from llmswitch.batch.provider import cancel as cancel_job
+    from llmswitch.client import Client
+    from llmswitch.errors import ConfigError
+    from llmswitch.store.checkpoint import Checkpoint
+
+    with Checkpoint() as checkpoint:
+        records = checkpoint.jobs(job_id=job_id)
+        if not records:
+            raise ConfigError(f"no batch job {job_id!r} was submitted from this machine",
+                              remedy="`llmswitch batch status` lists the jobs waiting")
+        provider_job = cancel_job(Client(ctx.obj.get("config")), records[0], checkpoint=checkpoint)
+    print_jobs([(records[0], provider_job)], as_json=False)
+    return EXIT_OK
+
+
+def show_status(client: Client, records: list[Any], *, wait: bool, poll_interval: float, as_json: bool) -> int:
+    """Poll each job (collecting those that ended), again every ``poll_interval`` with ``wait``, then show them."""
+    import time
+
+    from llmswitch.batch.provider import poll
+    from llmswitch.ledger import Ledger
+    from llmswitch.store.checkpoint import Checkpoint
+
+    seen: dict[str, Any] = {}
+    written: dict[str, int] = {}
+    failed = 0
+    waiting = [record for record in records if not record.collected]
+    with Checkpoint() as checkpoint, Ledger() as ledger:
+        while True:
+            for record in waiting:
+                collected = poll(client, record, checkpoint=checkpoint, ledger=ledger)
+                seen[record.job_id] = collected.job
+                if collected.job.ended:
+                    written[record.output] = written.get(record.output, 0) + len(collected.results)
+                    failed += sum(1 for result in collected.results if not result.ok)
+            waiting = [record for record in waiting if not seen[record.job_id].ended]
+            if not wait or not waiting:
+                break
+            time.sleep(poll_interval)
+    print_jobs([(record, seen.get(record.job_id)) for record in records], as_json=as_json)
+    for output, count in written.items():
+        echo_status(f"{count} lines written to {output}" + (f" ({failed} failed; --retry-failed asks them again)"
+                                                              if failed else ""))
+    return EXIT_BACKEND if failed else EXIT_OK
+
+
+def print_jobs(rows: list[tuple[Any, Any]], *, as_json: bool) -> None:
+    """One row per job: the provider's status and counts as last seen (None: the record's own)."""
+    if as_json:
+        import json
+
+        for record, job in rows:
+            click.echo(json.dumps({
+                "job": record.job_id, "profile": record.key.profile, "backend": record.backend,
+                "status": job.status if job is not None else record.status, "lines": len(record.lines),
+                "succeeded": job.succeeded if job is not None else None,
+                "failed": job.failed if job is not None else None,
+                "collected": job is not None and job.ended or record.collected, "output": record.output,
+                "detail": job.detail if job is not None else None}))
+        return
+    from llmswitch.cli.tables import console, table
+
+    grid = table("JOB", "PROFILE", "STATUS", "LINES", "SUCCEEDED", "FAILED", "OUTPUT",
+                 right=("LINES", "SUCCEEDED", "FAILED"))
+    for record, job in rows:
+        grid.add_row(record.job_id, record.key.profile, job.status if job is not None else record.status,
+                     str(len(record.lines)), str(job.succeeded) if job is not None else "",
+                     str(job.failed) if job is not None else "", record.output)
+    console().print(grid)
 
 
 def announce(plan: Plan) -> None:

@@ -22,7 +22,8 @@ between releases (a test over the import graph holds the bundled plugins to this
     the error tree;
   - :class:`SSEDecoder` (WHATWG rules) and :class:`NDJSONDecoder`, fed bytes incrementally, and
     :func:`json_object`, the fast JSON path;
-  - :func:`stream` / :func:`astream`, :func:`request_json` / :func:`arequest_json`: the only network code;
+  - :func:`stream` / :func:`astream`, :func:`request_json` / :func:`arequest_json`, :func:`request_bytes` and
+    :func:`request_jsonl` (a file's content, a batch's results): the only network code;
     :func:`run_checks` / :func:`arun_checks` drive one ``health`` written once as a generator of calls.
 
   Transports never retry: a 503 reaches the caller after exactly one request.
@@ -48,11 +49,13 @@ from llmswitch.lazy import lazy_exports
 _EXPORTS = {
     "llmswitch.hookspecs": ("hookimpl",),
     "llmswitch.types": (
-        "BackendInfo", "Check", "CheckStatus", "HealthReport", "Message", "OptionSpec", "Request", "Response",
+        "BackendInfo", "BatchAnswer", "BatchLimits", "Check", "CheckStatus", "HealthReport", "Message", "OptionSpec",
+        "ProviderJob", "Request", "Response",
         "StreamEnd", "StreamEvent", "Target", "TextDelta", "TokenCount", "Usage", "UsageEvent", "estimate_tokens",
     ),
     "llmswitch.errors": (
-        "AuthError", "BackendError", "BackendTimeoutError", "BadResponseError", "InvalidOptionError",
+        "AuthError", "BackendError", "BackendTimeoutError", "BadResponseError", "BatchCancelledError",
+        "BatchExpiredError", "InvalidOptionError",
         "LLMSwitchError", "ModelNotFoundError", "RateLimitError", "RedirectError", "UnreachableError",
         "UnsupportedOptionError", "close_matches", "nothing_understood",
     ),
@@ -63,7 +66,7 @@ _EXPORTS = {
     "llmswitch.config": ("cache_dir",),
     "llmswitch.kit.calls": (
         "Call", "Decoder", "Translator", "aopen_response", "arequest_json", "astream", "not_json", "open_response",
-        "request_json", "stream",
+        "request_bytes", "request_json", "request_jsonl", "stream",
     ),
     "llmswitch.kit.checks": ("Checks", "arun_checks", "run_checks"),
     "llmswitch.kit.clients": ("aclose_clients", "close_clients"),
@@ -82,6 +85,8 @@ if TYPE_CHECKING:
         BackendError,
         BackendTimeoutError,
         BadResponseError,
+        BatchCancelledError,
+        BatchExpiredError,
         InvalidOptionError,
         LLMSwitchError,
         ModelNotFoundError,
@@ -103,7 +108,9 @@ if TYPE_CHECKING:
         astream,
         not_json,
         open_response,
+        request_bytes,
         request_json,
+        request_jsonl,
         stream,
     )
     from llmswitch.kit.checks import Checks, arun_checks, run_checks
@@ -124,11 +131,14 @@ if TYPE_CHECKING:
     from llmswitch.secrets import excerpt, redact
     from llmswitch.types import (
         BackendInfo,
+        BatchAnswer,
+        BatchLimits,
         Check,
         CheckStatus,
         HealthReport,
         Message,
         OptionSpec,
+        ProviderJob,
         Request,
         Response,
         StreamEnd,

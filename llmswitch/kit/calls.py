@@ -13,7 +13,7 @@ request is a plugin's declared ``fallback`` for a refused optional field (see :c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -66,6 +66,7 @@ class Call:
     ``explain``: for a failure, an optional follow-up request and a function that rewrites the error with its
     answer (the OpenAI backend lists the served models when a model is not found).
     ``content``: what the body should be, for the message when a proxy answers with an HTML page instead.
+    ``files`` (with ``form`` fields): a multipart upload instead of a JSON ``body`` (a batch input file).
     """
 
     endpoint: Endpoint
@@ -78,6 +79,8 @@ class Call:
     on_fallback: Callable[[], None] | None = None
     explain: Callable[[LLMSwitchError], tuple[Call, Callable[[Any], LLMSwitchError]] | None] | None = None
     content: str = "JSON"
+    form: Mapping[str, str] | None = None
+    files: Mapping[str, tuple[str, bytes, str]] | None = None  # field -> (file name, bytes, content type)
 
 
 # ---- the shared steps (no I/O) -----------------------------------------------------------------------------
@@ -91,6 +94,9 @@ def _build(client: httpx2.Client | httpx2.AsyncClient, call: Call) -> httpx2.Req
     if call.timeout is not None:
         timeout = httpx2.Timeout(call.timeout, connect=min(call.timeout, endpoint.connect_timeout))
     extensions = {"timeout": timeout.as_dict()} if timeout is not None else None
+    if call.files is not None:
+        return client.build_request(call.method, endpoint.url(call.path), data=call.form, files=call.files,
+                                    extensions=extensions)
     return client.build_request(call.method, endpoint.url(call.path), json=call.body, extensions=extensions)
 
 
@@ -205,8 +211,9 @@ def _limited(chunks: Iterable[bytes]) -> Iterator[bytes]:
             return
 
 
-def request_json(call: Call) -> dict[str, Any]:
-    """Send ``call`` and return its JSON object body; every failure is raised as an llmswitch error."""
+def request_bytes(call: Call) -> bytes:
+    """Send ``call`` and return its whole body (a file's content); every failure is raised as an llmswitch
+    error, an HTML page where the body should be included."""
     import httpx2
 
     response = open_response(call)
@@ -218,7 +225,20 @@ def request_json(call: Call) -> dict[str, Any]:
         response.close()
     if _is_html(response):
         raise _html_page(call, data)
-    return _parse(call, data)
+    return data
+
+
+def request_json(call: Call) -> dict[str, Any]:
+    """Send ``call`` and return its JSON object body; every failure is raised as an llmswitch error."""
+    return _parse(call, request_bytes(call))
+
+
+def request_jsonl(call: Call) -> Iterator[dict[str, Any]]:
+    """Send ``call`` and yield each line of its JSONL body as an object (a batch's results); a line that is not
+    a JSON object is a ``BadResponseError`` quoting it."""
+    for line in request_bytes(call).splitlines():
+        if line.strip():
+            yield _parse(call, line)
 
 
 def stream(call: Call, decoder: Decoder, translator: Translator) -> Iterator[StreamEvent]:

@@ -57,7 +57,27 @@ def _step_1_runs_and_results(connection: sqlite3.Connection) -> None:
     )
 
 
-STEPS: tuple[database.Step, ...] = (_step_1_runs_and_results,)
+def _step_2_provider_jobs(connection: sqlite3.Connection) -> None:
+    """Jobs at a provider's batch service (``--via provider``): which run, which lines, where they go."""
+    connection.execute(
+        """CREATE TABLE jobs (
+            job_id TEXT PRIMARY KEY,              -- the provider's id for the job
+            input_hash TEXT NOT NULL,
+            profile TEXT NOT NULL,
+            model TEXT NOT NULL,
+            backend TEXT NOT NULL,
+            input_name TEXT NOT NULL,
+            output TEXT NOT NULL,
+            lines TEXT NOT NULL,                  -- JSON: custom_id -> [id, line]
+            status TEXT NOT NULL,                 -- the provider's word, as last seen
+            submitted_at REAL NOT NULL,
+            checked_at REAL NOT NULL,
+            collected_at REAL                     -- NULL until its results are in the checkpoint
+        )"""
+    )
+
+
+STEPS: tuple[database.Step, ...] = (_step_1_runs_and_results, _step_2_provider_jobs)
 
 
 class CheckpointError(LLMSwitchError):
@@ -72,6 +92,27 @@ class RunKey:
 
     input_hash: str
     profile: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job at a provider's batch service: which run it belongs to, where its results go, which lines."""
+
+    job_id: str
+    key: RunKey
+    model: str
+    backend: str
+    input_name: str
+    output: str
+    lines: dict[str, list[Any]]  # custom_id -> [id, line]
+    status: str
+    submitted_at: float = 0.0
+    checked_at: float = 0.0
+    collected_at: float | None = None
+
+    @property
+    def collected(self) -> bool:
+        return self.collected_at is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,3 +235,43 @@ class Checkpoint:
         self._write(f"DELETE FROM results WHERE input_hash = ? AND profile = ?{condition}",
                     (key.input_hash, key.profile))
         return before - self.count(key)
+
+    # ---- provider jobs --------------------------------------------------------------------------------
+
+    def add_job(self, job: JobRecord) -> None:
+        """Commit a job just submitted (before the next is), so no process ever loses its id."""
+        now = time.time()
+        self._write(
+            "INSERT INTO jobs (job_id, input_hash, profile, model, backend, input_name, output, lines, status, "
+            "submitted_at, checked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (job.job_id, job.key.input_hash, job.key.profile, job.model, job.backend, job.input_name, job.output,
+             json.dumps(job.lines, separators=(",", ":")), job.status, now, now),
+        )
+
+    def update_job(self, job_id: str, status: str) -> None:
+        self._write("UPDATE jobs SET status = ?, checked_at = ? WHERE job_id = ?", (status, time.time(), job_id))
+
+    def finish_job(self, job_id: str, status: str) -> None:
+        """The job's results are all in: it is not polled again."""
+        now = time.time()
+        self._write("UPDATE jobs SET status = ?, checked_at = ?, collected_at = ? WHERE job_id = ?",
+                    (status, now, now, job_id))
+
+    def jobs(self, *, job_id: str | None = None, key: RunKey | None = None,
+             open_only: bool = False) -> list[JobRecord]:
+        """Jobs, oldest first: one by id, a run's, or those whose results are not collected yet."""
+        conditions, parameters = [], []
+        if job_id is not None:
+            conditions.append("job_id = ?")
+            parameters.append(job_id)
+        if key is not None:
+            conditions += ["input_hash = ?", "profile = ?"]
+            parameters += [key.input_hash, key.profile]
+        if open_only:
+            conditions.append("collected_at IS NULL")
+        where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
+        rows = self._read(
+            "SELECT job_id, input_hash, profile, model, backend, input_name, output, lines, status, submitted_at, "
+            f"checked_at, collected_at FROM jobs{where} ORDER BY submitted_at, rowid", tuple(parameters))
+        return [JobRecord(row[0], RunKey(row[1], row[2]), row[3], row[4], row[5], row[6], json.loads(row[7]),
+                          row[8], row[9], row[10], row[11]) for row in rows]

@@ -202,12 +202,16 @@ class AnthropicHandler(ProtocolHandler):
     # ---- answers ----------------------------------------------------------------------------------
 
     def send_message(self, body: dict[str, Any], model: str) -> None:
+        self.send_json(200, self.message(body, model))
+
+    def message(self, body: dict[str, Any], model: str) -> dict[str, Any]:
+        """A whole answer, as ``POST /v1/messages`` returns it."""
         pieces = self.answer_pieces()
         content: list[dict[str, Any]] = []
         if self.options.get("thinking"):
             content.append({"type": "thinking", "thinking": "Let me think.", "signature": "c2ln"})
         content.append({"type": "text", "text": "".join(pieces)})
-        self.send_json(200, {
+        return {
             "id": "msg_local",
             "type": "message",
             "role": "assistant",
@@ -217,7 +221,7 @@ class AnthropicHandler(ProtocolHandler):
             "stop_sequence": None,
             "usage": {"input_tokens": self.input_tokens(body), "output_tokens": len(pieces),
                       "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
-        })
+        }
 
     def stream_events(self, body: dict[str, Any], model: str, scenario: str) -> Iterator[bytes]:
         pieces = self.answer_pieces()

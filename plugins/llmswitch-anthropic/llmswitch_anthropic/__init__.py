@@ -7,12 +7,15 @@ what it needs.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
 
 from llmswitch import kit
 from llmswitch.kit import (
     BackendInfo,
+    BatchAnswer,
     HealthReport,
+    ProviderJob,
     Request,
     Response,
     StreamEvent,
@@ -75,3 +78,41 @@ async def ahealth(target: Target, timeout: float, offline: bool) -> HealthReport
     from llmswitch_anthropic import checks
 
     return await kit.arun_checks(checks.health(target, timeout, offline))
+
+
+# ---- the provider's batch service (``llmswitch batch --via provider``) ----------------------------------------
+
+
+@hookimpl
+def batch_line(target: Target, custom_id: str, request: Request) -> dict[str, Any]:
+    from llmswitch_anthropic import batches
+
+    return batches.batch_line(target, custom_id, request)
+
+
+@hookimpl
+def batch_submit(target: Target, lines: Sequence[dict[str, Any]]) -> ProviderJob:
+    from llmswitch_anthropic import batches
+
+    return batches.batch_submit(target, lines)
+
+
+@hookimpl
+def batch_retrieve(target: Target, job_id: str) -> ProviderJob:
+    from llmswitch_anthropic import batches
+
+    return batches.batch_retrieve(target, job_id)
+
+
+@hookimpl
+def batch_results(target: Target, job_id: str) -> Iterator[BatchAnswer]:
+    from llmswitch_anthropic import batches
+
+    return batches.batch_results(target, job_id)
+
+
+@hookimpl
+def batch_cancel(target: Target, job_id: str) -> ProviderJob:
+    from llmswitch_anthropic import batches
+
+    return batches.batch_cancel(target, job_id)

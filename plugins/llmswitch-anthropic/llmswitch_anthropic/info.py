@@ -5,7 +5,7 @@ Plain data, importable without any HTTP library (``llmswitch plugins`` and ``pro
 
 from __future__ import annotations
 
-from llmswitch.kit import BackendInfo, OptionSpec
+from llmswitch.kit import BackendInfo, BatchLimits, OptionSpec
 
 NAME = "anthropic"
 KEY_ENV = "ANTHROPIC_API_KEY"
@@ -26,6 +26,9 @@ RETIRED_MODELS = {
     "claude-sonnet-4-5-20250929": "November 30th, 2026",
 }
 STATUS_PAGE = "https://status.anthropic.com"
+
+# https://docs.anthropic.com/en/docs/build-with-claude/batch-processing: 100,000 requests or 256 MB per batch.
+BATCH_LIMITS = BatchLimits(max_requests=100_000, max_bytes=256 * 1024 * 1024)
 
 INFO = BackendInfo(
     name=NAME,
@@ -50,4 +53,5 @@ INFO = BackendInfo(
     price_catalog_providers=("anthropic",),  # LiteLLM's catalogue
     profiles={"anthropic": {"model": DEFAULT_MODEL, "description": "Anthropic's API"}},
     key_help=f"at {KEYS_PAGE} (Anthropic keys start with sk-ant-)",
+    batch_limits=BATCH_LIMITS,
 )

@@ -5,7 +5,7 @@ Pure data and the standard library: this module is imported at start-up for ``ll
 
 from __future__ import annotations
 
-from llmswitch.kit import BackendInfo, OptionSpec
+from llmswitch.kit import BackendInfo, BatchLimits, OptionSpec
 from llmswitch_openai.presets import PRESETS
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -58,6 +58,9 @@ GENERATION_EXTRAS = (
     OptionSpec("min_p", "float", description="vLLM / llama.cpp servers: min-p sampling"),
 )
 
+# https://platform.openai.com/docs/guides/batch: at most 50,000 requests and 200 MB per batch input file.
+BATCH_LIMITS = BatchLimits(max_requests=50_000, max_bytes=200 * 1024 * 1024)
+
 INFO = BackendInfo(
     name="openai",
     summary="OpenAI and every OpenAI-compatible server (vLLM, llama.cpp, LM Studio, Groq, OpenRouter, ...)",
@@ -81,4 +84,5 @@ INFO = BackendInfo(
         (8080, "the llama.cpp server: `llama-server -m /path/to/model.gguf --port 8080`"),
         (11434, "Ollama: `ollama serve` (or open the Ollama app), with base_url http://127.0.0.1:11434/v1"),
     ),
+    batch_limits=BATCH_LIMITS,
 )
