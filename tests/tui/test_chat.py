@@ -79,7 +79,10 @@ async def test_code_blocks_are_highlighted_fences(config: Path) -> None:
 
 async def test_stream_uses_markdown_stream_and_keeps_earlier_blocks(config: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Only the last block is re-rendered: blocks before it keep their widget identity while text arrives."""
-    app = create_app(profile="slow")
+    # About 5 s of streaming: a loaded machine still sees the answer mid-stream (five paragraphs, so no block is
+    # frozen yet: the first block's widget must be the same one at the end).
+    config.write_text(config.read_text() + '\n[profiles.slower]\nbackend = "echo"\ndelay = 0.1\nchunk_size = 4\n')
+    app = create_app(profile="slower")
     paragraphs = "\n\n".join(f"paragraph {i} " + "word " * 6 for i in range(5))
     async with app.run_test(size=SIZE) as pilot:
         app.screen.query_one(PromptInput).load_text(paragraphs)
