@@ -64,8 +64,9 @@ def entry_points(group: str, path: Iterable[str] | None = None) -> list[EntryPoi
 
 
 def _normalize(project: str) -> str:
-    """PEP 503 names, as folder names spell them: ``llmswitch-openai``, ``llmswitch_openai`` are one project."""
-    return project.replace("-", "_").replace(".", "_").lower()
+    """A project name as folder names spell it (``llmswitch.openai``, ``LLMSwitch_OpenAI``: one project); the
+    name never holds a ``-``, which separates it from the version."""
+    return project.replace(".", "_").lower()
 
 
 def _read(path: str) -> str:

@@ -32,11 +32,14 @@ def test_sections_names_comments_and_the_distribution_headers(tmp_path: Path) ->
     distribution(tmp_path, "llmswitch_mine-1.2.dist-info",
                  "Metadata-Version: 2.1\nName: llmswitch-mine\nVersion: 1.2.post1\nSummary: Name: not this\n\n"
                  "Name: nor this body line\n",
-                 "# a comment\n[console_scripts]\nmine = mine.cli:main\n\n[ llmswitch ]\n; another comment\n"
-                 "mine = llmswitch_mine\nother=llmswitch_mine.sub:plugin.attr\nbroken line\n[later]\nx = y\n")
+                 "stray = before_any_section\n# a comment\n[console_scripts]\nmine = mine.cli:main\n\n"
+                 "[ llmswitch ]\n; another comment\n#old = commented_out\n"
+                 "mine = llmswitch_mine\nother=llmswitch_mine.sub:plugin.attr\nbroken line\nXtra = x_module]\n"
+                 "[later]\nx = y\n")
     assert entry_points("llmswitch", [str(tmp_path)]) == [
         EntryPoint("mine", "llmswitch_mine", "llmswitch-mine", "1.2.post1"),
         EntryPoint("other", "llmswitch_mine.sub:plugin.attr", "llmswitch-mine", "1.2.post1"),
+        EntryPoint("Xtra", "x_module]", "llmswitch-mine", "1.2.post1"),
     ]
     assert entry_points("console_scripts", [str(tmp_path)]) == [
         EntryPoint("mine", "mine.cli:main", "llmswitch-mine", "1.2.post1")]
@@ -45,7 +48,7 @@ def test_sections_names_comments_and_the_distribution_headers(tmp_path: Path) ->
 
 def test_the_first_copy_of_a_project_on_the_path_wins_and_egg_info_counts(tmp_path: Path) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
-    distribution(first, "llmswitch.mine-2.0.egg-info", "Name: llmswitch-mine\nVersion: 2.0\n",
+    distribution(first, "llmswitch.mine-2.0-py3.11.egg-info", "Name\nName: llmswitch-mine\nVersion: 2.0\n",
                  "[llmswitch]\nmine = new_module\n", metadata_file="PKG-INFO")
     distribution(second, "llmswitch_mine-1.0.dist-info", "Name: llmswitch-mine\nVersion: 1.0\n",
                  "[llmswitch]\nmine = old_module\n")
@@ -63,3 +66,9 @@ def test_load_imports_the_module_and_follows_the_attribute_path(tmp_path: Path, 
     module = EntryPoint("m", "ep_target_module").load()
     assert module is sys.modules["ep_target_module"]
     assert EntryPoint("m", "ep_target_module : Plugin.Inner").load() is module.Plugin.Inner
+
+
+def test_an_empty_path_entry_means_the_working_directory(tmp_path: Path, monkeypatch) -> None:
+    distribution(tmp_path, "here-1.0.dist-info", "Name: here\nVersion: 1.0\n", "[llmswitch]\nhere = here_module\n")
+    monkeypatch.chdir(tmp_path)
+    assert entry_points("llmswitch", [""]) == [EntryPoint("here", "here_module", "here", "1.0")]
