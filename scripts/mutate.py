@@ -102,6 +102,47 @@ EQUIVALENT: dict[str, str] = {
         "replaced over the file the same way",
     "llmswitch.config.x_write_config_text__mutmut_11":
         "the temporary file's name beside the config (`.tmp` -> `.TMP`), as above",
+    "llmswitch.entry_points.x__name_and_version__mutmut_6":
+        "splitting a header at its last colon instead of its first: a Name or Version value never holds a colon",
+    "llmswitch.entry_points.x__section__mutmut_2":
+        "`inside = None` instead of False before the first section: both are false",
+    "llmswitch.entry_points.x__section__mutmut_26":
+        "splitting an entry at its last `=` instead of its first: neither a name nor an object reference holds "
+        "one",
+    "llmswitch.entry_points.x__read__mutmut_7":
+        "a missing file read as `XXXX` instead of empty: it has no section header and no `key:` line, so it "
+        "parses to nothing exactly like an empty text",
+    "llmswitch.plugins.xǁRegistryǁ_function__mutmut_7":
+        "the KeyError's argument when a hook function is not found: only hooks the registry has just found "
+        "implemented are looked up, so it is never raised",
+    "llmswitch.kit.decoders.xǁNDJSONDecoderǁ__init____mutmut_6":
+        '`any_cr=None` instead of False: both are false',
+    "llmswitch.kit.decoders.xǁSSEDecoderǁ__init____mutmut_11":
+        'the event name starts as None instead of "": both are false, and a dispatch reads `self._event or "message"`',
+    "llmswitch.kit.decoders.xǁSSEDecoderǁfeed__mutmut_35":
+        'the event name reset to None instead of "" after a dispatch: as above',
+    "llmswitch.kit.decoders.xǁSSEDecoderǁclose__mutmut_1":
+        "the open event's lines dropped as None instead of []: a closed decoder is never fed again",
+    "llmswitch.kit.decoders.xǁSSEDecoderǁfeed__mutmut_27":
+        'always joining the data lines: the join of one line is that line',
+    "llmswitch.kit.decoders.xǁSSEDecoderǁfeed__mutmut_5":
+        'the fast path for `data:` lines disabled: the general field parser gives every data line the same value',
+    "llmswitch.kit.decoders.xǁSSEDecoderǁfeed__mutmut_6":
+        'the fast path for `data:` lines disabled (`DATA:`): as above',
+    "llmswitch.kit.decoders.xǁSSEDecoderǁfeed__mutmut_39":
+        "comments parsed as fields instead of skipped: a comment's field name is empty, which no rule uses",
+    "llmswitch.kit.decoders.xǁ_Linesǁ__init____mutmut_11":
+        'the CR carry starting as None instead of False: both are false',
+    "llmswitch.kit.decoders.xǁ_Linesǁ__init____mutmut_12":
+        'the CR carry starting as True: it can only swallow an LF that opens the stream, i.e. an empty first line, which both decoders ignore',
+    "llmswitch.kit.decoders.xǁ_Linesǁclose__mutmut_10":
+        'the pending text dropped as None instead of []: a closed decoder is never fed again',
+    "llmswitch.kit.decoders.xǁ_Linesǁfeed__mutmut_8":
+        'the start flag cleared to None instead of False: both are false',
+    "llmswitch.kit.decoders.xǁ_Linesǁfeed__mutmut_15":
+        'the CR carry cleared to None instead of False: both are false',
+    "llmswitch.kit.decoders.xǁ_Linesǁfeed__mutmut_66":
+        '`>=` in the cheap pre-check before the exact per-line checks: the exact checks decide',
     "llmswitch.secrets.x_redact__mutmut_2":
         "`secret and secret in text` -> `or`: every remembered secret is non-empty (6 characters at least), and "
         "replacing a secret that is not in the text changes nothing",
@@ -127,8 +168,10 @@ def equivalence_reason(work: Path, mutant: str) -> str | None:
         if all(any(SQL_LITERAL.search(match.group(2)) for match in STRING_LITERAL.finditer(line))
                for line in removed):
             return "only the letter case of a SQL statement changed; SQL keywords and identifiers ignore case"
-        changed = {match.group(2).lower() for old, new in zip(removed, added, strict=True) if old != new
-                   for match in STRING_LITERAL.finditer(old)} - {""}
+        changed = {before.group(2).lower()
+                   for old, new in zip(removed, added, strict=True)
+                   for before, after in zip(STRING_LITERAL.finditer(old), STRING_LITERAL.finditer(new), strict=False)
+                   if before.group(2) != after.group(2)}
         if changed and changed <= CODEC_NAMES:
             return "only the letter case of a codec name changed (`utf-8` -> `UTF-8`); codec names ignore case"
     return None
