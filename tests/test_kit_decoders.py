@@ -171,6 +171,7 @@ def test_a_byte_order_mark_is_dropped_only_at_the_very_start() -> None:
     assert decode_sse([b"data: a\n\n\xef\xbb\xbfdata: b\n\n"]) == [SSEEvent("message", "a")]  # "\ufeffdata" is no field
     ndjson = NDJSONDecoder()
     assert ndjson.feed(b"\xef\xbb\xbf{}\n\xef\xbb\xbf{}\n") == ["{}", "\ufeff{}"]
+    assert ndjson.feed(b"\xef\xbb\xbf{}\n") == ["\ufeff{}"]  # a later read is not the start either
 
 
 def test_sse_field_rules_one_by_one() -> None:
