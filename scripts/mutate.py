@@ -104,6 +104,9 @@ EQUIVALENT: dict[str, str] = {
         "the temporary file's name beside the config (`.tmp` -> `.TMP`), as above",
     "llmswitch.entry_points.x__name_and_version__mutmut_6":
         "splitting a header at its last colon instead of its first: a Name or Version value never holds a colon",
+    "llmswitch.entry_points.x__normalize__mutmut_1":
+        "project names upper-cased instead of lower-cased: they are only compared with each other, all "
+        "normalised the same way",
     "llmswitch.entry_points.x__section__mutmut_2":
         "`inside = None` instead of False before the first section: both are false",
     "llmswitch.entry_points.x__section__mutmut_26":
