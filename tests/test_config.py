@@ -235,7 +235,8 @@ def test_the_config_is_utf8_whatever_the_locale_says(tmp_path: Path) -> None:
     here = str(Path(config.__file__).resolve().parents[1])  # this llmswitch (a mutation run's copy, too)
     env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0",
            "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env)
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env,
+                          cwd=here)  # a mutation run's copy finds its settings there
     assert done.returncode == 0, done.stderr
     assert "utf" not in done.stdout.split()[1].lower(), done.stdout  # the locale really was not UTF-8
     assert path.read_bytes() == 'name = "caf\u00e9 \u2603"\n'.encode()
