@@ -227,6 +227,8 @@ def test_the_config_is_utf8_whatever_the_locale_says(tmp_path: Path) -> None:
     import sys
 
     path = tmp_path / "config.toml"
+    write_config_text(path, "")  # here too, so a mutation run knows this test covers these functions
+    assert read_config_text(path) == ""
     code = ("import sys\nfrom pathlib import Path\nfrom llmswitch.config import read_config, read_config_text, "
             "write_config_text\npath = Path(sys.argv[1])\nwrite_config_text(path, 'name = \"caf\\u00e9 \\u2603\"\\n')\n"
             "assert read_config_text(path) == 'name = \"caf\\u00e9 \\u2603\"\\n'\n"
