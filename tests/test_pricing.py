@@ -270,3 +270,43 @@ def test_a_table_is_read_from_the_plugins_folder_or_from_a_zipped_package(tmp_pa
         pricing.clear_cache()
         for name in ("folder_prices_pkg", "zipped_prices_pkg"):
             sys.modules.pop(name, None)
+
+
+@pytest.mark.parametrize(("usd", "text"), [(1.0, "$1.00"), (0.999, "$0.9990"), (0.01, "$0.0100"), (0.5, "$0.5000"),
+                                           (0.00999, "$0.00999"), (1e-12, "$0.0000000000"), (1e-3, "$0.00100")])
+def test_format_usd_at_its_boundaries(usd: float, text: str) -> None:
+    assert format_usd(usd) == text
+
+
+@pytest.mark.parametrize(("rate", "text"), [(1234.5, "$1,234.50"), (0.1, "$0.10"), (0.12345, "$0.1235"),
+                                            (3.0, "$3.00")])
+def test_format_rate_keeps_two_decimals_at_least_and_four_at_most(rate: float, text: str) -> None:
+    assert format_rate(rate) == text
+
+
+def test_a_price_as_data_has_every_field_and_its_age() -> None:
+    import datetime as dt
+
+    today = dt.date.today()
+    price = ModelPrice(input_per_mtok=1.5, output_per_mtok=6.0, cached_input_per_mtok=0.15, context_window=128000,
+                       max_output=16000, batch_input_per_mtok=0.75, batch_output_per_mtok=3.0, source="t",
+                       date=(today - dt.timedelta(days=3)).isoformat())
+    assert price.as_dict() == {
+        "input_per_mtok": 1.5, "output_per_mtok": 6.0, "cached_input_per_mtok": 0.15, "context_window": 128000,
+        "max_output": 16000, "batch_input_per_mtok": 0.75, "batch_output_per_mtok": 3.0, "source": "t",
+        "date": (today - dt.timedelta(days=3)).isoformat(), "age_days": 3,
+    }
+
+
+def test_ages_read_as_words() -> None:
+    import datetime as dt
+
+    assert [pricing.format_age(days) for days in (None, 0, 1, 2, 1234)] == [
+        "undated", "today", "1 day old", "2 days old", "1,234 days old"]
+    today = dt.date(2026, 11, 28)
+    dated = ModelPrice(input_per_mtok=1.0, output_per_mtok=2.0, source="echo price table", date="2026-11-27")
+    assert pricing.price_age_label(dated, today) == "2026-11-27, 1 day old"
+    assert pricing.price_age_label(ModelPrice(input_per_mtok=1.0, output_per_mtok=2.0, source="profile 'p'")) == (
+        "set in the profile")
+    assert pricing.price_age_label(ModelPrice(input_per_mtok=1.0, output_per_mtok=2.0, source="x table")) == "undated"
+    assert pricing.price_age_label(ModelPrice(input_per_mtok=1.0, source="profile 'p'", date="2026-11-27")) == ""
