@@ -265,6 +265,18 @@ def describe(error: BaseException, *, hint_indent: str = "") -> str:
     return text
 
 
+def without_secrets(error: LLMSwitchError) -> LLMSwitchError:
+    """The same error with every credential this process knows masked in its message and remedy: a server
+    may quote the key it was sent in its error body, and a plugin may quote the server."""
+    from llmswitch.secrets import redact
+
+    error.message = redact(error.message)
+    error.args = (error.message, *error.args[1:])
+    if error.remedy:
+        error.remedy = redact(error.remedy)
+    return error
+
+
 def close_matches(word: str, candidates: Iterable[str], limit: int = 3) -> list[str]:
     """Names that look like ``word``: typos, and prefixes such as ``claud`` for ``claude``."""
     import difflib

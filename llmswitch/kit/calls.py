@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from llmswitch.errors import BadResponseError, LLMSwitchError
+from llmswitch.errors import BadResponseError, LLMSwitchError, without_secrets
 from llmswitch.kit.clients import async_client, sync_client
 from llmswitch.kit.decoders import json_object
 from llmswitch.kit.endpoint import Endpoint, ErrorAnswer
@@ -129,7 +129,7 @@ def _wants_fallback(call: Call, status: int) -> bool:
 
 def _error_answer(call: Call, response: httpx2.Response, body: bytes) -> LLMSwitchError:
     answer = ErrorAnswer(response.status_code, response.headers, body, call.path)
-    return call.endpoint.status_error(answer)
+    return without_secrets(call.endpoint.status_error(answer))  # whatever the plugin quoted of the body
 
 
 def _is_html(response: httpx2.Response) -> bool:

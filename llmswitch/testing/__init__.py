@@ -5,6 +5,10 @@
 - :mod:`llmswitch.testing.fixtures`: a pytest plugin with the ``hermetic`` fixture (own config, data and
   cache dirs per test, no real keys or proxies) and ``config_file``. In a plugin's ``conftest.py``:
   ``pytest_plugins = ["llmswitch.testing.fixtures"]``.
+- :mod:`llmswitch.testing.conformance`: the plugin contract as a test class to subclass
+  (``BackendContract``, ``HTTPBackendContract``).
+- :mod:`llmswitch.testing.faults`: a fault proxy to put in front of any protocol server (401, 429, a reset, a
+  cut-off, garbage, silence, ...); :mod:`llmswitch.testing.openai_server`: an OpenAI-style server.
 - :func:`use_plugin`: register a plugin object for the duration of a ``with`` block.
 """
 

@@ -36,12 +36,12 @@ LEAKY_VARIABLES = (
 )
 
 
-@pytest.fixture(autouse=True)
-def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Point every llmswitch path at a temp dir and run from an empty working directory (no stray .env)."""
+def isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point every llmswitch path under ``tmp_path/home``, drop the machine's keys, URLs and proxies, run from
+    an empty working directory (no stray .env) and start from a fresh plugin registry; return the home."""
     home = tmp_path / "home"
     for sub in ("config", "data", "cache", "work"):
-        (home / sub).mkdir(parents=True)
+        (home / sub).mkdir(parents=True, exist_ok=True)
     for name in LEAKY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     for name in [name for name in os.environ if name.startswith("LLMSWITCH_PROFILE")]:
@@ -56,7 +56,13 @@ def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.chdir(home / "work")
     plugins.reset_registry()
     forget_secrets()  # a key one test resolved must not make redaction pass in the next
-    yield home
+    return home
+
+
+@pytest.fixture(autouse=True)
+def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Point every llmswitch path at a temp dir and run from an empty working directory (no stray .env)."""
+    yield isolate(tmp_path, monkeypatch)
     plugins.reset_registry()
     forget_secrets()
 

@@ -77,6 +77,14 @@ class ProtocolHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def send_page(self, status: int, page: bytes) -> None:
+        """An HTML page where an answer should be (a captive portal, a proxy's error page)."""
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
     def swap_bytes(self, data: bytes) -> bytes:
         """Apply the ``swap_bytes`` option ({b"~": b"\\xff"}) to what is sent: a way to put bytes that are not
         UTF-8 (or anything else JSON cannot carry) into an otherwise well-formed answer."""

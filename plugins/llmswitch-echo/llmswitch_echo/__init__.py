@@ -21,6 +21,7 @@ from llmswitch.kit import (
     Target,
     TextDelta,
     TokenCount,
+    UnsupportedOptionError,
     Usage,
     UsageEvent,
     hookimpl,
@@ -47,6 +48,10 @@ def llmswitch_backends() -> list[BackendInfo]:
 
 
 def _answer(target: Target, request: Request) -> str:
+    if request.extras:  # it declares no generation extras: one it cannot honour is refused, never dropped
+        names = ", ".join(sorted(request.extras))
+        raise UnsupportedOptionError(f"the echo backend takes no generation setting named {names}",
+                                     remedy="remove it (echo honours max_tokens and stop only)")
     last_user = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
     if request.max_tokens is not None:
         last_user = " ".join(last_user.split(" ")[: request.max_tokens])
