@@ -17,7 +17,7 @@ from llmswitch import __version__
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "chat": ("llmswitch.cli.chat", "chat", "Ask a model: one shot with a PROMPT or piped input, else a REPL."),
     "profiles": ("llmswitch.cli.profiles", "profiles", "List, show, add, remove profiles; set the default."),
-    "plugins": ("llmswitch.cli.plugins", "plugins", "List installed backend plugins, loaded or broken."),
+    "plugins": ("llmswitch.cli.plugins", "plugins", "List plugins, loaded or broken; new, install, uninstall."),
     "doctor": ("llmswitch.cli.doctor", "doctor", "Check every profile's health and say what to fix."),
     "cost": ("llmswitch.cli.cost", "cost", "Estimate what a prompt costs on each profile."),
     "prices": ("llmswitch.cli.prices", "prices", "List the prices in use per model; `prices update` refreshes them."),
