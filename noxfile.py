@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck"]  # `scripts/nox.sh -s mutate` runs on request
+nox.options.sessions = ["tests", "dist", "lint", "typecheck"]  # `scripts/nox.sh -s mutate` runs on request
 nox.options.reuse_existing_virtualenvs = True
 
 PLUGINS = ["echo", "openai", "anthropic", "ollama", "llamacpp", "transformers"]
@@ -40,6 +40,14 @@ def mutate(session: nox.Session) -> None:
     """Mutation testing of the modules whose mistakes cost money, keys or data (docs/testing.md)."""
     install_everything(session)
     session.run("python", "scripts/mutate.py", *session.posargs)
+
+
+@nox.session(python=None)
+def dist(session: nox.Session) -> None:
+    """Build every distribution (sdist and wheel), `twine check --strict` them, install the BUILT wheels (not
+    the checkout) into a fresh virtualenv and smoke-test them: package data a wheel leaves out fails here."""
+    session.install("build", "twine", "setuptools>=77")
+    session.run("python", "scripts/check_dists.py")
 
 
 @nox.session(python=None)

@@ -27,8 +27,12 @@ def distribution_for(backend: str) -> str:
 
 
 def install_hint(backend: str) -> str:
+    from llmswitch.extras import extra_for_backend
+
     dist = distribution_for(backend)
-    return f"pip install {dist}  (from a checkout of llmswitch: pip install ./plugins/{dist})"
+    extra = extra_for_backend(backend)
+    command = extra.command if extra else f"pip install {dist}"
+    return f"{command}  (from a checkout of llmswitch: pip install ./plugins/{dist})"
 
 
 @dataclass
@@ -177,7 +181,10 @@ def unknown_backend(name: str, registry: Registry) -> UnknownBackendError:
     if broken:
         message += f" (plugin {broken[0].name} failed to load: {broken[0].error})"
     remedy = f"installed backends: {', '.join(installed) or 'none'}. "
-    suggestions = close_matches(name, installed)
+    from llmswitch.extras import extra_for_backend
+
+    # A backend llmswitch offers as an extra is not a typo of another one ('llamacpp' is not 'ollama').
+    suggestions = [] if extra_for_backend(name) else close_matches(name, installed)
     if suggestions:
         remedy += f"Did you mean '{suggestions[0]}'? "
     remedy += "To add it: " + install_hint(name)

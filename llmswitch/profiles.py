@@ -213,7 +213,7 @@ class ProfileStore:
             origins.update(layer_origins)
             sources.append(source)
         if not sources:
-            raise ProfileNotFoundError(name, self.names(), chosen_by=chosen_by)
+            raise missing_profile(name, self.names(), chosen_by)
         if sources != ["built-in"] and origins.get("description") == "built-in":
             # The built-in's description describes the built-in ("a tiny demo model"): once another source
             # changes the profile, only a description of its own (if any) is true.
@@ -429,6 +429,21 @@ def validate(profile: Profile, info: BackendInfo) -> dict[str, Any]:
             "key in the file, use api_key instead (and make the file private: chmod 600)",
         )
     return checked
+
+
+def missing_profile(name: str, known: list[str], chosen_by: str | None) -> ProfileNotFoundError:
+    """No profile of that name: close names, or, for a built-in profile whose plugin is not installed, the
+    extra that brings it (never a close name then: 'local' is not a typo of anything installed)."""
+    from llmswitch.extras import extra_for_profile
+
+    extra = extra_for_profile(name)
+    error = ProfileNotFoundError(name, [] if extra else known, chosen_by=chosen_by)
+    if extra is not None:
+        error.message += f": it is built in once its backend is installed ({', '.join(extra.backends)})"
+        error.args = (error.message,)
+        error.remedy = f"{extra.command}, or define '{name}' yourself with `llmswitch profiles add {name} ...`"
+        error.suggestions = []
+    return error
 
 
 def with_preset(profile: Profile, info: BackendInfo) -> tuple[dict[str, Any], dict[str, str]]:
