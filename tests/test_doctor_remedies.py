@@ -130,7 +130,8 @@ def test_module_not_installed_names_the_distribution(module: str, command: str) 
 
 
 def test_a_missing_plugin_module_names_the_plugin_distribution() -> None:
-    assert remedies.module_missing("llmswitch_ollama").startswith("pip install llmswitch-ollama")
+    remedy = remedies.module_missing("llmswitch_ollama")
+    assert remedy.startswith("pip install 'llmswitch[ollama]'") and "llmswitch-ollama" in remedy  # extra, then dist
 
 
 def test_illegal_instruction_gives_the_rebuild_flags() -> None:
