@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "plugins": ("llmswitch.cli.plugins", "plugins", "List plugins, loaded or broken; new, install, uninstall."),
     "doctor": ("llmswitch.cli.doctor", "doctor", "Check every profile's health and say what to fix."),
     "cost": ("llmswitch.cli.cost", "cost", "Estimate what a prompt costs on each profile."),
+    "bench": ("llmswitch.cli.bench", "bench", "Time profiles against each other: first token, tokens/s, cost."),
     "prices": ("llmswitch.cli.prices", "prices", "List the prices in use per model; `prices update` refreshes them."),
     "usage": ("llmswitch.cli.usage", "usage", "Show recorded usage and spend from the ledger."),
     "history": ("llmswitch.cli.history", "history", "List, search, show, export, delete stored conversations."),
