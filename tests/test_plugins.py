@@ -188,13 +188,13 @@ def test_help_version_and_profiles_list_import_no_sdk_or_textual() -> None:
         "try:\n    runpy.run_module('llmswitch', run_name='__main__')\n"
         "except SystemExit:\n    pass\n"
         "heavy = [m for m in ('openai', 'anthropic', 'llama_cpp', 'textual', 'httpx', 'tiktoken', 'rich', 'torch', 'redis',"
-        " 'transformers')"
+        " 'transformers', 'starlette', 'uvicorn', 'prometheus_client')"
         " if m in sys.modules]\n"
         "sys.stderr.write('HEAVY=' + ','.join(heavy))\n"
     )
     import subprocess
 
-    for args in (["--help"], ["--version"], ["profiles", "list"], ["chat", "-p", "echo", "hi"]):
+    for args in (["--help"], ["--version"], ["profiles", "list"], ["chat", "-p", "echo", "hi"], ["serve", "--help"]):
         proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True)
         heavy = proc.stderr.rsplit("HEAVY=", 1)[1].strip()
         assert heavy == "", f"{args} imported {heavy}"

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "history": ("llmswitch.cli.history", "history", "List, search, show, export, delete stored conversations."),
     "batch": ("llmswitch.cli.batch", "batch", "Ask every line of a file on a profile, concurrently; resumable."),
     "tui": ("llmswitch.cli.tui", "tui", "Open the terminal chat app."),
+    "serve": ("llmswitch.cli.serve", "serve", "Serve profiles on one OpenAI- and Anthropic-compatible endpoint."),
 }
 
 

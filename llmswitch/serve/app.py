@@ -1,0 +1,87 @@
+"""The starlette application: routes, gateway keys, and errors in the shape of the protocol that was spoken."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request as HTTPRequest
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from llmswitch.errors import LLMSwitchError
+from llmswitch.serve import anthropic_api, failures, openai_api
+from llmswitch.serve.answer import AnswerResponse
+from llmswitch.serve.failures import Failure, GatewayRequestError, failure_of
+from llmswitch.serve.fields import parse_body
+from llmswitch.serve.gateway import Gateway
+from llmswitch.serve.keys import GatewayKeys, presented_key
+
+Handler = Callable[[HTTPRequest], Awaitable[Any]]
+ErrorShape = Callable[[Failure], dict[str, Any]]
+
+UNAUTHORIZED = GatewayRequestError(
+    "a gateway key is required: send it as 'Authorization: Bearer KEY' (OpenAI clients: api_key) or "
+    "'x-api-key: KEY' (Anthropic clients)", status=401, gateway_kind=failures.UNAUTHENTICATED)
+
+
+def create_app(gateway: Gateway, keys: GatewayKeys, *, extra_routes: list[Route] | None = None) -> Starlette:
+    """The gateway's ASGI app over ``gateway``'s profiles, asking for one of ``keys`` when there are any."""
+
+    def guarded(handler: Handler, shape: ErrorShape) -> Handler:
+        async def endpoint(request: HTTPRequest) -> Any:
+            if keys and not keys.accepts(presented_key(request.headers)):
+                return error_response(failure_of(UNAUTHORIZED), shape)
+            try:
+                return await handler(request)
+            except LLMSwitchError as error:
+                return error_response(failure_of(error), shape)
+
+        return endpoint
+
+    async def chat_completions(request: HTTPRequest) -> Any:
+        asked = openai_api.parse_chat(parse_body(await request.body()))
+        call = await gateway.start(asked.model, asked.build, stream=asked.stream)
+        return AnswerResponse(gateway, call, openai_api.OpenAIProtocol(asked.model, asked.include_usage))
+
+    async def messages(request: HTTPRequest) -> Any:
+        asked = anthropic_api.parse_messages(parse_body(await request.body()))
+        call = await gateway.start(asked.model, asked.build, stream=asked.stream)
+        return AnswerResponse(gateway, call, anthropic_api.AnthropicProtocol(asked.model))
+
+    async def count_tokens(request: HTTPRequest) -> Any:
+        asked = anthropic_api.parse_messages(parse_body(await request.body()), counting=True)
+        return JSONResponse({"input_tokens": await gateway.count_tokens(asked.model, asked.build)})
+
+    async def models(request: HTTPRequest) -> Any:
+        names = gateway.models()
+        if "anthropic-version" in request.headers:  # the anthropic SDK's models.list() reads its own shape
+            return JSONResponse(anthropic_api.models_list(names))
+        return JSONResponse(openai_api.models_list(names))
+
+    async def healthz(request: HTTPRequest) -> Any:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: HTTPRequest) -> Any:
+        ready, profiles = await gateway.readiness()
+        body: dict[str, Any] = {"ready": ready}
+        if not keys or keys.accepts(presented_key(request.headers)):
+            body["profiles"] = profiles  # which profiles exist and how they fare is for key holders only
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    openai_shape, anthropic_shape = openai_api.error_body, anthropic_api.error_body
+    routes = [
+        Route("/v1/chat/completions", guarded(chat_completions, openai_shape), methods=["POST"]),
+        Route("/v1/models", guarded(models, openai_shape), methods=["GET"]),
+        Route("/v1/messages", guarded(messages, anthropic_shape), methods=["POST"]),
+        Route("/v1/messages/count_tokens", guarded(count_tokens, anthropic_shape), methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        *(extra_routes or []),
+    ]
+    return Starlette(routes=routes)
+
+
+def error_response(failure: Failure, shape: ErrorShape) -> Response:
+    return JSONResponse(shape(failure), status_code=failure.status, headers=failure.headers)

@@ -1,0 +1,125 @@
+"""What an llmswitch error becomes on the wire: one table of HTTP status and kind, shared by both protocols.
+
+Each protocol only words the body its clients parse (OpenAI's ``{"error": {...}}``, Anthropic's
+``{"type": "error", ...}``); the status, ``Retry-After`` and the redacted message are decided here once.
+Upstream failures are the gateway's (502, 503, 504): a key the upstream rejected is the gateway's to fix,
+so it is never passed on as a 401 that would tell the client its own key is wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+from llmswitch.errors import (
+    AuthError,
+    BackendError,
+    BackendTimeoutError,
+    BudgetExceededError,
+    ConfigError,
+    LLMSwitchError,
+    MissingKeyError,
+    ModelNotFoundError,
+    ProfileNotFoundError,
+    RateLimitError,
+    UnreachableError,
+)
+from llmswitch.secrets import redact
+
+log = logging.getLogger("llmswitch.serve")
+
+# Neutral kinds; each protocol maps them to its own error types.
+INVALID_REQUEST = "invalid_request"
+UNAUTHENTICATED = "unauthenticated"
+NOT_FOUND = "not_found"
+RATE_LIMITED = "rate_limited"
+UPSTREAM = "upstream"
+OVERLOADED = "overloaded"
+INTERNAL = "internal"
+
+
+class GatewayRequestError(LLMSwitchError):
+    """A request the gateway cannot take as sent (bad JSON, a missing field, an unsupported feature)."""
+
+    kind = "invalid_request"
+
+    def __init__(self, message: str, *, status: int = 400, gateway_kind: str = INVALID_REQUEST,
+                 param: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.gateway_kind = gateway_kind
+        self.param = param
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An error as the gateway answers it."""
+
+    status: int
+    kind: str  # one of the neutral kinds above
+    message: str
+    code: str  # llmswitch's own error kind ("rate_limited", "unreachable", ...), for clients that look
+    retry_after: int | None = None
+    param: str | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
+
+
+# What a client reads about a failure behind the gateway. The full message (the upstream's URL, which key
+# variable, the masked key, the server's own words) is for the gateway's operator: it goes to the log.
+UPSTREAM_TEXT = {
+    "auth": "the upstream refused the gateway's credentials",
+    "rate_limited": "the upstream is rate limiting",
+    "model_not_found": "the upstream does not serve this profile's model",
+    "unreachable": "the upstream cannot be reached",
+    "timeout": "the upstream did not answer in time",
+    "redirected": "the upstream answered with a redirect, which is not followed",
+    "bad_response": "the upstream's answer failed (a server error, a malformed answer or a stream cut off)",
+    "missing_key": "the gateway has no key for this profile's upstream",
+    "plugin": "the backend plugin failed",
+}
+
+
+def failure_of(error: LLMSwitchError, profile: str | None = None) -> Failure:
+    """The status, kind and message for an error. The client's own mistakes are explained in full (redacted,
+    with the remedy); a failure upstream is named in a sentence and logged in full for the operator."""
+    if isinstance(error, GatewayRequestError):
+        return Failure(error.status, error.gateway_kind, error.message, error.kind, param=error.param)
+    status, kind, retry_after = _classify(error)
+    full = redact(error.message + (f" ({error.remedy})" if error.remedy else ""))
+    if kind in (UPSTREAM, OVERLOADED, INTERNAL) or isinstance(error, (RateLimitError, ModelNotFoundError)):
+        log.warning("profile %s: %s", profile or "?", full)
+        what = UPSTREAM_TEXT.get(error.kind, "the call failed")
+        message = f"{what} (profile '{profile}'); the gateway's log has the details" if profile else what
+        if retry_after is not None:
+            message += f"; retry after {retry_after} s"
+        return Failure(status, kind, message, error.kind, retry_after)
+    return Failure(status, kind, full, error.kind, retry_after)
+
+
+def _classify(error: LLMSwitchError) -> tuple[int, str, int | None]:
+    if isinstance(error, ProfileNotFoundError):
+        return 404, NOT_FOUND, None
+    if isinstance(error, MissingKeyError):
+        return 500, INTERNAL, None  # the gateway's configuration, not the client's request
+    if isinstance(error, ConfigError):
+        return 400, INVALID_REQUEST, None  # an option the backend does not take, a bad value
+    if isinstance(error, BudgetExceededError):
+        return 429, RATE_LIMITED, None
+    if isinstance(error, RateLimitError):
+        retry = math.ceil(error.retry_after) if error.retry_after is not None else None
+        return 429, RATE_LIMITED, retry
+    if isinstance(error, ModelNotFoundError):
+        return 404, NOT_FOUND, None
+    if isinstance(error, BackendTimeoutError):
+        return 504, UPSTREAM, None
+    if isinstance(error, (AuthError, UnreachableError)):
+        return 502, UPSTREAM, None
+    if isinstance(error, BackendError):
+        if error.status_code in (503, 529):
+            return 503, OVERLOADED, 1
+        return 502, UPSTREAM, None
+    return 500, INTERNAL, None

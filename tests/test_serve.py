@@ -1,0 +1,300 @@
+"""``llmswitch serve`` with the official openai and anthropic SDKs as its clients, over real sockets on 127.0.0.1:
+the gateway serving echo and the OpenAI protocol test server (tests/servers/openai_server.py) as upstream."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx2 as httpx
+import openai
+import pytest
+import tomli_w
+
+from llmswitch.ledger import Ledger
+from tests.servers.gateway import RunningGateway
+from tests.servers.http import LocalServer
+from tests.servers.openai_server import openai_server
+
+UPSTREAM_KEY = "sk-proj-UPSTREAMKEYTHATNOCLIENTMAYEVERSEE9876"
+
+
+@pytest.fixture(scope="module")
+def shared_upstream() -> Iterator[LocalServer]:
+    with openai_server() as running:
+        yield running
+
+
+@pytest.fixture
+def upstream(shared_upstream: LocalServer) -> LocalServer:
+    from llmswitch_openai import calls
+
+    shared_upstream.state.scenario = "ok"
+    shared_upstream.state.requests.clear()
+    shared_upstream.state.options.clear()
+    shared_upstream.state.disconnected.clear()
+    calls._refuses_stream_options.clear()
+    return shared_upstream
+
+
+def write_profiles(config_file: Path, upstream: LocalServer, **extra: dict[str, Any]) -> None:
+    profiles = {
+        "up": {"backend": "openai", "model": "test-model", "base_url": f"{upstream.url}/v1",
+               "api_key": UPSTREAM_KEY, "timeout": 10.0},
+        "slow-echo": {"backend": "echo", "chunk_size": 2, "delay": 0.05},
+        **extra,
+    }
+    config_file.write_text(tomli_w.dumps({"profiles": profiles}))
+
+
+@pytest.fixture
+def gateway(config_file: Path, upstream: LocalServer) -> Iterator[RunningGateway]:
+    write_profiles(config_file, upstream)
+    with RunningGateway() as running:
+        yield running
+
+
+def openai_client(gateway: RunningGateway, key: str = "unused") -> openai.OpenAI:
+    return openai.OpenAI(base_url=gateway.base_url, api_key=key, max_retries=0, timeout=20)
+
+
+def anthropic_client(gateway: RunningGateway, key: str = "unused") -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=gateway.url, api_key=key, max_retries=0, timeout=20)
+
+
+def ledger_rows() -> list[Any]:
+    with Ledger() as ledger:
+        return ledger.entries()
+
+
+# ---- OpenAI protocol -------------------------------------------------------------------------------------
+
+
+def test_openai_sdk_gets_a_whole_answer_from_echo_with_usage(gateway: RunningGateway) -> None:
+    answer = openai_client(gateway).chat.completions.create(
+        model="echo", messages=[{"role": "system", "content": "be brief"},
+                                {"role": "user", "content": "hello gateway world"}])
+    assert answer.choices[0].message.content == "hello gateway world"
+    assert answer.choices[0].finish_reason == "stop"
+    assert answer.model == "echo"
+    assert answer.usage is not None and answer.usage.completion_tokens == 3
+    assert answer.usage.total_tokens == answer.usage.prompt_tokens + 3
+    rows = ledger_rows()
+    assert [(row.profile, row.outcome) for row in rows] == [("echo", "ok")]
+
+
+def test_openai_sdk_streams_from_echo_and_gets_the_usage_chunk(gateway: RunningGateway) -> None:
+    stream = openai_client(gateway).chat.completions.create(
+        model="echo", messages=[{"role": "user", "content": "one two three four five"}], stream=True,
+        stream_options={"include_usage": True})
+    chunks = list(stream)
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    assert text == "one two three four five"
+    assert len([chunk for chunk in chunks if chunk.choices and chunk.choices[0].delta.content]) > 1  # streamed
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == 5
+    assert [chunk.choices[0].finish_reason for chunk in chunks if chunk.choices][-1] == "stop"
+
+
+def test_without_include_usage_no_usage_chunk_is_sent(gateway: RunningGateway) -> None:
+    chunks = list(openai_client(gateway).chat.completions.create(
+        model="echo", messages=[{"role": "user", "content": "hi"}], stream=True))
+    assert all(chunk.usage is None for chunk in chunks)
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_openai_sdk_through_a_protocol_server_upstream(gateway: RunningGateway, upstream: LocalServer) -> None:
+    upstream.state.options.update(tokens=30)
+    client = openai_client(gateway, key="client-side-key")
+    whole = client.chat.completions.create(model="up", messages=[{"role": "user", "content": "count"}],
+                                           max_tokens=100, temperature=0.5)
+    assert whole.choices[0].message.content == "".join(f"w{i} " for i in range(30))
+    assert whole.usage is not None and whole.usage.completion_tokens == 30
+    sent = upstream.state.requests[-1]
+    assert sent.body["model"] == "test-model"  # the profile's model, whatever the client named
+    assert sent.body["max_tokens"] == 100 and sent.body["temperature"] == 0.5
+    assert sent.headers["authorization"] == f"Bearer {UPSTREAM_KEY}"  # the client's key never goes upstream
+    streamed = "".join(chunk.choices[0].delta.content or "" for chunk in client.chat.completions.create(
+        model="up", messages=[{"role": "user", "content": "count"}], stream=True) if chunk.choices)
+    assert streamed == whole.choices[0].message.content
+
+
+def test_the_upstream_key_never_reaches_a_client(gateway: RunningGateway, upstream: LocalServer) -> None:
+    upstream.state.scenario = "auth"  # the upstream refuses the key: the error a client sees must not carry it
+    seen: list[str] = []
+    for stream in (False, True):
+        response = httpx.post(f"{gateway.base_url}/chat/completions", json={
+            "model": "up", "messages": [{"role": "user", "content": "x"}], "stream": stream})
+        seen.append(response.text + json.dumps(dict(response.headers)))
+        assert response.status_code == 502
+    models = httpx.get(f"{gateway.base_url}/models")
+    assert UPSTREAM_KEY not in "".join(seen) + models.text
+    assert UPSTREAM_KEY[-4:] not in "".join(seen)
+
+
+def test_models_lists_every_profile_for_both_sdks(gateway: RunningGateway) -> None:
+    ids = [model.id for model in openai_client(gateway).models.list()]
+    assert {"echo", "up", "slow-echo"} <= set(ids)
+    assert [model.id for model in anthropic_client(gateway).models.list()] == ids
+
+
+def test_only_the_profiles_asked_for_are_served(config_file: Path, upstream: LocalServer) -> None:
+    write_profiles(config_file, upstream)
+    with RunningGateway(profiles=["echo"]) as running:
+        client = openai_client(running)
+        assert [model.id for model in client.models.list()] == ["echo"]
+        with pytest.raises(openai.NotFoundError) as caught:
+            client.chat.completions.create(model="up", messages=[{"role": "user", "content": "x"}])
+        assert "no profile named 'up'" in caught.value.message
+
+
+# ---- errors ------------------------------------------------------------------------------------------------
+
+
+def test_an_upstream_rate_limit_is_a_429_with_retry_after_in_both_shapes(
+        gateway: RunningGateway, upstream: LocalServer) -> None:
+    upstream.state.scenario = "rate_limit"
+    upstream.state.options["retry_after"] = 7
+    with pytest.raises(openai.RateLimitError) as from_openai:
+        openai_client(gateway).chat.completions.create(model="up", messages=[{"role": "user", "content": "x"}],
+                                                       stream=True)
+    assert from_openai.value.status_code == 429
+    assert from_openai.value.response.headers["retry-after"] == "7"
+    assert from_openai.value.code == "rate_limit_exceeded"
+    with pytest.raises(anthropic.RateLimitError) as from_anthropic:
+        anthropic_client(gateway).messages.create(model="up", max_tokens=50,
+                                                  messages=[{"role": "user", "content": "x"}])
+    assert from_anthropic.value.response.headers["retry-after"] == "7"
+    assert from_anthropic.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+
+
+def test_an_unknown_model_is_a_404_naming_close_profiles(gateway: RunningGateway) -> None:
+    with pytest.raises(openai.NotFoundError) as from_openai:
+        openai_client(gateway).chat.completions.create(model="ech", messages=[{"role": "user", "content": "x"}])
+    assert "'echo'" in from_openai.value.message
+    assert from_openai.value.code == "model_not_found"
+    with pytest.raises(anthropic.NotFoundError) as from_anthropic:
+        anthropic_client(gateway).messages.create(model="ech", max_tokens=5,
+                                                  messages=[{"role": "user", "content": "x"}])
+    assert from_anthropic.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
+
+
+def test_what_llmswitch_cannot_honour_is_refused_not_dropped(gateway: RunningGateway) -> None:
+    client = openai_client(gateway)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="echo", messages=[{"role": "user", "content": "x"}], n=2)
+    assert "'n' is not supported" in caught.value.message
+    with pytest.raises(openai.BadRequestError, match="image_url"):
+        client.chat.completions.create(model="echo", messages=[{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "data:,"}}]}])
+    # defaults that change nothing are fine
+    answer = client.chat.completions.create(model="echo", messages=[{"role": "user", "content": "ok"}], n=1,
+                                            presence_penalty=0)
+    assert answer.choices[0].message.content == "ok"
+    with pytest.raises(anthropic.BadRequestError, match="max_tokens"):
+        anthropic_client(gateway).messages.create(model="echo", max_tokens=None,  # type: ignore[arg-type]
+                                                  messages=[{"role": "user", "content": "x"}])
+
+
+def test_a_body_that_is_not_json_is_a_400_in_the_protocols_shape(gateway: RunningGateway) -> None:
+    response = httpx.post(f"{gateway.base_url}/chat/completions", content=b"{not json")
+    assert response.status_code == 400
+    assert "not valid JSON" in response.json()["error"]["message"]
+    response = httpx.post(f"{gateway.url}/v1/messages", content=b"[]")
+    assert response.status_code == 400 and response.json()["type"] == "error"
+
+
+def test_a_failure_mid_stream_ends_with_an_error_event_after_the_text(
+        gateway: RunningGateway, upstream: LocalServer) -> None:
+    upstream.state.scenario = "cut"
+    upstream.state.options.update(tokens=40)
+    received: list[str] = []
+    with pytest.raises(openai.APIError) as caught:
+        for chunk in openai_client(gateway).chat.completions.create(
+                model="up", messages=[{"role": "user", "content": "x"}], stream=True):
+            if chunk.choices:
+                received.append(chunk.choices[0].delta.content or "")
+    assert "".join(received).startswith("w0 w1 ")  # the text that arrived reached the client first
+    assert "stream cut off" in caught.value.message and "profile 'up'" in caught.value.message
+    texts: list[str] = []
+    with pytest.raises(anthropic.APIStatusError) as from_anthropic, anthropic_client(gateway).messages.stream(
+            model="up", max_tokens=100, messages=[{"role": "user", "content": "x"}]) as stream:
+        texts.extend(stream.text_stream)
+    assert "".join(texts).startswith("w0 w1 ")
+    assert from_anthropic.value.body["error"]["type"] == "api_error"  # type: ignore[index]
+    outcomes = [row.outcome for row in ledger_rows()]
+    assert outcomes == ["bad_response", "bad_response"]
+
+
+# ---- Anthropic protocol ------------------------------------------------------------------------------------
+
+
+def test_anthropic_sdk_whole_stream_and_count_tokens(gateway: RunningGateway) -> None:
+    client = anthropic_client(gateway)
+    message = client.messages.create(model="echo", max_tokens=100, system="be brief",
+                                     messages=[{"role": "user", "content": "hello anthropic world"}])
+    assert message.content[0].text == "hello anthropic world"  # type: ignore[union-attr]
+    assert message.stop_reason == "end_turn" and message.usage.output_tokens == 3
+    with client.messages.stream(model="slow-echo", max_tokens=100,
+                                messages=[{"role": "user", "content": [{"type": "text", "text": "a b c"}]}]) as stream:
+        pieces = list(stream.text_stream)
+        final = stream.get_final_message()
+    assert "".join(pieces) == "a b c" and len(pieces) > 1
+    assert final.usage.output_tokens == 3 and final.usage.input_tokens > 0
+    assert final.stop_reason == "end_turn"
+    counted = client.messages.count_tokens(model="echo", messages=[{"role": "user", "content": "one two three"}])
+    assert counted.input_tokens == 3
+
+
+def test_anthropic_sdk_through_the_openai_protocol_upstream(gateway: RunningGateway, upstream: LocalServer) -> None:
+    upstream.state.options.update(tokens=12)
+    message = anthropic_client(gateway).messages.create(
+        model="up", max_tokens=64, extra_body={"temperature": 0.1}, stop_sequences=["END"],
+        messages=[{"role": "user", "content": "count"}])
+    assert message.content[0].text == "".join(f"w{i} " for i in range(12))  # type: ignore[union-attr]
+    sent = upstream.state.requests[-1].body
+    assert sent["max_tokens"] == 64 and sent["stop"] == ["END"] and sent["temperature"] == 0.1
+
+
+# ---- keys and binding --------------------------------------------------------------------------------------
+
+
+def test_gateway_keys_refuse_and_accept(config_file: Path, upstream: LocalServer,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    write_profiles(config_file, upstream)
+    monkeypatch.setenv("LLMSWITCH_SERVE_KEYS", "gw-key-one, gw-key-two")
+    with RunningGateway() as running:
+        with pytest.raises(openai.AuthenticationError) as refused:
+            openai_client(running, key="wrong").chat.completions.create(
+                model="echo", messages=[{"role": "user", "content": "x"}])
+        assert "gateway key is required" in refused.value.message
+        with pytest.raises(anthropic.AuthenticationError):
+            anthropic_client(running, key="gw-key-one-not").messages.create(
+                model="echo", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+        answer = openai_client(running, key="gw-key-two").chat.completions.create(
+            model="echo", messages=[{"role": "user", "content": "let me in"}])
+        assert answer.choices[0].message.content == "let me in"
+        message = anthropic_client(running, key="gw-key-one").messages.create(
+            model="echo", max_tokens=5, messages=[{"role": "user", "content": "me too"}])
+        assert message.content[0].text == "me too"  # type: ignore[union-attr]
+        assert httpx.get(f"{running.url}/healthz").status_code == 200  # liveness needs no key
+        assert "profiles" not in httpx.get(f"{running.url}/readyz").json()
+    assert ledger_rows()  # the refused calls were never sent: only the two answers are charged
+    assert len(ledger_rows()) == 2
+
+
+def test_healthz_and_readyz(gateway: RunningGateway, upstream: LocalServer) -> None:
+    assert httpx.get(f"{gateway.url}/healthz").json() == {"status": "ok"}
+    with RunningGateway(profiles=["echo", "up"]) as running:
+        ready = httpx.get(f"{running.url}/readyz")
+        assert ready.status_code == 200, ready.text
+        assert set(ready.json()["profiles"]) == {"echo", "up"}
+    upstream.state.scenario = "reset"
+    with RunningGateway(profiles=["echo", "up"]) as running:
+        down = httpx.get(f"{running.url}/readyz", timeout=20)
+        assert down.status_code == 503
+        assert down.json()["profiles"]["up"]["status"] == "down"
+        assert down.json()["profiles"]["echo"]["status"] == "ok"

@@ -1,0 +1,182 @@
+"""``llmswitch serve`` as a process and under load: a client that leaves, SIGTERM, 50 clients at once, keys
+and the bind rule, all over real sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+import tomli_w
+
+from llmswitch.ledger import Ledger
+from llmswitch.serve.keys import GatewayKeys, check_bind, hash_key, is_loopback
+from llmswitch.testing.server import free_port
+from tests.helpers import run_cli
+from tests.servers.gateway import RunningGateway
+from tests.servers.http import LocalServer
+from tests.servers.openai_server import openai_server
+
+
+@pytest.fixture
+def upstream() -> Iterator[LocalServer]:
+    with openai_server() as running:
+        yield running
+
+
+def wait_for(condition, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def ledger_rows() -> list:  # type: ignore[type-arg]
+    with Ledger() as ledger:
+        return ledger.entries()
+
+
+def test_a_client_that_leaves_mid_stream_cancels_the_upstream_call_and_is_charged(
+        config_file: Path, upstream: LocalServer) -> None:
+    upstream.state.options.update(tokens=400, interval=0.02)
+    config_file.write_text(tomli_w.dumps({"profiles": {"up": {
+        "backend": "openai", "model": "test-model", "base_url": f"{upstream.url}/v1", "timeout": 10.0}}}))
+    with RunningGateway() as gateway:
+        client = openai.OpenAI(base_url=gateway.base_url, api_key="x", max_retries=0)
+        stream = client.chat.completions.create(model="up", messages=[{"role": "user", "content": "go"}],
+                                                stream=True)
+        received = []
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                received.append(chunk.choices[0].delta.content)
+            if len(received) == 5:
+                break
+        stream.close()
+        assert upstream.state.disconnected.wait(5), "the upstream never saw the gateway hang up"
+        assert wait_for(lambda: len(ledger_rows()) == 1)
+    row = ledger_rows()[0]
+    assert row.outcome == "interrupted"
+    assert row.tokens_estimated and row.output_tokens is not None and 1 <= row.output_tokens < 100  # what was used
+
+
+def test_sigterm_lets_the_answer_in_flight_finish_then_exits_0(config_file: Path) -> None:
+    config_file.write_text(tomli_w.dumps({"profiles": {"slow": {"backend": "echo", "chunk_size": 1, "delay": 0.05}}}))
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "llmswitch", "serve", "--port", str(port), "-p", "slow"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0, timeout=20)
+        assert wait_for(lambda: _answers(client), timeout=30), process.stderr.read() if process.poll() else ""
+        text = "twenty characters ok"  # 20 chunks, 1 s at 0.05 s each
+        pieces: list[str] = []
+        first = threading.Event()
+
+        def ask() -> None:
+            for chunk in client.chat.completions.create(model="slow", stream=True,
+                                                        messages=[{"role": "user", "content": text}]):
+                if chunk.choices and chunk.choices[0].delta.content:
+                    pieces.append(chunk.choices[0].delta.content)
+                    first.set()
+
+        asking = threading.Thread(target=ask)
+        asking.start()
+        assert first.wait(10)
+        process.send_signal(signal.SIGTERM)
+        asking.join(20)
+        assert "".join(pieces) == text  # the answer in flight was finished, not cut
+        assert process.wait(20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _answers(client: openai.OpenAI) -> bool:
+    try:
+        return bool(client.models.list().data)
+    except openai.APIConnectionError:
+        return False
+
+
+def test_fifty_concurrent_clients_all_get_their_own_answer(config_file: Path) -> None:
+    """A bounded load test: 200 requests, 50 at a time, each answer the client's own text."""
+    config_file.write_text("")
+    with RunningGateway(profiles=["echo"]) as gateway:
+
+        async def run() -> list[tuple[str, str]]:
+            client = openai.AsyncOpenAI(base_url=gateway.base_url, api_key="x", max_retries=0, timeout=60)
+            gate = asyncio.Semaphore(50)
+
+            async def one(i: int) -> tuple[str, str]:
+                async with gate:
+                    stream = i % 2 == 0
+                    prompt = f"request number {i}"
+                    if stream:
+                        chunks = await client.chat.completions.create(
+                            model="echo", messages=[{"role": "user", "content": prompt}], stream=True)
+                        text = "".join([c.choices[0].delta.content or "" async for c in chunks if c.choices])
+                    else:
+                        answer = await client.chat.completions.create(
+                            model="echo", messages=[{"role": "user", "content": prompt}])
+                        text = answer.choices[0].message.content or ""
+                    return prompt, text
+
+            try:
+                return await asyncio.gather(*(one(i) for i in range(200)))
+            finally:
+                await client.close()
+
+        started = time.monotonic()
+        results = asyncio.run(run())
+        elapsed = time.monotonic() - started
+    assert all(prompt == text for prompt, text in results)
+    assert elapsed < 60
+    assert len(ledger_rows()) == 200  # every call charged, none lost to contention
+
+
+# ---- keys and the bind rule ---------------------------------------------------------------------------------
+
+
+def test_serve_refuses_every_non_loopback_address_without_keys(config_file: Path) -> None:
+    outcome = run_cli("serve", "--host", "0.0.0.0", "--port", str(free_port()))
+    assert outcome.exit_code == 2
+    assert "refusing to listen on 0.0.0.0 without gateway keys" in outcome.stderr
+    assert "llmswitch serve --new-key" in outcome.stderr
+    for host in ("127.0.0.1", "127.8.9.1", "::1", "localhost"):
+        assert is_loopback(host)
+        check_bind(host, GatewayKeys())
+    for host in ("0.0.0.0", "::", "192.168.1.4", "example.com"):
+        assert not is_loopback(host)
+    check_bind("0.0.0.0", GatewayKeys(frozenset({hash_key("k")})))  # with keys it may
+
+
+def test_new_key_is_shown_once_and_stored_only_as_a_hash(config_file: Path) -> None:
+    config_file.write_text('default_profile = "echo"  # kept\n')
+    outcome = run_cli("serve", "--new-key")
+    assert outcome.exit_code == 0, outcome
+    key = outcome.stdout.strip()
+    assert key.startswith("lsw-") and len(key) > 40
+    text = config_file.read_text()
+    assert key not in text and hash_key(key) in text and "# kept" in text
+    second = run_cli("serve", "--new-key").stdout.strip()
+    from llmswitch.config import read_config
+
+    keys = GatewayKeys.load(read_config(config_file), {})
+    assert keys.accepts(key) and keys.accepts(second) and not keys.accepts(key + "x") and not keys.accepts(None)
+
+
+def test_a_key_in_clear_in_the_file_is_refused_with_a_remedy(config_file: Path) -> None:
+    config_file.write_text('[serve]\nkeys = ["lsw-plain"]\n')
+    outcome = run_cli("serve", "--port", str(free_port()))
+    assert outcome.exit_code == 2
+    assert "keeps only hashes" in outcome.stderr and "lsw-plain" not in outcome.stderr
