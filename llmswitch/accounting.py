@@ -60,6 +60,8 @@ class CallCost:
 
         if self.usd is None:
             return f"unknown ({self.price_source})"
+        if self.price_source == "cached":
+            return format_usd(self.usd) + " (cached)"
         return format_usd(self.usd) + (" (estimated tokens)" if self.tokens_estimated else "")
 
     def as_dict(self) -> dict[str, Any]:
@@ -231,8 +233,10 @@ def call_cost(resolved: ResolvedProfile, request: Request | None, result: Stream
     nothing we know of: its tokens and cost stay None. ``price``: another price than the profile's (a provider's
     batch price); ``request`` None: a call known only by its answer (input tokens it did not report stay None).
     """
-    price = price if price is not None else price_of(resolved)
     usage = result.usage
+    if result.cached:  # replayed from the response cache: nothing was asked of the backend
+        return CallCost(0.0, usage.input_tokens, usage.output_tokens, price_source="cached")
+    price = price if price is not None else price_of(resolved)
     input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
     estimated = False
     answered = bool(result.text) or result.error is None
@@ -251,31 +255,38 @@ def outcome_of(result: StreamState) -> str:
         return result.error.kind
     if result.interrupted:
         return "interrupted"
-    return "ok"
+    return "cached" if result.cached else "ok"
 
 
 def record_call(resolved: ResolvedProfile, request: Request | None, result: StreamState, *,
                 ledger: Ledger | None = None, price: ModelPrice | None = None) -> CallCost:
-    """Append one row to the usage ledger (never the key, never the prompt or answer); return the cost.
+    """Append one row to the usage ledger (never the key, never the prompt or answer), count the call in the
+    metrics when they are on (:mod:`llmswitch.metrics`); return the cost.
 
     ``ledger``: an open ledger to write to (a batch keeps one for all its calls); by default the ledger file is
     opened for this row and closed. A ledger that cannot be written is logged, never raised: bookkeeping must
     not cost the user the answer. ``price``: as for :func:`call_cost`.
     """
+    from llmswitch import metrics
     from llmswitch.ledger import Ledger, LedgerEntry
 
     cost = call_cost(resolved, request, result, price=price)
+    outcome = outcome_of(result)
+    model = result.model or resolved.target.model
     entry = LedgerEntry(
         profile=resolved.name,
         backend=resolved.target.backend,
-        model=result.model or resolved.target.model,
+        model=model,
         input_tokens=cost.input_tokens,
         output_tokens=cost.output_tokens,
         cost_usd=cost.usd,
         latency_s=result.latency_s,
-        outcome=outcome_of(result),
+        outcome=outcome,
         tokens_estimated=cost.tokens_estimated,
     )
+    active = metrics.active()
+    if active is not None:
+        active.observe_call(resolved.name, resolved.target.backend, model, result, cost, outcome)
     try:
         if ledger is not None:
             ledger.append(entry)

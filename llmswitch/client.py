@@ -35,9 +35,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from llmswitch.errors import BadResponseError, LLMSwitchError, MissingKeyError, PluginError
 from llmswitch.key_policy import headers_withheld_note, key_withheld_reason, withhold_secret_headers
@@ -72,6 +72,10 @@ from llmswitch.types import (
 
 if TYPE_CHECKING:
     from llmswitch.batch import BatchItem, BatchResult
+    from llmswitch.response_cache import CachePolicy
+    from llmswitch.store.responses import StoredAnswer
+
+    _Result = TypeVar("_Result", bound="StreamState")
 
 
 class Client:
@@ -244,10 +248,63 @@ class ResolvedProfile:
                   f"no health check: plugin {self.handle.plugin.name} does not implement the health hook")
         ])
 
+    def _cache_policy(self, request: Request) -> CachePolicy | None:
+        """The profile's cache policy when it caches this request (see :mod:`llmswitch.response_cache`)."""
+        if self.settings.get("cache") is not True:  # the common case costs one lookup
+            return None
+        from llmswitch.response_cache import CachePolicy
+
+        policy = CachePolicy.of(self.settings)
+        return policy if policy is not None and policy.covers(request) else None
+
+    def _cache_plan(self, request: Request) -> tuple[CachePolicy | None, StoredAnswer | None]:
+        """The profile's cache policy for this request and the answer it holds, if any. One rule for both forms
+        and every hook: a hit never reaches the backend (nor needs its key); a miss is recorded as it streams by
+        and stored if it finishes (:mod:`llmswitch.response_cache`)."""
+        policy = self._cache_policy(request)
+        found = None
+        if policy is not None:
+            from llmswitch.response_cache import lookup
+
+            found = lookup(self.target, request)
+        if found is None:
+            self._require_key()
+        return policy, found
+
+    def _through_cache(self, request: Request, hook: str, source: Callable[[], Iterable[StreamEvent]]) -> StreamResult:
+        policy, found = self._cache_plan(request)
+        if found is not None:
+            from llmswitch.response_cache import replay
+
+            return _replayed(StreamResult(iter(replay(found, self.target.model)), self, "cache"))
+        if policy is None:
+            return StreamResult(source(), self, hook)
+        from llmswitch.response_cache import Recorder, recording
+
+        return StreamResult(recording(source(), Recorder(self.target, request, policy)), self, hook)
+
+    def _athrough_cache(self, request: Request, hook: str,
+                        source: Callable[[], AsyncIterable[StreamEvent]]) -> AsyncStreamResult:
+        policy, found = self._cache_plan(request)
+        if found is not None:
+            from llmswitch.response_cache import areplay, replay
+
+            return _replayed(AsyncStreamResult(areplay(replay(found, self.target.model)), self, "cache"))
+        if policy is None:
+            return AsyncStreamResult(source(), self, hook)
+        from llmswitch.response_cache import Recorder, arecording
+
+        return AsyncStreamResult(arecording(source(), Recorder(self.target, request, policy)), self, hook)
+
     # ---- sync -------------------------------------------------------------------------------------------
 
     def complete(self, request: Request) -> Response:
+        if self._cache_policy(request) is not None:
+            return collect(self.answer_whole(request))
         self._require_key()
+        return self._complete(request)
+
+    def _complete(self, request: Request) -> Response:
         started = time.perf_counter()
         if self._has("complete"):
             return self._with_latency(self._call("complete", self.target, request), started)
@@ -255,22 +312,22 @@ class ResolvedProfile:
             from llmswitch.bridge import portal
 
             return self._with_latency(portal.run(self._acall("acomplete", self.target, request)), started)
-        return collect(self.stream(request))
+        return collect(StreamResult(self._stream_source(request), self))
 
     def stream(self, request: Request) -> StreamResult:
         """Start streaming. Iterate the result for events; it keeps the text, usage and timing."""
-        self._require_key()
+        return self._through_cache(request, "stream", lambda: self._stream_source(request))
+
+    def _stream_source(self, request: Request) -> Iterable[StreamEvent]:
         if self._has("stream"):
-            source: Iterable[StreamEvent] = self._call("stream", self.target, request)
-        elif self._has("astream"):
+            return self._call("stream", self.target, request)  # type: ignore[no-any-return]
+        if self._has("astream"):
             from llmswitch.bridge import portal
 
-            source = portal.iterate(lambda: self._call("astream", self.target, request))
-        elif self._has("complete", "acomplete"):
-            source = _complete_as_stream(self, request)
-        else:
-            raise self._neither()
-        return StreamResult(source, self)
+            return portal.iterate(lambda: self._call("astream", self.target, request))
+        if self._has("complete", "acomplete"):
+            return _complete_as_stream(self, request)
+        raise self._neither()
 
     def answer_whole(self, request: Request) -> StreamResult:
         """Ask for the whole answer at once (the ``complete`` hook, as ``--no-stream`` does) and return it as a
@@ -278,8 +335,7 @@ class ResolvedProfile:
 
         A backend that implements only ``stream`` is streamed; its events are the same.
         """
-        self._require_key()
-        return StreamResult(_complete_as_stream(self, request), self, hook="complete")
+        return self._through_cache(request, "complete", lambda: _complete_as_stream(self, request))
 
     def count_tokens(self, request: Request) -> TokenCount:
         if "count_tokens" not in self.handle.hooks:
@@ -329,7 +385,12 @@ class ResolvedProfile:
 
     async def acomplete(self, request: Request) -> Response:
         """:meth:`complete`, awaited: the plugin's ``acomplete``, else its sync hook in a worker thread."""
+        if self._cache_policy(request) is not None:
+            return await acollect(self.aanswer_whole(request))
         self._require_key()
+        return await self._acomplete(request)
+
+    async def _acomplete(self, request: Request) -> Response:
         started = time.perf_counter()
         if self._has("acomplete"):
             return self._with_latency(await self._acall("acomplete", self.target, request), started)
@@ -338,27 +399,26 @@ class ResolvedProfile:
 
             return self._with_latency(await asyncio.to_thread(self._call, "complete", self.target, request),
                                       started)
-        return await acollect(self.astream(request))
+        return await acollect(AsyncStreamResult(self._astream_source(request), self))
 
     def astream(self, request: Request) -> AsyncStreamResult:
         """:meth:`stream` for ``async for``. Cancelling the task that iterates it closes the connection."""
-        self._require_key()
+        return self._athrough_cache(request, "astream", lambda: self._astream_source(request))
+
+    def _astream_source(self, request: Request) -> AsyncIterable[StreamEvent]:
         if self._has("astream"):
-            source: AsyncIterable[StreamEvent] = self._call("astream", self.target, request)
-        elif self._has("stream"):
+            return self._call("astream", self.target, request)  # type: ignore[no-any-return]
+        if self._has("stream"):
             from llmswitch.bridge import iterate_in_thread
 
-            source = iterate_in_thread(lambda: self._call("stream", self.target, request))
-        elif self._has("complete", "acomplete"):
-            source = _acomplete_as_stream(self, request)
-        else:
-            raise self._neither()
-        return AsyncStreamResult(source, self)
+            return iterate_in_thread(lambda: self._call("stream", self.target, request))
+        if self._has("complete", "acomplete"):
+            return _acomplete_as_stream(self, request)
+        raise self._neither()
 
     def aanswer_whole(self, request: Request) -> AsyncStreamResult:
         """:meth:`answer_whole` for ``async for``: the whole answer through ``acomplete`` (or ``complete``)."""
-        self._require_key()
-        return AsyncStreamResult(_acomplete_as_stream(self, request), self, hook="acomplete")
+        return self._athrough_cache(request, "acomplete", lambda: _acomplete_as_stream(self, request))
 
     async def acount_tokens(self, request: Request) -> TokenCount:
         """:meth:`count_tokens` in a worker thread (a count may ask the provider)."""
@@ -445,16 +505,21 @@ def empty_answer(target: Target, finish_reason: str | None, usage: Usage) -> Bad
     )
 
 
+def _replayed(result: _Result) -> _Result:
+    result.cached = True
+    return result
+
+
 def _response_events(response: Response) -> tuple[StreamEvent, ...]:
     return (TextDelta(response.text), UsageEvent(response.usage), StreamEnd(response.finish_reason, response.model))
 
 
 def _complete_as_stream(resolved: ResolvedProfile, request: Request) -> Iterator[StreamEvent]:
-    yield from _response_events(resolved.complete(request))
+    yield from _response_events(resolved._complete(request))
 
 
 async def _acomplete_as_stream(resolved: ResolvedProfile, request: Request) -> AsyncIterator[StreamEvent]:
-    for event in _response_events(await resolved.acomplete(request)):
+    for event in _response_events(await resolved._acomplete(request)):
         yield event
 
 
@@ -489,6 +554,7 @@ class StreamState:
     model: str | None = None
     error: LLMSwitchError | None = None
     interrupted: bool = False
+    cached: bool = False  # replayed from the response cache: the backend was not asked, and it costs nothing
     started: float = field(default_factory=time.perf_counter)
     first_token_s: float | None = None
     latency_s: float | None = None

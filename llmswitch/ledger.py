@@ -1,7 +1,7 @@
 """The usage ledger: one SQLite row per call, shared safely by every llmswitch process on the machine.
 
 Each row holds when, which profile, backend and model, the input and output tokens, the cost, the latency
-and the outcome (``ok``, ``interrupted``, or the error kind). Never a key, a prompt or an answer.
+and the outcome (``ok``, ``cached``, ``interrupted``, or the error kind). Never a key, a prompt or an answer.
 
 Many processes may append at once (scripts running ``llmswitch chat`` in parallel, the TUI beside them):
 the file is opened through :mod:`llmswitch.store.database` (WAL, busy timeout, immediate transactions, numbered
@@ -214,7 +214,7 @@ class Ledger:
         key = GROUP_BY[by]
         order = "grp" if by == "day" else "SUM(COALESCE(cost_usd, 0)) DESC, grp"
         rows = self._query(
-            f"SELECT {key} AS grp, COUNT(*), SUM(outcome != 'ok'), SUM(COALESCE(input_tokens, 0)), "
+            f"SELECT {key} AS grp, COUNT(*), SUM(outcome NOT IN ('ok', 'cached')), SUM(COALESCE(input_tokens, 0)), "
             "SUM(COALESCE(output_tokens, 0)), SUM(COALESCE(cost_usd, 0)), "
             "SUM(cost_usd IS NULL AND outcome = 'ok'), AVG(latency_s) "
             f"FROM calls WHERE ts >= ? GROUP BY grp ORDER BY {order}",
@@ -246,6 +246,12 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
+def parse_duration(text: str) -> float | None:
+    """``90s``, ``30m``, ``24h``, ``7d``, ``2w`` -> seconds; None when ``text`` is not such a duration."""
+    match = _DURATION.match(text.strip().lower())
+    return float(match.group(1)) * _UNITS[match.group(2)] if match else None
+
+
 def parse_since(text: str, now: float | None = None) -> float:
     """``7d``, ``24h``, ``30m``, ``2w``, ``today``, ``month``, ``all`` or a date ``2025-06-01`` -> Unix time."""
     now = time.time() if now is None else now
@@ -256,9 +262,9 @@ def parse_since(text: str, now: float | None = None) -> float:
         return start_of_day(now)
     if value == "month":
         return start_of_month(now)
-    match = _DURATION.match(value)
-    if match:
-        return now - float(match.group(1)) * _UNITS[match.group(2)]
+    seconds = parse_duration(value)
+    if seconds is not None:
+        return now - seconds
     try:
         return datetime.fromisoformat(value).timestamp()
     except ValueError:
@@ -280,6 +286,7 @@ __all__ = [
     "LedgerEntry",
     "LedgerError",
     "UsageRow",
+    "parse_duration",
     "parse_since",
     "start_of_day",
     "start_of_month",

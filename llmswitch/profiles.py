@@ -75,6 +75,11 @@ PROFILE_KEYS: dict[str, OptionSpec] = {
                    description="most requests in one provider batch job (below the provider's own limit)"),
         OptionSpec("history", "bool", default=True,
                    description="save conversations with this profile in the chat history"),
+        OptionSpec("cache", "bool", default=False,
+                   description="answer a repeated request from the response cache (llmswitch.response_cache)"),
+        OptionSpec("cache_ttl", "str", default="1d", description="how long a cached answer stays (90s, 30m, 1h, 7d)"),
+        OptionSpec("cache_temperature", "bool", default=False,
+                   description="cache requests whose temperature is above 0 too"),
     )
 }
 

@@ -226,6 +226,54 @@ def test_a_ledger_that_cannot_be_written_costs_the_answer_nothing(plugin: Priced
     assert warning.startswith("usage not recorded: ") and FILE_NAME in warning
 
 
+def test_a_cached_answer_costs_nothing_and_is_recorded_as_cached(plugin: PricedPlugin) -> None:
+    resolved = resolve()
+    replayed = finished(resolved, "from the cache", Usage(1000, 7))
+    replayed.cached = True
+    cost = call_cost(resolved, resolved.request("hi"), replayed)
+    assert (cost.usd, cost.input_tokens, cost.output_tokens, cost.price_source) == (0.0, 1000, 7, "cached")
+    assert not cost.tokens_estimated and str(cost) == "$0 (cached)"
+    assert outcome_of(replayed) == "cached"
+    replayed.interrupted = True
+    assert outcome_of(replayed) == "interrupted"  # a replay the user stopped is still an interrupted call
+    replayed.interrupted = False
+    record_call(resolved, resolved.request("hi"), replayed)
+    with Ledger() as ledger:
+        [entry] = ledger.entries()
+    assert (entry.outcome, entry.cost_usd, entry.input_tokens, entry.output_tokens) == ("cached", 0.0, 1000, 7)
+    with Ledger() as ledger:
+        [row] = ledger.summary()
+    assert row.errors == 0 and row.unpriced_calls == 0
+
+
+def test_record_call_counts_the_call_in_the_metrics_when_they_are_on(plugin: PricedPlugin, tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from llmswitch import metrics
+
+    resolved = resolve()
+    record_call(resolved, resolved.request("hi"), finished(resolved, "w" * 20))  # off: nothing to count into
+    active = metrics.enable()
+    try:
+        state = finished(resolved, "w" * 20, Usage(1000, 10), model="p1-2025")
+        state.first_token_s = 0.1
+        record_call(resolved, resolved.request("hi"), state)
+        record_call(resolved, resolved.request("hi"), finished(resolved, "", error=RateLimitError("x")))
+        found = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                 for family in text_string_to_metric_families(active.exposition().decode()) for s in family.samples}
+    finally:
+        metrics.disable()
+    labels = (("backend", "priced"), ("model", "p1-2025"), ("profile", "paid"))
+    assert found[("llmswitch_requests_total", (*labels, ("status", "ok")))] == 1
+    assert found[("llmswitch_tokens_total", (labels[0], ("direction", "output"), *labels[1:]))] == 10
+    assert found[("llmswitch_cost_usd_total", labels)] == pytest.approx((1000 + 30) / 1e6)
+    assert found[("llmswitch_request_duration_seconds_sum", labels)] == 0.25
+    assert found[("llmswitch_time_to_first_token_seconds_sum", labels)] == 0.1
+    failed = (("backend", "priced"), ("model", "p1"), ("profile", "paid"), ("status", "rate_limited"))
+    assert found[("llmswitch_requests_total", failed)] == 1
+    assert found[("llmswitch_errors_total", (("backend", "priced"), ("kind", "rate_limited"), ("profile", "paid")))] == 1
+
+
 # ---- estimates before the call ---------------------------------------------------------------------------------
 
 

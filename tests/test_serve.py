@@ -15,7 +15,7 @@ import pytest
 import tomli_w
 
 from llmswitch.ledger import Ledger
-from tests.servers.gateway import RunningGateway
+from tests.servers.gateway import RunningGateway, reset_upstream
 from tests.servers.http import LocalServer
 from tests.servers.openai_server import openai_server
 
@@ -30,14 +30,7 @@ def shared_upstream() -> Iterator[LocalServer]:
 
 @pytest.fixture
 def upstream(shared_upstream: LocalServer) -> LocalServer:
-    from llmswitch_openai import calls
-
-    shared_upstream.state.scenario = "ok"
-    shared_upstream.state.requests.clear()
-    shared_upstream.state.options.clear()
-    shared_upstream.state.disconnected.clear()
-    calls._refuses_stream_options.clear()
-    return shared_upstream
+    return reset_upstream(shared_upstream)
 
 
 def write_profiles(config_file: Path, upstream: LocalServer, **extra: dict[str, Any]) -> None:

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "batch": ("llmswitch.cli.batch", "batch", "Ask every line of a file on a profile, concurrently; resumable."),
     "tui": ("llmswitch.cli.tui", "tui", "Open the terminal chat app."),
     "serve": ("llmswitch.cli.serve", "serve", "Serve profiles on one OpenAI- and Anthropic-compatible endpoint."),
+    "cache": ("llmswitch.cli.cache", "cache", "Show or clear the response cache (`cache stats`, `cache clear`)."),
 }
 
 

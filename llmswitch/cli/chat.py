@@ -57,6 +57,7 @@ End a line with \\ to continue on the next; Ctrl-C stops an answer without leavi
               help="Continue a stored conversation: the latest, or the one with this ID (`llmswitch history` "
               "lists them).")
 @click.option("--no-history", is_flag=True, help="Do not save this conversation in the chat history.")
+@click.option("--no-cache", is_flag=True, help="Ask the model even when the response cache holds the answer.")
 @click.pass_context
 def chat(
     ctx: click.Context,
@@ -71,6 +72,7 @@ def chat(
     api_key: str | None,
     continue_id: str | None,
     no_history: bool,
+    no_cache: bool,
 ) -> int:
     """Ask a model. With PROMPT or piped input: one answer, streamed to stdout. With neither: a REPL."""
     from llmswitch.client import Client
@@ -88,6 +90,8 @@ def chat(
             click.echo(f"(continuing conversation {record.id}: {record.title!r}, "
                        f"{len(conversation.messages)} messages)", err=True)
     conversation.settings = {**conversation.settings, **parse_settings(client, conversation, settings)}
+    if no_cache:
+        conversation.settings = {**conversation.settings, "cache": False}
     notice = conversation.resolved.first_use_notice()  # (resolving validates the profile before any input)
     if notice:
         click.echo(f"note: {notice}", err=True)
@@ -269,6 +273,7 @@ def result_payload(conversation: Conversation, turn: Turn, interrupted: bool) ->
         "usage": {"input_tokens": result.usage.input_tokens, "output_tokens": result.usage.output_tokens},
         "latency_s": round(result.latency_s or 0.0, 4),
         "first_token_s": round(result.first_token_s, 4) if result.first_token_s is not None else None,
+        "cached": result.cached,
     }
     if turn.cost is not None:
         # {"usd": 0.000123 | null (price unknown), "input_tokens", "output_tokens", "tokens_estimated",

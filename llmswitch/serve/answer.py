@@ -28,7 +28,7 @@ SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
-class Protocol_(Protocol):
+class WireFormat(Protocol):
     """What a protocol supplies: its stream's framing and its bodies (see openai_api, anthropic_api)."""
 
     def stream_head(self, call: Call) -> bytes: ...
@@ -56,7 +56,7 @@ async def send_json(send: Send, status: int, payload: Any, headers: dict[str, st
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_failure(send: Send, protocol: Protocol_, failure: Failure) -> None:
+async def send_failure(send: Send, protocol: WireFormat, failure: Failure) -> None:
     await send_json(send, failure.status, protocol.error_body(failure), failure.headers)
 
 
@@ -73,7 +73,7 @@ def usage_of(call: Call) -> Usage:
 class AnswerResponse:
     """An ASGI response that runs one call; starlette awaits it like any response."""
 
-    def __init__(self, gateway: Gateway, call: Call, protocol: Protocol_) -> None:
+    def __init__(self, gateway: Gateway, call: Call, protocol: WireFormat) -> None:
         self.gateway, self.call, self.protocol = gateway, call, protocol
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:

@@ -92,7 +92,7 @@ def _event(name: str, payload: dict[str, Any]) -> bytes:
 
 
 class AnthropicProtocol:
-    """The Messages framing for one call (see :class:`llmswitch.serve.answer.Protocol_`)."""
+    """The Messages framing for one call (see :class:`llmswitch.serve.answer.WireFormat`)."""
 
     def __init__(self, model: str) -> None:
         self.model = model

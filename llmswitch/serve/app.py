@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request as HTTPRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -26,7 +28,7 @@ UNAUTHORIZED = GatewayRequestError(
     "'x-api-key: KEY' (Anthropic clients)", status=401, gateway_kind=failures.UNAUTHENTICATED)
 
 
-def create_app(gateway: Gateway, keys: GatewayKeys, *, extra_routes: list[Route] | None = None) -> Starlette:
+def create_app(gateway: Gateway, keys: GatewayKeys) -> Starlette:
     """The gateway's ASGI app over ``gateway``'s profiles, asking for one of ``keys`` when there are any."""
 
     def guarded(handler: Handler, shape: ErrorShape) -> Handler:
@@ -70,6 +72,10 @@ def create_app(gateway: Gateway, keys: GatewayKeys, *, extra_routes: list[Route]
             body["profiles"] = profiles  # which profiles exist and how they fare is for key holders only
         return JSONResponse(body, status_code=200 if ready else 503)
 
+    async def metrics(request: HTTPRequest) -> Any:
+        assert gateway.metrics is not None
+        return Response(gateway.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
     openai_shape, anthropic_shape = openai_api.error_body, anthropic_api.error_body
     routes = [
         Route("/v1/chat/completions", guarded(chat_completions, openai_shape), methods=["POST"]),
@@ -78,9 +84,34 @@ def create_app(gateway: Gateway, keys: GatewayKeys, *, extra_routes: list[Route]
         Route("/v1/messages/count_tokens", guarded(count_tokens, anthropic_shape), methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        *(extra_routes or []),
     ]
-    return Starlette(routes=routes)
+    if gateway.metrics is None:
+        return Starlette(routes=routes)
+    routes.append(Route("/metrics", guarded(metrics, openai_shape), methods=["GET"]))
+    paths = frozenset(route.path for route in routes)
+    return Starlette(routes=routes, middleware=[Middleware(CountResponses, counter=gateway.metrics.http_requests,
+                                                           paths=paths)])
+
+
+class CountResponses:
+    """Counts every HTTP response by path and status (refusals before any call too: 400, 401, 404)."""
+
+    def __init__(self, app: Any, counter: Any, paths: frozenset[str]) -> None:
+        self.app, self.counter, self.paths = app, counter, paths
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"] if scope["path"] in self.paths else "other"  # a bounded set of label values
+        counter = self.counter
+
+        async def counting(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                counter.labels(path, str(message["status"])).inc()
+            await send(message)
+
+        await self.app(scope, receive, counting)
 
 
 def error_response(failure: Failure, shape: ErrorShape) -> Response:

@@ -17,6 +17,7 @@ from typing import Any
 from llmswitch import accounting
 from llmswitch.client import AsyncClient, AsyncStreamResult, ResolvedProfile
 from llmswitch.errors import LLMSwitchError, ProfileNotFoundError
+from llmswitch.metrics import Metrics
 from llmswitch.types import HealthReport, Request, Status
 
 READY_CACHE_S = 10.0  # /readyz answers from a report this recent (a load balancer polls every few seconds)
@@ -66,7 +67,7 @@ class Gateway:
     _resolved: dict[str, ResolvedProfile] = field(default_factory=dict)
     _ready: tuple[float, dict[str, Any]] | None = None
     _ready_lock: asyncio.Lock | None = None
-    observers: list[Callable[[Call], None]] = field(default_factory=list)  # told of each finished call
+    metrics: Metrics | None = None  # calls in flight (the rest is counted where every call is: accounting)
 
     def models(self) -> list[str]:
         return list(self.profiles) or self.client.store.names()
@@ -89,6 +90,8 @@ class Gateway:
         if accounting.budgets_of(resolved.settings):
             await asyncio.to_thread(accounting.check_budget, resolved, request)  # a count may ask the API
         result = resolved.astream(request) if stream else resolved.aanswer_whole(request)
+        if self.metrics is not None:
+            self.metrics.in_flight.labels(resolved.name).inc()
         return Call(resolved, request, result, stream)
 
     async def finish(self, call: Call) -> None:
@@ -99,6 +102,8 @@ class Gateway:
         if call.finished:
             return
         call.finished = True
+        if self.metrics is not None:
+            self.metrics.in_flight.labels(call.profile).dec()
         result = call.result
         if result.latency_s is None:
             result.interrupted = True
@@ -111,8 +116,6 @@ class Gateway:
             call.cost = await asyncio.to_thread(accounting.record_call, call.resolved, call.request, call.result)
         except LLMSwitchError:
             call.cost = None  # bookkeeping must never cost the client the answer
-        for observe in self.observers:
-            observe(call)
 
     async def count_tokens(self, model: str, build: Callable[[ResolvedProfile], Request]) -> int:
         resolved = self.resolve(model)

@@ -102,7 +102,7 @@ def models_list(names: list[str]) -> dict[str, Any]:
 
 
 class OpenAIProtocol:
-    """The chat-completions framing for one call (see :class:`llmswitch.serve.answer.Protocol_`)."""
+    """The chat-completions framing for one call (see :class:`llmswitch.serve.answer.WireFormat`)."""
 
     def __init__(self, model: str, include_usage: bool = False) -> None:
         self.model = model

@@ -31,7 +31,9 @@ def build(config: str | None, profiles: Sequence[str] = ()) -> Built:
     for name in profiles:
         client.store.get(name)  # a typo fails now, with suggestions, not on the first request
     keys = GatewayKeys.load(client.store.document)
-    gateway = Gateway(client, tuple(dict.fromkeys(profiles)))
+    from llmswitch import metrics
+
+    gateway = Gateway(client, tuple(dict.fromkeys(profiles)), metrics=metrics.enable())
     return Built(create_app(gateway, keys), gateway, keys)
 
 

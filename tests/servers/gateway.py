@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 
 from llmswitch.serve.server import Built, build
+from llmswitch.testing.server import LocalServer
 
 
 class RunningGateway:
@@ -41,5 +42,22 @@ class RunningGateway:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        from llmswitch import metrics
+
         self.server.should_exit = True
         self.thread.join(10)
+        metrics.disable()  # serve turned them on for this process
+
+
+def reset_upstream(server: LocalServer, **options: object) -> LocalServer:
+    """A module's shared OpenAI-protocol upstream, back to answering normally (resetting costs nothing;
+    stopping a server takes half a second)."""
+    from llmswitch_openai import calls
+
+    server.state.scenario = "ok"
+    server.state.requests.clear()
+    server.state.options.clear()
+    server.state.options.update(options)
+    server.state.disconnected.clear()
+    calls._refuses_stream_options.clear()  # the plugin remembers refusals per URL, and the URL is shared
+    return server

@@ -1,0 +1,227 @@
+"""``llmswitch serve`` against calling its upstream directly, and against LiteLLM's proxy on the same upstream.
+
+1. Added time to first token: median over ``--runs`` streamed requests through the gateway, minus the median
+   straight to the upstream (the OpenAI protocol server, tests/servers/openai_server.py). Goal: at most 3 ms.
+2. A 2,000-token stream through the gateway: its throughput over the direct one's. Goal: at least 0.8x.
+3. Requests per second at 50 concurrent (whole answers of 20 tokens) through the gateway, over LiteLLM's
+   proxy on the same upstream and machine. Goal: at least 2x. LiteLLM is installed only for this, in its own
+   virtualenv under the cache dir (``--litellm-venv``), never as a dependency; ``--no-litellm`` skips it.
+
+Both servers run one process each; the same client (httpx2, this process) measures everything, interleaved
+where it can be, so a busy machine slows both sides alike: read the ratios.
+
+    python bench/bench_serve.py [--runs 200] [--requests 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx2
+from streambench import REPO, start_server
+
+CONCURRENCY = 50
+SMALL_TOKENS, LONG_TOKENS = 20, 2000
+# 1.108.0: its [proxy] extra installs from PyPI alone (1.110.2's needs a litellm-proxy package PyPI lacks)
+LITELLM_SPEC = "litellm[proxy]==1.108.0"
+
+
+def free_port() -> int:
+    sys.path.insert(0, str(REPO))
+    from llmswitch.testing.server import free_port as pick
+
+    return pick()
+
+
+def wait_until_up(url: str, process: subprocess.Popen[Any], what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{what} exited with {process.returncode}")
+        try:
+            if httpx2.get(url, timeout=1).status_code < 500:
+                return
+        except httpx2.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{what} did not start in {timeout:.0f} s")
+
+
+def start_gateway(upstream: str, workdir: Path) -> tuple[subprocess.Popen[str], str]:
+    config = workdir / "config.toml"
+    config.write_text(f'[profiles.up]\nbackend = "openai"\nmodel = "test-model"\nbase_url = "{upstream}/v1"\n'
+                      'api_key = "sk-bench"\ntimeout = 60\n')
+    port = free_port()
+    env = {**os.environ, "LLMSWITCH_CONFIG": str(config), "LLMSWITCH_DATA_DIR": str(workdir / "data")}
+    process = subprocess.Popen([sys.executable, "-m", "llmswitch", "serve", "--port", str(port), "-p", "up"],
+                               env=env, stderr=subprocess.DEVNULL, text=True)
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(f"{url}/healthz", process, "llmswitch serve")
+    return process, url
+
+
+def litellm_python(venv: Path) -> Path:
+    """The separate virtualenv with LiteLLM's proxy, made on first use."""
+    python = venv / "bin" / "python"
+    if not python.exists():
+        print(f"installing {LITELLM_SPEC} into {venv} (once) ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", LITELLM_SPEC], check=True)
+    return python
+
+
+def start_litellm(upstream: str, workdir: Path, venv: Path) -> tuple[subprocess.Popen[str], str]:
+    config = workdir / "litellm.yaml"
+    config.write_text("model_list:\n  - model_name: up\n    litellm_params:\n      model: openai/test-model\n"
+                      f"      api_base: {upstream}/v1\n      api_key: sk-bench\n"
+                      "litellm_settings:\n  drop_params: true\n  telemetry: false\n")
+    port = free_port()
+    env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    process = subprocess.Popen([str(venv / "bin" / "litellm"), "--config", str(config), "--port", str(port),
+                                "--host", "127.0.0.1", "--num_workers", "1"],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(f"{url}/health/liveliness", process, "LiteLLM's proxy", timeout=300)
+    return process, url
+
+
+def stop(process: subprocess.Popen[Any]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+# ---- 1 and 2: one stream at a time -------------------------------------------------------------------------
+
+
+def stream_once(client: httpx2.Client, base: str, model: str, tokens: int) -> tuple[float, float]:
+    """Seconds to the first content chunk and to the end; checks every token arrived."""
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    started = time.perf_counter()
+    first = None
+    pieces = 0
+    with client.stream("POST", f"{base}/v1/chat/completions", json=body) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: {") and '"content":"w' in line:
+                if first is None:
+                    first = time.perf_counter() - started
+                pieces += 1
+    if pieces != tokens:
+        raise SystemExit(f"{base}: {pieces} of {tokens} tokens arrived")
+    return first or float("nan"), time.perf_counter() - started
+
+
+def interleaved(client: httpx2.Client, targets: dict[str, tuple[str, str]], runs: int,
+                tokens: int) -> dict[str, list[tuple[float, float]]]:
+    for base, model in targets.values():
+        for _ in range(5):
+            stream_once(client, base, model, tokens)  # warm up: connections, imports, the server's encoded stream
+    found: dict[str, list[tuple[float, float]]] = {name: [] for name in targets}
+    for _ in range(runs):
+        for name, (base, model) in targets.items():
+            found[name].append(stream_once(client, base, model, tokens))
+    return found
+
+
+# ---- 3: requests per second at 50 concurrent -----------------------------------------------------------------
+
+
+async def requests_per_second(base: str, model: str, total: int) -> float:
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+    limits = httpx2.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    async with httpx2.AsyncClient(limits=limits, timeout=120) as client:
+        queue = iter(range(total))
+        failures = 0
+
+        async def worker() -> None:
+            nonlocal failures
+            for _ in queue:
+                response = await client.post(f"{base}/v1/chat/completions", json=body,
+                                             headers={"Authorization": "Bearer sk-bench"})
+                if response.status_code != 200 or "w0" not in response.text:
+                    failures += 1
+
+        warm = [client.post(f"{base}/v1/chat/completions", json=body, headers={"Authorization": "Bearer sk-bench"})
+                for _ in range(CONCURRENCY)]
+        await asyncio.gather(*warm)
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        elapsed = time.perf_counter() - started
+    if failures:
+        raise SystemExit(f"{failures} of {total} requests to {base} failed")
+    return total / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=200, help="streams per side for time to first token")
+    parser.add_argument("--long-runs", type=int, default=20, help="2,000-token streams per side")
+    parser.add_argument("--requests", type=int, default=2000, help="requests per side at 50 concurrent")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the rps comparison (median)")
+    parser.add_argument("--litellm-venv", type=Path,
+                        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "llmswitch-bench"
+                        / "litellm-venv")
+    parser.add_argument("--no-litellm", action="store_true")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as temporary:
+        workdir = Path(temporary)
+        small, small_url = start_server("openai_server", SMALL_TOKENS)
+        long, long_url = start_server("openai_server", LONG_TOKENS)
+        processes: list[subprocess.Popen[Any]] = [small, long]
+        try:
+            gateway_small, gateway_small_url = start_gateway(small_url, workdir / "small")
+            gateway_long, gateway_long_url = start_gateway(long_url, workdir / "long")
+            processes += [gateway_small, gateway_long]
+            with httpx2.Client(timeout=120) as client:
+                first = interleaved(client, {"direct": (small_url, "test-model"),
+                                             "gateway": (gateway_small_url, "up")}, args.runs, SMALL_TOKENS)
+                direct_ttft = statistics.median(sample[0] for sample in first["direct"])
+                gateway_ttft = statistics.median(sample[0] for sample in first["gateway"])
+                added_ms = (gateway_ttft - direct_ttft) * 1000
+                print(f"1. time to first token, median of {args.runs}: direct {direct_ttft * 1000:.2f} ms, "
+                      f"gateway {gateway_ttft * 1000:.2f} ms: added {added_ms:.2f} ms (goal <= 3 ms) "
+                      f"{'PASS' if added_ms <= 3 else 'FAIL'}")
+                long_runs = interleaved(client, {"direct": (long_url, "test-model"),
+                                                 "gateway": (gateway_long_url, "up")}, args.long_runs,
+                                        LONG_TOKENS)
+                direct_s = statistics.median(sample[1] for sample in long_runs["direct"])
+                gateway_s = statistics.median(sample[1] for sample in long_runs["gateway"])
+                ratio = direct_s / gateway_s
+                print(f"2. {LONG_TOKENS}-token stream, median of {args.long_runs}: direct {direct_s * 1000:.1f} ms "
+                      f"({LONG_TOKENS / direct_s:,.0f} tok/s), gateway {gateway_s * 1000:.1f} ms "
+                      f"({LONG_TOKENS / gateway_s:,.0f} tok/s): {ratio:.2f}x of direct (goal >= 0.8x) "
+                      f"{'PASS' if ratio >= 0.8 else 'FAIL'}")
+            if args.no_litellm:
+                return
+            litellm_python(args.litellm_venv)
+            proxy, proxy_url = start_litellm(small_url, workdir, args.litellm_venv)
+            processes.append(proxy)
+            gateway_rps, litellm_rps = [], []
+            for _ in range(args.rounds):
+                gateway_rps.append(asyncio.run(requests_per_second(gateway_small_url, "up", args.requests)))
+                litellm_rps.append(asyncio.run(requests_per_second(proxy_url, "up", args.requests)))
+            ours, theirs = statistics.median(gateway_rps), statistics.median(litellm_rps)
+            print(f"3. requests/s at {CONCURRENCY} concurrent, {args.requests} requests, median of {args.rounds}: "
+                  f"gateway {ours:,.0f}, LiteLLM proxy {theirs:,.0f}: {ours / theirs:.1f}x (goal >= 2x) "
+                  f"{'PASS' if ours / theirs >= 2 else 'FAIL'}")
+        finally:
+            for process in processes:
+                stop(process)
+
+
+if __name__ == "__main__":
+    main()

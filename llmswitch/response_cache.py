@@ -1,0 +1,190 @@
+"""The response cache: an answer a profile already gave to the same request, replayed instead of asked again.
+
+Opt-in per profile::
+
+    [profiles.docs-bot]
+    backend = "openai"
+    cache = true                  # off unless set
+    cache_ttl = "1h"              # how long an answer stays (s, m, h, d, w; default 1d)
+    cache_temperature = false     # true: also cache requests whose temperature is above 0
+
+The key is a digest of the backend, the model, the base URL and the normalised request (messages, system,
+every generation setting and extra). A request whose temperature is above 0 asks for a different answer each
+time, so it is neither served from nor stored in the cache unless the profile says ``cache_temperature = true``.
+Only answers that finished are stored (never a failure or an interrupted stream).
+
+It lives in the core call path (:class:`llmswitch.client.ResolvedProfile`), so ``chat``, ``batch``, ``serve``
+and the library behave the same: a hit is replayed as the same stream events (the pieces as they first
+arrived), is marked ``cached`` on the result, and costs $0 in the ledger (outcome ``cached``). A route's cache
+sits above its retries and fallbacks: a hit never counts as an attempt. ``chat --no-cache`` (the setting
+``cache = false``) bypasses it for one call; ``llmswitch cache stats | clear`` manages the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from llmswitch.types import Request, StreamEnd, StreamEvent, Target, TextDelta, Usage, UsageEvent
+
+if TYPE_CHECKING:
+    from llmswitch.store.responses import ResponseStore, StoredAnswer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TTL_S = 86400.0
+_local = threading.local()
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    """Whether and how long a profile caches, from its settings."""
+
+    ttl_s: float
+    temperature: bool  # cache requests whose temperature is above 0 too
+
+    @classmethod
+    def of(cls, settings: Mapping[str, Any]) -> CachePolicy | None:
+        """The profile's policy, or None when it does not cache (the default, and ``cache = false``)."""
+        if settings.get("cache") is not True:
+            return None
+        return cls(parse_ttl(settings.get("cache_ttl")), settings.get("cache_temperature") is True)
+
+    def covers(self, request: Request) -> bool:
+        return self.temperature or request.temperature is None or request.temperature <= 0
+
+
+def parse_ttl(value: Any) -> float:
+    """``cache_ttl``: seconds, or a duration such as ``90s``, ``30m``, ``1h``, ``7d``, ``2w``."""
+    from llmswitch.errors import InvalidOptionError
+    from llmswitch.ledger import parse_duration
+
+    if value is None:
+        return DEFAULT_TTL_S
+    seconds = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else \
+        parse_duration(str(value)) if isinstance(value, str) else None
+    if seconds is None or seconds <= 0:
+        raise InvalidOptionError(f"cache_ttl = {value!r}: not a duration",
+                                 remedy='write a duration such as "90s", "30m", "1h", "7d", or a number of seconds')
+    return seconds
+
+
+def key_for(target: Target, request: Request) -> str:
+    """The digest two requests share exactly when the same backend, model and server would get the same ask."""
+    normalised = {
+        "backend": target.backend,
+        "model": target.model,
+        "base_url": (target.base_url or "").rstrip("/"),
+        "messages": [[message.role, message.content] for message in request.messages],
+        "system": request.system or None,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "top_k": request.top_k,
+        "max_tokens": request.max_tokens,
+        "stop": list(request.stop),
+        "seed": request.seed,
+        "extras": dict(request.extras),
+    }
+    encoded = json.dumps(normalised, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def open_store() -> ResponseStore:
+    """This thread's connection to the cache file (SQLite connections stay in their thread)."""
+    from llmswitch.config import data_dir
+    from llmswitch.store.responses import FILE_NAME, ResponseStore
+
+    path = data_dir() / FILE_NAME
+    store: ResponseStore | None = getattr(_local, "store", None)
+    if store is None or store.path != path:  # the data dir can change (tests, embedding)
+        store = ResponseStore(path)
+        _local.store = store
+    return store
+
+
+def _observe(profile: str, hit: bool) -> None:
+    from llmswitch import metrics
+
+    active = metrics.active()
+    if active is not None:
+        active.observe_cache(profile, hit)
+
+
+def lookup(target: Target, request: Request) -> StoredAnswer | None:
+    """The stored answer for this request, or None (a cache that cannot be read is a miss, logged)."""
+    try:
+        found = open_store().get(key_for(target, request))
+    except Exception as error:  # the cache must never cost an answer
+        log.warning("response cache not read: %s", error)
+        return None
+    _observe(target.profile, found is not None)
+    return found
+
+
+def replay(answer: StoredAnswer, model: str) -> list[StreamEvent]:
+    """A stored answer as the events it first streamed."""
+    events: list[StreamEvent] = [TextDelta(piece) for piece in answer.pieces]
+    events.append(UsageEvent(Usage(answer.input_tokens, answer.output_tokens)))
+    events.append(StreamEnd(answer.finish_reason, answer.model or model))
+    return events
+
+
+class Recorder:
+    """Watches a stream go by and stores it when (and only when) it finishes."""
+
+    def __init__(self, target: Target, request: Request, policy: CachePolicy) -> None:
+        self.target, self.request, self.policy = target, request, policy
+        self.pieces: list[str] = []
+        self.usage = Usage()
+
+    def see(self, event: StreamEvent) -> None:
+        kind = type(event)
+        if kind is TextDelta:
+            self.pieces.append(event.text)  # type: ignore[union-attr]
+        elif kind is UsageEvent:
+            self.usage = event.usage  # type: ignore[union-attr]
+        elif kind is StreamEnd and any(self.pieces):
+            self.store(event)  # type: ignore[arg-type]
+
+    def store(self, end: StreamEnd) -> None:
+        try:
+            open_store().put(key_for(self.target, self.request), profile=self.target.profile,
+                             backend=self.target.backend, model=end.model or self.target.model, pieces=self.pieces,
+                             finish_reason=end.finish_reason, input_tokens=self.usage.input_tokens,
+                             output_tokens=self.usage.output_tokens, ttl_s=self.policy.ttl_s)
+        except Exception as error:  # the answer matters more than keeping it
+            log.warning("response not cached: %s", error)
+
+
+def recording(source: Iterable[StreamEvent], recorder: Recorder) -> Iterator[StreamEvent]:
+    iterator = iter(source)
+    try:
+        for event in iterator:
+            recorder.see(event)
+            yield event
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+
+
+async def arecording(source: AsyncIterable[StreamEvent], recorder: Recorder) -> AsyncIterator[StreamEvent]:
+    iterator = source.__aiter__()
+    try:
+        async for event in iterator:
+            recorder.see(event)
+            yield event
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+async def areplay(events: list[StreamEvent]) -> AsyncIterator[StreamEvent]:
+    for event in events:
+        yield event

@@ -1,0 +1,139 @@
+"""The response cache's SQLite file (``responses.sqlite3`` in the data dir): plain values in, plain values out.
+
+One row per cached answer, keyed by a digest of (backend, model, base URL, normalised request) that
+:mod:`llmswitch.response_cache` computes; this module knows nothing of requests or profiles. Like the ledger it
+is shared by every process (WAL, busy timeout, ``BEGIN IMMEDIATE`` writes, retries while busy).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmswitch.ledger import BUSY_TIMEOUT_S, with_retries
+
+FILE_NAME = "responses.sqlite3"
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS responses (
+        key TEXT PRIMARY KEY,
+        profile TEXT NOT NULL,
+        backend TEXT NOT NULL,
+        model TEXT,
+        pieces TEXT NOT NULL,              -- JSON list of the text pieces as they streamed, replayed as a stream
+        finish_reason TEXT,
+        input_tokens INTEGER,
+        output_tokens INTEGER,
+        created REAL NOT NULL,
+        expires REAL NOT NULL,
+        hits INTEGER NOT NULL DEFAULT 0
+    )""",
+    "CREATE INDEX IF NOT EXISTS responses_expires ON responses (expires)",
+)
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    pieces: tuple[str, ...]
+    finish_reason: str | None
+    model: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    created: float
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    entries: int
+    expired: int
+    hits: int
+    size_bytes: int
+    by_profile: dict[str, tuple[int, int]]  # profile -> (entries, hits)
+
+
+def default_path() -> Path:
+    from llmswitch.config import data_dir
+
+    return data_dir() / FILE_NAME
+
+
+class ResponseStore:
+    """The cache file. A connection belongs to the thread that opened it: :func:`open_store` keeps one per thread."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or default_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.connection = with_retries(self._open)
+
+    def _open(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                     check_same_thread=False)
+        connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        for statement in SCHEMA:
+            connection.execute(statement)
+        return connection
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def get(self, key: str, now: float | None = None) -> StoredAnswer | None:
+        """The answer stored under ``key`` unless it has expired; counts the hit."""
+        now = time.time() if now is None else now
+        row = with_retries(lambda: self.connection.execute(
+            "SELECT pieces, finish_reason, model, input_tokens, output_tokens, created FROM responses "
+            "WHERE key = ? AND expires > ?", (key, now)).fetchone())
+        if row is None:
+            return None
+        with_retries(lambda: self.connection.execute("UPDATE responses SET hits = hits + 1 WHERE key = ?", (key,)))
+        return StoredAnswer(tuple(json.loads(row[0])), row[1], row[2], row[3], row[4], row[5])
+
+    def put(self, key: str, *, profile: str, backend: str, model: str | None, pieces: list[str],
+            finish_reason: str | None, input_tokens: int | None, output_tokens: int | None, ttl_s: float,
+            now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        values = (key, profile, backend, model, json.dumps(pieces, ensure_ascii=False), finish_reason, input_tokens,
+                  output_tokens, now, now + ttl_s)
+
+        def write() -> None:
+            self.connection.execute("BEGIN IMMEDIATE")
+            try:
+                self.connection.execute("DELETE FROM responses WHERE expires <= ?", (now,))
+                self.connection.execute(
+                    "INSERT OR REPLACE INTO responses (key, profile, backend, model, pieces, finish_reason, "
+                    "input_tokens, output_tokens, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+            except BaseException:
+                self.connection.execute("ROLLBACK")
+                raise
+            self.connection.execute("COMMIT")
+
+        with_retries(write)
+
+    def stats(self, now: float | None = None) -> CacheStats:
+        now = time.time() if now is None else now
+        rows = self.connection.execute(
+            "SELECT profile, COUNT(*), SUM(hits), SUM(expires <= ?) FROM responses GROUP BY profile", (now,)
+        ).fetchall()
+        size = sum(path.stat().st_size for path in self.path.parent.glob(self.path.name + "*") if path.is_file())
+        return CacheStats(entries=sum(row[1] for row in rows), expired=sum(row[3] or 0 for row in rows),
+                          hits=sum(row[2] or 0 for row in rows), size_bytes=size,
+                          by_profile={row[0]: (row[1], row[2] or 0) for row in rows})
+
+    def clear(self, profile: str | None = None, *, expired_only: bool = False, now: float | None = None) -> int:
+        """Delete entries (all, one profile's, or only expired ones); returns how many."""
+        now = time.time() if now is None else now
+        where: list[str] = []
+        parameters: list[object] = []
+        if profile is not None:
+            where.append("profile = ?")
+            parameters.append(profile)
+        if expired_only:
+            where.append("expires <= ?")
+            parameters.append(now)
+        sql = "DELETE FROM responses" + (" WHERE " + " AND ".join(where) if where else "")
+        deleted = with_retries(lambda: self.connection.execute(sql, parameters).rowcount)
+        with_retries(lambda: self.connection.execute("VACUUM"))
+        return int(deleted)

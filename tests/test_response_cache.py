@@ -1,0 +1,203 @@
+"""The response cache, the same through the library, ``chat``, and ``serve``: against the OpenAI protocol
+server, whose request log says whether the upstream was asked again."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+import tomli_w
+
+from llmswitch.client import AsyncClient, Client
+from llmswitch.errors import InvalidOptionError
+from llmswitch.ledger import Ledger
+from llmswitch.response_cache import parse_ttl
+from llmswitch.types import TextDelta
+from tests.helpers import run_cli
+from tests.servers.gateway import RunningGateway, reset_upstream
+from tests.servers.http import LocalServer
+from tests.servers.openai_server import openai_server
+
+
+@pytest.fixture(scope="module")
+def shared_upstream() -> Iterator[LocalServer]:
+    with openai_server() as running:
+        yield running
+
+
+@pytest.fixture
+def upstream(shared_upstream: LocalServer) -> LocalServer:
+    return reset_upstream(shared_upstream, tokens=12)
+
+
+def write(config_file: Path, upstream: LocalServer, **cache: Any) -> None:
+    profile = {"backend": "openai", "model": "test-model", "base_url": f"{upstream.url}/v1", "timeout": 10.0,
+               "price_input_per_mtok": 3.0, "price_output_per_mtok": 15.0, "cache": True, **cache}
+    config_file.write_text(tomli_w.dumps({"profiles": {"cached": profile}}))
+
+
+def asked(upstream: LocalServer) -> int:
+    return sum(1 for request in upstream.state.requests if request.path.endswith("/chat/completions"))
+
+
+def ledger_rows() -> list[Any]:
+    with Ledger() as ledger:
+        return ledger.entries()
+
+
+def stream_text(client: Client, prompt: str = "count", **settings: Any) -> tuple[str, Any, list[Any]]:
+    resolved = client.resolve("cached")
+    result = resolved.stream(resolved.request(prompt, **settings))
+    events = list(result)
+    return result.text, result, events
+
+
+def test_a_second_identical_request_is_replayed_as_a_stream_without_asking(
+        config_file: Path, upstream: LocalServer) -> None:
+    write(config_file, upstream)
+    client = Client()
+    first_text, first, first_events = stream_text(client)
+    second_text, second, second_events = stream_text(client)
+    assert asked(upstream) == 1
+    assert not first.cached and second.cached
+    assert second_text == first_text == "".join(f"w{i} " for i in range(12))
+    assert [e.text for e in second_events if type(e) is TextDelta] == \
+        [e.text for e in first_events if type(e) is TextDelta]  # the same pieces, replayed as they streamed
+    assert second.usage == first.usage and second.finish_reason == "stop"
+    whole = client.resolve("cached").complete(client.resolve("cached").request("count"))
+    assert whole.text == first_text and asked(upstream) == 1  # the whole-answer path shares the cache
+
+
+def test_a_hit_costs_nothing_and_says_cached(config_file: Path, upstream: LocalServer) -> None:
+    write(config_file, upstream)
+    first = run_cli("chat", "-p", "cached", "--json", "count")
+    second = run_cli("chat", "-p", "cached", "--json", "count")
+    one, two = json.loads(first.stdout), json.loads(second.stdout)
+    assert one["text"] == two["text"] and not one["cached"] and two["cached"]
+    assert one["cost"]["usd"] > 0 and two["cost"]["usd"] == 0 and two["cost"]["price_source"] == "cached"
+    assert [(row.outcome, row.cost_usd) for row in ledger_rows()][1] == ("cached", 0.0)
+    shown = run_cli("chat", "-p", "cached", "--usage", "count")
+    assert "cost $0 (cached)" in shown.stderr
+    usage = json.loads(run_cli("usage", "--json").stdout)
+    assert usage["total"]["errors"] == 0  # a hit is not a failure
+    assert asked(upstream) == 1
+
+
+def test_chat_no_cache_asks_again(config_file: Path, upstream: LocalServer) -> None:
+    write(config_file, upstream)
+    run_cli("chat", "-p", "cached", "count")
+    again = run_cli("chat", "-p", "cached", "--no-cache", "--json", "count")
+    assert not json.loads(again.stdout)["cached"]
+    assert asked(upstream) == 2
+
+
+def test_temperature_above_zero_is_not_cached_unless_the_profile_says_so(
+        config_file: Path, upstream: LocalServer) -> None:
+    write(config_file, upstream)
+    client = Client()
+    for _ in range(2):
+        stream_text(client, temperature=0.7)
+    assert asked(upstream) == 2
+    stream_text(client, temperature=0.0)
+    stream_text(client, temperature=0.0)
+    assert asked(upstream) == 3
+    write(config_file, upstream, cache_temperature=True)
+    client = Client()
+    stream_text(client, temperature=0.7)
+    _, result, _ = stream_text(client, temperature=0.7)
+    assert result.cached and asked(upstream) == 4
+
+
+def test_the_key_covers_the_model_system_and_settings(config_file: Path, upstream: LocalServer) -> None:
+    write(config_file, upstream)
+    client = Client()
+    stream_text(client)
+    stream_text(client, max_tokens=50)
+    resolved = client.resolve("cached")
+    list(resolved.stream(resolved.request("count", system="be terse")))
+    other_model = client.resolve("cached", model="gpt-4o-mini")
+    list(other_model.stream(other_model.request("count")))
+    assert asked(upstream) == 4
+    stream_text(client, max_tokens=50)
+    assert asked(upstream) == 4
+
+
+def test_failures_and_expired_answers_are_not_served(config_file: Path, upstream: LocalServer) -> None:
+    write(config_file, upstream, cache_ttl="1s")
+    upstream.state.scenario = "cut"
+    client = Client()
+    _, failed, _ = stream_text(client)
+    assert failed.error is not None
+    upstream.state.scenario = "ok"
+    _, fresh, _ = stream_text(client)
+    assert not fresh.cached and fresh.error is None  # the cut-off answer was never stored
+    time.sleep(1.1)
+    _, expired, _ = stream_text(client)
+    assert not expired.cached and asked(upstream) == 3
+
+
+def test_cache_ttl_takes_durations_and_refuses_nonsense() -> None:
+    assert parse_ttl("1h") == 3600 and parse_ttl("90s") == 90 and parse_ttl(30) == 30 and parse_ttl("2d") == 172800
+    for bad in ("soon", "-5m", 0, True):
+        with pytest.raises(InvalidOptionError, match="cache_ttl"):
+            parse_ttl(bad)
+
+
+def test_async_calls_share_the_cache(config_file: Path, upstream: LocalServer) -> None:
+    write(config_file, upstream)
+    stream_text(Client())
+
+    async def ask() -> tuple[str, bool]:
+        async with AsyncClient() as client:
+            resolved = client.resolve("cached")
+            result = resolved.astream(resolved.request("count"))
+            async with result:
+                async for _ in result:
+                    pass
+            whole = await resolved.acomplete(resolved.request("count"))
+            return whole.text, result.cached
+
+    text, cached = asyncio.run(ask())
+    assert cached and text.startswith("w0 ") and asked(upstream) == 1
+
+
+def test_cache_stats_and_clear(config_file: Path, upstream: LocalServer) -> None:
+    write(config_file, upstream)
+    client = Client()
+    stream_text(client)
+    stream_text(client)
+    stream_text(client, max_tokens=9)
+    stats = json.loads(run_cli("cache", "stats", "--json").stdout)
+    assert stats["entries"] == 2 and stats["hits"] == 1 and stats["profiles"]["cached"] == {"entries": 2, "hits": 1}
+    cleared = run_cli("cache", "clear")
+    assert cleared.exit_code == 0 and "deleted 2 cached answers" in cleared.stderr
+    assert json.loads(run_cli("cache", "stats", "--json").stdout)["entries"] == 0
+    stream_text(client)
+    assert asked(upstream) == 3
+
+
+def test_the_gateway_serves_hits_from_the_same_cache(config_file: Path, upstream: LocalServer) -> None:
+    import httpx2 as httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    write(config_file, upstream)
+    with RunningGateway() as gateway:
+        client = openai.OpenAI(base_url=gateway.base_url, api_key="x", max_retries=0)
+        answers = [client.chat.completions.create(model="cached", messages=[{"role": "user", "content": "count"}])
+                   .choices[0].message.content for _ in range(2)]
+        streamed = "".join(chunk.choices[0].delta.content or "" for chunk in client.chat.completions.create(
+            model="cached", messages=[{"role": "user", "content": "count"}], stream=True) if chunk.choices)
+        exposition = httpx.get(f"{gateway.url}/metrics").text
+    assert answers[0] == answers[1] == streamed
+    assert asked(upstream) == 1
+    found = {(s.name, tuple(sorted(s.labels.items()))): s.value
+             for family in text_string_to_metric_families(exposition) for s in family.samples}
+    assert found[("llmswitch_cache_hits_total", (("profile", "cached"),))] == 2
+    assert found[("llmswitch_cache_misses_total", (("profile", "cached"),))] == 1
+    assert [row.outcome for row in ledger_rows()] == ["ok", "cached", "cached"]
