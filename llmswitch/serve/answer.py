@@ -60,18 +60,12 @@ async def send_failure(send: Send, protocol: WireFormat, failure: Failure) -> No
     await send_json(send, failure.status, protocol.error_body(failure), failure.headers)
 
 
-def usage_of(call: Call) -> Usage:
-    """The tokens to report: the backend's, else the ledger's count (estimated where the backend said none)."""
-    usage = call.result.usage
-    cost = call.cost
-    if cost is not None and (usage.input_tokens is None or usage.output_tokens is None):
-        return Usage(usage.input_tokens if usage.input_tokens is not None else cost.input_tokens,
-                     usage.output_tokens if usage.output_tokens is not None else cost.output_tokens)
-    return usage
-
-
 class AnswerResponse:
-    """An ASGI response that runs one call; starlette awaits it like any response."""
+    """An ASGI response that runs one call; starlette awaits it like any response.
+
+    The ledger row is written before the answer's last bytes go out, so a client that checks `llmswitch usage`
+    (or /metrics) after its answer finds it there, and the usage it is told is the ledger's.
+    """
 
     def __init__(self, gateway: Gateway, call: Call, protocol: WireFormat) -> None:
         self.gateway, self.call, self.protocol = gateway, call, protocol
@@ -86,7 +80,7 @@ class AnswerResponse:
                 if not task.done():
                     task.cancel()
             await asyncio.gather(answer, watcher, return_exceptions=True)
-            await self.gateway.finish(self.call)  # once more is harmless; a cancelled answer still gets its row
+            await self.gateway.finish(self.call)  # a cancelled answer gets its row too: what was used is charged
         if answer.done() and not answer.cancelled() and answer.exception() is not None:
             raise answer.exception()  # type: ignore[misc]
 
@@ -96,6 +90,16 @@ class AnswerResponse:
         else:
             await self._whole(send)
 
+    async def _usage(self) -> Usage:
+        """Record the call; the tokens to report: the backend's, and the ledger's count where it said none."""
+        await self.gateway.finish(self.call)
+        usage = self.call.result.usage
+        cost = self.call.cost
+        if cost is None:
+            return usage
+        return Usage(usage.input_tokens if usage.input_tokens is not None else cost.input_tokens,
+                     usage.output_tokens if usage.output_tokens is not None else cost.output_tokens)
+
     async def _whole(self, send: Send) -> None:
         call, protocol = self.call, self.protocol
         async for event in call.result:
@@ -103,34 +107,68 @@ class AnswerResponse:
                 await self.gateway.finish(call)
                 await send_failure(send, protocol, failure_of(event.error, call.profile))
                 return
-        await self.gateway.finish(call)
-        await send_json(send, 200, protocol.whole(call, usage_of(call)))
+        await send_json(send, 200, protocol.whole(call, await self._usage()))
 
     async def _stream(self, send: Send) -> None:
+        """Events are sent in batches: whatever the upstream delivered together (one network read often
+        carries dozens of tokens) goes out in one write, instead of one write per token."""
         call, protocol = self.call, self.protocol
-        events = call.result.__aiter__()
+        pending: list[Any] = []
+        arrived = asyncio.Event()
+        finished = False
+
+        async def pump() -> None:
+            nonlocal finished
+            try:
+                async for event in call.result:
+                    pending.append(event)
+                    if not arrived.is_set():
+                        arrived.set()
+                        if len(pending) == 1 and not started:
+                            await asyncio.sleep(0)  # the first token goes out at once, not with its read's batch
+            finally:
+                finished = True
+                arrived.set()
+
+        pumping = asyncio.ensure_future(pump())
         started = False
-        async for event in events:
-            kind = type(event)
-            if kind is StreamError:
-                failure = failure_of(event.error, call.profile)  # type: ignore[union-attr]
-                await self.gateway.finish(call)
-                if not started:
-                    await send_failure(send, protocol, failure)
+        try:
+            while True:
+                await arrived.wait()
+                arrived.clear()
+                batch = pending[:]
+                pending.clear()
+                body: list[bytes] = []
+                failure = None
+                for event in batch:
+                    kind = type(event)
+                    if kind is TextDelta:
+                        body.append(protocol.stream_text(event.text))
+                    elif kind is StreamError:
+                        failure = failure_of(event.error, call.profile)
+                if not started and (body or failure is None):
+                    started = True
+                    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+                    body.insert(0, protocol.stream_head(call))
+                if failure is not None:
+                    await self.gateway.finish(call)
+                    if not started:  # nothing sent yet: a real HTTP error, with Retry-After
+                        await send_failure(send, protocol, failure)
+                        return
+                    body.append(protocol.stream_error(failure))
+                    await send({"type": "http.response.body", "body": b"".join(body), "more_body": False})
                     return
-                await send({"type": "http.response.body", "body": protocol.stream_error(failure),
-                            "more_body": False})
-                return
-            if not started:
-                started = True
-                await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-                await send({"type": "http.response.body", "body": protocol.stream_head(call), "more_body": True})
-            if kind is TextDelta:
-                await send({"type": "http.response.body", "body": protocol.stream_text(event.text),  # type: ignore[union-attr]
-                            "more_body": True})
-        await self.gateway.finish(call)
-        await send({"type": "http.response.body", "body": protocol.stream_tail(call, usage_of(call)),
-                    "more_body": False})
+                if finished and not pending:
+                    await pumping
+                    body.append(protocol.stream_tail(call, await self._usage()))
+                    await send({"type": "http.response.body", "body": b"".join(body), "more_body": False})
+                    return
+                if body:
+                    await send({"type": "http.response.body", "body": b"".join(body), "more_body": True})
+        finally:
+            if not pumping.done():
+                pumping.cancel()
+                await asyncio.gather(pumping, return_exceptions=True)
 
 
 async def _wait_for_disconnect(receive: Receive) -> None:

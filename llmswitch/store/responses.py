@@ -2,7 +2,8 @@
 
 One row per cached answer, keyed by a digest of (backend, model, base URL, normalised request) that
 :mod:`llmswitch.response_cache` computes; this module knows nothing of requests or profiles. Like the ledger it
-is shared by every process (WAL, busy timeout, ``BEGIN IMMEDIATE`` writes, retries while busy).
+is shared by every process, through :mod:`llmswitch.store.database` (WAL, busy timeout, ``BEGIN IMMEDIATE``
+writes, retries while busy, numbered steps).
 """
 
 from __future__ import annotations
@@ -12,12 +13,18 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from llmswitch.ledger import BUSY_TIMEOUT_S, with_retries
+from llmswitch.store import database
 
 FILE_NAME = "responses.sqlite3"
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS responses (
+DEADLINE_S = 10.0  # how long a read or write waits out other processes before the cache is skipped
+
+
+def _step_1_responses(connection: sqlite3.Connection) -> None:
+    """One row per answer, with what is needed to replay it and when it expires."""
+    connection.execute(
+        """CREATE TABLE responses (
         key TEXT PRIMARY KEY,
         profile TEXT NOT NULL,
         backend TEXT NOT NULL,
@@ -29,9 +36,11 @@ SCHEMA = (
         created REAL NOT NULL,
         expires REAL NOT NULL,
         hits INTEGER NOT NULL DEFAULT 0
-    )""",
-    "CREATE INDEX IF NOT EXISTS responses_expires ON responses (expires)",
-)
+    )""")
+    connection.execute("CREATE INDEX responses_expires ON responses (expires)")
+
+
+STEPS: tuple[database.Step, ...] = (_step_1_responses,)
 
 
 @dataclass(frozen=True)
@@ -64,18 +73,10 @@ class ResponseStore:
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.connection = with_retries(self._open)
+        self.connection = database.open_database(self.path, STEPS, deadline_s=DEADLINE_S)
 
-    def _open(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                                     check_same_thread=False)
-        connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute("PRAGMA synchronous = NORMAL")
-        for statement in SCHEMA:
-            connection.execute(statement)
-        return connection
+    def _read(self, sql: str, parameters: tuple[object, ...]) -> list[tuple[Any, ...]]:
+        return database.with_retries(lambda: self.connection.execute(sql, parameters).fetchall(), DEADLINE_S)
 
     def close(self) -> None:
         self.connection.close()
@@ -83,13 +84,14 @@ class ResponseStore:
     def get(self, key: str, now: float | None = None) -> StoredAnswer | None:
         """The answer stored under ``key`` unless it has expired; counts the hit."""
         now = time.time() if now is None else now
-        row = with_retries(lambda: self.connection.execute(
-            "SELECT pieces, finish_reason, model, input_tokens, output_tokens, created FROM responses "
-            "WHERE key = ? AND expires > ?", (key, now)).fetchone())
-        if row is None:
+        rows = self._read("SELECT pieces, finish_reason, model, input_tokens, output_tokens, created FROM responses "
+                          "WHERE key = ? AND expires > ?", (key, now))
+        if not rows:
             return None
-        with_retries(lambda: self.connection.execute("UPDATE responses SET hits = hits + 1 WHERE key = ?", (key,)))
-        return StoredAnswer(tuple(json.loads(row[0])), row[1], row[2], row[3], row[4], row[5])
+        pieces, finish_reason, model, input_tokens, output_tokens, created = rows[0]
+        with database.immediate(self.connection, deadline_s=DEADLINE_S) as connection:
+            connection.execute("UPDATE responses SET hits = hits + 1 WHERE key = ?", (key,))
+        return StoredAnswer(tuple(json.loads(pieces)), finish_reason, model, input_tokens, output_tokens, created)
 
     def put(self, key: str, *, profile: str, backend: str, model: str | None, pieces: list[str],
             finish_reason: str | None, input_tokens: int | None, output_tokens: int | None, ttl_s: float,
@@ -98,25 +100,16 @@ class ResponseStore:
         values = (key, profile, backend, model, json.dumps(pieces, ensure_ascii=False), finish_reason, input_tokens,
                   output_tokens, now, now + ttl_s)
 
-        def write() -> None:
-            self.connection.execute("BEGIN IMMEDIATE")
-            try:
-                self.connection.execute("DELETE FROM responses WHERE expires <= ?", (now,))
-                self.connection.execute(
-                    "INSERT OR REPLACE INTO responses (key, profile, backend, model, pieces, finish_reason, "
-                    "input_tokens, output_tokens, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
-            except BaseException:
-                self.connection.execute("ROLLBACK")
-                raise
-            self.connection.execute("COMMIT")
-
-        with_retries(write)
+        with database.immediate(self.connection, deadline_s=DEADLINE_S) as connection:
+            connection.execute("DELETE FROM responses WHERE expires <= ?", (now,))  # expired ones go as others come
+            connection.execute(
+                "INSERT OR REPLACE INTO responses (key, profile, backend, model, pieces, finish_reason, "
+                "input_tokens, output_tokens, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
 
     def stats(self, now: float | None = None) -> CacheStats:
         now = time.time() if now is None else now
-        rows = self.connection.execute(
-            "SELECT profile, COUNT(*), SUM(hits), SUM(expires <= ?) FROM responses GROUP BY profile", (now,)
-        ).fetchall()
+        rows = self._read(
+            "SELECT profile, COUNT(*), SUM(hits), SUM(expires <= ?) FROM responses GROUP BY profile", (now,))
         size = sum(path.stat().st_size for path in self.path.parent.glob(self.path.name + "*") if path.is_file())
         return CacheStats(entries=sum(row[1] for row in rows), expired=sum(row[3] or 0 for row in rows),
                           hits=sum(row[2] or 0 for row in rows), size_bytes=size,
@@ -134,6 +127,7 @@ class ResponseStore:
             where.append("expires <= ?")
             parameters.append(now)
         sql = "DELETE FROM responses" + (" WHERE " + " AND ".join(where) if where else "")
-        deleted = with_retries(lambda: self.connection.execute(sql, parameters).rowcount)
-        with_retries(lambda: self.connection.execute("VACUUM"))
+        with database.immediate(self.connection, deadline_s=DEADLINE_S) as connection:
+            deleted = connection.execute(sql, parameters).rowcount
+        database.with_retries(lambda: self.connection.execute("VACUUM"), DEADLINE_S)
         return int(deleted)
