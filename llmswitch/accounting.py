@@ -354,6 +354,15 @@ def compare_costs(
             rows.append(ProfileCost(name, profile.backend, profile.model, requests, error=error))
             continue
         request = resolved.request(prompt if prompt is not None else "")
+        leaves = resolved.leaves()
+        if leaves != [resolved]:  # a route costs what the member that answers costs: one row per member
+            from llmswitch.router.resolved import member_request
+
+            for leaf in leaves:
+                estimate = estimate_cost(leaf, member_request(leaf, request), output_tokens, input_count=given)
+                rows.append(ProfileCost(f"{name} → {leaf.name}", leaf.target.backend, leaf.target.model, requests,
+                                        estimate))
+            continue
         estimate = estimate_cost(resolved, request, output_tokens, input_count=given)
         rows.append(ProfileCost(name, resolved.target.backend, resolved.target.model, requests, estimate))
 

@@ -73,6 +73,10 @@ from llmswitch.types import (
 if TYPE_CHECKING:
     from llmswitch.batch import BatchItem, BatchResult
     from llmswitch.response_cache import CachePolicy
+    from llmswitch.router.driver import AsyncOpener, Observer, Opener, RoutedCall
+    from llmswitch.router.plan import Attempt
+    from llmswitch.router.policy import RetryPolicy
+    from llmswitch.router.state import RouterState
     from llmswitch.store.responses import StoredAnswer
 
     _Result = TypeVar("_Result", bound="StreamState")
@@ -84,6 +88,19 @@ class Client:
     def __init__(self, config: str | os.PathLike[str] | None = None, *, api_key: str | None = None) -> None:
         self.store = ProfileStore.load(config)
         self.api_key = api_key
+        # Told of every retry, fallback, cooldown and wait of every call (llmswitch.router.plan.RouterEvent):
+        # the CLI prints them on stderr, a gateway counts them.
+        self.observers: list[Observer] = []
+
+    @property
+    def router_state(self) -> RouterState:
+        """Where cooldowns, in-flight counts, rate windows and spend live: ``[router] state`` in the config
+        (this process by default, Redis when it names a Redis URL)."""
+        from llmswitch.router.state import state_for
+
+        section = self.store.document.get("router") or {}
+        url = section.get("state") if isinstance(section, dict) else None
+        return state_for(str(url) if url else None)
 
     @property
     def registry(self) -> Registry:
@@ -100,15 +117,41 @@ class Client:
         settings: Mapping[str, Any] | None = None,
         api_key: str | None = None,
     ) -> ResolvedProfile:
-        """Validate a profile against its backend and resolve its key and URL, ready to call."""
+        """Validate a profile against its backend and resolve its key and URL, ready to call. A route
+        (``route = "fallback"``...) resolves to a :class:`~llmswitch.router.resolved.ResolvedRoute` over its
+        members: ``model`` and ``settings`` apply to every member (a member that cannot take one refuses it,
+        named), except the route's own keys (retries, limits, generation defaults), which the route keeps."""
         profile = self.store.get(name)
+        if "route" in profile.values:
+            return self._resolve_route(profile, model=model, settings=settings, api_key=api_key)
         if settings:
             profile = Profile(profile.name, {**profile.settings, **settings}, profile.source,
                               {**profile.origins, **dict.fromkeys(settings, "command line")})
         handle = self.registry.backend(profile.backend)
         checked = validate(profile, handle.info)
         target = build_target(profile, handle, checked, model=model, api_key=api_key or self.api_key)
-        return ResolvedProfile(profile=profile, handle=handle, settings=checked, target=target)
+        return ResolvedProfile(profile=profile, handle=handle, settings=checked, target=target,
+                               observers=self.observers, state=self.router_state)
+
+    def _resolve_route(self, profile: Profile, *, model: str | None, settings: Mapping[str, Any] | None,
+                       api_key: str | None) -> ResolvedProfile:
+        from llmswitch.errors import ProfileNotFoundError
+        from llmswitch.router.resolved import resolve_route
+        from llmswitch.router.routes import check_routes, route_keys
+
+        def lookup(name: str) -> tuple[Mapping[str, Any], str] | None:
+            try:
+                found = self.store.get(name)
+            except ProfileNotFoundError:
+                return None
+            return found.values, found.source
+
+        specs = check_routes(profile.name, lookup, self.store.names())
+        own = route_keys()
+        given = dict(settings or {})
+        return resolve_route(self, profile, specs, model=model,
+                             member_settings={k: v for k, v in given.items() if k not in own},
+                             route_settings={k: v for k, v in given.items() if k in own}, api_key=api_key)
 
 
 def build_target(
@@ -178,10 +221,55 @@ class ResolvedProfile:
     handle: BackendHandle
     settings: Mapping[str, Any]
     target: Target
+    # The router's: who hears about retries and fallbacks (the CLI prints them; a gateway counts them), and
+    # where cooldowns and limits live. Client.resolve fills both in.
+    observers: list[Observer] = field(default_factory=list)
+    state: RouterState | None = None
 
     @property
     def name(self) -> str:
         return self.profile.name
+
+    @property
+    def policy(self) -> RetryPolicy:
+        """How calls through this profile retry, wait and cool (see :mod:`llmswitch.router.policy`)."""
+        from llmswitch.router.policy import RetryPolicy
+
+        return RetryPolicy.from_settings(self.settings)
+
+    def leaves(self) -> list[ResolvedProfile]:
+        """The profiles that answer: this one (a route lists its members, nested routes flattened)."""
+        return [self]
+
+    def routed_call(self, request: Request, hook: str) -> RoutedCall:
+        """One call's plan: this profile alone, retried by its policy (a route plans over its members)."""
+        import random
+
+        from llmswitch.router.driver import RoutedCall
+        from llmswitch.router.plan import CallPlan
+        from llmswitch.router.state import shared_local_state
+
+        plan = CallPlan([self.name], self.policy, time.monotonic(), random.Random(), cools=False)
+        return RoutedCall(plan, {self.name: self}, lambda _member: request, self.state or shared_local_state(),
+                          self.observers, hook)
+
+    def check_budget(self, request: Request) -> None:
+        """Refuse the call before anything is sent when it could pass the profile's budget (see
+        :func:`llmswitch.accounting.check_budget`)."""
+        from llmswitch.accounting import check_budget
+
+        check_budget(self, request)
+
+    def _target_within(self, remaining_s: float | None) -> Target:
+        """The target, its ``timeout`` cut to what is left of the call's deadline (when the backend has one)."""
+        if remaining_s is None or "timeout" not in self.target.options:
+            return self.target
+        timeout = self.target.options.get("timeout")
+        if timeout is not None and float(timeout) <= remaining_s:
+            return self.target
+        from dataclasses import replace
+
+        return replace(self.target, options={**self.target.options, "timeout": max(remaining_s, 0.001)})
 
     def request(
         self,
@@ -196,8 +284,7 @@ class ResolvedProfile:
         else:
             messages = tuple(prompt_or_messages)
         values: dict[str, Any] = {key: self.settings.get(key) for key in GENERATION_KEYS}
-        extras = {spec.name: self.settings[spec.name] for spec in self.handle.info.generation_extras
-                  if spec.name in self.settings}
+        extras = self._default_extras()
         for key, value in overrides.items():
             if value is None:
                 continue
@@ -209,6 +296,11 @@ class ResolvedProfile:
             values["system"] = system
         stop = values.pop("stop") or ()
         return Request(messages=messages, stop=tuple(stop), extras=extras, **values)
+
+    def _default_extras(self) -> dict[str, Any]:
+        """The backend's own generation settings the profile sets (``repeat_penalty``...), for each request."""
+        return {spec.name: self.settings[spec.name] for spec in self.handle.info.generation_extras
+                if spec.name in self.settings}
 
     # ---- calls: the rules both forms share ---------------------------------------------------------------
 
@@ -271,63 +363,43 @@ class ResolvedProfile:
             self._require_key()
         return policy, found
 
-    def _through_cache(self, request: Request, hook: str, source: Callable[[], Iterable[StreamEvent]]) -> StreamResult:
+    def _through_cache(self, request: Request, routed: Callable[[], StreamResult]) -> StreamResult:
         policy, found = self._cache_plan(request)
         if found is not None:
             from llmswitch.response_cache import replay
 
             return _replayed(StreamResult(iter(replay(found, self.target.model)), self, "cache"))
-        if policy is None:
-            return StreamResult(source(), self, hook)
-        from llmswitch.response_cache import Recorder, recording
+        result = routed()
+        if policy is not None:
+            from llmswitch.response_cache import Recorder, recording
 
-        return StreamResult(recording(source(), Recorder(self.target, request, policy)), self, hook)
+            result.source = recording(result.source, Recorder(self.target, request, policy))
+        return result
 
-    def _athrough_cache(self, request: Request, hook: str,
-                        source: Callable[[], AsyncIterable[StreamEvent]]) -> AsyncStreamResult:
+    def _athrough_cache(self, request: Request, routed: Callable[[], AsyncStreamResult]) -> AsyncStreamResult:
         policy, found = self._cache_plan(request)
         if found is not None:
             from llmswitch.response_cache import areplay, replay
 
             return _replayed(AsyncStreamResult(areplay(replay(found, self.target.model)), self, "cache"))
-        if policy is None:
-            return AsyncStreamResult(source(), self, hook)
-        from llmswitch.response_cache import Recorder, arecording
+        result = routed()
+        if policy is not None:
+            from llmswitch.response_cache import Recorder, arecording
 
-        return AsyncStreamResult(arecording(source(), Recorder(self.target, request, policy)), self, hook)
+            result.source = arecording(result.source, Recorder(self.target, request, policy))
+        return result
 
     # ---- sync -------------------------------------------------------------------------------------------
 
     def complete(self, request: Request) -> Response:
-        if self._cache_policy(request) is not None:
-            return collect(self.answer_whole(request))
-        self._require_key()
-        return self._complete(request)
-
-    def _complete(self, request: Request) -> Response:
-        started = time.perf_counter()
-        if self._has("complete"):
-            return self._with_latency(self._call("complete", self.target, request), started)
-        if self._has("acomplete") and not self._has("stream"):
-            from llmswitch.bridge import portal
-
-            return self._with_latency(portal.run(self._acall("acomplete", self.target, request)), started)
-        return collect(StreamResult(self._stream_source(request), self))
+        """The whole answer (the ``complete`` hook, else the stream collected), retried by the policy; a
+        failure is raised. ``response.attempts`` lists every attempt."""
+        return collect(self.answer_whole(request))
 
     def stream(self, request: Request) -> StreamResult:
-        """Start streaming. Iterate the result for events; it keeps the text, usage and timing."""
-        return self._through_cache(request, "stream", lambda: self._stream_source(request))
-
-    def _stream_source(self, request: Request) -> Iterable[StreamEvent]:
-        if self._has("stream"):
-            return self._call("stream", self.target, request)  # type: ignore[no-any-return]
-        if self._has("astream"):
-            from llmswitch.bridge import portal
-
-            return portal.iterate(lambda: self._call("astream", self.target, request))
-        if self._has("complete", "acomplete"):
-            return _complete_as_stream(self, request)
-        raise self._neither()
+        """Start streaming. Iterate the result for events; it keeps the text, usage, timing and attempts.
+        A cached answer is replayed without an attempt (see :meth:`_cache_plan`)."""
+        return self._through_cache(request, lambda: self._routed(request, _stream_attempt, "stream"))
 
     def answer_whole(self, request: Request) -> StreamResult:
         """Ask for the whole answer at once (the ``complete`` hook, as ``--no-stream`` does) and return it as a
@@ -335,7 +407,15 @@ class ResolvedProfile:
 
         A backend that implements only ``stream`` is streamed; its events are the same.
         """
-        return self._through_cache(request, "complete", lambda: _complete_as_stream(self, request))
+        return self._through_cache(request, lambda: self._routed(request, _whole_attempt, "complete"))
+
+    def _routed(self, request: Request, attempt: Opener, hook: str) -> StreamResult:
+        from llmswitch.router.driver import open_first, run
+
+        call = self.routed_call(request, hook)
+        result = StreamResult((), self, hook=hook)
+        result.source = run(call, result, attempt, open_first(call, attempt))
+        return result
 
     def count_tokens(self, request: Request) -> TokenCount:
         if "count_tokens" not in self.handle.hooks:
@@ -385,40 +465,23 @@ class ResolvedProfile:
 
     async def acomplete(self, request: Request) -> Response:
         """:meth:`complete`, awaited: the plugin's ``acomplete``, else its sync hook in a worker thread."""
-        if self._cache_policy(request) is not None:
-            return await acollect(self.aanswer_whole(request))
-        self._require_key()
-        return await self._acomplete(request)
-
-    async def _acomplete(self, request: Request) -> Response:
-        started = time.perf_counter()
-        if self._has("acomplete"):
-            return self._with_latency(await self._acall("acomplete", self.target, request), started)
-        if self._has("complete") and not self._has("astream"):
-            import asyncio
-
-            return self._with_latency(await asyncio.to_thread(self._call, "complete", self.target, request),
-                                      started)
-        return await acollect(AsyncStreamResult(self._astream_source(request), self))
+        return await acollect(self.aanswer_whole(request))
 
     def astream(self, request: Request) -> AsyncStreamResult:
         """:meth:`stream` for ``async for``. Cancelling the task that iterates it closes the connection."""
-        return self._athrough_cache(request, "astream", lambda: self._astream_source(request))
-
-    def _astream_source(self, request: Request) -> AsyncIterable[StreamEvent]:
-        if self._has("astream"):
-            return self._call("astream", self.target, request)  # type: ignore[no-any-return]
-        if self._has("stream"):
-            from llmswitch.bridge import iterate_in_thread
-
-            return iterate_in_thread(lambda: self._call("stream", self.target, request))
-        if self._has("complete", "acomplete"):
-            return _acomplete_as_stream(self, request)
-        raise self._neither()
+        return self._athrough_cache(request, lambda: self._arouted(request, _astream_attempt, "astream"))
 
     def aanswer_whole(self, request: Request) -> AsyncStreamResult:
         """:meth:`answer_whole` for ``async for``: the whole answer through ``acomplete`` (or ``complete``)."""
-        return self._athrough_cache(request, "acomplete", lambda: _acomplete_as_stream(self, request))
+        return self._athrough_cache(request, lambda: self._arouted(request, _awhole_attempt, "acomplete"))
+
+    def _arouted(self, request: Request, attempt: AsyncOpener, hook: str) -> AsyncStreamResult:
+        from llmswitch.router.driver import arun, open_first
+
+        call = self.routed_call(request, hook)
+        result = AsyncStreamResult(_no_events(), self, hook=hook)
+        result.source = arun(call, result, attempt, open_first(call, attempt))
+        return result
 
     async def acount_tokens(self, request: Request) -> TokenCount:
         """:meth:`count_tokens` in a worker thread (a count may ask the provider)."""
@@ -514,13 +577,76 @@ def _response_events(response: Response) -> tuple[StreamEvent, ...]:
     return (TextDelta(response.text), UsageEvent(response.usage), StreamEnd(response.finish_reason, response.model))
 
 
-def _complete_as_stream(resolved: ResolvedProfile, request: Request) -> Iterator[StreamEvent]:
-    yield from _response_events(resolved._complete(request))
+# ---- one attempt on one profile: what the router calls (it owns retries, so nothing here retries) ----------
 
 
-async def _acomplete_as_stream(resolved: ResolvedProfile, request: Request) -> AsyncIterator[StreamEvent]:
-    for event in _response_events(await resolved._acomplete(request)):
+def _stream_attempt(member: ResolvedProfile, request: Request, remaining_s: float | None) -> Iterable[StreamEvent]:
+    member._require_key()
+    target = member._target_within(remaining_s)
+    if member._has("stream"):
+        return member._call("stream", target, request)  # type: ignore[no-any-return]
+    if member._has("astream"):
+        from llmswitch.bridge import portal
+
+        return portal.iterate(lambda: member._call("astream", target, request))
+    if member._has("complete", "acomplete"):
+        return _whole_attempt(member, request, remaining_s)
+    raise member._neither()
+
+
+def _whole_attempt(member: ResolvedProfile, request: Request, remaining_s: float | None) -> Iterator[StreamEvent]:
+    member._require_key()
+    target = member._target_within(remaining_s)
+    started = time.perf_counter()
+    if member._has("complete"):
+        response = member._with_latency(member._call("complete", target, request), started)
+    elif member._has("acomplete") and not member._has("stream"):
+        from llmswitch.bridge import portal
+
+        response = member._with_latency(portal.run(member._acall("acomplete", target, request)), started)
+    else:
+        yield from _stream_attempt(member, request, remaining_s)
+        return
+    yield from _response_events(response)
+
+
+def _astream_attempt(member: ResolvedProfile, request: Request,
+                     remaining_s: float | None) -> AsyncIterable[StreamEvent]:
+    member._require_key()
+    target = member._target_within(remaining_s)
+    if member._has("astream"):
+        return member._call("astream", target, request)  # type: ignore[no-any-return]
+    if member._has("stream"):
+        from llmswitch.bridge import iterate_in_thread
+
+        return iterate_in_thread(lambda: member._call("stream", target, request))
+    if member._has("complete", "acomplete"):
+        return _awhole_attempt(member, request, remaining_s)
+    raise member._neither()
+
+
+async def _awhole_attempt(member: ResolvedProfile, request: Request,
+                          remaining_s: float | None) -> AsyncIterator[StreamEvent]:
+    member._require_key()
+    target = member._target_within(remaining_s)
+    started = time.perf_counter()
+    if member._has("acomplete"):
+        response = member._with_latency(await member._acall("acomplete", target, request), started)
+    elif member._has("complete") and not member._has("astream"):
+        import asyncio
+
+        response = member._with_latency(await asyncio.to_thread(member._call, "complete", target, request), started)
+    else:
+        async for event in _astream_attempt(member, request, remaining_s):
+            yield event
+        return
+    for event in _response_events(response):
         yield event
+
+
+async def _no_events() -> AsyncIterator[StreamEvent]:
+    return
+    yield  # an async generator with nothing in it
 
 
 def collect(result: StreamResult) -> Response:
@@ -558,6 +684,7 @@ class StreamState:
     started: float = field(default_factory=time.perf_counter)
     first_token_s: float | None = None
     latency_s: float | None = None
+    attempts: list[Attempt] = field(default_factory=list)  # every try of every member, the answering one last
 
     @property
     def text(self) -> str:
@@ -593,6 +720,7 @@ class StreamState:
             usage=self.usage,
             model=self.model or self.resolved.target.model,
             latency_s=self.latency_s,
+            attempts=tuple(self.attempts),
         )
 
 

@@ -127,7 +127,7 @@ class Conversation:
         report usage, or their own error message, only that way); the turn then yields it as one piece.
         """
         request = self.request_for(prompt)
-        accounting.check_budget(self.resolved, request)
+        self.resolved.check_budget(request)
         result = self.resolved.answer_whole(request) if whole else self.resolved.stream(request)
         return Turn(self, prompt, request, result, recorded=self._begin(prompt))
 
@@ -137,7 +137,7 @@ class Conversation:
         if accounting.budgets_of(self.resolved.settings):
             import asyncio
 
-            await asyncio.to_thread(accounting.check_budget, self.resolved, request)  # a count may ask the API
+            await asyncio.to_thread(self.resolved.check_budget, request)  # a count may ask the API
         result = self.resolved.aanswer_whole(request) if whole else self.resolved.astream(request)
         return AsyncTurn(self, prompt, request, result, recorded=self._begin(prompt))
 
@@ -179,6 +179,10 @@ class Conversation:
         if result.text:
             self.messages.append(Message("assistant", result.text))
         try:
+            if result.attempts:  # the retries and fallbacks that failed first: one ledger row each
+                from llmswitch.router.bookkeeping import record_failed_attempts
+
+                record_failed_attempts(result.attempts)
             # The profile that answered, which may no longer be the current one (a switch mid-answer).
             cost = accounting.record_call(result.resolved, request, result)
         except LLMSwitchError:

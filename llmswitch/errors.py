@@ -146,7 +146,12 @@ class BudgetExceededError(LLMSwitchError):
 
 
 class BackendError(LLMSwitchError):
-    """The backend failed. ``status_code`` is the HTTP status when there was one."""
+    """The backend failed. ``status_code`` is the HTTP status when there was one.
+
+    ``retryable`` overrides the router's reading of the error (:func:`llmswitch.router.policy.verdict`):
+    False for a failure that a retry cannot fix although its status usually can (a 429 for an account out
+    of quota), True for one that a retry fixes although its status says otherwise; None leaves it to the
+    error's type and status."""
 
     kind = "backend"
 
@@ -157,10 +162,12 @@ class BackendError(LLMSwitchError):
         remedy: str | None = None,
         status_code: int | None = None,
         backend: str | None = None,
+        retryable: bool | None = None,
     ) -> None:
         super().__init__(message, remedy=remedy)
         self.status_code = status_code
         self.backend = backend
+        self.retryable = retryable
 
 
 class AuthError(BackendError):

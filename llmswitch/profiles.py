@@ -97,6 +97,29 @@ GENERATION_KEYS: dict[str, OptionSpec] = {
     )
 }
 
+# Keys every profile (plain or route) may set to shape its retries, cooldowns and rate limits; their defaults
+# live in llmswitch.router.policy.RetryPolicy (None here: the router decides).
+ROUTER_KEYS: dict[str, OptionSpec] = {
+    spec.name: spec
+    for spec in (
+        OptionSpec("max_retries", "int", None, "retries on one member after a failure that may pass (0: none)"),
+        OptionSpec("backoff_base_s", "float", None, "first backoff ceiling in seconds (doubles each retry)"),
+        OptionSpec("backoff_max_s", "float", None, "largest backoff ceiling in seconds"),
+        OptionSpec("retry_after_max_s", "float", None,
+                   "longest Retry-After waited for on one member; longer ones move on (or fail) at once"),
+        OptionSpec("timeout_total", "float", None, "one deadline in seconds over every retry and fallback"),
+        OptionSpec("replay_after_text", "bool", None,
+                   "after text has reached you, a failure is answered again by the next member"),
+        OptionSpec("cooldown_s", "float", None, "how long a failing member is skipped"),
+        OptionSpec("cooldown_failures", "int", None, "failures within cooldown_window_s that cool a member"),
+        OptionSpec("cooldown_window_s", "float", None, "the window in which cooldown_failures are counted"),
+        OptionSpec("max_concurrent", "int", None, "calls in flight at once through this profile"),
+        OptionSpec("rpm", "int", None, "requests per minute through this profile"),
+        OptionSpec("tpm", "int", None, "tokens per minute (input + max_tokens reserved, settled with usage)"),
+    )
+}
+
+
 TYPE_NAMES = {
     "str": "a string",
     "int": "an integer",
@@ -388,7 +411,7 @@ def parse_cli_value(spec: OptionSpec, text: str, where: str = "command line") ->
 
 def option_specs(info: BackendInfo | None) -> dict[str, OptionSpec]:
     """Every key a profile of this backend may set."""
-    specs: dict[str, OptionSpec] = {**PROFILE_KEYS, **GENERATION_KEYS}
+    specs: dict[str, OptionSpec] = {**PROFILE_KEYS, **GENERATION_KEYS, **ROUTER_KEYS}
     if info is not None:
         for spec in info.options:
             specs[spec.name] = spec

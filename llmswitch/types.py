@@ -74,6 +74,9 @@ class Response:
     usage: Usage = field(default_factory=Usage)
     model: str | None = None
     latency_s: float | None = None
+    # Every attempt the router made for it (llmswitch.router.plan.Attempt: member, outcome, latency_s),
+    # the answering one last; empty for an answer that did not come through the router.
+    attempts: tuple[Any, ...] = ()
 
 
 # ---- stream events -------------------------------------------------------------------------------------

@@ -50,6 +50,16 @@ def test_hundred_requests_of_500_plus_500_tokens_cheapest_first(seeds: Path) -> 
     assert (estimate.input.n, estimate.input.exact, estimate.output_tokens) == (500, True, 500)
 
 
+def test_a_route_is_priced_per_member(config_file: Path) -> None:
+    write_config(config_file, SEED_PROFILES + '\n[profiles.ab]\nroute = "split"\nweights = { gpt4 = 1, gpt35 = 3 }\n')
+    rows = compare_costs(Client(), ["ab", "gpt35"], requests=100, prompt="one two three")
+    assert [(r.profile, r.model) for r in rows] == [("ab → gpt35", "gpt-3.5-turbo"), ("gpt35", "gpt-3.5-turbo"),
+                                                     ("ab → gpt4", "gpt-4")]
+    by_name = {r.profile: r for r in rows}
+    assert by_name["ab → gpt35"].usd_total == by_name["gpt35"].usd_total
+    assert by_name["ab → gpt4"].estimate is not None and by_name["ab → gpt4"].estimate.input.n == 3
+
+
 def test_a_prompt_is_counted_by_each_backend(seeds: Path) -> None:
     rows = compare_costs(Client(), ["gpt4"], prompt="one two three four", output_tokens=100)
     estimate = rows[0].estimate

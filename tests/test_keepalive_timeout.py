@@ -34,7 +34,7 @@ def test_keepalives_alone_do_not_defeat_the_timeout(backend: str, config_file: A
         server.state.scenario = "keepalive"
         server.state.options.update(keepalive=keepalive, interval=0.3, keepalives=200)
         config_file.write_text(tomli_w.dumps({"profiles": {"p": {
-            "backend": backend, "timeout": 2.0, **settings(server.url)}}}))
+            "backend": backend, "timeout": 2.0, "max_retries": 0, **settings(server.url)}}}))
         resolved = Client().resolve("p")
         started = time.monotonic()
         result = resolved.stream(resolved.request("hi"))

@@ -40,8 +40,10 @@ def server(shared: LocalServer, config_file: Path) -> Iterator[LocalServer]:
     shared.state.requests.clear()
     shared.state.options.clear()
     with use_plugin(load_tiny(), "tiny"):
+        # One request per call: these tests are about the transport; the router's retries are tested in
+        # tests/test_router_*.py.
         write_config(config_file, f'[profiles.p]\nbackend = "tiny"\nbase_url = "{shared.url}/v1"\n'
-                                  'model = "test-model"\ntimeout = 1.0\n')
+                                  'model = "test-model"\ntimeout = 1.0\nmax_retries = 0\n')
         yield shared
 
 
@@ -64,7 +66,7 @@ def test_a_503_reaches_the_caller_after_exactly_one_request(server: LocalServer,
     with pytest.raises(BadResponseError) as caught:
         call()
     assert caught.value.status_code == 503
-    assert len(server.state.requests) == 1  # no retry: the router owns retries
+    assert len(server.state.requests) == 1  # no retry in the transport: the router owns retries
 
 
 @BOTH

@@ -78,6 +78,7 @@ def chat(
     from llmswitch.client import Client
 
     client = Client(ctx.obj.get("config"))
+    client.observers.append(lambda event: echo_status(event.message))  # retries, fallbacks, cooldowns: stderr
     resuming = continue_id is not None
     history = open_history(required=resuming) if resuming or not no_history else None
     conversation = Conversation(client, profile_name, model=model, system=system, api_key=api_key,
@@ -264,16 +265,20 @@ def stopped(conversation: Conversation, turn: Turn, stop: Terminated, *, as_json
 
 def result_payload(conversation: Conversation, turn: Turn, interrupted: bool) -> dict[str, Any]:
     result = turn.result
+    answered_by = result.resolved  # the member that answered (the profile itself unless it is a route)
     payload: dict[str, Any] = {
         "text": result.text,
         "profile": conversation.resolved.name,
-        "backend": conversation.resolved.target.backend,
-        "model": result.model or conversation.resolved.target.model,
+        "member": answered_by.name,
+        "backend": answered_by.target.backend,
+        "model": result.model or answered_by.target.model,
         "finish_reason": "interrupted" if interrupted else result.finish_reason,
         "usage": {"input_tokens": result.usage.input_tokens, "output_tokens": result.usage.output_tokens},
         "latency_s": round(result.latency_s or 0.0, 4),
         "first_token_s": round(result.first_token_s, 4) if result.first_token_s is not None else None,
         "cached": result.cached,
+        # every try of every member, the answering one last: {"member", "outcome", "status", "latency_s"}
+        "attempts": [attempt.as_dict() for attempt in result.attempts],
     }
     if turn.cost is not None:
         # {"usd": 0.000123 | null (price unknown), "input_tokens", "output_tokens", "tokens_estimated",

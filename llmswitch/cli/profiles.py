@@ -42,26 +42,36 @@ def list_profiles(ctx: click.Context, as_json: bool) -> None:
         import json
 
         click.echo(json.dumps([
-            {"name": p.name, "backend": p.backend, "model": model, "default": is_default, "source": p.source,
-             "description": p.description}
+            {"name": p.name, "backend": p.backend or None, "route": p.values.get("route"), "model": model,
+             "default": is_default, "source": p.source, "description": p.description}
             for p, is_default, model in rows
         ], indent=2))
         return
     width = max(len(p.name) for p, _, _ in rows)
-    backend_width = max(len(p.backend) for p, _, _ in rows)
+    backend_width = max(len(_backend_shown(p)) for p, _, _ in rows)
     model_width = max(len(model) for _, _, model in rows)
     for profile, is_default, model in rows:
         marker = "*" if is_default else " "
         # A built-in's note says what it is ("a tiny demo model..."); another profile shows where it comes from.
         about = profile.description if profile.source == "built-in" else f"[{_source_label(profile.source, store)}]"
-        line = f"{marker} {profile.name:<{width}}  {profile.backend:<{backend_width}}  {model:<{model_width}}  {about}"
+        line = (f"{marker} {profile.name:<{width}}  {_backend_shown(profile):<{backend_width}}  "
+                f"{model:<{model_width}}  {about}")
         _echo(line.rstrip())
     chosen = f", from {store.default_origin}" if store.default_origin == PROFILE_VARIABLE else ""
     click.echo(f"(* default{chosen}; file: {store.path})", err=True)
 
 
+def _backend_shown(profile: Profile) -> str:
+    """The backend column: the backend, or for a route its kind."""
+    return profile.backend or f"{profile.values.get('route')} route" if "route" in profile.values else profile.backend
+
+
 def _modelshown_setting(profile: Profile) -> str:
-    """The model the profile runs (a preset's, the backend's default, a model file), or why it is unknown."""
+    """The model the profile runs (a preset's, the backend's default, a model file), or why it is unknown;
+    for a route, its members."""
+    if "route" in profile.values:
+        members = profile.values.get("members") or list(profile.values.get("weights") or {})
+        return "→ " + ", ".join(str(member) for member in members) if isinstance(members, list) else "?"
     from llmswitch.plugins import get_registry
     from llmswitch.profile_settings import model_in_use
 
@@ -88,6 +98,9 @@ def show(ctx: click.Context, name: str | None, as_json: bool) -> None:
     effect and where that came from; its key (masked) and URL."""
     store = _store(ctx)
     profile = store.get(name)
+    if "route" in profile.values:
+        _show_route(ctx, profile, as_json)
+        return
     secret_names = {"api_key"}
     info = None
     try:
@@ -149,6 +162,38 @@ def show(ctx: click.Context, name: str | None, as_json: bool) -> None:
     warning = store.world_readable_key_warning()
     if warning:
         echo_status(f"warning: {warning}")
+
+
+def _show_route(ctx: click.Context, profile: Profile, as_json: bool) -> None:
+    """A route: its keys as written, then each member with the backend and model it runs (checked: a cycle or
+    an unknown member is the error `chat` would give, exit 2)."""
+    from llmswitch.client import Client
+    from llmswitch.router.resolved import ResolvedRoute
+
+    route = Client(ctx.obj.get("config")).resolve(profile.name)
+    assert isinstance(route, ResolvedRoute)
+    members = [{"name": name, "backend": member.target.backend, "model": member.target.model}
+               for name, member in route.members.items()]
+    if as_json:
+        import json
+
+        click.echo(json.dumps({"name": profile.name, "route": route.route.kind, "strategy": route.route.strategy
+                               if route.route.kind == "pool" else None, "source": profile.source,
+                               "members": members, "settings": dict(route.settings)}, indent=2))
+        return
+    _echo(f"[profiles.{profile.name}]  # {profile.source}")
+    for key, value in profile.values.items():
+        _echo(f"{key} = {_toml_value(value)}")
+    _echo(f"# a {route.route.kind} route" + (f" ({route.route.strategy})" if route.route.kind == "pool" else "")
+          + "; in effect: " + ", ".join(f"{key} = {value}" for key, value in _fields(route.policy).items()))
+    for member in members:
+        _echo(f"# member {member['name']}: {member['backend']} / {member['model']}")
+
+
+def _fields(policy: object) -> dict[str, object]:
+    from dataclasses import asdict
+
+    return {key: value for key, value in asdict(policy).items() if value is not None}  # type: ignore[call-overload]
 
 
 def _print_settings(settings: list[Setting], secret_names: set[str], store: ProfileStore, backend: str) -> None:

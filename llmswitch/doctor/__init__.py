@@ -65,6 +65,11 @@ def diagnose(
     """Check one profile, in this thread; its health hook is bounded by :func:`hook_bound`."""
     if isinstance(profile, str):
         profile = client.store.get(profile)
+    if "route" in profile.settings:
+        from llmswitch.doctor.route import diagnose_route
+
+        return diagnose_route(client, profile, lambda member: diagnose(
+            client, member, registry=registry, timeout=timeout, offline=offline))
     diagnosis = Diagnosis(profile.name, backend=profile.backend, model=profile.model)
     handle = check_plugin(diagnosis, profile, registry or client.registry)
     resolved = check_config(diagnosis, profile, handle) if handle is not None else None

@@ -258,6 +258,33 @@ class LocalState:
 SHARED_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
+_opened: dict[str, RouterState] = {}
+_opening = threading.Lock()
+
+
+def shared_local_state() -> RouterState:
+    """The process's one :class:`LocalState`: every client in the process sees the same cooldowns and limits."""
+    return state_for(None)
+
+
+def state_for(url: str | None) -> RouterState:
+    """The process's one state for ``url`` (see :func:`open_state`), opened on first use."""
+    key = url or "local"
+    with _opening:
+        state = _opened.get(key)
+        if state is None:
+            state = _opened[key] = open_state(url)
+        return state
+
+
+def forget_states() -> None:
+    """Close and forget the process's states (tests start each from nothing)."""
+    with _opening:
+        for state in _opened.values():
+            state.close()
+        _opened.clear()
+
+
 def open_state(url: str | None, clock: Clock = time.time) -> RouterState:
     """The state named by ``[router] state``: local by default, Redis for a Redis URL (imported only here)."""
     from llmswitch.errors import ConfigError

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from llmswitch import plugins
+from llmswitch.router.state import forget_states
 from llmswitch.secrets import forget_secrets
 from llmswitch.testing.redis_server import INSTALL_HINT, RedisServer, redis_server_binary
 
@@ -56,6 +57,7 @@ def isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(home / "work")
     plugins.reset_registry()
     forget_secrets()  # a key one test resolved must not make redaction pass in the next
+    forget_states()  # cooldowns and rate windows of one test must not hold back the next
     return home
 
 
@@ -65,6 +67,7 @@ def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     yield isolate(tmp_path, monkeypatch)
     plugins.reset_registry()
     forget_secrets()
+    forget_states()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ chunk when ``stream_options.include_usage`` is set), over a real socket on 127.0
 ``require_key``             401 unless the request carries ``Authorization: Bearer <options["key"]>``
 ``rate_limit``              429 with ``Retry-After: <options["retry_after"]>`` (default 7)
 ``server_error``            500 with an error body (its message is ``options["error_message"]`` when set)
-``unavailable``             503 with ``Retry-After: 1`` (an overloaded server)
+``unavailable``             503 with ``Retry-After: <options["unavailable_retry_after"]>`` (default 1)
 ``html_page``               200 with an HTML page (a captive portal, a proxy's login page)
 ``bad_gateway``             502 with an HTML body (what a proxy in front of a dead server sends)
 ``reset``                   TCP reset before any response
@@ -133,7 +133,7 @@ class OpenAIHandler(ProtocolHandler):
             return True
         if scenario == "unavailable":
             self.send_json(503, error_body("The engine is currently overloaded.", "server_error"),
-                           headers={"Retry-After": "1"})
+                           headers={"Retry-After": str(self.options.get("unavailable_retry_after", 1))})
             return True
         if scenario == "server_error":
             message = self.options.get("error_message", "The server had an error processing your request.")

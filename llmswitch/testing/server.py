@@ -26,11 +26,17 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: Any
+    at: float = field(default_factory=time.monotonic)  # when it arrived (a retry's wait is measured here)
 
 
 @dataclass
 class ServerState:
+    """What a server does (``scenario``) and what it saw. ``script`` scripts faults request by request: each
+    request takes the next scenario from it (``["rate_limit", "ok"]``: a 429, then an answer), and the last
+    one taken stays in force once it is empty."""
+
     scenario: str = "ok"
+    script: list[str] = field(default_factory=list)
     requests: list[Recorded] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
     disconnected: threading.Event = field(default_factory=threading.Event)  # a client left mid-answer
@@ -66,6 +72,8 @@ class ProtocolHandler(BaseHTTPRequestHandler):
         self.state.requests.append(
             Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
         )
+        if self.state.script:
+            self.state.scenario = self.state.script.pop(0)
         return body
 
     # ---- writing --------------------------------------------------------------------------------

@@ -52,7 +52,8 @@ def profile_choices(client: Client) -> list[ProfileChoice]:
             reason = redact(error.message)
             choices.append(ProfileChoice(profile.name, profile.backend, model, profile.description, reason))
             continue
-        choices.append(ProfileChoice(profile.name, profile.backend, resolved.target.model, profile.description))
+        # A route shows its kind and its members where a profile shows its backend and model.
+        choices.append(ProfileChoice(profile.name, resolved.target.backend, resolved.target.model, profile.description))
     return choices
 
 

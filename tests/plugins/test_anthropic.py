@@ -19,7 +19,6 @@ from llmswitch.errors import (
     BackendError,
     BackendTimeoutError,
     BadResponseError,
-    InvalidOptionError,
     LLMSwitchError,
     ModelNotFoundError,
     RateLimitError,
@@ -45,6 +44,9 @@ from tests.servers.http import LocalServer, free_port
 SECRET = "sk-ant-api03-THISISASECRETKEYTHATMUSTNEVERSHOW-9876"
 ANSWER = "w0 w1 w2 w3 w4 "
 
+# These tests are about what one request does; the router's retries are tested in tests/test_router_*.py.
+ONE_REQUEST = {"max_retries": 0}
+
 
 @pytest.fixture
 def server() -> Iterator[LocalServer]:
@@ -55,7 +57,7 @@ def server() -> Iterator[LocalServer]:
 
 def resolve(config_file: Path, name: str = "claude", **values: Any) -> ResolvedProfile:
     """Write one anthropic profile to the test's config file and resolve it through the registry."""
-    config_file.write_text(tomli_w.dumps({"profiles": {name: {"backend": "anthropic", **values}}}))
+    config_file.write_text(tomli_w.dumps({"profiles": {name: {"backend": "anthropic", **ONE_REQUEST, **values}}}))
     return Client().resolve(name)
 
 
@@ -371,9 +373,12 @@ def test_an_overloaded_server_is_reported_after_exactly_one_request(server: Loca
     assert len(server.state.requests) == 1  # retries belong to the router, not the transport
 
 
-def test_max_retries_is_no_longer_an_option(server: LocalServer, config_file: Path) -> None:
-    with pytest.raises(InvalidOptionError, match="max_retries"):
-        local(server, config_file, max_retries=2)
+def test_max_retries_is_the_routers_a_529_is_retried_there_once(server: LocalServer, config_file: Path) -> None:
+    server.state.scenario = "flaky"  # 529 once, then fine
+    _, result = stream_all(local(server, config_file, max_retries=2, backoff_base_s=0.01))
+    assert result.error is None and result.text
+    assert [(attempt.outcome, attempt.status) for attempt in result.attempts] == [("bad_response", 529), ("ok", None)]
+    assert len(server.state.requests) == 2
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,9 @@ from tests.servers.ollama_server import VERSION, ollama_server
 
 ANSWER = "w0 w1 w2 w3 w4 "
 
+# These tests are about what one request does; the router's retries are tested in tests/test_router_*.py.
+ONE_REQUEST = {"max_retries": 0}
+
 
 @pytest.fixture
 def server() -> Iterator[LocalServer]:
@@ -41,7 +44,7 @@ def server() -> Iterator[LocalServer]:
 
 def resolve(config_file: Path, name: str = "local", **values: Any) -> ResolvedProfile:
     """Write one ollama profile to the test's config file and resolve it through the registry."""
-    config_file.write_text(tomli_w.dumps({"profiles": {name: {"backend": "ollama", **values}}}))
+    config_file.write_text(tomli_w.dumps({"profiles": {name: {"backend": "ollama", **ONE_REQUEST, **values}}}))
     return Client().resolve(name)
 
 

@@ -32,6 +32,9 @@ from tests.servers.openai_server import openai_server
 
 SECRET = "sk-proj-THISISASECRETKEYTHATMUSTNEVERSHOW1234"
 
+# These tests are about what one request does; the router's retries are tested in tests/test_router_*.py.
+ONE_REQUEST = {"max_retries": 0}
+
 
 @pytest.fixture(scope="module")
 def shared_server() -> Iterator[LocalServer]:
@@ -53,7 +56,7 @@ def server(shared_server: LocalServer) -> LocalServer:
 
 def resolve(config_file: Path, name: str = "p", **values: Any) -> ResolvedProfile:
     """Write one profile (backend openai) to the test's config file and resolve it through the registry."""
-    config_file.write_text(tomli_w.dumps({"profiles": {name: {"backend": "openai", **values}}}))
+    config_file.write_text(tomli_w.dumps({"profiles": {name: {"backend": "openai", **ONE_REQUEST, **values}}}))
     return Client().resolve(name)
 
 

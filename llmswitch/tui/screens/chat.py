@@ -20,6 +20,7 @@ from textual.widgets import Footer
 
 from llmswitch.conversation import Turn
 from llmswitch.errors import LLMSwitchError
+from llmswitch.router.plan import RouterEvent
 from llmswitch.tui import keys
 from llmswitch.tui.reporting import describe, guarded
 from llmswitch.tui.screens.chat_base import answer_meta
@@ -66,8 +67,21 @@ class ChatScreen(ConversationActions, MessageActions, ProfileActions):
     def on_mount(self) -> None:
         self.prompt.focus()
         self.update_status()
+        self.session.client.observers.append(self._router_event)  # retries and fallbacks in the status line
         if self.open_on_start is not None:
             self.call_after_refresh(self._open_on_start, self.open_on_start)
+
+    def _router_event(self, event: RouterEvent) -> None:
+        """A retry, fallback, cooldown or wait of the answer being streamed, shown in the status line. Called
+        on the app's loop (async backends) or from the worker thread that streams a sync one."""
+        def show() -> None:
+            if self.is_attached:
+                self.update_status(event.message)
+
+        try:
+            self.app.call_from_thread(show)
+        except RuntimeError:  # already on the app's loop
+            show()
 
     # ---- sending and streaming -----------------------------------------------------------------------
 

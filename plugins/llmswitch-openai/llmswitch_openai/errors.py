@@ -140,6 +140,7 @@ def error_for_status(target: Target, status: int, headers: Mapping[str, str], bo
                 remedy="add credit or raise the limit in the account's billing settings; retrying will not help",
                 status_code=status,
                 backend=BACKEND,
+                retryable=False,
             )
         wait = f"wait {retry_after:g} s and try again" if retry_after is not None else "wait a little and try again"
         return RateLimitError(

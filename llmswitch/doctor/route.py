@@ -1,0 +1,48 @@
+"""A route's diagnosis: healthy when enough of its members are (a pool half of them, a fallback or a split one),
+each member's verdict a row under it with what is wrong with it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from llmswitch.doctor.report import Diagnosis, finish
+from llmswitch.errors import LLMSwitchError
+from llmswitch.secrets import redact
+from llmswitch.types import Check, CheckStatus, Status
+
+if TYPE_CHECKING:
+    from llmswitch.client import Client
+    from llmswitch.profiles import Profile
+
+
+def diagnose_route(client: Client, profile: Profile, diagnose_member: Callable[[str], Diagnosis]) -> Diagnosis:
+    """Check the route's members with ``diagnose_member`` and judge the route by them."""
+    from llmswitch.router.resolved import ResolvedRoute, route_report
+
+    diagnosis = Diagnosis(profile.name, backend=str(profile.settings.get("route")), model=None)
+    try:
+        route = client.resolve(profile.name)
+    except LLMSwitchError as error:
+        diagnosis.checks.append(Check("config", CheckStatus.FAIL, redact(error.message),
+                                      error.remedy or f"fix [profiles.{profile.name}] in {profile.source}"))
+        return finish(diagnosis)
+    assert isinstance(route, ResolvedRoute)
+    diagnosis.model = route.target.model
+    rows, up, checked = [], 0, 0
+    for name in route.route.members:
+        member = diagnose_member(name)
+        healthy = member.status in (Status.OK, Status.DEGRADED, Status.NOT_CHECKED)
+        up += healthy
+        checked += member.status is not Status.NOT_CHECKED
+        trouble = "; ".join(f"{check.name}: {check.detail}" for check in member.problems())
+        rows.append(Check(f"member {name}", CheckStatus.PASS if healthy else CheckStatus.FAIL,
+                          f"{member.status.value} ({member.backend or '?'} / {member.model or '?'})"
+                          + (f": {trouble}" if trouble else ""),
+                          None if healthy else f"see `llmswitch doctor {name}`"))
+    report = route_report(route.route, up, rows)
+    diagnosis.checks.extend(report.checks)
+    diagnosis.status = report.status
+    if report.status is Status.OK and not checked:
+        diagnosis.status = Status.NOT_CHECKED  # offline: no member's server was asked
+    return diagnosis

@@ -1,0 +1,30 @@
+"""The usage ledger's rows for the attempts that did not answer: one row per retry or fallback that failed,
+with its outcome and no cost, so ``llmswitch usage`` shows what the router did. The answering attempt's row is
+written by :func:`llmswitch.accounting.record_call`, charged to the member that answered."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from llmswitch.errors import LLMSwitchError
+from llmswitch.router.plan import Attempt
+from llmswitch.secrets import redact
+
+log = logging.getLogger(__name__)
+
+
+def record_failed_attempts(attempts: Sequence[Attempt]) -> None:
+    """Append a row for each attempt but the last (the last is the call's own row). Never raises."""
+    if len(attempts) < 2:
+        return
+    from llmswitch.ledger import Ledger, LedgerEntry
+
+    try:
+        with Ledger() as ledger:
+            for attempt in attempts[:-1]:
+                ledger.append(LedgerEntry(profile=attempt.member, backend=attempt.backend or "", model=attempt.model,
+                                          input_tokens=None, output_tokens=None, cost_usd=None,
+                                          latency_s=attempt.latency_s, outcome=attempt.outcome))
+    except LLMSwitchError as error:
+        log.warning("the failed attempts were not recorded: %s", redact(error.message))

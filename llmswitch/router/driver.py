@@ -1,0 +1,236 @@
+"""The two thin loops that carry out a :class:`~llmswitch.router.plan.CallPlan`: one for ``for``, one for
+``async for``. Each asks the plan for a step, does it (sleep, read cooldowns, call a member), and tells the
+plan how it went; neither holds a rule of its own.
+
+A call's events are the answering member's events: a failure before any text is absorbed here (the plan
+decides what follows), a failure after text ends the stream with it (the text kept), and when the plan gives
+up its error ends the stream. ``result.resolved`` always names the member being tried, and
+``result.attempts`` lists every attempt so far.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from llmswitch.accounting import budgets_of
+from llmswitch.errors import ConfigError, LLMSwitchError
+from llmswitch.router.limits import Busy, aadmit, admit, arelease, release
+from llmswitch.router.plan import CallPlan, GiveUp, RouterEvent, Wait
+from llmswitch.router.state import RouterState
+from llmswitch.types import StreamEvent, TextDelta, Usage
+
+if TYPE_CHECKING:
+    from llmswitch.client import ResolvedProfile, StreamState
+    from llmswitch.types import Request
+
+log = logging.getLogger("llmswitch.router")
+NOTHING_USED = Usage(0, 0)  # a call that failed before any answer: its token reservation is given back
+
+Observer = Callable[[RouterEvent], None]
+# Opens one attempt on one member: (member, its request, seconds left before the deadline or None)
+Opener = Callable[["ResolvedProfile", "Request", "float | None"], Iterable[StreamEvent]]
+AsyncOpener = Callable[["ResolvedProfile", "Request", "float | None"], AsyncIterable[StreamEvent]]
+
+
+@dataclass
+class RoutedCall:
+    """What one call needs besides its plan: the members by name, each one's request, the shared state, and
+    who hears about decisions."""
+
+    plan: CallPlan
+    members: Mapping[str, ResolvedProfile]
+    requests: Callable[[ResolvedProfile], Request]
+    state: RouterState
+    observers: Sequence[Observer] = ()
+    hook: str = "stream"
+
+    def publish(self) -> None:
+        """Hand the plan's new decisions to the observers (and the log); an observer's failure is logged."""
+        events, self.plan.events = self.plan.events, []
+        for event in events:
+            log.info("%s", event.message)
+            for observer in self.observers:
+                try:
+                    observer(event)
+                except Exception:  # an observer (a metrics counter, a printer) must never break a call
+                    log.exception("router observer failed")
+
+    def remaining_s(self) -> float | None:
+        deadline = self.plan.deadline
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+    def map_error(self, member: ResolvedProfile, exc: Exception) -> LLMSwitchError:
+        from llmswitch.client import plugin_failure
+
+        return exc if isinstance(exc, LLMSwitchError) else plugin_failure(member.handle, self.hook, exc)
+
+    def failed(self, member: ResolvedProfile, error: LLMSwitchError, started: float, shown: bool,
+               result: StreamState) -> float | None:
+        """Tell the plan; return how long to cool the member (None: not at all)."""
+        cool_s = self.plan.failed(member.name, error, time.perf_counter() - started, time.monotonic(),
+                                  text_shown=shown, backend=member.target.backend, model=member.target.model)
+        result.attempts = list(self.plan.attempts)
+        if shown and self.plan.policy.replay_after_text:
+            result.parts.clear()  # the next member answers from the start: its text is the answer
+        return cool_s
+
+    def cool_for(self, cool_s: float | None, failures: int) -> float | None:
+        """The cooldown after a failure: the plan's (a 429's), or ``cooldown_s`` once failures pile up."""
+        if failures >= self.plan.policy.cooldown_failures:
+            return max(cool_s or 0.0, self.plan.policy.cooldown_s)
+        return cool_s
+
+    def succeeded(self, member: ResolvedProfile, started: float, result: StreamState) -> None:
+        latency = time.perf_counter() - started
+        self.plan.succeeded(member.name, latency, backend=member.target.backend,
+                            model=result.model or member.target.model)
+        result.attempts = list(self.plan.attempts)
+        if self.plan.cools:  # a route's member: its speed feeds the latency strategy (time to first token)
+            from llmswitch.router.strategies import note_latency
+
+            note_latency(member.name, latency if result.first_token_s is None else result.first_token_s)
+
+    def cool_message(self, member: str, until: float) -> None:
+        left = until - time.time()
+        self.plan.events.append(RouterEvent("cooldown", member, f"{member} cools down for {left:.0f} s",
+                                            seconds=left))
+
+
+def open_first(call: RoutedCall, opener: Callable[..., Any]) -> Any:
+    """Open a plain profile's first attempt at once, so a setting its backend refuses is raised by the call
+    itself, before anything is iterated or sent (it is the user's input: nothing to retry). None for a route
+    (a member's bad setting moves it on to the next) or when opening failed otherwise (the loop retries it)."""
+    if len(call.members) != 1:
+        return None
+    (member,) = call.members.values()
+    try:
+        return opener(member, call.requests(member), call.remaining_s())
+    except ConfigError:
+        raise
+    except Exception:
+        return None
+
+
+def _cooling(state: RouterState, members: list[str]) -> dict[str, float]:
+    now = time.time()
+    return {member: max(0.0, state.cooldown_until(member) - now) for member in members}
+
+
+async def _acooling(state: RouterState, members: list[str]) -> dict[str, float]:
+    now = time.time()
+    return {member: max(0.0, await state.acooldown_until(member) - now) for member in members}
+
+
+def run(call: RoutedCall, result: StreamState, open_attempt: Opener,
+        first: Iterable[StreamEvent] | None = None) -> Iterator[StreamEvent]:
+    """The events of the call, for ``for``: the answering member's, after any retries and fallbacks.
+    ``first`` is the first attempt when the caller already opened it (see :func:`open_first`)."""
+    plan, state = call.plan, call.state
+    while True:
+        step = plan.next_step(time.monotonic(), _cooling(state, plan.remaining()))
+        call.publish()
+        if isinstance(step, Wait):
+            time.sleep(step.seconds)
+            continue
+        if isinstance(step, GiveUp):
+            raise step.error
+        member = call.members[step.member]
+        request = call.requests(member)
+        admission = admit(state, member.name, member.settings, request)
+        if isinstance(admission, Busy):
+            plan.busy(member.name, admission.limit, admission.wait_s, time.monotonic())
+            continue
+        result.resolved = member
+        shown, started, answered = False, time.perf_counter(), False
+        source: Iterable[StreamEvent] = ()
+        try:
+            if plan.cools and budgets_of(member.settings):  # a member's own budget, on its turn in a route
+                member.check_budget(request)
+            source = first if first is not None else open_attempt(member, request, call.remaining_s())
+            first = None
+            for event in source:
+                if type(event) is TextDelta:
+                    shown = True
+                yield event
+        except Exception as exc:
+            error = call.map_error(member, exc)
+        else:
+            answered = True
+            call.succeeded(member, started, result)
+            if plan.cools:
+                state.clear_failures(member.name)
+            return
+        finally:
+            close = getattr(source, "close", None)  # a plugin's generator: its connection closes now
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    pass
+            release(state, admission, result.usage if answered or shown else NOTHING_USED)
+        cool_s = call.failed(member, error, started, shown, result)
+        if plan.cools:
+            cool_s = call.cool_for(cool_s, state.record_failure(member.name, plan.policy.cooldown_window_s))
+            if cool_s:
+                call.cool_message(member.name, state.cool(member.name, cool_s))
+        call.publish()
+
+
+async def arun(call: RoutedCall, result: StreamState, open_attempt: AsyncOpener,
+               first: AsyncIterable[StreamEvent] | None = None) -> AsyncIterator[StreamEvent]:
+    """:func:`run` for ``async for``: the same steps, awaited."""
+    import asyncio
+
+    plan, state = call.plan, call.state
+    while True:
+        step = plan.next_step(time.monotonic(), await _acooling(state, plan.remaining()))
+        call.publish()
+        if isinstance(step, Wait):
+            await asyncio.sleep(step.seconds)
+            continue
+        if isinstance(step, GiveUp):
+            raise step.error
+        member = call.members[step.member]
+        request = call.requests(member)
+        admission = await aadmit(state, member.name, member.settings, request)
+        if isinstance(admission, Busy):
+            plan.busy(member.name, admission.limit, admission.wait_s, time.monotonic())
+            continue
+        result.resolved = member
+        shown, started, answered = False, time.perf_counter(), False
+        source: AsyncIterable[StreamEvent] | None = None
+        try:
+            if plan.cools and budgets_of(member.settings):
+                await asyncio.to_thread(member.check_budget, request)
+            source = first if first is not None else open_attempt(member, request, call.remaining_s())
+            first = None
+            async for event in source:
+                if type(event) is TextDelta:
+                    shown = True
+                yield event
+        except Exception as exc:
+            error = call.map_error(member, exc)
+        else:
+            answered = True
+            call.succeeded(member, started, result)
+            if plan.cools:
+                await state.aclear_failures(member.name)
+            return
+        finally:
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                try:
+                    await aclose()
+                except Exception:
+                    pass
+            await arelease(state, admission, result.usage if answered or shown else NOTHING_USED)
+        cool_s = call.failed(member, error, started, shown, result)
+        if plan.cools:
+            cool_s = call.cool_for(cool_s, await state.arecord_failure(member.name, plan.policy.cooldown_window_s))
+            if cool_s:
+                call.cool_message(member.name, await state.acool(member.name, cool_s))
+        call.publish()

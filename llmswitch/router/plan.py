@@ -1,0 +1,273 @@
+"""One call's decisions, without I/O: which member to try, how long to wait, when to give up.
+
+A :class:`CallPlan` is told what happened (:meth:`~CallPlan.failed`, :meth:`~CallPlan.succeeded`) and asked
+what to do next (:meth:`~CallPlan.next_step`); the sync and the async drivers (:mod:`llmswitch.router.driver`)
+only carry out its answers: sleep, read the shared state, call a member. So both forms follow one set of
+rules, and the rules are tested without sockets or clocks.
+
+The members are tried in the order the route chose (a fallback's own order, a pool's strategy, a split's
+weighted draw first). The rules, beyond those of :mod:`llmswitch.router.policy`:
+
+- a member that is cooling down is passed over while another member is not; when every remaining member
+  is cooling, the call waits for the first to come back if that is before the deadline and within
+  ``retry_after_max_s``, else it fails saying when to try again;
+- after a failure that may pass, a fallback retries the same member (its order is a preference); a pool or
+  a split moves on to another member at once (its members are equivalent) and retries only when none is left;
+- a failure after text reached the caller ends the call (the text is kept) unless ``replay_after_text``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from llmswitch.errors import BackendError, BackendTimeoutError, LLMSwitchError, UnreachableError
+from llmswitch.router.policy import RetryPolicy, outcome_name, retry_after, verdict
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try of one member: who, how it ended (``ok`` or the error's kind, as the ledger's outcome column
+    says it: ``rate_limited``, ``unreachable``, ...), the HTTP status when there was one, how long it took."""
+
+    member: str
+    outcome: str
+    latency_s: float
+    status: int | None = None
+    backend: str | None = None
+    model: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"member": self.member, "outcome": self.outcome, "status": self.status,
+                "latency_s": round(self.latency_s, 4)}
+
+
+@dataclass(frozen=True, slots=True)
+class RouterEvent:
+    """A decision worth telling: ``kind`` is ``retry``, ``fallback``, ``cooldown``, ``skip``, ``wait``,
+    ``replay`` or ``give_up``; ``message`` is the sentence shown on stderr; ``seconds`` the wait or cooldown."""
+
+    kind: str
+    member: str
+    message: str
+    seconds: float | None = None
+    outcome: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Try:
+    member: str
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class GiveUp:
+    error: LLMSwitchError
+
+
+Step = Try | Wait | GiveUp
+
+
+def _said(attempt: Attempt) -> str:
+    return f"{attempt.member} {attempt.status or attempt.outcome}"
+
+
+def describe(error: LLMSwitchError) -> str:
+    """A failure in a few words for a decision line: ``429``, ``503``, ``unreachable``, ``timeout``."""
+    return outcome_name(error)
+
+
+@dataclass
+class CallPlan:
+    """The decisions of one call over ``members`` (names, in the order to try them).
+
+    ``spread`` is True for pools and splits (move on before retrying); ``cools`` is False for a plain profile
+    called directly (with no other member to hand over to, cooling it would only delay the next call).
+    Times are the driver's monotonic seconds; ``deadline`` is absolute in the same clock, or None.
+    """
+
+    members: Sequence[str]
+    policy: RetryPolicy
+    now: float
+    rng: random.Random = field(default_factory=random.Random)
+    spread: bool = False
+    cools: bool = True
+    attempts: list[Attempt] = field(default_factory=list)
+    events: list[RouterEvent] = field(default_factory=list)
+    _index: int = 0
+    _retries: int = 0
+    _pending_wait: float = 0.0
+    _last_error: LLMSwitchError | None = None
+    _deadline_hit: bool = False
+    _room_at: dict[str, tuple[float, str]] = field(default_factory=dict)  # member -> (when, which limit)
+    _waited_for_room: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.order = list(dict.fromkeys(self.members))
+        total = self.policy.timeout_total
+        self.deadline = self.now + total if total else None
+
+    # ---- asked by the driver -------------------------------------------------------------------------------
+
+    def next_step(self, now: float, cooling: Mapping[str, float]) -> Step:
+        """What to do now. ``cooling`` gives, for members still to try, the seconds left of their cooldown."""
+        if self._pending_wait > 0:
+            wait, self._pending_wait = self._pending_wait, 0.0
+            return Wait(wait)
+        if self._deadline_hit or (self.deadline is not None and now >= self.deadline):
+            return GiveUp(self._deadline_error())
+        if self._index >= len(self.order):
+            return GiveUp(self._final_error())
+        current = self.order[self._index]
+        if self._room_at.get(current, (0.0, ""))[0] > now:
+            return self._make_room(current, now, cooling)
+        if self._retries or not self.cools or cooling.get(current, 0.0) <= 0:
+            return Try(current)
+        # The current member is cooling: the first later one that is not takes its turn.
+        for position in range(self._index + 1, len(self.order)):
+            member = self.order[position]
+            if cooling.get(member, 0.0) <= 0 and self._room_at.get(member, (0.0, ""))[0] <= now:
+                self._tell("skip", current, f"{current} is cooling down ({cooling[current]:.0f} s left); "
+                           f"answering with {member}", seconds=cooling[current])
+                self.order.insert(self._index, self.order.pop(position))
+                return Try(member)
+        soonest = min(range(self._index, len(self.order)), key=lambda i: cooling.get(self.order[i], 0.0))
+        member, left = self.order[soonest], cooling.get(self.order[soonest], 0.0)
+        if left > self.policy.retry_after_max_s or (self.deadline is not None and now + left > self.deadline):
+            return GiveUp(self._cooling_error(left))
+        self.order.insert(self._index, self.order.pop(soonest))
+        self._tell("wait", member, f"every member is cooling down; waiting {left:.1f} s for {member}",
+                   seconds=left)
+        self._retries = 1  # the wait was for this member: try it without asking about its cooldown again
+        return Wait(left)
+
+    def _make_room(self, current: str, now: float, cooling: Mapping[str, float]) -> Step:
+        """The current member is at a rate limit: a later member with room answers instead, else wait for the
+        first room, up to the deadline (said on stderr once the wait passes a second)."""
+        for position in range(self._index + 1, len(self.order)):
+            member = self.order[position]
+            if self._room_at.get(member, (0.0, ""))[0] <= now and (not self.cools or cooling.get(member, 0.0) <= 0):
+                self.order.insert(self._index, self.order.pop(position))
+                return Try(member)
+        at, limit = min(self._room_at.get(member, (now, "")) for member in self.order[self._index:])
+        member = next(name for name in self.order[self._index:] if self._room_at.get(name, (now, ""))[0] == at)
+        left = max(at - now, 0.0)
+        if self.deadline is not None and now + left > self.deadline:
+            self._deadline_hit = True
+            return GiveUp(self._deadline_error(f"{member} had no room under its {limit} limit"))
+        self.order.insert(self._index, self.order.pop(self.order.index(member, self._index)))
+        before, self._waited_for_room = self._waited_for_room, self._waited_for_room + left
+        if left > 1.0 or (before <= 1.0 < self._waited_for_room):
+            self._tell("wait", member, f"{member} is at its {limit} limit; waiting {left:.1f} s for room",
+                       seconds=left)
+        return Wait(left)
+
+    def remaining(self) -> list[str]:
+        """The members still to try, whose cooldowns the driver should read before :meth:`next_step`."""
+        return self.order[self._index:] if self.cools else []
+
+    # ---- told by the driver --------------------------------------------------------------------------------
+
+    def busy(self, member: str, limit: str, wait_s: float, now: float) -> None:
+        """``member`` has no room under ``limit`` for ``wait_s`` seconds; nothing was sent."""
+        self._room_at[member] = (now + wait_s, limit)
+
+    def succeeded(self, member: str, latency_s: float, *, backend: str | None = None,
+                  model: str | None = None) -> None:
+        self.attempts.append(Attempt(member, "ok", latency_s, None, backend, model))
+
+    def failed(self, member: str, error: LLMSwitchError, latency_s: float, now: float, *, text_shown: bool,
+               backend: str | None = None, model: str | None = None) -> float | None:
+        """Take note of a failed attempt; return how long to cool ``member`` (None: not at all). The next
+        :meth:`next_step` says what follows."""
+        status = error.status_code if isinstance(error, BackendError) else None
+        self.attempts.append(Attempt(member, error.kind, latency_s, status, backend, model))
+        self._last_error = error
+        judged = verdict(error)
+        cool_s = self._cooldown_for(error) if self.cools else None
+        if text_shown and not self.policy.replay_after_text:
+            self._index = len(self.order)  # the text is kept; nothing else is tried
+            self._tell("give_up", member, f"{member} failed after its answer had begun ({describe(error)}); "
+                       "the text so far is kept and not asked again (replay_after_text = true would)")
+            return cool_s
+        if judged == "stop":
+            self._index = len(self.order)
+            return cool_s
+        waited = retry_after(error)
+        # Equivalent members (a pool, a split) share the load rather than wait; a member that refuses
+        # connections is down rather than busy, so a route moves on from it at once too.
+        move_on_first = self._others_left() and (self.spread or isinstance(error, UnreachableError))
+        if judged == "retry" and self._retries < self.policy.max_retries and not move_on_first:
+            wait = self.policy.backoff(self._retries, self.rng)
+            honoured = waited is not None and waited >= wait
+            if waited is not None:
+                wait = max(wait, waited)
+            too_long = waited is not None and waited > self.policy.retry_after_max_s
+            past_deadline = self.deadline is not None and now + wait >= self.deadline
+            if past_deadline:  # nothing may start after the deadline: say it was the deadline that ended it
+                self._index, self._deadline_hit = len(self.order), True
+                return cool_s
+            if not too_long:
+                self._retries += 1
+                self._pending_wait = wait
+                why = " (Retry-After)" if honoured else ""
+                self._tell("retry", member, f"{member}: {describe(error)}, retrying in {wait:.1f} s{why}",
+                           seconds=wait, outcome=describe(error))
+                return cool_s
+        self._move_on(member, error)
+        return cool_s
+
+    # ---- inside --------------------------------------------------------------------------------------------
+
+    def _others_left(self) -> bool:
+        return self._index + 1 < len(self.order)
+
+    def _cooldown_for(self, error: LLMSwitchError) -> float | None:
+        waited = retry_after(error)
+        if outcome_name(error) == "429" or error.kind == "rate_limited":
+            return max(waited or 0.0, self.policy.cooldown_s)
+        return None
+
+    def _move_on(self, member: str, error: LLMSwitchError) -> None:
+        self._index += 1
+        self._retries = 0
+        if self._index < len(self.order):
+            self._tell("fallback", member, f"{member}: {describe(error)}; answering with {self.order[self._index]}",
+                       outcome=describe(error))
+
+    def _tell(self, kind: str, member: str, message: str, *, seconds: float | None = None,
+              outcome: str | None = None) -> None:
+        self.events.append(RouterEvent(kind, member, message, seconds, outcome))
+
+    def _final_error(self) -> LLMSwitchError:
+        error = self._last_error
+        if error is None:  # pragma: no cover - a plan always has a member
+            return LLMSwitchError("the route has no member to try")
+        if len(self.attempts) > 1:
+            tried = ", ".join(_said(attempt) for attempt in self.attempts)
+            error.message = f"{error.message} (after {len(self.attempts)} attempts: {tried})"
+            error.args = (error.message,)
+        return error
+
+    def _deadline_error(self, why: str | None = None) -> LLMSwitchError:
+        total = self.policy.timeout_total
+        tried = ", ".join(_said(attempt) for attempt in self.attempts) or "none finished"
+        last = f"; the last: {self._last_error.message}" if self._last_error is not None else ""
+        last = f"; {why}" if why else last
+        return BackendTimeoutError(
+            f"no answer within timeout_total = {total:g} s (attempts: {tried}{last})",
+            remedy="raise timeout_total in the profile, or add a faster member to the route")
+
+    def _cooling_error(self, left: float) -> LLMSwitchError:
+        names = ", ".join(self.order[self._index:])
+        error = self._last_error
+        detail = f" (last failure: {error.message})" if error is not None else ""
+        from llmswitch.errors import RateLimitError
+
+        return RateLimitError(f"every member is cooling down: {names}{detail}", retry_after=left,
+                              remedy=f"try again in {left:.0f} s, or add a member to the route")

@@ -1,0 +1,196 @@
+"""A route resolved: its members bound to their backends, ready to call like any profile.
+
+:class:`ResolvedRoute` is a :class:`~llmswitch.client.ResolvedProfile` (so ``chat``, the TUI, a
+:class:`~llmswitch.conversation.Conversation` and the Python API take it unchanged) whose calls are planned
+over its leaves (nested routes flattened, each ordered by its own kind and strategy). ``target.backend`` is
+the route's kind and ``target.model`` its members; the member that answered a call is ``result.resolved``.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmswitch.client import ResolvedProfile
+from llmswitch.router.routes import RouteSpec
+from llmswitch.types import HealthReport, Request, Status, TokenCount
+
+
+@dataclass
+class ResolvedRoute(ResolvedProfile):
+    spec: RouteSpec | None = None
+    members: dict[str, ResolvedProfile] = field(default_factory=dict)  # direct members, leaves or routes
+    rng: random.Random = field(default_factory=random.Random)  # a split's draw (seed it for a fixed order)
+
+    @property
+    def route(self) -> RouteSpec:
+        assert self.spec is not None
+        return self.spec
+
+    def leaves(self) -> list[ResolvedProfile]:
+        found: dict[str, ResolvedProfile] = {}
+        for member in self.members.values():
+            for leaf in member.leaves():
+                found.setdefault(leaf.name, leaf)
+        return list(found.values())
+
+    def order(self) -> list[str]:
+        """The leaves in the order this call tries them (each nested route ordered by its own rule)."""
+        from llmswitch.router import strategies
+        from llmswitch.router.state import shared_local_state
+
+        state = self.state or shared_local_state()
+
+        def busy(name: str) -> int:
+            return sum(state.in_flight(f"flight:{leaf.name}") for leaf in self.members[name].leaves())
+
+        def price(name: str) -> float | None:
+            return _cheapest(self.members[name])
+
+        ordered: list[str] = []
+        for name in strategies.order(self.route, self.rng, busy=busy, price=price):
+            member = self.members[name]
+            ordered.extend(member.order() if isinstance(member, ResolvedRoute) else [member.name])
+        return list(dict.fromkeys(ordered))
+
+    def routed_call(self, request: Request, hook: str) -> Any:
+        from llmswitch.router.driver import RoutedCall
+        from llmswitch.router.plan import CallPlan
+        from llmswitch.router.state import shared_local_state
+
+        plan = CallPlan(self.order(), self.policy, time.monotonic(), self.rng,
+                        spread=self.route.kind != "fallback", cools=True)
+        leaves = {leaf.name: leaf for leaf in self.leaves()}
+        return RoutedCall(plan, leaves, lambda member: member_request(member, request),
+                          self.state or shared_local_state(), self.observers, hook)
+
+    # ---- what a profile offers, for a route ----------------------------------------------------------------
+
+    def _require_key(self) -> None:
+        """Each member checks its own key when its turn comes (a member without one is passed over)."""
+
+    def _default_extras(self) -> dict[str, Any]:
+        """None: a route's request carries only what the route and the call set; each member adds its own
+        defaults when its turn comes (:func:`member_request`)."""
+        return {}
+
+    def check_budget(self, request: Request) -> None:
+        """The route's own budget covers its members together: their spend in the period added up, against the
+        most this call could cost on the dearest member. Each member's own budget is checked on its turn."""
+        from llmswitch.accounting import budget_status, budgets_of, estimate_cost
+        from llmswitch.errors import BudgetExceededError
+        from llmswitch.pricing import format_usd
+
+        if not budgets_of(self.settings):
+            return
+        worst: float | None = 0.0
+        for leaf in self.leaves():
+            usd = estimate_cost(leaf, member_request(leaf, request), for_budget=True).usd
+            worst = None if usd is None or worst is None else max(worst, usd)
+        if worst is None:
+            raise BudgetExceededError(
+                f"route '{self.name}' has a budget but the price of one of its members is unknown, so the call "
+                "was not sent", remedy="set price_input_per_mtok and price_output_per_mtok in each member "
+                "profile (USD per million tokens), or remove the route's budget")
+        per_leaf = [budget_status(leaf.name, self.settings) for leaf in self.leaves()]
+        for statuses in zip(*per_leaf, strict=True):  # one period at a time: the day's, then the month's
+            spent, limit, period = sum(s.spent_usd for s in statuses), statuses[0].budget_usd, statuses[0].period
+            if spent + worst > limit:
+                raise BudgetExceededError(
+                    f"route '{self.name}' has spent {format_usd(spent)} of its {format_usd(limit)} "
+                    f"{'daily' if period == 'day' else 'monthly'} budget across its members, and this call "
+                    f"could cost up to {format_usd(worst)}; it was not sent",
+                    remedy=f"raise budget_usd_per_{period} in [profiles.{self.name}], lower max_tokens, or wait "
+                    "for the budget to reset")
+
+    def count_tokens(self, request: Request) -> TokenCount:
+        first = self.leaves()[0]
+        return first.count_tokens(member_request(first, request))
+
+    def first_use_notice(self) -> str | None:
+        return None
+
+    def health(self, timeout: float = 10.0, offline: bool = False) -> HealthReport:
+        """Healthy when enough members are: a fallback or a split needs one, a pool needs half of them."""
+        from llmswitch.types import Check, CheckStatus
+
+        checks = []
+        up = 0
+        for name, member in self.members.items():
+            report = member.health(timeout, offline)
+            healthy = report.status in (Status.OK, Status.DEGRADED, Status.NOT_CHECKED)
+            up += healthy
+            checks.append(Check(f"member {name}", CheckStatus.PASS if healthy else CheckStatus.FAIL,
+                                report.status.value))
+        return route_report(self.route, up, checks)
+
+    async def ahealth(self, timeout: float = 10.0, offline: bool = False) -> HealthReport:
+        import asyncio
+
+        return await asyncio.to_thread(self.health, timeout, offline)
+
+
+def route_report(spec: RouteSpec, up: int, checks: list[Any]) -> HealthReport:
+    """A route's health from its members': ok when enough are up (a pool needs half of them, a fallback or a
+    split one), degraded when fewer are, down when none is. Each member's row follows the verdict."""
+    from llmswitch.types import Check, CheckStatus
+
+    needed = max(1, (len(spec.members) + 1) // 2) if spec.kind == "pool" else 1
+    if up == 0:
+        verdict, status = Check("route", CheckStatus.FAIL, f"no member of {spec.kind} '{spec.name}' is up",
+                                remedy="fix a member (see its row) or add one that answers"), Status.DOWN
+    elif up < needed:
+        verdict, status = Check("route", CheckStatus.WARN, f"{up} of {len(spec.members)} members up, {needed} "
+                                "needed", remedy="fix the members that are down (see their rows)"), Status.DEGRADED
+    else:
+        verdict, status = Check("route", CheckStatus.PASS, f"{up} of {len(spec.members)} members up"), Status.OK
+    return HealthReport(status=status, checks=(verdict, *checks))
+
+
+def member_request(member: ResolvedProfile, request: Request) -> Request:
+    """The route's request as ``member`` sends it: the member's own defaults under what the route set."""
+    return member.request(
+        list(request.messages), system=request.system, temperature=request.temperature, top_p=request.top_p,
+        top_k=request.top_k, max_tokens=request.max_tokens, seed=request.seed,
+        stop=list(request.stop) or None, **dict(request.extras))
+
+
+def _cheapest(member: ResolvedProfile) -> float | None:
+    """Price per million input + output tokens of the member (its cheapest leaf for a route), None if unknown."""
+    from llmswitch.accounting import price_of
+
+    known = []
+    for leaf in member.leaves():
+        price = price_of(leaf)
+        if price.known and price.input_per_mtok is not None and price.output_per_mtok is not None:
+            known.append(price.input_per_mtok + price.output_per_mtok)
+    return min(known) if known else None
+
+
+def route_target(spec: RouteSpec, first: ResolvedProfile) -> Any:
+    """What a route shows where a profile shows its backend and model: its kind and its members."""
+    from dataclasses import replace
+
+    return replace(first.target, profile=spec.name, backend=spec.kind, model=", ".join(spec.members),
+                   notes=(), key_withheld=None)
+
+
+def resolve_route(client: Any, profile: Any, specs: Mapping[str, RouteSpec], *, model: str | None,
+                  member_settings: Mapping[str, Any], route_settings: Mapping[str, Any],
+                  api_key: str | None) -> ResolvedRoute:
+    """Resolve a checked route and its members, depth first (``specs`` has every route reachable)."""
+    spec = specs[profile.name]
+    members: dict[str, ResolvedProfile] = {}
+    for name in spec.members:
+        if name in specs:
+            members[name] = resolve_route(client, client.store.get(name), specs, model=model,
+                                          member_settings=member_settings, route_settings={}, api_key=api_key)
+        else:
+            members[name] = client.resolve(name, model=model, settings=member_settings or None, api_key=api_key)
+    settings = {**spec.settings, **route_settings}
+    first = next(iter(members.values()))
+    return ResolvedRoute(profile=profile, handle=first.handle, settings=settings, target=route_target(spec, first),
+                         observers=client.observers, state=client.router_state, spec=spec, members=members)

@@ -1,0 +1,151 @@
+"""Route profiles: a profile whose table has ``route`` instead of ``backend`` and names other profiles.
+
+    [profiles.reliable]          # try in order
+    route = "fallback"
+    members = ["claude", "openai", "local"]
+
+    [profiles.fleet]             # spread load over equivalent servers
+    route = "pool"
+    strategy = "least-busy"      # round-robin | least-busy | latency | cost
+    members = ["vllm-a", "vllm-b", "vllm-c"]
+
+    [profiles.ab]                # a weighted split
+    route = "split"
+    weights = { claude = 80, openai = 20 }
+
+Routes nest (a pool inside a fallback). :func:`read_route` checks one route's own keys; :func:`check_routes`
+walks a route's members and names what is wrong (an unknown member with close names, a cycle as
+``a -> b -> a``); both raise :class:`~llmswitch.errors.ConfigError` (exit 2) with a remedy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from llmswitch.errors import ConfigError, InvalidOptionError, close_matches
+
+RouteKind = Literal["fallback", "pool", "split"]
+ROUTE_KINDS: tuple[RouteKind, ...] = ("fallback", "pool", "split")
+STRATEGIES = ("round-robin", "least-busy", "latency", "cost")
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """One route as written: its kind, its members in order, the pool's strategy, the split's weights."""
+
+    name: str
+    kind: RouteKind
+    members: tuple[str, ...]
+    strategy: str = "round-robin"
+    weights: tuple[float, ...] = ()
+    settings: Mapping[str, Any] = field(default_factory=dict)  # the route's other keys, checked
+
+
+def is_route(values: Mapping[str, Any]) -> bool:
+    return "route" in values
+
+
+def route_keys() -> dict[str, Any]:
+    """The keys a route may set besides its shape: retries, limits, budgets, generation defaults."""
+    from llmswitch.profiles import GENERATION_KEYS, PROFILE_KEYS, ROUTER_KEYS
+
+    keys = {**PROFILE_KEYS, **GENERATION_KEYS, **ROUTER_KEYS}
+    for name in ("backend", "model", "price_input_per_mtok", "price_output_per_mtok", "price_cached_input_per_mtok",
+                 *MEMBER_ONLY):
+        keys.pop(name, None)
+    return keys
+
+
+# Rate limits are the servers' and the keys': they belong on the members, which is where they are kept.
+MEMBER_ONLY = ("max_concurrent", "rpm", "tpm")
+
+
+def read_route(name: str, values: Mapping[str, Any], source: str = "") -> RouteSpec:
+    """The route in ``values`` (a profile's keys), its own keys checked; members are not looked up here."""
+    from llmswitch.profiles import check_type
+
+    where = f"route '{name}'" + (f" ({source})" if source else "")
+    kind = values.get("route")
+    if kind not in ROUTE_KINDS:
+        raise InvalidOptionError(f"{where}: route must be one of {', '.join(ROUTE_KINDS)}, not {kind!r}",
+                                 remedy='e.g. route = "fallback" with members = ["a", "b"]')
+    if "backend" in values:
+        raise InvalidOptionError(f"{where}: a profile either names a backend or routes to other profiles, not both",
+                                 remedy=f"remove backend from [profiles.{name}], or remove route and members")
+    weights: tuple[float, ...] = ()
+    if kind == "split":
+        table = values.get("weights")
+        if not isinstance(table, dict) or not table:
+            raise InvalidOptionError(f"{where}: a split needs weights, a table of member = weight",
+                                     remedy="e.g. weights = { claude = 80, openai = 20 }")
+        for member, weight in table.items():
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
+                raise InvalidOptionError(f"{where}: the weight of '{member}' must be a positive number, not {weight!r}",
+                                         remedy="weights are relative: { a = 80, b = 20 } sends 80% to a")
+        members = tuple(str(member) for member in table)
+        weights = tuple(float(weight) for weight in table.values())
+        if "members" in values:
+            raise InvalidOptionError(f"{where}: a split's members are the keys of its weights",
+                                     remedy="remove members = [...] and keep weights = { ... }")
+    else:
+        listed = values.get("members")
+        if not isinstance(listed, list) or not all(isinstance(member, str) for member in listed):
+            raise InvalidOptionError(f"{where}: members must be a list of profile names, not {listed!r}",
+                                     remedy='e.g. members = ["claude", "openai"]')
+        members = tuple(listed)
+    if not members:
+        raise ConfigError(f"{where} has no members", remedy="name at least one profile in members (or weights)")
+    strategy = values.get("strategy", "round-robin")
+    if kind != "pool" and "strategy" in values:
+        raise InvalidOptionError(f"{where}: strategy applies to a pool only (this route is a {kind})",
+                                 remedy='remove strategy, or make it route = "pool"')
+    if strategy not in STRATEGIES:
+        raise InvalidOptionError(f"{where}: strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+    allowed = route_keys()
+    settings: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in ("route", "members", "weights", "strategy"):
+            continue
+        spec = allowed.get(key)
+        if key in MEMBER_ONLY:
+            raise InvalidOptionError(f"{where}: {key} limits a server or a key, so it is set on the members",
+                                     remedy=f"move {key} to the member profiles ({', '.join(members)})")
+        if spec is None:
+            suggestions = close_matches(key, [*allowed, "route", "members", "weights", "strategy"])
+            hint = f"did you mean '{suggestions[0]}'? " if suggestions else ""
+            raise InvalidOptionError(f"{where}: unknown key '{key}' for a route",
+                                     remedy=hint + "a route takes route, members (or weights), strategy, and: "
+                                     + ", ".join(sorted(allowed)))
+        settings[key] = check_type(spec, value, where)
+    return RouteSpec(name, kind, members, str(strategy), weights, settings)
+
+
+def check_routes(name: str, lookup: Any, known: list[str]) -> dict[str, RouteSpec]:
+    """Every route reachable from ``name`` (``lookup(name)`` gives a profile's values and source, or None),
+    checked: each member exists (else close names), no route reaches itself (the cycle is named)."""
+    found: dict[str, RouteSpec] = {}
+
+    def visit(current: str, path: list[str]) -> None:
+        if current in path:
+            cycle = " -> ".join([*path[path.index(current):], current])
+            raise ConfigError(f"route '{path[0]}' loops: {cycle}",
+                              remedy=f"remove '{current}' from the members of '{path[-1]}'")
+        looked_up = lookup(current)
+        if looked_up is None:
+            owner = path[-1]
+            suggestions = close_matches(current, known)
+            hint = ("did you mean " + " or ".join(f"'{s}'" for s in suggestions) + "? ") if suggestions else ""
+            raise ConfigError(f"route '{owner}' names '{current}', which is not a profile",
+                              remedy=hint + "(`llmswitch profiles list` shows them all)")
+        values, source = looked_up
+        if not is_route(values):
+            return
+        spec = found.get(current) or read_route(current, values, source)
+        found[current] = spec
+        for member in spec.members:
+            visit(member, [*path, current])
+
+    visit(name, [])
+    return found

@@ -1,0 +1,361 @@
+"""Route profiles (fallback, pool, split) against OpenAI protocol servers with scripted faults over real
+sockets: who answers, what is retried or passed over, how the choice is spread, and the route's validation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomli_w
+
+from llmswitch.client import AsyncClient, Client
+from llmswitch.errors import ConfigError, InvalidOptionError
+from llmswitch.router import strategies
+from llmswitch.router.resolved import ResolvedRoute
+from tests.helpers import run_cli
+from tests.servers.http import LocalServer, free_port
+from tests.servers.openai_server import openai_server
+
+FAST = {"backoff_base_s": 0.01, "backoff_max_s": 0.02}
+
+
+@pytest.fixture
+def servers() -> Iterator[list[LocalServer]]:
+    with openai_server() as a, openai_server() as b, openai_server() as c:
+        for index, server in enumerate((a, b, c)):
+            server.state.options["answer"] = f"answer from {'abc'[index]}"
+        yield [a, b, c]
+
+
+@pytest.fixture(autouse=True)
+def fresh_strategies() -> Iterator[None]:
+    strategies.forget()
+    yield
+    strategies.forget()
+
+
+def member(url: str, **values: Any) -> dict[str, Any]:
+    return {"backend": "openai", "base_url": f"{url}/v1", "model": "test-model", "api_key": "sk-test", **FAST,
+            **values}
+
+
+def write(config_file: Path, profiles: dict[str, dict[str, Any]]) -> None:
+    config_file.write_text(tomli_w.dumps({"profiles": profiles}))
+
+
+def three(servers: list[LocalServer], route: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {"a": member(servers[0].url), "b": member(servers[1].url), "c": member(servers[2].url), "r": route}
+
+
+def ask(name: str = "r", client: Client | None = None) -> Any:
+    resolved = (client or Client()).resolve(name)
+    return resolved.complete(resolved.request("hello"))
+
+
+def tried(response: Any) -> list[tuple[str, str]]:
+    return [(attempt.member, attempt.outcome) for attempt in response.attempts]
+
+
+# ---- fallback ------------------------------------------------------------------------------------------------
+
+
+def test_a_dead_port_first_in_a_chain_hands_over_at_once(servers: list[LocalServer], config_file: Path) -> None:
+    write(config_file, {"dead": member(f"http://127.0.0.1:{free_port()}"), "live": member(servers[0].url),
+                        "r": {"route": "fallback", "members": ["dead", "live"]}})
+    client = Client()
+    heard: list[Any] = []
+    client.observers.append(heard.append)
+    response = ask(client=client)
+    assert response.text == "answer from a"
+    assert tried(response) == [("dead", "unreachable"), ("live", "ok")]  # a refused connection is not retried
+    assert [event.message for event in heard if event.kind == "fallback"] == ["dead: unreachable; answering with live"]
+
+
+def test_a_401_on_the_first_member_moves_on_without_a_retry(servers: list[LocalServer], config_file: Path) -> None:
+    servers[0].state.scenario = "auth"
+    write(config_file, three(servers, {"route": "fallback", "members": ["a", "b"]}))
+    response = ask()
+    assert response.text == "answer from b"
+    assert tried(response) == [("a", "auth"), ("b", "ok")]
+    assert len(servers[0].state.requests) == 1
+
+
+def test_a_fallback_retries_its_first_choice_before_moving_on(servers: list[LocalServer], config_file: Path) -> None:
+    servers[0].state.scenario = "unavailable"
+    servers[0].state.options["unavailable_retry_after"] = "0"
+    write(config_file, three(servers, {"route": "fallback", "members": ["a", "b"], "max_retries": 1}))
+    response = ask()
+    assert tried(response) == [("a", "bad_response"), ("a", "bad_response"), ("b", "ok")]
+
+
+def test_a_stream_cut_after_two_tokens_keeps_the_text_and_is_not_replayed(servers: list[LocalServer],
+                                                                          config_file: Path) -> None:
+    servers[0].state.scenario = "cut"
+    servers[0].state.options.pop("answer")
+    write(config_file, three(servers, {"route": "fallback", "members": ["a", "b"]}))
+    client = Client()
+    heard: list[Any] = []
+    client.observers.append(heard.append)
+    resolved = client.resolve("r")
+    result = resolved.stream(resolved.request("hello"))
+    list(result)
+    assert result.text.startswith("w0 w1 ") and result.error is not None  # kept, and the failure reported
+    assert servers[1].state.requests == []  # never replayed on b
+    assert result.resolved.name == "a"
+    assert any("not asked again" in event.message for event in heard)
+
+
+def test_replay_after_text_is_an_opt_in(servers: list[LocalServer], config_file: Path) -> None:
+    servers[0].state.scenario = "cut"
+    write(config_file, three(servers, {"route": "fallback", "members": ["a", "b"], "replay_after_text": True}))
+    resolved = Client().resolve("r")
+    result = resolved.stream(resolved.request("hello"))
+    list(result)
+    assert result.error is None and result.text == "answer from b"
+    assert result.resolved.name == "b"
+
+
+def test_the_deadline_covers_every_fallback(servers: list[LocalServer], config_file: Path) -> None:
+    for server in servers[:2]:
+        server.state.scenario = "slow_first_byte"
+        server.state.options["delay"] = 3.0
+    write(config_file, three(servers, {"route": "fallback", "members": ["a", "b"], "timeout_total": 0.6}))
+    resolved = Client().resolve("r")
+    result = resolved.stream(resolved.request("hello"))
+    list(result)
+    assert result.error is not None and "timeout_total = 0.6 s" in str(result.error)
+    assert result.latency_s is not None and result.latency_s < 2.5
+
+
+def test_the_async_api_follows_the_route(servers: list[LocalServer], config_file: Path) -> None:
+    servers[0].state.scenario = "auth"
+    write(config_file, three(servers, {"route": "fallback", "members": ["a", "b"]}))
+
+    async def main() -> Any:
+        async with AsyncClient() as client:
+            resolved = client.resolve("r")
+            return await resolved.acomplete(resolved.request("hello"))
+
+    response = asyncio.run(main())
+    assert response.text == "answer from b" and tried(response) == [("a", "auth"), ("b", "ok")]
+
+
+# ---- pools and splits ------------------------------------------------------------------------------------------
+
+
+def test_a_round_robin_pool_spreads_calls_evenly(servers: list[LocalServer], config_file: Path) -> None:
+    write(config_file, three(servers, {"route": "pool", "members": ["a", "b", "c"]}))
+    client = Client()
+    answers = Counter(ask(client=client).text for _ in range(12))
+    assert answers == {"answer from a": 4, "answer from b": 4, "answer from c": 4}
+
+
+def test_a_least_busy_pool_avoids_the_member_with_calls_in_flight(servers: list[LocalServer],
+                                                                  config_file: Path) -> None:
+    write(config_file, three(servers, {"route": "pool", "strategy": "least-busy", "members": ["a", "b", "c"]}))
+    client = Client()
+    for _ in range(3):
+        assert client.router_state.try_enter("flight:a", 100)
+    assert client.router_state.try_enter("flight:b", 100)
+    answers = Counter(ask(client=client).text for _ in range(6))
+    assert answers == {"answer from c": 6}
+
+
+def test_a_latency_pool_prefers_the_fastest_member(servers: list[LocalServer], config_file: Path) -> None:
+    write(config_file, three(servers, {"route": "pool", "strategy": "latency", "members": ["a", "b", "c"]}))
+    for name, seconds in (("a", 0.9), ("b", 0.1), ("c", 0.5)):
+        strategies.note_latency(name, seconds)
+    route = Client().resolve("r")
+    assert isinstance(route, ResolvedRoute)
+    assert route.order() == ["b", "c", "a"]
+
+
+def test_answers_feed_the_latency_strategy(servers: list[LocalServer], config_file: Path) -> None:
+    write(config_file, three(servers, {"route": "pool", "strategy": "latency", "members": ["a", "b"]}))
+    ask()
+    ask()
+    assert strategies.mean_latency("a") is not None and strategies.mean_latency("b") is not None
+
+
+def test_a_cost_pool_prefers_the_cheapest_member(servers: list[LocalServer], config_file: Path) -> None:
+    profiles = three(servers, {"route": "pool", "strategy": "cost", "members": ["a", "b", "c"]})
+    for name, price in (("a", 5.0), ("b", 0.5), ("c", 2.0)):
+        profiles[name].update(price_input_per_mtok=price, price_output_per_mtok=price)
+    write(config_file, profiles)
+    client = Client()
+    answers = Counter(ask(client=client).text for _ in range(4))
+    assert answers == {"answer from b": 4}
+
+
+def test_split_ratios_hold_with_a_fixed_seed(servers: list[LocalServer], config_file: Path) -> None:
+    write(config_file, three(servers, {"route": "split", "weights": {"a": 80, "b": 20}}))
+    route = Client().resolve("r")
+    assert isinstance(route, ResolvedRoute)
+    route.rng = random.Random(20261128)
+    firsts = Counter(route.order()[0] for _ in range(2000))
+    # 80% of 2000 is 1600; three standard deviations of the binomial are 54
+    assert 1546 <= firsts["a"] <= 1654 and firsts["a"] + firsts["b"] == 2000
+    assert route.order()[1:] in (["b"], ["a"])  # the other member is the fallback
+
+
+def test_a_split_sends_real_calls_by_weight(servers: list[LocalServer], config_file: Path) -> None:
+    write(config_file, three(servers, {"route": "split", "weights": {"a": 3, "b": 1}}))
+    route = Client().resolve("r")
+    assert isinstance(route, ResolvedRoute)
+    route.rng = random.Random(3)
+    answers = Counter(route.complete(route.request("hi")).text for _ in range(40))
+    assert 22 <= answers["answer from a"] <= 38 and answers["answer from a"] + answers["answer from b"] == 40
+
+
+def test_a_pool_nested_in_a_fallback(servers: list[LocalServer], config_file: Path) -> None:
+    servers[0].state.scenario = servers[1].state.scenario = "auth"
+    profiles = three(servers, {"route": "fallback", "members": ["fleet", "c"]})
+    profiles["fleet"] = {"route": "pool", "members": ["a", "b"]}
+    write(config_file, profiles)
+    response = ask()
+    assert sorted(tried(response)[:2]) == [("a", "auth"), ("b", "auth")]
+    assert tried(response)[2:] == [("c", "ok")]
+
+
+# ---- cooldowns ----------------------------------------------------------------------------------------------
+
+
+def test_a_member_that_answers_429_cools_and_the_pool_passes_it_over(servers: list[LocalServer],
+                                                                      config_file: Path) -> None:
+    servers[0].state.script = ["rate_limit"]
+    servers[0].state.options["retry_after"] = "0"
+    write(config_file, three(servers, {"route": "pool", "members": ["a", "b"], "cooldown_s": 120}))
+    client = Client()
+    heard: list[Any] = []
+    client.observers.append(heard.append)
+    first = ask(client=client)
+    assert tried(first) == [("a", "rate_limited"), ("b", "ok")]  # moved on at once: members are equivalent
+    assert any(event.kind == "cooldown" and event.member == "a" for event in heard)
+    later = [ask(client=client) for _ in range(4)]
+    assert all(tried(response) == [("b", "ok")] for response in later)  # a is skipped while it cools
+    assert len(servers[0].state.requests) == 1
+    assert client.router_state.cooldown_until("a") > 0
+
+
+def test_repeated_failures_cool_a_member(servers: list[LocalServer], config_file: Path) -> None:
+    servers[0].state.scenario = "server_error"
+    write(config_file, three(servers, {"route": "fallback", "members": ["a", "b"], "max_retries": 0,
+                                       "cooldown_failures": 2, "cooldown_s": 60}))
+    client = Client()
+    ask(client=client)
+    ask(client=client)  # the second failure within the window cools a
+    assert client.router_state.cooldown_until("a") > 0
+    assert tried(ask(client=client)) == [("b", "ok")]
+    assert len(servers[0].state.requests) == 2
+
+
+# ---- validation ----------------------------------------------------------------------------------------------
+
+
+def test_a_cycle_is_named_and_exits_2(config_file: Path) -> None:
+    write(config_file, {"x": {"route": "fallback", "members": ["y"]}, "y": {"route": "pool", "members": ["x"]}})
+    outcome = run_cli("chat", "-p", "x", "hi")
+    assert outcome.exit_code == 2
+    assert "x -> y -> x" in outcome.stderr
+
+
+def test_an_unknown_member_gets_close_names(config_file: Path) -> None:
+    write(config_file, {"claude2": member("http://127.0.0.1:9"), "r": {"route": "fallback", "members": ["claud2"]}})
+    with pytest.raises(ConfigError) as caught:
+        Client().resolve("r")
+    assert "route 'r' names 'claud2', which is not a profile" in str(caught.value)
+    assert "'claude2'" in (caught.value.remedy or "")
+
+
+@pytest.mark.parametrize(("route", "says"), [
+    ({"route": "fallback", "members": []}, "has no members"),
+    ({"route": "split", "weights": {"a": 0}}, "must be a positive number"),
+    ({"route": "split", "weights": {"a": "lots"}}, "must be a positive number"),
+    ({"route": "chain", "members": ["a"]}, "must be one of fallback, pool, split"),
+    ({"route": "pool", "strategy": "fastest", "members": ["a"]}, "strategy must be one of"),
+    ({"route": "fallback", "members": ["a"], "backend": "openai"}, "not both"),
+    ({"route": "fallback", "members": ["a"], "max_retrys": 1}, "did you mean 'max_retries'"),
+])
+def test_a_malformed_route_is_refused_with_a_remedy(config_file: Path, route: dict[str, Any], says: str) -> None:
+    write(config_file, {"a": member("http://127.0.0.1:9"), "r": route})
+    outcome = run_cli("chat", "-p", "r", "hi")
+    assert outcome.exit_code == 2, outcome
+    assert says in outcome.stderr
+
+
+# ---- everywhere a profile works -------------------------------------------------------------------------------
+
+
+def test_chat_json_names_the_route_the_member_and_every_attempt(servers: list[LocalServer],
+                                                                config_file: Path) -> None:
+    servers[0].state.scenario = "auth"
+    write(config_file, three(servers, {"route": "fallback", "members": ["a", "b"]}))
+    outcome = run_cli("chat", "-p", "r", "--json", "hi")
+    assert outcome.exit_code == 0, outcome
+    payload = json.loads(outcome.stdout)
+    assert (payload["profile"], payload["member"], payload["text"]) == ("r", "b", "answer from b")
+    assert [(a["member"], a["outcome"]) for a in payload["attempts"]] == [("a", "auth"), ("b", "ok")]
+    assert "a: 401; answering with b" in outcome.stderr
+
+
+def test_model_on_a_route_applies_to_every_member(servers: list[LocalServer], config_file: Path) -> None:
+    write(config_file, three(servers, {"route": "pool", "members": ["a", "b"]}))
+    route = Client().resolve("r", model="gpt-4o-mini")
+    assert [leaf.target.model for leaf in route.leaves()] == ["gpt-4o-mini", "gpt-4o-mini"]
+
+
+def test_an_option_a_member_cannot_take_is_refused_naming_the_member(servers: list[LocalServer],
+                                                                     config_file: Path) -> None:
+    profiles = three(servers, {"route": "fallback", "members": ["a", "e"]})
+    profiles["e"] = {"backend": "echo"}
+    write(config_file, profiles)
+    with pytest.raises(InvalidOptionError) as caught:
+        Client().resolve("r", settings={"extra_body": {"x": 1}})
+    assert "profile 'e'" in str(caught.value)
+
+
+def test_the_repl_switches_to_a_route_and_answers_through_it(servers: list[LocalServer], config_file: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from llmswitch.cli.chat import repl_command
+    from llmswitch.conversation import Conversation
+
+    servers[0].state.scenario = "auth"
+    write(config_file, three(servers, {"route": "fallback", "members": ["a", "b"]}))
+    conversation = Conversation(Client(), "c")
+    repl_command(conversation, "/profile r")
+    assert "now answering with r: fallback, a, b" in capsys.readouterr().err
+    turn = conversation.stream("hello")
+    list(turn)
+    assert turn.result.text == "answer from b" and conversation.messages[-1].content == "answer from b"
+
+
+def test_doctor_calls_a_route_healthy_when_enough_members_are(servers: list[LocalServer], config_file: Path) -> None:
+    dead = member(f"http://127.0.0.1:{free_port()}")
+    profiles = {"a": member(servers[0].url), "dead": dead, "dead2": dict(dead),
+                "chain": {"route": "fallback", "members": ["dead", "a"]},
+                "fleet": {"route": "pool", "members": ["dead", "dead2", "a"]}}
+    write(config_file, profiles)
+    outcome = run_cli("doctor", "--json", "chain", "fleet")
+    rows = {row["profile"]: row for row in json.loads(outcome.stdout)["profiles"]}
+    assert rows["chain"]["status"] == "ok"  # a fallback needs one member
+    assert rows["fleet"]["status"] == "degraded"  # a pool needs half of its members: 1 of 3 is not enough
+    members = {check["name"]: check["status"] for check in rows["chain"]["checks"]}
+    assert members == {"route": "pass", "member dead": "fail", "member a": "pass"}
+    assert rows["chain"]["backend"] == "fallback"
+
+
+def test_profiles_list_and_show_describe_a_route(servers: list[LocalServer], config_file: Path) -> None:
+    write(config_file, three(servers, {"route": "pool", "strategy": "cost", "members": ["a", "b"]}))
+    listed = {row["name"]: row for row in json.loads(run_cli("profiles", "list", "--json").stdout)}
+    assert listed["r"]["route"] == "pool" and listed["r"]["model"] == "→ a, b"
+    shown = json.loads(run_cli("profiles", "show", "r", "--json").stdout)
+    assert shown["route"] == "pool" and shown["strategy"] == "cost"
+    assert [(m["name"], m["backend"]) for m in shown["members"]] == [("a", "openai"), ("b", "openai")]
+    text = run_cli("profiles", "show", "r").stdout
+    assert "# member a: openai / test-model" in text and "max_retries = 2" in text
