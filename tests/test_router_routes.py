@@ -359,3 +359,26 @@ def test_profiles_list_and_show_describe_a_route(servers: list[LocalServer], con
     assert [(m["name"], m["backend"]) for m in shown["members"]] == [("a", "openai"), ("b", "openai")]
     text = run_cli("profiles", "show", "r").stdout
     assert "# member a: openai / test-model" in text and "max_retries = 2" in text
+
+
+def test_o_on_a_route_applies_to_every_member_or_names_the_one_that_refuses(servers: list[LocalServer],
+                                                                            config_file: Path) -> None:
+    profiles = three(servers, {"route": "fallback", "members": ["a", "b"]})
+    profiles["mixed"] = {"route": "fallback", "members": ["a", "e"]}
+    profiles["e"] = {"backend": "echo"}
+    write(config_file, profiles)
+    outcome = run_cli("chat", "-p", "r", "-o", "temperature", "0.5", "-o", "extra_body", '{"x": 1}', "--json", "hi")
+    assert outcome.exit_code == 0, outcome
+    [sent] = servers[0].state.requests
+    assert sent.body["x"] == 1 and sent.body["temperature"] == 0.5
+    refused = run_cli("chat", "-p", "mixed", "-o", "extra_body", '{"x": 1}', "hi")
+    assert refused.exit_code == 2
+    assert "-o extra_body: not an option of member 'e' (backend echo) of route 'mixed'" in refused.stderr
+
+
+def test_m_on_a_route_says_it_applies_to_every_member(servers: list[LocalServer], config_file: Path) -> None:
+    write(config_file, three(servers, {"route": "pool", "members": ["a", "b"]}))
+    outcome = run_cli("chat", "-p", "r", "-m", "gpt-4o-mini", "hi")
+    assert outcome.exit_code == 0, outcome
+    assert "note: -m gpt-4o-mini applies to every member of route 'r'" in outcome.stderr
+    assert servers[0].state.requests[0].body["model"] == "gpt-4o-mini"

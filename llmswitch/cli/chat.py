@@ -94,6 +94,8 @@ def chat(
     if no_cache:
         conversation.settings = {**conversation.settings, "cache": False}
     notice = conversation.resolved.first_use_notice()  # (resolving validates the profile before any input)
+    if model and conversation.resolved.leaves() != [conversation.resolved]:
+        echo_status(f"note: -m {model} applies to every member of route '{conversation.resolved.name}'")
     if notice:
         click.echo(f"note: {notice}", err=True)
 
@@ -170,6 +172,8 @@ def parse_settings(client: Client, conversation: Conversation, pairs: tuple[tupl
     from llmswitch.profiles import option_specs, parse_cli_value
 
     profile = client.profile(conversation.profile_name)
+    if "route" in profile.values:
+        return parse_route_options(client, profile.name, options)
     specs = option_specs(client.registry.backend(profile.backend).info)
     parsed: dict[str, Any] = {}
     for key, value in pairs:
@@ -181,6 +185,30 @@ def parse_settings(client: Client, conversation: Conversation, pairs: tuple[tupl
                 f"-o {key}: not an option of backend '{profile.backend}'",
                 remedy=hint + "valid: " + ", ".join(sorted(k for k in specs if k not in ("backend", "model"))),
             )
+        parsed[key] = parse_cli_value(spec, value)
+    return parsed
+
+
+def parse_route_options(client: Any, route_name: str, options: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """``-o`` on a route: the route's own keys (retries, generation defaults) stay on the route; any other
+    applies to every member, so every member's backend must take it (the first that does not is named)."""
+    from llmswitch.profiles import option_specs, parse_cli_value
+    from llmswitch.router.routes import route_keys
+
+    own = route_keys()
+    leaves = client.resolve(route_name).leaves()
+    parsed: dict[str, Any] = {}
+    for key, value in options:
+        spec = own.get(key)
+        for leaf in [] if spec is not None else leaves:
+            specs = option_specs(leaf.handle.info)
+            spec = specs.get(key) if key not in ("backend", "model") else None
+            if spec is None:
+                raise InvalidOptionError(
+                    f"-o {key}: not an option of member '{leaf.name}' (backend {leaf.target.backend}) of route "
+                    f"'{route_name}'", remedy="a route's -o applies to every member: set it in the member profiles "
+                    "that take it instead")
+        assert spec is not None
         parsed[key] = parse_cli_value(spec, value)
     return parsed
 
