@@ -258,8 +258,8 @@ def outcome_of(result: StreamState) -> str:
     return "cached" if result.cached else "ok"
 
 
-def record_call(resolved: ResolvedProfile, request: Request | None, result: StreamState, *,
-                ledger: Ledger | None = None, price: ModelPrice | None = None) -> CallCost:
+def record_call(resolved: ResolvedProfile, request: Request | None, result: StreamState, route: str | None = None,
+                *, ledger: Ledger | None = None, price: ModelPrice | None = None) -> CallCost:
     """Append one row to the usage ledger (never the key, never the prompt or answer), count the call in the
     metrics when they are on (:mod:`llmswitch.metrics`); return the cost.
 
@@ -283,6 +283,7 @@ def record_call(resolved: ResolvedProfile, request: Request | None, result: Stre
         latency_s=result.latency_s,
         outcome=outcome,
         tokens_estimated=cost.tokens_estimated,
+        route=route,
     )
     active = metrics.active()
     if active is not None:

@@ -122,7 +122,7 @@ class Client:
         members: ``model`` and ``settings`` apply to every member (a member that cannot take one refuses it,
         named), except the route's own keys (retries, limits, generation defaults), which the route keeps."""
         profile = self.store.get(name)
-        if "route" in profile.values:
+        if "route" in profile.settings:
             return self._resolve_route(profile, model=model, settings=settings, api_key=api_key)
         if settings:
             profile = Profile(profile.name, {**profile.settings, **settings}, profile.source,
@@ -144,7 +144,7 @@ class Client:
                 found = self.store.get(name)
             except ProfileNotFoundError:
                 return None
-            return found.values, found.source
+            return found.settings, found.source
 
         specs = check_routes(profile.name, lookup, self.store.names())
         own = route_keys()

@@ -179,12 +179,14 @@ class Conversation:
         if result.text:
             self.messages.append(Message("assistant", result.text))
         try:
+            asked = self.resolved  # a route's calls are counted under it too (`usage --by route`)
+            route = asked.name if asked.leaves() != [asked] else None
             if result.attempts:  # the retries and fallbacks that failed first: one ledger row each
                 from llmswitch.router.bookkeeping import record_failed_attempts
 
-                record_failed_attempts(result.attempts)
+                record_failed_attempts(result.attempts, route)
             # The profile that answered, which may no longer be the current one (a switch mid-answer).
-            cost = accounting.record_call(result.resolved, request, result)
+            cost = accounting.record_call(result.resolved, request, result, route)
         except LLMSwitchError:
             cost = None  # bookkeeping must never cost the user the answer
         if self.store is not None and recorded and self.conversation_id is not None:

@@ -52,12 +52,18 @@ def _step_1_calls(connection: sqlite3.Connection) -> None:
     connection.execute("CREATE INDEX IF NOT EXISTS calls_ts ON calls (ts)")
 
 
-STEPS: tuple[database.Step, ...] = (_step_1_calls,)
+def _step_2_route(connection: sqlite3.Connection) -> None:
+    """The route a call went through (NULL: the profile was called directly), for ``usage --by route``."""
+    connection.execute("ALTER TABLE calls ADD COLUMN route TEXT")
+
+
+STEPS: tuple[database.Step, ...] = (_step_1_calls, _step_2_route)
 LATEST_VERSION = len(STEPS)
 
-GroupBy = Literal["profile", "model", "day"]
+GroupBy = Literal["profile", "model", "day", "route"]
 GROUP_BY: dict[str, str] = {
     "profile": "profile",
+    "route": "COALESCE(route, profile)",  # a call made without a route counts under its profile
     "model": "backend || '/' || COALESCE(model, '?')",
     "day": "date(ts, 'unixepoch', 'localtime')",
 }
@@ -83,6 +89,7 @@ class LedgerEntry:
     outcome: str = "ok"
     tokens_estimated: bool = False
     ts: float = field(default_factory=time.time)
+    route: str | None = None  # the route profile the call went through, when it did
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,14 +171,14 @@ class Ledger:
         """Add one row; waits and retries while other processes write, never loses the row to a lock."""
         row = (
             entry.ts, entry.profile, entry.backend, entry.model, entry.input_tokens, entry.output_tokens,
-            int(entry.tokens_estimated), entry.cost_usd, entry.latency_s, entry.outcome,
+            int(entry.tokens_estimated), entry.cost_usd, entry.latency_s, entry.outcome, entry.route,
         )
 
         try:
             with database.immediate(self.connection, deadline_s=RETRY_DEADLINE_S) as connection:
                 connection.execute(
                     "INSERT INTO calls (ts, profile, backend, model, input_tokens, output_tokens, "
-                    "tokens_estimated, cost_usd, latency_s, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "tokens_estimated, cost_usd, latency_s, outcome, route) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     row,
                 )
         except sqlite3.Error as exc:
@@ -199,11 +206,11 @@ class Ledger:
         """Every row since ``since``, oldest first."""
         rows = self._query(
             "SELECT profile, backend, model, input_tokens, output_tokens, cost_usd, latency_s, outcome, "
-            "tokens_estimated, ts FROM calls WHERE ts >= ? ORDER BY ts, id",
+            "tokens_estimated, ts, route FROM calls WHERE ts >= ? ORDER BY ts, id",
             (since,),
         )
         return [
-            LedgerEntry(str(r[0]), str(r[1]), r[2], r[3], r[4], r[5], r[6], str(r[7]), bool(r[8]), float(r[9]))
+            LedgerEntry(str(r[0]), str(r[1]), r[2], r[3], r[4], r[5], r[6], str(r[7]), bool(r[8]), float(r[9]), r[10])
             for r in rows
         ]
 

@@ -38,6 +38,9 @@ def build_ledger_at(path: Path, version: int) -> None:
     if version >= 1:
         for statement in LEDGER_VERSION_1:
             connection.execute(statement)
+    if version >= 2:
+        connection.execute("ALTER TABLE calls ADD COLUMN route TEXT")
+        connection.execute("PRAGMA user_version = 2")
     connection.close()
 
 

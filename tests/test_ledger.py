@@ -51,7 +51,7 @@ def test_schema_version_and_wal_mode() -> None:
     assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     columns = [row[1] for row in connection.execute("PRAGMA table_info(calls)")]
     assert columns == ["id", "ts", "profile", "backend", "model", "input_tokens", "output_tokens",
-                       "tokens_estimated", "cost_usd", "latency_s", "outcome"]
+                       "tokens_estimated", "cost_usd", "latency_s", "outcome", "route"]
     connection.close()
 
 

@@ -382,3 +382,19 @@ def test_m_on_a_route_says_it_applies_to_every_member(servers: list[LocalServer]
     assert outcome.exit_code == 0, outcome
     assert "note: -m gpt-4o-mini applies to every member of route 'r'" in outcome.stderr
     assert servers[0].state.requests[0].body["model"] == "gpt-4o-mini"
+
+
+def test_usage_shows_spend_per_member_and_per_route(servers: list[LocalServer], config_file: Path) -> None:
+    servers[0].state.scenario = "auth"
+    profiles = three(servers, {"route": "fallback", "members": ["a", "b"]})
+    for name in ("a", "b"):
+        profiles[name].update(price_input_per_mtok=1000.0, price_output_per_mtok=1000.0)
+    write(config_file, profiles)
+    assert run_cli("chat", "-p", "r", "hi").exit_code == 0
+    assert run_cli("chat", "-p", "b", "hi").exit_code == 0  # b directly, not through the route
+    by_member = {row["key"]: row for row in json.loads(run_cli("usage", "--json").stdout)["rows"]}
+    assert (by_member["a"]["calls"], by_member["a"]["errors"], by_member["b"]["calls"]) == (1, 1, 2)
+    by_route = {row["key"]: row for row in json.loads(run_cli("usage", "--by", "route", "--json").stdout)["rows"]}
+    assert (by_route["r"]["calls"], by_route["r"]["errors"], by_route["b"]["calls"]) == (2, 1, 1)
+    assert by_route["r"]["cost_usd"] > 0  # the answer, charged once (to b, and counted under the route)
+    assert by_route["r"]["cost_usd"] == pytest.approx(by_route["b"]["cost_usd"])

@@ -172,8 +172,8 @@ def parse_settings(client: Client, conversation: Conversation, pairs: tuple[tupl
     from llmswitch.profiles import option_specs, parse_cli_value
 
     profile = client.profile(conversation.profile_name)
-    if "route" in profile.values:
-        return parse_route_options(client, profile.name, options)
+    if "route" in profile.settings:
+        return parse_route_options(client, profile.name, pairs)
     specs = option_specs(client.registry.backend(profile.backend).info)
     parsed: dict[str, Any] = {}
     for key, value in pairs:
@@ -189,7 +189,7 @@ def parse_settings(client: Client, conversation: Conversation, pairs: tuple[tupl
     return parsed
 
 
-def parse_route_options(client: Any, route_name: str, options: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+def parse_route_options(client: Client, route_name: str, pairs: tuple[tuple[str, str], ...]) -> dict[str, Any]:
     """``-o`` on a route: the route's own keys (retries, generation defaults) stay on the route; any other
     applies to every member, so every member's backend must take it (the first that does not is named)."""
     from llmswitch.profiles import option_specs, parse_cli_value
@@ -198,7 +198,7 @@ def parse_route_options(client: Any, route_name: str, options: tuple[tuple[str, 
     own = route_keys()
     leaves = client.resolve(route_name).leaves()
     parsed: dict[str, Any] = {}
-    for key, value in options:
+    for key, value in pairs:
         spec = own.get(key)
         for leaf in [] if spec is not None else leaves:
             specs = option_specs(leaf.handle.info)

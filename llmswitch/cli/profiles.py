@@ -42,7 +42,7 @@ def list_profiles(ctx: click.Context, as_json: bool) -> None:
         import json
 
         click.echo(json.dumps([
-            {"name": p.name, "backend": p.backend or None, "route": p.values.get("route"), "model": model,
+            {"name": p.name, "backend": p.backend or None, "route": p.settings.get("route"), "model": model,
              "default": is_default, "source": p.source, "description": p.description}
             for p, is_default, model in rows
         ], indent=2))
@@ -63,14 +63,14 @@ def list_profiles(ctx: click.Context, as_json: bool) -> None:
 
 def _backend_shown(profile: Profile) -> str:
     """The backend column: the backend, or for a route its kind."""
-    return profile.backend or f"{profile.values.get('route')} route" if "route" in profile.values else profile.backend
+    return profile.backend or f"{profile.settings.get('route')} route" if "route" in profile.settings else profile.backend
 
 
 def _modelshown_setting(profile: Profile) -> str:
     """The model the profile runs (a preset's, the backend's default, a model file), or why it is unknown;
     for a route, its members."""
-    if "route" in profile.values:
-        members = profile.values.get("members") or list(profile.values.get("weights") or {})
+    if "route" in profile.settings:
+        members = profile.settings.get("members") or list(profile.settings.get("weights") or {})
         return "→ " + ", ".join(str(member) for member in members) if isinstance(members, list) else "?"
     from llmswitch.plugins import get_registry
     from llmswitch.profile_settings import model_in_use
@@ -98,7 +98,7 @@ def show(ctx: click.Context, name: str | None, as_json: bool) -> None:
     effect and where that came from; its key (masked) and URL."""
     store = _store(ctx)
     profile = store.get(name)
-    if "route" in profile.values:
+    if "route" in profile.settings:
         _show_route(ctx, profile, as_json)
         return
     secret_names = {"api_key"}
@@ -182,7 +182,7 @@ def _show_route(ctx: click.Context, profile: Profile, as_json: bool) -> None:
                                "members": members, "settings": dict(route.settings)}, indent=2))
         return
     _echo(f"[profiles.{profile.name}]  # {profile.source}")
-    for key, value in profile.values.items():
+    for key, value in profile.settings.items():
         _echo(f"{key} = {_toml_value(value)}")
     _echo(f"# a {route.route.kind} route" + (f" ({route.route.strategy})" if route.route.kind == "pool" else "")
           + "; in effect: " + ", ".join(f"{key} = {value}" for key, value in _fields(route.policy).items()))

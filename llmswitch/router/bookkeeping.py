@@ -14,7 +14,7 @@ from llmswitch.secrets import redact
 log = logging.getLogger(__name__)
 
 
-def record_failed_attempts(attempts: Sequence[Attempt]) -> None:
+def record_failed_attempts(attempts: Sequence[Attempt], route: str | None = None) -> None:
     """Append a row for each attempt but the last (the last is the call's own row). Never raises."""
     if len(attempts) < 2:
         return
@@ -25,6 +25,6 @@ def record_failed_attempts(attempts: Sequence[Attempt]) -> None:
             for attempt in attempts[:-1]:
                 ledger.append(LedgerEntry(profile=attempt.member, backend=attempt.backend or "", model=attempt.model,
                                           input_tokens=None, output_tokens=None, cost_usd=None,
-                                          latency_s=attempt.latency_s, outcome=attempt.outcome))
+                                          latency_s=attempt.latency_s, outcome=attempt.outcome, route=route))
     except LLMSwitchError as error:
         log.warning("the failed attempts were not recorded: %s", redact(error.message))
