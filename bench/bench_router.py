@@ -40,6 +40,14 @@ def serve(slots: int, delay: float) -> None:
     gate = threading.Semaphore(slots)
 
     class Limited(OpenAIHandler):
+        wbufsize = 1 << 16  # headers and body in one write: no Nagle/delayed-ACK stall per answer
+
+        def setup(self) -> None:
+            super().setup()
+            import socket
+
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
         def do_POST(self) -> None:  # noqa: N802
             with gate:
                 time.sleep(delay)
