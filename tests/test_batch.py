@@ -153,7 +153,7 @@ def test_a_backend_failure_is_a_failed_line_and_retry_failed_asks_only_those(con
     source = jsonl(tmp_path / "in.jsonl", [{"id": i, "prompt": f"q{i}"} for i in range(6)])
     output = tmp_path / "out.jsonl"
     with openai_server() as server:
-        write_profiles(config_file, server.url)
+        write_profiles(config_file, server.url, max_retries=0)  # one request per line: the router's retries are off
         server.state.scenario = "server_error"
         first = run_cli("batch", str(source), "-p", "p", "-o", str(output))
         assert first.exit_code == 1 and "6 failed" in first.stderr and "--retry-failed" in first.stderr
