@@ -17,7 +17,6 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
 
 from llmswitch.errors import ConfigError, LLMSwitchError
@@ -118,52 +117,19 @@ class UsageRow:
         }
 
 
-class Ledger:
+class Ledger(database.StoreFile):
     """The ledger file; open it, append or query, close it (or use it as a context manager).
 
     A connection belongs to the thread that opened it: give each thread its own ``Ledger``.
     """
 
-    def __init__(self, path: Path | str | None = None) -> None:
-        if path is None:
-            from llmswitch.config import data_dir
-
-            path = data_dir() / FILE_NAME
-        self.path = Path(path)
-        self._connection: sqlite3.Connection | None = None
-
-    def __enter__(self) -> Ledger:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
-    # ---- connection ---------------------------------------------------------------------------------
-
-    @property
-    def connection(self) -> sqlite3.Connection:
-        if self._connection is None:
-            try:
-                self._connection = database.open_database(
-                    self.path, STEPS, busy_timeout_s=BUSY_TIMEOUT_S, deadline_s=RETRY_DEADLINE_S
-                )
-            except (sqlite3.Error, OSError, database.NewerFileError) as exc:
-                raise self._failure(exc) from None
-        return self._connection
-
-    def _failure(self, exc: BaseException) -> LedgerError:
-        """Read-only, corrupt or other, each with its remedy (see :mod:`llmswitch.store.diagnosis`)."""
-        from llmswitch.store.diagnosis import describe_failure
-
-        message, remedy = describe_failure("the usage ledger", self.path, exc,
-                                           start_over="start a new ledger (the spend it recorded then no longer "
-                                           "counts toward budgets)")
-        return LedgerError(message, remedy=remedy)
+    steps = STEPS
+    file_name = FILE_NAME
+    what = "the usage ledger"
+    start_over = "start a new ledger (the spend it recorded then no longer counts toward budgets)"
+    error = LedgerError
+    busy_timeout_s = BUSY_TIMEOUT_S
+    deadline_s = RETRY_DEADLINE_S
 
     # ---- writing ------------------------------------------------------------------------------------
 
@@ -174,26 +140,18 @@ class Ledger:
             int(entry.tokens_estimated), entry.cost_usd, entry.latency_s, entry.outcome, entry.route,
         )
 
-        try:
-            with database.immediate(self.connection, deadline_s=RETRY_DEADLINE_S) as connection:
-                connection.execute(
-                    "INSERT INTO calls (ts, profile, backend, model, input_tokens, output_tokens, "
-                    "tokens_estimated, cost_usd, latency_s, outcome, route) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    row,
-                )
-        except sqlite3.Error as exc:
-            raise self._failure(exc) from None
+        self._write(
+            "INSERT INTO calls (ts, profile, backend, model, input_tokens, output_tokens, "
+            "tokens_estimated, cost_usd, latency_s, outcome, route) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            row,
+        )
 
     # ---- reading ------------------------------------------------------------------------------------
 
     def _query(self, sql: str, parameters: tuple[object, ...]) -> list[tuple[Any, ...]]:
         if self._connection is None and not self.path.exists():
             return []  # nothing recorded yet: do not create a file just to read it
-        try:
-            return database.with_retries(lambda: self.connection.execute(sql, parameters).fetchall(),
-                                         RETRY_DEADLINE_S)
-        except sqlite3.Error as exc:
-            raise self._failure(exc) from None
+        return self._read(sql, parameters)
 
     def spend(self, profile: str, since: float) -> float:
         """USD spent by ``profile`` since the Unix time ``since`` (calls of unknown cost count as 0)."""
@@ -215,9 +173,9 @@ class Ledger:
         ]
 
     def summary(self, since: float = 0.0, by: GroupBy = "profile") -> list[UsageRow]:
-        """Calls, tokens, spend and latency since ``since``, grouped by profile, model or (local) day."""
+        """Calls, tokens, spend and latency since ``since``, grouped by profile, route, model or (local) day."""
         if by not in GROUP_BY:
-            raise ConfigError(f"cannot group usage by '{by}'", remedy="use profile, model or day")
+            raise ConfigError(f"cannot group usage by '{by}'", remedy="use profile, model, day or route")
         key = GROUP_BY[by]
         order = "grp" if by == "day" else "SUM(COALESCE(cost_usd, 0)) DESC, grp"
         rows = self._query(

@@ -155,9 +155,10 @@ def _download(url: str, timeout: float) -> bytes:
     remedy = "check the network, or download the file yourself and run: llmswitch prices update --from FILE"
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the user asked for it
-            declared = response.headers.get("Content-Length")
-            if declared and declared.isdigit() and int(declared) > MAX_CATALOG_BYTES:
-                raise CatalogError(f"{url} announces {int(declared):,} bytes, more than any price table")
+            header = response.headers.get("Content-Length")
+            declared = int(header) if header and header.isdigit() else None
+            if declared is not None and declared > MAX_CATALOG_BYTES:
+                raise CatalogError(f"{url} announces {declared:,} bytes, more than any price table")
             data: bytes = response.read(MAX_CATALOG_BYTES + 1)
     except urllib.error.HTTPError as exc:
         raise CatalogError(f"{url} answered HTTP {exc.code} {exc.reason}", remedy=remedy) from None
@@ -165,6 +166,11 @@ def _download(url: str, timeout: float) -> bytes:
         raise CatalogError(f"cannot reach {url}: {exc.reason}", remedy=remedy) from None
     except (TimeoutError, OSError) as exc:
         raise CatalogError(f"cannot download {url}: {exc}", remedy=remedy) from None
+    # read(n) returns what came before the connection closed, without a word: a cut-off table must not
+    # pass for a whole one (it would most likely fail as JSON, but the reason would be wrong).
+    if declared is not None and len(data) < declared:
+        raise CatalogError(f"{url} sent {len(data):,} of the {declared:,} bytes it announced: cut short",
+                           remedy=remedy)
     if len(data) > MAX_CATALOG_BYTES:
         raise CatalogError(f"{url} sent more than {MAX_CATALOG_BYTES:,} bytes: not a price table")
     return data

@@ -177,3 +177,80 @@ def test_processes_opening_an_old_ledger_at_once_upgrade_it_once(hermetic: Path)
     with Ledger(path) as ledger:
         assert ledger.entries() == []
     assert database.current_version(sqlite3.connect(path)) == LATEST_VERSION
+
+
+# ---- StoreFile: the part the ledger, the batch checkpoint and the response cache share ------------------------
+
+
+class NotesError(LLMSwitchError):
+    kind = "notes"
+
+
+def _step_notes(connection: sqlite3.Connection) -> None:
+    connection.execute("CREATE TABLE notes (text TEXT NOT NULL)")
+
+
+class Notes(database.StoreFile):
+    """A store of one table, written the way a real store is."""
+
+    steps = (_step_notes,)
+    file_name = "notes.sqlite3"
+    what = "the notes"
+    start_over = "start new notes"
+    error = NotesError
+    busy_timeout_s = 2.0
+    deadline_s = 0.5
+
+
+def test_a_store_file_opens_on_first_use_in_the_data_dir_and_again_after_close(hermetic: Path) -> None:
+    notes = Notes()
+    assert notes.path == hermetic / "data" / "notes.sqlite3"
+    assert not notes.path.exists()  # made, not opened
+    with notes as same:
+        assert same is notes
+        assert notes._write("INSERT INTO notes VALUES (?)", ("one",)) == 1
+        assert notes.connection is notes.connection  # one connection while open
+        assert notes.connection.execute("PRAGMA busy_timeout").fetchone()[0] == 2000
+    assert notes._connection is None  # the block closed it
+    notes.close()  # closing twice is harmless
+    assert notes._read("SELECT text FROM notes") == [("one",)]  # and it opens again
+    assert Notes(str(hermetic / "elsewhere.db")).path == hermetic / "elsewhere.db"
+
+
+def test_a_store_file_rolls_back_a_failed_transaction_and_says_what_failed(hermetic: Path) -> None:
+    notes = Notes()
+    with pytest.raises(NotesError) as failed, notes._transaction() as connection:
+        connection.execute("INSERT INTO notes VALUES ('kept?')")
+        connection.execute("INSERT INTO notes VALUES (NULL)")  # NOT NULL: the whole block is undone
+    assert str(failed.value) == f"cannot use the notes at {notes.path}: NOT NULL constraint failed: notes.text"
+    assert failed.value.remedy and "LLMSWITCH_DATA_DIR" in failed.value.remedy
+    assert notes._read("SELECT COUNT(*) FROM notes") == [(0,)]
+    with pytest.raises(NotesError, match="no such table: missing"):
+        notes._read("SELECT * FROM missing")
+    assert notes._write("DELETE FROM notes") == 0
+
+
+def test_a_store_file_names_a_corrupt_file_with_its_own_words(hermetic: Path) -> None:
+    notes = Notes()
+    notes.path.parent.mkdir(parents=True, exist_ok=True)
+    notes.path.write_bytes(b"not a database at all, only bytes where one should be" * 100)
+    with pytest.raises(NotesError) as caught:
+        notes._read("SELECT 1")
+    assert str(caught.value) == f"the notes at {notes.path} is corrupt (file is not a database)"
+    assert (caught.value.remedy or "").endswith(f"or move {notes.path} away to start new notes")
+
+
+def test_a_store_file_gives_up_waiting_for_a_lock_at_its_deadline(hermetic: Path) -> None:
+    notes = Notes()
+    notes._write("INSERT INTO notes VALUES ('x')")
+    holder = database.connect(notes.path)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        with pytest.raises(NotesError, match="locked"):
+            notes._write("INSERT INTO notes VALUES ('y')")
+        assert 0.4 < time.monotonic() - started < 6.0  # the busy timeout (2 s), never a minute
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        notes.close()

@@ -20,6 +20,10 @@ from llmswitch.ledger import (
     LATEST_VERSION,
     Ledger,
     LedgerEntry,
+    LedgerError,
+    UsageRow,
+    describe_since,
+    parse_duration,
     parse_since,
     start_of_day,
     start_of_month,
@@ -219,3 +223,137 @@ def test_an_unwritable_ledger_never_costs_the_answer(tmp_path: Path, monkeypatch
     assert result.returncode == 0, result.stderr
     assert result.stdout == "still answered\n"
     assert "usage not recorded: cannot use the usage ledger" in result.stderr
+
+
+# ---- each field and rule, one at a time ------------------------------------------------------------------------
+
+
+def test_an_entry_defaults_to_a_measured_ok_call_made_now_without_a_route() -> None:
+    before = time.time()
+    made = LedgerEntry("p", "echo", None, None, None, None, None)
+    assert (made.outcome, made.tokens_estimated, made.route) == ("ok", False, None)
+    assert before <= made.ts <= time.time()
+
+
+def test_every_field_of_an_entry_is_read_back_as_written() -> None:
+    written = LedgerEntry("p", "openai", "gpt-x", 123, 45, 0.0625, 1.5, "interrupted", tokens_estimated=True,
+                          ts=1_700_000_000.25, route="fast")
+    bare = LedgerEntry("q", "echo", None, None, None, None, None, ts=1_700_000_001.0)
+    with Ledger() as ledger:
+        ledger.append(written)
+        ledger.append(bare)
+    with Ledger() as reopened:  # a new object on the existing file reads what the first one wrote
+        assert reopened.entries() == [written, bare]
+
+
+def test_entries_are_oldest_first_and_the_window_includes_its_first_second() -> None:
+    with Ledger() as ledger:
+        ledger.append(entry("late", ts=2000.0))
+        ledger.append(entry("early", ts=1000.0))
+        ledger.append(entry("tie", ts=2000.0))  # the same second: in the order they were written
+        assert [r.profile for r in ledger.entries()] == ["early", "late", "tie"]
+        assert [r.profile for r in ledger.entries(since=2000.0)] == ["late", "tie"]
+        assert [r.profile for r in ledger.entries(since=2000.5)] == []
+        assert ledger.spend("early", 1000.0) == pytest.approx(0.01)
+        assert ledger.spend("early", 1000.001) == 0.0
+
+
+def test_a_summary_counts_errors_unpriced_calls_and_mean_latency_exactly() -> None:
+    def call(outcome: str, cost: float | None, latency: float | None, tokens: int | None = 10) -> LedgerEntry:
+        return LedgerEntry("p", "echo", "m", tokens, tokens, cost, latency, outcome, ts=1000.0)
+
+    with Ledger() as ledger:
+        ledger.append(call("ok", 0.5, 1.0))
+        ledger.append(call("cached", 0.0, None))  # a replayed answer is not an error
+        ledger.append(call("interrupted", None, 3.0))  # an error without a price is not "unpriced"
+        ledger.append(call("ok", None, None, tokens=None))  # unpriced; unknown tokens count as 0
+        ledger.append(call("timeout", 0.25, 2.0))
+        [row] = ledger.summary(0)
+        ledger.append(LedgerEntry("silent", "echo", "m", 1, 1, None, None, ts=1000.0))
+        silent = [r for r in ledger.summary(0) if r.key == "silent"][0]
+    assert (row.key, row.calls, row.errors, row.input_tokens, row.output_tokens, row.unpriced_calls) == \
+        ("p", 5, 2, 40, 40, 1)
+    assert row.cost_usd == pytest.approx(0.75) and row.mean_latency_s == pytest.approx(2.0)
+    assert silent.mean_latency_s is None and silent.cost_usd == 0.0
+
+
+def test_summaries_order_by_spend_then_name_and_days_by_date() -> None:
+    with Ledger() as ledger:
+        for profile, cost in (("b", 1.0), ("a", 1.0), ("c", 2.0), ("d", None)):
+            ledger.append(entry(profile, cost, ts=1000.0))
+        assert [r.key for r in ledger.summary(0)] == ["c", "a", "b", "d"]
+        assert [r.key for r in ledger.summary(1000.0)] == ["c", "a", "b", "d"]
+        assert ledger.summary(1000.5) == []
+
+
+def test_a_summary_by_route_and_by_model_names_what_was_unknown() -> None:
+    with Ledger() as ledger:
+        ledger.append(LedgerEntry("direct", "echo", None, 1, 1, 0.5, None, ts=1000.0))
+        ledger.append(LedgerEntry("member", "openai", "gpt-x", 1, 1, 0.25, None, ts=1000.0, route="fast"))
+        ledger.append(LedgerEntry("other", "openai", "gpt-x", 1, 1, 0.125, None, ts=1000.0, route="fast"))
+        by_route = {r.key: r.calls for r in ledger.summary(0, "route")}
+        by_model = {r.key: r.calls for r in ledger.summary(0, "model")}
+        with pytest.raises(ConfigError) as refused:
+            ledger.summary(0, "week")  # type: ignore[arg-type]
+    assert by_route == {"direct": 1, "fast": 2}
+    assert by_model == {"echo/?": 1, "openai/gpt-x": 2}
+    assert str(refused.value) == "cannot group usage by 'week'"
+    assert refused.value.remedy == "use profile, model, day or route"
+
+
+def test_a_usage_row_as_a_dictionary_rounds_cost_and_latency() -> None:
+    row = UsageRow("k", 3, 1, 10, 20, 0.123456789012345, 1, 0.123456)
+    assert row.as_dict() == {"key": "k", "calls": 3, "errors": 1, "input_tokens": 10, "output_tokens": 20,
+                             "cost_usd": 0.123456789, "unpriced_calls": 1, "mean_latency_s": 0.1235}
+    assert UsageRow("k", 0, 0, 0, 0, 0.0, 0, None).as_dict()["mean_latency_s"] is None
+
+
+def test_a_corrupt_ledger_is_named_with_how_to_recover_it() -> None:
+    path = data_dir() / FILE_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"this is not a database, it only sits where one should be" * 100)
+    with Ledger() as ledger, pytest.raises(LedgerError) as caught:
+        ledger.spend("p", 0)
+    assert str(caught.value).startswith(f"the usage ledger at {path} is corrupt")
+    assert "to start a new ledger (the spend it recorded then no longer counts toward budgets)" in \
+        (caught.value.remedy or "")
+    assert caught.value.kind == "ledger"
+
+
+def test_the_ledger_waits_ten_seconds_for_another_process_lock() -> None:
+    with Ledger() as ledger:
+        assert ledger.connection.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
+
+
+def test_durations_and_since_accept_spacing_case_and_decimals() -> None:
+    assert parse_duration(" 1.5 H ") == 5400.0
+    assert parse_duration("90s") == 90.0 and parse_duration("2w") == 14 * 86400.0
+    assert parse_duration("3") is None and parse_duration("3y") is None and parse_duration("") is None
+    assert parse_duration("1.5.5h") is None and parse_duration("-1h") is None
+    now = datetime(2025, 6, 15, 13, 30).timestamp()
+    assert parse_since(" ALL ", now) == 0.0
+    assert parse_since("Today", now) == datetime(2025, 6, 15).timestamp()
+    assert parse_since("MONTH", now) == datetime(2025, 6, 1).timestamp()
+    assert parse_since("1D", now) == now - 86400
+    with pytest.raises(ConfigError) as caught:
+        parse_since("last tuesday", now)
+    assert str(caught.value) == "--since 'last tuesday': not a duration or a date"
+    assert caught.value.remedy == ("use a duration such as 7d, 24h, 30m, 2w, or today, month, all, or a date such "
+                                   "as 2025-06-01")
+
+
+def test_windows_read_the_clock_when_no_time_is_given() -> None:
+    before = time.time()
+    since = parse_since("1h")
+    assert before - 3600 <= since <= time.time() - 3600
+    today = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    if today.date() == datetime.fromtimestamp(time.time()).date():  # not across midnight
+        assert start_of_day() == today.timestamp()
+        assert start_of_month() == today.replace(day=1).timestamp()
+        assert parse_since("today") == today.timestamp()
+
+
+def test_a_window_start_is_shown_as_a_local_time_or_all_time() -> None:
+    assert describe_since(0) == "all time" and describe_since(-5) == "all time"
+    assert describe_since(datetime(2025, 6, 1, 9, 5).timestamp()) == "2025-06-01 09:05"
+    assert describe_since(1.0) == datetime.fromtimestamp(1.0).strftime("%Y-%m-%d %H:%M")

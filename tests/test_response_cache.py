@@ -201,3 +201,20 @@ def test_the_gateway_serves_hits_from_the_same_cache(config_file: Path, upstream
     assert found[("llmswitch_cache_hits_total", (("profile", "cached"),))] == 2
     assert found[("llmswitch_cache_misses_total", (("profile", "cached"),))] == 1
     assert [row.outcome for row in ledger_rows()] == ["ok", "cached", "cached"]
+
+
+def test_a_corrupt_cache_file_is_a_sentence_and_never_costs_the_answer(config_file: Path,
+                                                                         upstream: LocalServer) -> None:
+    from llmswitch.config import data_dir
+    from llmswitch.store.responses import FILE_NAME
+
+    write(config_file, upstream)
+    path = data_dir() / FILE_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"these bytes are not a SQLite database" * 200)
+    answered = run_cli("chat", "-p", "cached", "count")
+    assert answered.exit_code == 0 and answered.stdout.startswith("w0 w1"), answered
+    stats = run_cli("cache", "stats")
+    assert stats.exit_code != 0 and "Traceback" not in stats.output
+    assert f"the response cache at {path} is corrupt" in stats.stderr
+    assert "start an empty cache" in stats.stderr

@@ -17,7 +17,6 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from llmswitch.errors import LLMSwitchError
@@ -127,61 +126,16 @@ class RunRecord:
     updated_at: float
 
 
-def default_path() -> Path:
-    from llmswitch.config import data_dir
-
-    return data_dir() / FILE_NAME
-
-
-class Checkpoint:
+class Checkpoint(database.StoreFile):
     """The checkpoint file; open it, read or write, close it (or use it as a context manager). A connection
     belongs to the thread that opened it."""
 
-    def __init__(self, path: Path | str | None = None) -> None:
-        self.path = Path(path) if path is not None else default_path()
-        self._connection: sqlite3.Connection | None = None
-
-    def __enter__(self) -> Checkpoint:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
-    @property
-    def connection(self) -> sqlite3.Connection:
-        if self._connection is None:
-            try:
-                self._connection = database.open_database(self.path, STEPS, deadline_s=RETRY_DEADLINE_S)
-            except (sqlite3.Error, OSError, database.NewerFileError) as exc:
-                raise self._failure(exc) from None
-        return self._connection
-
-    def _failure(self, exc: BaseException) -> CheckpointError:
-        from llmswitch.store.diagnosis import describe_failure
-
-        message, remedy = describe_failure("the batch checkpoint", self.path, exc,
-                                           start_over="start a new one (batches then start from scratch)")
-        return CheckpointError(message, remedy=remedy)
-
-    def _write(self, sql: str, parameters: tuple[Any, ...]) -> None:
-        """One statement in its own write transaction, committed before this returns."""
-        try:
-            with database.immediate(self.connection, deadline_s=RETRY_DEADLINE_S) as connection:
-                connection.execute(sql, parameters)
-        except sqlite3.Error as exc:
-            raise self._failure(exc) from None
-
-    def _read(self, sql: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        try:
-            return database.with_retries(lambda: self.connection.execute(sql, parameters).fetchall(),
-                                         RETRY_DEADLINE_S)
-        except sqlite3.Error as exc:
-            raise self._failure(exc) from None
+    steps = STEPS
+    file_name = FILE_NAME
+    what = "the batch checkpoint"
+    start_over = "start a new one (batches then start from scratch)"
+    error = CheckpointError
+    deadline_s = RETRY_DEADLINE_S
 
     # ---- runs -----------------------------------------------------------------------------------------
 

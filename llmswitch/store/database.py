@@ -18,8 +18,10 @@ two processes opening an old file at the same moment cannot both upgrade it (the
 nothing left to do). A file from a newer llmswitch is refused (:class:`NewerFileError`), never guessed at.
 Never edit a released step: add one.
 
-This module knows nothing of conversations or spend; the stores above it turn its failures into their own
-errors with :func:`llmswitch.store.diagnosis.describe_failure`.
+This module knows nothing of conversations or spend. :class:`StoreFile` is the part every per-thread store
+shares (the ledger, the batch checkpoint, the response cache): the file opened on first use, closed by
+``close()`` or a ``with`` block, and each failure turned into the store's own error with its remedy
+(:func:`llmswitch.store.diagnosis.describe_failure`).
 """
 
 from __future__ import annotations
@@ -30,9 +32,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, ClassVar, TypeVar
+
+from llmswitch.errors import LLMSwitchError
 
 T = TypeVar("T")
+S = TypeVar("S", bound="StoreFile")
 Step = Callable[[sqlite3.Connection], None]
 
 BUSY_TIMEOUT_S = 10.0
@@ -155,3 +160,81 @@ def open_database(
         return connection
 
     return with_retries(attempt, deadline_s)
+
+
+class StoreFile:
+    """One store's SQLite file, opened (created, upgraded) on first use and closed by :meth:`close` or a
+    ``with`` block. A connection belongs to the thread that opened it: give each thread its own object.
+
+    A subclass names its schema (``steps``), its file (``file_name`` in the data dir, when no path is given),
+    how long it waits out other processes (``deadline_s``), and what a failure says: ``what`` names the file,
+    ``start_over`` is what moving it away gives, ``error`` is the error raised (with the remedy).
+    """
+
+    steps: ClassVar[Sequence[Step]]
+    file_name: ClassVar[str]
+    what: ClassVar[str]
+    start_over: ClassVar[str]
+    error: ClassVar[type[LLMSwitchError]]
+    busy_timeout_s: ClassVar[float] = BUSY_TIMEOUT_S
+    deadline_s: ClassVar[float] = BUSY_TIMEOUT_S
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        if path is None:
+            from llmswitch.config import data_dir
+
+            path = data_dir() / self.file_name
+        self.path = Path(path)
+        self._connection: sqlite3.Connection | None = None
+
+    def __enter__(self: S) -> S:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file; the next use opens it again."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The open connection (opening, creating or upgrading the file on first use)."""
+        if self._connection is None:
+            try:
+                self._connection = open_database(self.path, self.steps, busy_timeout_s=self.busy_timeout_s,
+                                                 deadline_s=self.deadline_s)
+            except (sqlite3.Error, OSError, NewerFileError) as exc:
+                raise self._failure(exc) from None
+        return self._connection
+
+    def _failure(self, exc: BaseException) -> LLMSwitchError:
+        """The store's error for ``exc``: read-only, corrupt, newer or other, each with its remedy."""
+        from llmswitch.store.diagnosis import describe_failure
+
+        message, remedy = describe_failure(self.what, self.path, exc, start_over=self.start_over)
+        return self.error(message, remedy=remedy)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (:func:`immediate`, retried while busy until ``deadline_s``); a SQLite
+        failure inside it comes out as the store's error."""
+        try:
+            with immediate(self.connection, deadline_s=self.deadline_s) as connection:
+                yield connection
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from None
+
+    def _write(self, sql: str, parameters: Sequence[Any] = ()) -> int:
+        """One statement in its own write transaction, committed before this returns; the rows it changed."""
+        with self._transaction() as connection:
+            return int(connection.execute(sql, parameters).rowcount)
+
+    def _read(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Every row ``sql`` selects, retried while another process holds the lock until ``deadline_s``."""
+        try:
+            return with_retries(lambda: self.connection.execute(sql, parameters).fetchall(), self.deadline_s)
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from None

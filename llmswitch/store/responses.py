@@ -12,9 +12,8 @@ import json
 import sqlite3
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
+from llmswitch.errors import LLMSwitchError
 from llmswitch.store import database
 
 FILE_NAME = "responses.sqlite3"
@@ -62,24 +61,21 @@ class CacheStats:
     by_profile: dict[str, tuple[int, int]]  # profile -> (entries, hits)
 
 
-def default_path() -> Path:
-    from llmswitch.config import data_dir
+class ResponseCacheError(LLMSwitchError):
+    """The response cache file cannot be opened or written."""
 
-    return data_dir() / FILE_NAME
+    kind = "cache"
 
 
-class ResponseStore:
+class ResponseStore(database.StoreFile):
     """The cache file. A connection belongs to the thread that opened it: :func:`open_store` keeps one per thread."""
 
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path or default_path()
-        self.connection = database.open_database(self.path, STEPS, deadline_s=DEADLINE_S)
-
-    def _read(self, sql: str, parameters: tuple[object, ...]) -> list[tuple[Any, ...]]:
-        return database.with_retries(lambda: self.connection.execute(sql, parameters).fetchall(), DEADLINE_S)
-
-    def close(self) -> None:
-        self.connection.close()
+    steps = STEPS
+    file_name = FILE_NAME
+    what = "the response cache"
+    start_over = "start an empty cache (only cached answers are lost; they are asked again)"
+    error = ResponseCacheError
+    deadline_s = DEADLINE_S
 
     def get(self, key: str, now: float | None = None) -> StoredAnswer | None:
         """The answer stored under ``key`` unless it has expired; counts the hit."""
@@ -89,8 +85,7 @@ class ResponseStore:
         if not rows:
             return None
         pieces, finish_reason, model, input_tokens, output_tokens, created = rows[0]
-        with database.immediate(self.connection, deadline_s=DEADLINE_S) as connection:
-            connection.execute("UPDATE responses SET hits = hits + 1 WHERE key = ?", (key,))
+        self._write("UPDATE responses SET hits = hits + 1 WHERE key = ?", (key,))
         return StoredAnswer(tuple(json.loads(pieces)), finish_reason, model, input_tokens, output_tokens, created)
 
     def put(self, key: str, *, profile: str, backend: str, model: str | None, pieces: list[str],
@@ -100,7 +95,7 @@ class ResponseStore:
         values = (key, profile, backend, model, json.dumps(pieces, ensure_ascii=False), finish_reason, input_tokens,
                   output_tokens, now, now + ttl_s)
 
-        with database.immediate(self.connection, deadline_s=DEADLINE_S) as connection:
+        with self._transaction() as connection:
             connection.execute("DELETE FROM responses WHERE expires <= ?", (now,))  # expired ones go as others come
             connection.execute(
                 "INSERT OR REPLACE INTO responses (key, profile, backend, model, pieces, finish_reason, "
@@ -127,7 +122,6 @@ class ResponseStore:
             where.append("expires <= ?")
             parameters.append(now)
         sql = "DELETE FROM responses" + (" WHERE " + " AND ".join(where) if where else "")
-        with database.immediate(self.connection, deadline_s=DEADLINE_S) as connection:
-            deleted = connection.execute(sql, parameters).rowcount
-        database.with_retries(lambda: self.connection.execute("VACUUM"), DEADLINE_S)
-        return int(deleted)
+        deleted = self._write(sql, parameters)
+        self._read("VACUUM")
+        return deleted
