@@ -64,8 +64,8 @@ GROUPS: dict[str, Group] = {
                       ("tests/test_plugins.py", "tests/test_registry.py", "tests/test_entry_points.py"),
                       "the plugin registry: a mistake lets one broken plugin break every command"),
     "router": Group(("llmswitch/router/plan.py", "llmswitch/router/policy.py", "llmswitch/router/limits.py"),
-                    ("tests/test_router_plan.py", "tests/test_router_limits.py", "tests/test_router_retries.py",
-                     "tests/test_router_routes.py"),
+                    ("tests/test_router_rules.py", "tests/test_router_plan.py", "tests/test_router_limits.py",
+                     "tests/test_router_retries.py", "tests/test_router_routes.py"),
                     "the router's retry plan, retry policy and limits: a mistake retries a call that already cost "
                     "money, gives up too soon or lets a route past its rate limit"),
     "checkpoint": Group(("llmswitch/store/checkpoint.py",),
@@ -156,6 +156,8 @@ EQUIVALENT: dict[str, str] = {
         'the CR carry cleared to None instead of False: both are false',
     "llmswitch.kit.decoders.xǁ_Linesǁfeed__mutmut_66":
         '`>=` in the cheap pre-check before the exact per-line checks: the exact checks decide',
+    "llmswitch.ledger.xǁLedgerǁsummary__mutmut_16":
+        "the ORDER BY alias `grp` upper-cased: SQLite's identifiers ignore case",
     "llmswitch.secrets.x_redact__mutmut_2":
         "`secret and secret in text` -> `or`: every remembered secret is non-empty (6 characters at least), and "
         "replacing a secret that is not in the text changes nothing",
@@ -163,10 +165,23 @@ EQUIVALENT: dict[str, str] = {
 # SQL keywords and identifiers are case-insensitive: a mutant that only changes the case of a SQL string
 # literal cannot change what the database does.
 SQL_LITERAL = re.compile(r"(\b(select|create|insert|update|delete|alter|pragma|begin|commit|rollback|drop)\b"
-                         r"|^\w+ (text|real|integer)\b)", re.IGNORECASE)
+                         r"|\b(values|coalesce|sum|avg|count) ?\(|\b(order by|group by|is null|is not null)\b"
+                         r"|^\s*\w+ (text|real|integer)\b)", re.IGNORECASE)
 STRING_LITERAL = re.compile(r"([\"'])(.*?)\1")
 # Python looks codecs up by a normalised, lower-cased name.
 CODEC_NAMES = {"utf-8", "utf-8-sig", "utf8", "ascii", "latin-1"}
+
+
+def changed_texts(removed: list[str], added: list[str]) -> list[str]:
+    """The string literals a mutant changed (as they were), line by line; a changed line inside a
+    triple-quoted string counts whole."""
+    texts = []
+    for old, new in zip(removed, added, strict=True):
+        before = [match.group(2) for match in STRING_LITERAL.finditer(old)]
+        after = [match.group(2) for match in STRING_LITERAL.finditer(new)]
+        differing = [a for a, b in zip(before, after, strict=False) if a != b]
+        texts += differing if differing and len(before) == len(after) else [old]
+    return texts
 
 
 def equivalence_reason(work: Path, mutant: str) -> str | None:
@@ -178,14 +193,12 @@ def equivalence_reason(work: Path, mutant: str) -> str | None:
     added = [line[1:] for line in shown.splitlines() if line.startswith("+") and not line.startswith("+++")]
     if (removed and len(removed) == len(added) and removed != added
             and [line.lower() for line in removed] == [line.lower() for line in added]):
-        if all(any(SQL_LITERAL.search(match.group(2)) for match in STRING_LITERAL.finditer(line))
-               for line in removed):
+        # Only letter case changed: equivalent when every literal that changed is SQL (each one, not merely
+        # one on the same line: `by == "day"` beside a SQL fragment is not SQL) or a codec name.
+        texts = changed_texts(removed, added)
+        if all(SQL_LITERAL.search(text) for text in texts):
             return "only the letter case of a SQL statement changed; SQL keywords and identifiers ignore case"
-        changed = {before.group(2).lower()
-                   for old, new in zip(removed, added, strict=True)
-                   for before, after in zip(STRING_LITERAL.finditer(old), STRING_LITERAL.finditer(new), strict=False)
-                   if before.group(2) != after.group(2)}
-        if changed and changed <= CODEC_NAMES:
+        if {text.lower() for text in texts} <= CODEC_NAMES:
             return "only the letter case of a codec name changed (`utf-8` -> `UTF-8`); codec names ignore case"
     return None
 

@@ -357,3 +357,19 @@ def test_a_window_start_is_shown_as_a_local_time_or_all_time() -> None:
     assert describe_since(0) == "all time" and describe_since(-5) == "all time"
     assert describe_since(datetime(2025, 6, 1, 9, 5).timestamp()) == "2025-06-01 09:05"
     assert describe_since(1.0) == datetime.fromtimestamp(1.0).strftime("%Y-%m-%d %H:%M")
+
+
+def test_days_are_listed_by_date_even_when_a_later_day_cost_more() -> None:
+    early, late = datetime(2025, 6, 1, 12).timestamp(), datetime(2025, 6, 3, 12).timestamp()
+    with Ledger() as ledger:
+        ledger.append(entry("p", 0.5, ts=early))
+        ledger.append(entry("p", 2.0, ts=late))
+        assert [r.key for r in ledger.summary(0, "day")] == ["2025-06-01", "2025-06-03"]
+        assert [r.key for r in ledger.summary(0, "profile")] == ["p"]
+
+
+def test_by_default_everything_since_the_epoch_counts() -> None:
+    with Ledger() as ledger:
+        ledger.append(entry("first", 0.5, ts=0.5))  # half a second after the epoch: still "since the start"
+        assert [r.profile for r in ledger.entries()] == ["first"]
+        assert [(r.key, r.calls) for r in ledger.summary()] == [("first", 1)]
