@@ -72,6 +72,9 @@ GROUPS: dict[str, Group] = {
                         ("tests/test_checkpoint.py", "tests/test_batch.py", "tests/test_batch_crash.py",
                          "tests/test_batch_provider.py"),
                         "the batch checkpoint: a mistake loses finished lines or a provider job's id"),
+    "response_store": Group(("llmswitch/store/responses.py",),
+                            ("tests/test_response_store.py", "tests/test_response_cache.py"),
+                            "the response cache's file: a mistake replays an expired or another request's answer"),
     "decoders": Group(("llmswitch/kit/decoders.py",), ("tests/test_kit_decoders.py",),
                       "the SSE and NDJSON decoders: a mistake loses or garbles answer text"),
 }
