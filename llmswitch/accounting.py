@@ -21,23 +21,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from llmswitch.errors import BudgetExceededError, LLMSwitchError
+from llmswitch.lazy import logger
 from llmswitch.secrets import redact
 
 if TYPE_CHECKING:
-    import logging
-
     from llmswitch.client import Client, ResolvedProfile, StreamState
     from llmswitch.ledger import Ledger
     from llmswitch.pricing import ModelPrice
     from llmswitch.types import Request, TokenCount
 
-
-
-def _log() -> logging.Logger:
-    """This module's logger, for failures only: importing logging would cost every chat a millisecond."""
-    import logging
-
-    return logging.getLogger(__name__)
 
 # Output assumed for a budget check when neither the request, the profile nor the price table bounds it.
 FALLBACK_MAX_OUTPUT = 4096
@@ -127,7 +119,7 @@ def count_input(resolved: ResolvedProfile, request: Request) -> TokenCount:
     try:
         return resolved.count_tokens(request)
     except LLMSwitchError as error:
-        _log().debug("count_tokens failed for %s, estimating: %s", resolved.name, redact(str(error)))
+        logger(__name__).debug("count_tokens failed for %s, estimating: %s", resolved.name, redact(str(error)))
         return estimate_tokens(request)
 
 
@@ -295,7 +287,7 @@ def record_call(resolved: ResolvedProfile, request: Request | None, result: Stre
             with Ledger() as own:
                 own.append(entry)
     except LLMSwitchError as error:
-        _log().warning("usage not recorded: %s", redact(error.message))
+        logger(__name__).warning("usage not recorded: %s", redact(error.message))
     return cost
 
 

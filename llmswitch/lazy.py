@@ -6,7 +6,10 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import logging
 
 
 def lazy_exports(package: str, sources: Mapping[str, tuple[str, ...]]) -> tuple[list[str], Callable[[str], Any]]:
@@ -23,3 +26,12 @@ def lazy_exports(package: str, sources: Mapping[str, tuple[str, ...]]) -> tuple[
         return value
 
     return list(where), __getattr__
+
+
+def logger(name: str) -> logging.Logger:
+    """``logging.getLogger(name)``, importing ``logging`` only now: modules on every call's path log only on
+    failures and rare decisions, and importing logging (with traceback, string, textwrap) costs every
+    ``llmswitch chat`` a couple of milliseconds."""
+    import logging
+
+    return logging.getLogger(name)

@@ -24,18 +24,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from llmswitch.lazy import logger
 from llmswitch.types import Request, StreamEnd, StreamEvent, Target, TextDelta, Usage, UsageEvent
 
 if TYPE_CHECKING:
     from llmswitch.store.responses import ResponseStore, StoredAnswer
 
-log = logging.getLogger(__name__)
 
 DEFAULT_TTL_S = 86400.0
 _local = threading.local()
@@ -120,7 +119,7 @@ def lookup(target: Target, request: Request) -> StoredAnswer | None:
     try:
         found = open_store().get(key_for(target, request))
     except Exception as error:  # the cache must never cost an answer
-        log.warning("response cache not read: %s", error)
+        logger(__name__).warning("response cache not read: %s", error)
         return None
     _observe(target.profile, found is not None)
     return found
@@ -158,7 +157,7 @@ class Recorder:
                              finish_reason=end.finish_reason, input_tokens=self.usage.input_tokens,
                              output_tokens=self.usage.output_tokens, ttl_s=self.policy.ttl_s)
         except Exception as error:  # the answer matters more than keeping it
-            log.warning("response not cached: %s", error)
+            logger(__name__).warning("response not cached: %s", error)
 
 
 def recording(source: Iterable[StreamEvent], recorder: Recorder) -> Iterator[StreamEvent]:

@@ -4,14 +4,12 @@ written by :func:`llmswitch.accounting.record_call`, charged to the member that 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 from llmswitch.errors import LLMSwitchError
+from llmswitch.lazy import logger
 from llmswitch.router.plan import Attempt
 from llmswitch.secrets import redact
-
-log = logging.getLogger(__name__)
 
 
 def record_failed_attempts(attempts: Sequence[Attempt], route: str | None = None) -> None:
@@ -27,4 +25,4 @@ def record_failed_attempts(attempts: Sequence[Attempt], route: str | None = None
                                           input_tokens=None, output_tokens=None, cost_usd=None,
                                           latency_s=attempt.latency_s, outcome=attempt.outcome, route=route))
     except LLMSwitchError as error:
-        log.warning("the failed attempts were not recorded: %s", redact(error.message))
+        logger(__name__).warning("the failed attempts were not recorded: %s", redact(error.message))

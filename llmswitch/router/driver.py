@@ -10,7 +10,6 @@ up its error ends the stream. ``result.resolved`` always names the member being 
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmswitch.accounting import budgets_of
 from llmswitch.errors import ConfigError, LLMSwitchError
+from llmswitch.lazy import logger
 from llmswitch.router.limits import Busy, aadmit, admit, arelease, release
 from llmswitch.router.plan import CallPlan, GiveUp, RouterEvent, Wait
 from llmswitch.router.state import RouterState
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from llmswitch.client import ResolvedProfile, StreamState
     from llmswitch.types import Request
 
-log = logging.getLogger("llmswitch.router")
 NOTHING_USED = Usage(0, 0)  # a call that failed before any answer: its token reservation is given back
 
 Observer = Callable[[RouterEvent], None]
@@ -52,12 +51,12 @@ class RoutedCall:
         """Hand the plan's new decisions to the observers (and the log); an observer's failure is logged."""
         events, self.plan.events = self.plan.events, []
         for event in events:
-            log.info("%s", event.message)
+            logger("llmswitch.router").info("%s", event.message)
             for observer in self.observers:
                 try:
                     observer(event)
                 except Exception:  # an observer (a metrics counter, a printer) must never break a call
-                    log.exception("router observer failed")
+                    logger("llmswitch.router").exception("router observer failed")
 
     def remaining_s(self) -> float | None:
         deadline = self.plan.deadline

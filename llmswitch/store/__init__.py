@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from llmswitch.store.history import HistoryStore, default_path
 from llmswitch.store.records import (
+    HIGHLIGHT_END,
+    HIGHLIGHT_START,
     AnswerRecord,
     ConversationNotFoundError,
     ConversationRecord,
@@ -19,7 +21,6 @@ from llmswitch.store.records import (
     MessageRecord,
     SearchHit,
 )
-from llmswitch.store.search import HIGHLIGHT_END, HIGHLIGHT_START
 
 __all__ = [
     "HIGHLIGHT_END",

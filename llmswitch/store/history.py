@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from llmswitch.store import database, schema, search
+from llmswitch.store import database, schema
 from llmswitch.store.records import (
     AnswerRecord,
     ConversationNotFoundError,
@@ -268,6 +268,8 @@ class HistoryStore:
 
     def search(self, text: str, limit: int = 100) -> list[SearchHit]:
         """Messages matching every word of ``text``, best match first (see :func:`llmswitch.store.search.search`)."""
+        from llmswitch.store import search  # the query parser and its patterns: only when searching
+
         return search.search(self._read, text, limit, indexed=self.has_full_text_search)
 
     # ---- recording a conversation as it happens ----------------------------------------------------------

@@ -8,6 +8,11 @@ from typing import Any
 
 from llmswitch.errors import ConfigError, LLMSwitchError
 
+# Around each match in a search hit's snippet: private-use characters, which cannot clash with anything a
+# model writes.
+HIGHLIGHT_START = "\ue000"
+HIGHLIGHT_END = "\ue001"
+
 
 class HistoryError(LLMSwitchError):
     """The history database cannot be opened, read or written."""

@@ -9,10 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from llmswitch.store import schema
-from llmswitch.store.records import SearchHit
-
-HIGHLIGHT_START = "\ue000"  # private-use characters: they cannot clash with anything a model writes
-HIGHLIGHT_END = "\ue001"
+from llmswitch.store.records import HIGHLIGHT_END, HIGHLIGHT_START, SearchHit
 
 Read = Callable[[str, tuple[Any, ...]], list[sqlite3.Row]]
 

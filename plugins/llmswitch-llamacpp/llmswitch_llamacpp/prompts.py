@@ -17,11 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmswitch.kit import InvalidOptionError, Message
-
-AUTO = "auto"
-TEMPLATE = "template"
-TRANSCRIPT = "transcript"
-FORMATS = (AUTO, TEMPLATE, TRANSCRIPT, "chatml", "gemma", "llama-3")
+from llmswitch_llamacpp.defaults import AUTO, FORMATS, TEMPLATE, TRANSCRIPT
 
 # Words in a model's name that mark a model tuned to follow turns (it has a chat format even without a template).
 _TUNED_MARKERS = ("instruct", "-it", " it", "chat", "-sft")

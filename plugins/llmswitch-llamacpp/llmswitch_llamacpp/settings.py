@@ -14,10 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmswitch.kit import InvalidOptionError, ModelNotFoundError, Target, default_threads
-from llmswitch_llamacpp.embedded import DEFAULT_DEMO, DEMO_MODELS, DemoModel, demo_for
-
-DEFAULT_N_CTX = 4096
-DEFAULT_N_BATCH = 512
+from llmswitch_llamacpp.defaults import DEFAULT_DEMO, DEFAULT_N_BATCH, DEFAULT_N_CTX
+from llmswitch_llamacpp.embedded import DEMO_MODELS, DemoModel, demo_for
 
 
 @dataclass(frozen=True)
