@@ -65,3 +65,30 @@ def test_a_one_shot_chat_does_not_import(imported: set[str], module: str) -> Non
 def test_the_guard_sees_what_a_chat_needs(imported: set[str]) -> None:
     """The probe really ran a chat: the modules answering it are there (else the test above proves nothing)."""
     assert {"llmswitch.cli.chat", "llmswitch.store.history", "llmswitch.ledger", "llmswitch_echo"} <= imported
+
+
+GC_PROBE = (
+    "import gc, sys\n"
+    "import llmswitch.conversation as conversation\n"
+    "seen = []\n"
+    "original = conversation.Conversation.stream\n"
+    "def stream(self, *args, **kwargs):\n"
+    "    seen.append(gc.isenabled())\n"
+    "    return original(self, *args, **kwargs)\n"
+    "conversation.Conversation.stream = stream\n"
+    "sys.argv = ['llmswitch'] + sys.argv[1:]\n"
+    "from llmswitch.__main__ import run\n"
+    "try:\n    run()\n"
+    "except SystemExit:\n    pass\n"
+    "sys.stderr.write(f'\\nSEEN={seen} ENABLED={gc.isenabled()} FROZEN={gc.get_freeze_count() > 0}')\n"
+)
+
+
+@pytest.mark.parametrize(("args", "asked"), [(["chat", "--profile", "echo", "hi"], "[True]"), (["--help"], "[]")])
+def test_the_console_script_collects_cycles_again_before_the_command_runs(
+    hermetic: object, args: list[str], asked: str
+) -> None:
+    """The cycle collector is off only while start-up imports (llmswitch.cli.end_of_start_up): a command runs,
+    and the process ends, with it on, past the frozen start-up objects."""
+    proc = subprocess.run([sys.executable, "-c", GC_PROBE, *args], capture_output=True, text=True, timeout=120)
+    assert proc.stderr.rsplit("\n", 1)[-1] == f"SEEN={asked} ENABLED=True FROZEN=True", proc.stderr

@@ -6,6 +6,7 @@ imported only when invoked, and nothing here imports a plugin, an SDK or textual
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Any
 
@@ -63,7 +64,9 @@ class LazyGroup(click.Group):
             matches = close_matches(name, self.list_commands(ctx))
             hint = f" Did you mean '{matches[0]}'?" if matches else ""
             raise click.UsageError(f"No such command '{name}'.{hint}", ctx)
-        return super().resolve_command(ctx, args)
+        resolved = super().resolve_command(ctx, args)
+        end_of_start_up()  # the command's module is imported
+        return resolved
 
 
 def _module_exists(module: str) -> bool:
@@ -100,7 +103,27 @@ def main(argv: list[str] | None = None) -> Any:
     from llmswitch.cli.errors import run_guarded
 
     tolerate_narrow_encodings()
-    sys.exit(run_guarded(lambda: cli.main(args=argv, prog_name="llmswitch", standalone_mode=False)))
+    try:
+        code = run_guarded(lambda: cli.main(args=argv, prog_name="llmswitch", standalone_mode=False))
+    finally:
+        end_of_start_up()  # (when the command never started: --help, a usage error)
+    sys.exit(code)
+
+
+def end_of_start_up() -> None:
+    """Switch the cycle collector back on, past the objects start-up made.
+
+    Start-up (click, the command's module, the library under it) creates some 100,000 objects (modules,
+    classes, functions) that live as long as the process, so the collector's passes over them during start-up
+    (about 30 of them) find nothing and cost a one-shot ``chat`` about 4% of its time. The console script
+    (``llmswitch.__main__.run``) turns it off before importing anything; here, before the command runs, it is
+    frozen past those objects (``gc.freeze``: later passes skip them) and turned on again, so a long REPL,
+    batch or TUI session is collected as usual. A caller that kept it on (``main`` called in-process) is left
+    as it was.
+    """
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 def tolerate_narrow_encodings() -> None:
