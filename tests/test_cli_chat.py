@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from tests.helpers import interruptible_popen, llmswitch_subprocess, run_cli, write_config
 
@@ -253,3 +257,102 @@ def test_subprocess_reader_leaving_early_is_not_an_error() -> None:
     proc.stdout.close()  # like `| head -c 10`
     assert proc.wait(timeout=60) == 0
     assert proc.stderr.read() == b""
+
+
+
+class RecordingStream(io.StringIO):
+    """A pipe's stand-in that counts the writes (each one a system call on an unbuffered stdout)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+class HeldTimer:
+    """threading.Timer's stand-in: started, but it fires only when the test says so."""
+
+    started: list[HeldTimer] = []
+
+    def __init__(self, interval: float, function: Callable[[], None]) -> None:
+        self.interval, self.function, self.cancelled, self.daemon = interval, function, False, False
+
+    def start(self) -> None:
+        HeldTimer.started.append(self)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+@pytest.fixture
+def piped_text(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """PipedText on a clock and a timer the test drives; returns the clock (a one-item list)."""
+    from llmswitch.cli import chat
+
+    clock = [100.0]
+    monkeypatch.setattr(chat.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(chat.threading, "Timer", HeldTimer)
+    HeldTimer.started = []
+    return clock
+
+
+def test_an_answer_into_a_pipe_is_written_in_batches_the_first_piece_at_once(piped_text: list[float]) -> None:
+    from llmswitch.cli.chat import PIPE_FLUSH_S, PipedText
+
+    out = RecordingStream()
+    piped = PipedText(out)
+    piped.add("first ")
+    assert (out.getvalue(), out.writes) == ("first ", 1)  # the reader sees the answer start at once
+    for number in range(1000):  # a fast stream: 1,000 tokens within one interval wait together
+        piped.add(f"{number} ")
+    assert out.writes == 1
+    (timer,) = HeldTimer.started  # one timer for the whole wait, due when the interval ends
+    assert timer.interval == pytest.approx(PIPE_FLUSH_S)
+    timer.function()  # the model paused: what waits goes out without another token
+    assert out.writes == 2
+    piped_text[0] += PIPE_FLUSH_S + 0.001
+    piped.add("later ")  # the interval is over: written at once
+    assert out.writes == 3
+    piped.add("last")
+    piped.write()  # the end of the answer: the rest, and the timer stopped
+    assert out.writes == 4 and HeldTimer.started[-1].cancelled
+    assert out.getvalue() == "first " + "".join(f"{number} " for number in range(1000)) + "later last"
+
+
+def test_a_reader_that_left_while_the_timer_wrote_stops_the_next_token(piped_text: list[float]) -> None:
+    from llmswitch.cli.chat import PipedText
+
+    class LeavingReader(io.StringIO):
+        def write(self, text: str) -> int:
+            if self.getvalue():
+                raise BrokenPipeError("the reader left")
+            return super().write(text)
+
+    piped = PipedText(LeavingReader())
+    piped.add("first ")
+    piped.add("second ")
+    HeldTimer.started[0].function()  # the timer's write fails: kept for the caller, not lost in the thread
+    with pytest.raises(BrokenPipeError):
+        piped.add("third")
+    piped.write_if_possible()  # stopping after it is no error
+
+
+def test_text_pending_when_an_answer_is_stopped_is_written_or_dropped_quietly(piped_text: list[float]) -> None:
+    from llmswitch.cli.chat import PipedText
+
+    class GoneReader(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError("the reader left")
+
+    piped = PipedText(GoneReader())
+    piped.pending.append("kept in the history, not shown")
+    piped.write_if_possible()  # no error: the answer was stopped anyway
+    assert piped.pending == []
+    out = io.StringIO()
+    piped = PipedText(out)
+    piped.pending.append("so far")
+    piped.write_if_possible()
+    assert out.getvalue() == "so far"

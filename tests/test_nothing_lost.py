@@ -72,6 +72,35 @@ def test_a_signal_mid_answer_keeps_records_and_charges_it(config_file: Path, sig
     assert entry.cost_usd is not None and entry.cost_usd > 0
 
 
+
+def test_a_pipe_gets_the_text_while_the_model_pauses(config_file: Path) -> None:
+    """Into a pipe, text is written in batches (llmswitch.cli.chat.PipedText); what arrived before the model
+    paused still reaches the reader during the pause, with stdout buffered as it is by default."""
+    import selectors
+    import time
+
+    with openai_server() as server:
+        server.state.scenario = "stall"
+        server.state.options.update(answer=ANSWER, delay=60)
+        write_profile(config_file, server.url)
+        env = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
+        process = subprocess.Popen([sys.executable, "-m", "llmswitch", "chat", "-p", "p", "hi"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        assert process.stdout is not None
+        received = b""
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ)
+            deadline = time.monotonic() + 30  # the server stalls for 60 s after three chunks
+            while len(received) < 12 and selector.select(timeout=max(0.0, deadline - time.monotonic())):
+                chunk = os.read(process.stdout.fileno(), 100)
+                if not chunk:
+                    break
+                received += chunk
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    assert received == ANSWER[:12].encode()  # all three chunks, while the server still stalls
+
+
 # ---- input that is not UTF-8 -----------------------------------------------------------------------------
 
 

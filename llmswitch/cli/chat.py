@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -222,27 +223,24 @@ def one_shot(conversation: Conversation, text: str, *, no_stream: bool, as_json:
     stopped_by: Terminated | None = None
     out = sys.stdout
     on_terminal = is_terminal(out)  # a model's text must not drive the terminal: see llmswitch.terminal
+    piped = PipedText(out)
     try:
         if as_json or no_stream:
             for _event in turn:
                 pass
             if not as_json:
                 out.write(neutralize(turn.result.text) if on_terminal else turn.result.text)
-        else:
+        elif on_terminal:  # every piece shows at once
             write, flush = out.write, out.flush
-            # On a terminal every piece shows at once; into a pipe, one flush per token is a system call per
-            # token, so text is flushed at most every PIPE_FLUSH_S (a reader still sees it arrive steadily).
-            last_flush = 0.0
             for event in turn:
                 if type(event) is TextDelta:
-                    if on_terminal:
-                        write(neutralize(event.text))
-                        flush()
-                    else:
-                        write(event.text)
-                        if (now := time.perf_counter()) - last_flush >= PIPE_FLUSH_S:
-                            flush()
-                            last_flush = now
+                    write(neutralize(event.text))
+                    flush()
+        else:
+            for event in turn:
+                if type(event) is TextDelta:
+                    piped.add(event.text)
+            piped.write()
     except Terminated as stop:
         interrupted, stopped_by = True, stop
     except KeyboardInterrupt:
@@ -253,7 +251,9 @@ def one_shot(conversation: Conversation, text: str, *, no_stream: bool, as_json:
         silence_stdout()
         return EXIT_OK
     finally:
+        piped.cancel()
         turn.finish()  # the history and the ledger first: after SIGHUP there may be no terminal to write to
+    piped.write_if_possible()  # the text of a stopped answer still waiting for the pipe
     if stopped_by is not None:
         return stopped(conversation, turn, stopped_by, as_json=as_json, show_usage=show_usage)
     result = turn.result
@@ -273,6 +273,78 @@ def one_shot(conversation: Conversation, text: str, *, no_stream: bool, as_json:
             print_error(result.error)
         return result.error.exit_code
     return EXIT_OK
+
+
+class PipedText:
+    """An answer streamed into a pipe or a file: what arrives within PIPE_FLUSH_S of the last write waits and
+    goes out with the next one, so a long answer is a few dozen writes, not one per token.
+
+    A write and a flush per token is a system call per token (with ``PYTHONUNBUFFERED``, as container images
+    often set, every write is one): 20,000 of them for a long answer. The first piece goes out at once, and a
+    timer writes what waits when the model pauses, so a reader sees every piece within PIPE_FLUSH_S of its
+    arrival. A write that fails in the timer (the reader left) is raised by the next :meth:`add`.
+    """
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.pending: list[str] = []
+        self.last_write = 0.0
+        self.lock = threading.Lock()
+        self.timer: threading.Timer | None = None
+        self.failure: OSError | None = None
+
+    def add(self, text: str) -> None:
+        with self.lock:
+            if self.failure is not None:
+                raise self.failure
+            self.pending.append(text)
+            now = time.perf_counter()
+            if now - self.last_write >= PIPE_FLUSH_S:
+                self._write(now)
+            elif self.timer is None:
+                self.timer = threading.Timer(self.last_write + PIPE_FLUSH_S - now, self._write_when_due)
+                self.timer.daemon = True
+                self.timer.start()
+
+    def _write_when_due(self) -> None:
+        with self.lock:
+            self.timer = None
+            try:
+                self._write(time.perf_counter())
+            except OSError as error:
+                self.pending.clear()
+                self.failure = error
+
+    def _write(self, now: float) -> None:
+        if self.pending:
+            text = "".join(self.pending)
+            self.pending.clear()
+            self.out.write(text)
+        self.out.flush()
+        self.last_write = now
+
+    def cancel(self) -> None:
+        """Stop the timer: nothing is written behind the caller's back from now on."""
+        with self.lock:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+
+    def write(self) -> None:
+        """Write what waits now and stop the timer (the end of the answer); a reader that left raises
+        BrokenPipeError here."""
+        self.cancel()
+        with self.lock:
+            if self.failure is not None:
+                raise self.failure
+            self._write(time.perf_counter())
+
+    def write_if_possible(self) -> None:
+        """:meth:`write`, for an answer that was stopped: a reader or terminal that is gone is no error."""
+        try:
+            self.write()
+        except OSError:
+            self.pending.clear()
 
 
 def stopped(conversation: Conversation, turn: Turn, stop: Terminated, *, as_json: bool, show_usage: bool) -> int:
