@@ -177,3 +177,31 @@ def test_the_profile_headers_replace_the_backends_whatever_their_case() -> None:
     target = Target("p", "tiny", "m", options={"headers": {"X-Api-Key": "proxy-key", "X-Title": "t"}})
     merged = kit.with_profile_headers(target, {"x-api-key": "provider-key", "Accept": "application/json"})
     assert merged == {"Accept": "application/json", "X-Api-Key": "proxy-key", "X-Title": "t"}
+
+
+def test_a_plain_http_server_without_a_proxy_gets_a_client_that_loads_no_certificates(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Loading the system's certificates is a tenth of a one-shot chat; a client that never speaks TLS skips it
+    (kit.clients.never_uses_tls), and its context trusts nothing, so TLS could never go unverified."""
+    import ssl
+
+    import httpcore2
+
+    from llmswitch.kit.clients import _settings, sync_client
+
+    loaded: list[object] = []
+    real = httpcore2.default_ssl_context
+    monkeypatch.setattr(httpcore2, "default_ssl_context", lambda **options: loaded.append(options) or real(**options))
+
+    def endpoint(url: str) -> kit.Endpoint:
+        return kit.Endpoint(url, "p", "tiny", "x", timeout=30)
+
+    sync_client(endpoint("http://127.0.0.1:9/plain"))
+    assert loaded == []
+    context = _settings(endpoint("http://127.0.0.1:9/plain"))["verify"]
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context.cert_store_stats()["x509_ca"] == 0
+    sync_client(endpoint("https://127.0.0.1:9/tls"))
+    assert len(loaded) == 1  # a TLS server: the system's certificates, as always
+    monkeypatch.setenv("HTTPS_PROXY", "https://127.0.0.1:3128")
+    sync_client(endpoint("http://127.0.0.1:9/behind-a-proxy"))
+    assert len(loaded) > 1  # a proxy may be reached over TLS: made as usual (its transport too)
