@@ -48,8 +48,8 @@ GROUPS: dict[str, Group] = {
                                                 "tests/test_mutation_survivors.py"),
                     "the usage ledger: a mistake loses or miscounts spend"),
     "pricing": Group(("llmswitch/pricing.py", "llmswitch/price_catalog.py"),
-                     ("tests/test_pricing.py", "tests/test_price_catalog.py", "tests/test_price_catalog_parts.py",
-                      "tests/test_cost.py"),
+                     ("tests/test_pricing.py", "tests/test_pricing_rules.py", "tests/test_price_catalog.py",
+                      "tests/test_price_catalog_parts.py", "tests/test_cost.py"),
                      "prices and the price catalogue: a mistake misprices every call"),
     "retry_after": Group(("llmswitch/http_headers.py",),
                          ("tests/test_mutation_survivors.py", "tests/plugins/test_openai_parts.py"),
@@ -161,6 +161,68 @@ EQUIVALENT: dict[str, str] = {
         '`>=` in the cheap pre-check before the exact per-line checks: the exact checks decide',
     "llmswitch.ledger.xǁLedgerǁsummary__mutmut_16":
         "the ORDER BY alias `grp` upper-cased: SQLite's identifiers ignore case",
+    "llmswitch.price_catalog.x__download__mutmut_7":
+        "the name of an HTTP header upper- or lower-cased: urllib sends names capitalised whatever they were,"
+        " and looks a response's headers up without case",
+    "llmswitch.price_catalog.x__download__mutmut_8":
+        "the name of an HTTP header upper- or lower-cased: urllib sends names capitalised whatever they were,"
+        " and looks a response's headers up without case",
+    "llmswitch.price_catalog.x__download__mutmut_12":
+        "the name of an HTTP header upper- or lower-cased: urllib sends names capitalised whatever they were,"
+        " and looks a response's headers up without case",
+    "llmswitch.price_catalog.x__download__mutmut_13":
+        "the name of an HTTP header upper- or lower-cased: urllib sends names capitalised whatever they were,"
+        " and looks a response's headers up without case",
+    "llmswitch.price_catalog.x__download__mutmut_27":
+        "the name of an HTTP header upper- or lower-cased: urllib sends names capitalised whatever they were,"
+        " and looks a response's headers up without case",
+    "llmswitch.price_catalog.x__download__mutmut_28":
+        "the name of an HTTP header upper- or lower-cased: urllib sends names capitalised whatever they were,"
+        " and looks a response's headers up without case",
+    "llmswitch.price_catalog.x__download__mutmut_41":
+        "reading the limit + 2 bytes instead of + 1 before the size check: any length above the limit is "
+        "refused the same way",
+    "llmswitch.price_catalog.x_save_catalog__mutmut_10":
+        "the stored table written in the locale's encoding: json.dumps escapes every non-ASCII character, so "
+        "the text is ASCII",
+    "llmswitch.price_catalog.x_save_catalog__mutmut_12":
+        "the stored table written in the locale's encoding (no encoding given): as above",
+    "llmswitch.price_catalog.x_update_prices__mutmut_7":
+        "load_catalog called when the stored table does not exist: it returns None for a missing file itself",
+    "llmswitch.price_catalog.xǁCatalogDiffǁsuspicious__mutmut_2":
+        "a change without a factor counted as 1 instead of 0: both are below the 10x threshold",
+    "llmswitch.pricing.x_parse_table__mutmut_1":
+        "the default format's name (`toml` -> `XXtomlXX`): every format but `json` is read as TOML",
+    "llmswitch.pricing.x_parse_table__mutmut_2":
+        "the default format's name (`toml` -> `TOML`): as above",
+    "llmswitch.pricing.x__package_text__mutmut_1":
+        "the fast path for a package in a plain folder skipped: importlib.resources reads the same file (only"
+        " slower)",
+    "llmswitch.pricing.x__package_text__mutmut_2":
+        "the fast path for a package in a plain folder skipped: importlib.resources reads the same file (only"
+        " slower)",
+    "llmswitch.pricing.x__package_text__mutmut_6":
+        "getattr(module, '__file__') without a default: every module has the attribute (None for a namespace "
+        "package)",
+    "llmswitch.pricing.x__package_text__mutmut_8":
+        "the fast path for a package in a plain folder skipped: importlib.resources reads the same file (only"
+        " slower)",
+    "llmswitch.pricing.x__package_text__mutmut_9":
+        "the fast path for a package in a plain folder skipped: importlib.resources reads the same file (only"
+        " slower)",
+    "llmswitch.pricing.x__package_text__mutmut_10":
+        "the fast path for a package in a plain folder skipped: importlib.resources reads the same file (only"
+        " slower)",
+    "llmswitch.pricing.xǁModelPriceǁcost__mutmut_7":
+        "the type-narrowing assert weakened to `or`: `known`, checked just before, guarantees both prices",
+    "llmswitch.pricing.x_format_usd__mutmut_9":
+        "$0.01 exactly through the small-sum branch: three significant digits print it as $0.0100 too",
+    "llmswitch.pricing.x_format_rate__mutmut_9":
+        "rpartition instead of partition at the decimal point: a formatted number has one",
+    "llmswitch.pricing.x_format_rate__mutmut_19":
+        "rstrip('XX0XX') instead of rstrip('0'): the decimals are digits, never X",
+    "llmswitch.pricing.x_lookup__mutmut_19":
+        "`base_url or 'XXXX'`: this branch is reached only with a base URL (no URL is the backend's own)",
     "llmswitch.secrets.x_redact__mutmut_2":
         "`secret and secret in text` -> `or`: every remembered secret is non-empty (6 characters at least), and "
         "replacing a secret that is not in the text changes nothing",
