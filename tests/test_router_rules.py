@@ -431,3 +431,100 @@ def test_a_refusal_by_rate_keeps_no_place_when_concurrency_is_also_limited() -> 
 
 def test_every_error_the_policy_judges_is_an_llmswitch_error() -> None:
     assert issubclass(BackendError, LLMSwitchError)
+
+
+# ---- the edges: members without a cooldown given, short cooldowns, and what a wait counts as ---------------
+
+
+def test_a_member_the_driver_gives_no_cooldown_for_is_not_cooling() -> None:
+    assert plan(["a", "b"]).next_step(0.0, {"a": 20.0}) == Try("b")
+
+
+def test_a_cooldown_under_a_second_still_counts() -> None:
+    assert plan(["a", "b"]).next_step(0.0, {"a": 0.5, "b": 0.0}) == Try("b")
+    assert plan(["a", "b"]).next_step(0.0, {"a": 20.0, "b": 0.5}) == Wait(0.5)
+    call = plan(["a", "b"])
+    call.busy("a", "rpm", 3.0, 0.0)
+    assert call.next_step(0.0, {"b": 0.5}) != Try("b")  # room, but cooling for half a second
+
+
+def test_with_every_member_cooling_or_busy_the_busy_one_goes_first_without_waiting_for_the_cooldown() -> None:
+    call = plan(["a", "b"])
+    call.busy("b", "rpm", 3.0, 0.0)
+    assert call.next_step(0.0, {"a": 20.0}) == Wait(0.0)  # b is not cooling: no cooldown to wait for
+    assert call.order == ["b", "a"]
+
+
+def test_after_waiting_out_a_cooldown_the_member_keeps_the_rest_of_its_retries() -> None:
+    call = plan(["a", "b"], max_retries=2, backoff_base_s=0.0)
+    assert call.next_step(0.0, {"a": 20.0, "b": 5.0}) == Wait(5.0)
+    assert call.next_step(5.0, {"a": 15.0, "b": 0.0}) == Try("b")
+    call.failed("b", overloaded(), 0.1, 5.1, text_shown=False)
+    assert call.next_step(5.1, {"a": 15.0}) == Try("b")  # one retry counted for the wait, one left
+
+
+def test_a_member_already_tried_never_answers_for_one_without_room() -> None:
+    call = plan(["a", "b", "c"], max_retries=0)
+    assert call.next_step(0.0, {}) == Try("a")
+    call.failed("a", AuthError("bad key", status_code=401), 0.1, 0.1, text_shown=False)
+    call.busy("b", "rpm", 3.0, 0.1)
+    assert call.next_step(0.1, {}) == Try("c")
+    assert call.order == ["a", "c", "b"]
+
+
+def test_each_wait_for_room_over_a_second_is_said() -> None:
+    call = plan(["a"])
+    for now in (0.0, 1.5):
+        call.busy("a", "rpm", 1.5, now)
+        assert call.next_step(now, {}) == Wait(1.5)
+    assert len(call.events) == 2
+
+
+def test_a_429_of_any_kind_cools_and_a_zero_cooldown_is_zero() -> None:
+    call = plan(["a", "b"], cooldown_s=7.0)
+    assert call.failed("a", BadResponseError("too many", status_code=429), 0.1, 0.1, text_shown=False) == 7.0
+    free = plan(["a", "b"], cooldown_s=0.0)
+    assert free.failed("a", limited(), 0.1, 0.1, text_shown=False) == 0.0
+
+
+def test_the_deadline_error_lists_every_attempt() -> None:
+    call = plan(["a", "b"], timeout_total=5.0, max_retries=0)
+    call.next_step(0.0, {})
+    call.failed("a", overloaded(), 1.0, 1.0, text_shown=False)
+    call.next_step(1.0, {})
+    call.failed("b", UnreachableError("refused"), 1.0, 2.0, text_shown=False)
+    call._index = 0  # asked again before the driver gives up: the deadline, not the last error, ends it
+    step = call.next_step(5.0, {})
+    assert isinstance(step, GiveUp)
+    assert str(step.error) == "no answer within timeout_total = 5 s (attempts: a 529, b unreachable; the last: refused)"
+
+
+def test_a_plan_with_no_member_says_so() -> None:
+    step = plan([]).next_step(0.0, {})
+    assert isinstance(step, GiveUp) and str(step.error) == "the route has no member to try"
+
+
+@pytest.mark.parametrize("form", ["sync", "async"])
+def test_each_profile_has_its_own_request_count_and_a_request_counts_once(form: str) -> None:
+    state = LocalState(Clock())
+
+    def enter(name: str, settings: dict[str, int]) -> Admission | Busy:
+        ask = request("hi")
+        return admit(state, name, settings, ask) if form == "sync" else asyncio.run(aadmit(state, name, settings, ask))
+
+    assert isinstance(enter("one", {"rpm": 1}), Admission)
+    assert isinstance(enter("two", {"rpm": 1}), Admission)  # another profile's minute is its own
+    assert isinstance(enter("three", {"rpm": 2}), Admission)
+    assert isinstance(enter("three", {"rpm": 2}), Admission)
+    assert isinstance(enter("three", {"rpm": 2}), Busy)
+
+
+@pytest.mark.parametrize("form", ["sync", "async"])
+def test_a_call_without_usage_keeps_its_whole_reservation(form: str) -> None:
+    state = LocalState(Clock())
+    ask = request("x" * 40, max_tokens=10)  # 24 tokens
+    first = admit(state, "t", {"tpm": 50}, ask)
+    assert isinstance(first, Admission)
+    release(state, first, Usage()) if form == "sync" else asyncio.run(arelease(state, first, Usage()))
+    assert isinstance(admit(state, "t", {"tpm": 50}, ask), Admission)  # 48 of 50
+    assert isinstance(admit(state, "t", {"tpm": 50}, ask), Busy)
