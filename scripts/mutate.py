@@ -252,6 +252,11 @@ EQUIVALENT: dict[str, str] = {
         "the `stop` verdict upper-cased: as above",
     "llmswitch.router.plan.xǁCallPlanǁfailed__mutmut_41":
         "inside the `stop` branch: as above",
+    "llmswitch.store.database.x_connect__mutmut_7":
+        "sqlite3.connect without its timeout: the PRAGMA busy_timeout set right after it decides the wait",
+    "llmswitch.store.database.x_upgrade__mutmut_22":
+        "`target >= found` when writing the version: at equal versions it writes the number the file already "
+        "has",
     "llmswitch.secrets.x_redact__mutmut_2":
         "`secret and secret in text` -> `or`: every remembered secret is non-empty (6 characters at least), and "
         "replacing a secret that is not in the text changes nothing",

@@ -254,3 +254,44 @@ def test_a_store_file_gives_up_waiting_for_a_lock_at_its_deadline(hermetic: Path
         holder.execute("ROLLBACK")
         holder.close()
         notes.close()
+
+
+def test_opening_makes_the_missing_folders_and_an_in_memory_file_needs_none(tmp_path: Path) -> None:
+    deep = tmp_path / "not" / "yet" / "there.db"
+    connection = database.open_database(deep, (step_table("one"),))
+    assert deep.exists() and database.current_version(connection) == 1
+    connection.close()
+    assert database.current_version(database.open_database(None, (step_table("one"),))) == 1
+
+
+def test_a_connection_stays_in_its_thread_unless_shared(tmp_path: Path) -> None:
+    errors: list[BaseException] = []
+
+    def use(connection: sqlite3.Connection) -> None:
+        try:
+            connection.execute("SELECT 1")
+        except BaseException as exc:  # noqa: BLE001 - what another thread saw
+            errors.append(exc)
+
+    path = tmp_path / "x.db"
+    for opened in (database.open_database(path, ()), database.connect(path),
+                   database.open_database(path, (), shared=True), database.connect(path, shared=True)):
+        worker = threading.Thread(target=use, args=(opened,))
+        worker.start()
+        worker.join()
+    assert [type(error) for error in errors] == [sqlite3.ProgrammingError] * 2  # the two not shared
+
+
+def test_an_up_to_date_file_is_not_written_and_an_older_one_gets_exactly_its_missing_steps(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    database.open_database(path, (step_table("one"),)).close()
+    holder = database.connect(path)
+    holder.execute("BEGIN IMMEDIATE")  # another process is writing: an up-to-date file needs no write lock
+    try:
+        reader = database.connect(path, busy_timeout_s=0.1)
+        assert database.upgrade(reader, (step_table("one"),)) == 1
+    finally:
+        holder.execute("ROLLBACK")
+    connection = database.connect(path)
+    assert database.upgrade(connection, (step_table("one"), step_table("two")), target=1) == 1
+    assert database.current_version(connection) == 1
