@@ -257,6 +257,29 @@ EQUIVALENT: dict[str, str] = {
     "llmswitch.store.database.x_upgrade__mutmut_22":
         "`target >= found` when writing the version: at equal versions it writes the number the file already "
         "has",
+    "llmswitch.router.plan.xǁCallPlanǁ_make_room__mutmut_60":
+        "the deadline flag set to False instead of True as the plan gives up: the drivers ask nothing after a"
+        " GiveUp",
+    "llmswitch.store.checkpoint.xǁCheckpointǁforget__mutmut_6":
+        "the letter case of a SQL fragment (a condition, WHERE, AND, an upsert's SET list): SQL ignores case",
+    "llmswitch.store.checkpoint.xǁCheckpointǁforget__mutmut_7":
+        "the letter case of a SQL fragment (a condition, WHERE, AND, an upsert's SET list): SQL ignores case",
+    "llmswitch.store.checkpoint.xǁCheckpointǁjobs__mutmut_6":
+        "the letter case of a SQL fragment (a condition, WHERE, AND, an upsert's SET list): SQL ignores case",
+    "llmswitch.store.checkpoint.xǁCheckpointǁjobs__mutmut_12":
+        "the letter case of a SQL fragment (a condition, WHERE, AND, an upsert's SET list): SQL ignores case",
+    "llmswitch.store.checkpoint.xǁCheckpointǁjobs__mutmut_14":
+        "the letter case of a SQL fragment (a condition, WHERE, AND, an upsert's SET list): SQL ignores case",
+    "llmswitch.store.checkpoint.xǁCheckpointǁjobs__mutmut_26":
+        "the letter case of a SQL fragment (a condition, WHERE, AND, an upsert's SET list): SQL ignores case",
+    "llmswitch.store.checkpoint.xǁCheckpointǁjobs__mutmut_29":
+        "the letter case of a SQL fragment (a condition, WHERE, AND, an upsert's SET list): SQL ignores case",
+    "llmswitch.store.checkpoint.xǁCheckpointǁstart_run__mutmut_13":
+        "the letter case of a SQL fragment (a condition, WHERE, AND, an upsert's SET list): SQL ignores case",
+    "llmswitch.store.checkpoint.xǁCheckpointǁruns__mutmut_5":
+        "no parameters passed to _read: its default is the same empty tuple",
+    "llmswitch.store.checkpoint.xǁCheckpointǁsave__mutmut_3":
+        "ensure_ascii=None instead of False: both are false",
     "llmswitch.secrets.x_redact__mutmut_2":
         "`secret and secret in text` -> `or`: every remembered secret is non-empty (6 characters at least), and "
         "replacing a secret that is not in the text changes nothing",

@@ -102,6 +102,7 @@ def test_a_job_is_kept_with_its_lines_and_followed_until_collected(hermetic: Pat
         checkpoint.update_job("batch_1", "finalizing")
         [checked] = checkpoint.jobs(job_id="batch_1")
         assert checked.status == "finalizing" and checked.checked_at > first.checked_at
+        assert checked.submitted_at == first.submitted_at
         assert checked.collected_at is None
         checkpoint.finish_job("batch_1", "completed")
         [done] = checkpoint.jobs(job_id="batch_1")
@@ -112,6 +113,14 @@ def test_a_job_is_kept_with_its_lines_and_followed_until_collected(hermetic: Pat
         assert [j.job_id for j in checkpoint.jobs(key=RUN, open_only=True)] == []
         assert checkpoint.jobs(job_id="batch_1", key=OTHER) == []
         assert checkpoint.jobs(key=RunKey(RUN.input_hash, "slow")) == []
+
+
+def test_a_jobs_lines_are_stored_as_compact_json(hermetic: Path) -> None:
+    with Checkpoint() as checkpoint:
+        checkpoint.add_job(job("batch_1"))
+        path = checkpoint.path
+    raw = sqlite3.connect(path).execute("SELECT lines FROM jobs").fetchone()[0]
+    assert raw == '{"c-1":["1",1],"c-2":["two",2]}'
 
 
 def test_a_job_id_is_kept_once(hermetic: Path) -> None:

@@ -528,3 +528,18 @@ def test_a_call_without_usage_keeps_its_whole_reservation(form: str) -> None:
     release(state, first, Usage()) if form == "sync" else asyncio.run(arelease(state, first, Usage()))
     assert isinstance(admit(state, "t", {"tpm": 50}, ask), Admission)  # 48 of 50
     assert isinstance(admit(state, "t", {"tpm": 50}, ask), Busy)
+
+
+def test_waits_for_room_that_reach_exactly_a_second_are_said_when_they_pass_it() -> None:
+    call = plan(["a"])
+    for step, now in enumerate((0.0, 0.5, 1.0)):
+        call.busy("a", "rpm", 0.5, now)
+        assert call.next_step(now, {}) == Wait(0.5)
+        assert len(call.events) == (1 if step == 2 else 0)
+
+
+def test_a_member_given_no_cooldown_and_without_room_goes_before_one_cooling_half_a_second() -> None:
+    call = plan(["a", "b", "c"])
+    call.busy("b", "rpm", 3.0, 0.0)
+    assert call.next_step(0.0, {"a": 20.0, "c": 0.5}) == Wait(0.0)
+    assert call.order[0] == "b"
