@@ -280,6 +280,22 @@ EQUIVALENT: dict[str, str] = {
         "no parameters passed to _read: its default is the same empty tuple",
     "llmswitch.store.checkpoint.xǁCheckpointǁsave__mutmut_3":
         "ensure_ascii=None instead of False: both are false",
+    "llmswitch.store.responses.xǁResponseStoreǁclear__mutmut_11":
+        "the letter case of a SQL fragment (a condition, WHERE, AND, an upsert's SET list): SQL ignores case",
+    "llmswitch.store.responses.xǁResponseStoreǁclear__mutmut_15":
+        "the letter case of a SQL fragment (a condition, WHERE, AND, an upsert's SET list): SQL ignores case",
+    "llmswitch.store.responses.xǁResponseStoreǁclear__mutmut_26":
+        "the letter case of a SQL fragment (a condition, WHERE, AND, an upsert's SET list): SQL ignores case",
+    "llmswitch.store.responses.xǁResponseStoreǁclear__mutmut_29":
+        "the letter case of a SQL fragment (a condition, WHERE, AND, an upsert's SET list): SQL ignores case",
+    "llmswitch.store.responses.xǁResponseStoreǁclear__mutmut_38":
+        "the letter case of a SQL fragment (a condition, WHERE, AND, an upsert's SET list): SQL ignores case",
+    "llmswitch.store.responses.xǁResponseStoreǁget__mutmut_14":
+        "the letter case of a SQL fragment (a condition, WHERE, AND, an upsert's SET list): SQL ignores case",
+    "llmswitch.store.responses.xǁResponseStoreǁget__mutmut_15":
+        "the letter case of a SQL fragment (a condition, WHERE, AND, an upsert's SET list): SQL ignores case",
+    "llmswitch.store.responses.xǁResponseStoreǁput__mutmut_7":
+        "ensure_ascii=None instead of False: both are false",
     "llmswitch.secrets.x_redact__mutmut_2":
         "`secret and secret in text` -> `or`: every remembered secret is non-empty (6 characters at least), and "
         "replacing a secret that is not in the text changes nothing",

@@ -5,6 +5,7 @@ test_response_cache.py."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +69,13 @@ def test_clearing_all_one_profile_or_only_what_expired(hermetic: Path) -> None:
         assert store.clear("b") == 1
         assert store.clear() == 1
         assert store.clear() == 0
+
+
+def test_without_a_time_given_the_clock_decides_what_has_expired(hermetic: Path) -> None:
+    with ResponseStore() as store:
+        put(store, "fresh", now=time.time(), ttl_s=3600.0)
+        put(store, "stale", now=1000.0)  # expired long ago by the clock (stored after: a put sweeps the expired)
+        assert store.stats().expired == 1
+        assert store.clear(expired_only=True) == 1
+        assert store.get("fresh") is not None
+        assert store.clear() == 1  # by default everything goes, fresh answers too
