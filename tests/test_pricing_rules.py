@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import subprocess
 import sys
-import textwrap
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +15,7 @@ import pytest
 
 from llmswitch import pricing
 from llmswitch.config import price_catalog_path
-from llmswitch.price_catalog import Catalog, save_catalog
+from llmswitch.price_catalog import Catalog, load_catalog, save_catalog
 from llmswitch.pricing import ModelPrice, PriceTable, PriceTableError, parse_table, price_for, prices_in_use
 from llmswitch.types import BackendInfo
 
@@ -161,35 +158,48 @@ def test_prices_in_use_hold_aliases_and_the_update_of_a_backend_that_ships_none(
 # ---- read as UTF-8 whatever the locale -----------------------------------------------------------------------
 
 
-READ_UNDER_ASCII = textwrap.dedent("""
-    import sys
-    from pathlib import Path
-    from llmswitch import pricing
-    from llmswitch.price_catalog import load_catalog
-    from llmswitch.types import BackendInfo
-    sys.path[:0] = [sys.argv[1], sys.argv[2]]
-    for name, package in (("plain", "plain_utf8_prices"), ("zipped", "zipped_utf8_prices")):
-        table = pricing.load_table(BackendInfo(name=name, summary="", prices=(package, "prices.toml")))
-        print(table.error or table.source)
-    print(load_catalog(Path(sys.argv[3])).source)
-""")
+@pytest.fixture
+def ascii_locale() -> Iterator[None]:
+    """The process's text encoding made ASCII (a C locale without UTF-8 mode), in this process, so whatever reads
+    a file without naming its encoding reads it as ASCII here."""
+    import locale
+
+    if sys.flags.utf8_mode:  # the locale does not choose the encoding here: the reads are checked all the same
+        yield
+        return
+    before = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")
+    try:
+        assert locale.getpreferredencoding(False) == "ANSI_X3.4-1968"
+        yield
+    finally:
+        locale.setlocale(locale.LC_CTYPE, before)
 
 
-def test_tables_are_read_as_utf8_under_an_ascii_locale(tmp_path: Path) -> None:
+def test_tables_are_read_as_utf8_under_an_ascii_locale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        ascii_locale: None) -> None:
     table = '[meta]\ndate = "2026-01-02"\nsource = "tarifs en € — à jour"\n'
     plain = tmp_path / "plain" / "plain_utf8_prices"
     plain.mkdir(parents=True)
     (plain / "__init__.py").write_text("")
-    (plain / "prices.toml").write_text(table, encoding="utf-8")
+    (plain / "prices.toml").write_bytes(table.encode("utf-8"))
     archive = tmp_path / "zipped.zip"
     with zipfile.ZipFile(archive, "w") as zipped:
         zipped.writestr("zipped_utf8_prices/__init__.py", "")
         zipped.writestr("zipped_utf8_prices/prices.toml", table.encode("utf-8"))
     stored = tmp_path / "prices.json"  # a stored update someone edited by hand, in UTF-8
-    stored.write_text(json.dumps({"meta": {"source": "édité à la main", "date": "2026-01-02"}, "backends": {}},
-                                 ensure_ascii=False), encoding="utf-8")
-    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": "utf-8"}
-    result = subprocess.run([sys.executable, "-c", READ_UNDER_ASCII, str(tmp_path / "plain"), str(archive),
-                             str(stored)], env=env, capture_output=True, text=True, encoding="utf-8", timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["tarifs en € — à jour", "tarifs en € — à jour", "édité à la main"]
+    stored.write_bytes(json.dumps({"meta": {"source": "édité à la main", "date": "2026-01-02"}, "backends": {}},
+                                  ensure_ascii=False).encode("utf-8"))
+    monkeypatch.syspath_prepend(str(tmp_path / "plain"))
+    monkeypatch.syspath_prepend(str(archive))
+    pricing.clear_cache()
+    try:
+        for name, package in (("plain", "plain_utf8_prices"), ("zipped", "zipped_utf8_prices")):
+            read = pricing.load_table(BackendInfo(name=name, summary="", prices=(package, "prices.toml")))
+            assert read is not None and read.error is None and read.source == "tarifs en € — à jour"
+        loaded = load_catalog(stored)
+        assert loaded is not None and loaded.source == "édité à la main"
+    finally:
+        pricing.clear_cache()
+        for package in ("plain_utf8_prices", "zipped_utf8_prices"):
+            sys.modules.pop(package, None)
