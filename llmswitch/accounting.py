@@ -16,7 +16,7 @@ the call nothing before it is sent.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,7 @@ from llmswitch.secrets import redact
 
 if TYPE_CHECKING:
     from llmswitch.client import Client, ResolvedProfile, StreamState
-    from llmswitch.ledger import Ledger
+    from llmswitch.ledger import Ledger, SpendOwner
     from llmswitch.pricing import ModelPrice
     from llmswitch.types import Request, TokenCount
 
@@ -92,6 +92,15 @@ class BudgetStatus:
     budget_usd: float
     spent_usd: float
     since: float  # Unix time the period started
+
+    @property
+    def resets_at(self) -> float:
+        """Unix time the next period starts (local midnight, or the first of next month)."""
+        from llmswitch.ledger import start_of_day, start_of_month
+
+        if self.period == "day":
+            return start_of_day(self.since + 36 * 3600)  # a day is 23 to 25 hours: 36 is always into the next
+        return start_of_month(self.since + 32 * 86400)
 
     @property
     def remaining_usd(self) -> float:
@@ -164,9 +173,11 @@ def budgets_of(settings: Mapping[str, Any]) -> dict[str, float]:
 
 
 def budget_status(
-    profile: str, settings: Mapping[str, Any], *, ledger: Ledger | None = None, now: float | None = None
+    owner: str, settings: Mapping[str, Any], *, ledger: Ledger | None = None, now: float | None = None,
+    by: SpendOwner = "profile",
 ) -> list[BudgetStatus]:
-    """Spend against each budget the profile sets (empty when none, without opening the ledger)."""
+    """Spend against each budget ``settings`` sets (empty when none, without opening the ledger): the spend of
+    the profile ``owner``, or with ``by="gateway_key"`` of the gateway key of that name (``llmswitch serve``)."""
     budgets = budgets_of(settings)
     if not budgets:
         return []
@@ -177,40 +188,59 @@ def budget_status(
     own = ledger is None
     ledger = ledger or Ledger()
     try:
-        return [BudgetStatus(period, limit, ledger.spend(profile, starts[period]), starts[period])
+        return [BudgetStatus(period, limit, ledger.spend(owner, starts[period], by), starts[period])
                 for period, limit in budgets.items()]
     finally:
         if own:
             ledger.close()
 
 
+def over_budget(statuses: Iterable[BudgetStatus], worst_usd: float) -> BudgetStatus | None:
+    """The first budget that the spend so far plus this call's worst case would pass, or None."""
+    for status in statuses:
+        if status.spent_usd + worst_usd > status.budget_usd:
+            return status
+    return None
+
+
+def budget_refusal(who: str, status: BudgetStatus, worst_usd: float, *, remedy: str, spent_by: str = "",
+                   detail: str = "") -> BudgetExceededError:
+    """The one wording of a refused call: who spent what of which budget, and what this call could cost."""
+    from llmswitch.pricing import format_usd
+
+    period = "daily" if status.period == "day" else "monthly"
+    error = BudgetExceededError(
+        f"{who} has spent {format_usd(status.spent_usd)} of its {format_usd(status.budget_usd)} {period} budget"
+        f"{spent_by}, and this call could cost up to {format_usd(worst_usd)}{detail}; it was not sent",
+        remedy=remedy)
+    error.retry_after = max(0.0, status.resets_at - time.time())
+    return error
+
+
+def unknown_price_refusal(who: str, what: str, remedy: str, why: str = "") -> BudgetExceededError:
+    return BudgetExceededError(f"{who} has a budget but the price of {what} is unknown{why}, so the call was not "
+                               "sent", remedy=remedy)
+
+
 def check_budget(resolved: ResolvedProfile, request: Request) -> None:
     """Raise BudgetExceededError, before anything is sent, when the call's estimate would pass a budget."""
     if not budgets_of(resolved.settings):
         return
-    from llmswitch.pricing import format_usd
-
     estimate = estimate_cost(resolved, request, for_budget=True)
     usd = estimate.usd
     if usd is None:
-        raise BudgetExceededError(
-            f"profile '{resolved.name}' has a budget but the price of {resolved.target.model} is unknown "
-            f"({estimate.price.source}), so the call was not sent",
+        raise unknown_price_refusal(
+            f"profile '{resolved.name}'", resolved.target.model, why=f" ({estimate.price.source})",
             remedy=f"set price_input_per_mtok and price_output_per_mtok in [profiles.{resolved.name}] "
-            "(USD per million tokens), or remove its budget",
-        )
-    for status in budget_status(resolved.name, resolved.settings):
-        if status.spent_usd + usd > status.budget_usd:
-            period = "daily" if status.period == "day" else "monthly"
-            resets = "at midnight" if status.period == "day" else "on the first of next month"
-            raise BudgetExceededError(
-                f"profile '{resolved.name}' has spent {format_usd(status.spent_usd)} of its "
-                f"{format_usd(status.budget_usd)} {period} budget, and this call could cost up to "
-                f"{format_usd(usd)} ({estimate.input.n} input + {estimate.output_tokens} output tokens, "
-                f"{estimate.output_basis}); it was not sent",
-                remedy=f"the budget resets {resets} (local time); raise budget_usd_per_{status.period} in "
-                f"[profiles.{resolved.name}], lower max_tokens, or use another profile",
-            )
+            "(USD per million tokens), or remove its budget")
+    status = over_budget(budget_status(resolved.name, resolved.settings), usd)
+    if status is not None:
+        resets = "at midnight" if status.period == "day" else "on the first of next month"
+        raise budget_refusal(
+            f"profile '{resolved.name}'", status, usd,
+            detail=f" ({estimate.input.n} input + {estimate.output_tokens} output tokens, {estimate.output_basis})",
+            remedy=f"the budget resets {resets} (local time); raise budget_usd_per_{status.period} in "
+            f"[profiles.{resolved.name}], lower max_tokens, or use another profile")
 
 
 # ---- after the call -----------------------------------------------------------------------------------
@@ -251,13 +281,15 @@ def outcome_of(result: StreamState) -> str:
 
 
 def record_call(resolved: ResolvedProfile, request: Request | None, result: StreamState, route: str | None = None,
-                *, ledger: Ledger | None = None, price: ModelPrice | None = None) -> CallCost:
+                *, ledger: Ledger | None = None, price: ModelPrice | None = None,
+                gateway_key: str | None = None) -> CallCost:
     """Append one row to the usage ledger (never the key, never the prompt or answer), count the call in the
     metrics when they are on (:mod:`llmswitch.metrics`); return the cost.
 
     ``ledger``: an open ledger to write to (a batch keeps one for all its calls); by default the ledger file is
     opened for this row and closed. A ledger that cannot be written is logged, never raised: bookkeeping must
-    not cost the user the answer. ``price``: as for :func:`call_cost`.
+    not cost the user the answer. ``price``: as for :func:`call_cost`. ``gateway_key``: the name of the key a
+    ``serve`` call came with (its budget reads these rows).
     """
     from llmswitch import metrics
     from llmswitch.ledger import Ledger, LedgerEntry
@@ -276,6 +308,7 @@ def record_call(resolved: ResolvedProfile, request: Request | None, result: Stre
         outcome=outcome,
         tokens_estimated=cost.tokens_estimated,
         route=route,
+        gateway_key=gateway_key,
     )
     active = metrics.active()
     if active is not None:
@@ -289,6 +322,18 @@ def record_call(resolved: ResolvedProfile, request: Request | None, result: Stre
     except LLMSwitchError as error:
         logger(__name__).warning("usage not recorded: %s", redact(error.message))
     return cost
+
+
+def charge(asked: ResolvedProfile, request: Request, result: StreamState, *, ledger: Ledger | None = None,
+           gateway_key: str | None = None) -> CallCost:
+    """The ledger rows of one call made on ``asked`` (a profile or a route): a row per retry or fallback that
+    failed first, then the answer's row, charged to the member that gave it and counted under the route."""
+    route = asked.name if asked.leaves() != [asked] else None
+    if result.attempts:
+        from llmswitch.router.bookkeeping import record_failed_attempts
+
+        record_failed_attempts(result.attempts, route, gateway_key=gateway_key)
+    return record_call(result.resolved, request, result, route, ledger=ledger, gateway_key=gateway_key)
 
 
 # ---- comparing profiles ----------------------------------------------------------------------------------

@@ -260,6 +260,29 @@ class ResolvedProfile:
 
         check_budget(self, request)
 
+    def check_before_sending(self, request: Request) -> None:
+        """The budget check every face runs before a call: the profile's (a route's: its own) budget, unless the
+        response cache holds the answer. A hit costs $0, so a caller over budget is still served it."""
+        from llmswitch.accounting import budgets_of
+
+        if budgets_of(self.settings) and not self.answers_from_cache(request):
+            self.check_budget(request)
+
+    def answers_from_cache(self, request: Request) -> bool:
+        """Whether the response cache holds this request's answer now (a look only: no hit is counted)."""
+        if self._cache_policy(request) is None:
+            return False
+        from llmswitch.response_cache import holds
+
+        return holds(self.target, request)
+
+    def worst_case_usd(self, request: Request) -> float | None:
+        """The most this call could cost (its input counted, ``max_tokens`` or the model's most output), or
+        None when the price is unknown: what a budget is checked against."""
+        from llmswitch.accounting import estimate_cost
+
+        return estimate_cost(self, request, for_budget=True).usd
+
     def _target_within(self, remaining_s: float | None) -> Target:
         """The target, its ``timeout`` cut to what is left of the call's deadline (when the backend has one)."""
         if remaining_s is None or "timeout" not in self.target.options:

@@ -127,7 +127,7 @@ class Conversation:
         report usage, or their own error message, only that way); the turn then yields it as one piece.
         """
         request = self.request_for(prompt)
-        self.resolved.check_budget(request)
+        self.resolved.check_before_sending(request)
         result = self.resolved.answer_whole(request) if whole else self.resolved.stream(request)
         return Turn(self, prompt, request, result, recorded=self._begin(prompt))
 
@@ -137,7 +137,7 @@ class Conversation:
         if accounting.budgets_of(self.resolved.settings):
             import asyncio
 
-            await asyncio.to_thread(self.resolved.check_budget, request)  # a count may ask the API
+            await asyncio.to_thread(self.resolved.check_before_sending, request)  # a count may ask the API
         result = self.resolved.aanswer_whole(request) if whole else self.resolved.astream(request)
         return AsyncTurn(self, prompt, request, result, recorded=self._begin(prompt))
 
@@ -179,14 +179,9 @@ class Conversation:
         if result.text:
             self.messages.append(Message("assistant", result.text))
         try:
-            asked = self.resolved  # a route's calls are counted under it too (`usage --by route`)
-            route = asked.name if asked.leaves() != [asked] else None
-            if result.attempts:  # the retries and fallbacks that failed first: one ledger row each
-                from llmswitch.router.bookkeeping import record_failed_attempts
-
-                record_failed_attempts(result.attempts, route)
-            # The profile that answered, which may no longer be the current one (a switch mid-answer).
-            cost = accounting.record_call(result.resolved, request, result, route)
+            # The profile that answered, which may no longer be the current one (a switch mid-answer); a
+            # route's calls are counted under it too (`usage --by route`).
+            cost = accounting.charge(self.resolved, request, result)
         except LLMSwitchError:
             cost = None  # bookkeeping must never cost the user the answer
         if self.store is not None and recorded and self.conversation_id is not None:

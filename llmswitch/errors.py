@@ -140,9 +140,11 @@ class PluginError(LLMSwitchError):
 
 
 class BudgetExceededError(LLMSwitchError):
-    """A call was refused because its estimate would pass the profile's budget."""
+    """A call was refused because its estimate would pass the profile's budget. ``retry_after``: seconds until
+    the budget's period starts again, when known (a gateway sends it as ``Retry-After``)."""
 
     kind = "budget"
+    retry_after: float | None = None
 
 
 class BackendError(LLMSwitchError):

@@ -56,16 +56,28 @@ def _step_2_route(connection: sqlite3.Connection) -> None:
     connection.execute("ALTER TABLE calls ADD COLUMN route TEXT")
 
 
-STEPS: tuple[database.Step, ...] = (_step_1_calls, _step_2_route)
+def _step_3_gateway_key(connection: sqlite3.Connection) -> None:
+    """The name of the gateway key a ``serve`` call came with (NULL: not through a keyed gateway), for per-key
+    budgets and ``usage --by key``."""
+    connection.execute("ALTER TABLE calls ADD COLUMN gateway_key TEXT")
+    connection.execute("CREATE INDEX IF NOT EXISTS calls_gateway_key_ts ON calls (gateway_key, ts)")
+
+
+STEPS: tuple[database.Step, ...] = (_step_1_calls, _step_2_route, _step_3_gateway_key)
 LATEST_VERSION = len(STEPS)
 
-GroupBy = Literal["profile", "model", "day", "route"]
+GroupBy = Literal["profile", "model", "day", "route", "key"]
 GROUP_BY: dict[str, str] = {
     "profile": "profile",
     "route": "COALESCE(route, profile)",  # a call made without a route counts under its profile
+    "key": "COALESCE(gateway_key, '-')",  # calls made without a named gateway key count under '-'
     "model": "backend || '/' || COALESCE(model, '?')",
     "day": "date(ts, 'unixepoch', 'localtime')",
 }
+
+
+SpendOwner = Literal["profile", "gateway_key"]
+SPEND_OWNERS: dict[str, str] = {"profile": "profile", "gateway_key": "gateway_key"}  # never a column from input
 
 
 class LedgerError(LLMSwitchError):
@@ -89,6 +101,7 @@ class LedgerEntry:
     tokens_estimated: bool = False
     ts: float = field(default_factory=time.time)
     route: str | None = None  # the route profile the call went through, when it did
+    gateway_key: str | None = None  # the name of the gateway key the call came with (llmswitch serve)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,11 +151,13 @@ class Ledger(database.StoreFile):
         row = (
             entry.ts, entry.profile, entry.backend, entry.model, entry.input_tokens, entry.output_tokens,
             int(entry.tokens_estimated), entry.cost_usd, entry.latency_s, entry.outcome, entry.route,
+            entry.gateway_key,
         )
 
         self._write(
             "INSERT INTO calls (ts, profile, backend, model, input_tokens, output_tokens, "
-            "tokens_estimated, cost_usd, latency_s, outcome, route) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "tokens_estimated, cost_usd, latency_s, outcome, route, gateway_key) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             row,
         )
 
@@ -153,10 +168,12 @@ class Ledger(database.StoreFile):
             return []  # nothing recorded yet: do not create a file just to read it
         return self._read(sql, parameters)
 
-    def spend(self, profile: str, since: float) -> float:
-        """USD spent by ``profile`` since the Unix time ``since`` (calls of unknown cost count as 0)."""
+    def spend(self, owner: str, since: float, by: SpendOwner = "profile") -> float:
+        """USD spent since the Unix time ``since`` by the profile ``owner`` (or, ``by="gateway_key"``, through
+        the gateway key of that name); calls of unknown cost count as 0."""
+        column = SPEND_OWNERS[by]
         rows = self._query(
-            "SELECT COALESCE(SUM(cost_usd), 0) FROM calls WHERE profile = ? AND ts >= ?", (profile, since)
+            f"SELECT COALESCE(SUM(cost_usd), 0) FROM calls WHERE {column} = ? AND ts >= ?", (owner, since)
         )
         return float(rows[0][0]) if rows else 0.0
 
@@ -164,18 +181,20 @@ class Ledger(database.StoreFile):
         """Every row since ``since``, oldest first."""
         rows = self._query(
             "SELECT profile, backend, model, input_tokens, output_tokens, cost_usd, latency_s, outcome, "
-            "tokens_estimated, ts, route FROM calls WHERE ts >= ? ORDER BY ts, id",
+            "tokens_estimated, ts, route, gateway_key FROM calls WHERE ts >= ? ORDER BY ts, id",
             (since,),
         )
         return [
-            LedgerEntry(str(r[0]), str(r[1]), r[2], r[3], r[4], r[5], r[6], str(r[7]), bool(r[8]), float(r[9]), r[10])
+            LedgerEntry(str(r[0]), str(r[1]), r[2], r[3], r[4], r[5], r[6], str(r[7]), bool(r[8]), float(r[9]), r[10],
+                        r[11])
             for r in rows
         ]
 
     def summary(self, since: float = 0.0, by: GroupBy = "profile") -> list[UsageRow]:
-        """Calls, tokens, spend and latency since ``since``, grouped by profile, route, model or (local) day."""
+        """Calls, tokens, spend and latency since ``since``, grouped by profile, route, gateway key, model or (local)
+        day."""
         if by not in GROUP_BY:
-            raise ConfigError(f"cannot group usage by '{by}'", remedy="use profile, model, day or route")
+            raise ConfigError(f"cannot group usage by '{by}'", remedy="use profile, model, day, route or key")
         key = GROUP_BY[by]
         order = "grp" if by == "day" else "SUM(COALESCE(cost_usd, 0)) DESC, grp"
         rows = self._query(

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 
 DEFAULT_TTL_S = 86400.0
+HOLD_MARGIN_S = 5.0  # between the budget check that a held answer skips and its replay, with room to spare
 _local = threading.local()
 
 
@@ -123,6 +124,18 @@ def lookup(target: Target, request: Request) -> StoredAnswer | None:
         return None
     _observe(target.profile, found is not None)
     return found
+
+
+def holds(target: Target, request: Request) -> bool:
+    """Whether the cache holds this request's answer for a while yet (:data:`HOLD_MARGIN_S`): what lets a call
+    skip its budget check, so an answer that would expire before it is replayed does not count."""
+    import time
+
+    try:
+        return open_store().holds(key_for(target, request), time.time() + HOLD_MARGIN_S)
+    except Exception as error:  # a cache that cannot be read holds nothing
+        log.warning("response cache not read: %s", error)
+        return False
 
 
 def replay(answer: StoredAnswer, model: str) -> list[StreamEvent]:

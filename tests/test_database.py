@@ -41,6 +41,9 @@ def build_ledger_at(path: Path, version: int) -> None:
     if version >= 2:
         connection.execute("ALTER TABLE calls ADD COLUMN route TEXT")
         connection.execute("PRAGMA user_version = 2")
+    if version >= 3:
+        connection.execute("ALTER TABLE calls ADD COLUMN gateway_key TEXT")
+        connection.execute("PRAGMA user_version = 3")
     connection.close()
 
 

@@ -55,7 +55,7 @@ def test_schema_version_and_wal_mode() -> None:
     assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     columns = [row[1] for row in connection.execute("PRAGMA table_info(calls)")]
     assert columns == ["id", "ts", "profile", "backend", "model", "input_tokens", "output_tokens",
-                       "tokens_estimated", "cost_usd", "latency_s", "outcome", "route"]
+                       "tokens_estimated", "cost_usd", "latency_s", "outcome", "route", "gateway_key"]
     connection.close()
 
 
@@ -298,7 +298,7 @@ def test_a_summary_by_route_and_by_model_names_what_was_unknown() -> None:
     assert by_route == {"direct": 1, "fast": 2}
     assert by_model == {"echo/?": 1, "openai/gpt-x": 2}
     assert str(refused.value) == "cannot group usage by 'week'"
-    assert refused.value.remedy == "use profile, model, day or route"
+    assert refused.value.remedy == "use profile, model, day, route or key"
 
 
 def test_a_usage_row_as_a_dictionary_rounds_cost_and_latency() -> None:

@@ -218,3 +218,71 @@ def test_a_corrupt_cache_file_is_a_sentence_and_never_costs_the_answer(config_fi
     assert stats.exit_code != 0 and "Traceback" not in stats.output
     assert f"the response cache at {path} is corrupt" in stats.stderr
     assert "start an empty cache" in stats.stderr
+
+
+def spend_the_budget(profile: str = "cached") -> None:
+    from llmswitch.ledger import LedgerEntry
+
+    with Ledger() as ledger:
+        ledger.append(LedgerEntry(profile, "openai", "test-model", 1, 1, 1.0, 0.1))
+
+
+def test_chat_over_budget_is_still_served_a_hit_but_nothing_new(config_file: Path, upstream: LocalServer) -> None:
+    write(config_file, upstream, budget_usd_per_day=1.0)
+    first = json.loads(run_cli("chat", "-p", "cached", "--json", "count").stdout)
+    spend_the_budget()
+    hit = run_cli("chat", "-p", "cached", "--json", "count")
+    assert hit.exit_code == 0, hit.stderr
+    assert json.loads(hit.stdout)["text"] == first["text"] and json.loads(hit.stdout)["cached"]
+    refused = run_cli("chat", "-p", "cached", "something else")
+    assert refused.exit_code != 0 and "daily budget" in refused.stderr
+    missed = run_cli("chat", "-p", "cached", "--no-cache", "count")  # not from the cache: the budget holds
+    assert missed.exit_code != 0 and "daily budget" in missed.stderr
+    assert asked(upstream) == 1
+
+
+def test_the_library_and_a_route_over_budget_are_served_a_hit(config_file: Path, upstream: LocalServer) -> None:
+    write(config_file, upstream, budget_usd_per_day=1.0)
+    client = AsyncClient()
+    resolved = client.resolve("cached")
+    request = resolved.request("count")
+    assert not resolved.answers_from_cache(request)
+    resolved.check_before_sending(request)  # nothing spent yet
+    text, _result, _events = stream_text(Client())
+    spend_the_budget()
+    assert resolved.answers_from_cache(request)
+    resolved.check_before_sending(request)  # held: no refusal, whatever the budget
+
+    async def ask() -> str:
+        from llmswitch.conversation import Conversation
+
+        conversation = Conversation(client, "cached")
+        turn = await conversation.astream("count")
+        async with turn:
+            async for _event in turn:
+                pass
+        return turn.result.text
+
+    assert asyncio.run(ask()) == text
+    assert asked(upstream) == 1
+
+
+def test_the_gateway_serves_a_hit_to_a_profile_over_budget(config_file: Path, upstream: LocalServer) -> None:
+    import anthropic
+
+    write(config_file, upstream, budget_usd_per_day=1.0)
+    with RunningGateway() as gateway:
+        client = openai.OpenAI(base_url=gateway.base_url, api_key="x", max_retries=0)
+        ask = {"model": "cached", "messages": [{"role": "user", "content": "count"}]}
+        first = client.chat.completions.create(**ask).choices[0].message.content  # type: ignore[call-overload]
+        spend_the_budget()
+        again = client.chat.completions.create(**ask).choices[0].message.content  # type: ignore[call-overload]
+        streamed = "".join(chunk.choices[0].delta.content or "" for chunk in client.chat.completions.create(
+            **ask, stream=True) if chunk.choices)  # type: ignore[call-overload]
+        assert first == again == streamed
+        with pytest.raises(openai.RateLimitError, match="daily budget"):
+            client.chat.completions.create(model="cached", messages=[{"role": "user", "content": "new"}])
+        with pytest.raises(anthropic.RateLimitError):
+            anthropic.Anthropic(base_url=gateway.url, api_key="x", max_retries=0).messages.create(
+                model="cached", max_tokens=30, messages=[{"role": "user", "content": "new"}])
+    assert asked(upstream) == 1

@@ -58,7 +58,7 @@ async def answer(resolved: ResolvedProfile, item: BatchItem, index: int, *,
     try:
         request = item.request(resolved)
         if accounting.budgets_of(resolved.settings):
-            await asyncio.to_thread(accounting.check_budget, resolved, request)  # a count may ask the API
+            await asyncio.to_thread(resolved.check_before_sending, request)  # a count may ask the API
         result = resolved.aanswer_whole(request)
     except BudgetExceededError:
         raise  # every later line would be refused too: the batch stops
@@ -80,7 +80,7 @@ async def answer(resolved: ResolvedProfile, item: BatchItem, index: int, *,
 def charge(resolved: ResolvedProfile, request: Request, result: AsyncStreamResult,
            ledger: Ledger | None) -> accounting.CallCost | None:
     try:
-        return accounting.record_call(resolved, request, result, ledger=ledger)
+        return accounting.charge(resolved, request, result, ledger=ledger)
     except LLMSwitchError:
         return None  # bookkeeping must never cost the user the answer
 

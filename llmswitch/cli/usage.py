@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 @click.command()
 @click.option("--since", default="7d", show_default=True, metavar="WHEN",
               help="7d, 24h, 30m, 2w, today, month, all, or a date (2025-06-01).")
-@click.option("--by", "group_by", type=click.Choice(["profile", "model", "day", "route"]), default="profile",
+@click.option("--by", "group_by", type=click.Choice(["profile", "model", "day", "route", "key"]), default="profile",
               show_default=True, help="How to group the calls.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def usage(since: str, group_by: str, as_json: bool) -> int:

@@ -12,7 +12,8 @@ from llmswitch.router.plan import Attempt
 from llmswitch.secrets import redact
 
 
-def record_failed_attempts(attempts: Sequence[Attempt], route: str | None = None) -> None:
+def record_failed_attempts(attempts: Sequence[Attempt], route: str | None = None, *,
+                           gateway_key: str | None = None) -> None:
     """Append a row for each attempt but the last (the last is the call's own row). Never raises."""
     if len(attempts) < 2:
         return
@@ -23,6 +24,7 @@ def record_failed_attempts(attempts: Sequence[Attempt], route: str | None = None
             for attempt in attempts[:-1]:
                 ledger.append(LedgerEntry(profile=attempt.member, backend=attempt.backend or "", model=attempt.model,
                                           input_tokens=None, output_tokens=None, cost_usd=None,
-                                          latency_s=attempt.latency_s, outcome=attempt.outcome, route=route))
+                                          latency_s=attempt.latency_s, outcome=attempt.outcome, route=route,
+                                          gateway_key=gateway_key))
     except LLMSwitchError as error:
         logger(__name__).warning("the failed attempts were not recorded: %s", redact(error.message))

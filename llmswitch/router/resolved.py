@@ -77,34 +77,43 @@ class ResolvedRoute(ResolvedProfile):
         defaults when its turn comes (:func:`member_request`)."""
         return {}
 
+    def worst_case_usd(self, request: Request) -> float | None:
+        """The most this call could cost: on the dearest member (None when a member's price is unknown)."""
+        worst: float | None = 0.0
+        for leaf in self.leaves():
+            usd = leaf.worst_case_usd(member_request(leaf, request))
+            worst = None if usd is None or worst is None else max(worst, usd)
+        return worst
+
     def check_budget(self, request: Request) -> None:
         """The route's own budget covers its members together: their spend in the period added up, against the
         most this call could cost on the dearest member. Each member's own budget is checked on its turn."""
-        from llmswitch.accounting import budget_status, budgets_of, estimate_cost
-        from llmswitch.errors import BudgetExceededError
-        from llmswitch.pricing import format_usd
+        from llmswitch.accounting import (
+            BudgetStatus,
+            budget_refusal,
+            budget_status,
+            budgets_of,
+            over_budget,
+            unknown_price_refusal,
+        )
 
         if not budgets_of(self.settings):
             return
-        worst: float | None = 0.0
-        for leaf in self.leaves():
-            usd = estimate_cost(leaf, member_request(leaf, request), for_budget=True).usd
-            worst = None if usd is None or worst is None else max(worst, usd)
+        worst = self.worst_case_usd(request)
         if worst is None:
-            raise BudgetExceededError(
-                f"route '{self.name}' has a budget but the price of one of its members is unknown, so the call "
-                "was not sent", remedy="set price_input_per_mtok and price_output_per_mtok in each member "
-                "profile (USD per million tokens), or remove the route's budget")
+            raise unknown_price_refusal(
+                f"route '{self.name}'", "one of its members",
+                remedy="set price_input_per_mtok and price_output_per_mtok in each member profile (USD per "
+                "million tokens), or remove the route's budget")
         per_leaf = [budget_status(leaf.name, self.settings) for leaf in self.leaves()]
-        for statuses in zip(*per_leaf, strict=True):  # one period at a time: the day's, then the month's
-            spent, limit, period = sum(s.spent_usd for s in statuses), statuses[0].budget_usd, statuses[0].period
-            if spent + worst > limit:
-                raise BudgetExceededError(
-                    f"route '{self.name}' has spent {format_usd(spent)} of its {format_usd(limit)} "
-                    f"{'daily' if period == 'day' else 'monthly'} budget across its members, and this call "
-                    f"could cost up to {format_usd(worst)}; it was not sent",
-                    remedy=f"raise budget_usd_per_{period} in [profiles.{self.name}], lower max_tokens, or wait "
-                    "for the budget to reset")
+        together = [BudgetStatus(statuses[0].period, statuses[0].budget_usd, sum(s.spent_usd for s in statuses),
+                                 statuses[0].since) for statuses in zip(*per_leaf, strict=True)]
+        status = over_budget(together, worst)
+        if status is not None:
+            raise budget_refusal(
+                f"route '{self.name}'", status, worst, spent_by=" across its members",
+                remedy=f"raise budget_usd_per_{status.period} in [profiles.{self.name}], lower max_tokens, or wait "
+                "for the budget to reset")
 
     def count_tokens(self, request: Request) -> TokenCount:
         first = self.leaves()[0]

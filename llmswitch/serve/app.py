@@ -33,8 +33,10 @@ def create_app(gateway: Gateway, keys: GatewayKeys) -> Starlette:
 
     def guarded(handler: Handler, shape: ErrorShape) -> Handler:
         async def endpoint(request: HTTPRequest) -> Any:
-            if keys and not keys.accepts(presented_key(request.headers)):
+            known = keys.identify(presented_key(request.headers))
+            if keys and known is None:
                 return error_response(failure_of(UNAUTHORIZED), shape)
+            request.state.gateway_key = keys.named.get(known) if known is not None else None
             try:
                 return await handler(request)
             except LLMSwitchError as error:
@@ -44,12 +46,12 @@ def create_app(gateway: Gateway, keys: GatewayKeys) -> Starlette:
 
     async def chat_completions(request: HTTPRequest) -> Any:
         asked = openai_api.parse_chat(parse_body(await request.body()))
-        call = await gateway.start(asked.model, asked.build, stream=asked.stream)
+        call = await gateway.start(asked.model, asked.build, stream=asked.stream, key=request.state.gateway_key)
         return AnswerResponse(gateway, call, openai_api.OpenAIProtocol(asked.model, asked.include_usage))
 
     async def messages(request: HTTPRequest) -> Any:
         asked = anthropic_api.parse_messages(parse_body(await request.body()))
-        call = await gateway.start(asked.model, asked.build, stream=asked.stream)
+        call = await gateway.start(asked.model, asked.build, stream=asked.stream, key=request.state.gateway_key)
         return AnswerResponse(gateway, call, anthropic_api.AnthropicProtocol(asked.model))
 
     async def count_tokens(request: HTTPRequest) -> Any:

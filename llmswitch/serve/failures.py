@@ -45,11 +45,12 @@ class GatewayRequestError(LLMSwitchError):
     kind = "invalid_request"
 
     def __init__(self, message: str, *, status: int = 400, gateway_kind: str = INVALID_REQUEST,
-                 param: str | None = None) -> None:
+                 param: str | None = None, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.gateway_kind = gateway_kind
         self.param = param
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,8 @@ def failure_of(error: LLMSwitchError, profile: str | None = None) -> Failure:
     """The status, kind and message for an error. The client's own mistakes are explained in full (redacted,
     with the remedy); a failure upstream is named in a sentence and logged in full for the operator."""
     if isinstance(error, GatewayRequestError):
-        return Failure(error.status, error.gateway_kind, error.message, error.kind, param=error.param)
+        return Failure(error.status, error.gateway_kind, error.message, error.kind, _seconds(error.retry_after),
+                       param=error.param)
     status, kind, retry_after = _classify(error)
     full = redact(error.message + (f" ({error.remedy})" if error.remedy else ""))
     if kind in (UPSTREAM, OVERLOADED, INTERNAL) or isinstance(error, (RateLimitError, ModelNotFoundError)):
@@ -108,10 +110,9 @@ def _classify(error: LLMSwitchError) -> tuple[int, str, int | None]:
     if isinstance(error, ConfigError):
         return 400, INVALID_REQUEST, None  # an option the backend does not take, a bad value
     if isinstance(error, BudgetExceededError):
-        return 429, RATE_LIMITED, None
+        return 429, RATE_LIMITED, _seconds(error.retry_after)
     if isinstance(error, RateLimitError):
-        retry = math.ceil(error.retry_after) if error.retry_after is not None else None
-        return 429, RATE_LIMITED, retry
+        return 429, RATE_LIMITED, _seconds(error.retry_after)
     if isinstance(error, ModelNotFoundError):
         return 404, NOT_FOUND, None
     if isinstance(error, BackendTimeoutError):
@@ -123,3 +124,8 @@ def _classify(error: LLMSwitchError) -> tuple[int, str, int | None]:
             return 503, OVERLOADED, 1
         return 502, UPSTREAM, None
     return 500, INTERNAL, None
+
+
+def _seconds(wait: float | None) -> int | None:
+    """A wait as ``Retry-After`` says it: whole seconds, at least 1 (0 would invite a retry at once)."""
+    return max(1, math.ceil(wait)) if wait is not None else None

@@ -9,6 +9,7 @@ A model id is a profile name: any profile, route or local model the client's con
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,13 @@ from llmswitch import accounting
 from llmswitch.client import AsyncClient, AsyncStreamResult, ResolvedProfile
 from llmswitch.errors import LLMSwitchError, ProfileNotFoundError
 from llmswitch.metrics import Metrics
+from llmswitch.router import limits
+from llmswitch.router.driver import NOTHING_USED
+from llmswitch.router.limits import Admission, Busy
+from llmswitch.router.state import RouterState
+from llmswitch.serve import failures
+from llmswitch.serve.failures import GatewayRequestError
+from llmswitch.serve.keys import GatewayKey
 from llmswitch.types import HealthReport, Request, Status
 
 READY_CACHE_S = 10.0  # /readyz answers from a report this recent (a load balancer polls every few seconds)
@@ -52,6 +60,8 @@ class Call:
     stream: bool
     cost: Any = None  # the ledger's CallCost once finished (None when unknown)
     finished: bool = False
+    key: GatewayKey | None = None  # the named gateway key it came with
+    admission: Admission | None = None  # its place under the key's rate limits, given back when it ends
 
     @property
     def profile(self) -> str:
@@ -83,16 +93,24 @@ class Gateway:
         self._resolved[name] = resolved
         return resolved
 
-    async def start(self, model: str, build: Callable[[ResolvedProfile], Request], *, stream: bool) -> Call:
-        """Resolve the profile, build the request, check the budget; the answer is not read yet."""
+    async def start(self, model: str, build: Callable[[ResolvedProfile], Request], *, stream: bool,
+                    key: GatewayKey | None = None) -> Call:
+        """Resolve the profile, build the request, check the budgets (the profile's, the key's) and the key's
+        rate limits; the answer is not read yet."""
         resolved = self.resolve(model)
         request = build(resolved)
-        if accounting.budgets_of(resolved.settings):
-            await asyncio.to_thread(accounting.check_budget, resolved, request)  # a count may ask the API
-        result = resolved.astream(request) if stream else resolved.aanswer_whole(request)
+        if accounting.budgets_of(resolved.settings) or (key is not None and accounting.budgets_of(key.settings)):
+            await asyncio.to_thread(check_budgets, resolved, request, key)  # a count may ask the API
+        admission = await admit(self.client.router_state, key, request) if key is not None else None
+        try:
+            result = resolved.astream(request) if stream else resolved.aanswer_whole(request)
+        except BaseException:
+            if admission is not None:
+                await limits.arelease(self.client.router_state, admission, NOTHING_USED)
+            raise
         if self.metrics is not None:
             self.metrics.in_flight.labels(resolved.name).inc()
-        return Call(resolved, request, result, stream)
+        return Call(resolved, request, result, stream, key=key, admission=admission)
 
     async def finish(self, call: Call) -> None:
         """Close the upstream and write the ledger row (also for a client that left: what was used is charged).
@@ -112,8 +130,11 @@ class Gateway:
 
     async def _record(self, call: Call) -> None:
         await call.result.aclose()
+        if call.admission is not None:
+            await limits.arelease(self.client.router_state, call.admission, call.result.usage)
         try:
-            call.cost = await asyncio.to_thread(accounting.record_call, call.resolved, call.request, call.result)
+            call.cost = await asyncio.to_thread(accounting.charge, call.resolved, call.request, call.result,
+                                                gateway_key=call.key.name if call.key is not None else None)
         except LLMSwitchError:
             call.cost = None  # bookkeeping must never cost the client the answer
 
@@ -150,3 +171,44 @@ class Gateway:
         if failed:
             entry["detail"] = "; ".join(failed)
         return entry
+
+
+# ---- a gateway key's budget and rate limits: the router's and the ledger's code, applied to a key -----------
+
+LIMIT_WORDS = {"rpm": "requests a minute", "tpm": "tokens a minute", "max_concurrent": "calls at once"}
+
+
+def check_budgets(resolved: ResolvedProfile, request: Request, key: GatewayKey | None) -> None:
+    """The key's budget, then the profile's, unless the response cache holds the answer (a hit costs $0)."""
+    if resolved.answers_from_cache(request):
+        return
+    if key is not None and accounting.budgets_of(key.settings):
+        status = accounting.budget_status(key.name, key.settings, by="gateway_key")
+        worst = resolved.worst_case_usd(request)
+        who = f"gateway key '{key.name}'"
+        if worst is None:
+            raise accounting.unknown_price_refusal(
+                who, f"profile '{resolved.name}'", remedy="the gateway's operator can set price_input_per_mtok "
+                f"and price_output_per_mtok in [profiles.{resolved.name}], or remove the key's budget")
+        over = accounting.over_budget(status, worst)
+        if over is not None:
+            resets = "at midnight" if over.period == "day" else "on the first of next month"
+            raise accounting.budget_refusal(
+                who, over, worst, remedy=f"the budget resets {resets} (the gateway's local time); the gateway's "
+                f"operator can raise budget_usd_per_{over.period} of key '{key.name}' in [serve] keys")
+    resolved.check_budget(request)
+
+
+async def admit(state: RouterState, key: GatewayKey, request: Request) -> Admission | None:
+    """A place under the key's ``rpm``, ``tpm`` and ``max_concurrent`` (the router's limiter, under the name
+    ``key:NAME``), or a 429 with ``Retry-After`` when there is none. None: the key sets no limit."""
+    if not any(key.settings.get(name) for name in LIMIT_WORDS):
+        return None
+    admission = await limits.aadmit(state, f"key:{key.name}", key.settings, request)
+    if isinstance(admission, Busy):
+        limit = admission.limit
+        raise GatewayRequestError(
+            f"gateway key '{key.name}' is at its {limit} limit ({key.settings[limit]} {LIMIT_WORDS[limit]}); "
+            f"retry after {max(1, math.ceil(admission.wait_s))} s",
+            status=429, gateway_kind=failures.RATE_LIMITED, retry_after=admission.wait_s)
+    return admission

@@ -19,7 +19,7 @@ import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from llmswitch.errors import ConfigError
@@ -38,11 +38,31 @@ def new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+# What a key may carry besides its hash: the router's own rate-limit keys and the budget keys of a profile,
+# enforced by the same code (llmswitch.router.limits, llmswitch.accounting).
+LIMIT_KEYS = ("rpm", "tpm", "max_concurrent")
+BUDGET_KEYS = ("budget_usd_per_day", "budget_usd_per_month")
+KEY_TABLE_KEYS = ("name", "hash", *LIMIT_KEYS, *BUDGET_KEYS)
+TABLE_EXAMPLE = '{ name = "alice", hash = "sha256:...", rpm = 60, budget_usd_per_day = 5 }'
+
+
+@dataclass(frozen=True)
+class GatewayKey:
+    """One key's name (its calls' ``gateway_key`` in the ledger) and limits: ``rpm``, ``tpm``,
+    ``max_concurrent``, ``budget_usd_per_day``, ``budget_usd_per_month`` (absent: no limit)."""
+
+    name: str
+    hash: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class GatewayKeys:
-    """The hashes of the keys that may call the gateway; empty means no key is asked for."""
+    """The hashes of the keys that may call the gateway; empty means no key is asked for. ``named`` holds the
+    keys written as tables (a name, and limits), by hash."""
 
     hashes: frozenset[str] = frozenset()
+    named: Mapping[str, GatewayKey] = field(default_factory=dict)
 
     @classmethod
     def load(cls, document: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> GatewayKeys:
@@ -53,26 +73,77 @@ class GatewayKeys:
             raise ConfigError("[serve] in the config file must be a table",
                               remedy='write it as [serve] followed by keys = ["sha256:..."]')
         stored = table.get("keys", [])
-        if not isinstance(stored, list) or not all(isinstance(key, str) for key in stored):
-            raise ConfigError("[serve] keys must be a list of strings",
-                              remedy="add keys with `llmswitch serve --new-key` (it stores their hashes)")
-        for key in stored:
-            if not key.startswith(HASH_PREFIX):
-                raise ConfigError("[serve] keys holds a key in clear; the file keeps only hashes",
-                                  remedy="remove it and add one with `llmswitch serve --new-key`, or put keys in "
-                                  f"clear in {KEYS_VARIABLE} instead")
+        if not isinstance(stored, list) or not all(isinstance(key, (str, dict)) for key in stored):
+            raise ConfigError("[serve] keys must be a list of hashed keys, each a string or a table with a name "
+                              "and limits",
+                              remedy=f"add keys with `llmswitch serve --new-key` (it stores their hashes); a key "
+                              f"with limits is written {TABLE_EXAMPLE}")
+        hashes: list[str] = []
+        named: dict[str, GatewayKey] = {}
+        for position, entry in enumerate(stored):
+            if isinstance(entry, dict):
+                key = _key_table(entry, position)
+                if key.name in {known.name for known in named.values()}:
+                    raise ConfigError(f"[serve] keys names '{key.name}' twice",
+                                      remedy="give each key its own name: usage and budgets are counted by it")
+                named[key.hash] = key
+                entry = key.hash
+            _refuse_clear(entry)
+            hashes.append(entry)
         from_environment = [key.strip() for key in environ.get(KEYS_VARIABLE, "").split(",") if key.strip()]
-        return cls(frozenset([*stored, *(_as_hash(key) for key in from_environment)]))
+        return cls(frozenset([*hashes, *(_as_hash(key) for key in from_environment)]), named)
 
     def __bool__(self) -> bool:
         return bool(self.hashes)
 
     def accepts(self, presented: str | None) -> bool:
+        return self.identify(presented) is not None
+
+    def identify(self, presented: str | None) -> str | None:
+        """The stored hash the presented key matches, or None when it matches none."""
         if not presented:
-            return False
+            return None
         digest = hash_key(presented)
         # compare_digest against each: how long the check takes says nothing about which hash came close
-        return any([hmac.compare_digest(digest, known) for known in self.hashes])
+        matches = [known for known in self.hashes if hmac.compare_digest(digest, known)]
+        return matches[0] if matches else None
+
+
+def _refuse_clear(key: str) -> None:
+    if not key.startswith(HASH_PREFIX):
+        raise ConfigError("[serve] keys holds a key in clear; the file keeps only hashes",
+                          remedy="remove it and add one with `llmswitch serve --new-key`, or put keys in "
+                          f"clear in {KEYS_VARIABLE} instead")
+
+
+def _key_table(entry: Mapping[str, Any], position: int) -> GatewayKey:
+    """A key written as a table, its values checked as a profile's are (the same specs)."""
+    from llmswitch.errors import close_matches
+    from llmswitch.profiles import PROFILE_KEYS, ROUTER_KEYS, check_type
+    from llmswitch.types import OptionSpec
+
+    where = f"[serve] keys[{position}]"
+    unknown = [name for name in entry if name not in KEY_TABLE_KEYS]
+    if unknown:
+        suggestions = close_matches(unknown[0], list(KEY_TABLE_KEYS))
+        hint = f"did you mean '{suggestions[0]}'? " if suggestions else ""
+        raise ConfigError(f"{where}: unknown key '{unknown[0]}'",
+                          remedy=hint + "a key's table takes " + ", ".join(KEY_TABLE_KEYS))
+    for required in ("name", "hash"):
+        if not isinstance(entry.get(required), str) or not entry[required].strip():
+            raise ConfigError(f"{where}: a key written as a table needs a '{required}' (a string)",
+                              remedy=f"write it as {TABLE_EXAMPLE}")
+    _refuse_clear(entry["hash"])
+    specs: dict[str, OptionSpec] = {**PROFILE_KEYS, **ROUTER_KEYS}
+    settings: dict[str, Any] = {}
+    for name in (*LIMIT_KEYS, *BUDGET_KEYS):
+        if name in entry:
+            value = check_type(specs[name], entry[name], where)
+            if value <= 0:
+                raise ConfigError(f"{where}: '{name}' must be above 0, not {value}",
+                                  remedy=f"remove '{name}' for no limit")
+            settings[name] = value
+    return GatewayKey(entry["name"].strip(), entry["hash"], settings)
 
 
 def _as_hash(key: str) -> str:

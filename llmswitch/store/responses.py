@@ -88,6 +88,10 @@ class ResponseStore(database.StoreFile):
         self._write("UPDATE responses SET hits = hits + 1 WHERE key = ?", (key,))
         return StoredAnswer(tuple(json.loads(pieces)), finish_reason, model, input_tokens, output_tokens, created)
 
+    def holds(self, key: str, at: float) -> bool:
+        """Whether an answer is stored under ``key`` that has not expired at the Unix time ``at`` (no hit counted)."""
+        return bool(self._read("SELECT 1 FROM responses WHERE key = ? AND expires > ?", (key, at)))
+
     def put(self, key: str, *, profile: str, backend: str, model: str | None, pieces: list[str],
             finish_reason: str | None, input_tokens: int | None, output_tokens: int | None, ttl_s: float,
             now: float | None = None) -> None:
