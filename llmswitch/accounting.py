@@ -96,11 +96,9 @@ class BudgetStatus:
     @property
     def resets_at(self) -> float:
         """Unix time the next period starts (local midnight, or the first of next month)."""
-        from llmswitch.ledger import start_of_day, start_of_month
+        from llmswitch.ledger import start_of_next
 
-        if self.period == "day":
-            return start_of_day(self.since + 36 * 3600)  # a day is 23 to 25 hours: 36 is always into the next
-        return start_of_month(self.since + 32 * 86400)
+        return start_of_next(self.period, self.since)
 
     @property
     def remaining_usd(self) -> float:

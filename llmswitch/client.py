@@ -89,8 +89,10 @@ class Client:
         self.store = ProfileStore.load(config)
         self.api_key = api_key
         # Told of every retry, fallback, cooldown and wait of every call (llmswitch.router.plan.RouterEvent):
-        # the CLI prints them on stderr, a gateway counts them.
-        self.observers: list[Observer] = []
+        # the CLI prints them on stderr; the metrics count them when they are on (serve, LLMSWITCH_METRICS_FILE).
+        from llmswitch.metrics import count_router_event
+
+        self.observers: list[Observer] = [count_router_event]
 
     @property
     def router_state(self) -> RouterState:
@@ -251,7 +253,7 @@ class ResolvedProfile:
 
         plan = CallPlan([self.name], self.policy, time.monotonic(), random.Random(), cools=False)
         return RoutedCall(plan, {self.name: self}, lambda _member: request, self.state or shared_local_state(),
-                          self.observers, hook)
+                          self.observers, hook, route=self.name)
 
     def check_budget(self, request: Request) -> None:
         """Refuse the call before anything is sent when it could pass the profile's budget (see

@@ -42,20 +42,28 @@ class Conversation:
     store: HistoryStore | None = None
     conversation_id: int | None = None
     one_shot: bool = False
+    use_cache: bool = True  # False (`chat --no-cache`): every profile of the conversation asks its model
+
+    def _with_cache_choice(self, settings: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        """The settings to resolve with: the conversation's choice about the cache holds for every profile."""
+        return settings if self.use_cache else {**(settings or {}), "cache": False}
 
     @property
     def resolved(self) -> ResolvedProfile:
         if self._resolved is None:
             self._resolved = self.client.resolve(
-                self.profile_name, model=self.model, settings=self.settings, api_key=self.api_key
+                self.profile_name, model=self.model, settings=self._with_cache_choice(self.settings),
+                api_key=self.api_key,
             )
         return self._resolved
 
     def switch(
         self, profile_name: str, *, model: str | None = None, settings: Mapping[str, Any] | None = None
     ) -> ResolvedProfile:
-        """Answer with another profile from now on; validated before anything changes."""
-        resolved = self.client.resolve(profile_name, model=model, settings=settings, api_key=self.api_key)
+        """Answer with another profile from now on; validated before anything changes. Its own settings
+        (``settings``) replace the previous profile's; ``use_cache`` stays as it is."""
+        resolved = self.client.resolve(profile_name, model=model, settings=self._with_cache_choice(settings),
+                                       api_key=self.api_key)
         self.profile_name, self.model, self._resolved = profile_name, model, resolved
         self.settings = dict(settings or {})
         return resolved

@@ -226,6 +226,13 @@ def start_of_month(now: float | None = None) -> float:
     return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
 
 
+def start_of_next(period: str, since: float) -> float:
+    """The start of the ``day`` or ``month`` after the one that began at ``since`` (local time), as Unix time."""
+    if period == "day":
+        return start_of_day(since + 36 * 3600)  # a local day is 23 to 25 hours long: 36 is always into the next
+    return start_of_month(since + 32 * 86400)  # a month is 28 to 31 days long
+
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 

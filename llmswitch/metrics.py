@@ -24,10 +24,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from llmswitch.accounting import CallCost
     from llmswitch.client import StreamState
+    from llmswitch.router.plan import RouterEvent
 
 TEXTFILE_VARIABLE = "LLMSWITCH_METRICS_FILE"
 CALL_LABELS = ("profile", "backend", "model")
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+ROUTER_EVENTS = frozenset({"retry", "fallback", "cooldown"})
 FIRST_TOKEN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -208,6 +210,14 @@ def enable(textfile: str | os.PathLike[str] | None = None) -> Metrics:
     _checked_environment = True
     _active = Metrics(textfile or os.environ.get(TEXTFILE_VARIABLE) or None)
     return _active
+
+
+def count_router_event(event: RouterEvent) -> None:
+    """An observer every client starts with (``client.observers``): the router's retries, fallbacks and
+    cooldowns counted when metrics are on; nothing (one lookup) when they are off."""
+    metrics = active()
+    if metrics is not None and event.kind in ROUTER_EVENTS:
+        metrics.observe_route(event.kind, event.route or "", event.member, event.to_member)
 
 
 def disable() -> None:

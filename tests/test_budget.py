@@ -161,3 +161,68 @@ def test_budget_refusal_through_the_openai_plugin_sends_nothing(config_file: Pat
         allowed = run_cli("chat", "-p", "capped", "--no-history", "--json", "hello there")
         assert allowed.exit_code == 0, allowed
         assert len(server.state.requests) == 1
+
+
+def test_a_refusal_says_when_the_budget_resets(config_file: Path, counting: CountingPlugin) -> None:
+    from datetime import datetime
+
+    from llmswitch.ledger import start_of_next
+
+    metered(config_file, budget_usd_per_day=0.01, budget_usd_per_month=1.0, max_tokens=1000)
+    spend(0.009)
+    with pytest.raises(BudgetExceededError) as daily:
+        Conversation(Client(), "metered").stream("hello")
+    midnight = start_of_next("day", start_of_day())
+    assert daily.value.retry_after == pytest.approx(midnight - time.time(), abs=5)
+    assert datetime.fromtimestamp(midnight).hour == 0 and midnight - start_of_day() in (82800, 86400, 90000)
+    first = datetime.fromtimestamp(start_of_next("month", start_of_month()))
+    assert (first.day, first.hour) == (1, 0) and first > datetime.now()
+    metered(config_file, budget_usd_per_month=0.01, max_tokens=1000)
+    with pytest.raises(BudgetExceededError) as monthly:
+        Conversation(Client(), "metered").stream("hello")
+    assert "monthly budget" in monthly.value.message
+    assert monthly.value.retry_after == pytest.approx(first.timestamp() - time.time(), abs=5)
+
+
+def test_the_budget_rule_is_spend_plus_worst_case_above_the_limit() -> None:
+    status = accounting.BudgetStatus("day", 1.0, 0.5, 0.0)
+    assert accounting.over_budget([status], 0.5) is None  # exactly at the limit is allowed
+    assert accounting.over_budget([status], 0.5001) is status
+    later = accounting.BudgetStatus("month", 10.0, 9.9, 0.0)
+    assert accounting.over_budget([status, later], 0.2) is later
+    error = accounting.budget_refusal("gateway key 'k'", later, 0.2, remedy="wait", spent_by=" together",
+                                      detail=" (why)")
+    assert error.message == ("gateway key 'k' has spent $9.90 of its $10.00 monthly budget together, and this call "
+                             "could cost up to $0.2000 (why); it was not sent")
+    assert error.remedy == "wait"
+
+
+def test_a_gateway_keys_spend_is_its_own(config_file: Path) -> None:
+    with Ledger() as ledger:
+        ledger.append(LedgerEntry("p", "counting", "c1", 1, 1, 0.25, 0.1, gateway_key="alice"))
+        ledger.append(LedgerEntry("p", "counting", "c1", 1, 1, 0.5, 0.1, gateway_key="bob"))
+        ledger.append(LedgerEntry("p", "counting", "c1", 1, 1, 1.0, 0.1))
+    statuses = accounting.budget_status("alice", {"budget_usd_per_day": 2.0}, by="gateway_key")
+    assert [(s.period, s.budget_usd, s.spent_usd) for s in statuses] == [("day", 2.0, 0.25)]
+    assert [s.spent_usd for s in accounting.budget_status("p", {"budget_usd_per_month": 2.0})] == [1.75]
+
+
+def test_a_routes_call_is_charged_to_the_member_that_answered(config_file: Path, counting: CountingPlugin) -> None:
+    write_config(config_file, '[profiles.metered]\nbackend = "counting"\nprice_input_per_mtok = 1.0\n'
+                 'price_output_per_mtok = 1.0\n[profiles.r]\nroute = "fallback"\nmembers = ["metered"]\n')
+    resolved = Client().resolve("r")
+    request = resolved.request("hello")
+    result = resolved.answer_whole(request)
+    list(result)
+    cost = accounting.charge(resolved, request, result, gateway_key="alice")
+    assert cost.usd == pytest.approx(0.002)
+    with Ledger() as ledger:
+        rows = ledger.entries()
+    assert [(r.profile, r.route, r.gateway_key, r.cost_usd) for r in rows] == [("metered", "r", "alice",
+                                                                              pytest.approx(0.002))]
+    plain = Client().resolve("metered")
+    result = plain.answer_whole(plain.request("hello"))
+    list(result)
+    accounting.charge(plain, plain.request("hello"), result)
+    with Ledger() as ledger:
+        assert (ledger.entries()[-1].route, ledger.entries()[-1].gateway_key) == (None, None)

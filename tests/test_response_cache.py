@@ -19,7 +19,7 @@ from llmswitch.errors import InvalidOptionError
 from llmswitch.ledger import Ledger
 from llmswitch.response_cache import parse_ttl
 from llmswitch.types import TextDelta
-from tests.helpers import run_cli
+from tests.helpers import llmswitch_on_terminal, run_cli
 from tests.servers.gateway import RunningGateway, reset_upstream
 from tests.servers.http import LocalServer
 from tests.servers.openai_server import openai_server
@@ -286,3 +286,18 @@ def test_the_gateway_serves_a_hit_to_a_profile_over_budget(config_file: Path, up
             anthropic.Anthropic(base_url=gateway.url, api_key="x", max_retries=0).messages.create(
                 model="cached", max_tokens=30, messages=[{"role": "user", "content": "new"}])
     assert asked(upstream) == 1
+
+
+def test_chat_no_cache_holds_after_profile_in_the_repl(config_file: Path, upstream: LocalServer) -> None:
+    """Through a pseudo-terminal, as a person types: `--no-cache` still holds for the profile `/profile` picks."""
+    profile = {"backend": "openai", "model": "test-model", "base_url": f"{upstream.url}/v1", "timeout": 10.0,
+               "cache": True}
+    config_file.write_text(tomli_w.dumps({"profiles": {"cached": profile, "other": {**profile,
+                                                                                    "system": "other"}}}))
+    assert run_cli("chat", "-p", "other", "count").exit_code == 0  # 'other' now holds the answer to "count"
+    assert asked(upstream) == 1
+    code, output = llmswitch_on_terminal("chat", "-p", "cached", "--no-cache", "--no-history",
+                                         lines=(b"/profile other\n", b"count\n", b"/exit\n"))
+    assert code == 0, output.decode(errors="replace")
+    assert b"now answering with other" in output and b"w11" in output
+    assert asked(upstream) == 2  # asked again: not replayed from the cache

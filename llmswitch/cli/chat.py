@@ -83,7 +83,8 @@ def chat(
     resuming = continue_id is not None
     history = open_history(required=resuming) if resuming or not no_history else None
     conversation = Conversation(client, profile_name, model=model, system=system, api_key=api_key,
-                                store=None if no_history else history)
+                                store=None if no_history else history,
+                                use_cache=not no_cache)  # for every profile of the session, /profile included
     if resuming and history is not None:
         resume_id, prompt = parse_continue_value(str(continue_id), prompt)
         record, _ = conversation.resume(history, resume_id,
@@ -92,8 +93,6 @@ def chat(
             click.echo(f"(continuing conversation {record.id}: {record.title!r}, "
                        f"{len(conversation.messages)} messages)", err=True)
     conversation.settings = {**conversation.settings, **parse_settings(client, conversation, settings)}
-    if no_cache:
-        conversation.settings = {**conversation.settings, "cache": False}
     notice = conversation.resolved.first_use_notice()  # (resolving validates the profile before any input)
     if model and conversation.resolved.leaves() != [conversation.resolved]:
         echo_status(f"note: -m {model} applies to every member of route '{conversation.resolved.name}'")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from llmswitch.accounting import budgets_of
@@ -46,11 +46,14 @@ class RoutedCall:
     state: RouterState
     observers: Sequence[Observer] = ()
     hook: str = "stream"
+    route: str | None = None  # the profile or route the call was made on, named in every event
 
     def publish(self) -> None:
         """Hand the plan's new decisions to the observers (and the log); an observer's failure is logged."""
         events, self.plan.events = self.plan.events, []
         for event in events:
+            if self.route is not None:
+                event = replace(event, route=self.route)
             logger("llmswitch.router").info("%s", event.message)
             for observer in self.observers:
                 try:

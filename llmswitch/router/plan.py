@@ -46,13 +46,16 @@ class Attempt:
 @dataclass(frozen=True, slots=True)
 class RouterEvent:
     """A decision worth telling: ``kind`` is ``retry``, ``fallback``, ``cooldown``, ``skip``, ``wait``,
-    ``replay`` or ``give_up``; ``message`` is the sentence shown on stderr; ``seconds`` the wait or cooldown."""
+    ``replay`` or ``give_up``; ``message`` is the sentence shown on stderr; ``seconds`` the wait or cooldown;
+    ``to_member`` the member a fallback hands over to; ``route`` the profile or route the call was made on."""
 
     kind: str
     member: str
     message: str
     seconds: float | None = None
     outcome: str | None = None
+    to_member: str | None = None
+    route: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,12 +240,13 @@ class CallPlan:
         self._index += 1
         self._retries = 0
         if self._index < len(self.order):
-            self._tell("fallback", member, f"{member}: {describe(error)}; answering with {self.order[self._index]}",
-                       outcome=describe(error))
+            following = self.order[self._index]
+            self._tell("fallback", member, f"{member}: {describe(error)}; answering with {following}",
+                       outcome=describe(error), to_member=following)
 
     def _tell(self, kind: str, member: str, message: str, *, seconds: float | None = None,
-              outcome: str | None = None) -> None:
-        self.events.append(RouterEvent(kind, member, message, seconds, outcome))
+              outcome: str | None = None, to_member: str | None = None) -> None:
+        self.events.append(RouterEvent(kind, member, message, seconds, outcome, to_member))
 
     def _final_error(self) -> LLMSwitchError:
         error = self._last_error

@@ -65,7 +65,7 @@ class ResolvedRoute(ResolvedProfile):
                         spread=self.route.kind != "fallback", cools=True)
         leaves = {leaf.name: leaf for leaf in self.leaves()}
         return RoutedCall(plan, leaves, lambda member: member_request(member, request),
-                          self.state or shared_local_state(), self.observers, hook)
+                          self.state or shared_local_state(), self.observers, hook, route=self.name)
 
     # ---- what a profile offers, for a route ----------------------------------------------------------------
 
