@@ -330,7 +330,7 @@ def charge(asked: ResolvedProfile, request: Request, result: StreamState, *, led
     if result.attempts:
         from llmswitch.router.bookkeeping import record_failed_attempts
 
-        record_failed_attempts(result.attempts, route, gateway_key=gateway_key)
+        record_failed_attempts(result.attempts, route, gateway_key=gateway_key, ledger=ledger)
     return record_call(result.resolved, request, result, route, ledger=ledger, gateway_key=gateway_key)
 
 

@@ -291,3 +291,27 @@ def test_healthz_and_readyz(gateway: RunningGateway, upstream: LocalServer) -> N
         assert down.status_code == 503
         assert down.json()["profiles"]["up"]["status"] == "down"
         assert down.json()["profiles"]["echo"]["status"] == "ok"
+
+
+def test_text_goes_out_as_it_arrives_not_held_for_a_batch(gateway: RunningGateway, upstream: LocalServer) -> None:
+    """The gateway writes whatever the upstream delivered at once, and the first token at once: an upstream that
+    sends three tokens and then goes quiet for 2 s (and drops the connection) has those three at the client long
+    before then, in both protocols."""
+    import time
+
+    upstream.state.scenario = "stall"
+    upstream.state.options.update(delay=2.0, tokens=6)
+    started = time.monotonic()
+    arrived: list[float] = []
+    with pytest.raises(openai.APIError):  # the cut after the quiet ends the stream with an error event
+        for chunk in openai_client(gateway).chat.completions.create(
+                model="up", messages=[{"role": "user", "content": "x"}], stream=True):
+            if chunk.choices and chunk.choices[0].delta.content:
+                arrived.append(time.monotonic() - started)
+    assert len(arrived) == 3 and arrived[-1] < 1.5 and time.monotonic() - started >= 2.0, arrived
+    started, arrived = time.monotonic(), []
+    with pytest.raises(anthropic.APIError), anthropic_client(gateway).messages.stream(
+            model="up", max_tokens=50, messages=[{"role": "user", "content": "x"}]) as stream:
+        for _text in stream.text_stream:
+            arrived.append(time.monotonic() - started)
+    assert len(arrived) == 3 and arrived[-1] < 1.5, arrived

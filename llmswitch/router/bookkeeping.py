@@ -5,26 +5,32 @@ written by :func:`llmswitch.accounting.record_call`, charged to the member that 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
+from typing import TYPE_CHECKING
 
 from llmswitch.errors import LLMSwitchError
 from llmswitch.lazy import logger
 from llmswitch.router.plan import Attempt
 from llmswitch.secrets import redact
 
+if TYPE_CHECKING:
+    from llmswitch.ledger import Ledger
+
 
 def record_failed_attempts(attempts: Sequence[Attempt], route: str | None = None, *,
-                           gateway_key: str | None = None) -> None:
-    """Append a row for each attempt but the last (the last is the call's own row). Never raises."""
+                           gateway_key: str | None = None, ledger: Ledger | None = None) -> None:
+    """Append a row for each attempt but the last (the last is the call's own row) to ``ledger`` (by default
+    the ledger file, opened for them). Never raises."""
     if len(attempts) < 2:
         return
     from llmswitch.ledger import Ledger, LedgerEntry
 
     try:
-        with Ledger() as ledger:
+        with nullcontext(ledger) if ledger is not None else Ledger() as writing:
             for attempt in attempts[:-1]:
-                ledger.append(LedgerEntry(profile=attempt.member, backend=attempt.backend or "", model=attempt.model,
-                                          input_tokens=None, output_tokens=None, cost_usd=None,
-                                          latency_s=attempt.latency_s, outcome=attempt.outcome, route=route,
-                                          gateway_key=gateway_key))
+                writing.append(LedgerEntry(profile=attempt.member, backend=attempt.backend or "", model=attempt.model,
+                                           input_tokens=None, output_tokens=None, cost_usd=None,
+                                           latency_s=attempt.latency_s, outcome=attempt.outcome, route=route,
+                                           gateway_key=gateway_key))
     except LLMSwitchError as error:
         logger(__name__).warning("the failed attempts were not recorded: %s", redact(error.message))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from json.encoder import encode_basestring  # type: ignore[attr-defined]  # json.dumps's C escaper
 from typing import Any, Protocol
 
 from llmswitch.serve.failures import Failure, failure_of
@@ -33,7 +34,9 @@ class WireFormat(Protocol):
 
     def stream_head(self, call: Call) -> bytes: ...
 
-    def stream_text(self, text: str) -> bytes: ...
+    def stream_texts(self, texts: list[str]) -> bytes:
+        """The events of a batch of text pieces (see :class:`TextEvents`)."""
+        ...
 
     def stream_tail(self, call: Call, usage: Usage) -> bytes: ...
 
@@ -42,6 +45,23 @@ class WireFormat(Protocol):
     def whole(self, call: Call, usage: Usage) -> dict[str, Any]: ...
 
     def error_body(self, failure: Failure) -> dict[str, Any]: ...
+
+
+class TextEvents:
+    """A protocol's text events from a pre-built template: only each piece is JSON-escaped (by the json module's
+    C escaper), and a batch of pieces is joined and encoded once, not one event object and one ``json.dumps``
+    per token."""
+
+    __slots__ = ("prefix", "suffix", "joiner")
+
+    def __init__(self, prefix: str, suffix: str) -> None:
+        self.prefix, self.suffix, self.joiner = prefix, suffix, suffix + prefix
+
+    def __call__(self, texts: list[str]) -> bytes:
+        if not texts:
+            return b""
+        escaped = self.joiner.join([encode_basestring(text) for text in texts])
+        return (self.prefix + escaped + self.suffix).encode()
 
 
 def json_bytes(payload: Any) -> bytes:
@@ -138,14 +158,15 @@ class AnswerResponse:
                 arrived.clear()
                 batch = pending[:]
                 pending.clear()
-                body: list[bytes] = []
+                texts: list[str] = []
                 failure = None
                 for event in batch:
                     kind = type(event)
                     if kind is TextDelta:
-                        body.append(protocol.stream_text(event.text))
+                        texts.append(event.text)
                     elif kind is StreamError:
                         failure = failure_of(event.error, call.profile)
+                body = [protocol.stream_texts(texts)] if texts else []
                 if not started and (body or failure is None):
                     started = True
                     await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})

@@ -14,7 +14,7 @@ from typing import Any
 
 from llmswitch.client import ResolvedProfile
 from llmswitch.serve import failures
-from llmswitch.serve.answer import json_bytes
+from llmswitch.serve.answer import TextEvents, json_bytes
 from llmswitch.serve.failures import Failure, GatewayRequestError
 from llmswitch.serve.fields import (
     optional_bool,
@@ -97,9 +97,8 @@ class AnthropicProtocol:
     def __init__(self, model: str) -> None:
         self.model = model
         self.id = "msg_" + uuid.uuid4().hex[:24]
-        self._prefix = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,' \
-                       b'"delta":{"type":"text_delta","text":'
-        self._suffix = b"}}\n\n"
+        self.stream_texts = TextEvents('event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+                                       '"delta":{"type":"text_delta","text":', "}}\n\n")
 
     def _message(self, text: str, stop_reason: str | None, usage: Usage) -> dict[str, Any]:
         return {"id": self.id, "type": "message", "role": "assistant", "model": self.model,
@@ -113,11 +112,6 @@ class AnthropicProtocol:
                 + _event("content_block_start", {"type": "content_block_start", "index": 0,
                                                  "content_block": {"type": "text", "text": ""}})
                 + _event("ping", {"type": "ping"}))
-
-    def stream_text(self, text: str) -> bytes:
-        import json
-
-        return self._prefix + json.dumps(text, ensure_ascii=False).encode() + self._suffix
 
     def stream_tail(self, call: Call, usage: Usage) -> bytes:
         delta = {"type": "message_delta",

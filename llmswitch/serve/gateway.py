@@ -12,12 +12,14 @@ import asyncio
 import math
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from llmswitch import accounting
 from llmswitch.client import AsyncClient, AsyncStreamResult, ResolvedProfile
 from llmswitch.errors import LLMSwitchError, ProfileNotFoundError
+from llmswitch.ledger import Ledger
 from llmswitch.metrics import Metrics
 from llmswitch.router import limits
 from llmswitch.router.driver import NOTHING_USED
@@ -78,6 +80,11 @@ class Gateway:
     _ready: tuple[float, dict[str, Any]] | None = None
     _ready_lock: asyncio.Lock | None = None
     metrics: Metrics | None = None  # calls in flight (the rest is counted where every call is: accounting)
+    # Ledger rows are written by one thread of their own, on a ledger it keeps open: opening the file for
+    # each row (what a one-shot `chat` does) costs milliseconds, and the last bytes of an answer wait for its row.
+    _bookkeeper: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="llmswitch-ledger"))
+    _ledger: Ledger | None = None
 
     def models(self) -> list[str]:
         return list(self.profiles) or self.client.store.names()
@@ -133,10 +140,16 @@ class Gateway:
         if call.admission is not None:
             await limits.arelease(self.client.router_state, call.admission, call.result.usage)
         try:
-            call.cost = await asyncio.to_thread(accounting.charge, call.resolved, call.request, call.result,
-                                                gateway_key=call.key.name if call.key is not None else None)
+            call.cost = await asyncio.get_running_loop().run_in_executor(self._bookkeeper, self._charge, call)
         except LLMSwitchError:
             call.cost = None  # bookkeeping must never cost the client the answer
+
+    def _charge(self, call: Call) -> accounting.CallCost:
+        """In the bookkeeper's thread, which alone uses ``_ledger`` (SQLite connections stay in their thread)."""
+        if self._ledger is None:
+            self._ledger = Ledger()
+        return accounting.charge(call.resolved, call.request, call.result, ledger=self._ledger,
+                                 gateway_key=call.key.name if call.key is not None else None)
 
     async def count_tokens(self, model: str, build: Callable[[ResolvedProfile], Request]) -> int:
         resolved = self.resolve(model)

@@ -7,7 +7,6 @@ then ``[DONE]``; a failure after text ends the stream with ``{"error": {...}}``,
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -16,7 +15,7 @@ from typing import Any
 
 from llmswitch.client import ResolvedProfile
 from llmswitch.serve import failures
-from llmswitch.serve.answer import json_bytes
+from llmswitch.serve.answer import TextEvents, json_bytes
 from llmswitch.serve.failures import Failure, GatewayRequestError
 from llmswitch.serve.fields import (
     optional_bool,
@@ -109,10 +108,10 @@ class OpenAIProtocol:
         self.include_usage = include_usage
         self.id = "chatcmpl-" + uuid.uuid4().hex[:24]
         self.created = int(time.time())
-        # Every text chunk is this prefix, the JSON string, this suffix: one json.dumps per token.
+        # Every text chunk is this prefix, the JSON string, this suffix.
         head = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": model}
-        self._prefix = b"data: " + json_bytes(head)[:-1] + b',"choices":[{"index":0,"delta":{"content":'
-        self._suffix = b'},"logprobs":null,"finish_reason":null}]}\n\n'
+        self.stream_texts = TextEvents("data: " + json_bytes(head)[:-1].decode() + ',"choices":[{"index":0,'
+                                       '"delta":{"content":', '},"logprobs":null,"finish_reason":null}]}\n\n')
 
     def _chunk(self, choices: list[dict[str, Any]], **extra: Any) -> bytes:
         chunk = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
@@ -122,9 +121,6 @@ class OpenAIProtocol:
     def stream_head(self, call: Call) -> bytes:
         return self._chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
                              "finish_reason": None}])
-
-    def stream_text(self, text: str) -> bytes:
-        return self._prefix + json.dumps(text, ensure_ascii=False).encode() + self._suffix
 
     def stream_tail(self, call: Call, usage: Usage) -> bytes:
         tail = self._chunk([{"index": 0, "delta": {}, "logprobs": None,

@@ -316,6 +316,9 @@ def test_help_and_plugins_do_not_import_torch() -> None:
 
 
 def test_doctor_checks_everything_and_generates_in_a_child_process(config_file: Path, tiny: dict) -> None:
+    earlier = sys.modules.get("llmswitch_transformers.runtime")
+    if earlier is not None:
+        earlier.unload_all()  # a model another test file loaded in this process (tests run in random order)
     resolved = profile(config_file, tiny["chat"])
     report = resolved.health(timeout=5.0)
     checks = {check.name: check for check in report.checks}
