@@ -120,7 +120,7 @@ def test_success_and_failure_are_recorded_as_attempts() -> None:
     call.succeeded("b", 0.25, backend="anthropic", model="c")
     assert call.attempts == [Attempt("a", "bad_response", 0.5, 529, "openai", "m"),
                              Attempt("b", "ok", 0.25, None, "anthropic", "c")]
-    assert call.events == [RouterEvent("fallback", "a", "a: 529; answering with b", None, "529")]
+    assert call.events == [RouterEvent("fallback", "a", "a: 529; answering with b", None, "529", to_member="b")]
     assert call.failed("b", UnreachableError("refused"), 0.1, 0.6, text_shown=False) is None
     assert call.attempts[-1] == Attempt("b", "unreachable", 0.1, None, None, None)
 
