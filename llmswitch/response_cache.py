@@ -134,7 +134,7 @@ def holds(target: Target, request: Request) -> bool:
     try:
         return open_store().holds(key_for(target, request), time.time() + HOLD_MARGIN_S)
     except Exception as error:  # a cache that cannot be read holds nothing
-        log.warning("response cache not read: %s", error)
+        logger(__name__).warning("response cache not read: %s", error)
         return False
 
 
