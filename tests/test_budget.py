@@ -119,7 +119,8 @@ def test_a_budget_with_an_unknown_price_refuses(config_file: Path, counting: Cou
     write_config(config_file, '[profiles.unpriced]\nbackend = "counting"\nbudget_usd_per_day = 100.0\n')
     with pytest.raises(BudgetExceededError) as caught:
         Conversation(Client(), "unpriced").stream("hello")
-    assert "the price of c1 is unknown" in caught.value.message
+    assert caught.value.message == ("profile 'unpriced' has a budget but the price of c1 is unknown (backend "
+                                    "counting ships no price table), so the call was not sent")
     assert "price_input_per_mtok" in (caught.value.remedy or "")
     assert counting.requests == []
 
@@ -226,3 +227,40 @@ def test_a_routes_call_is_charged_to_the_member_that_answered(config_file: Path,
     accounting.charge(plain, plain.request("hello"), result)
     with Ledger() as ledger:
         assert (ledger.entries()[-1].route, ledger.entries()[-1].gateway_key) == (None, None)
+
+
+class RefusingPlugin:
+    """A backend whose server is always overloaded (503)."""
+
+    @hookimpl
+    def llmswitch_backends(self) -> list[BackendInfo]:
+        return [BackendInfo(name="refusing", summary="always 503", default_model="r1")]
+
+    @hookimpl
+    def complete(self, target: Target, request: Request) -> Response:
+        from llmswitch.errors import BackendError
+
+        raise BackendError("overloaded", status_code=503, backend="refusing")
+
+
+def test_a_routes_failed_attempts_and_answer_go_to_the_ledger_given(config_file: Path, counting: CountingPlugin,
+                                                                    tmp_path: Path) -> None:
+    register_plugin(RefusingPlugin(), "refusing")
+    try:
+        write_config(config_file, '[profiles.down]\nbackend = "refusing"\n'
+                     '[profiles.metered]\nbackend = "counting"\nprice_input_per_mtok = 1.0\n'
+                     'price_output_per_mtok = 1.0\n[profiles.r]\nroute = "fallback"\nmembers = ["down", "metered"]\n'
+                     "max_retries = 0\n")
+        resolved = Client().resolve("r")
+        request = resolved.request("hello")
+        result = resolved.answer_whole(request)
+        list(result)
+        with Ledger(tmp_path / "gateway.sqlite3") as kept_open:
+            accounting.charge(resolved, request, result, ledger=kept_open, gateway_key="alice")
+            rows = kept_open.entries()
+    finally:
+        unregister_plugin("refusing")
+    assert [(r.profile, r.outcome, r.route, r.gateway_key, r.cost_usd) for r in rows] == [
+        ("down", "backend", "r", "alice", None), ("metered", "ok", "r", "alice", pytest.approx(0.002))]
+    with Ledger() as default:
+        assert default.entries() == []  # all of it went to the ledger it was given
