@@ -4,10 +4,38 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:
+    from tests.servers.http import LocalServer
+
 pytest_plugins = ["llmswitch.testing.fixtures"]
+
+
+# ---- route tests: three OpenAI protocol servers, and route strategies forgotten between tests ----------------------
+
+
+@pytest.fixture
+def servers() -> Iterator[list[LocalServer]]:
+    """Three OpenAI protocol servers on 127.0.0.1 answering "answer from a", "answer from b", "answer from c"."""
+    from tests.servers.openai_server import openai_server
+
+    with openai_server() as a, openai_server() as b, openai_server() as c:
+        for name, server in zip("abc", (a, b, c), strict=True):
+            server.state.options["answer"] = f"answer from {name}"
+        yield [a, b, c]
+
+
+@pytest.fixture
+def fresh_strategies() -> Iterator[None]:
+    """Route strategies' memory (round-robin turns, latencies) starts empty and is forgotten afterwards."""
+    from llmswitch.router import strategies
+
+    strategies.forget()
+    yield
+    strategies.forget()
 
 
 # ---- in CI a skipped test is a failure, unless it is listed here with the reason it may skip --------------------

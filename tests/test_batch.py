@@ -138,7 +138,9 @@ def test_batch_answers_every_line_with_usage_cost_and_a_ledger_row_each(config_f
     assert ok["text"] == "w0 w1 w2 w3 " and ok["finish_reason"] == "stop" and ok["model"] == "test-model"
     assert ok["usage"] == {"input_tokens": 5, "output_tokens": 4} and ok["profile"] == "p"
     assert ok["cost"]["usd"] == pytest.approx((5 * 1.0 + 4 * 2.0) / 1e6)
-    assert ok["attempts"] == [{"member": "p", "outcome": "ok", "latency_s": ok["latency_s"]}]
+    (attempt,) = ok["attempts"]  # the router's attempt: one, on the profile itself
+    assert attempt["member"] == "p" and attempt["outcome"] == "ok" and attempt["status"] is None
+    assert 0 < attempt["latency_s"] <= ok["latency_s"]
     assert ok["error"] is None
     assert records["bad"]["error"]["kind"] == "invalid_input" and "line 31" in records["bad"]["error"]["message"]
     assert asked_prompts(server) == Counter({f"question {i}": 1 for i in range(30)})

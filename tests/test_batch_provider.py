@@ -103,6 +103,35 @@ def test_openai_batch_submitted_by_one_process_and_collected_by_another(config_f
     assert "no batch job is waiting" in run_cli("batch", "status").stderr
 
 
+@pytest.mark.parametrize("backend", ["openai", "anthropic"])
+def test_ordered_output_across_jobs_that_end_in_any_order(backend: str, config_file: Path, tmp_path: Path) -> None:
+    """--ordered over several provider jobs (the split limit lowered to 3 lines a job): a job that ends first
+    waits in the checkpoint for the jobs before it, and OUTPUT is in input order however they end. An invalid
+    line among them waits too."""
+    rows: list[Any] = [{"id": f"q{i}", "prompt": f"question {i}"} for i in range(8)]
+    rows.insert(4, {"id": "bad"})  # line 5: no prompt; failed at once, written in its place
+    source, output = jsonl(tmp_path / "in.jsonl", rows), tmp_path / "out.jsonl"
+    serve = openai_batch_server if backend == "openai" else anthropic_batch_server
+    with serve() as server:
+        write_profile(config_file, backend, server.url, batch_max_requests=3)
+        submitted = run_cli("batch", str(source), "-p", "p", "-o", str(output), "--via", "provider", "--ordered")
+        assert submitted.exit_code in (0, 1), submitted
+        first, second, third = job_ids(submitted.stderr)
+        assert not output.exists() or output.read_text() == ""  # line 5 waits for lines 1-4
+        for job in (third, second):  # the last jobs end first
+            assert run_cli("batch", "status", job, "--wait", "--poll-interval", "0.01").exit_code == 0
+            assert not output.exists() or output.read_text() == ""  # they wait for the first job
+        with Checkpoint() as checkpoint:
+            assert [job.ordered for job in checkpoint.jobs()] == [True] * 3
+            assert checkpoint.count(checkpoint.jobs()[0].key) == 6  # committed, not lost, while they wait
+        collected = run_cli("batch", "status", first, "--wait", "--poll-interval", "0.01")
+    assert collected.exit_code == 0, collected
+    records = read_records(output)
+    assert [r["id"] for r in records] == [row["id"] for row in rows]  # input order
+    assert records[4]["error"]["kind"] == "invalid_input"
+    assert all(r["error"] is None and r["text"] for r in records if r["id"] != "bad")
+
+
 def test_openai_partial_failure_and_expiry_then_retry_failed(config_file: Path, tmp_path: Path) -> None:
     source, output = questions(tmp_path, 5), tmp_path / "out.jsonl"
     with openai_batch_server() as server:
@@ -208,3 +237,20 @@ def test_a_plugin_with_some_batch_hooks_but_not_all_is_refused_by_name() -> None
         assert record.error is not None and "batch_line" in record.error and "all five or none" in record.error
         outcome = run_cli("plugins")
     assert "half" in outcome.output
+
+
+def test_a_checkpoint_from_before_ordered_jobs_is_upgraded_with_its_jobs_kept(tmp_path: Path) -> None:
+    """A batch.sqlite3 as an earlier llmswitch left it (steps 1 and 2, a job waiting): the upgrade keeps the
+    job, unordered, so `batch status` still collects it."""
+    from llmswitch.store import checkpoint as store
+    from llmswitch.store import database
+
+    path = tmp_path / "batch.sqlite3"
+    old = database.open_database(path, store.STEPS[:2])
+    old.execute("INSERT INTO jobs (job_id, input_hash, profile, model, backend, input_name, output, lines, status, "
+                "submitted_at, checked_at) VALUES ('batch-1', 'h', 'p', 'm', 'openai', 'in', 'out', "
+                "'{\"line-1\": [\"q0\", 1]}', 'in_progress', 1, 1)")
+    old.close()
+    with Checkpoint(path) as checkpoint:
+        (job,) = checkpoint.jobs(open_only=True)
+    assert (job.job_id, job.lines, job.ordered) == ("batch-1", {"line-1": ["q0", 1]}, False)

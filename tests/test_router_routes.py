@@ -7,7 +7,6 @@ import asyncio
 import json
 import random
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,24 +19,11 @@ from llmswitch.router import strategies
 from llmswitch.router.resolved import ResolvedRoute
 from tests.helpers import run_cli
 from tests.servers.http import LocalServer, free_port
-from tests.servers.openai_server import openai_server
 
 FAST = {"backoff_base_s": 0.01, "backoff_max_s": 0.02}
 
 
-@pytest.fixture
-def servers() -> Iterator[list[LocalServer]]:
-    with openai_server() as a, openai_server() as b, openai_server() as c:
-        for index, server in enumerate((a, b, c)):
-            server.state.options["answer"] = f"answer from {'abc'[index]}"
-        yield [a, b, c]
-
-
-@pytest.fixture(autouse=True)
-def fresh_strategies() -> Iterator[None]:
-    strategies.forget()
-    yield
-    strategies.forget()
+pytestmark = pytest.mark.usefixtures("fresh_strategies")
 
 
 def member(url: str, **values: Any) -> dict[str, Any]:

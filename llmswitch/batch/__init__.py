@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from llmswitch.batch.inputs import BatchInput, BatchItem, InputError, InputProblem, read_input
 from llmswitch.batch.job import BatchJob, BatchOptions, CostLimitError, Plan, Progress, Summary
-from llmswitch.batch.results import Attempt, BatchResult
+from llmswitch.batch.results import BatchResult
 from llmswitch.batch.runner import DEFAULT_CONCURRENCY, Runner, run
+from llmswitch.router.plan import Attempt
 
 __all__ = [
     "DEFAULT_CONCURRENCY",

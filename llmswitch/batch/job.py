@@ -187,11 +187,8 @@ class BatchJob:
         pending = [(index, entry) for index, entry in enumerate(batch.entries)
                    if entry.key not in known and entry.key not in waiting]
         replay = [record for item_key, record in done.items() if item_key not in written]
-        from llmswitch.accounting import price_of
-
-        price = price_of(resolved).batch if options.via_provider else None
         estimate = estimate_batch(resolved, [entry for _, entry in pending if isinstance(entry, BatchItem)],
-                                  price=price)
+                                  batch_price=options.via_provider)
         failed = {item_key for item_key, record in done.items() if record_failed(record)}
         if existing is not None:
             failed = (failed - (existing.keys - existing.failed)) | existing.failed
@@ -224,11 +221,12 @@ class BatchJob:
 
         usd = plan.estimate.usd
         if usd is None:
+            unknown = list(plan.estimate.unpriced.values())
+            named = ", ".join(f"{u.model} ({u.profile}: {u.source})" for u in unknown)
+            sections = " and ".join(f"[profiles.{u.profile}]" for u in unknown)
             raise CostLimitError(
-                f"--max-cost {format_usd(limit)}: the price of {plan.resolved.target.model} is unknown "
-                f"({plan.estimate.price.source}), so the batch was not started",
-                remedy=f"set price_input_per_mtok and price_output_per_mtok in [profiles.{plan.resolved.name}], "
-                "or leave out --max-cost",
+                f"--max-cost {format_usd(limit)}: the price of {named} is unknown, so the batch was not started",
+                remedy=f"set price_input_per_mtok and price_output_per_mtok in {sections}, or leave out --max-cost",
             )
         if usd > limit:
             raise CostLimitError(
@@ -281,24 +279,27 @@ class BatchJob:
     def submit(self, plan: Plan) -> Submitted:
         """``--via provider``: send the pending lines to the provider's batch service as jobs (their ids
         committed one by one); lines that cannot be sent are failed results at once."""
-        from llmswitch.batch.provider import submit
+        from llmswitch.batch.provider import submit, write_in_order
         from llmswitch.batch.runner import problem_result
 
         items = [(index, entry) for index, entry in plan.pending if isinstance(entry, BatchItem)]
         summary = self.summary = Summary(plan.total, done_before=plan.done_before, failed=plan.failed_before)
-        with Checkpoint() as checkpoint, OutputWriter(self.options.output, written=plan.written) as writer:
-            checkpoint.start_run(plan.key, input_name=plan.batch.name, output=self.options.output, lines=plan.total)
-            for record in plan.replay:
-                writer.write(record)
+        output, ordered = self.options.output, self.options.ordered
+        with Checkpoint() as checkpoint:
+            checkpoint.start_run(plan.key, input_name=plan.batch.name, output=output, lines=plan.total)
             submitted = submit(plan.resolved, plan.key, items, checkpoint=checkpoint, input_name=plan.batch.name,
-                               output=self.options.output)
+                               output=output, ordered=ordered)
             failed = [problem_result(index, entry) for index, entry in plan.pending
                       if not isinstance(entry, BatchItem)] + submitted.refused
             for result in failed:
-                record = result.record()
-                checkpoint.save(plan.key, result.key, result.line, record, failed=True)
-                writer.write(record)
+                checkpoint.save(plan.key, result.key, result.line, result.record(), failed=True)
                 summary.take(result)
+            if ordered:  # every line after the first one in a job waits for that job to be collected
+                summary.waiting = write_in_order(checkpoint, plan.key, output)
+            else:
+                with OutputWriter(output, written=plan.written) as writer:
+                    for record in [*plan.replay, *(result.record() for result in failed)]:
+                        writer.write(record)
         return submitted
 
 

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 from llmswitch import accounting
 from llmswitch.batch.inputs import BatchItem
 from llmswitch.batch.output import OutputWriter, read_existing
-from llmswitch.batch.results import Attempt, BatchResult
+from llmswitch.batch.results import BatchResult
 from llmswitch.client import StreamState, plugin_failure
 from llmswitch.errors import BatchNotAnsweredError, ConfigError, LLMSwitchError
+from llmswitch.router.plan import Attempt
 from llmswitch.store.checkpoint import JobRecord, RunKey
 from llmswitch.types import BatchAnswer, BatchLimits, ProviderJob
 
@@ -42,6 +43,14 @@ def custom_id(line: int) -> str:
 def limits_of(resolved: ResolvedProfile) -> BatchLimits:
     """The backend's batch limits, lowered by the profile's ``batch_max_requests``; refused when the backend has
     no batch service."""
+    from llmswitch.router.bookkeeping import route_of
+
+    if route_of(resolved) is not None:
+        raise ConfigError(
+            f"profile '{resolved.name}' is a route: its lines are spread over its members one call at a time, "
+            "and a provider's batch service takes a job for one profile",
+            remedy="leave out --via provider to run the route line by line, or name one member profile with -p",
+        )
     info = resolved.handle.info
     if info.batch_limits is None or "batch_submit" not in resolved.handle.hooks:
         raise ConfigError(
@@ -84,8 +93,9 @@ class Submitted:
 
 
 def submit(resolved: ResolvedProfile, key: RunKey, pending: Sequence[tuple[int, BatchItem]], *,
-           checkpoint: Checkpoint, input_name: str, output: str) -> Submitted:
-    """Encode ``pending``, split it into jobs, submit each and commit its id before the next."""
+           checkpoint: Checkpoint, input_name: str, output: str, ordered: bool = False) -> Submitted:
+    """Encode ``pending``, split it into jobs, submit each and commit its id before the next. ``ordered``: the
+    jobs' results are written in input order (:func:`write_in_order`), whichever job ends first."""
     limits = limits_of(resolved)
     lines: list[dict[str, Any]] = []
     ids: dict[str, list[Any]] = {}
@@ -102,7 +112,7 @@ def submit(resolved: ResolvedProfile, key: RunKey, pending: Sequence[tuple[int, 
         job: ProviderJob = resolved.batch_hook("batch_submit", chunk)
         checkpoint.add_job(JobRecord(job.id, key, resolved.target.model, resolved.target.backend, input_name,
                                      output, {line["custom_id"]: ids[line["custom_id"]] for line in chunk},
-                                     job.status))
+                                     job.status, ordered=ordered))
         jobs.append(job)
     return Submitted(jobs, refused)
 
@@ -135,17 +145,37 @@ def poll(client: Client, record: JobRecord, *, checkpoint: Checkpoint, ledger: L
                 f"without an answer for line {entry[1]}",
                 remedy="--retry-failed asks it again (line by line, or in a new job with --via provider)")
             results[missing] = BatchResult(entry[0], entry[1], entry[1], profile=resolved.name, error=error)
-    ordered = sorted(results.values(), key=lambda result: result.line)
-    output = Path(record.output)
-    written = read_existing(output).keys  # a half-written last line is repaired first
-    with OutputWriter(record.output, written=written) as writer:
-        for result in ordered:
-            document = result.record()
-            checkpoint.save(record.key, result.key, result.line, document, failed=not result.ok)
-            if result.key not in writer.written:
+    in_order = sorted(results.values(), key=lambda result: result.line)
+    for result in in_order:
+        checkpoint.save(record.key, result.key, result.line, result.record(), failed=not result.ok)
+    if record.ordered:
+        write_in_order(checkpoint, record.key, record.output, collected=record.job_id)
+    else:
+        written = read_existing(Path(record.output)).keys  # a half-written last line is repaired first
+        with OutputWriter(record.output, written=written) as writer:
+            for result in in_order:
+                if result.key not in writer.written:
+                    writer.write(result.record())
+    checkpoint.finish_job(record.job_id, job.status)  # after the writes: a kill before this polls it again
+    return Collected(job, in_order)
+
+
+def write_in_order(checkpoint: Checkpoint, key: RunKey, output: str, *, collected: str | None = None) -> int:
+    """``--ordered`` over provider jobs, which end in any order: write the run's results that OUTPUT lacks, in
+    input order, up to the first line still in a job not collected (``collected``: the job being collected
+    now, whose results are committed). The rest wait in the checkpoint for the job before them; return how
+    many wait."""
+    open_jobs = [job for job in checkpoint.jobs(key=key, open_only=True) if job.job_id != collected]
+    first_open = min((entry[1] for job in open_jobs for entry in job.lines.values()), default=None)
+    written = read_existing(Path(output)).keys  # a half-written last line is repaired first
+    waiting = 0
+    with OutputWriter(output, written=written) as writer:
+        for item_key, document in checkpoint.results(key):  # in input order
+            if first_open is not None and int(document.get("line") or 0) >= first_open:
+                waiting += item_key not in writer.written
+            elif item_key not in writer.written:
                 writer.write(document)
-    checkpoint.finish_job(record.job_id, job.status)
-    return Collected(job, ordered)
+    return waiting
 
 
 def answers(resolved: ResolvedProfile, job_id: str) -> Iterator[BatchAnswer]:
@@ -170,7 +200,7 @@ def result_of(resolved: ResolvedProfile, answer: BatchAnswer, entry: list[Any], 
     cost = accounting.record_call(resolved, None, state, ledger=ledger, price=price)
     return BatchResult(entry[0], entry[1], entry[1], text=state.text, finish_reason=state.finish_reason,
                        usage=state.usage, cost=cost, model=state.model or resolved.target.model,
-                       profile=resolved.name, attempts=(Attempt(resolved.name, accounting.outcome_of(state)),),
+                       profile=resolved.name, attempts=(Attempt(resolved.name, accounting.outcome_of(state), None),),
                        error=state.error)
 
 

@@ -5,10 +5,11 @@ A record is one JSON object::
     {"id": 7, "line": 7, "text": "...", "finish_reason": "stop",
      "usage": {"input_tokens": 12, "output_tokens": 40}, "cost": {"usd": 0.0000258, ...},
      "model": "gpt-4o-mini", "profile": "fast", "latency_s": 0.81,
-     "attempts": [{"member": "fast", "outcome": "ok", "latency_s": 0.81}], "error": null}
+     "attempts": [{"member": "fast", "outcome": "ok", "status": null, "latency_s": 0.81}], "error": null}
 
 ``error`` is ``{"kind", "message", "remedy"}`` for a line that failed (``text`` then holds what arrived before
-the failure, often nothing). ``profile`` is the profile (a route's member) that answered.
+the failure, often nothing). ``profile`` is the profile (a route's member) that answered; ``attempts`` are the
+router's (:class:`llmswitch.router.plan.Attempt`): every try of every member, the answering one last.
 """
 
 from __future__ import annotations
@@ -21,21 +22,9 @@ from llmswitch.types import Usage
 if TYPE_CHECKING:
     from llmswitch.accounting import CallCost
     from llmswitch.errors import LLMSwitchError
+    from llmswitch.router.plan import Attempt
 
 Record = dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """One try at a line: which profile (member) it went to, how it ended, how long it took."""
-
-    member: str
-    outcome: str  # "ok" or the error kind
-    latency_s: float | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        latency = round(self.latency_s, 4) if self.latency_s is not None else None
-        return {"member": self.member, "outcome": self.outcome, "latency_s": latency}
 
 
 @dataclass(frozen=True, slots=True)

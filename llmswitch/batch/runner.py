@@ -3,7 +3,7 @@
 A fixed set of worker tasks pulls lines from one iterator, so memory stays flat however long the input is
 (nothing is created per line before it is asked). Each call is the chat path's: the profile's ``acomplete``
 (or ``complete`` in a thread) through :meth:`ResolvedProfile.aanswer_whole`, the ledger charged with
-:func:`llmswitch.accounting.record_call` as chat charges it, budgets checked as chat checks them. This module
+:func:`llmswitch.accounting.charge` as chat charges it, budgets checked as chat checks them. This module
 never retries: retries, rate limits and routes are the profile's own (the router's), and what they did is
 in each result's ``attempts``.
 
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from llmswitch import accounting
 from llmswitch.batch.inputs import BatchItem, Entry, InputError
-from llmswitch.batch.results import Attempt, BatchResult
+from llmswitch.batch.results import BatchResult
 from llmswitch.errors import BudgetExceededError, LLMSwitchError
 
 if TYPE_CHECKING:
@@ -47,17 +47,16 @@ def problem_result(index: int, entry: Entry) -> BatchResult:
     return BatchResult(entry.id, entry.line, index, error=error)
 
 
-def attempts_of(resolved: ResolvedProfile, result: AsyncStreamResult) -> tuple[Attempt, ...]:
-    """What the profile's call did to answer: one attempt on the profile itself."""
-    return (Attempt(resolved.name, accounting.outcome_of(result), result.latency_s),)
-
-
 async def answer(resolved: ResolvedProfile, item: BatchItem, index: int, *,
                  ledger: Ledger | None = None) -> BatchResult:
-    """Ask one line and charge it; a failure is a result (with ``error``), never an exception."""
+    """Ask one line and charge it; a failure is a result (with ``error``), never an exception.
+
+    The result names the member that answered (``result.resolved``: the profile itself unless it is a route)
+    and every attempt the router made (``result.attempts``); each failed attempt gets its ledger row, as in chat.
+    """
     try:
         request = item.request(resolved)
-        if accounting.budgets_of(resolved.settings):
+        if accounting.budgets_of(resolved.settings):  # a route's own budget covers its members together
             await asyncio.to_thread(resolved.check_before_sending, request)  # a count may ask the API
         result = resolved.aanswer_whole(request)
     except BudgetExceededError:
@@ -70,10 +69,11 @@ async def answer(resolved: ResolvedProfile, item: BatchItem, index: int, *,
                 pass
     finally:  # also when cancelled: a call cut short is charged as interrupted, as chat charges it
         cost = charge(resolved, request, result, ledger)
+    answered_by = result.resolved
     return BatchResult(
         item.id, item.line, index, text=result.text, finish_reason=result.finish_reason, usage=result.usage,
-        cost=cost, model=result.model or resolved.target.model, profile=resolved.name,
-        latency_s=result.latency_s, attempts=attempts_of(resolved, result), error=result.error,
+        cost=cost, model=result.model or answered_by.target.model, profile=answered_by.name,
+        latency_s=result.latency_s, attempts=tuple(result.attempts), error=result.error,
     )
 
 

@@ -14,7 +14,14 @@ from llmswitch.router.plan import Attempt
 from llmswitch.secrets import redact
 
 if TYPE_CHECKING:
+    from llmswitch.client import ResolvedProfile
     from llmswitch.ledger import Ledger
+
+
+def route_of(asked: ResolvedProfile) -> str | None:
+    """The route's name when ``asked`` is a route (its calls are counted under it: ``usage --by route``)."""
+    leaves = asked.leaves()
+    return asked.name if len(leaves) != 1 or leaves[0] is not asked else None
 
 
 def record_failed_attempts(attempts: Sequence[Attempt], route: str | None = None, *,

@@ -33,14 +33,14 @@ class Attempt:
 
     member: str
     outcome: str
-    latency_s: float
+    latency_s: float | None  # None: not timed here (a provider's batch job ran it some time within the job)
     status: int | None = None
     backend: str | None = None
     model: str | None = None
 
     def as_dict(self) -> dict[str, object]:
-        return {"member": self.member, "outcome": self.outcome, "status": self.status,
-                "latency_s": round(self.latency_s, 4)}
+        latency = round(self.latency_s, 4) if self.latency_s is not None else None
+        return {"member": self.member, "outcome": self.outcome, "status": self.status, "latency_s": latency}
 
 
 @dataclass(frozen=True, slots=True)

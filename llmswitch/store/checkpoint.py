@@ -76,7 +76,12 @@ def _step_2_provider_jobs(connection: sqlite3.Connection) -> None:
     )
 
 
-STEPS: tuple[database.Step, ...] = (_step_1_runs_and_results, _step_2_provider_jobs)
+def _step_3_ordered_jobs(connection: sqlite3.Connection) -> None:
+    """A job of an ``--ordered`` run: its results wait in the checkpoint until every earlier line is written."""
+    connection.execute("ALTER TABLE jobs ADD COLUMN ordered INTEGER NOT NULL DEFAULT 0")
+
+
+STEPS: tuple[database.Step, ...] = (_step_1_runs_and_results, _step_2_provider_jobs, _step_3_ordered_jobs)
 
 
 class CheckpointError(LLMSwitchError):
@@ -108,6 +113,7 @@ class JobRecord:
     submitted_at: float = 0.0
     checked_at: float = 0.0
     collected_at: float | None = None
+    ordered: bool = False  # the run's OUTPUT is in input order (--ordered)
 
     @property
     def collected(self) -> bool:
@@ -197,9 +203,9 @@ class Checkpoint(database.StoreFile):
         now = time.time()
         self._write(
             "INSERT INTO jobs (job_id, input_hash, profile, model, backend, input_name, output, lines, status, "
-            "submitted_at, checked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "submitted_at, checked_at, ordered) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (job.job_id, job.key.input_hash, job.key.profile, job.model, job.backend, job.input_name, job.output,
-             json.dumps(job.lines, separators=(",", ":")), job.status, now, now),
+             json.dumps(job.lines, separators=(",", ":")), job.status, now, now, int(job.ordered)),
         )
 
     def update_job(self, job_id: str, status: str) -> None:
@@ -226,6 +232,6 @@ class Checkpoint(database.StoreFile):
         where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
         rows = self._read(
             "SELECT job_id, input_hash, profile, model, backend, input_name, output, lines, status, submitted_at, "
-            f"checked_at, collected_at FROM jobs{where} ORDER BY submitted_at, rowid", tuple(parameters))
+            f"checked_at, collected_at, ordered FROM jobs{where} ORDER BY submitted_at, rowid", tuple(parameters))
         return [JobRecord(row[0], RunKey(row[1], row[2]), row[3], row[4], row[5], row[6], json.loads(row[7]),
-                          row[8], row[9], row[10], row[11]) for row in rows]
+                          row[8], row[9], row[10], row[11], bool(row[12])) for row in rows]
