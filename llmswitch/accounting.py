@@ -26,7 +26,7 @@ from llmswitch.secrets import redact
 
 if TYPE_CHECKING:
     from llmswitch.client import Client, ResolvedProfile, StreamState
-    from llmswitch.ledger import Ledger, SpendOwner
+    from llmswitch.ledger import Ledger, RowSink, SpendOwner
     from llmswitch.pricing import ModelPrice
     from llmswitch.types import Request, TokenCount
 
@@ -279,7 +279,7 @@ def outcome_of(result: StreamState) -> str:
 
 
 def record_call(resolved: ResolvedProfile, request: Request | None, result: StreamState, route: str | None = None,
-                *, ledger: Ledger | None = None, price: ModelPrice | None = None,
+                *, ledger: RowSink | None = None, price: ModelPrice | None = None,
                 gateway_key: str | None = None) -> CallCost:
     """Append one row to the usage ledger (never the key, never the prompt or answer), count the call in the
     metrics when they are on (:mod:`llmswitch.metrics`); return the cost.
@@ -322,16 +322,17 @@ def record_call(resolved: ResolvedProfile, request: Request | None, result: Stre
     return cost
 
 
-def charge(asked: ResolvedProfile, request: Request, result: StreamState, *, ledger: Ledger | None = None,
-           gateway_key: str | None = None) -> CallCost:
+def charge(asked: ResolvedProfile, request: Request, result: StreamState, *, ledger: RowSink | None = None,
+           gateway_key: str | None = None, price: ModelPrice | None = None) -> CallCost:
     """The ledger rows of one call made on ``asked`` (a profile or a route): a row per retry or fallback that
-    failed first, then the answer's row, charged to the member that gave it and counted under the route."""
+    failed first, then the answer's row, charged to the member that gave it and counted under the route.
+    ``price``: the answering member's, when the caller looked it up already (a batch, once per member)."""
     route = asked.name if asked.leaves() != [asked] else None
     if result.attempts:
         from llmswitch.router.bookkeeping import record_failed_attempts
 
         record_failed_attempts(result.attempts, route, gateway_key=gateway_key, ledger=ledger)
-    return record_call(result.resolved, request, result, route, ledger=ledger, gateway_key=gateway_key)
+    return record_call(result.resolved, request, result, route, ledger=ledger, gateway_key=gateway_key, price=price)
 
 
 # ---- comparing profiles ----------------------------------------------------------------------------------

@@ -245,13 +245,11 @@ class ResolvedProfile:
 
     def routed_call(self, request: Request, hook: str) -> RoutedCall:
         """One call's plan: this profile alone, retried by its policy (a route plans over its members)."""
-        import random
-
         from llmswitch.router.driver import RoutedCall
-        from llmswitch.router.plan import CallPlan
+        from llmswitch.router.plan import JITTER, CallPlan
         from llmswitch.router.state import shared_local_state
 
-        plan = CallPlan([self.name], self.policy, time.monotonic(), random.Random(), cools=False)
+        plan = CallPlan([self.name], self.policy, time.monotonic(), JITTER, cools=False)
         return RoutedCall(plan, {self.name: self}, lambda _member: request, self.state or shared_local_state(),
                           self.observers, hook, route=self.name)
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from llmswitch.errors import ConfigError, LLMSwitchError
 from llmswitch.store import database
@@ -130,6 +131,13 @@ class UsageRow:
         }
 
 
+class RowSink(Protocol):
+    """Where a call's rows go: a :class:`Ledger`, or a writer that commits them to one for it (a batch commits
+    the rows of the calls that finish together in one transaction)."""
+
+    def append(self, entry: LedgerEntry) -> None: ...
+
+
 class Ledger(database.StoreFile):
     """The ledger file; open it, append or query, close it (or use it as a context manager).
 
@@ -148,18 +156,20 @@ class Ledger(database.StoreFile):
 
     def append(self, entry: LedgerEntry) -> None:
         """Add one row; waits and retries while other processes write, never loses the row to a lock."""
-        row = (
-            entry.ts, entry.profile, entry.backend, entry.model, entry.input_tokens, entry.output_tokens,
-            int(entry.tokens_estimated), entry.cost_usd, entry.latency_s, entry.outcome, entry.route,
-            entry.gateway_key,
-        )
+        self.append_all((entry,))
 
-        self._write(
-            "INSERT INTO calls (ts, profile, backend, model, input_tokens, output_tokens, "
-            "tokens_estimated, cost_usd, latency_s, outcome, route, gateway_key) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            row,
-        )
+    def append_all(self, entries: Sequence[LedgerEntry]) -> None:
+        """Add rows in one transaction (one commit for many calls: a batch's burst of answers)."""
+        rows = [(entry.ts, entry.profile, entry.backend, entry.model, entry.input_tokens, entry.output_tokens,
+                 int(entry.tokens_estimated), entry.cost_usd, entry.latency_s, entry.outcome, entry.route,
+                 entry.gateway_key) for entry in entries]
+        with self._transaction() as connection:
+            connection.executemany(
+                "INSERT INTO calls (ts, profile, backend, model, input_tokens, output_tokens, "
+                "tokens_estimated, cost_usd, latency_s, outcome, route, gateway_key) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
 
     # ---- reading ------------------------------------------------------------------------------------
 

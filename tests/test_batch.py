@@ -295,3 +295,31 @@ def test_progress_on_a_terminal_and_one_summary_line(tmp_path: Path) -> None:
     assert code == 0, shown
     assert b"200/200" in shown and b"ETA" in shown and b"0 failed" in shown  # rich's live bar
     assert b"batch: 200/200 lines done, 0 failed" in shown
+
+
+def test_each_answer_is_in_the_ledger_before_it_is_handed_on_and_bursts_share_a_commit(tmp_path: Path) -> None:
+    """The runner commits the rows of the calls that finish in the same turn of the event loop together: fewer
+    transactions than lines, and yet every result it yields is already charged in the ledger file."""
+    from llmswitch.batch.runner import Runner
+
+    commits: list[int] = []
+
+    class CountingLedger(Ledger):
+        def append_all(self, entries: Any) -> None:
+            commits.append(len(entries))
+            super().append_all(entries)
+
+    resolved = AsyncClient().resolve("echo")
+    entries = [(index, BatchItem(index + 1, index + 1, f"line {index}")) for index in range(60)]
+
+    async def main() -> list[int]:
+        charged = []
+        with CountingLedger() as ledger:
+            async for _result in Runner(resolved, entries, concurrency=20, ledger=ledger).results():
+                with Ledger() as reader:  # another connection: what a crash right now would leave
+                    charged.append(len(reader.entries()))
+        return charged
+
+    charged = asyncio.run(main())
+    assert all(rows >= yielded for yielded, rows in enumerate(charged, start=1))
+    assert sum(commits) == 60 and len(commits) < 60

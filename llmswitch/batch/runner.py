@@ -15,6 +15,7 @@ to the ledger as interrupted, as chat does.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
@@ -24,12 +25,15 @@ from llmswitch.batch.results import BatchResult
 from llmswitch.errors import BudgetExceededError, LLMSwitchError
 
 if TYPE_CHECKING:
+    from llmswitch.accounting import CallCost
     from llmswitch.client import AsyncStreamResult, ResolvedProfile
-    from llmswitch.ledger import Ledger
+    from llmswitch.ledger import Ledger, LedgerEntry
+    from llmswitch.pricing import ModelPrice
     from llmswitch.types import Request
 
-DEFAULT_CONCURRENCY = 8
+log = logging.getLogger(__name__)
 
+DEFAULT_CONCURRENCY = 8
 
 
 class Gate(Protocol):
@@ -47,8 +51,50 @@ def problem_result(index: int, entry: Entry) -> BatchResult:
     return BatchResult(entry.id, entry.line, index, error=error)
 
 
-async def answer(resolved: ResolvedProfile, item: BatchItem, index: int, *,
-                 ledger: Ledger | None = None) -> BatchResult:
+class RunLedger:
+    """The ledger side of one run: each call's rows, as chat records them, committed together with the rows of
+    the calls that finish in the same turn of the event loop (one transaction per burst of answers instead of
+    one per line), and each member's price looked up once.
+
+    The commit is scheduled the moment a row arrives, before the result it charges is handed on, so a row is
+    in the ledger before its line is in the checkpoint or OUTPUT, as when each row had its own transaction.
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.rows: list[LedgerEntry] = []
+        self.prices: dict[str, ModelPrice] = {}
+
+    def append(self, entry: LedgerEntry) -> None:
+        if not self.rows:
+            asyncio.get_running_loop().call_soon(self.commit)
+        self.rows.append(entry)
+
+    def commit(self) -> None:
+        """Write the rows waiting; a ledger that cannot be written is logged, never raised (as for a call)."""
+        rows, self.rows = self.rows, []
+        if not rows:
+            return
+        try:
+            self.ledger.append_all(rows)
+        except LLMSwitchError as error:
+            from llmswitch.secrets import redact
+
+            log.warning("usage not recorded: %s", redact(error.message))
+
+    def charge(self, asked: ResolvedProfile, request: Request, result: AsyncStreamResult) -> CallCost | None:
+        """Record one call (its failed attempts, then the answer charged to the member that gave it)."""
+        member = result.resolved
+        price = self.prices.get(member.name)
+        if price is None:
+            price = self.prices[member.name] = accounting.price_of(member)
+        try:
+            return accounting.charge(asked, request, result, ledger=self, price=price)
+        except LLMSwitchError:
+            return None  # bookkeeping must never cost the user the answer
+
+
+async def answer(resolved: ResolvedProfile, item: BatchItem, index: int, books: RunLedger) -> BatchResult:
     """Ask one line and charge it; a failure is a result (with ``error``), never an exception.
 
     The result names the member that answered (``result.resolved``: the profile itself unless it is a route)
@@ -68,7 +114,7 @@ async def answer(resolved: ResolvedProfile, item: BatchItem, index: int, *,
             async for _event in result:
                 pass
     finally:  # also when cancelled: a call cut short is charged as interrupted, as chat charges it
-        cost = charge(resolved, request, result, ledger)
+        cost = books.charge(resolved, request, result)
     answered_by = result.resolved
     return BatchResult(
         item.id, item.line, index, text=result.text, finish_reason=result.finish_reason, usage=result.usage,
@@ -77,19 +123,11 @@ async def answer(resolved: ResolvedProfile, item: BatchItem, index: int, *,
     )
 
 
-def charge(resolved: ResolvedProfile, request: Request, result: AsyncStreamResult,
-           ledger: Ledger | None) -> accounting.CallCost | None:
-    try:
-        return accounting.charge(resolved, request, result, ledger=ledger)
-    except LLMSwitchError:
-        return None  # bookkeeping must never cost the user the answer
-
-
 class Runner:
     """One pass over ``entries`` (index, item or unreadable line) on ``resolved``.
 
     ``gate`` is asked before each line is sent; False stops the batch there (that line and the rest are not
-    sent). ``ledger``: an open ledger for every call's row (default: opened per call).
+    sent). ``ledger``: an open ledger for every call's rows (default: opened for the run).
     """
 
     def __init__(self, resolved: ResolvedProfile, entries: Iterable[tuple[int, Entry]], *,
@@ -118,8 +156,9 @@ class Runner:
                 async for result in self.results():
                     yield result
             return
+        books = RunLedger(self.ledger)
         done: asyncio.Queue[BatchResult | None] = asyncio.Queue()
-        workers = [asyncio.create_task(self._work(done)) for _ in range(self.concurrency)]
+        workers = [asyncio.create_task(self._work(done, books)) for _ in range(self.concurrency)]
         running = len(workers)
         try:
             while running:
@@ -132,8 +171,9 @@ class Runner:
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+            books.commit()  # the rows of calls cancelled just now (Ctrl-C), charged as interrupted
 
-    async def _work(self, done: asyncio.Queue[BatchResult | None]) -> None:
+    async def _work(self, done: asyncio.Queue[BatchResult | None], books: RunLedger) -> None:
         try:
             for index, entry in self.entries:  # one iterator shared by every worker: each line is taken once
                 if not isinstance(entry, BatchItem):
@@ -144,7 +184,7 @@ class Runner:
                 else:
                     self.in_flight += 1
                     try:
-                        result = await answer(self.resolved, entry, index, ledger=self.ledger)
+                        result = await answer(self.resolved, entry, index, books)
                         if self.gate is not None:
                             self.gate.settle(result)  # before this worker takes its next line
                         done.put_nowait(result)

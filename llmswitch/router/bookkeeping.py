@@ -15,7 +15,7 @@ from llmswitch.secrets import redact
 
 if TYPE_CHECKING:
     from llmswitch.client import ResolvedProfile
-    from llmswitch.ledger import Ledger
+    from llmswitch.ledger import RowSink
 
 
 def route_of(asked: ResolvedProfile) -> str | None:
@@ -25,7 +25,7 @@ def route_of(asked: ResolvedProfile) -> str | None:
 
 
 def record_failed_attempts(attempts: Sequence[Attempt], route: str | None = None, *,
-                           gateway_key: str | None = None, ledger: Ledger | None = None) -> None:
+                           gateway_key: str | None = None, ledger: RowSink | None = None) -> None:
     """Append a row for each attempt but the last (the last is the call's own row) to ``ledger`` (by default
     the ledger file, opened for them). Never raises."""
     if len(attempts) < 2:

@@ -25,6 +25,10 @@ from dataclasses import dataclass, field
 from llmswitch.errors import BackendError, BackendTimeoutError, LLMSwitchError, UnreachableError
 from llmswitch.router.policy import RetryPolicy, outcome_name, retry_after, verdict
 
+# The backoff jitter of calls that bring no generator of their own (a plain profile's): one for the process, since
+# seeding a new one for every call reads os.urandom, a system call per call.
+JITTER = random.Random()
+
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
