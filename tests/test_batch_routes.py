@@ -5,6 +5,7 @@ batch, a 429 storm slows it down without failing a line, a fallback hands a dead
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -72,14 +73,16 @@ def test_a_pool_spreads_the_batch_and_each_line_names_the_member_that_answered(
 def test_a_429_storm_slows_the_batch_but_every_line_is_answered(servers: list[LocalServer], config_file: Path,
                                                                   tmp_path: Path) -> None:
     """Every server answers 429 (Retry-After 0.2 s) to one request in three: the router cools the member and
-    hands the line over or waits; no line fails, and OUTPUT and the ledger show the attempts it took."""
+    hands the line over or waits; no line fails, and OUTPUT and the ledger show the attempts it took. (How long
+    a storm a line rides out is the route's: ``max_retries`` on its last member, ``timeout_total``; the default
+    two retries give up on a line that meets five 429s in a row.)"""
     for server in servers:
         server.state.script = ["ok", "rate_limit", "ok"] * 20 + ["ok"]
         server.state.options["retry_after"] = "0.2"
-    write(config_file, pool(servers, cooldown_s=0.2))
+    write(config_file, pool(servers, cooldown_s=0.2, max_retries=6))
     output = tmp_path / "out.jsonl"
     outcome = run_cli("batch", str(questions(tmp_path, 40)), "-p", "r", "-o", str(output), "--concurrency", "6")
-    assert outcome.exit_code == 0, outcome
+    assert outcome.exit_code == 0, json.dumps([r for r in read_records(output) if r["error"]])
     records = read_records(output)
     assert len(records) == 40 and all(record["error"] is None for record in records)
     storms = [record for record in records if len(record["attempts"]) > 1]
@@ -95,6 +98,32 @@ def test_a_429_storm_slows_the_batch_but_every_line_is_answered(servers: list[Lo
     assert Counter(row.outcome for row in rows) == Counter({"ok": 40, "rate_limited": refused})
     assert all(row.cost_usd is None for row in rows if row.outcome == "rate_limited")
     assert {row.route for row in rows} == {"r"}
+
+
+def test_a_429_storm_on_a_single_server_waits_as_long_as_the_server_asks(servers: list[LocalServer],
+                                                                         config_file: Path, tmp_path: Path) -> None:
+    """A plain profile has nobody to hand over to: each line the server refused (429, Retry-After 0.3 s) is asked
+    again no sooner than the server said, so the storm slows the batch down; every line is answered."""
+    server = servers[0]
+    server.state.script = ["rate_limit"] * 4 + ["ok"]
+    server.state.options["retry_after"] = "0.3"
+    write(config_file, {"p": member(server.url)})
+    output = tmp_path / "out.jsonl"
+    outcome = run_cli("batch", str(questions(tmp_path, 8)), "-p", "p", "-o", str(output), "--concurrency", "4")
+    assert outcome.exit_code == 0, outcome
+    records = read_records(output)
+    assert len(records) == 8 and all(record["error"] is None for record in records)
+    by_prompt: dict[str, list[float]] = {}
+    for request in server.state.requests:
+        by_prompt.setdefault(request.body["messages"][-1]["content"], []).append(request.at)
+    retried = {prompt: times for prompt, times in by_prompt.items() if len(times) > 1}
+    assert retried  # the first lines were refused
+    gaps = [later - earlier for times in retried.values()
+            for earlier, later in zip(times, times[1:], strict=False)]
+    assert min(gaps) >= 0.3  # never sooner than Retry-After
+    for record in records:
+        asked = by_prompt[f"question {record['id']}"]
+        assert [a["outcome"] for a in record["attempts"]] == ["rate_limited"] * (len(asked) - 1) + ["ok"]
 
 
 def test_a_fallback_hands_a_dead_members_lines_to_the_next(servers: list[LocalServer], config_file: Path,

@@ -123,6 +123,15 @@ def test_a_jobs_lines_are_stored_as_compact_json(hermetic: Path) -> None:
     assert raw == '{"c-1":["1",1],"c-2":["two",2]}'
 
 
+def test_a_job_of_an_ordered_run_says_so(hermetic: Path) -> None:
+    from dataclasses import replace
+
+    with Checkpoint() as checkpoint:
+        checkpoint.add_job(replace(job("batch_1"), ordered=True))
+        checkpoint.add_job(job("batch_2"))
+        assert [(j.job_id, j.ordered) for j in checkpoint.jobs()] == [("batch_1", True), ("batch_2", False)]
+
+
 def test_a_job_id_is_kept_once(hermetic: Path) -> None:
     with Checkpoint() as checkpoint:
         checkpoint.add_job(job("batch_1"))

@@ -3,7 +3,8 @@
 A fixed set of worker tasks pulls lines from one iterator, so memory stays flat however long the input is
 (nothing is created per line before it is asked). Each call is the chat path's: the profile's ``acomplete``
 (or ``complete`` in a thread) through :meth:`ResolvedProfile.aanswer_whole`, the ledger charged with
-:func:`llmswitch.accounting.charge` as chat charges it, budgets checked as chat checks them. This module
+:func:`llmswitch.accounting.charge` as chat charges it (:class:`RunLedger` commits the rows of the calls that
+finish together in one transaction), budgets checked as chat checks them. This module
 never retries: retries, rate limits and routes are the profile's own (the router's), and what they did is
 in each result's ``attempts``.
 
@@ -15,7 +16,6 @@ to the ledger as interrupted, as chat does.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
@@ -30,8 +30,6 @@ if TYPE_CHECKING:
     from llmswitch.ledger import Ledger, LedgerEntry
     from llmswitch.pricing import ModelPrice
     from llmswitch.types import Request
-
-log = logging.getLogger(__name__)
 
 DEFAULT_CONCURRENCY = 8
 
@@ -78,9 +76,10 @@ class RunLedger:
         try:
             self.ledger.append_all(rows)
         except LLMSwitchError as error:
+            from llmswitch.lazy import logger
             from llmswitch.secrets import redact
 
-            log.warning("usage not recorded: %s", redact(error.message))
+            logger(__name__).warning("usage not recorded: %s", redact(error.message))
 
     def charge(self, asked: ResolvedProfile, request: Request, result: AsyncStreamResult) -> CallCost | None:
         """Record one call (its failed attempts, then the answer charged to the member that gave it)."""
