@@ -1,8 +1,10 @@
-"""One of the processes of the shared-``rpm`` test (tests/test_redis_shared_rpm.py): run as a child process.
+"""One of the processes of the shared-``rpm`` tests (tests/test_redis_shared_rpm.py): run as a child process.
 
-``python -m tests.redis_rpm_worker REDIS_URL PROFILE LIMIT WINDOW_S REQUESTS``: waits for a line on stdin (so
-every worker starts together), then sends REQUESTS chats to PROFILE, each only once the shared window in Redis
-admits it. Each prompt carries the time its place was taken, so the server can check the limiter itself.
+``python -m tests.redis_rpm_worker direct REDIS_URL PROFILE LIMIT WINDOW_S REQUESTS`` takes each request's place
+from the shared window itself (RedisState.try_take), and puts the time it was taken in the prompt, so the server
+can check the limiter exactly. ``python -m tests.redis_rpm_worker profile PROFILE REQUESTS`` sends through the
+profile as any caller does: the router admits each call under the profile's ``rpm``, in the state named by
+the config's ``[router] state``. Both wait for a line on stdin first, so every worker starts together.
 """
 
 from __future__ import annotations
@@ -25,15 +27,22 @@ class StampedClock:
         return self.last
 
 
-def main(argv: list[str]) -> None:
-    url, profile, limit, window_s, requests = argv[0], argv[1], float(argv[2]), float(argv[3]), int(argv[4])
-    clock = StampedClock()
-    state = RedisState.from_url(url, clock=clock)
-    resolved = Client().resolve(profile)
-    resolved.health(timeout=10.0)  # loads the HTTP stack and opens a connection, so the first chat is not slower
-    state.in_flight("warm-up")  # and connects to Redis
+def ready(client: Client) -> None:
+    """One chat the server does not count (through a profile without limits), so the first counted one is no
+    slower than the rest (modules loaded, connection open); then wait for the go."""
+    warm_up = client.resolve("warm-up")
+    warm_up.complete(warm_up.request("warm-up"))
     print("ready", flush=True)
     sys.stdin.readline()
+
+
+def direct(url: str, profile: str, limit: float, window_s: float, requests: int) -> None:
+    clock = StampedClock()
+    state = RedisState.from_url(url, clock=clock)
+    state.in_flight("warm-up")  # connected before the go
+    client = Client()
+    resolved = client.resolve(profile)
+    ready(client)
     try:
         for _ in range(requests):
             while (wait := state.try_take(f"rpm:{profile}", 1, limit, window_s)) > 0:
@@ -41,6 +50,22 @@ def main(argv: list[str]) -> None:
             resolved.complete(resolved.request(f"taken at {clock.last!r}"))
     finally:
         state.close()
+
+
+def through_profile(profile: str, requests: int) -> None:
+    client = Client()
+    client.router_state.in_flight("warm-up")  # the configured state, connected before the go
+    resolved = client.resolve(profile)
+    ready(client)
+    for _ in range(requests):
+        resolved.complete(resolved.request(f"sent at {time.time()!r}"))
+
+
+def main(argv: list[str]) -> None:
+    if argv[0] == "direct":
+        direct(argv[1], argv[2], float(argv[3]), float(argv[4]), int(argv[5]))
+    else:
+        through_profile(argv[1], int(argv[2]))
     print("done", flush=True)
 
 
