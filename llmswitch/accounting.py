@@ -9,6 +9,12 @@ is refused when the spend so far plus its worst case (the input tokens ``count_t
 ``max_tokens`` of output, or the model's maximum output when the profile sets no ``max_tokens``) would pass
 a budget. A profile with a budget and no known price is refused too: its budget could not be kept.
 
+The spend so far is the larger of two totals: this machine's usage ledger, and the router state's
+(:meth:`~llmswitch.router.state.RouterState.add_spend`, to which :func:`record_call` adds every charged call).
+In one process the state's total is never the larger (the ledger holds every call the process made, and more);
+with ``[router] state`` naming a Redis it holds every process's calls on every machine, so they all obey one
+budget. One rule, whichever state is configured.
+
 Nothing is imported here beyond the standard library until it is needed: a profile without a budget costs
 the call nothing before it is sent.
 """
@@ -28,6 +34,7 @@ if TYPE_CHECKING:
     from llmswitch.client import Client, ResolvedProfile, StreamState
     from llmswitch.ledger import Ledger, RowSink, SpendOwner
     from llmswitch.pricing import ModelPrice
+    from llmswitch.router.state import RouterState
     from llmswitch.types import Request, TokenCount
 
 
@@ -170,12 +177,20 @@ def budgets_of(settings: Mapping[str, Any]) -> dict[str, float]:
     return {period: float(settings[key]) for period, key in BUDGET_KEYS.items() if settings.get(key) is not None}
 
 
+def period_label(period: str, now: float) -> str:
+    """The router state's label for the budget period (``day``, ``month``) that ``now`` falls in, in local time:
+    ``day:2026-11-28``, ``month:2026-11``."""
+    moment = time.localtime(now)
+    return time.strftime("day:%Y-%m-%d" if period == "day" else "month:%Y-%m", moment)
+
+
 def budget_status(
     owner: str, settings: Mapping[str, Any], *, ledger: Ledger | None = None, now: float | None = None,
-    by: SpendOwner = "profile",
+    by: SpendOwner = "profile", state: RouterState | None = None,
 ) -> list[BudgetStatus]:
     """Spend against each budget ``settings`` sets (empty when none, without opening the ledger): the spend of
-    the profile ``owner``, or with ``by="gateway_key"`` of the gateway key of that name (``llmswitch serve``)."""
+    the profile ``owner``, or with ``by="gateway_key"`` of the gateway key of that name (``llmswitch serve``).
+    A profile's spend is the larger of the ledger's total and ``state``'s (see the module docstring)."""
     budgets = budgets_of(settings)
     if not budgets:
         return []
@@ -186,8 +201,13 @@ def budget_status(
     own = ledger is None
     ledger = ledger or Ledger()
     try:
-        return [BudgetStatus(period, limit, ledger.spend(owner, starts[period], by), starts[period])
-                for period, limit in budgets.items()]
+        statuses = []
+        for period, limit in budgets.items():
+            spent = ledger.spend(owner, starts[period], by)
+            if state is not None and by == "profile":
+                spent = max(spent, state.add_spend(owner, 0.0, period_label(period, now)))
+            statuses.append(BudgetStatus(period, limit, spent, starts[period]))
+        return statuses
     finally:
         if own:
             ledger.close()
@@ -220,6 +240,13 @@ def unknown_price_refusal(who: str, what: str, remedy: str, why: str = "") -> Bu
                                "sent", remedy=remedy)
 
 
+def add_spend(state: RouterState, profile: str, usd: float, now: float | None = None) -> None:
+    """Add a charged call to ``profile``'s totals in the router state, for each budget period."""
+    now = time.time() if now is None else now
+    for period in BUDGET_KEYS:
+        state.add_spend(profile, usd, period_label(period, now))
+
+
 def check_budget(resolved: ResolvedProfile, request: Request) -> None:
     """Raise BudgetExceededError, before anything is sent, when the call's estimate would pass a budget."""
     if not budgets_of(resolved.settings):
@@ -231,7 +258,7 @@ def check_budget(resolved: ResolvedProfile, request: Request) -> None:
             f"profile '{resolved.name}'", resolved.target.model, why=f" ({estimate.price.source})",
             remedy=f"set price_input_per_mtok and price_output_per_mtok in [profiles.{resolved.name}] "
             "(USD per million tokens), or remove its budget")
-    status = over_budget(budget_status(resolved.name, resolved.settings), usd)
+    status = over_budget(budget_status(resolved.name, resolved.settings, state=resolved.state), usd)
     if status is not None:
         resets = "at midnight" if status.period == "day" else "on the first of next month"
         raise budget_refusal(
@@ -311,6 +338,8 @@ def record_call(resolved: ResolvedProfile, request: Request | None, result: Stre
     active = metrics.active()
     if active is not None:
         active.observe_call(resolved.name, resolved.target.backend, model, result, cost, outcome)
+    if cost.usd and resolved.state is not None:  # shared budgets: the state's totals (see budget_status)
+        add_spend(resolved.state, resolved.name, cost.usd)
     try:
         if ledger is not None:
             ledger.append(entry)

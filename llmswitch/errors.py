@@ -240,6 +240,13 @@ class BadResponseError(BackendError):
     kind = "bad_response"
 
 
+class ContextLengthError(BadResponseError):
+    """The conversation (with ``max_tokens`` of answer) does not fit the model's context window. A route moves
+    on to a member with a larger window (:mod:`llmswitch.router.plan`); retrying the same model cannot help."""
+
+    kind = "context_length"
+
+
 def nothing_understood(
     server: str, count: int, unit: str, first: str | bytes, expected: str, *, backend: str, remedy: str
 ) -> BadResponseError:

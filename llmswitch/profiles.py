@@ -65,6 +65,9 @@ PROFILE_KEYS: dict[str, OptionSpec] = {
         OptionSpec("price_input_per_mtok", "float", description="USD per million input tokens"),
         OptionSpec("price_output_per_mtok", "float", description="USD per million output tokens"),
         OptionSpec("price_cached_input_per_mtok", "float", description="USD per million cached input tokens"),
+        OptionSpec("context_window", "int", description="the model's context window in tokens, where its price "
+                   "table does not say (a route's fallback after a too-long conversation prefers a larger one)",
+                   minimum=1),
         OptionSpec("budget_usd_per_day", "float", description="refuse calls past this daily spend"),
         OptionSpec("budget_usd_per_month", "float", description="refuse calls past this monthly spend"),
         OptionSpec("price_batch_input_per_mtok", "float",
@@ -113,9 +116,10 @@ ROUTER_KEYS: dict[str, OptionSpec] = {
         OptionSpec("cooldown_s", "float", None, "how long a failing member is skipped"),
         OptionSpec("cooldown_failures", "int", None, "failures within cooldown_window_s that cool a member"),
         OptionSpec("cooldown_window_s", "float", None, "the window in which cooldown_failures are counted"),
-        OptionSpec("max_concurrent", "int", None, "calls in flight at once through this profile"),
-        OptionSpec("rpm", "int", None, "requests per minute through this profile"),
-        OptionSpec("tpm", "int", None, "tokens per minute (input + max_tokens reserved, settled with usage)"),
+        OptionSpec("max_concurrent", "int", None, "calls in flight at once through this profile", minimum=1),
+        OptionSpec("rpm", "int", None, "requests per minute through this profile", minimum=1),
+        OptionSpec("tpm", "int", None, "tokens per minute (input + max_tokens reserved, settled with usage)",
+                   minimum=1),
     )
 }
 
@@ -374,6 +378,11 @@ def check_type(spec: OptionSpec, value: Any, where: str) -> Any:
     if spec.choices and value not in spec.choices:
         raise InvalidOptionError(
             f"{where}: '{spec.name}' must be one of {', '.join(spec.choices)}, not {value!r}"
+        )
+    if spec.minimum is not None and value < spec.minimum:
+        raise InvalidOptionError(
+            f"{where}: '{spec.name}' must be at least {spec.minimum:g}, not {value!r}",
+            remedy=f"{spec.name}: {spec.description}" + (" (remove it for no limit)" if spec.minimum == 1 else ""),
         )
     return value
 

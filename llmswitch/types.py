@@ -243,7 +243,8 @@ class OptionSpec:
     """One backend option a profile may set.
 
     ``type`` is one of str, int, float, bool, list (of strings), table (a TOML table / JSON object) or
-    path. ``secret`` options are masked wherever they are shown.
+    path. ``secret`` options are masked wherever they are shown. ``minimum``: the smallest value a number may
+    take (a limit of 0 requests a minute is a mistake, not a limit).
     """
 
     name: str
@@ -252,6 +253,7 @@ class OptionSpec:
     description: str = ""
     secret: bool = False
     choices: tuple[str, ...] = ()
+    minimum: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

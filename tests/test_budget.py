@@ -264,3 +264,60 @@ def test_a_routes_failed_attempts_and_answer_go_to_the_ledger_given(config_file:
         ("down", "backend", "r", "alice", None), ("metered", "ok", "r", "alice", pytest.approx(0.002))]
     with Ledger() as default:
         assert default.entries() == []  # all of it went to the ledger it was given
+
+
+# ---- spend in the router state (shared when the state is) ----------------------------------------------------
+
+
+def test_period_labels_name_the_local_day_and_month() -> None:
+    noon = time.mktime((2026, 11, 28, 12, 0, 0, 0, 0, -1))
+    assert accounting.period_label("day", noon) == "day:2026-11-28"
+    assert accounting.period_label("month", noon) == "month:2026-11"
+    assert accounting.period_label("day", time.mktime((2026, 1, 5, 0, 0, 1, 0, 0, -1))) == "day:2026-01-05"
+
+
+def test_a_charged_call_adds_to_the_states_totals_for_each_period(config_file: Path, counting: CountingPlugin) -> None:
+    metered(config_file, max_tokens=1000)
+    client = Client()
+    Conversation(client, "metered").complete("hello")
+    now = time.time()
+    state = client.router_state
+    assert state.add_spend("metered", 0.0, accounting.period_label("day", now)) == pytest.approx(0.002)
+    assert state.add_spend("metered", 0.0, accounting.period_label("month", now)) == pytest.approx(0.002)
+    assert state.add_spend("someone-else", 0.0, accounting.period_label("day", now)) == 0.0
+
+
+def test_a_free_call_adds_nothing_to_the_state(config_file: Path, counting: CountingPlugin) -> None:
+    write_config(config_file, '[profiles.free]\nbackend = "counting"\nprice_input_per_mtok = 0.0\n'
+                 'price_output_per_mtok = 0.0\n')
+    client = Client()
+    Conversation(client, "free").complete("hello")
+    assert client.router_state.add_spend("free", 0.0, accounting.period_label("day", time.time())) == 0.0
+
+
+def test_the_budget_counts_the_larger_of_the_ledger_and_the_states_total(config_file: Path,
+                                                                         counting: CountingPlugin) -> None:
+    from llmswitch.router.state import LocalState
+
+    settings = {"budget_usd_per_day": 1.0, "budget_usd_per_month": 5.0}
+    state = LocalState()
+    now = time.time()
+    spend(0.25)
+    assert [s.spent_usd for s in accounting.budget_status("metered", settings, state=state)] == \
+        pytest.approx([0.25, 0.25])  # the ledger holds more than this state has seen
+    accounting.add_spend(state, "metered", 0.5, now)  # other machines' calls, through a shared state
+    state.add_spend("metered", 2.0, accounting.period_label("month", now))
+    day, month = accounting.budget_status("metered", settings, state=state)
+    assert (day.period, day.spent_usd) == ("day", pytest.approx(0.5))
+    assert (month.period, month.spent_usd) == ("month", pytest.approx(2.5))
+    assert [s.spent_usd for s in accounting.budget_status("metered", settings)] == pytest.approx([0.25, 0.25])
+
+
+def test_a_call_the_shared_total_cannot_afford_is_refused(config_file: Path, counting: CountingPlugin) -> None:
+    metered(config_file, budget_usd_per_day=0.01, max_tokens=1000)
+    client = Client()
+    accounting.add_spend(client.router_state, "metered", 0.009)  # spent elsewhere: not in this ledger
+    with pytest.raises(BudgetExceededError) as caught:
+        Conversation(client, "metered").stream("hello")
+    assert "has spent $0.00900 of its $0.0100 daily budget" in caught.value.message
+    assert counting.requests == []

@@ -4,6 +4,7 @@ limit waits for room up to the deadline, a pool prefers a member with room, toke
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ import tomli_w
 from llmswitch.client import Client
 from llmswitch.errors import BackendTimeoutError
 from tests.servers.http import LocalServer
-from tests.servers.openai_server import openai_server
+from tests.servers.openai_server import OpenAIHandler, openai_server
 
 
 @pytest.fixture
@@ -39,18 +40,23 @@ def ask(client: Client, name: str, **settings: Any) -> Any:
     return resolved.complete(resolved.request("hello", **settings))
 
 
+def at_once(count: int, client: Client, name: str) -> list[str]:
+    """``count`` calls to profile ``name`` from as many threads at once; their answers."""
+    answers: list[str] = []
+    threads = [threading.Thread(target=lambda: answers.append(ask(client, name).text)) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
 def test_max_concurrent_holds_a_second_call_until_the_first_is_done(servers: list[LocalServer],
                                                                     config_file: Path) -> None:
     servers[0].state.scenario = "slow_first_byte"
     servers[0].state.options["delay"] = 0.4
     write(config_file, {"p": member(servers[0], max_concurrent=1)})
-    client = Client()
-    answers: list[str] = []
-    threads = [threading.Thread(target=lambda: answers.append(ask(client, "p").text)) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    answers = at_once(2, Client(), "p")
     assert answers == ["from a", "from a"]
     first, second = servers[0].state.requests
     assert second.at - first.at >= 0.4  # the second was sent only once the first had its answer
@@ -86,14 +92,95 @@ def test_tpm_reserves_before_and_settles_with_the_real_usage(servers: list[Local
     assert client.router_state.in_flight("flight:p") == 0
 
 
-def test_a_rate_limit_on_a_route_is_refused_and_pointed_at_the_members(servers: list[LocalServer],
-                                                                        config_file: Path) -> None:
+# ---- limits on a route as a whole --------------------------------------------------------------------------------
+
+
+class InFlight:
+    """Calls in flight across several servers, as the servers count them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.now = self.most = self.total = 0
+
+    def handler(self, hold_s: float) -> type[OpenAIHandler]:
+        counter = self
+
+        class Counting(OpenAIHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                with counter.lock:
+                    counter.now += 1
+                    counter.total += 1
+                    counter.most = max(counter.most, counter.now)
+                try:
+                    time.sleep(hold_s)  # the model thinking: the call stays in flight
+                    super().do_POST()
+                finally:
+                    with counter.lock:
+                        counter.now -= 1
+
+        return Counting
+
+
+def test_a_pools_max_concurrent_holds_across_its_members(config_file: Path) -> None:
+    counter = InFlight()
+    with LocalServer(counter.handler(0.3)) as a, LocalServer(counter.handler(0.3)) as b, \
+            LocalServer(counter.handler(0.3)) as c:
+        write(config_file, {"a": member(a), "b": member(b), "c": member(c),
+                            "fleet": {"route": "pool", "strategy": "least-busy", "members": ["a", "b", "c"],
+                                      "max_concurrent": 2}})
+        client = Client()
+        answers = at_once(6, client, "fleet")
+    assert len(answers) == 6 and counter.total == 6
+    assert counter.most == 2  # never three at once across the members, and the route's two places were used
+    assert client.router_state.in_flight("flight:fleet") == 0
+
+
+def test_a_routes_rpm_counts_calls_through_any_member(servers: list[LocalServer], config_file: Path) -> None:
+    write(config_file, {"a": member(servers[0]), "b": member(servers[1]),
+                        "r": {"route": "pool", "members": ["a", "b"], "rpm": 2, "timeout_total": 0.5}})
+    client = Client()
+    assert {ask(client, "r").text, ask(client, "r").text} == {"from a", "from b"}
+    with pytest.raises(BackendTimeoutError) as caught:
+        ask(client, "r")
+    assert "no room under route r's rpm limit" in str(caught.value)
+    assert len(servers[0].state.requests) + len(servers[1].state.requests) == 2
+
+
+def test_a_members_own_limit_still_holds_inside_a_limited_route(servers: list[LocalServer],
+                                                                config_file: Path) -> None:
+    write(config_file, {"a": member(servers[0], rpm=1), "b": member(servers[1]),
+                        "r": {"route": "fallback", "members": ["a", "b"], "rpm": 10}})
+    client = Client()
+    assert [ask(client, "r").text for _ in range(3)] == ["from a", "from b", "from b"]
+    assert client.router_state.try_take("rpm:r", 7, 10, 60.0) == 0.0  # three calls took three of the route's
+
+
+def test_a_call_the_route_refuses_gives_back_the_members_place(servers: list[LocalServer],
+                                                               config_file: Path) -> None:
+    write(config_file, {"a": member(servers[0], rpm=5), "r": {"route": "pool", "members": ["a"], "rpm": 2,
+                                                                "timeout_total": 0.3}})
+    client = Client()
+    ask(client, "r")
+    ask(client, "r")
+    with pytest.raises(BackendTimeoutError):
+        ask(client, "r")  # a had room, the route had none: a's request place is given back, nothing was sent
+    assert len(servers[0].state.requests) == 2
+    assert client.router_state.try_take("rpm:a", 3, 5, 60.0) == 0.0
+    assert client.router_state.in_flight("flight:a") == client.router_state.in_flight("flight:r") == 0
+
+
+@pytest.mark.parametrize("key", ["max_concurrent", "rpm", "tpm"])
+def test_a_limit_below_one_is_refused_on_a_route_and_on_a_profile(servers: list[LocalServer], config_file: Path,
+                                                                   key: str) -> None:
     from llmswitch.errors import InvalidOptionError
 
-    write(config_file, {"a": member(servers[0]), "r": {"route": "pool", "members": ["a"], "rpm": 10}})
-    with pytest.raises(InvalidOptionError) as caught:
-        Client().resolve("r")
-    assert "move rpm to the member profiles (a)" in (caught.value.remedy or "")
+    write(config_file, {"a": member(servers[0]), "b": member(servers[1], **{key: 0}),
+                        "r": {"route": "pool", "members": ["a"], key: 0}})
+    for name in ("r", "b"):
+        with pytest.raises(InvalidOptionError) as caught:
+            Client().resolve(name)
+        assert f"'{key}' must be at least 1, not 0" in str(caught.value)
+        assert "remove it for no limit" in (caught.value.remedy or "")
 
 
 # ---- budgets on routes -----------------------------------------------------------------------------------------

@@ -384,3 +384,65 @@ def test_usage_shows_spend_per_member_and_per_route(servers: list[LocalServer], 
     assert (by_route["r"]["calls"], by_route["r"]["errors"], by_route["b"]["calls"]) == (2, 1, 1)
     assert by_route["r"]["cost_usd"] > 0  # the answer, charged once (to b, and counted under the route)
     assert by_route["r"]["cost_usd"] == pytest.approx(by_route["b"]["cost_usd"])
+
+
+# ---- a conversation too long for a member's context window ---------------------------------------------------
+
+
+def test_a_context_length_failure_skips_a_smaller_window_and_answers_with_a_larger_one(
+    servers: list[LocalServer], config_file: Path,
+) -> None:
+    servers[0].state.scenario = "context_overflow"  # the provider's context_length_exceeded
+    profiles = three(servers, {"route": "fallback", "members": ["a", "b", "c"]})
+    profiles["a"]["context_window"], profiles["b"]["context_window"] = 8192, 4096
+    profiles["c"]["context_window"] = 32768
+    write(config_file, profiles)
+    outcome = run_cli("chat", "-p", "r", "--json", "--no-stream", "hi")  # the 400 comes with a whole answer
+    assert outcome.exit_code == 0, outcome
+    payload = json.loads(outcome.stdout)
+    assert (payload["member"], payload["text"]) == ("c", "answer from c"), (payload, outcome.stderr)
+    assert [(a["member"], a["outcome"]) for a in payload["attempts"]] == [("a", "context_length"), ("c", "ok")]
+    assert "b is passed over: its context window (4,096 tokens) is no larger than a's (8,192)" in outcome.stderr
+    assert "a: the conversation is too long for its context window; answering with c" in outcome.stderr
+    assert len(servers[0].state.requests) == 1  # never retried on the same member
+    assert servers[1].state.requests == []
+
+
+def test_after_a_context_length_failure_larger_windows_go_first_and_unknown_ones_after(
+    servers: list[LocalServer], config_file: Path,
+) -> None:
+    from llmswitch.router.plan import RouterEvent
+
+    servers[0].state.scenario = "context_overflow"
+    profiles = three(servers, {"route": "fallback", "members": ["a", "b", "c"]})
+    profiles["a"]["context_window"], profiles["c"]["context_window"] = 8192, 16384  # b's window is not known
+    write(config_file, profiles)
+    client = Client()
+    events: list[RouterEvent] = []
+    client.observers.append(events.append)
+    response = ask(client=client)
+    assert tried(response) == [("a", "context_length"), ("c", "ok")]
+    assert not [event for event in events if event.kind == "skip"]  # b is not passed over, only later in line
+
+
+def test_a_context_length_failure_of_a_member_whose_window_is_unknown_keeps_the_order(
+    servers: list[LocalServer], config_file: Path,
+) -> None:
+    servers[0].state.scenario = "context_overflow"
+    profiles = three(servers, {"route": "fallback", "members": ["a", "b", "c"]})
+    profiles["b"]["context_window"], profiles["c"]["context_window"] = 4096, 32768
+    write(config_file, profiles)
+    assert tried(ask()) == [("a", "context_length"), ("b", "ok")]
+
+
+def test_a_members_context_window_comes_from_its_price_table_or_its_profile(config_file: Path) -> None:
+    from llmswitch.router.resolved import context_window
+
+    write(config_file, {"table": {"backend": "openai", "model": "gpt-4o-mini", "api_key": "sk-test"},
+                        "own": {"backend": "openai", "model": "gpt-4o-mini", "api_key": "sk-test",
+                                "context_window": 8000},
+                        "elsewhere": member("http://127.0.0.1:9", model="gpt-4o-mini")})
+    client = Client()
+    assert context_window(client.resolve("table")) == 128000
+    assert context_window(client.resolve("own")) == 8000
+    assert context_window(client.resolve("elsewhere")) is None  # another server's model: not OpenAI's table

@@ -55,7 +55,7 @@ _EXPORTS = {
     ),
     "llmswitch.errors": (
         "AuthError", "BackendError", "BackendTimeoutError", "BadResponseError", "BatchCancelledError",
-        "BatchExpiredError", "InvalidOptionError",
+        "BatchExpiredError", "ContextLengthError", "InvalidOptionError",
         "LLMSwitchError", "ModelNotFoundError", "RateLimitError", "RedirectError", "UnreachableError",
         "UnsupportedOptionError", "close_matches", "nothing_understood",
     ),
@@ -87,6 +87,7 @@ if TYPE_CHECKING:
         BadResponseError,
         BatchCancelledError,
         BatchExpiredError,
+        ContextLengthError,
         InvalidOptionError,
         LLMSwitchError,
         ModelNotFoundError,

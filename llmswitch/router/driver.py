@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from llmswitch.accounting import budgets_of
 from llmswitch.errors import ConfigError, LLMSwitchError
 from llmswitch.lazy import logger
-from llmswitch.router.limits import Busy, aadmit, admit, arelease, release
+from llmswitch.router.limits import Busy, Gate, aadmit, admit, arelease, release
 from llmswitch.router.plan import CallPlan, GiveUp, RouterEvent, Wait
 from llmswitch.router.state import RouterState
 from llmswitch.types import StreamEvent, TextDelta, Usage
@@ -38,7 +38,13 @@ AsyncOpener = Callable[["ResolvedProfile", "Request", "float | None"], AsyncIter
 @dataclass
 class RoutedCall:
     """What one call needs besides its plan: the members by name, each one's request, the shared state, and
-    who hears about decisions."""
+    who hears about decisions.
+
+    ``gates``: for each member, the profiles and routes whose limits a call to it passes (the member first).
+    ``ordering``: for a route whose order depends on the state (a ``least-busy`` pool), the order given the
+    in-flight counts under the keys ``counted``; the driver reads those counts (awaited on the async path)
+    and calls :meth:`start` before the first step, so the choice itself is made in one place for both.
+    """
 
     plan: CallPlan
     members: Mapping[str, ResolvedProfile]
@@ -47,6 +53,17 @@ class RoutedCall:
     observers: Sequence[Observer] = ()
     hook: str = "stream"
     route: str | None = None  # the profile or route the call was made on, named in every event
+    gates: Mapping[str, Sequence[Gate]] = field(default_factory=dict)
+    ordering: Callable[[Mapping[str, int]], Sequence[str]] | None = None
+    counted: Sequence[str] = ()
+
+    def start(self, in_flight: Mapping[str, int]) -> None:
+        """Order the members for this call from the state's counts (see ``ordering``)."""
+        if self.ordering is not None:
+            self.plan.reorder(self.ordering(in_flight))
+
+    def gates_of(self, member: ResolvedProfile) -> Sequence[Gate]:
+        return self.gates.get(member.name) or ((member.name, member.settings),)
 
     def publish(self) -> None:
         """Hand the plan's new decisions to the observers (and the log); an observer's failure is logged."""
@@ -132,6 +149,7 @@ def run(call: RoutedCall, result: StreamState, open_attempt: Opener,
     """The events of the call, for ``for``: the answering member's, after any retries and fallbacks.
     ``first`` is the first attempt when the caller already opened it (see :func:`open_first`)."""
     plan, state = call.plan, call.state
+    call.start({key: state.in_flight(key) for key in call.counted})
     while True:
         step = plan.next_step(time.monotonic(), _cooling(state, plan.remaining()))
         call.publish()
@@ -142,9 +160,9 @@ def run(call: RoutedCall, result: StreamState, open_attempt: Opener,
             raise step.error
         member = call.members[step.member]
         request = call.requests(member)
-        admission = admit(state, member.name, member.settings, request)
+        admission = admit(state, call.gates_of(member), request)
         if isinstance(admission, Busy):
-            plan.busy(member.name, admission.limit, admission.wait_s, time.monotonic())
+            plan.busy(member.name, admission.limit, admission.wait_s, time.monotonic(), admission.owner)
             continue
         result.resolved = member
         shown, started, answered = False, time.perf_counter(), False
@@ -188,6 +206,7 @@ async def arun(call: RoutedCall, result: StreamState, open_attempt: AsyncOpener,
     import asyncio
 
     plan, state = call.plan, call.state
+    call.start({key: await state.ain_flight(key) for key in call.counted})
     while True:
         step = plan.next_step(time.monotonic(), await _acooling(state, plan.remaining()))
         call.publish()
@@ -198,9 +217,9 @@ async def arun(call: RoutedCall, result: StreamState, open_attempt: AsyncOpener,
             raise step.error
         member = call.members[step.member]
         request = call.requests(member)
-        admission = await aadmit(state, member.name, member.settings, request)
+        admission = await aadmit(state, call.gates_of(member), request)
         if isinstance(admission, Busy):
-            plan.busy(member.name, admission.limit, admission.wait_s, time.monotonic())
+            plan.busy(member.name, admission.limit, admission.wait_s, time.monotonic(), admission.owner)
             continue
         result.resolved = member
         shown, started, answered = False, time.perf_counter(), False

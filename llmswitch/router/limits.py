@@ -1,18 +1,21 @@
-"""Rate limits on a profile (``max_concurrent``, ``rpm``, ``tpm``), kept in the router state.
+"""Rate limits on a profile or a route (``max_concurrent``, ``rpm``, ``tpm``), kept in the router state.
 
-Before a call goes to a profile it is admitted: one place in flight (always counted, so ``least-busy`` pools
+Before a call goes to a profile it is admitted by each of its *gates*: the profile itself, then every route it
+is reached through that sets a limit (a pool's ``max_concurrent = 2`` holds across its members, on top of
+each member's own). A gate admits with one place in flight (always counted, so ``least-busy`` pools
 see every call; refused past ``max_concurrent``), one request from the last minute's ``rpm``, and for ``tpm``
 the tokens it may use (its input estimated at four characters a token plus ``max_tokens``, or
 :data:`RESERVED_OUTPUT` when the request sets none) reserved from the last minute's. A call that is refused
 learns how long until there is room; the plan then prefers another member or waits, up to the deadline.
 After the call the place is given back and the reservation settled with the tokens the answer really used.
+A gate that refuses gives back what the gates before it took (its request place too: nothing was sent).
 
-Keys in the state: ``flight:NAME``, ``rpm:NAME``, ``tpm:NAME`` for profile NAME.
+Keys in the state: ``flight:NAME``, ``rpm:NAME``, ``tpm:NAME`` for profile or route NAME.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,21 +28,44 @@ BUSY_RETRY_S = 0.05  # how soon to ask again for a place in flight (no state can
 RESERVED_OUTPUT = 1024
 
 
+LIMIT_KEYS = ("max_concurrent", "rpm", "tpm")
+Gate = tuple[str, Mapping[str, Any]]  # a profile or route whose limits a call passes: its name and its settings
+
+
+def flight_key(name: str) -> str:
+    """The state's key counting calls in flight through profile or route ``name``."""
+    return f"flight:{name}"
+
+
+def sets_limits(settings: Mapping[str, Any]) -> bool:
+    return any(settings.get(key) for key in LIMIT_KEYS)
+
+
 @dataclass(frozen=True, slots=True)
-class Admission:
-    """What one admitted call holds, to give back after it: its place in flight and its token reservation."""
+class Held:
+    """What one gate gave a call: its place in flight, its request in the rpm window, its token reservation."""
 
     name: str
+    rpm: bool = False
     tokens: float = 0.0
     tpm: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
+class Admission:
+    """What one admitted call holds, gate by gate, to give back after it."""
+
+    held: tuple[Held, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Busy:
-    """No room yet: under which limit (``max_concurrent``, ``rpm``, ``tpm``), and for how long at most."""
+    """No room yet: under which limit (``max_concurrent``, ``rpm``, ``tpm``) of which profile or route
+    (``owner``), and for how long at most."""
 
     limit: str
     wait_s: float
+    owner: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,44 +85,67 @@ def reserved_tokens(request: Request) -> float:
     return max(1, round(chars / 4)) + 4 * len(request.messages) + (request.max_tokens or RESERVED_OUTPUT)
 
 
-def admit(state: RouterState, name: str, settings: Mapping[str, Any], request: Request) -> Admission | Busy:
-    """Admit one call to profile ``name``: an :class:`Admission` to release after it, or :class:`Busy`."""
-    limits = Limits.of(settings)
-    if not state.try_enter(f"flight:{name}", limits.max_concurrent or UNLIMITED):
-        return Busy("max_concurrent", BUSY_RETRY_S)
+def admit(state: RouterState, gates: Sequence[Gate], request: Request) -> Admission | Busy:
+    """Admit one call through every gate: an :class:`Admission` to release after it, or :class:`Busy` (and
+    nothing held)."""
+    taken: list[Held] = []
+    for name, settings in gates:
+        held = _admit_one(state, name, Limits.of(settings), request)
+        if isinstance(held, Busy):
+            for earlier in reversed(taken):
+                _give_back(state, earlier)
+            return held
+        taken.append(held)
+    return Admission(tuple(taken))
+
+
+async def aadmit(state: RouterState, gates: Sequence[Gate], request: Request) -> Admission | Busy:
+    """:func:`admit`, awaited."""
+    taken: list[Held] = []
+    for name, settings in gates:
+        held = await _aadmit_one(state, name, Limits.of(settings), request)
+        if isinstance(held, Busy):
+            for earlier in reversed(taken):
+                await _agive_back(state, earlier)
+            return held
+        taken.append(held)
+    return Admission(tuple(taken))
+
+
+def _admit_one(state: RouterState, name: str, limits: Limits, request: Request) -> Held | Busy:
+    if not state.try_enter(flight_key(name), limits.max_concurrent or UNLIMITED):
+        return Busy("max_concurrent", BUSY_RETRY_S, name)
     if limits.rpm:
         wait = state.try_take(f"rpm:{name}", 1, limits.rpm, WINDOW_S)
         if wait:
-            state.leave(f"flight:{name}")
-            return Busy("rpm", wait)
-    tokens = 0.0
+            state.leave(flight_key(name))
+            return Busy("rpm", wait, name)
     if limits.tpm:
         tokens = reserved_tokens(request)
         wait = state.try_take(f"tpm:{name}", tokens, limits.tpm, WINDOW_S)
         if wait:
-            state.leave(f"flight:{name}")
-            return Busy("tpm", wait)
-    return Admission(name, tokens, limits.tpm)
+            _give_back(state, Held(name, bool(limits.rpm)))
+            return Busy("tpm", wait, name)
+        return Held(name, bool(limits.rpm), tokens, limits.tpm)
+    return Held(name, bool(limits.rpm))
 
 
-async def aadmit(state: RouterState, name: str, settings: Mapping[str, Any], request: Request) -> Admission | Busy:
-    """:func:`admit`, awaited."""
-    limits = Limits.of(settings)
-    if not await state.atry_enter(f"flight:{name}", limits.max_concurrent or UNLIMITED):
-        return Busy("max_concurrent", BUSY_RETRY_S)
+async def _aadmit_one(state: RouterState, name: str, limits: Limits, request: Request) -> Held | Busy:
+    if not await state.atry_enter(flight_key(name), limits.max_concurrent or UNLIMITED):
+        return Busy("max_concurrent", BUSY_RETRY_S, name)
     if limits.rpm:
         wait = await state.atry_take(f"rpm:{name}", 1, limits.rpm, WINDOW_S)
         if wait:
-            await state.aleave(f"flight:{name}")
-            return Busy("rpm", wait)
-    tokens = 0.0
+            await state.aleave(flight_key(name))
+            return Busy("rpm", wait, name)
     if limits.tpm:
         tokens = reserved_tokens(request)
         wait = await state.atry_take(f"tpm:{name}", tokens, limits.tpm, WINDOW_S)
         if wait:
-            await state.aleave(f"flight:{name}")
-            return Busy("tpm", wait)
-    return Admission(name, tokens, limits.tpm)
+            await _agive_back(state, Held(name, bool(limits.rpm)))
+            return Busy("tpm", wait, name)
+        return Held(name, bool(limits.rpm), tokens, limits.tpm)
+    return Held(name, bool(limits.rpm))
 
 
 def used_tokens(usage: Usage, reserved: float) -> float:
@@ -104,15 +153,33 @@ def used_tokens(usage: Usage, reserved: float) -> float:
     return float(total) if total is not None else reserved
 
 
+def _give_back(state: RouterState, held: Held) -> None:
+    """Undo a gate's admission of a call that was not sent: its place, its request and its tokens."""
+    state.leave(flight_key(held.name))
+    if held.rpm:
+        state.settle(f"rpm:{held.name}", 1, 0, WINDOW_S)
+    if held.tpm:
+        state.settle(f"tpm:{held.name}", held.tokens, 0, WINDOW_S)
+
+
+async def _agive_back(state: RouterState, held: Held) -> None:
+    await state.aleave(flight_key(held.name))
+    if held.rpm:
+        await state.asettle(f"rpm:{held.name}", 1, 0, WINDOW_S)
+    if held.tpm:
+        await state.asettle(f"tpm:{held.name}", held.tokens, 0, WINDOW_S)
+
+
 def release(state: RouterState, admission: Admission, usage: Usage) -> None:
-    """Give back the call's place and settle its token reservation with what it used."""
-    state.leave(f"flight:{admission.name}")
-    if admission.tpm:
-        state.settle(f"tpm:{admission.name}", admission.tokens, used_tokens(usage, admission.tokens), WINDOW_S)
+    """Give back the call's places and settle its token reservations with what it used."""
+    for held in admission.held:
+        state.leave(flight_key(held.name))
+        if held.tpm:
+            state.settle(f"tpm:{held.name}", held.tokens, used_tokens(usage, held.tokens), WINDOW_S)
 
 
 async def arelease(state: RouterState, admission: Admission, usage: Usage) -> None:
-    await state.aleave(f"flight:{admission.name}")
-    if admission.tpm:
-        await state.asettle(f"tpm:{admission.name}", admission.tokens, used_tokens(usage, admission.tokens),
-                            WINDOW_S)
+    for held in admission.held:
+        await state.aleave(flight_key(held.name))
+        if held.tpm:
+            await state.asettle(f"tpm:{held.name}", held.tokens, used_tokens(usage, held.tokens), WINDOW_S)

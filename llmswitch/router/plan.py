@@ -13,16 +13,25 @@ weighted draw first). The rules, beyond those of :mod:`llmswitch.router.policy`:
   ``retry_after_max_s``, else it fails saying when to try again;
 - after a failure that may pass, a fallback retries the same member (its order is a preference); a pool or
   a split moves on to another member at once (its members are equivalent) and retries only when none is left;
-- a failure after text reached the caller ends the call (the text is kept) unless ``replay_after_text``.
+- a failure after text reached the caller ends the call (the text is kept) unless ``replay_after_text``;
+- a conversation too long for a member's context window moves on to a member with a larger one: members whose
+  window is known and no larger are passed over, those with a larger one go first, those unknown after
+  (``windows`` tells a member's window; when the failing member's own is unknown the order stands).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from llmswitch.errors import BackendError, BackendTimeoutError, LLMSwitchError, UnreachableError
+from llmswitch.errors import (
+    BackendError,
+    BackendTimeoutError,
+    ContextLengthError,
+    LLMSwitchError,
+    UnreachableError,
+)
 from llmswitch.router.policy import RetryPolicy, outcome_name, retry_after, verdict
 
 # The backoff jitter of calls that bring no generator of their own (a plain profile's): one for the process, since
@@ -84,9 +93,20 @@ def _said(attempt: Attempt) -> str:
     return f"{attempt.member} {attempt.status or attempt.outcome}"
 
 
+def _whose(limit: str) -> str:
+    """``its rpm`` for a member's own limit, ``route fleet's rpm`` for a route's."""
+    return limit if limit.startswith("route ") else f"its {limit}"
+
+
 def describe(error: LLMSwitchError) -> str:
     """A failure in a few words for a decision line: ``429``, ``503``, ``unreachable``, ``timeout``."""
+    if isinstance(error, ContextLengthError):
+        return "the conversation is too long for its context window"
     return outcome_name(error)
+
+
+def _no_windows(_member: str) -> int | None:
+    return None
 
 
 @dataclass
@@ -104,6 +124,7 @@ class CallPlan:
     rng: random.Random = field(default_factory=random.Random)
     spread: bool = False
     cools: bool = True
+    windows: Callable[[str], int | None] = _no_windows  # a member's context window in tokens, when known
     attempts: list[Attempt] = field(default_factory=list)
     events: list[RouterEvent] = field(default_factory=list)
     _index: int = 0
@@ -111,7 +132,7 @@ class CallPlan:
     _pending_wait: float = 0.0
     _last_error: LLMSwitchError | None = None
     _deadline_hit: bool = False
-    _room_at: dict[str, tuple[float, str]] = field(default_factory=dict)  # member -> (when, which limit)
+    _room_at: dict[str, tuple[float, str]] = field(default_factory=dict)  # member -> (when, whose which limit)
     _waited_for_room: float = 0.0
 
     def __post_init__(self) -> None:
@@ -166,11 +187,11 @@ class CallPlan:
         left = max(at - now, 0.0)
         if self.deadline is not None and now + left > self.deadline:
             self._deadline_hit = True
-            return GiveUp(self._deadline_error(f"{member} had no room under its {limit} limit"))
+            return GiveUp(self._deadline_error(f"{member} had no room under {_whose(limit)} limit"))
         self.order.insert(self._index, self.order.pop(self.order.index(member, self._index)))
         before, self._waited_for_room = self._waited_for_room, self._waited_for_room + left
         if left > 1.0 or (before <= 1.0 < self._waited_for_room):
-            self._tell("wait", member, f"{member} is at its {limit} limit; waiting {left:.1f} s for room",
+            self._tell("wait", member, f"{member} is at {_whose(limit)} limit; waiting {left:.1f} s for room",
                        seconds=left)
         return Wait(left)
 
@@ -180,9 +201,14 @@ class CallPlan:
 
     # ---- told by the driver --------------------------------------------------------------------------------
 
-    def busy(self, member: str, limit: str, wait_s: float, now: float) -> None:
-        """``member`` has no room under ``limit`` for ``wait_s`` seconds; nothing was sent."""
-        self._room_at[member] = (now + wait_s, limit)
+    def busy(self, member: str, limit: str, wait_s: float, now: float, owner: str | None = None) -> None:
+        """``member`` has no room under ``limit`` for ``wait_s`` seconds; nothing was sent. ``owner``: the route
+        whose limit it is, when it is not the member's own."""
+        self._room_at[member] = (now + wait_s, limit if owner in (None, member) else f"route {owner}'s {limit}")
+
+    def reorder(self, members: Sequence[str]) -> None:
+        """The route's order for this call, known once the driver has read the state (before the first step)."""
+        self.order = list(dict.fromkeys(members))
 
     def succeeded(self, member: str, latency_s: float, *, backend: str | None = None,
                   model: str | None = None) -> None:
@@ -240,7 +266,28 @@ class CallPlan:
             return max(waited or 0.0, self.policy.cooldown_s)
         return None
 
+    def _prefer_larger_windows(self, member: str) -> None:
+        """After ``member`` found the conversation too long: pass over the members whose window is known and no
+        larger, and try those with a larger one first (see the module docstring)."""
+        mine = self.windows(member)
+        if mine is None:
+            return
+        larger, unknown = [], []
+        for other in self.order[self._index + 1:]:
+            window = self.windows(other)
+            if window is None:
+                unknown.append(other)
+            elif window > mine:
+                larger.append(other)
+            else:
+                self._tell("skip", other, f"{other} is passed over: its context window ({window:,} tokens) is no "
+                           f"larger than {member}'s ({mine:,})")
+        larger.sort(key=lambda other: -(self.windows(other) or 0))
+        self.order[self._index + 1:] = [*larger, *unknown]
+
     def _move_on(self, member: str, error: LLMSwitchError) -> None:
+        if isinstance(error, ContextLengthError):
+            self._prefer_larger_windows(member)
         self._index += 1
         self._retries = 0
         if self._index < len(self.order):

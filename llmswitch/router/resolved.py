@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmswitch.client import ResolvedProfile
+from llmswitch.router.limits import Gate, flight_key, sets_limits
 from llmswitch.router.routes import RouteSpec
+from llmswitch.router.state import RouterState
 from llmswitch.types import HealthReport, Request, Status, TokenCount
 
 
@@ -37,15 +39,16 @@ class ResolvedRoute(ResolvedProfile):
                 found.setdefault(leaf.name, leaf)
         return list(found.values())
 
-    def order(self) -> list[str]:
-        """The leaves in the order this call tries them (each nested route ordered by its own rule)."""
+    def order(self, in_flight: Mapping[str, int] | None = None) -> list[str]:
+        """The leaves in the order this call tries them (each nested route ordered by its own rule).
+        ``in_flight``: the counts under :meth:`counted_keys`, read by the caller (the driver awaits them on the
+        async path); None reads them here."""
         from llmswitch.router import strategies
-        from llmswitch.router.state import shared_local_state
 
-        state = self.state or shared_local_state()
+        counts = self.in_flight_counts() if in_flight is None else in_flight
 
         def busy(name: str) -> int:
-            return sum(state.in_flight(f"flight:{leaf.name}") for leaf in self.members[name].leaves())
+            return sum(counts.get(flight_key(leaf.name), 0) for leaf in self.members[name].leaves())
 
         def price(name: str) -> float | None:
             return _cheapest(self.members[name])
@@ -53,19 +56,53 @@ class ResolvedRoute(ResolvedProfile):
         ordered: list[str] = []
         for name in strategies.order(self.route, self.rng, busy=busy, price=price):
             member = self.members[name]
-            ordered.extend(member.order() if isinstance(member, ResolvedRoute) else [member.name])
+            ordered.extend(member.order(counts) if isinstance(member, ResolvedRoute) else [member.name])
         return list(dict.fromkeys(ordered))
+
+    def counted_keys(self) -> list[str]:
+        """The state's in-flight keys the order depends on: every leaf of a ``least-busy`` pool, at any depth."""
+        keys: list[str] = []
+        if self.route.kind == "pool" and self.route.strategy == "least-busy":
+            keys.extend(flight_key(leaf.name) for leaf in self.leaves())
+        for member in self.members.values():
+            if isinstance(member, ResolvedRoute):
+                keys.extend(member.counted_keys())
+        return list(dict.fromkeys(keys))
+
+    def in_flight_counts(self) -> dict[str, int]:
+        state = self._state()
+        return {key: state.in_flight(key) for key in self.counted_keys()}
+
+    def gates(self, around: tuple[Gate, ...] = ()) -> dict[str, tuple[Gate, ...]]:
+        """For each leaf, the limits a call to it passes: its own, then those of every route on its way that
+        sets one (innermost first), so a route's ``max_concurrent`` holds across its members."""
+        if sets_limits(self.settings):
+            around = ((self.name, self.settings), *around)
+        found: dict[str, tuple[Gate, ...]] = {}
+        for member in self.members.values():
+            if isinstance(member, ResolvedRoute):
+                for leaf, gates in member.gates(around).items():
+                    found.setdefault(leaf, gates)
+            else:
+                found.setdefault(member.name, ((member.name, member.settings), *around))
+        return found
+
+    def _state(self) -> RouterState:
+        from llmswitch.router.state import shared_local_state
+
+        return self.state or shared_local_state()
 
     def routed_call(self, request: Request, hook: str) -> Any:
         from llmswitch.router.driver import RoutedCall
         from llmswitch.router.plan import CallPlan
-        from llmswitch.router.state import shared_local_state
 
-        plan = CallPlan(self.order(), self.policy, time.monotonic(), self.rng,
-                        spread=self.route.kind != "fallback", cools=True)
         leaves = {leaf.name: leaf for leaf in self.leaves()}
-        return RoutedCall(plan, leaves, lambda member: member_request(member, request),
-                          self.state or shared_local_state(), self.observers, hook, route=self.name)
+        plan = CallPlan(list(leaves), self.policy, time.monotonic(), self.rng,
+                        spread=self.route.kind != "fallback", cools=True,
+                        windows=lambda name: context_window(leaves[name]))
+        return RoutedCall(plan, leaves, lambda member: member_request(member, request), self._state(),
+                          self.observers, hook, gates=self.gates(), ordering=self.order,
+                          counted=self.counted_keys(), route=self.name)
 
     # ---- what a profile offers, for a route ----------------------------------------------------------------
 
@@ -105,7 +142,7 @@ class ResolvedRoute(ResolvedProfile):
                 f"route '{self.name}'", "one of its members",
                 remedy="set price_input_per_mtok and price_output_per_mtok in each member profile (USD per "
                 "million tokens), or remove the route's budget")
-        per_leaf = [budget_status(leaf.name, self.settings) for leaf in self.leaves()]
+        per_leaf = [budget_status(leaf.name, self.settings, state=self.state) for leaf in self.leaves()]
         together = [BudgetStatus(statuses[0].period, statuses[0].budget_usd, sum(s.spent_usd for s in statuses),
                                  statuses[0].since) for statuses in zip(*per_leaf, strict=True)]
         status = over_budget(together, worst)
@@ -165,6 +202,15 @@ def member_request(member: ResolvedProfile, request: Request) -> Request:
         list(request.messages), system=request.system, temperature=request.temperature, top_p=request.top_p,
         top_k=request.top_k, max_tokens=request.max_tokens, seed=request.seed,
         stop=list(request.stop) or None, **dict(request.extras))
+
+
+def context_window(member: ResolvedProfile) -> int | None:
+    """The member's context window in tokens: its profile's ``context_window``, else its price table's entry
+    for the model (None when neither says)."""
+    from llmswitch.accounting import price_of
+
+    own = member.settings.get("context_window")
+    return int(own) if own is not None else price_of(member).context_window
 
 
 def _cheapest(member: ResolvedProfile) -> float | None:

@@ -48,18 +48,15 @@ def is_route(values: Mapping[str, Any]) -> bool:
 
 
 def route_keys() -> dict[str, Any]:
-    """The keys a route may set besides its shape: retries, limits, budgets, generation defaults."""
+    """The keys a route may set besides its shape: retries, limits (for the route as a whole, on top of each
+    member's), budgets, generation defaults."""
     from llmswitch.profiles import GENERATION_KEYS, PROFILE_KEYS, ROUTER_KEYS
 
     keys = {**PROFILE_KEYS, **GENERATION_KEYS, **ROUTER_KEYS}
     for name in ("backend", "model", "price_input_per_mtok", "price_output_per_mtok", "price_cached_input_per_mtok",
-                 *MEMBER_ONLY):
+                 "context_window"):
         keys.pop(name, None)
     return keys
-
-
-# Rate limits are the servers' and the keys': they belong on the members, which is where they are kept.
-MEMBER_ONLY = ("max_concurrent", "rpm", "tpm")
 
 
 def read_route(name: str, values: Mapping[str, Any], source: str = "") -> RouteSpec:
@@ -109,9 +106,6 @@ def read_route(name: str, values: Mapping[str, Any], source: str = "") -> RouteS
         if key in ("route", "members", "weights", "strategy"):
             continue
         spec = allowed.get(key)
-        if key in MEMBER_ONLY:
-            raise InvalidOptionError(f"{where}: {key} limits a server or a key, so it is set on the members",
-                                     remedy=f"move {key} to the member profiles ({', '.join(members)})")
         if spec is None:
             suggestions = close_matches(key, [*allowed, "route", "members", "weights", "strategy"])
             hint = f"did you mean '{suggestions[0]}'? " if suggestions else ""

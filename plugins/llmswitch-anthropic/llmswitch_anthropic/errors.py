@@ -16,6 +16,7 @@ from llmswitch.kit import (
     AuthError,
     BackendError,
     BadResponseError,
+    ContextLengthError,
     ErrorAnswer,
     ModelNotFoundError,
     RateLimitError,
@@ -189,6 +190,12 @@ def from_error_body(
             f"{who} failed {tag}{during}{detail}",
             remedy="try again; if it keeps failing, check "
             + (STATUS_PAGE if is_anthropic(target) else "the server's logs"),
+            **common,
+        )
+    if status == 400 and "prompt is too long" in (api_message or "").lower():  # "prompt is too long: N tokens > M"
+        return ContextLengthError(
+            f"{who} says the conversation is too long for model '{target.model}' {tag}{detail}",
+            remedy="shorten the conversation, lower max_tokens, or use a model with a larger context window",
             **common,
         )
     if status == 413 or error_type == "request_too_large":

@@ -19,6 +19,7 @@ from llmswitch.kit import (
     AuthError,
     BackendError,
     BadResponseError,
+    ContextLengthError,
     ErrorAnswer,
     LLMSwitchError,
     ModelNotFoundError,
@@ -156,7 +157,7 @@ def error_for_status(target: Target, status: int, headers: Mapping[str, str], bo
             # completed with the served models by explain_missing_model, as doctor reports it.
             return model_not_found(target, None, detail.message, status=status)
         if detail.code == "context_length_exceeded" or "context length" in detail.message.lower():
-            return BadResponseError(
+            return ContextLengthError(
                 f"{where} says the conversation is too long for model '{target.model}': {detail.message}",
                 remedy="shorten the conversation, lower max_tokens, or use a model with a larger context window",
                 status_code=status,
