@@ -3,6 +3,7 @@ under one budget, and the call that would pass it is refused before anything is 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -57,6 +58,11 @@ def test_two_machines_spend_one_profile_budget_and_a_third_call_is_refused(
         assert "it was not sent" in refused.stderr and "Traceback" not in refused.stderr
         assert refused.stdout == ""
         assert len(server.state.requests) == 2  # the third never reached the server
+        doctor = subprocess.run([sys.executable, "-m", "llmswitch", "doctor", "--json", "--offline", "paid"],
+                                capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+                                env={**os.environ, "LLMSWITCH_DATA_DIR": str(hermetic / "machines" / "three")})
+        (report,) = json.loads(doctor.stdout)["profiles"]
+        assert [(b["period"], round(b["spent_usd"], 6)) for b in report["budgets"]] == [("day", 0.018)]  # shared
     # Each machine's own ledger holds only its own call: the shared total is what refused the third.
     import redis
 

@@ -70,11 +70,15 @@ def diagnose(
 
         return diagnose_route(client, profile, lambda member: diagnose(
             client, member, registry=registry, timeout=timeout, offline=offline))
+    from llmswitch.accounting import budgets_of
+
     diagnosis = Diagnosis(profile.name, backend=profile.backend, model=profile.model)
     handle = check_plugin(diagnosis, profile, registry or client.registry)
     resolved = check_config(diagnosis, profile, handle) if handle is not None else None
     if resolved is None:
         return finish(diagnosis)
+    if budgets_of(resolved.settings):
+        resolved.state = client.router_state  # spend shared through it counts (opened only for a budget)
     key_check, diagnosis.key = check_key(resolved.target, resolved.target.key_is_required)
     if key_check is not None:
         diagnosis.checks.append(key_check)

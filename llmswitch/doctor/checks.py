@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from llmswitch.client import ResolvedProfile
     from llmswitch.plugins import BackendHandle, PluginRecord, Registry
     from llmswitch.profiles import Profile
+    from llmswitch.router.state import RouterState
     from llmswitch.types import Target
 
 # A health hook makes a few checks (models list, a one-token generation, ...), each allowed ``timeout``.
@@ -84,7 +85,7 @@ def check_money(diagnosis: Diagnosis, resolved: ResolvedProfile) -> list[Check]:
     the checks to add after the backend's own (the price's age, the budgets)."""
     target = resolved.target
     diagnosis.price = price_for(resolved.handle.info, target.model, resolved.settings, target.base_url)
-    later = [check_budgets(diagnosis, resolved.settings), check_price_age(diagnosis.price)]
+    later = [check_budgets(diagnosis, resolved.settings, resolved.state), check_price_age(diagnosis.price)]
     return [check for check in later if check is not None]
 
 
@@ -170,15 +171,17 @@ def check_key(target: Target, required: bool) -> tuple[Check | None, KeyReport |
     return Check("key", CheckStatus.PASS, detail), report
 
 
-def check_budgets(diagnosis: Diagnosis, settings: Mapping[str, Any]) -> Check | None:
-    """Spend against budgets; None when the profile sets none."""
+def check_budgets(diagnosis: Diagnosis, settings: Mapping[str, Any], state: RouterState | None = None
+                  ) -> Check | None:
+    """Spend against budgets (the ledger's, or the router state's when larger: shared through Redis); None when
+    the profile sets none."""
     from llmswitch.accounting import budget_status, budgets_of
     from llmswitch.pricing import format_usd
 
     if not budgets_of(settings):
         return None
     try:
-        diagnosis.budgets = budget_status(diagnosis.profile, settings)
+        diagnosis.budgets = budget_status(diagnosis.profile, settings, state=state)
     except LLMSwitchError as error:
         return Check("budget", CheckStatus.WARN, f"spend unknown: {error.message}", error.remedy)
     spent = "; ".join(f"{format_usd(b.spent_usd)} of {format_usd(b.budget_usd)} "
