@@ -177,9 +177,9 @@ def budgets_of(settings: Mapping[str, Any]) -> dict[str, float]:
     return {period: float(settings[key]) for period, key in BUDGET_KEYS.items() if settings.get(key) is not None}
 
 
-def period_label(period: str, now: float) -> str:
-    """The router state's label for the budget period (``day``, ``month``) that ``now`` falls in, in local time:
-    ``day:2026-11-28``, ``month:2026-11``."""
+def period_label(period: str, now: float | None = None) -> str:
+    """The router state's label for the budget period (``day``, ``month``) that ``now`` (by default the present)
+    falls in, in local time: ``day:2026-11-28``, ``month:2026-11``."""
     moment = time.localtime(now)
     return time.strftime("day:%Y-%m-%d" if period == "day" else "month:%Y-%m", moment)
 
@@ -241,8 +241,8 @@ def unknown_price_refusal(who: str, what: str, remedy: str, why: str = "") -> Bu
 
 
 def add_spend(state: RouterState, profile: str, usd: float, now: float | None = None) -> None:
-    """Add a charged call to ``profile``'s totals in the router state, for each budget period."""
-    now = time.time() if now is None else now
+    """Add a charged call to ``profile``'s totals in the router state, for each budget period (the ones ``now``
+    falls in, by default the present)."""
     for period in BUDGET_KEYS:
         state.add_spend(profile, usd, period_label(period, now))
 

@@ -276,6 +276,19 @@ def test_period_labels_name_the_local_day_and_month() -> None:
     assert accounting.period_label("day", time.mktime((2026, 1, 5, 0, 0, 1, 0, 0, -1))) == "day:2026-01-05"
 
 
+def test_spend_goes_to_the_periods_its_time_falls_in() -> None:
+    from llmswitch.router.state import LocalState
+
+    state = LocalState()
+    january = time.mktime((2026, 1, 5, 12, 0, 0, 0, 0, -1))
+    accounting.add_spend(state, "p", 0.5, january)
+    assert state.add_spend("p", 0.0, "day:2026-01-05") == state.add_spend("p", 0.0, "month:2026-01") == 0.5
+    assert state.add_spend("p", 0.0, accounting.period_label("day")) == 0.0  # not today's
+    settings = {"budget_usd_per_day": 1.0, "budget_usd_per_month": 5.0}
+    assert [s.spent_usd for s in accounting.budget_status("p", settings, state=state, now=january)] == [0.5, 0.5]
+    assert [s.spent_usd for s in accounting.budget_status("p", settings, state=state)] == [0.0, 0.0]
+
+
 def test_a_charged_call_adds_to_the_states_totals_for_each_period(config_file: Path, counting: CountingPlugin) -> None:
     metered(config_file, max_tokens=1000)
     client = Client()
