@@ -26,6 +26,7 @@ from llmswitch.router.limits import (
     RESERVED_OUTPUT,
     Admission,
     Busy,
+    Held,
     Limits,
     aadmit,
     admit,
@@ -387,20 +388,21 @@ def test_admission_under_each_limit_and_what_a_refusal_gives_back(form: str) -> 
     state = LocalState(clock)
 
     def enter(name: str, settings: dict[str, int], ask: Request) -> Admission | Busy:
-        return admit(state, name, settings, ask) if form == "sync" else asyncio.run(aadmit(state, name, settings, ask))
+        gates = [(name, settings)]
+        return admit(state, gates, ask) if form == "sync" else asyncio.run(aadmit(state, gates, ask))
 
     def leave(admission: Admission, usage: Usage) -> None:
         release(state, admission, usage) if form == "sync" else asyncio.run(arelease(state, admission, usage))
 
     ask = request("x" * 40, max_tokens=10)  # 10 + 4 + 10 = 24 tokens reserved
     free = enter("free", {}, ask)
-    assert free == Admission("free", 0.0, None) and state.in_flight("flight:free") == 1
+    assert free == Admission((Held("free"),)) and state.in_flight("flight:free") == 1
     leave(free, Usage(5, 5))
     assert state.in_flight("flight:free") == 0
 
     one = enter("one", {"max_concurrent": 1}, ask)
     assert isinstance(one, Admission)
-    assert enter("one", {"max_concurrent": 1}, ask) == Busy("max_concurrent", 0.05)
+    assert enter("one", {"max_concurrent": 1}, ask) == Busy("max_concurrent", 0.05, "one")
     assert state.in_flight("flight:one") == 1
 
     assert isinstance(enter("rpm", {"rpm": 1}, ask), Admission)
@@ -409,7 +411,7 @@ def test_admission_under_each_limit_and_what_a_refusal_gives_back(form: str) -> 
     assert state.in_flight("flight:rpm") == 1  # the refused call gave its place back
 
     tokens = enter("tpm", {"tpm": 50}, ask)
-    assert tokens == Admission("tpm", 24, 50)
+    assert tokens == Admission((Held("tpm", False, 24, 50),))
     assert isinstance(enter("tpm", {"tpm": 50}, ask), Admission)  # 48 of 50
     refused = enter("tpm", {"tpm": 50}, ask)
     assert isinstance(refused, Busy) and refused.limit == "tpm" and refused.wait_s > 0
@@ -419,13 +421,41 @@ def test_admission_under_each_limit_and_what_a_refusal_gives_back(form: str) -> 
     assert state.in_flight("flight:tpm") == 1
     assert isinstance(enter("tpm", {"tpm": 50}, ask), Admission)
 
+    assert isinstance(enter("both", {"rpm": 5, "tpm": 30}, ask), Admission)
+    assert isinstance(enter("both", {"rpm": 5, "tpm": 30}, ask), Busy)  # refused by tpm after rpm admitted it
+    assert state.try_take("rpm:both", 4, 5, 60.0) == 0.0  # so its request place was given back too
+
+
+@pytest.mark.parametrize("form", ["sync", "async"])
+def test_a_call_passes_every_gate_or_holds_nothing(form: str) -> None:
+    state = LocalState(Clock())
+    ask = request("x" * 40, max_tokens=10)
+    gates = [("member", {"rpm": 5, "tpm": 100}), ("route", {"max_concurrent": 1})]
+
+    def enter() -> Admission | Busy:
+        return admit(state, gates, ask) if form == "sync" else asyncio.run(aadmit(state, gates, ask))
+
+    held = enter()
+    assert held == Admission((Held("member", True, 24, 100), Held("route")))
+    assert enter() == Busy("max_concurrent", 0.05, "route")  # the route is full: the member gives back all
+    assert state.in_flight("flight:member") == 1 and state.in_flight("flight:route") == 1
+    assert state.try_take("rpm:member", 4, 5, 60.0) == 0.0  # one request of five taken, not two
+    assert state.try_take("tpm:member", 76, 100, 60.0) == 0.0  # 24 tokens reserved, not 48
+    assert isinstance(held, Admission)
+    if form == "sync":
+        release(state, held, Usage(1, 1))
+    else:
+        asyncio.run(arelease(state, held, Usage(1, 1)))
+    assert state.in_flight("flight:member") == state.in_flight("flight:route") == 0
+
 
 def test_a_refusal_by_rate_keeps_no_place_when_concurrency_is_also_limited() -> None:
     state = LocalState(Clock())
     ask = request("hello")
-    assert isinstance(admit(state, "both", {"max_concurrent": 5, "rpm": 1}, ask), Admission)
+    gates = [("both", {"max_concurrent": 5, "rpm": 1})]
+    assert isinstance(admit(state, gates, ask), Admission)
     for _ in range(3):
-        assert isinstance(admit(state, "both", {"max_concurrent": 5, "rpm": 1}, ask), Busy)
+        assert isinstance(admit(state, gates, ask), Busy)
     assert state.in_flight("flight:both") == 1
 
 
