@@ -540,7 +540,8 @@ def test_each_profile_has_its_own_request_count_and_a_request_counts_once(form: 
 
     def enter(name: str, settings: dict[str, int]) -> Admission | Busy:
         ask = request("hi")
-        return admit(state, name, settings, ask) if form == "sync" else asyncio.run(aadmit(state, name, settings, ask))
+        gates = [(name, settings)]
+        return admit(state, gates, ask) if form == "sync" else asyncio.run(aadmit(state, gates, ask))
 
     assert isinstance(enter("one", {"rpm": 1}), Admission)
     assert isinstance(enter("two", {"rpm": 1}), Admission)  # another profile's minute is its own
@@ -553,11 +554,11 @@ def test_each_profile_has_its_own_request_count_and_a_request_counts_once(form: 
 def test_a_call_without_usage_keeps_its_whole_reservation(form: str) -> None:
     state = LocalState(Clock())
     ask = request("x" * 40, max_tokens=10)  # 24 tokens
-    first = admit(state, "t", {"tpm": 50}, ask)
+    first = admit(state, [("t", {"tpm": 50})], ask)
     assert isinstance(first, Admission)
     release(state, first, Usage()) if form == "sync" else asyncio.run(arelease(state, first, Usage()))
-    assert isinstance(admit(state, "t", {"tpm": 50}, ask), Admission)  # 48 of 50
-    assert isinstance(admit(state, "t", {"tpm": 50}, ask), Busy)
+    assert isinstance(admit(state, [("t", {"tpm": 50})], ask), Admission)  # 48 of 50
+    assert isinstance(admit(state, [("t", {"tpm": 50})], ask), Busy)
 
 
 def test_waits_for_room_that_reach_exactly_a_second_are_said_when_they_pass_it() -> None:
