@@ -186,7 +186,7 @@ def test_key_tables_are_checked_and_keep_only_hashes() -> None:
     bad = [
         ({"name": "alice", "hash": ALICE}, "a key in clear"),
         ({"name": "alice", "hash": hash_key(ALICE), "rpn": 5}, "did you mean 'rpm'?"),
-        ({"name": "alice", "hash": hash_key(ALICE), "rpm": 0}, "'rpm' must be above 0"),
+        ({"name": "alice", "hash": hash_key(ALICE), "rpm": 0}, "'rpm' must be at least 1, not 0"),
         ({"name": "alice", "hash": hash_key(ALICE), "tpm": "lots"}, "'tpm' must be an integer"),
         ({"hash": hash_key(ALICE)}, "needs a 'name'"),
     ]

@@ -217,7 +217,7 @@ async def admit(state: RouterState, key: GatewayKey, request: Request) -> Admiss
     ``key:NAME``), or a 429 with ``Retry-After`` when there is none. None: the key sets no limit."""
     if not any(key.settings.get(name) for name in LIMIT_WORDS):
         return None
-    admission = await limits.aadmit(state, f"key:{key.name}", key.settings, request)
+    admission = await limits.aadmit(state, [(f"key:{key.name}", key.settings)], request)
     if isinstance(admission, Busy):
         limit = admission.limit
         raise GatewayRequestError(
