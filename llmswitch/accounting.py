@@ -1,8 +1,21 @@
 """Cost accounting around each call: the estimate and budget check before, the ledger entry after.
 
-:class:`llmswitch.conversation.Conversation` calls :func:`check_budget` before a request is sent and
-:func:`record_call` after each turn, for every call from the CLI and the TUI; ``llmswitch cost`` and
-``doctor`` use :func:`estimate_cost` and :func:`budget_status`.
+Every call made through a resolved profile is checked and charged in ONE place, whichever face made it: the
+library (``Client``/``AsyncClient``: ``complete``, ``stream``, ``acomplete``, ``astream``), chat and the TUI
+(:class:`~llmswitch.conversation.Conversation`), ``llmswitch batch``, ``llmswitch serve`` and ``llmswitch bench``:
+
+- before sending: :meth:`ResolvedProfile.check_before_sending <llmswitch.client.ResolvedProfile.check_before_sending>`
+  (the profile's or route's budget, through :func:`check_budget`; a response-cache hit costs $0 and skips it);
+- when the call ends (answered, failed, cancelled, or cut short with part of an answer):
+  :meth:`StreamState.settle <llmswitch.client.StreamState.settle>` writes, once, a row for each attempt that
+  failed first and the call's own row charged to the member that answered (``result.resolved``) with the route
+  named (:func:`charge`, :func:`record_call`), counts it in the metrics, and keeps the cost on ``result.cost``.
+
+A face that needs more than the default passes :class:`Books` (``books=``) to the call: an open ledger (a batch
+keeps one for the run, the gateway one on its bookkeeping thread), that it checked the budgets itself (the
+gateway checks a key's budget too; async chat checks before it writes the prompt to the history), and where an
+async call's rows are written. ``llmswitch cost`` and ``doctor`` use :func:`estimate_cost` and
+:func:`budget_status`.
 
 Budgets are per profile (``budget_usd_per_day``, ``budget_usd_per_month``), in local days and months. A call
 is refused when the spend so far plus its worst case (the input tokens ``count_tokens`` reports, plus
@@ -31,6 +44,8 @@ from llmswitch.lazy import logger
 from llmswitch.secrets import redact
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     from llmswitch.client import Client, ResolvedProfile, StreamState
     from llmswitch.ledger import Ledger, RowSink, SpendOwner
     from llmswitch.pricing import ModelPrice
@@ -113,6 +128,42 @@ class BudgetStatus:
 
     def as_dict(self) -> dict[str, Any]:
         return {"period": self.period, "budget_usd": self.budget_usd, "spent_usd": round(self.spent_usd, 10)}
+
+
+@dataclass(frozen=True, slots=True)
+class Books:
+    """How one call is checked before it is sent and charged when it ends: what a face passes as ``books=`` to
+    a resolved profile's ``complete``, ``stream``, ``answer_whole`` and their async forms. ``Books()`` (the
+    default) is what a library call gets: its budget checked, its rows written to the ledger file.
+
+    ``ledger``: an open ledger the rows go to (by default the file is opened for the call's rows and closed).
+    ``checked``: the face already ran the check before sending (the gateway, which checks a key's budget too;
+    async chat, before the prompt goes into the history), so the call does not run it again.
+    ``gateway_key``: the named key a ``serve`` call came with (its budget reads these rows). ``prices``: a
+    cache of the members' prices for a face that makes many calls (a batch).
+    ``inline``: an async call writes its rows on the event loop (for a ledger used from the loop's thread only,
+    as a batch's is); by default they are written in ``executor``, or in a worker thread when that is None (an
+    SQLite write must not hold the loop).
+    """
+
+    ledger: RowSink | None = None
+    checked: bool = False
+    inline: bool = False
+    executor: Executor | None = None
+    gateway_key: str | None = None  # the name of the gateway key the call came with, on each of its rows
+    prices: dict[str, ModelPrice] | None = None  # the members' prices, looked up once per run (a batch)
+
+    def price_for(self, member: ResolvedProfile) -> ModelPrice | None:
+        """The answering member's price from ``prices`` (looked up the first time); None: look it up per call."""
+        if self.prices is None:
+            return None
+        price = self.prices.get(member.name)
+        if price is None:
+            price = self.prices[member.name] = price_of(member)
+        return price
+
+
+DEFAULT_BOOKS = Books()
 
 
 # ---- estimates -----------------------------------------------------------------------------------------
@@ -351,11 +402,13 @@ def record_call(resolved: ResolvedProfile, request: Request | None, result: Stre
     return cost
 
 
-def charge(asked: ResolvedProfile, request: Request, result: StreamState, *, ledger: RowSink | None = None,
+def charge(asked: ResolvedProfile, request: Request | None, result: StreamState, *, ledger: RowSink | None = None,
            gateway_key: str | None = None, price: ModelPrice | None = None) -> CallCost:
     """The ledger rows of one call made on ``asked`` (a profile or a route): a row per retry or fallback that
-    failed first, then the answer's row, charged to the member that gave it and counted under the route.
-    ``price``: the answering member's, when the caller looked it up already (a batch, once per member)."""
+    failed first, then the call's own row, charged to the member that answered (``result.resolved``) and counted
+    under the route (``usage --by route``). Use :meth:`StreamState.settle <llmswitch.client.StreamState.settle>`,
+    which calls this once per call. ``price``: the answering member's, when the caller looked it up already (a
+    batch, once per member)."""
     route = asked.name if asked.leaves() != [asked] else None
     if result.attempts:
         from llmswitch.router.bookkeeping import record_failed_attempts

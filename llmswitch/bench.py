@@ -132,20 +132,20 @@ class ProfileBench:
 
 def measure(resolved: ResolvedProfile, prompt: str) -> Sample:
     """One streamed call, timed; recorded in the ledger; a failure becomes a sample with its error."""
-    from llmswitch.accounting import check_budget, record_call
+    from llmswitch.accounting import CallCost
+    from llmswitch.errors import BudgetExceededError
     from llmswitch.secrets import redact
 
     request = resolved.request(prompt)
     try:
-        check_budget(resolved, request)
-    except LLMSwitchError as refused:
+        result = resolved.stream(request)  # checked against the budget before sending, charged when it ends
+    except BudgetExceededError as refused:
         return Sample(error=redact(refused.message))
-    result = resolved.stream(request)
     started = time.perf_counter()
     for _ in result:
         pass
     total = time.perf_counter() - started
-    cost = record_call(resolved, request, result)
+    cost = result.cost or CallCost(None, None, None)
     if result.error is not None:
         return Sample(error=redact(result.error.message))
     return Sample(result.first_token_s, result.latency_s or total, cost.input_tokens, cost.output_tokens, cost.usd,

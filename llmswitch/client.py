@@ -26,6 +26,14 @@ that do no I/O, and each API is a thin loop over them:
   :mod:`llmswitch.bridge` (a sync stream runs in a worker thread under the async API; async hooks run on one
   background loop under the sync API).
 
+Every call, sync or async, streamed or whole, is checked against its budget before it is sent and charged to
+the usage ledger when it ends, in one place for every face (:mod:`llmswitch.accounting`): ``stream``,
+``answer_whole`` and ``complete`` run :meth:`ResolvedProfile.check_before_sending` at once, their async forms
+in a worker thread when the iteration starts (a refusal is raised: nothing was sent); the result's
+:meth:`StreamState.settle` (``asettle``) charges it once, from the ``finally`` of its iteration, whether it
+answered, failed, or was cancelled with part of an answer. A face that needs context (an open ledger, a budget it
+checked itself) passes :class:`llmswitch.accounting.Books` as ``books=``; it reads the cost from ``result.cost``.
+
 The sync API starts no event loop and imports no asyncio, so the CLI pays nothing for the async one.
 Everything a plugin raises passes through here: ``LLMSwitchError`` subclasses unchanged, anything else
 wrapped in a ``PluginError`` that names the plugin. Streams keep the text that arrived before a failure.
@@ -34,6 +42,7 @@ wrapped in a ``PluginError`` that names the plugin. Streams keep the text that a
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,6 +80,7 @@ from llmswitch.types import (
 )
 
 if TYPE_CHECKING:
+    from llmswitch.accounting import Books, CallCost
     from llmswitch.batch import BatchItem, BatchResult
     from llmswitch.response_cache import CachePolicy
     from llmswitch.router.driver import AsyncOpener, Observer, Opener, RoutedCall
@@ -283,6 +293,16 @@ class ResolvedProfile:
 
         return estimate_cost(self, request, for_budget=True).usd
 
+    async def acheck_before_sending(self, request: Request) -> None:
+        """:meth:`check_before_sending` in a worker thread (a count may ask the provider), when there is a
+        budget to check."""
+        from llmswitch.accounting import budgets_of
+
+        if budgets_of(self.settings):
+            import asyncio
+
+            await asyncio.to_thread(self.check_before_sending, request)
+
     def _target_within(self, remaining_s: float | None) -> Target:
         """The target, its ``timeout`` cut to what is left of the call's deadline (when the backend has one)."""
         if remaining_s is None or "timeout" not in self.target.options:
@@ -386,51 +406,69 @@ class ResolvedProfile:
             self._require_key()
         return policy, found
 
-    def _through_cache(self, request: Request, routed: Callable[[], StreamResult]) -> StreamResult:
+    def _through_cache(self, request: Request, routed: Callable[[], StreamResult], books: Books | None) -> StreamResult:
+        books = _books(books)
+        if not books.checked:
+            self.check_before_sending(request)
         policy, found = self._cache_plan(request)
         if found is not None:
             from llmswitch.response_cache import replay
 
-            return _replayed(StreamResult(iter(replay(found, self.target.model)), self, "cache"))
-        result = routed()
-        if policy is not None:
-            from llmswitch.response_cache import Recorder, recording
+            result = _replayed(StreamResult(iter(replay(found, self.target.model)), self, "cache"))
+        else:
+            result = routed()
+            if policy is not None:
+                from llmswitch.response_cache import Recorder, recording
 
-            result.source = recording(result.source, Recorder(self.target, request, policy))
+                result.source = recording(result.source, Recorder(self.target, request, policy))
+        result.books_for(self, request, books)
         return result
 
-    def _athrough_cache(self, request: Request, routed: Callable[[], AsyncStreamResult]) -> AsyncStreamResult:
+    def _athrough_cache(self, request: Request, routed: Callable[[], AsyncStreamResult],
+                        books: Books | None) -> AsyncStreamResult:
+        books = _books(books)
         policy, found = self._cache_plan(request)
         if found is not None:
             from llmswitch.response_cache import areplay, replay
 
-            return _replayed(AsyncStreamResult(areplay(replay(found, self.target.model)), self, "cache"))
-        result = routed()
-        if policy is not None:
-            from llmswitch.response_cache import Recorder, arecording
+            result = _replayed(AsyncStreamResult(areplay(replay(found, self.target.model)), self, "cache"))
+        else:
+            result = routed()
+            if policy is not None:
+                from llmswitch.response_cache import Recorder, arecording
 
-            result.source = arecording(result.source, Recorder(self.target, request, policy))
+                result.source = arecording(result.source, Recorder(self.target, request, policy))
+        if not books.checked:
+            from llmswitch.accounting import budgets_of
+
+            if budgets_of(self.settings):  # run in a thread when the iteration starts (a count may ask the API)
+                result.check = lambda: self.check_before_sending(request)
+        result.books_for(self, request, books)
         return result
 
     # ---- sync -------------------------------------------------------------------------------------------
 
-    def complete(self, request: Request) -> Response:
+    def complete(self, request: Request, *, books: Books | None = None) -> Response:
         """The whole answer (the ``complete`` hook, else the stream collected), retried by the policy; a
-        failure is raised. ``response.attempts`` lists every attempt."""
-        return collect(self.answer_whole(request))
+        failure is raised. ``response.attempts`` lists every attempt. Checked and charged as :meth:`stream`."""
+        return collect(self.answer_whole(request, books=books))
 
-    def stream(self, request: Request) -> StreamResult:
+    def stream(self, request: Request, *, books: Books | None = None) -> StreamResult:
         """Start streaming. Iterate the result for events; it keeps the text, usage, timing and attempts.
-        A cached answer is replayed without an attempt (see :meth:`_cache_plan`)."""
-        return self._through_cache(request, lambda: self._routed(request, _stream_attempt, "stream"))
+        A cached answer is replayed without an attempt (see :meth:`_cache_plan`).
 
-    def answer_whole(self, request: Request) -> StreamResult:
+        The budget is checked now (:class:`~llmswitch.errors.BudgetExceededError`: nothing was sent); the call
+        is charged to the usage ledger when its iteration ends, however it ends, its cost kept on
+        ``result.cost``. ``books``: the context of a face (see :class:`llmswitch.accounting.Books`)."""
+        return self._through_cache(request, lambda: self._routed(request, _stream_attempt, "stream"), books)
+
+    def answer_whole(self, request: Request, *, books: Books | None = None) -> StreamResult:
         """Ask for the whole answer at once (the ``complete`` hook, as ``--no-stream`` does) and return it as a
         :class:`StreamResult`, so one code path keeps the text, usage, errors and accounting either way.
 
         A backend that implements only ``stream`` is streamed; its events are the same.
         """
-        return self._through_cache(request, lambda: self._routed(request, _whole_attempt, "complete"))
+        return self._through_cache(request, lambda: self._routed(request, _whole_attempt, "complete"), books)
 
     def _routed(self, request: Request, attempt: Opener, hook: str) -> StreamResult:
         from llmswitch.router.driver import open_first, run
@@ -486,17 +524,21 @@ class ResolvedProfile:
         except Exception as exc:
             raise plugin_failure(self.handle, hook, exc) from exc
 
-    async def acomplete(self, request: Request) -> Response:
+    async def acomplete(self, request: Request, *, books: Books | None = None) -> Response:
         """:meth:`complete`, awaited: the plugin's ``acomplete``, else its sync hook in a worker thread."""
-        return await acollect(self.aanswer_whole(request))
+        return await acollect(self.aanswer_whole(request, books=books))
 
-    def astream(self, request: Request) -> AsyncStreamResult:
-        """:meth:`stream` for ``async for``. Cancelling the task that iterates it closes the connection."""
-        return self._athrough_cache(request, lambda: self._arouted(request, _astream_attempt, "astream"))
+    def astream(self, request: Request, *, books: Books | None = None) -> AsyncStreamResult:
+        """:meth:`stream` for ``async for``. Cancelling the task that iterates it closes the connection.
 
-    def aanswer_whole(self, request: Request) -> AsyncStreamResult:
+        The budget is checked (in a worker thread) when the iteration starts, and a refusal is raised from the
+        ``async for``, before anything is sent; the call is charged when the iteration ends (``finally``),
+        cancelled or not, or at ``async with``'s exit (:meth:`StreamState.asettle`)."""
+        return self._athrough_cache(request, lambda: self._arouted(request, _astream_attempt, "astream"), books)
+
+    def aanswer_whole(self, request: Request, *, books: Books | None = None) -> AsyncStreamResult:
         """:meth:`answer_whole` for ``async for``: the whole answer through ``acomplete`` (or ``complete``)."""
-        return self._athrough_cache(request, lambda: self._arouted(request, _awhole_attempt, "acomplete"))
+        return self._athrough_cache(request, lambda: self._arouted(request, _awhole_attempt, "acomplete"), books)
 
     def _arouted(self, request: Request, attempt: AsyncOpener, hook: str) -> AsyncStreamResult:
         from llmswitch.router.driver import arun, open_first
@@ -589,6 +631,17 @@ def empty_answer(target: Target, finish_reason: str | None, usage: Usage) -> Bad
         f"model '{target.model}' on {where} finished its answer without any text ({', '.join(arrived)})",
         remedy=remedy, backend=target.backend,
     )
+
+
+def _books(books: Books | None) -> Books:
+    if books is not None:
+        return books
+    from llmswitch.accounting import DEFAULT_BOOKS
+
+    return DEFAULT_BOOKS
+
+
+_settling = threading.Lock()  # a turn may be settled by the thread that reads it and by one that interrupts it
 
 
 def _replayed(result: _Result) -> _Result:
@@ -708,6 +761,14 @@ class StreamState:
     first_token_s: float | None = None
     latency_s: float | None = None
     attempts: list[Attempt] = field(default_factory=list)  # every try of every member, the answering one last
+    # The call's bookkeeping (llmswitch.accounting): the profile or route it was made on, its request, the face's
+    # books; ``cost`` once it is charged (None also when the cost is unknown or nothing was charged).
+    asked: ResolvedProfile | None = None
+    request: Request | None = None
+    books: Books | None = None
+    cost: CallCost | None = None
+    began: bool = False  # its iteration started: the request may have been sent, so it is charged
+    charged: bool = False
 
     @property
     def text(self) -> str:
@@ -736,6 +797,28 @@ class StreamState:
     def ended(self) -> None:
         self.latency_s = time.perf_counter() - self.started
 
+    def books_for(self, asked: ResolvedProfile, request: Request, books: Books) -> None:
+        """Bind the call's bookkeeping (see :meth:`settle`)."""
+        self.asked, self.request, self.books = asked, request, books
+
+    def settle(self) -> CallCost | None:
+        """Charge the call, once: its failed attempts, then its own row, to the member that answered, as the
+        books say (:func:`llmswitch.accounting.charge`). Returns ``cost``. Nothing is charged for a call whose
+        iteration never started (nothing was sent) or that has no books. Bookkeeping never costs the answer:
+        a ledger that cannot be written is logged, and the cost stays None."""
+        with _settling:
+            if self.charged or self.books is None or not self.began:
+                return self.cost
+            self.charged = True
+        from llmswitch.accounting import charge
+
+        try:
+            self.cost = charge(self.asked or self.resolved, self.request, self, ledger=self.books.ledger,
+                               gateway_key=self.books.gateway_key, price=self.books.price_for(self.resolved))
+        except LLMSwitchError:
+            self.cost = None
+        return self.cost
+
     def response(self) -> Response:
         return Response(
             text=self.text,
@@ -756,6 +839,7 @@ class StreamResult(StreamState):
 
     def __iter__(self) -> Iterator[StreamEvent]:
         observe, parts = self.observe, self.parts
+        self.began = True
         try:
             for event in self.source:
                 if type(event) is TextDelta and self.first_token_s is not None:
@@ -771,6 +855,7 @@ class StreamResult(StreamState):
         finally:
             self.ended()
             self.close()
+            self.settle()
 
     def close(self) -> None:
         close = getattr(self.source, "close", None)
@@ -788,11 +873,17 @@ class AsyncStreamResult(StreamState):
     def __init__(self, source: AsyncIterable[StreamEvent], resolved: ResolvedProfile, hook: str = "astream") -> None:
         super().__init__(resolved, hook)
         self.source = source
+        self.check: Callable[[], None] | None = None  # the check before sending, run in a thread at the start
+        self._charging: Any = None  # the future of the rows being written, when they are written off the loop
 
     async def __aiter__(self) -> AsyncIterator[StreamEvent]:
         import asyncio
 
+        if self.check is not None:  # a refusal is raised, not an event: nothing was sent, nothing is charged
+            check, self.check = self.check, None
+            await asyncio.to_thread(check)
         observe, parts = self.observe, self.parts
+        self.began = True
         try:
             async for event in self.source:
                 if type(event) is TextDelta and self.first_token_s is not None:
@@ -808,6 +899,26 @@ class AsyncStreamResult(StreamState):
         finally:
             self.ended()
             await self.aclose()
+            await self.asettle()
+
+    async def asettle(self) -> CallCost | None:
+        """:meth:`settle` for async code: the rows are written in the books' executor (a worker thread by
+        default) or, with ``books.inline``, on the loop. A cancelled caller does not stop the write."""
+        books = self.books
+        if books is None or not self.began:
+            return self.cost
+        if books.inline:
+            return self.settle()
+        if self._charging is None:
+            if self.charged:
+                return self.cost
+            import asyncio
+
+            self._charging = asyncio.get_running_loop().run_in_executor(books.executor, self.settle)
+        import asyncio
+
+        await asyncio.shield(self._charging)
+        return self.cost
 
     async def aclose(self) -> None:
         aclose = getattr(self.source, "aclose", None)
@@ -825,3 +936,4 @@ class AsyncStreamResult(StreamState):
             self.interrupted = True
             self.ended()
         await self.aclose()
+        await self.asettle()

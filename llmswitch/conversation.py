@@ -14,8 +14,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from llmswitch import accounting
-from llmswitch.accounting import CallCost
+from llmswitch.accounting import Books, CallCost
 from llmswitch.client import AsyncStreamResult, Client, ResolvedProfile, StreamResult, StreamState
 from llmswitch.errors import ConfigError, LLMSwitchError
 from llmswitch.profiles import GENERATION_KEYS
@@ -135,18 +134,18 @@ class Conversation:
         report usage, or their own error message, only that way); the turn then yields it as one piece.
         """
         request = self.request_for(prompt)
-        self.resolved.check_before_sending(request)
+        # Checked by the call itself, before the prompt goes into the history; charged when it ends.
         result = self.resolved.answer_whole(request) if whole else self.resolved.stream(request)
         return Turn(self, prompt, request, result, recorded=self._begin(prompt))
 
     async def astream(self, prompt: str, *, whole: bool = False) -> AsyncTurn:
         """:meth:`stream` for async code: ``async for event in await conversation.astream(prompt)``."""
         request = self.request_for(prompt)
-        if accounting.budgets_of(self.resolved.settings):
-            import asyncio
-
-            await asyncio.to_thread(self.resolved.check_before_sending, request)  # a count may ask the API
-        result = self.resolved.aanswer_whole(request) if whole else self.resolved.astream(request)
+        # Checked here, before the prompt goes into the history (the call would check at its first event).
+        await self.resolved.acheck_before_sending(request)
+        books = Books(checked=True)
+        result = self.resolved.aanswer_whole(request, books=books) if whole else self.resolved.astream(request,
+                                                                                                        books=books)
         return AsyncTurn(self, prompt, request, result, recorded=self._begin(prompt))
 
     def complete(self, prompt: str) -> Response:
@@ -181,21 +180,15 @@ class Conversation:
             )
         return recorded
 
-    def _finish(self, prompt: str, request: Request, result: StreamState, *, recorded: bool) -> CallCost | None:
-        """Add the turn to the history and the ledger; return the call's cost (None when unknown)."""
+    def _finish(self, prompt: str, result: StreamState, cost: CallCost | None, *, recorded: bool) -> None:
+        """Add the turn to the history, with its cost (the call charged itself to the ledger: ``result.settle``,
+        to the member that answered, which may no longer be the current profile after a switch mid-answer)."""
         self.messages.append(Message("user", prompt))
         if result.text:
             self.messages.append(Message("assistant", result.text))
-        try:
-            # The profile that answered, which may no longer be the current one (a switch mid-answer); a
-            # route's calls are counted under it too (`usage --by route`).
-            cost = accounting.charge(self.resolved, request, result)
-        except LLMSwitchError:
-            cost = None  # bookkeeping must never cost the user the answer
         if self.store is not None and recorded and self.conversation_id is not None:
             # Never raises; a failure is in store.last_error.
             self.store.record_answer(self.conversation_id, _answer_record(result, cost))
-        return cost
 
 
 def stored_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -266,7 +259,9 @@ class Turn:
                 return
             self._finished = True
         self.result.close()
-        self.cost = self.conversation._finish(self.prompt, self.request, self.result, recorded=self.recorded)
+        self.result.began = True  # an interrupted turn may have sent its request: it is charged as interrupted
+        self.cost = self.result.settle()
+        self.conversation._finish(self.prompt, self.result, self.cost, recorded=self.recorded)
 
     def interrupt(self) -> None:
         """Record the turn now, as interrupted, with the text so far: for a caller that cannot wait for the
@@ -301,7 +296,9 @@ class AsyncTurn:
         if not self._finished:
             self._finished = True
             await self.result.aclose()
-            self.cost = self.conversation._finish(self.prompt, self.request, self.result, recorded=self.recorded)
+            self.result.began = True  # an interrupted turn may have sent its request: it is charged as interrupted
+            self.cost = await self.result.asettle()
+            self.conversation._finish(self.prompt, self.result, self.cost, recorded=self.recorded)
 
     async def __aenter__(self) -> AsyncTurn:
         return self

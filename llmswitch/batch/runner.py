@@ -2,9 +2,9 @@
 
 A fixed set of worker tasks pulls lines from one iterator, so memory stays flat however long the input is
 (nothing is created per line before it is asked). Each call is the chat path's: the profile's ``acomplete``
-(or ``complete`` in a thread) through :meth:`ResolvedProfile.aanswer_whole`, the ledger charged with
-:func:`llmswitch.accounting.charge` as chat charges it (:class:`RunLedger` commits the rows of the calls that
-finish together in one transaction), budgets checked as chat checks them. This module
+(or ``complete`` in a thread) through :meth:`ResolvedProfile.aanswer_whole`, checked and charged by the call
+itself as every call is (:mod:`llmswitch.accounting`), its rows on the run's one ledger (:class:`RunLedger`
+commits the rows of the calls that finish together in one transaction). This module
 never retries: retries, rate limits and routes are the profile's own (the router's), and what they did is
 in each result's ``attempts``.
 
@@ -19,17 +19,15 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
-from llmswitch import accounting
+from llmswitch.accounting import Books
 from llmswitch.batch.inputs import BatchItem, Entry, InputError
 from llmswitch.batch.results import BatchResult
 from llmswitch.errors import BudgetExceededError, LLMSwitchError
 
 if TYPE_CHECKING:
-    from llmswitch.accounting import CallCost
-    from llmswitch.client import AsyncStreamResult, ResolvedProfile
+    from llmswitch.client import ResolvedProfile
     from llmswitch.ledger import Ledger, LedgerEntry
     from llmswitch.pricing import ModelPrice
-    from llmswitch.types import Request
 
 DEFAULT_CONCURRENCY = 8
 
@@ -81,16 +79,10 @@ class RunLedger:
 
             logger(__name__).warning("usage not recorded: %s", redact(error.message))
 
-    def charge(self, asked: ResolvedProfile, request: Request, result: AsyncStreamResult) -> CallCost | None:
-        """Record one call (its failed attempts, then the answer charged to the member that gave it)."""
-        member = result.resolved
-        price = self.prices.get(member.name)
-        if price is None:
-            price = self.prices[member.name] = accounting.price_of(member)
-        try:
-            return accounting.charge(asked, request, result, ledger=self, price=price)
-        except LLMSwitchError:
-            return None  # bookkeeping must never cost the user the answer
+    @property
+    def books(self) -> Books:
+        """What each call of the run is charged with: these rows, the prices looked up once, checked already."""
+        return Books(ledger=self, checked=True, inline=True, prices=self.prices)
 
 
 async def answer(resolved: ResolvedProfile, item: BatchItem, index: int, books: RunLedger) -> BatchResult:
@@ -101,19 +93,19 @@ async def answer(resolved: ResolvedProfile, item: BatchItem, index: int, books: 
     """
     try:
         request = item.request(resolved)
-        if accounting.budgets_of(resolved.settings):  # a route's own budget covers its members together
-            await asyncio.to_thread(resolved.check_before_sending, request)  # a count may ask the API
-        result = resolved.aanswer_whole(request)
+        # Here, so that a refusal stops the batch before this line (a route's own budget covers its members).
+        await resolved.acheck_before_sending(request)
+        # Charged by the call when it ends (also when cancelled: as interrupted), on this loop: the run's rows
+        # are committed from this thread only.
+        result = resolved.aanswer_whole(request, books=books.books)
     except BudgetExceededError:
         raise  # every later line would be refused too: the batch stops
     except LLMSwitchError as error:
         return BatchResult(item.id, item.line, index, profile=resolved.name, error=error)
-    try:
-        async with result:
-            async for _event in result:
-                pass
-    finally:  # also when cancelled: a call cut short is charged as interrupted, as chat charges it
-        cost = books.charge(resolved, request, result)
+    async with result:
+        async for _event in result:
+            pass
+    cost = result.cost
     answered_by = result.resolved
     return BatchResult(
         item.id, item.line, index, text=result.text, finish_reason=result.finish_reason, usage=result.usage,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmswitch import accounting
+from llmswitch.accounting import Books
 from llmswitch.client import AsyncClient, AsyncStreamResult, ResolvedProfile
 from llmswitch.errors import LLMSwitchError, ProfileNotFoundError
 from llmswitch.ledger import Ledger
@@ -109,8 +110,13 @@ class Gateway:
         if accounting.budgets_of(resolved.settings) or (key is not None and accounting.budgets_of(key.settings)):
             await asyncio.to_thread(check_budgets, resolved, request, key)  # a count may ask the API
         admission = await admit(self.client.router_state, key, request) if key is not None else None
+        # Checked here (the key's budget too: a refusal is an HTTP error, not a broken stream); charged by the call
+        # when it ends, on the bookkeeper's thread and ledger (see finish).
+        books = Books(ledger=self._rows(), checked=True, executor=self._bookkeeper,
+                      gateway_key=key.name if key is not None else None)
         try:
-            result = resolved.astream(request) if stream else resolved.aanswer_whole(request)
+            result = resolved.astream(request, books=books) if stream else resolved.aanswer_whole(request,
+                                                                                                  books=books)
         except BaseException:
             if admission is not None:
                 await limits.arelease(self.client.router_state, admission, NOTHING_USED)
@@ -139,17 +145,15 @@ class Gateway:
         await call.result.aclose()
         if call.admission is not None:
             await limits.arelease(self.client.router_state, call.admission, call.result.usage)
-        try:
-            call.cost = await asyncio.get_running_loop().run_in_executor(self._bookkeeper, self._charge, call)
-        except LLMSwitchError:
-            call.cost = None  # bookkeeping must never cost the client the answer
+        call.result.began = True  # a call the client left before reading may have been sent: charged as interrupted
+        call.cost = await call.result.asettle()  # once, however many of the call's ends get here
 
-    def _charge(self, call: Call) -> accounting.CallCost:
-        """In the bookkeeper's thread, which alone uses ``_ledger`` (SQLite connections stay in their thread)."""
+    def _rows(self) -> Ledger:
+        """The ledger the calls' rows go to. Its connection opens at the first row, in the bookkeeper's thread,
+        which alone uses it (SQLite connections stay in their thread)."""
         if self._ledger is None:
             self._ledger = Ledger()
-        return accounting.charge(call.resolved, call.request, call.result, ledger=self._ledger,
-                                 gateway_key=call.key.name if call.key is not None else None)
+        return self._ledger
 
     async def count_tokens(self, model: str, build: Callable[[ResolvedProfile], Request]) -> int:
         resolved = self.resolve(model)
