@@ -41,7 +41,7 @@ GROUPS: dict[str, Group] = {
                      "key masking, redaction and resolution: a mistake shows or sends a key"),
     "budget": Group(("llmswitch/accounting.py",),
                     ("tests/test_accounting.py", "tests/test_budget.py", "tests/test_cost.py",
-                     "tests/test_mutation_survivors.py"),
+                     "tests/test_call_charging.py", "tests/test_mutation_survivors.py"),
                     "estimates, budgets and the cost of each call: a mistake spends money the user capped"),
     "ledger": Group(("llmswitch/ledger.py",), ("tests/test_ledger.py", "tests/test_budget.py",
                                                 "tests/test_accounting.py", "tests/test_database.py",
