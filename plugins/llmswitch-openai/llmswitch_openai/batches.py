@@ -110,8 +110,8 @@ def answer_of(target: Target, line: dict[str, Any]) -> BatchAnswer:
             except LLMSwitchError as error:
                 return BatchAnswer(custom_id, error=error)
         return BatchAnswer(custom_id, error=error_for_status(target, status, {}, json.dumps(body).encode()))
-    error = line.get("error") or {}
-    code, message = error.get("code"), error.get("message") or "no message"
+    failure = line.get("error") or {}
+    code, message = failure.get("code"), failure.get("message") or "no message"
     if code == "batch_expired":
         return BatchAnswer(custom_id, error=BatchExpiredError(f"{server_name(target)} did not run this request "
                                                               f"before the batch expired: {message}"))
