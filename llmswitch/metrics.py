@@ -231,5 +231,11 @@ def active() -> Metrics | None:
     if _active is None and not _checked_environment:
         _checked_environment = True
         if os.environ.get(TEXTFILE_VARIABLE):
-            return enable()
+            try:
+                return enable()
+            except ImportError:  # asked for, not installed: the answer and its ledger row matter more
+                from llmswitch.lazy import logger
+
+                logger(__name__).warning("%s is set but prometheus-client is not installed: metrics are off "
+                                         "(pip install 'llmswitch[serve]')", TEXTFILE_VARIABLE)
     return _active

@@ -118,3 +118,45 @@ def test_router_events_have_their_counters(tmp_path: Path) -> None:
         assert value(found, "llmswitch_router_fallbacks_total", route="fast", from_profile="groq",
                      to_profile="local") == 1
         assert value(found, "llmswitch_router_cooldowns_total", route="fast", profile="groq") == 1
+
+
+@pytest.fixture
+def without_prometheus_client(tmp_path: Path) -> dict[str, str]:
+    """An environment in which ``import prometheus_client`` fails as it does when the package is not installed."""
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "prometheus_client.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'prometheus_client'\", name='prometheus_client')\n")
+    import os
+
+    return {"PYTHONPATH": os.pathsep.join([str(blocked), os.environ.get("PYTHONPATH", "")])}
+
+
+def test_a_metrics_file_without_prometheus_client_warns_once_and_keeps_the_answer_and_ledger(
+        config_file: Path, tmp_path: Path, without_prometheus_client: dict[str, str]) -> None:
+    from llmswitch.ledger import Ledger
+
+    config_file.write_text("")
+    env = {**without_prometheus_client, "LLMSWITCH_METRICS_FILE": str(tmp_path / "llmswitch.prom")}
+    chat = llmswitch_subprocess("chat", "-p", "echo", "hi", env=env)
+    assert (chat.returncode, chat.stdout.strip()) == (0, "hi"), chat.stderr
+    assert chat.stderr.count("prometheus-client is not installed") == 1
+    assert "pip install 'llmswitch[serve]'" in chat.stderr and "Traceback" not in chat.stderr
+    assert "error" not in chat.stderr
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(f'{{"id": "{n}", "prompt": "line {n}"}}\n' for n in range(3)))
+    batch = llmswitch_subprocess("batch", str(source), "-p", "echo", "-o", str(tmp_path / "out.jsonl"), env=env)
+    assert batch.returncode == 0, batch.stderr
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 3
+    assert batch.stderr.count("prometheus-client is not installed") == 1
+    with Ledger() as ledger:
+        assert len(ledger.entries()) == 4  # the chat's row and one per batch line
+    assert not (tmp_path / "llmswitch.prom").exists()
+
+
+def test_serve_without_prometheus_client_names_it(config_file: Path, without_prometheus_client: dict[str, str]) -> None:
+    config_file.write_text("")
+    serve = llmswitch_subprocess("serve", "-p", "echo", "--port", "0", env=without_prometheus_client)
+    assert serve.returncode == 2, serve.stderr
+    assert "prometheus-client is not installed" in serve.stderr
+    assert "pip install 'llmswitch[serve]'" in serve.stderr

@@ -37,6 +37,8 @@ def serve(ctx: click.Context, host: str, port: int, profiles: tuple[str, ...], n
     try:
         from llmswitch.serve.server import build, run
     except ImportError as error:
-        raise ConfigError(f"llmswitch serve needs starlette and uvicorn ({error})",
+        missing = (error.name or str(error)).split(".")[0].replace("_", "-")  # the module's distribution name
+        raise ConfigError(f"llmswitch serve needs starlette, uvicorn and prometheus-client: {missing} is not "
+                          "installed",
                           remedy="pip install 'llmswitch[serve]'") from None
     run(build(config, profiles), host, port, deadline_s=shutdown_deadline)
