@@ -139,6 +139,18 @@ class PluginError(LLMSwitchError):
         self.plugin = plugin
 
 
+class InternalError(LLMSwitchError):
+    """Something raised what no part of llmswitch expects (a bug), kept as a result where one is owed: a batch
+    line that hit it is a failed line, never a missing one."""
+
+    kind = "internal"
+
+    @classmethod
+    def of(cls, error: BaseException) -> InternalError:
+        return cls(f"unexpected failure: {type(error).__name__}: {error}",
+                   remedy=f"report this bug ({UNEXPECTED_REMEDY})")
+
+
 class BudgetExceededError(LLMSwitchError):
     """A call was refused because its estimate would pass the profile's budget. ``retry_after``: seconds until
     the budget's period starts again, when known (a gateway sends it as ``Retry-After``)."""

@@ -55,6 +55,19 @@ class BuggyPlugin:
         yield TextDelta(str(1 / 0))
 
 
+class SloppyPlugin:
+    """Answers ``q1`` with bytes where text belongs: a plugin bug that gets past the plugin boundary and breaks
+    the core while the answer is being finished."""
+
+    @hookimpl
+    def llmswitch_backends(self) -> list[BackendInfo]:
+        return [BackendInfo(name="sloppy", summary="answers q1 with bytes", key_env=None, default_model="s")]
+
+    @hookimpl
+    def complete(self, target: Target, request: Request) -> Response:
+        return Response(b"bytes" if request.messages[-1].content == "q1" else "fine")  # type: ignore[arg-type]
+
+
 class RecordingPlugin:
     """Answers "ok" and keeps each (target, request) it was given, to assert what reached the backend."""
 

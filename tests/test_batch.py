@@ -323,3 +323,20 @@ def test_each_answer_is_in_the_ledger_before_it_is_handed_on_and_bursts_share_a_
     charged = asyncio.run(main())
     assert all(rows >= yielded for yielded, rows in enumerate(charged, start=1))
     assert sum(commits) == 60 and len(commits) < 60
+
+
+def test_an_unexpected_exception_is_a_failed_line_never_a_missing_one(config_file: Path, tmp_path: Path) -> None:
+    from llmswitch.testing import use_plugin
+    from tests.fake_plugins import SloppyPlugin
+
+    config_file.write_text(tomli_w.dumps({"profiles": {"p": {"backend": "sloppy"}}}))
+    source = jsonl(tmp_path / "in.jsonl", [{"id": i, "prompt": f"q{i}"} for i in range(3)])
+    output = tmp_path / "out.jsonl"
+    with use_plugin(SloppyPlugin(), "sloppy"):
+        outcome = run_cli("batch", str(source), "-p", "p", "-o", str(output), "--concurrency", "1")
+    assert outcome.exit_code == 1 and "1 failed" in outcome.stderr, outcome.stderr
+    records = {r["id"]: r for r in read_records(output)}
+    assert sorted(records) == [0, 1, 2]
+    assert records[0]["text"] == records[2]["text"] == "fine"
+    assert records[1]["error"]["kind"] == "internal"
+    assert "TypeError" in records[1]["error"]["message"] and "report this bug" in records[1]["error"]["remedy"]

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 from llmswitch.accounting import Books
 from llmswitch.batch.inputs import BatchItem, Entry, InputError
 from llmswitch.batch.results import BatchResult
-from llmswitch.errors import BudgetExceededError, LLMSwitchError
+from llmswitch.errors import BudgetExceededError, InternalError, LLMSwitchError
 
 if TYPE_CHECKING:
     from llmswitch.client import ResolvedProfile
@@ -182,6 +182,9 @@ class Runner:
                     except BudgetExceededError as refused:
                         self.stop_reason, self.stopped = refused, True
                         return
+                    except Exception as bug:  # a failed line, never a missing one (nor a dead worker)
+                        done.put_nowait(BatchResult(entry.id, entry.line, index, profile=self.resolved.name,
+                                                    error=InternalError.of(bug)))
                     finally:
                         self.in_flight -= 1
                 if self.stopped:
