@@ -168,6 +168,19 @@ class Profile:
         return self.settings.get("history", True) is not False
 
 
+PROFILE_NAME_CHARACTERS = "use letters, digits, - and _"
+
+
+def refuse_unprintable_name(name: str, where: str = "") -> None:
+    """A name with a control character (ESC, a newline...) could drive the terminal that lists it, and no one
+    can type it: refused wherever a profile name enters (shown escaped)."""
+    import unicodedata
+
+    if any(unicodedata.category(character) == "Cc" for character in name):
+        raise ConfigError(f"{where}the profile name {name!r} contains a control character",
+                          remedy=f"rename it: {PROFILE_NAME_CHARACTERS}")
+
+
 @dataclass
 class ProfileStore:
     """The built-in profiles, the user's file and the environment's profiles, read once."""
@@ -198,6 +211,7 @@ class ProfileStore:
                 remedy="write each profile as [profiles.NAME] followed by its keys",
             )
         for name, values in profiles.items():
+            refuse_unprintable_name(name, f"{self.path}: ")
             if not isinstance(values, dict):
                 raise ConfigError(
                     f"{self.path}: profile '{name}' must be a table, not {type(values).__name__}",
@@ -274,8 +288,9 @@ class ProfileStore:
         """Add a profile to the file, or with ``replace`` overwrite one; the rest of the file is kept as written."""
         from llmswitch import profile_file
 
+        refuse_unprintable_name(name)
         if not name or any(c in name for c in " .[]\"'"):
-            raise ConfigError(f"'{name}' is not a usable profile name", remedy="use letters, digits, - and _")
+            raise ConfigError(f"'{name}' is not a usable profile name", remedy=PROFILE_NAME_CHARACTERS)
         exists = name in self.user_profiles
         if exists and not replace:
             raise ConfigError(

@@ -203,10 +203,14 @@ toml_values = st.recursive(toml_scalars, lambda inner: st.lists(inner, max_size=
 
 
 def _shape_is_valid(document: dict) -> bool:  # type: ignore[type-arg]
-    """What ProfileStore promises to accept: profiles a table of tables, default_profile a string."""
+    """What ProfileStore promises to accept: profiles a table of tables named without control characters,
+    default_profile a string."""
+    import unicodedata
+
     profiles = document.get("profiles", {})
     default = document.get("default_profile")
     return (isinstance(profiles, dict) and all(isinstance(values, dict) for values in profiles.values())
+            and not any(unicodedata.category(c) == "Cc" for name in profiles for c in name)
             and (default is None or isinstance(default, str)))
 
 
@@ -328,3 +332,25 @@ def _load_and_use_every_profile(config_file: Path, *, expect_loaded: bool) -> No
             resolved.request("hi")
         except LLMSwitchError as error:
             assert error.message and "Traceback" not in error.message
+
+
+@pytest.mark.parametrize("name", ["bad\x1b[31mname", "two\nlines", "tab\there", "bell\x07"])
+def test_a_profile_name_with_a_control_character_is_refused_where_it_enters(config_file: Path, name: str) -> None:
+    added = run_cli("profiles", "add", name, "--backend", "echo")
+    assert added.exit_code == 2 and "control character" in added.stderr and "letters, digits, - and _" in added.stderr
+    assert "\x1b" not in added.stderr and not config_file.exists()
+    import json
+
+    write_config(config_file, f'[profiles.{json.dumps(name)}]\nbackend = "echo"\n')  # a TOML basic string
+    listed = run_cli("profiles", "list")
+    assert listed.exit_code == 2 and "control character" in listed.stderr, listed.stderr
+    assert "\x1b" not in listed.stderr + listed.stdout and "letters, digits, - and _" in listed.stderr
+
+
+def test_only_plausible_names_are_suggested() -> None:
+    with pytest.raises(ProfileNotFoundError) as info:
+        ProfileStore.load().get("nope")
+    assert info.value.suggestions == []
+    with pytest.raises(ProfileNotFoundError) as typo:
+        ProfileStore.load().get("opnai")
+    assert typo.value.suggestions[0] == "openai"
