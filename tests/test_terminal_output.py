@@ -125,17 +125,24 @@ def test_json_and_pipes_and_history_keep_the_raw_text(profile: str) -> None:
 
 
 def test_profiles_list_and_show_on_a_terminal_are_inert(config_file: Path) -> None:
-    config_file.write_text(tomli_w.dumps({"profiles": {f"odd{C1_CLEAR}": {
+    config_file.write_text(tomli_w.dumps({"profiles": {"odd": {
         "backend": "echo", "model": f"m{CLIPBOARD}", "description": f"d{TITLE}{CLEAR}"}}}))
     code, output = llmswitch_on_terminal("profiles", "list")
     assert code == 0, output
     assert_inert_config(output)
     assert "m␛]52;c;cHduZWQ=␇".encode() in output
-    code, output = llmswitch_on_terminal("profiles", "show", f"odd{C1_CLEAR}")
+    code, output = llmswitch_on_terminal("profiles", "show", "odd")
     assert code == 0, output
     assert_inert_config(output)
     piped = llmswitch_subprocess("profiles", "list")
     assert f"m{CLIPBOARD}" in piped.stdout  # raw when piped
+
+
+def test_a_profile_name_with_a_control_character_is_refused_inert(config_file: Path) -> None:
+    config_file.write_text(tomli_w.dumps({"profiles": {f"odd{C1_CLEAR}": {"backend": "echo"}}}))
+    code, output = llmswitch_on_terminal("profiles", "list")
+    assert code == 2 and b"contains a control character" in output, output
+    assert_inert_config(output)
 
 
 def assert_inert_config(output: bytes) -> None:
