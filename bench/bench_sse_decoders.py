@@ -3,8 +3,9 @@
 Why llmswitch.kit has its own decoder rather than httpx-sse (the issue asked to use it where it fits):
 
 - httpx-sse's ``_api.py`` imports httpx, not httpx2, and its package ``__init__`` imports ``_api``: with only
-  httpx2 installed, ``import httpx_sse`` fails. Only its decoder classes could be used, fed lines of text: the bytes must first be decoded with replacement (``iter_text``), which turns invalid UTF-8 into U+FFFD
-  silently, where llmswitch's policy is a clear ``BadResponseError``;
+  httpx2 installed, ``import httpx_sse`` fails. Only its decoder classes could be used, fed lines of text: the
+  bytes must first be decoded with replacement (``iter_text``), which turns invalid UTF-8 into U+FFFD silently,
+  where llmswitch's decoders raise a clear ``BadResponseError`` after the events before the bad bytes;
 - it departs from the WHATWG rules in two places a chat stream can meet: an event with ``event:``/``id:``/
   ``retry:`` but no ``data:`` is dispatched (the standard drops it), and once an ``id:`` was seen every blank
   line dispatches an empty event (the last event id is never cleared, by design, and counts as "pending");

@@ -1,10 +1,9 @@
-"""Text that should be UTF-8 and is not: one policy everywhere, stated here.
+"""Text that should be UTF-8 and is not: the policy, stated here.
 
-**Invalid UTF-8 becomes U+FFFD (�), and the rest is kept.** One bad byte costs one character, never the
-answer or the prompt:
-
-- from a server (every backend: an answer streamed or whole, an error body): replaced without a word, the
-  way a browser shows a page; the answer goes on. :func:`server_json` parses JSON bytes this way.
+- from a server, an answer (every HTTP backend, streamed or whole) must be UTF-8: bytes that are not are a
+  :class:`~llmswitch.errors.BadResponseError` naming the server (:mod:`llmswitch.kit.decoders`), the text before
+  them kept, never text the model did not write. What is only shown in a message (an error body, an excerpt)
+  is replaced (U+FFFD); :func:`server_json` parses JSON bytes that way.
 - from the user (piped stdin, a command-line argument): replaced, with a warning saying so, since the user
   can fix the input (:func:`decode_input`, :func:`repair_argument`). Reading stdin as bytes also makes the
   locale's encoding irrelevant: a strict or non-UTF-8 locale cannot make reading fail.

@@ -1,4 +1,5 @@
-"""The toolkit's stream decoders: any split of the bytes gives the same items; bad bytes give a clear error."""
+"""The toolkit's stream decoders: any split of the bytes gives the same items; bytes that are not UTF-8 and
+oversized lines give a clear error."""
 
 from __future__ import annotations
 
@@ -72,24 +73,40 @@ def test_sse_a_cr_split_from_its_lf_is_one_line_end() -> None:
                                                                          SSEEvent("message", "b")]
 
 
+def outcome(decoder: SSEDecoder | NDJSONDecoder, chunks: list[bytes]) -> tuple[list, str | None]:
+    """The items decoded, and the message of the error that ended the stream (None: it ended well)."""
+    items: list = []
+    try:
+        for chunk in chunks:
+            items += decoder.feed(chunk)
+        items += decoder.close()
+    except BadResponseError as error:
+        return items, error.message
+    return items, None
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=200), CUTS)
-def test_sse_arbitrary_bytes_give_the_same_events_however_split(noise: bytes, cuts) -> None:
-    assert decode_sse(split(noise, cuts)) == decode_sse([noise])  # never an exception: see the U+FFFD policy
+def test_sse_arbitrary_bytes_give_the_same_outcome_however_split(noise: bytes, cuts) -> None:
+    split_up = outcome(SSEDecoder("the test server"), split(noise, cuts))
+    assert split_up == outcome(SSEDecoder("the test server"), [noise])  # events, then at most a clear error
+    try:
+        noise.decode("utf-8")
+    except UnicodeDecodeError:
+        assert split_up[1] is not None and "not UTF-8" in split_up[1]
+    else:
+        assert split_up[1] is None
 
 
 @pytest.mark.parametrize("decoder", [SSEDecoder, NDJSONDecoder])
 @settings(max_examples=100, deadline=None)
 @given(prefix=st.text(max_size=20).filter(lambda t: "\r" not in t and "\n" not in t), cuts=CUTS)
-def test_invalid_utf8_becomes_a_replacement_character(decoder, prefix: str, cuts) -> None:
-    wire = f"data: {prefix}".encode() + b"\xff\xfe bad\n\n"
-    instance = decoder("the server at http://127.0.0.1:9")
-    items: list = []
-    for chunk in split(wire, cuts):
-        items += instance.feed(chunk)
-    items += instance.close()
-    text = items[0].data if decoder is SSEDecoder else items[0]
-    assert text == ("" if decoder is SSEDecoder else "data: ") + f"{prefix}\ufffd\ufffd bad"
+def test_invalid_utf8_is_a_bad_response_after_what_came_before(decoder, prefix: str, cuts) -> None:
+    wire = f"data: é{prefix}\n\n".encode() + f"data: {prefix}".encode() + b"\xff\xfe bad\n\ndata: never\n\n"
+    items, message = outcome(decoder("the server at http://127.0.0.1:9"), split(wire, cuts))
+    assert items == ([SSEEvent("message", f"é{prefix}")] if decoder is SSEDecoder else [f"data: é{prefix}"])
+    assert message == ("the server at http://127.0.0.1:9 sent text that is not UTF-8 (the bytes b'\\xff'); a "
+                       "chat answer must be UTF-8")
 
 
 def test_a_character_split_between_reads_is_not_invalid() -> None:
@@ -213,7 +230,8 @@ def test_ndjson_lines_lose_their_cr_and_blank_lines_are_skipped() -> None:
     assert spaces.close() == []
     ends_mid_character = NDJSONDecoder()
     ends_mid_character.feed("caf\u00e9".encode()[:-1])
-    assert ends_mid_character.close() == ["caf\ufffd"]
+    with pytest.raises(BadResponseError, match=r"not UTF-8 \(the bytes b'\\xc3'\)"):  # cut short inside a character
+        ends_mid_character.close()
 
 
 def test_json_object_refuses_everything_but_one_object_and_says_why() -> None:

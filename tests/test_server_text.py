@@ -1,5 +1,5 @@
-"""Text a server sends, one policy for every HTTP backend: bytes that are not UTF-8 become U+FFFD and the
-answer goes on (streamed and whole). Real servers for each protocol, real sockets."""
+"""Text a server sends, one policy for every HTTP backend: an answer whose bytes are not UTF-8 is a clear
+BadResponseError (streamed and whole), the text before them kept. Real servers for each protocol, real sockets."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import tomli_w
 
 from llmswitch.client import Client
 from llmswitch.encoding import decode_input, repair_argument, server_json
+from llmswitch.errors import BadResponseError
 from llmswitch.types import StreamError
 from tests.servers.anthropic_server import anthropic_server
 from tests.servers.http import LocalServer
@@ -33,15 +34,17 @@ def backend(request: pytest.FixtureRequest, config_file: Any) -> Iterator[tuple[
         yield request.param, server
 
 
-def test_invalid_utf8_in_an_answer_becomes_a_replacement_character(backend: tuple[str, LocalServer]) -> None:
+def test_invalid_utf8_in_an_answer_is_a_bad_response(backend: tuple[str, LocalServer]) -> None:
     name, server = backend
     server.state.options.update(answer="caf~ and more", swap_bytes={b"~": b"\xe9"})  # a latin-1 byte
     resolved = Client().resolve("p")
     result = resolved.stream(resolved.request("hi"))
     events = list(result)
-    assert not [event for event in events if isinstance(event, StreamError)], (name, result.error)
-    assert result.text == "caf\ufffd and more"
-    assert resolved.complete(resolved.request("hi")).text == "caf\ufffd and more"
+    assert isinstance(events[-1], StreamError) and isinstance(result.error, BadResponseError), (name, events)
+    assert f"{server.url}" in result.error.message and "not UTF-8" in result.error.message
+    assert "caf and more".startswith(result.text) and "\ufffd" not in result.text  # what came before is kept
+    with pytest.raises(BadResponseError, match="not UTF-8"):
+        resolved.complete(resolved.request("hi"))
 
 
 def test_the_policy_in_one_place() -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from llmswitch.errors import BadResponseError, LLMSwitchError, without_secrets
 from llmswitch.kit.clients import async_client, sync_client
-from llmswitch.kit.decoders import json_object
+from llmswitch.kit.decoders import json_object, not_utf8
 from llmswitch.kit.endpoint import Endpoint, ErrorAnswer
 from llmswitch.kit.silence import AnswerWatch
 from llmswitch.kit.transport_errors import transport_error
@@ -159,7 +159,11 @@ def not_json(call: Call, data: bytes) -> BadResponseError:
 
 def _parse(call: Call, data: bytes) -> dict[str, Any]:
     try:
-        return json_object(data.decode("utf-8", "replace"))  # invalid UTF-8 becomes U+FFFD (llmswitch.encoding)
+        text = data.decode("utf-8")  # an answer must be UTF-8, streamed or whole (llmswitch.kit.decoders)
+    except UnicodeDecodeError as error:
+        raise not_utf8(call.endpoint.server, data[error.start : error.end], call.endpoint.backend) from None
+    try:
+        return json_object(text)
     except ValueError:
         raise not_json(call, data) from None
 

@@ -5,11 +5,12 @@ synchronous ``for chunk in response.iter_bytes()`` loop and by an ``async for`` 
 exist once whatever the I/O. Chunk boundaries may fall anywhere: inside a line, a ``\\r\\n`` pair or a
 multi-byte character.
 
-One policy for what a server sends wrong, for every backend: bytes that are not UTF-8 become U+FFFD and the
-answer goes on (see :mod:`llmswitch.encoding`: one bad byte costs one character, never the rest of the
-answer); a line longer than ``max_line`` characters (a broken proxy, a server streaming a file) raises
-:class:`~llmswitch.errors.BadResponseError` naming the server instead of a buffer growing without bound. The
-caller keeps whatever text arrived before.
+One policy for what a server sends wrong, for every backend: bytes that are not UTF-8 (a server in another
+character set, a proxy's page, a file) and a line longer than ``max_line`` characters (a broken proxy, a server
+streaming a file) raise :class:`~llmswitch.errors.BadResponseError` naming the server, instead of text the
+model never wrote or a buffer growing without bound. Every item completed before the first bad byte is
+delivered first (the error comes with the next ``feed`` or ``close``), so the outcome is the same however the
+bytes were split, and the caller keeps the text that arrived before.
 
 The SSE decoder follows the WHATWG event-stream rules: lines end with CR, LF or CRLF; ``data`` lines
 accumulate, joined with LF; one space after the colon is dropped; a line starting with ``:`` is a comment;
@@ -36,6 +37,16 @@ class SSEEvent(NamedTuple):
     data: str
 
 
+def not_utf8(source: str, bad: bytes, backend: str | None = None) -> BadResponseError:
+    """An answer whose bytes are not UTF-8 (``bad``: the first bytes that are not)."""
+    return BadResponseError(
+        f"{source} sent text that is not UTF-8 (the bytes {bad!r}); a chat answer must be UTF-8",
+        remedy="check base_url (a proxy or another kind of server may answer there) and the server's character "
+               "set; the text before those bytes is kept",
+        backend=backend,
+    )
+
+
 def _too_long(source: str, limit: int) -> BadResponseError:
     return BadResponseError(
         f"{source} sent a line longer than {limit} characters; that is not a chat stream",
@@ -46,10 +57,12 @@ def _too_long(source: str, limit: int) -> BadResponseError:
 class _Lines:
     """Text lines from UTF-8 bytes; a line may end in CR, LF or CRLF (``crlf=False``: LF only, faster)."""
 
-    __slots__ = ("_decode", "_pending", "_pending_size", "_cr", "_any_cr", "max_line", "source", "_start")
+    __slots__ = ("_decode", "_pending", "_pending_size", "_cr", "_any_cr", "max_line", "source", "_start",
+                 "_broken")
 
     def __init__(self, source: str, max_line: int, any_cr: bool) -> None:
-        self._decode = codecs.getincrementaldecoder("utf-8")("replace").decode  # the U+FFFD policy
+        self._decode = codecs.getincrementaldecoder("utf-8")("strict").decode  # holds a character split by a read
+        self._broken: BadResponseError | None = None  # bytes that are not UTF-8 came: raised at the next call
         self._pending: list[str] = []
         self._pending_size = 0
         self._cr = False  # the last chunk ended with CR: an LF opening the next one belongs to it
@@ -59,7 +72,19 @@ class _Lines:
         self.source = source
 
     def feed(self, chunk: bytes, final: bool = False) -> list[str]:
-        text = self._decode(chunk, final)
+        if self._broken is not None:
+            raise self._broken
+        try:
+            text = self._decode(chunk, final)
+        except UnicodeDecodeError as error:  # the lines before the bad bytes first, then the error
+            self._broken = not_utf8(self.source, error.object[error.start : error.end])
+            lines = self._split(bytes(error.object[: error.start]).decode("utf-8"))
+            if not lines:
+                raise self._broken from None
+            return lines
+        return self._split(text)
+
+    def _split(self, text: str) -> list[str]:
         if not text:
             return []
         if self._start:

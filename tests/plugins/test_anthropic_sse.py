@@ -54,14 +54,16 @@ def test_odd_but_valid_json_is_read_and_trailing_garbage_is_not() -> None:
     assert list(translate(stop, TARGET)) == [StreamEnd(None, "claude-haiku-4-5")]
     with pytest.raises(BadResponseError, match="not JSON"):
         list(translate([SSEEvent("message_stop", '{"type": "message_stop"} tail')], TARGET))
-    # Bytes that are not UTF-8 become U+FFFD, as on every backend (llmswitch.encoding), not a failure: the
-    # toolkit's decoder replaces them before the translator sees the event.
+    # Bytes that are not UTF-8 are a clear error, as on every backend: the toolkit's decoder raises it after
+    # the events before them, so the translator never sees text the model did not write.
     from llmswitch.kit import SSEDecoder
 
     wire = (b'event: content_block_delta\ndata: {"type": "content_block_delta", "delta": {"type": "text_delta", '
             b'"text": "caf\xe9"}}\n\nevent: message_stop\ndata: {"type": "message_stop"}\n\n')
-    out = list(translate(SSEDecoder().feed(wire), TARGET))
-    assert out[0] == TextDelta("caf\ufffd")
+    decoder = SSEDecoder()
+    assert decoder.feed(wire) == []
+    with pytest.raises(BadResponseError, match="not UTF-8"):
+        decoder.close()
 
 
 def test_translation_of_an_error_event_and_of_data_that_is_not_an_object() -> None:

@@ -90,13 +90,14 @@ def test_odd_but_valid_lines_are_read_and_trailing_garbage_is_not() -> None:
     assert isinstance(list(translate(["  " + chat_line("a", True)], TARGET))[-1], StreamEnd)
     with pytest.raises(BadResponseError, match="not JSON"):
         list(translate([chat_line("a") + " tail"], TARGET))
-    # Bytes that are not UTF-8 become U+FFFD, as on every backend (llmswitch.encoding), not a failure: the
-    # toolkit's decoder replaces them before the translator sees the line.
+    # Bytes that are not UTF-8 are a clear error, as on every backend: the toolkit's decoder raises it after
+    # the lines before them, so the translator never sees text the model did not write.
     from llmswitch.kit import NDJSONDecoder
 
-    lines = NDJSONDecoder().feed(b'{"message": {"content": "caf\xe9"}}\n' + chat_line("", True).encode() + b"\n")
-    out = list(translate(lines, TARGET))
-    assert out[0] == TextDelta("caf\ufffd")
+    decoder = NDJSONDecoder()
+    assert decoder.feed(chat_line("ca").encode() + b'\n{"message": {"content": "f\xe9"}}\n') == [chat_line("ca")]
+    with pytest.raises(BadResponseError, match="not UTF-8"):
+        decoder.feed(chat_line("", True).encode() + b"\n")
 
 
 def test_translation_failures() -> None:
