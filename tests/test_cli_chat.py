@@ -356,3 +356,11 @@ def test_text_pending_when_an_answer_is_stopped_is_written_or_dropped_quietly(pi
     piped.pending.append("so far")
     piped.write_if_possible()
     assert out.getvalue() == "so far"
+
+
+@pytest.mark.parametrize("setting", ["temperature", "top_p", "top_k", "seed"])
+def test_echo_refuses_sampling_settings_it_cannot_honour(config_file: Path, setting: str) -> None:
+    refused = run_cli("chat", "-p", "echo", "-o", setting, "1", "hi")
+    assert refused.exit_code == 2 and refused.stdout == ""
+    assert f"the echo backend does not support {setting}" in refused.stderr
+    assert "max_tokens and stop only" in refused.stderr

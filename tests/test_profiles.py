@@ -16,6 +16,7 @@ from llmswitch.errors import (
     ConfigSyntaxError,
     InvalidOptionError,
     ProfileNotFoundError,
+    UnsupportedOptionError,
 )
 from llmswitch.profiles import ProfileStore, builtin_profiles
 from tests.helpers import run_cli, write_config
@@ -275,6 +276,12 @@ def test_any_valid_echo_profile_loads_and_answers(config_file: Path, values: dic
     assert request.max_tokens == values.get("max_tokens")
     assert resolved.target.model == values.get("model", "echo")
     echoed = values.get("prefix", "") + "hi there"
+    sampling = [name for name in ("temperature", "top_k", "seed") if name in values]
+    if sampling:  # settings an echo cannot honour are refused, by name
+        with pytest.raises(UnsupportedOptionError) as refused:
+            resolved.complete(request)
+        assert refused.value.message == f"the echo backend does not support {', '.join(sampling)}"
+        return
     try:
         answer = resolved.complete(request).text  # the echo, cut by stop sequences and max_tokens
     except BadResponseError as error:  # a stop sequence at the very start leaves nothing: an error, not ""

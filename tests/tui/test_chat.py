@@ -314,20 +314,20 @@ async def test_system_prompt_and_options_editor(config: Path) -> None:
         await pilot.press("ctrl+s")
         error = settings.query_one("#settings-error")
         assert error.display and "max_tokens" in str(error.render())  # inline error, the dialog stays
-        settings.query_one("#opt-max_tokens").value = "2"  # type: ignore[attr-defined]
-        settings.query_one("#opt-temperature").value = "0.5"  # type: ignore[attr-defined]
+        settings.query_one("#opt-max_tokens").value = "3"  # type: ignore[attr-defined]
+        settings.query_one("#opt-stop").value = "mma"  # type: ignore[attr-defined]
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen))
         session = chat(app).session
-        assert session.system == "Be brief." and session.settings == {"max_tokens": 2, "temperature": 0.5}
+        assert session.system == "Be brief." and session.settings == {"max_tokens": 3, "stop": ["mma"]}
         await send(pilot, "alpha beta gamma")
-        assert chat(app).chat_log.last_assistant().text == "alpha beta"  # type: ignore[union-attr]  # echo honours max_tokens
+        assert chat(app).chat_log.last_assistant().text == "alpha beta ga"  # type: ignore[union-attr]  # echo honours max_tokens and stop
         assert app.store is not None and session.conversation_id is not None
         record = app.store.get_conversation(session.conversation_id)
-        assert record.system == "Be brief." and record.settings == {"max_tokens": 2, "temperature": 0.5}
+        assert record.system == "Be brief." and record.settings == {"max_tokens": 3, "stop": ["mma"]}
         # Options survive a profile switch (they are the conversation's, not the profile's).
         chat(app).switch_profile("slow")
-        assert session.settings == {"max_tokens": 2, "temperature": 0.5}
+        assert session.settings == {"max_tokens": 3, "stop": ["mma"]}
 
 
 async def test_new_conversation_starts_empty(config: Path) -> None:

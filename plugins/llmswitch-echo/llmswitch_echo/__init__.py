@@ -47,11 +47,17 @@ def llmswitch_backends() -> list[BackendInfo]:
     return [INFO]
 
 
+# Sampling settings mean nothing to an echo: refused, never silently dropped (it honours max_tokens and stop).
+UNSUPPORTED = ("temperature", "top_p", "top_k", "seed")
+
+
 def _answer(target: Target, request: Request) -> str:
-    if request.extras:  # it declares no generation extras: one it cannot honour is refused, never dropped
-        names = ", ".join(sorted(request.extras))
-        raise UnsupportedOptionError(f"the echo backend takes no generation setting named {names}",
-                                     remedy="remove it (echo honours max_tokens and stop only)")
+    asked = [name for name in UNSUPPORTED if getattr(request, name) is not None] + sorted(request.extras)
+    if asked:
+        names = ", ".join(asked)
+        raise UnsupportedOptionError(f"the echo backend does not support {names}",
+                                     remedy=f"remove {names} from the profile or the command line (echo honours "
+                                            "max_tokens and stop only)")
     last_user = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
     if request.max_tokens is not None:
         last_user = " ".join(last_user.split(" ")[: request.max_tokens])
