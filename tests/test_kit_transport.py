@@ -169,6 +169,25 @@ def test_pools_are_shared_per_configuration_and_never_across_keys() -> None:
     assert sync_client(ENDPOINT) is not sync_client(other)
 
 
+def test_configurations_that_differ_only_by_timeout_get_their_own_pools() -> None:
+    from llmswitch.kit.clients import async_client, sync_client
+
+    quick = kit.Endpoint(ENDPOINT.base_url, "p", "tiny", "x", timeout=2.0, connect_timeout=1.0)
+    patient = kit.Endpoint(ENDPOINT.base_url, "p", "tiny", "x", timeout=300.0, connect_timeout=1.0)
+    slow_to_connect = kit.Endpoint(ENDPOINT.base_url, "p", "tiny", "x", timeout=2.0, connect_timeout=1.5)
+    clients = [sync_client(quick), sync_client(patient), sync_client(slow_to_connect)]
+    assert len({id(client) for client in clients}) == 3  # a shared pool would impose one profile's timeout
+    assert [(c.timeout.read, c.timeout.connect) for c in clients] == [(2.0, 1.0), (300.0, 1.0), (2.0, 1.5)]
+    assert sync_client(kit.Endpoint(ENDPOINT.base_url, "q", "tiny", "y", timeout=300.0, connect_timeout=1.0)) \
+        is clients[1]
+
+    async def both() -> tuple[object, object]:
+        return async_client(quick), async_client(patient)
+
+    first, second = asyncio.run(both())
+    assert first is not second and first.timeout.read == 2.0 and second.timeout.read == 300.0  # type: ignore[attr-defined]
+
+
 def test_every_failure_is_an_llmswitch_error() -> None:
     assert issubclass(UnreachableError, LLMSwitchError)
 

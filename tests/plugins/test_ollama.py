@@ -257,6 +257,14 @@ def test_a_stream_failing_midway_keeps_the_text_so_far(
     assert text == event.text == "w0 w1 w2 "
 
 
+def test_a_busy_server_is_reported_after_exactly_one_request(server: LocalServer, config_file: Path) -> None:
+    server.state.script = ["unavailable", "ok"]  # 503 once, then fine: the plugin must not ride it out on its own
+    event, _ = failure(local(server, config_file))
+    assert isinstance(event.error, BadResponseError) and event.error.status_code == 503
+    assert "server busy" in event.error.message
+    assert len(server.state.requests) == 1  # retries belong to the router, not the transport
+
+
 def test_connection_reset_before_the_answer(server: LocalServer, config_file: Path) -> None:
     server.state.scenario = "reset"
     event, text = failure(local(server, config_file))

@@ -389,6 +389,15 @@ def test_server_failures_are_bad_responses(
     assert "log" in (result.error.remedy or "")
 
 
+def test_an_unavailable_server_is_reported_after_exactly_one_request(server: LocalServer, config_file: Path) -> None:
+    server.state.script = ["unavailable", "ok"]  # 503 once, then fine: the plugin must not ride it out on its own
+    server.state.options["unavailable_retry_after"] = "0"  # a retry would not even have to wait
+    _, result = stream_all(local(server, config_file))
+    assert isinstance(result.error, BadResponseError) and result.error.status_code == 503
+    assert "overloaded" in result.error.message
+    assert len(server.state.requests) == 1  # retries belong to the router, not the transport
+
+
 def test_connection_refused_names_the_url_and_how_to_start_a_server(config_file: Path) -> None:
     port = free_port()
     resolved = resolve(config_file, base_url=f"http://127.0.0.1:{port}/v1", model="m")

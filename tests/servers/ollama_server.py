@@ -11,6 +11,7 @@ stream: one ``{"message": {"content": ...}, "done": false}`` line per piece, the
                      ``options["authorization"]``
 ``rate_limit``       429 with ``Retry-After: <options["retry_after"]>`` (default 7), as a proxy sends it
 ``server_error``     500 ``{"error": ...}`` (what Ollama sends when a model does not fit in memory)
+``unavailable``      503 ``{"error": "server busy, ..."}`` (Ollama's queue is full: ``OLLAMA_MAX_QUEUE``)
 ``bad_request``      400 ``{"error": ...}``
 ``reset``            TCP reset before any response
 ``slow_first_byte``  wait ``options["delay"]`` seconds (default 5) before the status line (a model loading)
@@ -92,6 +93,9 @@ class OllamaHandler(ProtocolHandler):
             self.hang(float(self.options.get("delay", 5.0)))
         if scenario == "proxy_auth" and self.headers.get("Authorization") != self.options.get("authorization"):
             self.send_json(401, {"error": "unauthorized"})
+            return True
+        if scenario == "unavailable":
+            self.send_json(503, {"error": "server busy, please try again.  maximum pending requests exceeded"})
             return True
         if scenario == "rate_limit":
             self.send_json(429, {"error": "too many requests"},
