@@ -340,3 +340,11 @@ def test_an_unexpected_exception_is_a_failed_line_never_a_missing_one(config_fil
     assert records[0]["text"] == records[2]["text"] == "fine"
     assert records[1]["error"]["kind"] == "internal"
     assert "TypeError" in records[1]["error"]["message"] and "report this bug" in records[1]["error"]["remedy"]
+
+
+def test_one_line_is_one_line_in_every_count(config_file: Path, tmp_path: Path) -> None:
+    source = jsonl(tmp_path / "in.jsonl", [{"id": 1, "prompt": "only"}])
+    outcome = run_cli("batch", str(source), "-p", "echo", "-o", str(tmp_path / "out.jsonl"))
+    assert outcome.exit_code == 0, outcome
+    assert "estimate: 1 line to send" in outcome.stderr and "1/1 line done" in outcome.stderr
+    assert "lines" not in outcome.stderr

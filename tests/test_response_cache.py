@@ -182,6 +182,19 @@ def test_cache_stats_and_clear(config_file: Path, upstream: LocalServer) -> None
     assert asked(upstream) == 3
 
 
+def test_cache_stats_counts_in_words_with_the_right_number(config_file: Path, upstream: LocalServer) -> None:
+    write(config_file, upstream)
+    client = Client()
+    stream_text(client)
+    one = run_cli("cache", "stats").stdout
+    assert "  1 entry (0 expired), 0 hits," in one and "  cached: 1 entry, 0 hits" in one
+    stream_text(client)
+    stream_text(client, max_tokens=9)
+    two = run_cli("cache", "stats").stdout
+    assert "  2 entries (0 expired), 1 hit," in two and "  cached: 2 entries, 1 hit" in two
+    assert "deleted 2 cached answers" in run_cli("cache", "clear").stderr
+
+
 def test_the_gateway_serves_hits_from_the_same_cache(config_file: Path, upstream: LocalServer) -> None:
     import httpx2 as httpx
     from prometheus_client.parser import text_string_to_metric_families

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from llmswitch.accounting import FALLBACK_MAX_OUTPUT, count_input, price_of
 from llmswitch.batch.inputs import BatchItem
 from llmswitch.errors import LLMSwitchError
+from llmswitch.wording import counted
 
 if TYPE_CHECKING:
     from llmswitch.client import ResolvedProfile
@@ -59,13 +60,13 @@ class BatchEstimate:
     def describe(self) -> str:
         from llmswitch.pricing import format_usd
 
-        counted = f"{self.input_tokens:,} input tokens" + ("" if self.exact else " (estimated)")
+        tokens = f"{self.input_tokens:,} input tokens" + ("" if self.exact else " (estimated)")
         usd = self.usd
         if usd is not None:
             money = f"at most {format_usd(usd)}"
         else:
             money = "cost unknown (" + "; ".join(f"{u.profile}: {u.source}" for u in self.unpriced.values()) + ")"
-        text = f"{self.lines:,} lines to send: {counted} + up to {self.output_tokens:,} output tokens, {money}"
+        text = f"{counted(self.lines, 'line')} to send: {tokens} + up to {self.output_tokens:,} output tokens, {money}"
         if self.batch_price:
             text += " at the batch price"
         if self.route is not None:

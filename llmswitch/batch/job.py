@@ -27,6 +27,7 @@ from llmswitch.batch.results import BatchResult, Record, record_failed
 from llmswitch.batch.runner import DEFAULT_CONCURRENCY, Runner
 from llmswitch.errors import BudgetExceededError, ConfigError
 from llmswitch.store.checkpoint import Checkpoint, RunKey
+from llmswitch.wording import counted
 
 if TYPE_CHECKING:
     from llmswitch.batch.provider import Submitted
@@ -117,7 +118,7 @@ class Summary:
     def line(self) -> str:
         from llmswitch.pricing import format_usd
 
-        parts = [f"{self.done:,}/{self.total:,} lines done"]
+        parts = [f"{self.done:,}/{counted(self.total, 'line')} done"]
         if self.done_before:
             parts.append(f"{self.done_before:,} from an earlier run")
         parts.append(f"{self.failed:,} failed")
@@ -203,7 +204,7 @@ class BatchJob:
         started = checkpoint.count(key)
         if started:
             raise ConfigError(
-                f"{started} of the {len(batch.entries)} lines of {batch.name} already have a result on profile "
+                f"{started:,} of the {counted(len(batch.entries), 'line')} of {batch.name} already have a result on profile "
                 f"'{key.profile}' from an earlier run",
                 remedy="add --resume to finish that run (only the lines without a result are asked), or "
                 "--restart to ask every line again",

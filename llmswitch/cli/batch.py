@@ -16,6 +16,7 @@ import click
 
 from llmswitch.cli.errors import EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_OK, echo_status, quietly_echo
 from llmswitch.terminal import is_terminal
+from llmswitch.wording import counted
 
 if TYPE_CHECKING:
     from llmswitch.batch.job import BatchJob, BatchOptions, Plan, Summary
@@ -109,7 +110,7 @@ def run(ctx: click.Context, input_path: str, profile_name: str | None, output: s
         echo_status(f"  hint: the lines done are kept; to go on: {resume_command(options)}")
         return EXIT_BACKEND
     if summary.failed:
-        echo_status(f"{summary.failed} lines failed (their error is in {describe_output(options)}); "
+        echo_status(f"{counted(summary.failed, 'line')} failed (their error is in {describe_output(options)}); "
                     "--retry-failed asks them again")
         return EXIT_BACKEND
     return EXIT_OK
@@ -121,15 +122,15 @@ def submit_to_provider(client: Client, job: BatchJob, plan: Plan, *, wait: bool,
     if submitted.jobs:
         lines = sum(job.requests for job in submitted.jobs) or len(plan.pending) - len(submitted.refused)
         ids = ", ".join(provider_job.id for provider_job in submitted.jobs)
-        echo_status(f"submitted {len(submitted.jobs)} job{'s' if len(submitted.jobs) != 1 else ''} "
-                    f"({lines:,} lines) to {backend}: {ids}; `llmswitch batch status` collects the results into "
+        echo_status(f"submitted {counted(len(submitted.jobs), 'job')} ({counted(lines, 'line')}) to {backend}: {ids}; `llmswitch batch status` collects the results into "
                     f"{job.options.output}")
     elif not plan.in_jobs:
         echo_status("nothing to submit: every line already has a result")
     if plan.in_jobs:
-        echo_status(f"{plan.in_jobs} lines are in jobs submitted earlier; `llmswitch batch status` collects them")
+        echo_status(f"{counted(plan.in_jobs, 'line')} {'is' if plan.in_jobs == 1 else 'are'} in jobs submitted "
+                    "earlier; `llmswitch batch status` collects them")
     if submitted.refused:
-        echo_status(f"{len(submitted.refused)} lines could not be sent (their error is in {job.options.output})")
+        echo_status(f"{counted(len(submitted.refused), 'line')} could not be sent (their error is in {job.options.output})")
     if not wait:
         return EXIT_BACKEND if submitted.refused else EXIT_OK
     from llmswitch.store.checkpoint import Checkpoint
@@ -215,7 +216,7 @@ def show_status(client: Client, records: list[Any], *, wait: bool, poll_interval
             time.sleep(poll_interval)
     print_jobs([(record, seen.get(record.job_id)) for record in records], as_json=as_json)
     for output, count in written.items():
-        echo_status(f"{count} lines written to {output}" + (f" ({failed} failed; --retry-failed asks them again)"
+        echo_status(f"{counted(count, 'line')} written to {output}" + (f" ({failed} failed; --retry-failed asks them again)"
                                                               if failed else ""))
     return EXIT_BACKEND if failed else EXIT_OK
 
@@ -249,9 +250,10 @@ def announce(plan: Plan) -> None:
     if plan.repaired:
         echo_status("note: OUTPUT's last line was half-written (a crash); it was cut off and is written again")
     if plan.retrying:
-        echo_status(f"note: {plan.retrying} failed lines are asked again")
+        echo_status(f"note: {counted(plan.retrying, 'failed line')} {'is' if plan.retrying == 1 else 'are'} asked "
+                    "again")
     if plan.done_before:
-        echo_status(f"resuming: {plan.done_before} of {plan.total} lines already have a result")
+        echo_status(f"resuming: {plan.done_before:,} of {counted(plan.total, 'line')} already have a result")
     if plan.estimate.lines:
         echo_status(f"estimate: {plan.estimate.describe()}")
 
@@ -282,7 +284,7 @@ def interrupted(job: BatchJob, options: BatchOptions, stopped_by: list[int]) -> 
     summary = job.summary
     if summary is not None:
         quietly_echo(summary.line())
-    done = f"{summary.done} of {summary.total} lines" if summary is not None else "the lines finished"
+    done = f"{summary.done:,} of {counted(summary.total, 'line')}" if summary is not None else "the lines finished"
     cause = f"stopped by {signal.Signals(stopped_by[0]).name}" if stopped_by else "interrupted"
     quietly_echo(f"{cause}: {done} done and kept (the calls in flight were cancelled)")
     quietly_echo(f"  to finish: {resume_command(options)}")

@@ -6,6 +6,8 @@ import json
 
 import click
 
+from llmswitch.wording import counted
+
 
 @click.group()
 def cache() -> None:
@@ -28,10 +30,10 @@ def stats(as_json: bool) -> None:
         }, indent=2))
         return
     click.echo(f"response cache: {store.path}")
-    click.echo(f"  {found.entries} entries ({found.expired} expired), {found.hits} hits, "
+    click.echo(f"  {counted(found.entries, 'entry', 'entries')} ({found.expired:,} expired), {counted(found.hits, 'hit')}, "
                f"{found.size_bytes / 1024:.0f} KiB on disk")
     for name, (entries, hits) in sorted(found.by_profile.items()):
-        click.echo(f"  {name}: {entries} entries, {hits} hits")
+        click.echo(f"  {name}: {counted(entries, 'entry', 'entries')}, {counted(hits, 'hit')}")
     if not found.entries:
         click.echo("  (empty: a profile caches its answers with cache = true; see `llmswitch profiles show`)", err=True)
 
@@ -44,4 +46,4 @@ def clear(profile: str | None, expired: bool) -> None:
     from llmswitch.response_cache import open_store
 
     deleted = open_store().clear(profile, expired_only=expired)
-    click.echo(f"deleted {deleted} cached answer{'s' if deleted != 1 else ''}", err=True)
+    click.echo(f"deleted {counted(deleted, 'cached answer')}", err=True)
