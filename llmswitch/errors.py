@@ -310,7 +310,7 @@ def close_matches(word: str, candidates: Iterable[str], limit: int = 3) -> list[
     import difflib
 
     pool = list(candidates)
-    found = difflib.get_close_matches(word, pool, n=limit, cutoff=0.7)  # 0.6 offered openai for nope
+    found = difflib.get_close_matches(word, pool, n=limit, cutoff=0.65)  # 0.6 offered openai for nope; rpn still finds rpm
     for name in pool:
         if len(found) >= limit:
             break
