@@ -170,8 +170,9 @@ def test_pools_are_shared_per_configuration_and_never_across_keys() -> None:
 
 
 def test_configurations_that_differ_only_by_timeout_get_their_own_pools() -> None:
-    from llmswitch.kit.clients import async_client, sync_client
+    from llmswitch.kit.clients import async_client, close_clients, sync_client
 
+    close_clients()  # a pool full of other tests' clients would be emptied midway (it holds at most 16)
     quick = kit.Endpoint(ENDPOINT.base_url, "p", "tiny", "x", timeout=2.0, connect_timeout=1.0)
     patient = kit.Endpoint(ENDPOINT.base_url, "p", "tiny", "x", timeout=300.0, connect_timeout=1.0)
     slow_to_connect = kit.Endpoint(ENDPOINT.base_url, "p", "tiny", "x", timeout=2.0, connect_timeout=1.5)
