@@ -37,6 +37,7 @@ def shared() -> Iterator[LocalServer]:
 @pytest.fixture
 def server(shared: LocalServer, config_file: Path) -> Iterator[LocalServer]:
     shared.state.scenario = "ok"
+    shared.state.script.clear()  # a test's unused scripted faults must not answer the next test
     shared.state.requests.clear()
     shared.state.options.clear()
     with use_plugin(load_tiny(), "tiny"):

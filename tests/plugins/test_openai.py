@@ -48,6 +48,7 @@ def server(shared_server: LocalServer) -> LocalServer:
     from llmswitch_openai import calls
 
     shared_server.state.scenario = "ok"
+    shared_server.state.script.clear()  # a test's unused scripted faults must not answer the next test
     shared_server.state.requests.clear()
     shared_server.state.options.clear()
     calls._refuses_stream_options.clear()  # the plugin remembers refusals per URL, and the URL is shared
