@@ -7,7 +7,7 @@ nothing here imports anything heavier than the standard library.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -193,6 +193,13 @@ class HealthReport:
         else:
             status = Status.OK
         return cls(status=status, checks=tuple(checks), latency_s=latency_s, metrics=dict(metrics))
+
+
+def describe_problems(checks: Iterable[Check]) -> str:
+    """The checks that failed or warned as one line, each by its name (``server: connection refused; ...``);
+    empty when every check passed or was skipped."""
+    return "; ".join(f"{check.name}: {check.detail}" for check in checks
+                     if check.status in (CheckStatus.FAIL, CheckStatus.WARN))
 
 
 # ---- a provider's batch service (optional hooks: see llmswitch.hookspecs) ----------------------------------

@@ -140,3 +140,30 @@ def test_chat_pushes_the_router_counters_to_the_metrics_file(
                                                        ("to_profile", "good")))] == 1
     assert found[("llmswitch_requests_total", (("backend", "openai"), ("model", "test-model"),
                                                ("profile", "good"), ("status", "ok")))] == 1
+
+
+def test_readyz_names_the_member_of_a_route_that_is_down(config_file: Path,
+                                                          servers: tuple[LocalServer, LocalServer]) -> None:
+    """A fallback with one dead member is ready (its other member answers), and its detail names the dead one
+    and why; a route whose members are all down is not ready, and names each of them."""
+    failing, answering = servers
+    write_config(config_file, failing, answering)
+    with RunningGateway(profiles=["via-dead"]) as running:
+        ready = httpx.get(f"{running.url}/readyz", timeout=30)
+        assert ready.status_code == 200, ready.text
+        entry = ready.json()["profiles"]["via-dead"]
+        assert entry["status"] == "ok"
+        assert "member dead: down" in entry["detail"] and "refused" in entry["detail"]  # which member, and why
+        assert "member good" not in entry["detail"]
+    dead_too = {"backend": "openai", "model": "test-model", "base_url": f"http://127.0.0.1:{free_port()}/v1",
+                "api_key": "sk-up-0123456789abcd", "timeout": 10.0}
+    config_file.write_text(tomli_w.dumps({"profiles": {
+        "dead": member(f"http://127.0.0.1:{free_port()}"), "gone": dead_too,
+        "nowhere": {"route": "fallback", "members": ["dead", "gone"]}}}))
+    with RunningGateway(profiles=["nowhere"]) as running:
+        down = httpx.get(f"{running.url}/readyz", timeout=30)
+        assert down.status_code == 503, down.text
+        entry = down.json()["profiles"]["nowhere"]
+        assert entry["status"] == "down"
+        assert "no member of fallback 'nowhere' is up" in entry["detail"]
+        assert "member dead: down" in entry["detail"] and "member gone: down" in entry["detail"]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from llmswitch.doctor.report import Diagnosis, finish
 from llmswitch.errors import LLMSwitchError
 from llmswitch.secrets import redact
-from llmswitch.types import Check, CheckStatus, Status
+from llmswitch.types import Check, CheckStatus, Status, describe_problems
 
 if TYPE_CHECKING:
     from llmswitch.client import Client
@@ -35,7 +35,7 @@ def diagnose_route(client: Client, profile: Profile, diagnose_member: Callable[[
         healthy = member.status in (Status.OK, Status.DEGRADED, Status.NOT_CHECKED)
         up += healthy
         checked += member.status is not Status.NOT_CHECKED
-        trouble = "; ".join(f"{check.name}: {check.detail}" for check in member.problems())
+        trouble = describe_problems(member.checks)
         rows.append(Check(f"member {name}", CheckStatus.PASS if healthy else CheckStatus.FAIL,
                           f"{member.status.value} ({member.backend or '?'} / {member.model or '?'})"
                           + (f": {trouble}" if trouble else ""),

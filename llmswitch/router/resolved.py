@@ -161,7 +161,7 @@ class ResolvedRoute(ResolvedProfile):
 
     def health(self, timeout: float = 10.0, offline: bool = False) -> HealthReport:
         """Healthy when enough members are: a fallback or a split needs one, a pool needs half of them."""
-        from llmswitch.types import Check, CheckStatus
+        from llmswitch.types import Check, CheckStatus, describe_problems
 
         checks = []
         up = 0
@@ -169,8 +169,10 @@ class ResolvedRoute(ResolvedProfile):
             report = member.health(timeout, offline)
             healthy = report.status in (Status.OK, Status.DEGRADED, Status.NOT_CHECKED)
             up += healthy
+            trouble = describe_problems(report.checks)  # which member, and what is wrong with it
             checks.append(Check(f"member {name}", CheckStatus.PASS if healthy else CheckStatus.FAIL,
-                                report.status.value))
+                                report.status.value + (f": {trouble}" if trouble else ""),
+                                None if healthy else f"see `llmswitch doctor {name}`"))
         return route_report(self.route, up, checks)
 
     async def ahealth(self, timeout: float = 10.0, offline: bool = False) -> HealthReport:

@@ -29,7 +29,7 @@ from llmswitch.router.state import RouterState
 from llmswitch.serve import failures
 from llmswitch.serve.failures import GatewayRequestError
 from llmswitch.serve.keys import GatewayKey
-from llmswitch.types import HealthReport, Request, Status
+from llmswitch.types import HealthReport, Request, Status, describe_problems
 
 READY_CACHE_S = 10.0  # /readyz answers from a report this recent (a load balancer polls every few seconds)
 READY_TIMEOUT_S = 5.0
@@ -183,10 +183,10 @@ class Gateway:
             return {"status": Status.DOWN.value, "detail": error.message}
         except asyncio.TimeoutError:
             return {"status": Status.DOWN.value, "detail": f"no answer in {READY_TIMEOUT_S:.0f} s"}
-        failed = [check.detail for check in report.checks if check.status.value == "fail"]
         entry: dict[str, Any] = {"status": report.status.value}
-        if failed:
-            entry["detail"] = "; ".join(failed)
+        trouble = describe_problems(report.checks)  # a route's names each member that is down, and why
+        if trouble:
+            entry["detail"] = trouble
         return entry
 
 
