@@ -171,13 +171,13 @@ class Profile:
 PROFILE_NAME_CHARACTERS = "use letters, digits, - and _"
 
 
-def refuse_unprintable_name(name: str, where: str = "") -> None:
+def refuse_unprintable_name(name: str, where: str = "", what: str = "profile name") -> None:
     """A name with a control character (ESC, a newline...) could drive the terminal that lists it, and no one
-    can type it: refused wherever a profile name enters (shown escaped)."""
+    can type it: refused wherever a profile name (or a gateway key's, ``what``) enters (shown escaped)."""
     import unicodedata
 
     if any(unicodedata.category(character) == "Cc" for character in name):
-        raise ConfigError(f"{where}the profile name {name!r} contains a control character",
+        raise ConfigError(f"{where}the {what} {name!r} contains a control character",
                           remedy=f"rename it: {PROFILE_NAME_CHARACTERS}")
 
 

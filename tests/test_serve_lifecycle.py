@@ -175,6 +175,57 @@ def test_new_key_is_shown_once_and_stored_only_as_a_hash(config_file: Path) -> N
     assert keys.accepts(key) and keys.accepts(second) and not keys.accepts(key + "x") and not keys.accepts(None)
 
 
+def test_new_key_with_a_name_and_limits_is_stored_as_a_table_and_enforced(config_file: Path) -> None:
+    config_file.write_text('default_profile = "echo"  # kept\n')
+    outcome = run_cli("serve", "--new-key", "--name", "alice", "--rpm", "1", "--tpm", "5000", "--max-concurrent",
+                      "2", "--budget-usd-per-day", "5", "--budget-usd-per-month", "50.5")
+    assert outcome.exit_code == 0, outcome
+    key = outcome.stdout.strip()
+    assert key.startswith("lsw-") and "\n" not in key  # stdout carries the key alone
+    assert "gateway key 'alice' (rpm 1, tpm 5000, max_concurrent 2, budget_usd_per_day 5, " \
+           "budget_usd_per_month 50.5)" in outcome.stderr
+    text = config_file.read_text()
+    assert key not in text and "# kept" in text
+    from llmswitch.config import read_config
+
+    keys = GatewayKeys.load(read_config(config_file), {})
+    stored = keys.named[hash_key(key)]
+    assert stored.name == "alice"
+    assert dict(stored.settings) == {"rpm": 1, "tpm": 5000, "max_concurrent": 2, "budget_usd_per_day": 5.0,
+                                     "budget_usd_per_month": 50.5}
+    plain = run_cli("serve", "--new-key", "--name", "ci").stdout.strip()  # a name alone: no limits
+    assert keys.accepts(key) and GatewayKeys.load(read_config(config_file), {}).named[hash_key(plain)].name == "ci"
+    with RunningGateway() as running:  # the key's rpm of 1 holds: the second call in the minute is refused
+        client = openai.OpenAI(base_url=running.base_url, api_key=key, max_retries=0, timeout=20)
+        answer = client.chat.completions.create(model="echo", messages=[{"role": "user", "content": "hello"}])
+        assert answer.choices[0].message.content == "hello"
+        with pytest.raises(openai.RateLimitError) as refused:
+            client.chat.completions.create(model="echo", messages=[{"role": "user", "content": "again"}])
+        assert "gateway key 'alice' is at its rpm limit" in refused.value.message
+    assert [row.gateway_key for row in Ledger().entries()] == ["alice"]
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (("--rpm", "60"), "--rpm describes a new gateway key: add --new-key"),
+    (("--name", "alice"), "--name describes a new gateway key: add --new-key"),
+    (("--new-key", "--rpm", "60"), "a gateway key with limits needs a name"),
+    (("--new-key", "--name", "alice", "--rpm", "0"), "0 is not in the range x>=1"),
+    (("--new-key", "--name", "alice", "--budget-usd-per-day", "0"), "0 is not in the range x>0"),
+    (("--new-key", "--name", "  "), "a gateway key's name cannot be empty"),
+    (("--new-key", "--name", "al\x1bice"), "the key name 'al\\x1bice' contains a control character"),
+    (("--new-key", "--name", "taken"), "already has a gateway key named 'taken'"),
+])
+def test_new_key_refuses_what_it_cannot_store_and_writes_nothing(config_file: Path, args: tuple[str, ...],
+                                                                 says: str) -> None:
+    config_file.write_text(f'[serve]\nkeys = [{{ name = "taken", hash = "{hash_key("old")}" }}]\n')
+    before = config_file.read_text()
+    outcome = run_cli("serve", *args)
+    assert outcome.exit_code != 0
+    assert says in outcome.stderr
+    assert "Traceback" not in outcome.stderr and outcome.stdout == ""  # no key printed for a key not stored
+    assert config_file.read_text() == before
+
+
 def test_a_key_in_clear_in_the_file_is_refused_with_a_remedy(config_file: Path) -> None:
     config_file.write_text('[serve]\nkeys = ["lsw-plain"]\n')
     outcome = run_cli("serve", "--port", str(free_port()))

@@ -119,7 +119,7 @@ def _refuse_clear(key: str) -> None:
 def _key_table(entry: Mapping[str, Any], position: int) -> GatewayKey:
     """A key written as a table, its values checked as a profile's are (the same specs)."""
     from llmswitch.errors import close_matches
-    from llmswitch.profiles import PROFILE_KEYS, ROUTER_KEYS, check_type
+    from llmswitch.profiles import PROFILE_KEYS, ROUTER_KEYS, check_type, refuse_unprintable_name
     from llmswitch.types import OptionSpec
 
     where = f"[serve] keys[{position}]"
@@ -133,6 +133,7 @@ def _key_table(entry: Mapping[str, Any], position: int) -> GatewayKey:
         if not isinstance(entry.get(required), str) or not entry[required].strip():
             raise ConfigError(f"{where}: a key written as a table needs a '{required}' (a string)",
                               remedy=f"write it as {TABLE_EXAMPLE}")
+    refuse_unprintable_name(entry["name"], f"{where}: ", what="key name")  # it is shown by `usage --by key`
     _refuse_clear(entry["hash"])
     specs: dict[str, OptionSpec] = {**PROFILE_KEYS, **ROUTER_KEYS}
     settings: dict[str, Any] = {}
@@ -181,12 +182,27 @@ def check_bind(host: str, keys: GatewayKeys) -> None:
     )
 
 
-def store_new_key(config: str | None) -> str:
-    """Create a key, add its hash to ``[serve] keys`` in the config file, and return the key (shown once)."""
+def store_new_key(config: str | None, name: str | None = None, limits: Mapping[str, Any] | None = None) -> str:
+    """Create a key, add its hash to ``[serve] keys`` in the config file, and return the key (shown once).
+
+    With a ``name`` the key is stored as a table (``{ name, hash, ...limits }``): its calls are recorded under
+    that name, and ``limits`` (any of ``LIMIT_KEYS`` and ``BUDGET_KEYS``) apply to it. Limits need a name."""
     import tomlkit
 
     from llmswitch.config import config_path, parse_toml, read_config_text, write_config_text
 
+    limits = {setting: value for setting, value in (limits or {}).items() if value is not None}
+    unknown = sorted(set(limits) - {*LIMIT_KEYS, *BUDGET_KEYS})
+    if unknown:
+        raise ConfigError(f"a gateway key has no limit '{unknown[0]}'",
+                          remedy="its limits are " + ", ".join((*LIMIT_KEYS, *BUDGET_KEYS)))
+    if name is not None:
+        name = name.strip()
+        if not name:
+            raise ConfigError("a gateway key's name cannot be empty", remedy="give it a name such as alice or ci")
+    if limits and name is None:
+        raise ConfigError("a gateway key with limits needs a name: its requests, tokens and spend are counted by "
+                          "it", remedy="give the key a name (such as alice or ci) along with its limits")
     path = config_path(config)
     text = read_config_text(path)
     document = tomlkit.parse(text)
@@ -198,10 +214,30 @@ def store_new_key(config: str | None) -> str:
     if stored is None:
         stored = tomlkit.array()
         table["keys"] = stored
+    if name is not None and name in _stored_names(stored):
+        raise ConfigError(f"{path} already has a gateway key named '{name}'",
+                          remedy=f"choose another name, or remove the key named '{name}' from [serve] keys first "
+                          "to replace it")
     key = new_key()
-    stored.append(hash_key(key))
+    if name is None:
+        stored.append(hash_key(key))
+    else:
+        entry = tomlkit.inline_table()
+        entry.update({"name": name, "hash": hash_key(key),
+                      **{setting: limits[setting] for setting in (*LIMIT_KEYS, *BUDGET_KEYS) if setting in limits}})
+        stored.append(entry)
     updated = document.as_string()
     GatewayKeys.load(parse_toml(updated, str(path)), {})  # never write a file the gateway would refuse
     write_config_text(path, updated)
     return key
 
+
+def _stored_names(stored: Any) -> set[str]:
+    return {str(entry.get("name", "")).strip() for entry in stored if isinstance(entry, dict)}
+
+
+def describe_limits(limits: Mapping[str, Any]) -> str:
+    """``rpm 60, budget_usd_per_day 5`` (the names of ``[serve] keys``), or ``no limits``."""
+    shown = [f"{setting} {limits[setting]:g}" for setting in (*LIMIT_KEYS, *BUDGET_KEYS)
+             if limits.get(setting) is not None]
+    return ", ".join(shown) or "no limits"
