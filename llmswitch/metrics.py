@@ -1,11 +1,14 @@
 """Prometheus metrics for every call, whichever face made it: ``serve``'s ``/metrics``, and a textfile for
 ``chat``, ``batch`` and the library.
 
-One place observes a finished call: :func:`llmswitch.accounting.record_call`, which every call already goes
-through for its ledger row, hands it to :func:`observe_call` when metrics are on. They are on in ``llmswitch
-serve`` (scraped at ``/metrics``), and in any process started with ``LLMSWITCH_METRICS_FILE=PATH``: each call
-then adds its counts to PATH in Prometheus' text format, for node_exporter's textfile collector
-(``--collector.textfile.directory``; name the file ``*.prom``). Counts add up across processes: short-lived
+Every attempt is counted once, where its ledger row is written: :func:`llmswitch.accounting.record_call` hands a
+finished call (its last attempt) to :meth:`Metrics.observe_call`, and
+:func:`llmswitch.router.bookkeeping.record_failed_attempts` each retry or fallback that failed before it to
+:meth:`Metrics.observe_attempt`, so a route's failing member and a retried 429 show in ``requests_total`` and
+``errors_total``. The gateway counts a call it refused before sending (a missing key, a budget) the same way.
+They are on in ``llmswitch serve`` (scraped at ``/metrics``), and in any process started with
+``LLMSWITCH_METRICS_FILE=PATH``: each call then adds its counts to PATH in Prometheus' text format, for
+node_exporter's textfile collector (``--collector.textfile.directory``; name the file ``*.prom``). Counts add up across processes: short-lived
 ``chat`` runs accumulate into one file, under a lock.
 
 Off (the default outside ``serve``), this module costs one dictionary lookup per call and prometheus-client is
@@ -49,8 +52,8 @@ class Metrics:
         self.textfile = Path(textfile) if textfile else None
         self._written: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         self._lock = threading.Lock()
-        self.requests = Counter("llmswitch_requests", "Calls by profile, backend, model and outcome (ok, "
-                                "interrupted, cached, or the error kind)", [*CALL_LABELS, "status"], registry=registry)
+        self.requests = Counter("llmswitch_requests", "Attempts (each retry and fallback counts) by "
+                                "profile, backend, model and outcome (ok, interrupted, cached, or the error kind)", [*CALL_LABELS, "status"], registry=registry)
         self.duration = Histogram("llmswitch_request_duration_seconds", "Time from sending a call to its last "
                                   "event", CALL_LABELS, buckets=DURATION_BUCKETS, registry=registry)
         self.first_token = Histogram("llmswitch_time_to_first_token_seconds", "Time from sending a call to its "
@@ -59,7 +62,7 @@ class Metrics:
                               [*CALL_LABELS, "direction"], registry=registry)
         self.cost = Counter("llmswitch_cost_usd", "Spend in US dollars (calls whose price is known)", CALL_LABELS,
                             registry=registry)
-        self.errors = Counter("llmswitch_errors", "Failed calls by kind (auth, rate_limited, unreachable, ...)",
+        self.errors = Counter("llmswitch_errors", "Failed attempts by kind (auth, rate_limited, unreachable, ...)",
                               ["profile", "backend", "kind"], registry=registry)
         self.cache_hits = Counter("llmswitch_cache_hits", "Answers served from the response cache", ["profile"],
                                   registry=registry)
@@ -78,13 +81,25 @@ class Metrics:
 
     # ---- observing ----------------------------------------------------------------------------------------
 
-    def observe_call(self, profile: str, backend: str, model: str, result: StreamState, cost: CallCost | None,
-                     outcome: str) -> None:
-        """Count one finished call (also a failed or interrupted one)."""
+    def observe_attempt(self, profile: str, backend: str, model: str, outcome: str, latency_s: float | None, *,
+                        error_kind: str | None = None, flush: bool = True) -> None:
+        """Count one attempt: a retry or fallback that failed (``error_kind`` its outcome), or a call refused
+        before it was sent (a missing key, a budget). A call's last attempt is counted by :meth:`observe_call`."""
         labels = (profile, backend, model)
         self.requests.labels(*labels, outcome).inc()
-        if result.latency_s is not None:
-            self.duration.labels(*labels).observe(result.latency_s)
+        if latency_s is not None:
+            self.duration.labels(*labels).observe(latency_s)
+        if error_kind is not None:
+            self.errors.labels(profile, backend, error_kind).inc()
+        if flush:
+            self.flush()
+
+    def observe_call(self, profile: str, backend: str, model: str, result: StreamState, cost: CallCost | None,
+                     outcome: str) -> None:
+        """Count one finished call (also a failed or interrupted one): its last attempt, tokens and spend."""
+        labels = (profile, backend, model)
+        error_kind = result.error.kind if result.error is not None else None
+        self.observe_attempt(profile, backend, model, outcome, result.latency_s, error_kind=error_kind, flush=False)
         if result.first_token_s is not None:
             self.first_token.labels(*labels).observe(result.first_token_s)
         if cost is not None:
@@ -94,8 +109,6 @@ class Metrics:
                 self.tokens.labels(*labels, "output").inc(cost.output_tokens)
             if cost.usd:
                 self.cost.labels(*labels).inc(cost.usd)
-        if result.error is not None:
-            self.errors.labels(profile, backend, result.error.kind).inc()
         self.flush()
 
     def observe_cache(self, profile: str, hit: bool) -> None:

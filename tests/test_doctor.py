@@ -479,8 +479,8 @@ def test_a_budget_without_a_price_cannot_be_kept(config_file: Path, plugins: Cal
 TOP_KEYS = {"schema_version", "ok", "offline", "timeout_s", "duration_s", "standard_request", "profiles",
             "broken_plugins"}
 PROFILE_KEYS = {"profile", "status", "backend", "model", "base_url", "base_url_source", "plugin", "key", "checks",
-                "latency_s",
-                "metrics", "price", "standard_request_usd", "budgets", "duration_s"}
+                "latency_s", "metrics", "price", "standard_request_usd", "standard_request_usd_range", "budgets",
+                "duration_s", "members"}
 PRICE_KEYS = {"input_per_mtok", "output_per_mtok", "cached_input_per_mtok", "context_window", "max_output",
               "batch_input_per_mtok", "batch_output_per_mtok", "source", "date", "age_days"}
 
@@ -502,11 +502,12 @@ def test_json_schema_is_stable(config_file: Path, plugins: Callable[[object, str
             assert item["status"] in ("pass", "warn", "fail", "skip")
     echo, gone, keyed = document["profiles"]
     assert echo["plugin"] == {"name": "echo", "distribution": "llmswitch-echo", "version": "0.1.0"}
-    assert echo["standard_request_usd"] == 0.0
+    assert echo["standard_request_usd"] == 0.0 and echo["standard_request_usd_range"] == [0.0, 0.0]
+    assert echo["members"] == []  # a route's members only
     assert gone["plugin"] is None and gone["status"] == "down"
     assert keyed["key"] == {"required": True, "present": False, "masked": None, "source": None,
                             "variable": "DOC_API_KEY", "withheld": None}
-    assert keyed["standard_request_usd"] is None
+    assert keyed["standard_request_usd"] is None and keyed["standard_request_usd_range"] is None
     assert document["ok"] is False
 
 

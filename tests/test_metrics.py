@@ -66,8 +66,9 @@ def test_metrics_count_calls_tokens_errors_and_timings(config_file: Path, upstre
     up = {"profile": "up", "backend": "openai", "model": "test-model"}
     assert value(found, "llmswitch_requests_total", **echo, status="ok") == 2
     assert value(found, "llmswitch_requests_total", **up, status="ok") == 1
-    assert value(found, "llmswitch_requests_total", **up, status="rate_limited") == 1
-    assert value(found, "llmswitch_errors_total", profile="up", backend="openai", kind="rate_limited") == 1
+    # the 429 was asked three times (two retries, the default): each attempt is counted, once
+    assert value(found, "llmswitch_requests_total", **up, status="rate_limited") == 3
+    assert value(found, "llmswitch_errors_total", profile="up", backend="openai", kind="rate_limited") == 3
     assert value(found, "llmswitch_tokens_total", **echo, direction="output") == 5
     assert value(found, "llmswitch_tokens_total", **up, direction="output") == 10
     input_tokens = value(found, "llmswitch_tokens_total", **up, direction="input")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -334,6 +335,41 @@ def test_doctor_calls_a_route_healthy_when_enough_members_are(servers: list[Loca
     members = {check["name"]: check["status"] for check in rows["chain"]["checks"]}
     assert members == {"route": "pass", "member dead": "fail", "member a": "pass"}
     assert rows["chain"]["backend"] == "fallback"
+
+
+def test_doctor_prints_a_truthful_route_row_and_every_member_under_it(servers: list[LocalServer], config_file: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ROUTE_TEST_ABSENT_KEY", raising=False)
+    nokey = {**member(servers[0].url, price_input_per_mtok=1.0, price_output_per_mtok=2.0),
+             "api_key_env": "ROUTE_TEST_ABSENT_KEY"}
+    del nokey["api_key"]
+    write(config_file, {"e": {"backend": "echo"}, "e2": {"backend": "echo"}, "nokey": nokey,
+                        "a": member(servers[0].url, price_input_per_mtok=1.0, price_output_per_mtok=2.0),
+                        "mixed": {"route": "fallback", "members": ["nokey", "e"], "budget_usd_per_day": 2.0},
+                        "fleet": {"route": "pool", "members": ["e", "e2"]},
+                        "nested": {"route": "fallback", "members": ["fleet", "a"]}})
+    outcome = run_cli("doctor", "mixed", "nested")
+    lines = [line.strip() for line in outcome.stdout.splitlines()]
+
+    def row(start: str) -> list[str]:  # the first row that starts so
+        return next(line for line in lines if line.startswith(start + " ")).split()
+
+    mixed = " ".join(row("mixed"))
+    assert "fallback / nokey, e route missing (nokey)" in mixed  # the plugin is "route", the key the worst member's
+    assert "$0–$0.00150" in mixed and mixed.endswith("$0/$2.00 day")  # the members' prices, the route's budget
+    assert row("└ nokey")[2:4] == ["✗", "down"] and "missing (ROUTE_TEST_ABSENT_KEY)" in " ".join(row("└ nokey"))
+    assert row("└ e")[2:4] == ["✓", "ok"]  # a healthy member has its row too
+    table = [line for line in outcome.stdout.splitlines() if line.strip()][2:9]  # under the header and its rule
+    names = [re.match(r"\s*(└ )?\S+", line).group(0) for line in table]  # type: ignore[union-attr]
+    assert names == [" mixed", "   └ nokey", "   └ e", " nested", "   └ fleet", "     └ e", "     └ e2"]
+    assert "see members" in " ".join(row("nested")) and "$0–$0.00150" in " ".join(row("nested"))
+    as_json = {row["profile"]: row for row in json.loads(run_cli("doctor", "--json", "mixed", "nested").stdout)[
+        "profiles"]}
+    assert as_json["mixed"]["budgets"] == [{"period": "day", "budget_usd": 2.0, "spent_usd": 0.0}]
+    assert as_json["mixed"]["standard_request_usd_range"] == [0.0, 0.0015]
+    assert [(m["profile"], m["status"], m["key"]["present"] if m["key"] else None)
+            for m in as_json["mixed"]["members"]] == [("nokey", "down", False), ("e", "ok", None)]
+    assert [m["profile"] for m in as_json["nested"]["members"][0]["members"]] == ["e", "e2"]
 
 
 def test_profiles_list_and_show_describe_a_route(servers: list[LocalServer], config_file: Path) -> None:

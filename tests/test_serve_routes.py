@@ -13,6 +13,7 @@ import httpx2 as httpx
 import openai
 import pytest
 import tomli_w
+import tomllib
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmswitch import metrics
@@ -117,6 +118,45 @@ def test_router_retries_fallbacks_and_cooldowns_are_counted_on_metrics(
     assert found[("llmswitch_router_fallbacks_total", fallback)] == 1
     assert not any(name == "llmswitch_router_fallbacks_total" and dict(labels)["route"] == "retrying"
                    for name, labels in found)  # the retry answered: no fallback there
+
+
+def counted(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], family: str,
+            **wanted: str) -> dict[tuple[str, ...], float]:
+    """The samples of one counter family whose labels include ``wanted``, keyed by the other labels' values (in
+    the order of their names)."""
+    return {tuple(value for name, value in labels if name not in wanted): count
+            for (name, labels), count in found.items()
+            if name == family and wanted.items() <= dict(labels).items()}
+
+
+def test_every_attempt_is_counted_once_retried_fallen_back_or_refused_before_sending(
+        config_file: Path, servers: tuple[LocalServer, LocalServer], monkeypatch: pytest.MonkeyPatch) -> None:
+    failing, answering = servers
+    failing.state.script = ["rate_limit", "ok", "rate_limit", "ok"]  # each call: a 429, retried, then an answer
+    failing.state.options["retry_after"] = "0"
+    write_config(config_file, failing, answering)
+    config = tomllib.loads(config_file.read_text())
+    config["profiles"]["nokey"] = {**member(answering.url), "api_key_env": "LLMSWITCH_TEST_ABSENT_KEY"}
+    del config["profiles"]["nokey"]["api_key"]
+    config["profiles"]["via-nokey"] = {"route": "fallback", "members": ["nokey", "good"]}
+    config["profiles"]["busy"]["backoff_base_s"] = 0.01
+    config_file.write_text(tomli_w.dumps(config))
+    monkeypatch.delenv("LLMSWITCH_TEST_ABSENT_KEY", raising=False)
+    with RunningGateway() as gateway:
+        chat = openai.OpenAI(base_url=gateway.base_url, api_key="x", max_retries=0, timeout=20).chat.completions
+        hi = [{"role": "user", "content": "hi"}]
+        chat.create(model="busy", messages=hi)  # a plain profile: its 429 retried
+        chat.create(model="retrying", messages=hi)  # a route: its member's 429 retried
+        assert chat.create(model="via-dead", messages=hi).choices[0].message.content == GOOD_ANSWER
+        assert chat.create(model="via-nokey", messages=hi).choices[0].message.content == GOOD_ANSWER
+        with pytest.raises(openai.APIStatusError):
+            chat.create(model="nokey", messages=hi)  # refused before sending: no key
+        found = samples(httpx.get(f"{gateway.url}/metrics").text)
+    errors = counted(found, "llmswitch_errors_total", backend="openai")  # (kind, profile): count
+    assert errors == {("rate_limited", "busy"): 2, ("unreachable", "dead"): 1, ("missing_key", "nokey"): 2}
+    requests = counted(found, "llmswitch_requests_total", backend="openai", model="test-model")
+    assert requests == {("busy", "rate_limited"): 2, ("busy", "ok"): 2, ("dead", "unreachable"): 1,
+                        ("nokey", "missing_key"): 2, ("good", "ok"): 2}  # (profile, status): count
 
 
 def test_chat_pushes_the_router_counters_to_the_metrics_file(

@@ -7,6 +7,7 @@ Exit 0 when every checked profile is ok or degraded, 1 when any is down, 2 for a
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import click
@@ -81,18 +82,19 @@ def render(report: DoctorReport) -> None:
     grid = table("profile", "status", "backend / model", "plugin", "key", "latency",
                  f"cost {STANDARD_INPUT_TOKENS}+{STANDARD_OUTPUT_TOKENS} tok", "budget",
                  right=("latency", f"cost {STANDARD_INPUT_TOKENS}+{STANDARD_OUTPUT_TOKENS} tok"))
-    for d in report.diagnoses:
-        label, style = STATUS_STYLE[d.status.value]
-        grid.add_row(
-            Text(d.profile, style="bold"),
-            Text(label, style=style),
-            Text(f"{d.backend or '?'} / {d.model or '?'}"),
-            Text(_plugin_cell(d)),
-            Text(_key_cell(d)),
-            Text(_latency(d.latency_s)),
-            Text(_cost_cell(d)),
-            Text(_budget_cell(d)),
-        )
+    for top in report.diagnoses:
+        for depth, d in _with_members(top):
+            label, style = STATUS_STYLE[d.status.value]
+            grid.add_row(
+                Text(("  " * depth + "└ " if depth else "") + d.profile, style="" if depth else "bold"),
+                Text(label, style=style),
+                Text(f"{d.backend or '?'} / {d.model or '?'}"),
+                Text(_plugin_cell(d)),
+                Text(_key_cell(d)),
+                Text(_latency(d.latency_s)),
+                Text(_cost_cell(d)),
+                Text(_budget_cell(d)),
+            )
     out.print(grid)
     for d in report.diagnoses:
         if d.status.value == "not_checked":
@@ -127,7 +129,16 @@ def render(report: DoctorReport) -> None:
     out.print(Text(summary, style="dim"))
 
 
+def _with_members(d: Diagnosis, depth: int = 0) -> Iterator[tuple[int, Diagnosis]]:
+    """The profile's row, then (a route) each member's row under it, one level deeper, nested routes too."""
+    yield depth, d
+    for member in d.members:
+        yield from _with_members(member, depth + 1)
+
+
 def _plugin_cell(d: Diagnosis) -> str:
+    if d.is_route:
+        return "route"
     if d.plugin is None:
         failed = next((c for c in d.checks if c.name == "plugin"), None)
         return "broken" if failed is not None and "failed to load" in failed.detail else "not installed"
@@ -135,6 +146,13 @@ def _plugin_cell(d: Diagnosis) -> str:
 
 
 def _key_cell(d: Diagnosis) -> str:
+    if d.is_route:  # the worst of its members' keys; each member's own is on its row
+        missing = [m.profile for m in d.leaves() if m.key is not None and m.key.required and not m.key.present
+                   and not m.key.withheld]
+        withheld = [m.profile for m in d.leaves() if m.key is not None and m.key.withheld]
+        if missing:
+            return f"missing ({', '.join(missing)})"
+        return f"withheld ({', '.join(withheld)})" if withheld else "see members"
     key = d.key
     if key is None:
         return "not needed"
@@ -151,6 +169,12 @@ def _cost_cell(d: Diagnosis) -> str:
     """The standard request's price, with the age of a table price that is not free."""
     from llmswitch.pricing import format_usd
 
+    if d.is_route:  # what the member that answers costs: the cheapest to the dearest
+        span, unpriced = d.standard_request_range(), d.unpriced()
+        if span is None:
+            return format_usd(None)
+        low, high = (format_usd(usd) for usd in span)
+        return (low if low == high else f"{low}–{high}") + (" + unknown" if unpriced else "")
     usd = format_usd(d.standard_request_usd)
     age = d.price.age_days() if d.price is not None and d.price.known and not d.price.free else None
     return usd if age is None else f"{usd} ({age:,} d old)"

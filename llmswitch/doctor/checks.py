@@ -7,7 +7,7 @@ pass carries a remedy (the plugin's, else the core's from :mod:`llmswitch.remedi
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from llmswitch import remedies
@@ -19,6 +19,7 @@ from llmswitch.secrets import redact, redact_url
 from llmswitch.types import Check, CheckStatus, HealthReport, Status
 
 if TYPE_CHECKING:
+    from llmswitch.accounting import BudgetStatus
     from llmswitch.client import ResolvedProfile
     from llmswitch.plugins import BackendHandle, PluginRecord, Registry
     from llmswitch.profiles import Profile
@@ -176,20 +177,31 @@ def check_budgets(diagnosis: Diagnosis, settings: Mapping[str, Any], state: Rout
     """Spend against budgets (the ledger's, or the router state's when larger: shared through Redis); None when
     the profile sets none."""
     from llmswitch.accounting import budget_status, budgets_of
-    from llmswitch.pricing import format_usd
 
     if not budgets_of(settings):
         return None
+    return judge_budgets(
+        diagnosis, lambda: budget_status(diagnosis.profile, settings, state=state),
+        price_known=diagnosis.price is not None and diagnosis.price.known,
+        unknown_price_remedy=f"set price_input_per_mtok and price_output_per_mtok in [profiles.{diagnosis.profile}], "
+        "or remove its budget")
+
+
+def judge_budgets(diagnosis: Diagnosis, statuses: Callable[[], list[BudgetStatus]], *, price_known: bool,
+                  unknown_price_remedy: str) -> Check:
+    """The budget check of a profile or a route: ``statuses`` read into ``diagnosis.budgets`` and judged (every
+    call refused when the price is unknown or a budget is spent)."""
+    from llmswitch.pricing import format_usd
+
     try:
-        diagnosis.budgets = budget_status(diagnosis.profile, settings, state=state)
+        diagnosis.budgets = statuses()
     except LLMSwitchError as error:
         return Check("budget", CheckStatus.WARN, f"spend unknown: {error.message}", error.remedy)
     spent = "; ".join(f"{format_usd(b.spent_usd)} of {format_usd(b.budget_usd)} "
                       f"{'today' if b.period == 'day' else 'this month'}" for b in diagnosis.budgets)
-    if diagnosis.price is None or not diagnosis.price.known:
+    if not price_known:
         return Check("budget", CheckStatus.FAIL, f"{spent}; the price is unknown, so every call is refused",
-                     f"set price_input_per_mtok and price_output_per_mtok in [profiles.{diagnosis.profile}], "
-                     "or remove its budget")
+                     unknown_price_remedy)
     spent_out = [b for b in diagnosis.budgets if b.remaining_usd <= 0]
     if spent_out:
         period = spent_out[0].period

@@ -29,8 +29,10 @@ meaning; new keys may be added)::
                     "batch_output_per_mtok": 0.3 | null, "source": "openai price table (2025-06-01)",
                     "date": "2025-06-01" | null, "age_days": 540 | null},   # the age of the price's table
           "standard_request_usd": 0.000375 | null,    # null: the price is unknown (never 0 for unknown)
-          "budgets": [{"period": "day" | "month", "budget_usd": 1.0, "spent_usd": 0.12}],
-          "duration_s": 0.25
+          "standard_request_usd_range": [0.000375, 0.000375] | null,   # a route: cheapest and dearest member
+          "budgets": [{"period": "day" | "month", "budget_usd": 1.0, "spent_usd": 0.12}],  # a route: its own
+          "duration_s": 0.25,
+          "members": [...]              # a route: each member's own object, as above (nested routes nest); else []
         }
       ],
       "broken_plugins": [{"name": "...", "distribution": "..." | null, "version": "..." | null,
@@ -39,7 +41,8 @@ meaning; new keys may be added)::
 
 The first checks are always named ``plugin``, ``config`` and ``key`` (when the backend has keys); then
 come the hook's own checks (or one named ``health`` when it failed, timed out or was skipped) and, with
-budgets, ``budget``.
+budgets, ``budget``. A route (``backend`` is its kind: fallback, pool, split; ``plugin`` and ``key`` null) has a
+check named ``route`` (its verdict), one ``member NAME`` per member, and ``budget`` when it sets one.
 """
 
 from __future__ import annotations
@@ -105,13 +108,32 @@ class Diagnosis:
     price: ModelPrice | None = None
     budgets: list[BudgetStatus] = field(default_factory=list)
     duration_s: float = 0.0
+    is_route: bool = False
+    members: list[Diagnosis] = field(default_factory=list)  # a route's members, each diagnosed as itself
 
     @property
     def standard_request_usd(self) -> float | None:
-        """The estimated cost of 500 input + 500 output tokens; None when the price is unknown."""
+        """The estimated cost of 500 input + 500 output tokens; None when the price is unknown (a route: see
+        :meth:`standard_request_range`)."""
         if self.price is None:
             return None
         return self.price.cost(STANDARD_INPUT_TOKENS, STANDARD_OUTPUT_TOKENS)
+
+    def leaves(self) -> list[Diagnosis]:
+        """The profiles that answer for this one: itself, or a route's members at any depth."""
+        if not self.is_route:
+            return [self]
+        return [leaf for member in self.members for leaf in member.leaves()]
+
+    def standard_request_range(self) -> tuple[float, float] | None:
+        """The cheapest and dearest standard request among the profiles that may answer (a route: its members
+        whose price is known); None when no price is known."""
+        known = [usd for leaf in self.leaves() if (usd := leaf.standard_request_usd) is not None]
+        return (min(known), max(known)) if known else None
+
+    def unpriced(self) -> list[str]:
+        """The profiles that may answer whose price is unknown (a route's members, at any depth)."""
+        return [leaf.profile for leaf in self.leaves() if leaf.standard_request_usd is None]
 
     def problems(self) -> list[Check]:
         """The checks that failed or warned, in order."""
@@ -149,8 +171,10 @@ class Diagnosis:
             "metrics": dict(self.metrics),
             "price": price,
             "standard_request_usd": round(usd, 10) if usd is not None else None,
+            "standard_request_usd_range": list(span) if (span := self.standard_request_range()) else None,
             "budgets": [b.as_dict() for b in self.budgets],
             "duration_s": round(self.duration_s, 4),
+            "members": [member.as_dict() for member in self.members],
         }
 
 

@@ -1,5 +1,6 @@
 """The usage ledger's rows for the attempts that did not answer: one row per retry or fallback that failed,
-with its outcome and no cost, so ``llmswitch usage`` shows what the router did. The answering attempt's row is
+with its outcome and no cost, so ``llmswitch usage`` shows what the router did (and the same attempts counted
+in the metrics, when they are on). The answering attempt's row is
 written by :func:`llmswitch.accounting.record_call`, charged to the member that answered."""
 
 from __future__ import annotations
@@ -27,11 +28,19 @@ def route_of(asked: ResolvedProfile) -> str | None:
 def record_failed_attempts(attempts: Sequence[Attempt], route: str | None = None, *,
                            gateway_key: str | None = None, ledger: RowSink | None = None) -> None:
     """Append a row for each attempt but the last (the last is the call's own row) to ``ledger`` (by default
-    the ledger file, opened for them). Never raises."""
+    the ledger file, opened for them), and count each in the metrics when they are on. Never raises."""
     if len(attempts) < 2:
         return
+    from llmswitch import metrics
     from llmswitch.ledger import Ledger, LedgerEntry
 
+    active = metrics.active()
+    if active is not None:
+        for attempt in attempts[:-1]:
+            active.observe_attempt(attempt.member, attempt.backend or "", attempt.model or "", attempt.outcome,
+                                   attempt.latency_s, flush=False,
+                                   error_kind=attempt.outcome if attempt.outcome != "ok" else None)
+        active.flush()
     try:
         with nullcontext(ledger) if ledger is not None else Ledger() as writing:
             for attempt in attempts[:-1]:

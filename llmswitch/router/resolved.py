@@ -12,13 +12,16 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmswitch.client import ResolvedProfile
 from llmswitch.router.limits import Gate, flight_key, sets_limits
 from llmswitch.router.routes import RouteSpec
 from llmswitch.router.state import RouterState
 from llmswitch.types import HealthReport, Request, Status, TokenCount
+
+if TYPE_CHECKING:
+    from llmswitch.accounting import BudgetStatus
 
 
 @dataclass
@@ -125,14 +128,7 @@ class ResolvedRoute(ResolvedProfile):
     def check_budget(self, request: Request) -> None:
         """The route's own budget covers its members together: their spend in the period added up, against the
         most this call could cost on the dearest member. Each member's own budget is checked on its turn."""
-        from llmswitch.accounting import (
-            BudgetStatus,
-            budget_refusal,
-            budget_status,
-            budgets_of,
-            over_budget,
-            unknown_price_refusal,
-        )
+        from llmswitch.accounting import budget_refusal, budgets_of, over_budget, unknown_price_refusal
 
         if not budgets_of(self.settings):
             return
@@ -142,15 +138,23 @@ class ResolvedRoute(ResolvedProfile):
                 f"route '{self.name}'", "one of its members",
                 remedy="set price_input_per_mtok and price_output_per_mtok in each member profile (USD per "
                 "million tokens), or remove the route's budget")
-        per_leaf = [budget_status(leaf.name, self.settings, state=self.state) for leaf in self.leaves()]
-        together = [BudgetStatus(statuses[0].period, statuses[0].budget_usd, sum(s.spent_usd for s in statuses),
-                                 statuses[0].since) for statuses in zip(*per_leaf, strict=True)]
-        status = over_budget(together, worst)
+        status = over_budget(self.budget_statuses(), worst)
         if status is not None:
             raise budget_refusal(
                 f"route '{self.name}'", status, worst, spent_by=" across its members",
                 remedy=f"raise budget_usd_per_{status.period} in [profiles.{self.name}], lower max_tokens, or wait "
                 "for the budget to reset")
+
+    def budget_statuses(self) -> list[BudgetStatus]:
+        """The route's own budgets (empty when it sets none) against its members' spend in each period, added
+        up: what :meth:`check_budget` and ``doctor`` judge."""
+        from llmswitch.accounting import BudgetStatus, budget_status, budgets_of
+
+        if not budgets_of(self.settings):
+            return []
+        per_leaf = [budget_status(leaf.name, self.settings, state=self.state) for leaf in self.leaves()]
+        return [BudgetStatus(statuses[0].period, statuses[0].budget_usd, sum(s.spent_usd for s in statuses),
+                             statuses[0].since) for statuses in zip(*per_leaf, strict=True)]
 
     def count_tokens(self, request: Request) -> TokenCount:
         first = self.leaves()[0]

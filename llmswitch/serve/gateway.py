@@ -107,6 +107,19 @@ class Gateway:
         rate limits; the answer is not read yet."""
         resolved = self.resolve(model)
         request = build(resolved)
+        try:
+            return await self._start(resolved, request, stream=stream, key=key)
+        except GatewayRequestError:
+            raise  # the client's request (or its key's rate), not a call: the HTTP counter has it
+        except LLMSwitchError as error:  # refused before sending (no key, over budget): a call that failed
+            if self.metrics is not None:
+                target = resolved.target
+                self.metrics.observe_attempt(resolved.name, target.backend, target.model or "", error.kind, None,
+                                             error_kind=error.kind)
+            raise
+
+    async def _start(self, resolved: ResolvedProfile, request: Request, *, stream: bool,
+                     key: GatewayKey | None) -> Call:
         if accounting.budgets_of(resolved.settings) or (key is not None and accounting.budgets_of(key.settings)):
             await asyncio.to_thread(check_budgets, resolved, request, key)  # a count may ask the API
         admission = await admit(self.client.router_state, key, request) if key is not None else None
