@@ -44,7 +44,16 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -687,22 +696,37 @@ def _whole_attempt(member: ResolvedProfile, request: Request, remaining_s: float
 
 
 def _astream_attempt(member: ResolvedProfile, request: Request,
-                     remaining_s: float | None) -> AsyncIterable[StreamEvent]:
+                     remaining_s: float | None) -> AsyncIterable[Sequence[StreamEvent]]:
+    """One attempt for the async API, as lists of events (the ``astream_batches`` hook's form, which a plugin
+    with only ``astream`` or ``stream`` gets one event at a time)."""
     member._require_key()
     target = member._target_within(remaining_s)
+    if member._has("astream_batches"):
+        return member._call("astream_batches", target, request)  # type: ignore[no-any-return]
     if member._has("astream"):
-        return member._call("astream", target, request)  # type: ignore[no-any-return]
+        return _each_alone(member._call("astream", target, request))
     if member._has("stream"):
         from llmswitch.bridge import iterate_in_thread
 
-        return iterate_in_thread(lambda: member._call("stream", target, request))
+        return _each_alone(iterate_in_thread(lambda: member._call("stream", target, request)))
     if member._has("complete", "acomplete"):
         return _awhole_attempt(member, request, remaining_s)
     raise member._neither()
 
 
+async def _each_alone(events: AsyncIterable[StreamEvent]) -> AsyncIterator[Sequence[StreamEvent]]:
+    iterator = events.__aiter__()
+    try:
+        async for event in iterator:
+            yield (event,)
+    finally:
+        aclose = getattr(iterator, "aclose", None)  # a plugin's generator: its connection closes now
+        if aclose is not None:
+            await aclose()
+
+
 async def _awhole_attempt(member: ResolvedProfile, request: Request,
-                          remaining_s: float | None) -> AsyncIterator[StreamEvent]:
+                          remaining_s: float | None) -> AsyncIterator[Sequence[StreamEvent]]:
     member._require_key()
     target = member._target_within(remaining_s)
     started = time.perf_counter()
@@ -713,14 +737,13 @@ async def _awhole_attempt(member: ResolvedProfile, request: Request,
 
         response = member._with_latency(await asyncio.to_thread(member._call, "complete", target, request), started)
     else:
-        async for event in _astream_attempt(member, request, remaining_s):
-            yield event
+        async for batch in _astream_attempt(member, request, remaining_s):
+            yield batch
         return
-    for event in _response_events(response):
-        yield event
+    yield _response_events(response)
 
 
-async def _no_events() -> AsyncIterator[StreamEvent]:
+async def _no_events() -> AsyncIterator[Sequence[StreamEvent]]:
     return
     yield  # an async generator with nothing in it
 
@@ -867,16 +890,26 @@ class StreamResult(StreamState):
 
 
 class AsyncStreamResult(StreamState):
-    """Iterate with ``async for`` (see :class:`StreamState`). ``async with`` (or :meth:`aclose`) closes the
-    source even when the loop stops early; cancelling the task closes it at once."""
+    """Iterate with ``async for`` (see :class:`StreamState`), or :meth:`batches` for the events in lists as
+    they arrived together. ``async with`` (or :meth:`aclose`) closes the source even when the loop stops early;
+    cancelling the task closes it at once."""
 
-    def __init__(self, source: AsyncIterable[StreamEvent], resolved: ResolvedProfile, hook: str = "astream") -> None:
+    def __init__(self, source: AsyncIterable[Sequence[StreamEvent]], resolved: ResolvedProfile,
+                 hook: str = "astream") -> None:
         super().__init__(resolved, hook)
-        self.source = source
+        self.source = source  # lists of events (the ``astream_batches`` hook's form)
         self.check: Callable[[], None] | None = None  # the check before sending, run in a thread at the start
         self._charging: Any = None  # the future of the rows being written, when they are written off the loop
 
-    async def __aiter__(self) -> AsyncIterator[StreamEvent]:
+    def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        from llmswitch.types import events_of
+
+        return events_of(self.batches())
+
+    async def batches(self) -> AsyncGenerator[Sequence[StreamEvent], None]:
+        """The events in non-empty lists, each what arrived together (one network read; the first text alone,
+        at once), with the same bookkeeping as iterating event by event: for a relay such as ``serve``, which
+        then pays per list instead of per token. A failure is a last list holding one ``StreamError``."""
         import asyncio
 
         if self.check is not None:  # a refusal is raised, not an event: nothing was sent, nothing is charged
@@ -885,17 +918,30 @@ class AsyncStreamResult(StreamState):
         observe, parts = self.observe, self.parts
         self.began = True
         try:
-            async for event in self.source:
-                if type(event) is TextDelta and self.first_token_s is not None:
-                    parts.append(event.text)  # the per-token case, without a call (observe does the rest)
-                else:
-                    observe(event)
-                yield event
+            async for batch in self.source:
+                if self.first_token_s is not None:  # the per-token case, a list of texts only: one pass
+                    texts = [event.text for event in batch if type(event) is TextDelta]  # type: ignore[union-attr]
+                    if len(texts) == len(batch):
+                        parts.extend(texts)
+                        yield batch
+                        continue
+                try:
+                    for event in batch:
+                        if type(event) is TextDelta and self.first_token_s is not None:
+                            parts.append(event.text)  # type: ignore[union-attr]
+                        else:
+                            observe(event)
+                except Exception:
+                    failed_at = next(index for index, each in enumerate(batch) if each is event)
+                    if failed_at:
+                        yield batch[:failed_at]  # the events before the one that failed, as event by event
+                    raise
+                yield batch
         except (asyncio.CancelledError, GeneratorExit, KeyboardInterrupt):
             self.interrupted = True
             raise
         except Exception as exc:
-            yield self.fail(exc)
+            yield (self.fail(exc),)
         finally:
             self.ended()
             await self.aclose()

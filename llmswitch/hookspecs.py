@@ -151,6 +151,23 @@ def astream(target: Target, request: Request) -> AsyncIterator[StreamEvent]:
 
 
 @hookspec
+def astream_batches(target: Target, request: Request) -> AsyncIterator[Sequence[StreamEvent]]:
+    """:func:`astream`'s events in lists, each holding the events that arrived together (one network read);
+    optional, for a plugin that has ``astream``. llmswitch prefers it where it relays a stream (``serve``, the
+    async API): it then pays per list instead of per token. Callers still see one event at a time.
+
+    An HTTP backend on :mod:`llmswitch.kit` returns ``kit.astream_batches(...)`` with the arguments it gives
+    ``kit.astream``. Otherwise: never hold an event back waiting for more (a list holds what is already
+    there; the first text goes out at once), never yield an empty list, and on failure yield the events
+    before it, then raise, as :func:`astream` does; close the connection in a ``finally`` block.
+
+    :param target: as for :func:`complete`.
+    :param request: as for :func:`complete`.
+    :return: an async iterator of non-empty lists of the events :func:`astream` would yield, in order.
+    """
+
+
+@hookspec
 async def ahealth(target: Target, timeout: float, offline: bool) -> HealthReport:
     """The async form of :func:`health`; optional (without it ``await resolved.ahealth()`` runs ``health``
     in a worker thread).
@@ -229,5 +246,5 @@ def batch_cancel(target: Target, job_id: str) -> ProviderJob:
     """
 
 
-HOOK_NAMES = ("complete", "stream", "count_tokens", "health", "acomplete", "astream", "ahealth")
+HOOK_NAMES = ("complete", "stream", "count_tokens", "health", "acomplete", "astream", "astream_batches", "ahealth")
 BATCH_HOOK_NAMES = ("batch_line", "batch_submit", "batch_retrieve", "batch_results", "batch_cancel")

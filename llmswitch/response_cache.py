@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -185,18 +185,21 @@ def recording(source: Iterable[StreamEvent], recorder: Recorder) -> Iterator[Str
             close()
 
 
-async def arecording(source: AsyncIterable[StreamEvent], recorder: Recorder) -> AsyncIterator[StreamEvent]:
+async def arecording(source: AsyncIterable[Sequence[StreamEvent]],
+                     recorder: Recorder) -> AsyncIterator[Sequence[StreamEvent]]:
+    """:func:`recording` for the async API's lists of events (see the ``astream_batches`` hook)."""
     iterator = source.__aiter__()
     try:
-        async for event in iterator:
-            recorder.see(event)
-            yield event
+        async for batch in iterator:
+            for event in batch:
+                recorder.see(event)
+            yield batch
     finally:
         aclose = getattr(iterator, "aclose", None)
         if aclose is not None:
             await aclose()
 
 
-async def areplay(events: list[StreamEvent]) -> AsyncIterator[StreamEvent]:
-    for event in events:
-        yield event
+async def areplay(events: list[StreamEvent]) -> AsyncIterator[Sequence[StreamEvent]]:
+    """A stored answer for the async API: its events in one list (they are all here at once)."""
+    yield events

@@ -7,7 +7,7 @@ nothing here imports anything heavier than the standard library.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -118,6 +118,20 @@ class StreamError:
 
 
 StreamEvent = TextDelta | UsageEvent | StreamEnd | StreamError
+
+
+async def events_of(batches: AsyncIterable[Sequence[StreamEvent]]) -> AsyncIterator[StreamEvent]:
+    """One event at a time from lists of them (the ``astream_batches`` hook's form); closing this iterator, or
+    cancelling the task that iterates it, closes ``batches`` too."""
+    iterator = batches.__aiter__()
+    try:
+        async for batch in iterator:
+            for event in batch:
+                yield event
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 @dataclass(frozen=True, slots=True)

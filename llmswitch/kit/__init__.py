@@ -21,8 +21,10 @@ between releases (a test over the import graph holds the bundled plugins to this
   - :func:`transport_error`: one table from httpx2 failures (DNS, refused, reset, timeout, TLS, protocol) to
     the error tree;
   - :class:`SSEDecoder` (WHATWG rules) and :class:`NDJSONDecoder`, fed bytes incrementally, and
-    :func:`json_object`, the fast JSON path;
-  - :func:`stream` / :func:`astream`, :func:`request_json` / :func:`arequest_json`, :func:`request_bytes` and
+    :func:`json_object`, the fast JSON path, and :class:`TextSlot`, a faster one for a stream of events that
+    differ only in their text;
+  - :func:`stream` / :func:`astream` (and :func:`astream_batches`, its events in lists, one per network read,
+    for the ``astream_batches`` hook), :func:`request_json` / :func:`arequest_json`, :func:`request_bytes` and
     :func:`request_jsonl` (a file's content, a batch's results): the only network code;
     :func:`run_checks` / :func:`arun_checks` drive one ``health`` written once as a generator of calls.
 
@@ -52,6 +54,7 @@ _EXPORTS = {
         "BackendInfo", "BatchAnswer", "BatchLimits", "Check", "CheckStatus", "HealthReport", "Message", "OptionSpec",
         "ProviderJob", "Request", "Response",
         "StreamEnd", "StreamEvent", "Target", "TextDelta", "TokenCount", "Usage", "UsageEvent", "estimate_tokens",
+        "events_of",
     ),
     "llmswitch.errors": (
         "AuthError", "BackendError", "BackendTimeoutError", "BadResponseError", "BatchCancelledError",
@@ -65,12 +68,14 @@ _EXPORTS = {
     "llmswitch.pricing": ("load_table",),
     "llmswitch.config": ("cache_dir",),
     "llmswitch.kit.calls": (
-        "Call", "Decoder", "Translator", "aopen_response", "arequest_json", "astream", "not_json", "open_response",
-        "request_bytes", "request_json", "request_jsonl", "stream",
+        "Call", "Decoder", "Translator", "aopen_response", "arequest_json", "astream", "astream_batches", "not_json",
+        "open_response", "request_bytes", "request_json", "request_jsonl", "stream",
     ),
     "llmswitch.kit.checks": ("Checks", "arun_checks", "run_checks"),
     "llmswitch.kit.clients": ("aclose_clients", "close_clients"),
-    "llmswitch.kit.decoders": ("MAX_LINE_CHARS", "NDJSONDecoder", "SSEDecoder", "SSEEvent", "json_object"),
+    "llmswitch.kit.decoders": (
+        "MAX_LINE_CHARS", "NDJSONDecoder", "SSEDecoder", "SSEEvent", "TextSlot", "json_object",
+    ),
     "llmswitch.kit.endpoint": (
         "CONNECT_TIMEOUT_S", "Endpoint", "ErrorAnswer", "check_base_url", "header_table", "with_profile_headers",
     ),
@@ -107,6 +112,7 @@ if TYPE_CHECKING:
         aopen_response,
         arequest_json,
         astream,
+        astream_batches,
         not_json,
         open_response,
         request_bytes,
@@ -116,7 +122,14 @@ if TYPE_CHECKING:
     )
     from llmswitch.kit.checks import Checks, arun_checks, run_checks
     from llmswitch.kit.clients import aclose_clients, close_clients
-    from llmswitch.kit.decoders import MAX_LINE_CHARS, NDJSONDecoder, SSEDecoder, SSEEvent, json_object
+    from llmswitch.kit.decoders import (
+        MAX_LINE_CHARS,
+        NDJSONDecoder,
+        SSEDecoder,
+        SSEEvent,
+        TextSlot,
+        json_object,
+    )
     from llmswitch.kit.endpoint import (
         CONNECT_TIMEOUT_S,
         Endpoint,
@@ -150,6 +163,7 @@ if TYPE_CHECKING:
         Usage,
         UsageEvent,
         estimate_tokens,
+        events_of,
     )
 
 __all__, __getattr__ = lazy_exports(__name__, _EXPORTS)

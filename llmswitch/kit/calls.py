@@ -13,8 +13,9 @@ request is a plugin's declared ``fallback`` for a refused optional field (see :c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Protocol
 
 from llmswitch.errors import BadResponseError, LLMSwitchError, without_secrets
@@ -25,7 +26,7 @@ from llmswitch.kit.silence import AnswerWatch
 from llmswitch.kit.transport_errors import transport_error
 from llmswitch.redirects import is_redirect, redirect_error
 from llmswitch.secrets import excerpt
-from llmswitch.types import StreamEvent
+from llmswitch.types import StreamEvent, TextDelta, events_of
 
 if TYPE_CHECKING:
     import httpx2
@@ -337,8 +338,17 @@ async def arequest_json(call: Call) -> dict[str, Any]:
     return _parse(call, data)
 
 
-async def astream(call: Call, decoder: Decoder, translator: Translator) -> AsyncIterator[StreamEvent]:
+def astream(call: Call, decoder: Decoder, translator: Translator) -> AsyncIterator[StreamEvent]:
     """:func:`stream`, awaited; cancelling the task that iterates it closes the connection."""
+    return events_of(astream_batches(call, decoder, translator))
+
+
+async def astream_batches(call: Call, decoder: Decoder,
+                          translator: Translator) -> AsyncGenerator[list[StreamEvent], None]:
+    """:func:`astream`'s events in lists: the events of one network read together (a fast server's read
+    carries dozens), so whoever relays them pays per read, not per token. The first text goes out alone, at
+    once: the time to the first token never waits for the rest of its read. A failure raised by the
+    translator comes after the events before it, as with :func:`astream`."""
     import httpx2
 
     response = await aopen_response(call)
@@ -347,26 +357,42 @@ async def astream(call: Call, decoder: Decoder, translator: Translator) -> Async
             raise _html_page(call, await response.aread())
         feed, translate = decoder.feed, translator.feed
         watch = _answer_watch(call)
+        waiting_for_text = True
+        batch: list[StreamEvent] = []
         try:
             async for chunk in response.aiter_bytes():
                 answered = False
-                for item in feed(chunk):
-                    for event in translate(item):
-                        answered = True
-                        yield event
+                items = feed(chunk)
+                if waiting_for_text:
+                    for index, item in enumerate(items):
+                        before = len(batch)
+                        batch.extend(translate(item))
+                        if any(type(event) is TextDelta for event in batch[before:]):
+                            waiting_for_text, answered, items = False, True, items[index + 1 :]
+                            yield batch
+                            batch = []
+                            break
+                batch.extend(chain.from_iterable(map(translate, items)))  # per token: the translator alone
                 if translator.done:
                     break
-                if answered:
+                if batch or answered:
                     watch.heard()
+                    if batch:
+                        yield batch
+                        batch = []
                 else:
-                    watch.check()
+                    watch.check()  # keep-alives alone do not hold the answer open past the timeout
             else:
                 for item in decoder.close():
-                    for event in translate(item):
-                        yield event
-        except httpx2.HTTPError as exc:
-            raise transport_error(_endpoint_for(call), exc, answering=True) from None
-        for event in translator.close():
-            yield event
+                    batch.extend(translate(item))
+            batch.extend(translator.close())
+        except Exception as exc:
+            if batch:
+                yield batch  # what arrived before the failure, as astream delivers it
+            if isinstance(exc, httpx2.HTTPError):
+                raise transport_error(_endpoint_for(call), exc, answering=True) from None
+            raise
+        if batch:
+            yield batch
     finally:
         await response.aclose()

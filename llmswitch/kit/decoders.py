@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import codecs
 import json
+from collections.abc import Sequence
+from json.decoder import scanstring  # type: ignore[attr-defined]  # the json module's C string scanner
 from typing import Any, NamedTuple
 
 from llmswitch.errors import BadResponseError
@@ -205,3 +207,83 @@ def json_object(text: str) -> dict[str, Any]:
     if type(value) is not dict:
         raise ValueError("not a JSON object")
     return value  # type: ignore[no-any-return]
+
+
+class TextSlot:
+    """The fast path for a stream whose events differ only in their text: learned from one event (its JSON text,
+    the object it parses to, where the text is in it), it reads the next events' text without parsing them.
+
+    A server sends each token as the same JSON with one string changed (``{"id":..,"choices":[{"delta":
+    {"content":"TEXT"}}]}``). An event that is the learned one's text before and after that string, with one
+    JSON string literal between, parses to the learned object with only that string changed: a string literal
+    is self-delimiting, so the rest of the document reads the same. :meth:`learn` checks it on the real thing
+    (the event re-parsed with another string in the slot must be the learned object with that string there,
+    so a repeated key cannot take the text's place); :meth:`text_of` returns None for anything else, and the
+    caller parses that event as usual."""
+
+    __slots__ = ("prefix", "suffix", "start", "suffix_length")
+
+    PROBE = "\u0000llmswitch probe \u00e9\\\""
+
+    def __init__(self, prefix: str, suffix: str) -> None:
+        self.prefix, self.suffix = prefix, suffix
+        self.start = len(prefix)  # just after the text's opening quote
+        self.suffix_length = len(suffix)
+
+    @classmethod
+    def learn(cls, data: str, parsed: dict[str, Any], path: Sequence[str | int], text: str) -> TextSlot | None:
+        """The slot of ``text`` (found in ``parsed`` at ``path``) in the event ``data``, or None when it cannot
+        be told apart safely."""
+        key = json.dumps(path[-1])
+        at = data.find(key)
+        while at != -1:
+            position = at + len(key)
+            while position < len(data) and data[position] in " \t\r\n":
+                position += 1
+            if data.startswith(":", position):
+                position += 1
+                while position < len(data) and data[position] in " \t\r\n":
+                    position += 1
+                if data.startswith('"', position):
+                    try:
+                        value, end = scanstring(data, position + 1)
+                    except ValueError:
+                        return None
+                    if value == text:
+                        slot = cls(data[: position + 1], data[end:])
+                        if slot._holds(parsed, path):
+                            return slot
+            at = data.find(key, at + 1)
+        return None
+
+    def _holds(self, parsed: dict[str, Any], path: Sequence[str | int]) -> bool:
+        try:
+            probed = json_object(self.prefix + json.dumps(self.PROBE)[1:] + self.suffix)
+            holder: Any = probed
+            for step in path[:-1]:
+                holder = holder[step]
+            if holder[path[-1]] != self.PROBE:
+                return False
+            holder[path[-1]] = _at(parsed, path)
+        except (ValueError, LookupError, TypeError):
+            return False
+        return probed == parsed
+
+    def text_of(self, data: str) -> str | None:
+        """The text of ``data`` if it is the learned event with only its text changed, else None."""
+        if data.startswith(self.prefix) and data.endswith(self.suffix):
+            end = len(data) - self.suffix_length
+            if end > self.start:
+                try:
+                    value, stop = scanstring(data, self.start)
+                except ValueError:
+                    return None
+                if stop == end:
+                    return value  # type: ignore[no-any-return]
+        return None
+
+
+def _at(document: Any, path: Sequence[str | int]) -> Any:
+    for step in path:
+        document = document[step]
+    return document

@@ -32,7 +32,7 @@ NOTHING_USED = Usage(0, 0)  # a call that failed before any answer: its token re
 Observer = Callable[[RouterEvent], None]
 # Opens one attempt on one member: (member, its request, seconds left before the deadline or None)
 Opener = Callable[["ResolvedProfile", "Request", "float | None"], Iterable[StreamEvent]]
-AsyncOpener = Callable[["ResolvedProfile", "Request", "float | None"], AsyncIterable[StreamEvent]]
+AsyncOpener = Callable[["ResolvedProfile", "Request", "float | None"], AsyncIterable[Sequence[StreamEvent]]]
 
 
 @dataclass
@@ -201,8 +201,9 @@ def run(call: RoutedCall, result: StreamState, open_attempt: Opener,
 
 
 async def arun(call: RoutedCall, result: StreamState, open_attempt: AsyncOpener,
-               first: AsyncIterable[StreamEvent] | None = None) -> AsyncIterator[StreamEvent]:
-    """:func:`run` for ``async for``: the same steps, awaited."""
+               first: AsyncIterable[Sequence[StreamEvent]] | None = None) -> AsyncIterator[Sequence[StreamEvent]]:
+    """:func:`run` for ``async for``: the same steps, awaited, on lists of events (the ``astream_batches``
+    hook's form: an attempt's text counts as shown once a list holding some was passed on)."""
     import asyncio
 
     plan, state = call.plan, call.state
@@ -223,16 +224,16 @@ async def arun(call: RoutedCall, result: StreamState, open_attempt: AsyncOpener,
             continue
         result.resolved = member
         shown, started, answered = False, time.perf_counter(), False
-        source: AsyncIterable[StreamEvent] | None = None
+        source: AsyncIterable[Sequence[StreamEvent]] | None = None
         try:
             if plan.cools and budgets_of(member.settings):
                 await asyncio.to_thread(member.check_budget, request)
             source = first if first is not None else open_attempt(member, request, call.remaining_s())
             first = None
-            async for event in source:
-                if type(event) is TextDelta:
-                    shown = True
-                yield event
+            async for batch in source:
+                if not shown:
+                    shown = any(type(event) is TextDelta for event in batch)
+                yield batch
         except Exception as exc:
             error = call.map_error(member, exc)
         else:

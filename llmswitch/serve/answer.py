@@ -130,66 +130,48 @@ class AnswerResponse:
         await send_json(send, 200, protocol.whole(call, await self._usage()))
 
     async def _stream(self, send: Send) -> None:
-        """Events are sent in batches: whatever the upstream delivered together (one network read often
-        carries dozens of tokens) goes out in one write, instead of one write per token."""
+        """One write per list of events the upstream delivered together (a network read often carries dozens
+        of tokens; the first text comes alone, at once), instead of one write per token: nothing is held back
+        waiting for more."""
         call, protocol = self.call, self.protocol
-        pending: list[Any] = []
-        arrived = asyncio.Event()
-        finished = False
-
-        async def pump() -> None:
-            nonlocal finished
-            try:
-                async for event in call.result:
-                    pending.append(event)
-                    if not arrived.is_set():
-                        arrived.set()
-                        if len(pending) == 1 and not started:
-                            await asyncio.sleep(0)  # the first token goes out at once, not with its read's batch
-            finally:
-                finished = True
-                arrived.set()
-
-        pumping = asyncio.ensure_future(pump())
         started = False
+        failure = None
+        body = b""
+        batches = call.result.batches()
         try:
-            while True:
-                await arrived.wait()
-                arrived.clear()
-                batch = pending[:]
-                pending.clear()
-                texts: list[str] = []
-                failure = None
-                for event in batch:
-                    kind = type(event)
-                    if kind is TextDelta:
-                        texts.append(event.text)
-                    elif kind is StreamError:
-                        failure = failure_of(event.error, call.profile)
-                body = [protocol.stream_texts(texts)] if texts else []
-                if not started and (body or failure is None):
+            async for batch in batches:
+                texts = [event.text for event in batch if type(event) is TextDelta]  # type: ignore[union-attr]
+                if len(texts) != len(batch):
+                    errors = [event.error for event in batch if type(event) is StreamError]  # type: ignore[union-attr]
+                    if errors:
+                        failure = failure_of(errors[0], call.profile)
+                        if not started and not texts:
+                            break  # nothing sent yet: a real HTTP error, with Retry-After
+                body = protocol.stream_texts(texts)
+                if not started:
                     started = True
                     await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-                    body.insert(0, protocol.stream_head(call))
+                    body = protocol.stream_head(call) + body
                 if failure is not None:
-                    await self.gateway.finish(call)
-                    if not started:  # nothing sent yet: a real HTTP error, with Retry-After
-                        await send_failure(send, protocol, failure)
-                        return
-                    body.append(protocol.stream_error(failure))
-                    await send({"type": "http.response.body", "body": b"".join(body), "more_body": False})
-                    return
-                if finished and not pending:
-                    await pumping
-                    body.append(protocol.stream_tail(call, await self._usage()))
-                    await send({"type": "http.response.body", "body": b"".join(body), "more_body": False})
-                    return
+                    break
                 if body:
-                    await send({"type": "http.response.body", "body": b"".join(body), "more_body": True})
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+                    body = b""
         finally:
-            if not pumping.done():
-                pumping.cancel()
-                await asyncio.gather(pumping, return_exceptions=True)
+            await batches.aclose()  # the call's bookkeeping ends before its row is written (finish)
+        if failure is not None:
+            await self.gateway.finish(call)
+            if not started:
+                await send_failure(send, protocol, failure)
+            else:  # after the text already sent: the protocol's error event ends the stream
+                await send({"type": "http.response.body", "body": body + protocol.stream_error(failure),
+                            "more_body": False})
+            return
+        tail = protocol.stream_tail(call, await self._usage())
+        if not started:
+            await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+            tail = protocol.stream_head(call) + tail
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
 
 
 async def _wait_for_disconnect(receive: Receive) -> None:

@@ -96,8 +96,9 @@ def sent_key(request: Any) -> str | None:
 def test_the_backend_comes_from_the_installed_distribution() -> None:
     handle = get_registry().backend("anthropic")
     assert handle.plugin.distribution == "llmswitch-anthropic"
-    assert set(handle.hooks) == {"complete", "stream", "acomplete", "astream", "count_tokens", "health", "ahealth",
-                                 "batch_line", "batch_submit", "batch_retrieve", "batch_results", "batch_cancel"}
+    assert set(handle.hooks) == {"complete", "stream", "acomplete", "astream", "astream_batches", "count_tokens",
+                                 "health", "ahealth", "batch_line", "batch_submit", "batch_retrieve", "batch_results",
+                                 "batch_cancel"}
     info = handle.info
     assert (info.key_env, info.base_url_env, info.default_base_url) == (
         "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "https://api.anthropic.com")

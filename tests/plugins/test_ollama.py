@@ -75,7 +75,8 @@ def sent(server: LocalServer, path: str = "/api/chat") -> Any:
 def test_the_backend_comes_from_the_installed_distribution() -> None:
     handle = get_registry().backend("ollama")
     assert handle.plugin.distribution == "llmswitch-ollama"
-    assert set(handle.hooks) == {"complete", "stream", "acomplete", "astream", "count_tokens", "health", "ahealth"}
+    assert set(handle.hooks) == {"complete", "stream", "acomplete", "astream", "astream_batches", "count_tokens",
+                                 "health", "ahealth"}
     info = handle.info
     assert (info.key_env, info.base_url_env, info.default_base_url) == (None, "OLLAMA_HOST", "http://127.0.0.1:11434")
     assert {"num_ctx", "keep_alive", "repeat_penalty"} <= {spec.name for spec in info.generation_extras}

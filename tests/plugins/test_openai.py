@@ -82,8 +82,9 @@ def test_the_backend_comes_from_the_installed_distribution() -> None:
     registry = get_registry()
     handle = registry.backend("openai")
     assert handle.plugin.distribution == "llmswitch-openai"
-    assert set(handle.hooks) == {"complete", "stream", "acomplete", "astream", "count_tokens", "health", "ahealth",
-                                 "batch_line", "batch_submit", "batch_retrieve", "batch_results", "batch_cancel"}
+    assert set(handle.hooks) == {"complete", "stream", "acomplete", "astream", "astream_batches", "count_tokens",
+                                 "health", "ahealth", "batch_line", "batch_submit", "batch_retrieve", "batch_results",
+                                 "batch_cancel"}
     info = handle.info
     assert info.key_env == "OPENAI_API_KEY"
     assert info.base_url_env == "OPENAI_BASE_URL"

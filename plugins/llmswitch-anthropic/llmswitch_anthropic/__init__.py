@@ -60,6 +60,13 @@ def astream(target: Target, request: Request) -> AsyncIterator[StreamEvent]:
 
 
 @hookimpl
+def astream_batches(target: Target, request: Request) -> AsyncIterator[Sequence[StreamEvent]]:
+    from llmswitch_anthropic import calls
+
+    return calls.astream_batches(target, request)
+
+
+@hookimpl
 def count_tokens(target: Target, request: Request) -> TokenCount:
     from llmswitch_anthropic import calls
 

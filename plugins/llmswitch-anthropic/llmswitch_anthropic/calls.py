@@ -10,7 +10,7 @@ router, and a transport that retries on its own multiplies them.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from llmswitch import kit
@@ -70,8 +70,12 @@ def stream(target: Target, request: Request) -> Iterator[StreamEvent]:
 
 
 def astream(target: Target, request: Request) -> AsyncIterator[StreamEvent]:
+    return kit.events_of(astream_batches(target, request))
+
+
+def astream_batches(target: Target, request: Request) -> AsyncIterator[Sequence[StreamEvent]]:
     call = messages_call(target, request, stream=True)
-    return kit.astream(call, kit.SSEDecoder(call.endpoint.server), EventTranslator(target))
+    return kit.astream_batches(call, kit.SSEDecoder(call.endpoint.server), EventTranslator(target))
 
 
 def count_tokens(target: Target, request: Request) -> TokenCount:

@@ -6,7 +6,7 @@ this module imports no HTTP library: each hook imports what it needs.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 from llmswitch import kit
 from llmswitch.kit import (
@@ -53,6 +53,13 @@ def astream(target: Target, request: Request) -> AsyncIterator[StreamEvent]:
     from llmswitch_ollama import calls
 
     return calls.astream(target, request)
+
+
+@hookimpl
+def astream_batches(target: Target, request: Request) -> AsyncIterator[Sequence[StreamEvent]]:
+    from llmswitch_ollama import calls
+
+    return calls.astream_batches(target, request)
 
 
 @hookimpl

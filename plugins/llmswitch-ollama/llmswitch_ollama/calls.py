@@ -7,7 +7,7 @@ forms share the request, the NDJSON translator and every error.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from llmswitch import kit
@@ -67,8 +67,12 @@ def stream(target: Target, request: Request) -> Iterator[StreamEvent]:
 
 
 def astream(target: Target, request: Request) -> AsyncIterator[StreamEvent]:
+    return kit.events_of(astream_batches(target, request))
+
+
+def astream_batches(target: Target, request: Request) -> AsyncIterator[Sequence[StreamEvent]]:
     call = chat_call(target, request, stream=True)
-    return kit.astream(call, kit.NDJSONDecoder(call.endpoint.server), LineTranslator(target))
+    return kit.astream_batches(call, kit.NDJSONDecoder(call.endpoint.server), LineTranslator(target))
 
 
 def count_tokens(target: Target, request: Request) -> TokenCount:

@@ -15,7 +15,7 @@ environment on its own, which would undo the rule that a custom base_url never r
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from llmswitch import kit
@@ -116,8 +116,12 @@ def stream(target: Target, request: Request) -> Iterator[StreamEvent]:
 
 
 def astream(target: Target, request: Request) -> AsyncIterator[StreamEvent]:
+    return kit.events_of(astream_batches(target, request))
+
+
+def astream_batches(target: Target, request: Request) -> AsyncIterator[Sequence[StreamEvent]]:
     call = chat_call(target, request, stream=True)
-    return kit.astream(call, kit.SSEDecoder(call.endpoint.server), ChunkTranslator(target))
+    return kit.astream_batches(call, kit.SSEDecoder(call.endpoint.server), ChunkTranslator(target))
 
 
 def served_models(target: Target, *, timeout: float) -> list[str] | None:

@@ -27,6 +27,7 @@ from llmswitch.kit import (
     StreamEvent,
     Target,
     TextDelta,
+    TextSlot,
     UnsupportedOptionError,
     Usage,
     UsageEvent,
@@ -171,13 +172,20 @@ def parse_completion(target: Target, document: dict[str, Any], latency: float | 
         ) from None
 
 
+CONTENT_PATH = ("choices", 0, "delta", "content")
+LESSONS = 3  # chunks a stream may learn its fast path from (see kit.TextSlot)
+
+
 class ChunkTranslator:
     """``chat.completion.chunk`` events to stream events; the hot loop is one JSON parse and a few lookups."""
 
-    __slots__ = ("target", "done", "seen", "received", "finish_reason", "model", "usage", "others", "first_other")
+    __slots__ = ("target", "done", "seen", "received", "finish_reason", "model", "usage", "others", "first_other",
+                 "slot", "lessons")
 
     def __init__(self, target: Target) -> None:
         self.target = target
+        self.slot: TextSlot | None = None  # the fast path: chunks that differ from a learned one only in text
+        self.lessons = LESSONS
         self.done = False
         self.seen = False  # any event at all
         self.others = 0  # events that are neither chat.completion chunks nor errors: another API's
@@ -189,6 +197,12 @@ class ChunkTranslator:
 
     def feed(self, event: SSEEvent) -> tuple[StreamEvent, ...]:
         data = event.data
+        slot = self.slot
+        if slot is not None and event.event == "message":
+            text = slot.text_of(data)
+            if text:  # the learned chunk with only its text changed: parsing it would say nothing new
+                self.received += len(text)
+                return (TextDelta(text),)
         self.seen = True
         if data == "[DONE]":
             self.done = True
@@ -211,6 +225,9 @@ class ChunkTranslator:
                 reason = choice.get("finish_reason")
                 if reason:
                     self.finish_reason = reason
+                elif out and self.lessons and not chunk.get("usage") and event.event == "message":
+                    self.lessons -= 1  # a server whose chunks differ in more than their text stops being taught
+                    self.slot = TextSlot.learn(data, chunk, CONTENT_PATH, content) or self.slot
             elif "error" in chunk or event.event == "error":
                 from llmswitch_openai.errors import stream_error_event
 
