@@ -104,6 +104,9 @@ class Registry:
             if batch_hooks and len(batch_hooks) < len(BATCH_HOOK_NAMES):
                 missing = ", ".join(name for name in BATCH_HOOK_NAMES if name not in implemented)
                 raise PluginError(f"implements some batch hooks but not {missing} (implement all five or none)")
+            if "astream_batches" in implemented and "astream" not in implemented:
+                raise PluginError("implements astream_batches without astream (it is astream's events in lists: "
+                                  "implement astream too, e.g. returning kit.events_of(astream_batches(...)))")
             record.hooks = tuple(name for name in implemented if name != "llmswitch_backends")
             infos = self._call_discovery(plugin)
         except Exception as exc:

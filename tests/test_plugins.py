@@ -40,6 +40,17 @@ def llmswitch_backends():
 def compleet(target, request):
     return None
 """
+LISTS_ONLY = """
+from llmswitch import hookimpl
+
+@hookimpl
+def llmswitch_backends():
+    return []
+
+@hookimpl
+def astream_batches(target, request):
+    return None
+"""
 RAISES_IN_DISCOVERY = """
 from llmswitch import hookimpl
 
@@ -67,6 +78,7 @@ def broken_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     make_distribution(site, "brokenimport", BROKEN_IMPORT)
     make_distribution(site, "wrongsig", BROKEN_HOOK)
     make_distribution(site, "unknownhook", UNKNOWN_HOOK)
+    make_distribution(site, "listsonly", LISTS_ONLY)
     make_distribution(site, "explodes", RAISES_IN_DISCOVERY)
     make_distribution(site, "exits", EXITS_ON_IMPORT)
     monkeypatch.syspath_prepend(str(site))
@@ -84,6 +96,7 @@ def test_broken_plugins_are_reported_and_echo_still_works(broken_site: Path) -> 
     assert "fancy_sdk_that_is_not_installed" in (failed["brokenimport"] or "")
     assert "prompt" in (failed["wrongsig"] or "")
     assert "compleet" in (failed["unknownhook"] or "")
+    assert "astream_batches without astream" in (failed["listsonly"] or "")
     assert "discovery exploded" in (failed["explodes"] or "")
     assert "SystemExit" in (failed["exits"] or "")
     assert registry.backend("echo").info.name == "echo"

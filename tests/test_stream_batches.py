@@ -161,3 +161,33 @@ def test_a_stream_of_plain_chunks_is_parsed_once_then_read_by_the_slot() -> None
     assert "".join(texts_of(events)) == "".join(f"t{index} " for index in range(100))
     assert translator.slot is not None and translator.lessons == lessons - 1  # learned from the first alone
     assert translator.received == len("".join(texts_of(events)))
+
+
+def anthropic_delta(text: str, index: int = 0) -> SSEEvent:
+    return SSEEvent("content_block_delta", json.dumps(
+        {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}}))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.text(), st.integers(0, 2), st.booleans()), max_size=8))
+def test_anthropic_text_deltas_read_by_the_slot_as_parsing_would(deltas: list[tuple[str, int, bool]]) -> None:
+    """Deltas that differ from the learned one only in their text take the fast path; another block index or
+    another delta type is parsed: the events are the same either way."""
+    from llmswitch_anthropic.wire import LESSONS, EventTranslator
+
+    events = [anthropic_delta("first")]
+    for text, index, thinking in deltas:
+        event = anthropic_delta(text, index)
+        events.append(SSEEvent(event.event, event.data.replace("text_delta", "thinking_delta")) if thinking else event)
+
+    def read(learn: bool) -> list[StreamEvent]:
+        translator = EventTranslator(Target("p", "anthropic", "m"))
+        if not learn:
+            translator.lessons = 0
+        return [out for event in events for out in translator.feed(event)]
+
+    assert read(learn=True) == read(learn=False)
+    taught = EventTranslator(Target("p", "anthropic", "m"))
+    for index in range(50):
+        taught.feed(anthropic_delta(f"t{index}"))
+    assert taught.slot is not None and taught.lessons == LESSONS - 1  # learned from the first, the rest by the slot

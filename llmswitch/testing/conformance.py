@@ -79,8 +79,8 @@ from llmswitch.types import (
 # Shaped like a real key (so every redaction rule applies to it) and unique (so a leak is unmistakable).
 CONTRACT_KEY = "sk-contract-7f3a9c2e5b1d4a6f8e0c2b4d6f8a0c1e"
 PROFILE = "contract"
-CALL_HOOKS = ("stream", "astream", "complete", "acomplete")
-STREAM_HOOKS = ("stream", "astream")
+CALL_HOOKS = ("stream", "astream", "complete", "acomplete")  # a plugin needs one of these
+STREAM_HOOKS = ("stream", "astream", "astream_batches")  # astream_batches: optional, beside astream
 UNKNOWN_EXTRA = "contract_unknown_setting"
 # Values no backend would pick by itself, so finding one in a request body means it was sent.
 SETTING_PROBES: dict[str, Any] = {"temperature": 0.37, "top_p": 0.83, "top_k": 17, "max_tokens": 93,
@@ -134,6 +134,12 @@ def collect(hooks: Mapping[str, Any], hook: str, target: Any, request: Request) 
         async def drain() -> list[StreamEvent]:
             return [event async for event in function(target, request)]
         return asyncio.run(drain())
+    if hook == "astream_batches":
+        async def drain_lists() -> list[StreamEvent]:
+            lists = [list(batch) async for batch in function(target, request)]
+            assert all(lists), "astream_batches yielded an empty list"
+            return [event for batch in lists for event in batch]
+        return asyncio.run(drain_lists())
     response: Response = function(target, request) if hook == "complete" else asyncio.run(function(target, request))
     assert isinstance(response, Response), f"{hook} returned {type(response).__name__}, not Response"
     return [TextDelta(response.text), UsageEvent(response.usage), StreamEnd(response.finish_reason, response.model)]
@@ -241,7 +247,7 @@ class BackendContract:
     def call_hooks(self, resolved: Any) -> list[str]:
         hooks = [hook for hook in CALL_HOOKS if hook in resolved.handle.hooks]
         assert hooks, "the plugin implements none of stream, astream, complete, acomplete"
-        return hooks
+        return hooks + [hook for hook in ("astream_batches",) if hook in resolved.handle.hooks]
 
     # ---- registration and discovery -------------------------------------------------------------
 
@@ -301,10 +307,10 @@ class BackendContract:
             return
 
         async def first_then_close() -> None:
-            events: AsyncIterator[StreamEvent] = hooks[hook](resolved.target, request)
-            assert hasattr(events, "aclose"), "astream must return an async generator (stopped with aclose())"
+            events: AsyncIterator[Any] = hooks[hook](resolved.target, request)
+            assert hasattr(events, "aclose"), f"{hook} must return an async generator (stopped with aclose())"
             async for event in events:
-                if isinstance(event, TextDelta):
+                if any(isinstance(each, TextDelta) for each in (event if hook == "astream_batches" else [event])):
                     break
             await events.aclose()  # type: ignore[attr-defined]
 

@@ -29,6 +29,7 @@ from llmswitch.kit import (
     StreamEvent,
     Target,
     TextDelta,
+    TextSlot,
     UnsupportedOptionError,
     Usage,
     UsageEvent,
@@ -163,6 +164,10 @@ def parse_message(payload: Any, target: Target, latency_s: float) -> Response:
 
 
 
+TEXT_PATH = ("delta", "text")
+LESSONS = 3  # text deltas a stream may learn its fast path from (see kit.TextSlot)
+
+
 class EventTranslator:
     """Messages API stream events to llmswitch stream events (driven by both the sync and the async stream).
 
@@ -172,10 +177,13 @@ class EventTranslator:
     Only text deltas reach the user; thinking and tool-input deltas are not part of the answer's text.
     """
 
-    __slots__ = ("target", "done", "model", "usage", "stop_reason", "started", "answered", "others", "first_other")
+    __slots__ = ("target", "done", "model", "usage", "stop_reason", "started", "answered", "others", "first_other",
+                 "slot", "lessons")
 
     def __init__(self, target: Target) -> None:
         self.target = target
+        self.slot: TextSlot | None = None  # the fast path: text deltas that differ from a learned one only in text
+        self.lessons = LESSONS
         self.done = False
         self.model: str | None = None
         self.usage: Usage | None = None
@@ -185,6 +193,11 @@ class EventTranslator:
         self.first_other = ""
 
     def feed(self, event: SSEEvent) -> tuple[StreamEvent, ...]:
+        slot = self.slot
+        if slot is not None and event.event == "content_block_delta":
+            text = slot.text_of(event.data)
+            if text:  # the learned text delta with only its text changed
+                return (TextDelta(text),)
         if event.event == "ping":
             return ()
         try:
@@ -200,6 +213,9 @@ class EventTranslator:
                 piece = delta.get("text")
                 if piece and type(piece) is str:
                     self.answered = True
+                    if self.lessons and event.event == "content_block_delta":
+                        self.lessons -= 1  # a server whose deltas differ in more than their text stops being taught
+                        self.slot = TextSlot.learn(event.data, payload, TEXT_PATH, piece) or self.slot
                     return (TextDelta(piece),)
             return ()
         if kind == "message_start":
