@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from llmswitch_openai.calls import chat_call
 from llmswitch_openai.wire import ChunkTranslator
 
-from llmswitch import AsyncClient
+from llmswitch import AsyncClient, kit
 from llmswitch.kit import SSEEvent, Target, TextSlot, json_object
 from llmswitch.testing.server import LocalServer
 from llmswitch.types import StreamEnd, StreamError, StreamEvent, TextDelta, UsageEvent
@@ -191,3 +192,27 @@ def test_anthropic_text_deltas_read_by_the_slot_as_parsing_would(deltas: list[tu
     for index in range(50):
         taught.feed(anthropic_delta(f"t{index}"))
     assert taught.slot is not None and taught.lessons == LESSONS - 1  # learned from the first, the rest by the slot
+
+
+def test_each_event_is_translated_once_when_reads_come_one_at_a_time(upstream: LocalServer) -> None:
+    """A paced server: the reads before the first text hold none (the role chunk alone)."""
+    upstream.state.options.update(tokens=3, interval=0.02)
+    resolved = AsyncClient().resolve("up")
+    fed: list[str] = []
+
+    class Counting(ChunkTranslator):
+        __slots__ = ()
+
+        def feed(self, event: SSEEvent) -> tuple[StreamEvent, ...]:
+            fed.append(event.data)
+            return super().feed(event)
+
+    async def main() -> list[list[StreamEvent]]:
+        call = chat_call(resolved.target, resolved.request("count"), stream=True)
+        return [list(batch) async for batch in kit.astream_batches(call, kit.SSEDecoder("the server"),
+                                                                   Counting(resolved.target))]
+
+    lists = asyncio.run(main())
+    assert len(fed) == len(set(fed)) == 7  # the role chunk, three tokens, the finish, the usage, [DONE]
+    assert [texts_of(batch) for batch in lists if texts_of(batch)] == [["w0 "], ["w1 "], ["w2 "]]
+    assert sum(isinstance(event, StreamEnd) for batch in lists for event in batch) == 1

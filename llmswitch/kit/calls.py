@@ -372,6 +372,8 @@ async def astream_batches(call: Call, decoder: Decoder,
                             yield batch
                             batch = []
                             break
+                    else:
+                        items = ()  # all translated above
                 batch.extend(chain.from_iterable(map(translate, items)))  # per token: the translator alone
                 if translator.done:
                     break
