@@ -1,79 +1,55 @@
-"""What to do about a failure: the core's remedies for the problems users meet most.
+"""What to do about a failure: the core's remedies, in generic words, filled with what the backends declare.
 
 Plugins attach their own remedies to the checks and errors they report, and theirs win. When one does not
 (or a plugin crashed), ``doctor`` asks :func:`remedy_for_error` / :func:`remedy_for_text` here. They cover
 every case in the users' troubleshooting guides: a key not set (which variable), a key rejected, connection
-refused, model not found, out of memory, a module not installed (which distribution to pip-install), and an
-illegal-instruction crash (the rebuild flags).
+refused, model not found, a timeout, a rate limit, out of memory, a module not installed (which distribution to
+pip-install), a model file missing, and an illegal-instruction crash (the rebuild flags).
 
-The core names no backend: where a key comes from, how a server is started and how a missing model is
-fetched are data the backend declares (``BackendInfo.key_help``, ``start_servers``, ``model_help``). A typed
-error says what went wrong by its class; message text is read only for what has no type: a plugin that
-crashed (a missing module, SIGILL, out of memory) and a health check a plugin failed without a remedy.
+The core names no backend (``tests/test_core_names_no_backend.py`` holds it to that). What is particular to a
+backend is data its ``BackendInfo`` declares: where a key comes from (``key_help``), how a server is started
+(``start_servers``), what to do about a missing model (``model_help``, ``served_model_help``), which
+distribution provides a module it imports (``requirements``) and its own words for a crash (``crash_remedies``:
+the SIGILL rebuild flags, the settings that use less memory, the model file). A missing module or a SIGILL
+names no backend, so for those every installed backend's declarations are read (plain data its ``INFO`` holds:
+reading it imports nothing the registry has not imported already).
+
+Why text is still read at all: a typed error says what went wrong by its class (``AuthError``,
+``UnreachableError``, ``ModelNotFoundError``, ...), so nothing here guesses those from words any more; a plugin
+that wants the core's remedy for them raises the error (from ``health`` too). What has no type is a crash: an
+``ImportError``, a native library killed by SIGILL, an allocation that failed, a file that is not there, reaching
+the core as a ``PluginError``'s or a failed check's message. Only those four are recognised in text.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from llmswitch import errors
+from llmswitch.types import Crash
 
 if TYPE_CHECKING:
-    from llmswitch.types import Target
+    from llmswitch.types import BackendInfo, Target
 
-# Import name -> the distribution that provides it, where they differ (otherwise the names are the same).
-MODULE_DISTRIBUTIONS = {
-    "llama_cpp": "llama-cpp-python",
-    "yaml": "pyyaml",
-    "dotenv": "python-dotenv",
-    "google": "google-genai",
-}
+MODULE_MISSING = "module_missing"
 
-ILLEGAL_INSTRUCTION_REMEDY = (
-    "the llama.cpp library was compiled for CPU instructions this machine lacks (AVX2, AVX-512, FMA): "
-    "rebuild it for this CPU with `CMAKE_ARGS=\"-DGGML_NATIVE=OFF -DGGML_AVX512=OFF\" pip install "
-    "--force-reinstall --no-cache-dir llama-cpp-python` (on a CPU without AVX2 also add "
-    "-DGGML_AVX2=OFF -DGGML_FMA=OFF -DGGML_F16C=OFF)"
-)
-
-# Order matters: the first pattern that matches names the problem.
-_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("illegal_instruction", re.compile(r"illegal instruction|sigill|signal 4\b|(?:code|status) -4\b", re.I)),
-    ("module_missing", re.compile(r"no module named '?([\w.]+)'?", re.I)),
-    ("out_of_memory", re.compile(r"out of memory|\boom\b|cannot allocate|failed to allocate|memoryerror"
-                                 r"|insufficient memory|not enough memory", re.I)),
-    ("connection_refused", re.compile(r"connection refused|errno 111|connecterror|failed to establish"
-                                      r"|cannot connect|could not connect|connection reset", re.I)),
-    ("timeout", re.compile(r"timed out|timeout", re.I)),
-    ("rate_limited", re.compile(r"\b429\b|rate.?limit", re.I)),
-    ("key_rejected", re.compile(r"\b401\b|\b403\b|unauthori[sz]ed|forbidden|invalid[ _-]?api[ _-]?key"
-                                r"|incorrect api key|authentication|x-api-key", re.I)),
-    ("model_file_missing", re.compile(r"model file|\.gguf\b.*(?:not found|no such file|missing)"
-                                      r"|no such file", re.I)),
-    ("model_not_found", re.compile(r"model_not_found|model .*(?:not found|does not exist|not served)"
-                                   r"|unknown model|no such model|\b404\b", re.I)),
-)
-
-
-# Problems that show up as a crash (in any error class) rather than as a typed backend error.
-_CRASHES = ("module_missing", "illegal_instruction", "out_of_memory", "model_file_missing")
-
-# Error classes whose kind says the problem outright (the first that matches wins).
-_ERROR_PROBLEMS: tuple[tuple[type[errors.LLMSwitchError], str], ...] = (
-    (errors.MissingKeyError, "key_missing"),
-    (errors.AuthError, "key_rejected"),
-    (errors.UnreachableError, "connection_refused"),
-    (errors.ModelNotFoundError, "model_not_found"),
-    (errors.BackendTimeoutError, "timeout"),
-    (errors.RateLimitError, "rate_limited"),
+# The crashes recognised in text, in order: the first pattern that matches names the problem.
+_CRASH_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (Crash.ILLEGAL_INSTRUCTION, re.compile(r"illegal instruction|sigill|signal 4\b|(?:code|status) -4\b", re.I)),
+    (MODULE_MISSING, re.compile(r"no module named '?([\w.]+)'?", re.I)),
+    (Crash.OUT_OF_MEMORY, re.compile(r"out of memory|\boom\b|cannot allocate|failed to allocate|memoryerror"
+                                     r"|insufficient memory|not enough memory", re.I)),
+    (Crash.MODEL_FILE_MISSING, re.compile(r"model file.*(?:not found|no such file|missing|does not exist)"
+                                          r"|no such file", re.I)),
 )
 
 
 def classify(text: str) -> tuple[str, str | None] | None:
-    """Name the problem a message describes (and the module, for a missing one), or None."""
-    for problem, pattern in _PATTERNS:
+    """Name the crash a message describes (and the module, for a missing one), or None."""
+    for problem, pattern in _CRASH_PATTERNS:
         match = pattern.search(text)
         if match:
             return problem, (match.group(1) if match.groups() else None)
@@ -82,58 +58,53 @@ def classify(text: str) -> tuple[str, str | None] | None:
 
 def remedy_for_error(error: errors.LLMSwitchError, target: Target | None, *, timeout: float | None = None) -> str:
     """The error's own remedy, else the core's for its class (or, for a crash, for what its message says)."""
-    found = classify(error.message)
-    crash = found if found and found[0] in _CRASHES else None
+    crash = classify(error.message)
     if isinstance(error, errors.PluginError) and crash:
         # A plugin crashed with something we recognise (ImportError, MemoryError, SIGILL): our remedy
         # beats the generic "this is a bug in the plugin".
-        return _remedy(crash[0], crash[1], target, timeout=timeout) or error.remedy or ""
+        return crash_remedy(crash[0], crash[1], target)
     if error.remedy:
         return error.remedy
-    problem: str | None = next((name for kind, name in _ERROR_PROBLEMS if isinstance(error, kind)), None)
-    detail = None
-    if problem is None and crash:
-        problem, detail = crash
-    remedy = _remedy(problem, detail, target, timeout=timeout, retry_after=error.retry_after if isinstance(error, errors.RateLimitError) else None)
-    return remedy or "run again with LLMSWITCH_DEBUG=1 for details, and report it if it looks like a bug"
+    typed = remedy_for_class(error, target, timeout)
+    if typed:
+        return typed
+    if crash:
+        return crash_remedy(crash[0], crash[1], target)
+    return "run again with LLMSWITCH_DEBUG=1 for details, and report it if it looks like a bug"
 
 
-def remedy_for_text(text: str, target: Target | None, *, timeout: float | None = None) -> str | None:
-    """A remedy for a check a plugin failed without one, from what its detail describes."""
-    found = classify(text)
-    if not found:
-        return None
-    return _remedy(found[0], found[1], target, timeout=timeout)
-
-
-def _remedy(problem: str | None, detail: str | None, target: Target | None, *, timeout: float | None = None,
-            retry_after: float | None = None) -> str | None:
-    if problem == "key_missing":
+def remedy_for_class(error: errors.LLMSwitchError, target: Target | None, timeout: float | None) -> str | None:
+    """The core's remedy for an error whose class says the problem outright, or None."""
+    if isinstance(error, errors.MissingKeyError):
         return key_missing(target)
-    if problem == "key_rejected":
+    if isinstance(error, errors.AuthError):
         return key_rejected(target)
-    if problem == "connection_refused":
+    if isinstance(error, errors.UnreachableError):
         return connection_refused(target)
-    if problem == "model_not_found":
+    if isinstance(error, errors.ModelNotFoundError):
         return model_not_found(target)
-    if problem == "out_of_memory":
-        return out_of_memory(target)
-    if problem == "module_missing":
-        return module_missing(detail or "")
-    if problem == "illegal_instruction":
-        return ILLEGAL_INSTRUCTION_REMEDY
-    if problem == "timeout":
+    if isinstance(error, errors.BackendTimeoutError):
         return timed_out(target, timeout)
-    if problem == "rate_limited":
-        wait = f"wait {retry_after:g}s and try again" if retry_after else "wait a little and try again"
-        return f"{wait}; if it keeps happening you have passed your plan's quota: check your usage and limits " \
-               "with the provider"
-    if problem == "model_file_missing":
-        where = target.option("model_path") if target is not None else None
-        return (f"check that the model file {where} exists (`ls -l {where}`)" if where else
-                "check that the model file exists (the profile's model_path)") + \
-            ", or point model_path at a .gguf file you have"
+    if isinstance(error, errors.RateLimitError):
+        return rate_limited(error.retry_after)
     return None
+
+
+def remedy_for_text(text: str, target: Target | None) -> str | None:
+    """A remedy for a check a plugin failed without one, when its detail describes a crash."""
+    found = classify(text)
+    return crash_remedy(found[0], found[1], target) if found else None
+
+
+def crash_remedy(problem: str, detail: str | None, target: Target | None) -> str:
+    """What to do about a crash :func:`classify` named."""
+    if problem == MODULE_MISSING:
+        return module_missing(detail or "", target)
+    if problem == Crash.ILLEGAL_INSTRUCTION:
+        return illegal_instruction(target)
+    if problem == Crash.OUT_OF_MEMORY:
+        return out_of_memory(target)
+    return model_file_missing(target)
 
 
 # ---- the remedies ---------------------------------------------------------------------------------------
@@ -173,39 +144,17 @@ def connection_refused(target: Target | None) -> str:
 
 def model_not_found(target: Target | None) -> str:
     model = target.model if target is not None else "MODEL"
-    if target is not None and target.info is not None and target.info.model_help:
-        return target.info.model_help.format(model=model)
-    if target is not None and _custom_url(target):
-        return (f"ask for a model the server serves (`curl {target.base_url}/models` lists them), or start it "
-                f"with this one (vLLM: `vllm serve {model}`; llama.cpp: `llama-server -m FILE --alias {model}`)")
+    info = target.info if target is not None else None
+    custom = _custom_url(target)
+    if target is not None and info is not None and custom and info.served_model_help:
+        return info.served_model_help.format(model=model, base_url=target.base_url)
+    if info is not None and info.model_help:
+        return info.model_help.format(model=model)
+    if target is not None and custom:
+        return f"ask for a model the server at {target.base_url} serves, or start the server with {model!r}"
     backend = target.backend if target is not None else "BACKEND"
     return (f"check the model name ({model!r}); `llmswitch prices --backend {backend}` lists the models "
             "llmswitch knows, and your key's project must have access to it")
-
-
-def out_of_memory(target: Target | None) -> str:
-    local = "lower n_gpu_layers (e.g. 20 instead of 30) or n_ctx (e.g. 2048), or use a smaller quantization " \
-            "(Q4_K_M instead of Q8_0)"
-    server = "restart the server with less memory: vLLM `--max-model-len 2048` (or a lower " \
-             "`--gpu-memory-utilization`); llama.cpp server fewer `--n-gpu-layers` or a smaller `--ctx-size`"
-    if target is not None and target.info is not None and not target.base_url and not target.info.default_base_url:
-        return local  # the model runs in this process
-    if target is not None and _custom_url(target):
-        return server
-    return f"{local}; for a server: {server}"
-
-
-def module_missing(module: str) -> str:
-    top = module.split(".")[0]
-    if top.startswith("llmswitch_"):
-        from llmswitch.plugins import install_hint
-
-        return install_hint(top[len("llmswitch_"):])
-    dist = MODULE_DISTRIBUTIONS.get(top, top.replace("_", "-"))
-    hint = f"pip install {dist}"
-    if top == "llama_cpp":
-        hint += " (a GPU build: CMAKE_ARGS=\"-DGGML_CUDA=on\" pip install llama-cpp-python)"
-    return hint
 
 
 def timed_out(target: Target | None, timeout: float | None) -> str:
@@ -213,6 +162,95 @@ def timed_out(target: Target | None, timeout: float | None) -> str:
     where = f" at {target.base_url}" if target is not None and target.base_url else ""
     return (f"no answer{within}: the server{where} may be overloaded, stuck or still loading the model; "
             "check it, or allow longer with --timeout")
+
+
+def rate_limited(retry_after: float | None) -> str:
+    wait = f"wait {retry_after:g}s and try again" if retry_after else "wait a little and try again"
+    return f"{wait}; if it keeps happening you have passed your plan's quota: check your usage and limits " \
+           "with the provider"
+
+
+def module_missing(module: str, target: Target | None = None) -> str:
+    """``pip install`` the distribution that provides ``module``: as a backend declares it, else its own name."""
+    top = module.split(".")[0]
+    if top.startswith("llmswitch_"):
+        from llmswitch.plugins import install_hint
+
+        return install_hint(top[len("llmswitch_"):])
+    requirement = next((r for info in _declarations(target) for r in info.requirements if r.module == top), None)
+    if requirement is None:
+        return f"pip install {top.replace('_', '-')}"
+    note = f" ({requirement.note})" if requirement.note else ""
+    return f"pip install {requirement.distribution}{note}"
+
+
+def illegal_instruction(target: Target | None) -> str:
+    """The failing backend's rebuild instructions; a crash that names no library gets every backend's."""
+    own = _declared(target.info if target is not None else None, Crash.ILLEGAL_INSTRUCTION, target)
+    if own:
+        return own
+    remedies = dict.fromkeys(text for info in _declarations(None)
+                             if (text := _declared(info, Crash.ILLEGAL_INSTRUCTION, target)))
+    if remedies:
+        return "; or ".join(remedies)
+    return ("a native library was compiled for CPU instructions this machine lacks: reinstall it built for this "
+            "CPU (from source, e.g. `pip install --force-reinstall --no-binary :all: PACKAGE`)")
+
+
+def out_of_memory(target: Target | None) -> str:
+    info = target.info if target is not None else None
+    own = _declared(info, Crash.OUT_OF_MEMORY, target)
+    if own:
+        return own
+    if info is not None and target is not None and not target.base_url and not info.default_base_url:
+        return "the model does not fit in memory: use a smaller model or a shorter context, or close other programs"
+    if target is not None and target.base_url:
+        return f"the server at {target.base_url} ran out of memory: restart it with a smaller model or a shorter " \
+               "context, or give it more memory"
+    return "the model does not fit in memory: use a smaller model or a shorter context, or free memory"
+
+
+def model_file_missing(target: Target | None) -> str:
+    info = target.info if target is not None else None
+    own = _declared(info, Crash.MODEL_FILE_MISSING, target)
+    if own:
+        return own
+    option = info.model_option if info is not None else None
+    where = target.option(option) if target is not None and option else None
+    if where:
+        return f"check that the model file {where} exists (`ls -l {where}`), or point {option} at a model file " \
+               "you have"
+    return f"check that the model file exists (the profile's {option})" if option else \
+        "check that the model file the profile names exists"
+
+
+# ---- what the backends declare ----------------------------------------------------------------------------
+
+
+def _declarations(target: Target | None) -> Iterator[BackendInfo]:
+    """The failing target's backend first, then every installed one (the registry is loaded once a process)."""
+    from llmswitch.plugins import get_registry
+
+    own = target.info if target is not None else None
+    if own is not None:
+        yield own
+    for handle in get_registry().backends.values():
+        if handle.info is not own:
+            yield handle.info
+
+
+def _declared(info: BackendInfo | None, crash: Crash, target: Target | None) -> str | None:
+    """The backend's own remedy for ``crash``, placeholders filled; None when it declares none (or it needs the
+    model file and the profile names none)."""
+    text = info.crash_remedies.get(crash) if info is not None else None
+    if not text or info is None:
+        return None
+    if "{model_file}" in text:
+        model_file = target.option(info.model_option) if target is not None and info.model_option else None
+        if not model_file:
+            return None
+        text = text.replace("{model_file}", str(model_file))
+    return text.replace("{model}", target.model if target is not None else "MODEL")
 
 
 def _custom_url(target: Target | None) -> bool:

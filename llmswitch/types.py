@@ -278,6 +278,25 @@ class OptionSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class Requirement:
+    """A Python module a backend imports and the distribution pip installs it from, for the "no module named"
+    remedy (``pip install DISTRIBUTION``). ``note`` follows the command, e.g. how to install a GPU build."""
+
+    module: str
+    distribution: str
+    note: str | None = None
+
+
+class Crash(str, enum.Enum):
+    """Failures that reach the core as text, not as a typed error: a plugin or its native library crashed. A
+    backend may declare its own remedy for each (``BackendInfo.crash_remedies``)."""
+
+    ILLEGAL_INSTRUCTION = "illegal_instruction"  # SIGILL: a native library built for a CPU this one is not
+    OUT_OF_MEMORY = "out_of_memory"
+    MODEL_FILE_MISSING = "model_file_missing"
+
+
+@dataclass(frozen=True, slots=True)
 class BackendInfo:
     """What the discovery hook returns for each backend a plugin provides.
 
@@ -308,6 +327,16 @@ class BackendInfo:
       ``"`ollama pull {model}`"``.
     - ``batch_limits``: the most requests and bytes one job at the provider's batch service may hold, when the
       plugin implements the batch hooks (``llmswitch batch --via provider``); None: no batch service.
+    - ``served_model_help``: what to do about a model missing from a server the profile points ``base_url`` at
+      (not the backend's own endpoint); ``{model}`` and ``{base_url}`` are replaced. Without it ``model_help``
+      applies there too.
+    - ``requirements``: the modules the backend imports whose distribution has another name
+      (``Requirement("yaml", "pyyaml")``), so "No module named 'yaml'" says ``pip install pyyaml``. ``doctor``
+      reads every installed backend's list: a crash names the module, not the backend.
+    - ``crash_remedies``: the backend's own remedy for a :class:`Crash` that reaches the core only as text
+      (``{model}`` and ``{model_file}``, the value of ``model_option``, are replaced; a text with
+      ``{model_file}`` is used only when the profile sets it). A SIGILL remedy is also offered for a backend that
+      declares none (the crash names no library); the others apply to the declaring backend only.
     """
 
     name: str
@@ -329,6 +358,9 @@ class BackendInfo:
     start_servers: tuple[tuple[int | None, str], ...] = ()
     model_help: str | None = None
     batch_limits: BatchLimits | None = None
+    served_model_help: str | None = None
+    requirements: tuple[Requirement, ...] = ()
+    crash_remedies: Mapping[Crash, str] = field(default_factory=dict)
 
     def option(self, name: str) -> OptionSpec | None:
         for spec in self.options:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from llmswitch import hookimpl, remedies
+from llmswitch import hookimpl
 from llmswitch.client import Client
 from llmswitch.doctor import Diagnosis, diagnose, hook_bound, iter_diagnoses, run_doctor
 from llmswitch.errors import (
@@ -28,7 +28,7 @@ from llmswitch.errors import (
 )
 from llmswitch.ledger import Ledger, LedgerEntry
 from llmswitch.plugins import register_plugin, unregister_plugin
-from llmswitch.types import BackendInfo, Check, CheckStatus, HealthReport, OptionSpec, Status, Target
+from llmswitch.types import BackendInfo, Check, CheckStatus, Crash, HealthReport, OptionSpec, Status, Target
 from tests.helpers import write_config
 from tests.servers.http import free_port
 from tests.servers.openai_server import openai_server
@@ -40,11 +40,11 @@ class ScriptedPlugin:
     """A backend whose health hook runs ``behaviour``; records every call."""
 
     def __init__(self, backend: str, behaviour: HealthBehaviour, *, key_env: str | None = None,
-                 start_servers: tuple[tuple[int | None, str], ...] = ()) -> None:
+                 **declared: Any) -> None:
         self.backend = backend
         self.behaviour = behaviour
         self.key_env = key_env
-        self.start_servers = start_servers
+        self.declared = declared  # more BackendInfo fields: start_servers, crash_remedies, ...
         self.calls: list[tuple[float, bool]] = []
 
     @hookimpl
@@ -53,7 +53,7 @@ class ScriptedPlugin:
             name=self.backend, summary="scripted for doctor tests", default_model="m1", key_env=self.key_env,
             options=(OptionSpec("base_url", "str"), OptionSpec("api_key_env", "str"),
                      OptionSpec("model_path", "path")),
-            start_servers=self.start_servers,
+            **self.declared,
         )]
 
     @hookimpl
@@ -235,7 +235,8 @@ def test_a_crashing_hook_with_a_missing_module_says_which_distribution(
 @pytest.mark.parametrize(
     ("detail", "expected"),
     [
-        ("the generation subprocess died: Illegal instruction (core dumped)", remedies.ILLEGAL_INSTRUCTION_REMEDY),
+        # llamacpp's own rebuild instructions (see below), which name the flags.
+        ("the generation subprocess died: Illegal instruction (core dumped)", Crash.ILLEGAL_INSTRUCTION),
         # A backend with no server URL runs its model in this process: the in-process remedy.
         ("CUDA out of memory while loading 33 layers",
          "lower n_gpu_layers (e.g. 20 instead of 30) or n_ctx (e.g. 2048), or use a smaller quantization "
@@ -246,18 +247,27 @@ def test_a_crashing_hook_with_a_missing_module_says_which_distribution(
     ],
 )
 def test_failed_checks_without_a_remedy_get_the_core_one(
-    detail: str, expected: str, config_file: Path, plugins: Callable[[object, str], object]
+    detail: str, expected: str | Crash, config_file: Path, plugins: Callable[[object, str], object]
 ) -> None:
     def behaviour(target: Target, timeout: float, offline: bool) -> HealthReport:
         return HealthReport.from_checks([Check("load", CheckStatus.PASS, "fine"), Check("generate", CheckStatus.FAIL,
                                                                                        detail)])
 
-    plugins(ScriptedPlugin("scripted", behaviour), "s")
+    # An in-process backend that declares what llamacpp declares: the words are the declaration's.
+    from llmswitch.plugins import get_registry
+
+    llamacpp = get_registry().backend("llamacpp").info
+    plugins(ScriptedPlugin("scripted", behaviour, crash_remedies=llamacpp.crash_remedies,
+                           model_option=llamacpp.model_option), "s")
     write_config(config_file, '[profiles.s]\nbackend = "scripted"\nmodel_path = "/models/q.gguf"\n')
     diagnosis = diagnose(Client(), "s")
     generate = check(diagnosis, "generate")
     assert diagnosis.status is Status.DOWN
-    assert generate.remedy == expected
+    if expected is Crash.ILLEGAL_INSTRUCTION:
+        assert generate.remedy == llamacpp.crash_remedies[expected]
+        assert generate.remedy is not None and 'CMAKE_ARGS="-DGGML_NATIVE=OFF' in generate.remedy
+    else:
+        assert generate.remedy == expected
 
 
 def test_a_warning_makes_the_profile_degraded_not_down(
@@ -356,9 +366,9 @@ def http_plugin(plugins: Callable[[object, str], object]) -> object:
     from llmswitch.plugins import get_registry
 
     # How the servers it talks to start is data the backend declares; this one speaks OpenAI's protocol.
-    servers = get_registry().backend("openai").info.start_servers
-    return plugins(ScriptedPlugin("httpcheck", http_health, key_env="HTTPCHECK_KEY", start_servers=servers),
-                   "httpcheck")
+    openai = get_registry().backend("openai").info
+    return plugins(ScriptedPlugin("httpcheck", http_health, key_env="HTTPCHECK_KEY", start_servers=openai.start_servers,
+                                  served_model_help=openai.served_model_help), "httpcheck")
 
 
 def http_profile(config_file: Path, url: str, model: str = "test-model") -> Client:

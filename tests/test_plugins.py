@@ -129,6 +129,9 @@ def test_llmswitch_plugins_restricts_loading(broken_site: Path, monkeypatch: pyt
     result = run_cli("chat", "-p", "echo", "hi")
     # Built-in profiles are the plugins' own data: with no plugin loaded there is no 'echo' profile either.
     assert result.exit_code == 2 and "no profile named 'echo'" in result.stderr
+    listing = run_cli("plugins")  # what to install, from the extras' data (the core names no plugin itself)
+    assert listing.exit_code == 0 and "no plugins installed: pip install 'llmswitch[NAME]' adds a backend" in listing.stderr
+    assert "local, " in listing.stderr and "`llmswitch plugins new NAME` writes one" in listing.stderr
 
 
 @pytest.mark.parametrize("order", [("first", "second"), ("second", "first")])

@@ -11,7 +11,7 @@ import click
 @click.command()
 @click.argument("prompt", nargs=-1)
 @click.option("-p", "--profile", "profiles", multiple=True, required=True, metavar="NAME",
-              help="Profile to time (repeat to compare: -p local -p echo -p openai).")
+              help="Profile to time (repeat to compare: -p fast -p careful).")
 @click.option("-n", "--runs", type=click.IntRange(min=1), default=5, show_default=True,
               help="Measured calls per profile.")
 @click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True,

@@ -36,7 +36,11 @@ def plugins(ctx: click.Context, as_json: bool) -> int:
         ], indent=2))
         return 0
     if not records:
-        click.echo("no plugins installed (pip install ./plugins/llmswitch-echo for a first one)", err=True)
+        from llmswitch.extras import known_extras
+
+        extras = ", ".join(extra.name for extra in known_extras())
+        click.echo(f"no plugins installed: pip install 'llmswitch[NAME]' adds a backend (NAME: {extras}), or "
+                   "`llmswitch plugins new NAME` writes one", err=True)
         return 0
     for record in records:
         version = f" {record.version}" if record.version else ""

@@ -59,7 +59,8 @@ def update(location: str | None, force: bool, dry_run: bool, as_json: bool) -> i
     infos = [handle.info for handle in get_registry().backends.values()]
     providers = {info.name: info.price_catalog_providers for info in infos if info.price_catalog_providers}
     if not providers:
-        raise click.UsageError("no installed backend takes prices from a shared table (openai and anthropic do)")
+        raise click.UsageError("no installed backend takes prices from a shared table (a backend that does declares "
+                               "price_catalog_providers)")
     click.echo(f"prices: reading {location or DEFAULT_CATALOG_URL}", err=True)
     result = update_prices(location or DEFAULT_CATALOG_URL, providers=providers,
                            in_use=prices_in_use([info for info in infos if info.name in providers]),

@@ -96,7 +96,7 @@ def check_backend(diagnosis: Diagnosis, resolved: ResolvedProfile, *, timeout: f
     report = run_health(resolved, timeout=timeout, offline=offline)
     # A hook that repeats one of the core's checks (its own "key" check) adds nothing: keep one.
     seen = {(c.name, c.status) for c in diagnosis.checks}
-    diagnosis.checks.extend(c for c in with_remedies(report.checks, target, timeout) if (c.name, c.status) not in seen)
+    diagnosis.checks.extend(c for c in with_remedies(report.checks, target) if (c.name, c.status) not in seen)
     diagnosis.latency_s = report.latency_s
     diagnosis.metrics = dict(report.metrics)
     if report.status is Status.DOWN and not any(c.status is CheckStatus.FAIL for c in report.checks):
@@ -247,7 +247,7 @@ def run_health(resolved: ResolvedProfile, *, timeout: float, offline: bool) -> H
     return report
 
 
-def with_remedies(checks: Iterable[Check], target: Target, timeout: float) -> list[Check]:
+def with_remedies(checks: Iterable[Check], target: Target) -> list[Check]:
     """The hook's checks, each failure or warning given the core's remedy when the plugin gave none.
 
     A plugin's detail and remedy may quote what a server said, key included: both are redacted here, once,
@@ -257,6 +257,6 @@ def with_remedies(checks: Iterable[Check], target: Target, timeout: float) -> li
     for check in checks:
         remedy = redact(check.remedy) if check.remedy else None
         if check.status in (CheckStatus.FAIL, CheckStatus.WARN) and not remedy:
-            remedy = remedies.remedy_for_text(f"{check.name}: {check.detail}", target, timeout=timeout)
+            remedy = remedies.remedy_for_text(f"{check.name}: {check.detail}", target)
         completed.append(Check(check.name, check.status, redact(check.detail), remedy))
     return completed

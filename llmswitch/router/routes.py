@@ -76,7 +76,7 @@ def read_route(name: str, values: Mapping[str, Any], source: str = "") -> RouteS
         table = values.get("weights")
         if not isinstance(table, dict) or not table:
             raise InvalidOptionError(f"{where}: a split needs weights, a table of member = weight",
-                                     remedy="e.g. weights = { claude = 80, openai = 20 }")
+                                     remedy="e.g. weights = { main = 80, spare = 20 } (profile names)")
         for member, weight in table.items():
             if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
                 raise InvalidOptionError(f"{where}: the weight of '{member}' must be a positive number, not {weight!r}",
@@ -90,7 +90,7 @@ def read_route(name: str, values: Mapping[str, Any], source: str = "") -> RouteS
         listed = values.get("members")
         if not isinstance(listed, list) or not all(isinstance(member, str) for member in listed):
             raise InvalidOptionError(f"{where}: members must be a list of profile names, not {listed!r}",
-                                     remedy='e.g. members = ["claude", "openai"]')
+                                     remedy='e.g. members = ["main", "spare"] (profile names)')
         members = tuple(listed)
     if not members:
         raise ConfigError(f"{where} has no members", remedy="name at least one profile in members (or weights)")

@@ -8,6 +8,7 @@ the next. ``redis_server`` starts a real Redis for the tests of shared router st
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,13 +20,9 @@ from llmswitch.router.state import forget_states
 from llmswitch.secrets import forget_secrets
 from llmswitch.testing.redis_server import INSTALL_HINT, RedisServer, redis_server_binary
 
-# Variables that would make a test depend on the machine it runs on.
+# Variables that would make a test depend on the machine it runs on (and, from backend_variables, every key
+# and base URL variable an installed backend reads).
 LEAKY_VARIABLES = (
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_BASE_URL",
-    "OLLAMA_HOST",
     "LLMSWITCH_PLUGINS",
     "LLMSWITCH_CONFIG",
     "HTTP_PROXY",
@@ -37,6 +34,21 @@ LEAKY_VARIABLES = (
 )
 
 
+@functools.cache
+def backend_variables() -> tuple[str, ...]:
+    """The key and base-URL variables the installed backends declare (``key_env``, ``base_url_env``): the core
+    knows none by name. Read once a process, from every installed plugin (``LLMSWITCH_PLUGINS`` is ignored)."""
+    allowed = os.environ.pop("LLMSWITCH_PLUGINS", None)
+    try:
+        plugins.reset_registry()
+        infos = [handle.info for handle in plugins.get_registry().backends.values()]
+    finally:
+        if allowed is not None:
+            os.environ["LLMSWITCH_PLUGINS"] = allowed
+        plugins.reset_registry()
+    return tuple(sorted({name for info in infos for name in (info.key_env, info.base_url_env) if name}))
+
+
 def isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point every llmswitch path under ``tmp_path/home``, drop the machine's keys, URLs and proxies, run from
     an empty working directory (no stray .env) and start from a fresh plugin registry; return the home."""
@@ -44,6 +56,8 @@ def isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for sub in ("config", "data", "cache", "work"):
         (home / sub).mkdir(parents=True, exist_ok=True)
     for name in LEAKY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name in backend_variables():
         monkeypatch.delenv(name, raising=False)
     for name in [name for name in os.environ if name.startswith("LLMSWITCH_PROFILE")]:
         monkeypatch.delenv(name)  # LLMSWITCH_PROFILE, LLMSWITCH_PROFILES, LLMSWITCH_PROFILE_<NAME>_<KEY>

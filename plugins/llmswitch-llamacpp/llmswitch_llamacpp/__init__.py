@@ -16,16 +16,28 @@ from collections.abc import Iterator
 
 from llmswitch.kit import (
     BackendInfo,
+    Crash,
     HealthReport,
     OptionSpec,
     Request,
+    Requirement,
     Response,
     StreamEvent,
     Target,
     TokenCount,
     hookimpl,
 )
-from llmswitch_llamacpp.defaults import DEFAULT_DEMO, DEFAULT_N_BATCH, DEFAULT_N_CTX, FORMATS
+from llmswitch_llamacpp.defaults import (
+    DEFAULT_DEMO,
+    DEFAULT_N_BATCH,
+    DEFAULT_N_CTX,
+    FORMATS,
+    GPU_BUILD,
+    ILLEGAL_INSTRUCTION_REMEDY,
+    LLAMA_DISTRIBUTION,
+    MODEL_FILE_REMEDY,
+    OUT_OF_MEMORY_REMEDY,
+)
 
 
 def demo_notice(target: Target) -> str | None:
@@ -65,6 +77,12 @@ INFO = BackendInfo(
         "llmswitch profiles add local --backend llamacpp --model my-model --set model_path=/path/to/model.gguf "
         "--replace",
     }},
+    requirements=(Requirement("llama_cpp", LLAMA_DISTRIBUTION, note=GPU_BUILD),),
+    crash_remedies={
+        Crash.ILLEGAL_INSTRUCTION: ILLEGAL_INSTRUCTION_REMEDY,
+        Crash.OUT_OF_MEMORY: OUT_OF_MEMORY_REMEDY,
+        Crash.MODEL_FILE_MISSING: MODEL_FILE_REMEDY,
+    },
 )
 
 

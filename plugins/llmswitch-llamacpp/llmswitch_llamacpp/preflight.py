@@ -28,25 +28,17 @@ from llmswitch.kit import (
     ModelNotFoundError,
     last_json_object,
 )
+from llmswitch_llamacpp.defaults import (  # the remedies live beside INFO, which declares them too
+    INSTALL_REMEDY,
+    LLAMA_DISTRIBUTION,
+    LLAMA_VERSION,
+    PORTABLE_CMAKE_ARGS,
+    REBUILD_REMEDY,
+    TESTED_VERSIONS,
+)
 from llmswitch_llamacpp.settings import LoadSettings
 
 PROBE_TIMEOUT_S = 180.0
-LLAMA_DISTRIBUTION = "llama-cpp-python"
-# The oldest and newest releases the tests have passed on (the plugin's pyproject.toml accepts up to < 0.4);
-# the newest is what scripts/llama-wheel.sh builds and what the remedies install.
-TESTED_VERSIONS = ("0.3.16", "0.3.36")
-LLAMA_VERSION = TESTED_VERSIONS[-1]
-PORTABLE_CMAKE_ARGS = "-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
-REBUILD_REMEDY = (
-    f'rebuild llama-cpp-python for a portable CPU target: CMAKE_ARGS="{PORTABLE_CMAKE_ARGS}" '
-    f"pip install --force-reinstall --no-deps --no-cache-dir --no-binary {LLAMA_DISTRIBUTION} "
-    f"{LLAMA_DISTRIBUTION}=={LLAMA_VERSION}  (in a checkout of llmswitch: scripts/llama-wheel.sh builds and "
-    "caches that wheel); on a CPU without AVX2 use -DGGML_AVX2=OFF -DGGML_FMA=OFF as well"
-)
-INSTALL_REMEDY = (
-    f'install it with portable CPU flags: CMAKE_ARGS="{PORTABLE_CMAKE_ARGS}" pip install --no-cache-dir '
-    f"--no-binary {LLAMA_DISTRIBUTION} {LLAMA_DISTRIBUTION}=={LLAMA_VERSION}"
-)
 UPGRADE_COMMAND = (
     f'CMAKE_ARGS="{PORTABLE_CMAKE_ARGS}" pip install --upgrade --no-deps --no-cache-dir --no-binary '
     f'{LLAMA_DISTRIBUTION} "{LLAMA_DISTRIBUTION}<0.4"'

@@ -5,7 +5,7 @@ Plain data, importable without httpx (``llmswitch plugins`` and ``profiles show`
 
 from __future__ import annotations
 
-from llmswitch.kit import BackendInfo, OptionSpec
+from llmswitch.kit import BackendInfo, Crash, OptionSpec
 
 NAME = "ollama"
 BASE_URL_ENV = "OLLAMA_HOST"
@@ -54,4 +54,6 @@ INFO = BackendInfo(
     start_servers=((DEFAULT_PORT, f"Ollama: `ollama serve` (or open the Ollama app), or set base_url (or "
                                   f"{BASE_URL_ENV}) to where it runs"),),
     model_help="`ollama pull {model}` (`ollama list` shows the models you have)",
+    crash_remedies={Crash.OUT_OF_MEMORY: "set a smaller num_ctx (e.g. 2048) or fewer num_gpu layers in the profile, "
+                    "or use a smaller model, or a smaller quantization of {model}"},
 )

@@ -5,7 +5,7 @@ Pure data and the standard library: this module is imported at start-up for ``ll
 
 from __future__ import annotations
 
-from llmswitch.kit import BackendInfo, BatchLimits, OptionSpec
+from llmswitch.kit import BackendInfo, BatchLimits, Crash, OptionSpec
 from llmswitch_openai.presets import PRESETS
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -85,4 +85,11 @@ INFO = BackendInfo(
         (11434, "Ollama: `ollama serve` (or open the Ollama app), with base_url http://127.0.0.1:11434/v1"),
     ),
     batch_limits=BATCH_LIMITS,
+    # A model missing from a server the profile points at, and a server out of memory: how the usual servers
+    # are told to serve it, or to use less.
+    served_model_help="ask for a model the server serves (`curl {base_url}/models` lists them), or start it with "
+    "this one (vLLM: `vllm serve {model}`; llama.cpp: `llama-server -m FILE --alias {model}`)",
+    crash_remedies={Crash.OUT_OF_MEMORY: "restart the server with less memory: vLLM `--max-model-len 2048` (or a "
+                    "lower `--gpu-memory-utilization`); llama.cpp server fewer `--n-gpu-layers` or a smaller "
+                    "`--ctx-size`"},
 )
