@@ -94,7 +94,7 @@ GENERATION_KEYS: dict[str, OptionSpec] = {
         OptionSpec("temperature", "float", description="sampling temperature"),
         OptionSpec("top_p", "float", description="nucleus sampling"),
         OptionSpec("top_k", "int", description="top-k sampling"),
-        OptionSpec("max_tokens", "int", description="most tokens to generate"),
+        OptionSpec("max_tokens", "int", description="most tokens to generate", minimum=1),
         OptionSpec("stop", "list", description="stop sequences"),
         OptionSpec("seed", "int", description="sampling seed"),
     )
@@ -105,21 +105,30 @@ GENERATION_KEYS: dict[str, OptionSpec] = {
 ROUTER_KEYS: dict[str, OptionSpec] = {
     spec.name: spec
     for spec in (
-        OptionSpec("max_retries", "int", None, "retries on one member after a failure that may pass (0: none)"),
-        OptionSpec("backoff_base_s", "float", None, "first backoff ceiling in seconds (doubles each retry)"),
-        OptionSpec("backoff_max_s", "float", None, "largest backoff ceiling in seconds"),
+        OptionSpec("max_retries", "int", None, "retries on one member after a failure that may pass (0: none)",
+                   minimum=0, absent="the default, 2"),
+        OptionSpec("backoff_base_s", "float", None, "first backoff ceiling in seconds (doubles each retry)",
+                   minimum=0, absent="the default, 0.5"),
+        OptionSpec("backoff_max_s", "float", None, "largest backoff ceiling in seconds", minimum=0,
+                   absent="the default, 8"),
         OptionSpec("retry_after_max_s", "float", None,
-                   "longest Retry-After waited for on one member; longer ones move on (or fail) at once"),
-        OptionSpec("timeout_total", "float", None, "one deadline in seconds over every retry and fallback"),
+                   "longest Retry-After waited for on one member; longer ones move on (or fail) at once",
+                   minimum=0, absent="the default, 60"),
+        OptionSpec("timeout_total", "float", None, "one deadline in seconds over every retry and fallback",
+                   more_than=0, absent="no deadline"),
         OptionSpec("replay_after_text", "bool", None,
                    "after text has reached you, a failure is answered again by the next member"),
-        OptionSpec("cooldown_s", "float", None, "how long a failing member is skipped"),
-        OptionSpec("cooldown_failures", "int", None, "failures within cooldown_window_s that cool a member"),
-        OptionSpec("cooldown_window_s", "float", None, "the window in which cooldown_failures are counted"),
-        OptionSpec("max_concurrent", "int", None, "calls in flight at once through this profile", minimum=1),
-        OptionSpec("rpm", "int", None, "requests per minute through this profile", minimum=1),
+        OptionSpec("cooldown_s", "float", None, "how long a failing member is skipped (0: never)", minimum=0,
+                   absent="the default, 30"),
+        OptionSpec("cooldown_failures", "int", None, "failures within cooldown_window_s that cool a member",
+                   minimum=1, absent="the default, 3"),
+        OptionSpec("cooldown_window_s", "float", None, "the window in which cooldown_failures are counted",
+                   more_than=0, absent="the default, 60"),
+        OptionSpec("max_concurrent", "int", None, "calls in flight at once through this profile", minimum=1,
+                   absent="no limit"),
+        OptionSpec("rpm", "int", None, "requests per minute through this profile", minimum=1, absent="no limit"),
         OptionSpec("tpm", "int", None, "tokens per minute (input + max_tokens reserved, settled with usage)",
-                   minimum=1),
+                   minimum=1, absent="no limit"),
     )
 }
 
@@ -394,12 +403,22 @@ def check_type(spec: OptionSpec, value: Any, where: str) -> Any:
         raise InvalidOptionError(
             f"{where}: '{spec.name}' must be one of {', '.join(spec.choices)}, not {value!r}"
         )
+    return check_range(spec, value, where)
+
+
+def check_range(spec: OptionSpec, value: Any, where: str) -> Any:
+    """``value`` when it is within the spec's bounds, else InvalidOptionError naming the bound and what leaving
+    the option out means. ``where`` is empty on the command line (the flag names the option)."""
     if spec.minimum is not None and value < spec.minimum:
-        raise InvalidOptionError(
-            f"{where}: '{spec.name}' must be at least {spec.minimum:g}, not {value!r}",
-            remedy=f"{spec.name}: {spec.description}" + (" (remove it for no limit)" if spec.minimum == 1 else ""),
-        )
-    return value
+        bound = f"at least {spec.minimum:g}"
+    elif spec.more_than is not None and value <= spec.more_than:
+        bound = f"more than {spec.more_than:g}"
+    else:
+        return value
+    raise InvalidOptionError(
+        (f"{where}: " if where else "") + f"'{spec.name}' must be {bound}, not {value!r}",
+        remedy=f"{spec.name}: {spec.description}; write a number {bound}, or remove it for {spec.absent}",
+    )
 
 
 def parse_cli_value(spec: OptionSpec, text: str, where: str = "command line") -> Any:
@@ -408,9 +427,9 @@ def parse_cli_value(spec: OptionSpec, text: str, where: str = "command line") ->
 
     try:
         if spec.type == "int":
-            return int(text)
+            return check_range(spec, int(text), "" if where == "command line" else where)
         if spec.type == "float":
-            return float(text)
+            return check_range(spec, float(text), "" if where == "command line" else where)
         if spec.type == "bool":
             lowered = text.strip().lower()
             if lowered in ("1", "true", "yes", "on"):

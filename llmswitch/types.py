@@ -265,7 +265,9 @@ class OptionSpec:
 
     ``type`` is one of str, int, float, bool, list (of strings), table (a TOML table / JSON object) or
     path. ``secret`` options are masked wherever they are shown. ``minimum``: the smallest value a number may
-    take (a limit of 0 requests a minute is a mistake, not a limit).
+    take (a limit of 0 requests a minute is a mistake, not a limit); ``more_than``: a bound the number must
+    exceed (a deadline of 0 s). ``absent``: what leaving the option out means, for the remedy of a value out of
+    range ("no limit").
     """
 
     name: str
@@ -275,6 +277,8 @@ class OptionSpec:
     secret: bool = False
     choices: tuple[str, ...] = ()
     minimum: float | None = None
+    more_than: float | None = None
+    absent: str = "its default"
 
 
 @dataclass(frozen=True, slots=True)

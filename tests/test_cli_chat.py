@@ -69,6 +69,26 @@ def test_options_are_typed_and_checked_against_the_backend() -> None:
     assert "must be an integer" in wrong_type.stderr
 
 
+@pytest.mark.parametrize("value", [0, -5])
+def test_max_tokens_below_one_is_refused_before_anything_is_sent(
+        config_file: Path, servers: list, value: int) -> None:  # type: ignore[type-arg]
+    import tomli_w
+
+    upstream = servers[0]
+    config_file.write_text(tomli_w.dumps({"profiles": {"up": {
+        "backend": "openai", "model": "test-model", "base_url": f"{upstream.url}/v1", "api_key": "sk-test",
+        "max_tokens": value}}}))
+    in_profile = run_cli("chat", "-p", "up", "hi")
+    assert in_profile.exit_code == 2, in_profile
+    assert f"profile 'up' ({config_file}): 'max_tokens' must be at least 1, not {value}" in in_profile.stderr
+    assert "remove it for its default" in in_profile.stderr
+    on_the_line = run_cli("chat", "-p", "echo", "-o", "max_tokens", str(value), "hi")
+    assert on_the_line.exit_code == 2, on_the_line
+    assert f"'max_tokens' must be at least 1, not {value}" in on_the_line.stderr
+    assert "without any text" not in on_the_line.stderr  # the model is not blamed for the user's setting
+    assert upstream.state.requests == []
+
+
 def test_system_prompt_and_model_override_reach_the_backend(config_file: Path) -> None:
     from llmswitch.plugins import register_plugin, unregister_plugin
     from tests.fake_plugins import RecordingPlugin

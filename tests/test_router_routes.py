@@ -276,6 +276,42 @@ def test_a_malformed_route_is_refused_with_a_remedy(config_file: Path, route: di
     assert says in outcome.stderr
 
 
+@pytest.mark.parametrize(("key", "value", "says", "unset"), [
+    ("max_retries", -1, "must be at least 0, not -1", "the default, 2"),
+    ("backoff_base_s", -1, "must be at least 0, not -1.0", "the default, 0.5"),
+    ("backoff_max_s", -0.5, "must be at least 0, not -0.5", "the default, 8"),
+    ("retry_after_max_s", -3, "must be at least 0, not -3.0", "the default, 60"),
+    ("cooldown_s", -5, "must be at least 0, not -5.0", "the default, 30"),
+    ("cooldown_failures", 0, "must be at least 1, not 0", "the default, 3"),
+    ("cooldown_window_s", 0, "must be more than 0, not 0.0", "the default, 60"),
+    ("cooldown_window_s", -2, "must be more than 0, not -2.0", "the default, 60"),
+    ("timeout_total", 0, "must be more than 0, not 0.0", "no deadline"),
+    ("timeout_total", -1, "must be more than 0, not -1.0", "no deadline"),
+])
+def test_a_retry_key_out_of_range_is_refused_naming_profile_key_and_file(
+        config_file: Path, key: str, value: float, says: str, unset: str) -> None:
+    write(config_file, {"e": {"backend": "echo", key: value}, "a": {"backend": "echo"},
+                        "r": {"route": "fallback", "members": ["a"], key: value}})
+    for name, kind in (("e", "profile"), ("r", "route")):
+        outcome = run_cli("chat", "-p", name, "hi")
+        assert outcome.exit_code == 2, outcome  # a configuration error, found before anything is sent
+        assert outcome.stdout == ""
+        assert f"{kind} '{name}' ({config_file}): '{key}' {says}" in outcome.stderr
+        assert f"remove it for {unset}" in outcome.stderr
+    outcome = run_cli("chat", "-p", "a", "-o", key, str(value), "hi")
+    assert outcome.exit_code == 2, outcome
+    assert f"'{key}' {says}" in outcome.stderr
+
+
+def test_the_defaults_a_range_error_names_are_the_router_defaults() -> None:
+    from llmswitch.profiles import ROUTER_KEYS
+    from llmswitch.router.policy import RetryPolicy
+
+    for name, field in RetryPolicy.__dataclass_fields__.items():
+        if isinstance(field.default, (int, float)) and not isinstance(field.default, bool):
+            assert ROUTER_KEYS[name].absent == f"the default, {field.default:g}"
+
+
 # ---- everywhere a profile works -------------------------------------------------------------------------------
 
 

@@ -192,6 +192,36 @@ def test_what_llmswitch_cannot_honour_is_refused_not_dropped(gateway: RunningGat
                                                   messages=[{"role": "user", "content": "x"}])
 
 
+@pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
+@pytest.mark.parametrize("value", [0, -5])
+def test_a_max_tokens_below_one_is_a_400_naming_the_field(gateway: RunningGateway, upstream: LocalServer,
+                                                           field: str, value: int) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        openai_client(gateway).chat.completions.create(model="up", messages=[{"role": "user", "content": "x"}],
+                                                       **{field: value})  # type: ignore[call-overload]
+    assert caught.value.status_code == 400
+    assert caught.value.param == field and caught.value.type == "invalid_request_error"
+    assert f"'{field}' must be at least 1, not {value}" in caught.value.message
+    assert upstream.state.requests == []  # refused here, not 502 from an upstream that got it
+
+
+@pytest.mark.parametrize("value", [0, -5])
+def test_an_anthropic_max_tokens_below_one_is_a_400_in_its_shape(gateway: RunningGateway, upstream: LocalServer,
+                                                                  value: int) -> None:
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        anthropic_client(gateway).messages.create(model="up", max_tokens=value,
+                                                  messages=[{"role": "user", "content": "x"}])
+    assert caught.value.body == {"type": "error", "error": {  # type: ignore[comparison-overlap]
+        "type": "invalid_request_error", "message": f"'max_tokens' must be at least 1, not {value}"}}
+    assert upstream.state.requests == []
+
+
+def test_max_completion_tokens_wins_over_max_tokens(gateway: RunningGateway, upstream: LocalServer) -> None:
+    openai_client(gateway).chat.completions.create(model="up", messages=[{"role": "user", "content": "x"}],
+                                                   max_completion_tokens=7, max_tokens=900)
+    assert upstream.state.requests[-1].body["max_tokens"] == 7
+
+
 def test_a_body_that_is_not_json_is_a_400_in_the_protocols_shape(gateway: RunningGateway) -> None:
     response = httpx.post(f"{gateway.base_url}/chat/completions", content=b"{not json")
     assert response.status_code == 400

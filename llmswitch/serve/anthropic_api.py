@@ -50,7 +50,7 @@ class MessagesRequest:
 def parse_messages(body: dict[str, Any], *, counting: bool = False) -> MessagesRequest:
     """The body of ``POST /v1/messages`` (or, ``counting``, of ``count_tokens``, where max_tokens is absent)."""
     model = required_str(body, "model")
-    max_tokens = optional_number(body, "max_tokens", int)
+    max_tokens = optional_number(body, "max_tokens", int, minimum=1)
     if max_tokens is None and not counting:
         raise GatewayRequestError("'max_tokens' is required", param="max_tokens")
     raw_messages = body.get("messages")

@@ -32,12 +32,15 @@ def required_str(body: Mapping[str, Any], name: str) -> str:
     return value
 
 
-def optional_number(body: Mapping[str, Any], name: str, kind: type = float) -> Any:
+def optional_number(body: Mapping[str, Any], name: str, kind: type = float, *, minimum: float | None = None) -> Any:
+    """The number in ``body[name]`` (None when absent or null), of ``kind``, at least ``minimum`` if given."""
     value = body.get(name)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
         raise GatewayRequestError(f"'{name}' must be {'an integer' if kind is int else 'a number'}", param=name)
+    if minimum is not None and value < minimum:
+        raise GatewayRequestError(f"'{name}' must be at least {minimum:g}, not {value!r}", param=name)
     return kind(value)
 
 

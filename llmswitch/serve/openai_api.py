@@ -76,7 +76,10 @@ def parse_chat(body: dict[str, Any]) -> ChatRequest:
                                       "(system, developer, user, assistant)", param="messages")
     if not messages:
         raise GatewayRequestError("'messages' needs at least one user message", param="messages")
-    max_tokens = optional_number(body, "max_completion_tokens", int) or optional_number(body, "max_tokens", int)
+    # max_completion_tokens replaced max_tokens; a client may send either (0 is refused, never read as absent).
+    completion_limit = optional_number(body, "max_completion_tokens", int, minimum=1)
+    legacy_limit = optional_number(body, "max_tokens", int, minimum=1)
+    max_tokens = completion_limit if completion_limit is not None else legacy_limit
     settings = {
         "temperature": optional_number(body, "temperature"),
         "top_p": optional_number(body, "top_p"),
