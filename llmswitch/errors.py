@@ -120,6 +120,7 @@ class MissingKeyError(ConfigError):
             remedy=f"export {variable}=... (or put {variable}=... in a .env file here, "
             f"or pass --api-key)",
         )
+        self.profile = profile
         self.variable = variable
 
 

@@ -252,6 +252,46 @@ def test_a_failure_mid_stream_ends_with_an_error_event_after_the_text(
     assert outcomes == ["bad_response", "bad_response"]
 
 
+def test_a_missing_upstream_key_is_asked_once_names_the_profile_and_tells_the_operator_how(
+        config_file: Path, upstream: LocalServer, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.delenv("LLMSWITCH_TEST_ABSENT_KEY", raising=False)
+    write_profiles(config_file, upstream, nokey={"backend": "openai", "model": "test-model",
+                                                 "base_url": f"{upstream.url}/v1",
+                                                 "api_key_env": "LLMSWITCH_TEST_ABSENT_KEY"})
+    sent: list[str] = []
+    count = {"event_hooks": {"request": [lambda request: sent.append(request.url.path)]}}
+    with RunningGateway() as running, caplog.at_level("WARNING", logger="llmswitch.serve"):
+        # The SDKs as shipped: two retries on a 5xx, unless the server says not to.
+        openai_sdk = openai.OpenAI(base_url=running.base_url, api_key="unused", http_client=httpx.Client(**count))
+        with pytest.raises(openai.InternalServerError) as from_openai:
+            openai_sdk.chat.completions.create(model="nokey", messages=[{"role": "user", "content": "x"}])
+        anthropic_sdk = anthropic.Anthropic(base_url=running.url, api_key="unused", http_client=httpx.Client(**count))
+        with pytest.raises(anthropic.InternalServerError) as from_anthropic:
+            anthropic_sdk.messages.create(model="nokey", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    assert sent == ["/v1/chat/completions", "/v1/messages"]  # each asked once: no retry of what cannot pass
+    for caught in (from_openai.value, from_anthropic.value):
+        assert caught.status_code == 500 and caught.response.headers["x-should-retry"] == "false"
+        assert "no key for this profile's upstream" in caught.message and "profile 'nokey'" in caught.message
+        assert "LLMSWITCH_TEST_ABSENT_KEY" not in caught.message  # the operator's business, in the log
+    logged = [record.getMessage() for record in caplog.records]
+    assert len(logged) == 2 and all(line.startswith("profile nokey: ") for line in logged), logged
+    assert "export LLMSWITCH_TEST_ABSENT_KEY=..." in logged[0] and "restart `llmswitch serve`" in logged[0]
+    assert "--api-key" not in logged[0]  # serve has no such flag
+    assert upstream.state.requests == []
+
+
+def test_an_upstream_that_refuses_the_gateways_key_is_asked_once(gateway: RunningGateway,
+                                                                   upstream: LocalServer) -> None:
+    upstream.state.scenario = "auth"
+    with pytest.raises(openai.APIStatusError) as caught:  # the SDK's default retries
+        openai.OpenAI(base_url=gateway.base_url, api_key="unused").chat.completions.create(
+            model="up", messages=[{"role": "user", "content": "x"}])
+    assert caught.value.status_code == 502 and caught.value.response.headers["x-should-retry"] == "false"
+    assert "refused the gateway's credentials" in caught.value.message
+    assert len(upstream.state.requests) == 1
+
+
 # ---- Anthropic protocol ------------------------------------------------------------------------------------
 
 

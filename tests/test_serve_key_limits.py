@@ -200,6 +200,53 @@ def test_key_tables_are_checked_and_keep_only_hashes() -> None:
                                              {"name": "a", "hash": hash_key("2")}]}}, {})
 
 
+@pytest.mark.parametrize("malformed", ["sha256:zz", "sha256:9f86d081...", hash_key(ALICE)[:-1],
+                                       hash_key(ALICE) + "0", hash_key(ALICE)[:-1] + "g"])
+def test_a_hash_that_could_never_match_is_refused_naming_the_entry(malformed: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    places = [
+        ({"serve": {"keys": [hash_key(BOB), malformed]}}, {}, "[serve] keys[1]"),
+        ({"serve": {"keys": [{"name": "alice", "hash": malformed}]}}, {}, "[serve] keys[0] ('alice')"),
+        ({}, {"LLMSWITCH_SERVE_KEYS": f"lsw-plain, {malformed}"}, "LLMSWITCH_SERVE_KEYS entry 2"),
+    ]
+    for document, environ, where in places:
+        with pytest.raises(ConfigError) as caught:
+            GatewayKeys.load(document, environ)
+        assert f"{where}: {malformed!r} is not a whole key hash" in caught.value.message
+        assert "64 hex digits" in caught.value.message
+        assert "llmswitch serve --new-key" in (caught.value.remedy or "")
+    from tests.helpers import run_cli
+
+    monkeypatch.setenv("LLMSWITCH_SERVE_KEYS", malformed)
+    outcome = run_cli("serve", "--host", "0.0.0.0", "--port", "0")
+    assert outcome.exit_code == 2, outcome  # refused before it listens: no gateway that nobody can use
+    assert "is not a whole key hash" in outcome.stderr and "gateway keys: required" not in outcome.stderr
+
+
+def test_new_key_beside_a_broken_hash_names_it_and_writes_nothing(config_file: Path) -> None:
+    from tests.helpers import run_cli
+
+    written = f'[serve]\nkeys = ["{hash_key(BOB)}", "sha256:9f86d081..."]\n'
+    config_file.write_text(written)
+    outcome = run_cli("serve", "--new-key")
+    assert outcome.exit_code == 2, outcome
+    assert "[serve] keys[1]: 'sha256:9f86d081...' is not a whole key hash" in outcome.stderr
+    assert "remove that entry" in outcome.stderr and outcome.stdout == ""  # no key shown that was not stored
+    assert config_file.read_text() == written
+
+
+def test_an_upper_case_hash_is_read_in_lower_case() -> None:
+    upper = "SHA256:" + hash_key(ALICE).removeprefix("sha256:").upper()
+    for document, environ in (({"serve": {"keys": [upper]}}, {}),
+                              ({"serve": {"keys": [{"name": "alice", "hash": upper, "rpm": 3}]}}, {}),
+                              ({}, {"LLMSWITCH_SERVE_KEYS": upper})):
+        keys = GatewayKeys.load(document, environ)
+        assert keys.accepts(ALICE) and not keys.accepts(BOB)
+    assert keys.identify(ALICE) == hash_key(ALICE)
+    named = GatewayKeys.load({"serve": {"keys": [{"name": "alice", "hash": upper, "rpm": 3}]}}, {})
+    assert named.named[named.identify(ALICE)].name == "alice"  # type: ignore[index]
+
+
 def test_a_failed_call_gives_its_place_back(config_file: Path, upstream: LocalServer) -> None:
     write_config(config_file, upstream, {"max_concurrent": 1})
     with RunningGateway() as gateway:

@@ -144,6 +144,51 @@ def test_fifty_concurrent_clients_all_get_their_own_answer(config_file: Path) ->
     assert len(ledger_rows()) == 200  # every call charged, none lost to contention
 
 
+# ---- the port ------------------------------------------------------------------------------------------------
+
+
+def test_a_port_in_use_is_a_sentence_with_a_remedy_and_no_banner(config_file: Path) -> None:
+    import socket
+
+    config_file.write_text("")
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        outcome = subprocess.run([sys.executable, "-m", "llmswitch", "serve", "--port", str(port)],
+                                 capture_output=True, text=True, timeout=60, env=dict(os.environ))
+    finally:
+        holder.close()
+    assert outcome.returncode == 2, outcome.stderr
+    assert f"port {port} on 127.0.0.1 is already in use" in outcome.stderr
+    assert "pass another --port" in outcome.stderr
+    assert "Errno" not in outcome.stderr and "Traceback" not in outcome.stderr
+    assert "http://127.0.0.1" not in outcome.stderr  # no banner claiming it serves
+    assert outcome.stdout == ""
+
+
+def test_port_0_prints_the_port_it_really_listens_on(config_file: Path) -> None:
+    import re
+
+    config_file.write_text("")
+    process = subprocess.Popen([sys.executable, "-m", "llmswitch", "serve", "--port", "0", "-p", "echo"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        assert process.stderr is not None
+        banner = process.stderr.readline() + process.stderr.readline()
+        found = re.search(r"http://127\.0\.0\.1:(\d+) .*base_url (http://127\.0\.0\.1:(\d+)/v1)", banner, re.S)
+        assert found, banner
+        assert found.group(1) == found.group(3) != "0"
+        client = openai.OpenAI(base_url=found.group(2), api_key="x", max_retries=0, timeout=20)
+        assert wait_for(lambda: _answers(client), timeout=30)
+        answer = client.chat.completions.create(model="echo", messages=[{"role": "user", "content": "port ok"}])
+        assert answer.choices[0].message.content == "port ok"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
+
+
 # ---- keys and the bind rule ---------------------------------------------------------------------------------
 
 

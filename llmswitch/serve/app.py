@@ -37,25 +37,29 @@ def create_app(gateway: Gateway, keys: GatewayKeys) -> Starlette:
             if keys and known is None:
                 return error_response(failure_of(UNAUTHORIZED), shape)
             request.state.gateway_key = keys.named.get(known) if known is not None else None
+            request.state.profile = None  # the profile asked for, once the body names it (for the error's words)
             try:
                 return await handler(request)
             except LLMSwitchError as error:
-                return error_response(failure_of(error), shape)
+                return error_response(failure_of(error, request.state.profile), shape)
 
         return endpoint
 
     async def chat_completions(request: HTTPRequest) -> Any:
         asked = openai_api.parse_chat(parse_body(await request.body()))
+        request.state.profile = asked.model
         call = await gateway.start(asked.model, asked.build, stream=asked.stream, key=request.state.gateway_key)
         return AnswerResponse(gateway, call, openai_api.OpenAIProtocol(asked.model, asked.include_usage))
 
     async def messages(request: HTTPRequest) -> Any:
         asked = anthropic_api.parse_messages(parse_body(await request.body()))
+        request.state.profile = asked.model
         call = await gateway.start(asked.model, asked.build, stream=asked.stream, key=request.state.gateway_key)
         return AnswerResponse(gateway, call, anthropic_api.AnthropicProtocol(asked.model))
 
     async def count_tokens(request: HTTPRequest) -> Any:
         asked = anthropic_api.parse_messages(parse_body(await request.body()), counting=True)
+        request.state.profile = asked.model
         return JSONResponse({"input_tokens": await gateway.count_tokens(asked.model, asked.build)})
 
     async def models(request: HTTPRequest) -> Any:

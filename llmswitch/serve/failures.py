@@ -3,7 +3,9 @@
 Each protocol only words the body its clients parse (OpenAI's ``{"error": {...}}``, Anthropic's
 ``{"type": "error", ...}``); the status, ``Retry-After`` and the redacted message are decided here once.
 Upstream failures are the gateway's (502, 503, 504): a key the upstream rejected is the gateway's to fix,
-so it is never passed on as a 401 that would tell the client its own key is wrong.
+so it is never passed on as a 401 that would tell the client its own key is wrong. A failure only the operator
+can fix (no upstream key, a key the upstream refuses) carries ``x-should-retry: false``: the official OpenAI
+and Anthropic SDKs read that header before the status and do not retry, where they retry any 5xx by default.
 """
 
 from __future__ import annotations
@@ -63,10 +65,14 @@ class Failure:
     code: str  # llmswitch's own error kind ("rate_limited", "unreachable", ...), for clients that look
     retry_after: int | None = None
     param: str | None = None
+    retry: bool = True  # False: asking again cannot help until the gateway's operator acts
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
+        headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
+        if not self.retry:
+            headers["x-should-retry"] = "false"  # the SDKs' own signal; a status alone would invite retries
+        return headers
 
 
 # What a client reads about a failure behind the gateway. The full message (the upstream's URL, which key
@@ -79,7 +85,7 @@ UPSTREAM_TEXT = {
     "timeout": "the upstream did not answer in time",
     "redirected": "the upstream answered with a redirect, which is not followed",
     "bad_response": "the upstream's answer failed (a server error, a malformed answer or a stream cut off)",
-    "missing_key": "the gateway has no key for this profile's upstream",
+    "missing_key": "the gateway has no key for this profile's upstream; only its operator can add one",
     "plugin": "the backend plugin failed",
 }
 
@@ -91,22 +97,35 @@ def failure_of(error: LLMSwitchError, profile: str | None = None) -> Failure:
         return Failure(error.status, error.gateway_kind, error.message, error.kind, _seconds(error.retry_after),
                        param=error.param)
     status, kind, retry_after = _classify(error)
-    full = redact(error.message + (f" ({error.remedy})" if error.remedy else ""))
+    if isinstance(error, MissingKeyError):
+        profile = profile or error.profile
+    remedy = _operator_remedy(error)
+    full = redact(error.message + (f" ({remedy})" if remedy else ""))
+    retry = not isinstance(error, (MissingKeyError, AuthError))
     if kind in (UPSTREAM, OVERLOADED, INTERNAL) or isinstance(error, (RateLimitError, ModelNotFoundError)):
         log.warning("profile %s: %s", profile or "?", full)
         what = UPSTREAM_TEXT.get(error.kind, "the call failed")
         message = f"{what} (profile '{profile}'); the gateway's log has the details" if profile else what
         if retry_after is not None:
             message += f"; retry after {retry_after} s"
-        return Failure(status, kind, message, error.kind, retry_after)
-    return Failure(status, kind, full, error.kind, retry_after)
+        return Failure(status, kind, message, error.kind, retry_after, retry=retry)
+    return Failure(status, kind, full, error.kind, retry_after, retry=retry)
+
+
+def _operator_remedy(error: LLMSwitchError) -> str | None:
+    """The remedy for whoever runs the gateway: a missing key is exported before `llmswitch serve` starts (it
+    has no --api-key, and reads keys once, when it first serves the profile)."""
+    if isinstance(error, MissingKeyError):
+        return (f"export {error.variable}=... (or put it in a .env file in the directory serve starts in), then "
+                "restart `llmswitch serve`; or set api_key_env in the profile")
+    return error.remedy
 
 
 def _classify(error: LLMSwitchError) -> tuple[int, str, int | None]:
     if isinstance(error, ProfileNotFoundError):
         return 404, NOT_FOUND, None
     if isinstance(error, MissingKeyError):
-        return 500, INTERNAL, None  # the gateway's configuration, not the client's request
+        return 500, INTERNAL, None  # the gateway's configuration, not the client's request (and not retried)
     if isinstance(error, ConfigError):
         return 400, INVALID_REQUEST, None  # an option the backend does not take, a bad value
     if isinstance(error, BudgetExceededError):

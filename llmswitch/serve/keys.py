@@ -88,10 +88,10 @@ class GatewayKeys:
                                       remedy="give each key its own name: usage and budgets are counted by it")
                 named[key.hash] = key
                 entry = key.hash
-            _refuse_clear(entry)
-            hashes.append(entry)
+            hashes.append(_stored_hash(entry, f"[serve] keys[{position}]"))
         from_environment = [key.strip() for key in environ.get(KEYS_VARIABLE, "").split(",") if key.strip()]
-        return cls(frozenset([*hashes, *(_as_hash(key) for key in from_environment)]), named)
+        return cls(frozenset([*hashes, *(_as_hash(key, f"{KEYS_VARIABLE} entry {number}")
+                                         for number, key in enumerate(from_environment, 1))]), named)
 
     def __bool__(self) -> bool:
         return bool(self.hashes)
@@ -109,11 +109,25 @@ class GatewayKeys:
         return matches[0] if matches else None
 
 
-def _refuse_clear(key: str) -> None:
-    if not key.startswith(HASH_PREFIX):
+def _stored_hash(key: str, where: str) -> str:
+    """A hash from the file: never a key in clear, and a whole hash (see :func:`_checked_hash`)."""
+    if not key.lower().startswith(HASH_PREFIX):
         raise ConfigError("[serve] keys holds a key in clear; the file keeps only hashes",
                           remedy="remove it and add one with `llmswitch serve --new-key`, or put keys in "
                           f"clear in {KEYS_VARIABLE} instead")
+    return _checked_hash(key, where)
+
+
+def _checked_hash(text: str, where: str) -> str:
+    """``sha256:`` and 64 hex digits, in lower case (what :func:`hash_key` makes); anything else could never
+    match a key, so a gateway that demanded it would refuse every client without saying why."""
+    digest = text[len(HASH_PREFIX):]
+    if len(digest) != 64 or any(character not in "0123456789abcdefABCDEF" for character in digest):
+        raise ConfigError(f"{where}: {text!r} is not a whole key hash: sha256: must be followed by 64 hex digits "
+                          f"(this has {len(digest)} characters)",
+                          remedy="copy the whole hash, or remove that entry and create a key with "
+                          "`llmswitch serve --new-key` (it stores the whole hash)")
+    return HASH_PREFIX + digest.lower()
 
 
 def _key_table(entry: Mapping[str, Any], position: int) -> GatewayKey:
@@ -134,7 +148,7 @@ def _key_table(entry: Mapping[str, Any], position: int) -> GatewayKey:
             raise ConfigError(f"{where}: a key written as a table needs a '{required}' (a string)",
                               remedy=f"write it as {TABLE_EXAMPLE}")
     refuse_unprintable_name(entry["name"], f"{where}: ", what="key name")  # it is shown by `usage --by key`
-    _refuse_clear(entry["hash"])
+    hashed = _stored_hash(entry["hash"].strip(), f"{where} ('{entry['name'].strip()}')")
     specs: dict[str, OptionSpec] = {**PROFILE_KEYS, **ROUTER_KEYS}
     settings: dict[str, Any] = {}
     for name in (*LIMIT_KEYS, *BUDGET_KEYS):
@@ -144,11 +158,12 @@ def _key_table(entry: Mapping[str, Any], position: int) -> GatewayKey:
                 raise ConfigError(f"{where}: '{name}' must be above 0, not {value}",
                                   remedy=f"remove '{name}' for no limit")
             settings[name] = value
-    return GatewayKey(entry["name"].strip(), entry["hash"], settings)
+    return GatewayKey(entry["name"].strip(), hashed, settings)
 
 
-def _as_hash(key: str) -> str:
-    return key if key.startswith(HASH_PREFIX) else hash_key(key)
+def _as_hash(key: str, where: str) -> str:
+    """A key from the environment: a hash as it is (checked), a key in clear hashed."""
+    return _checked_hash(key, where) if key.lower().startswith(HASH_PREFIX) else hash_key(key)
 
 
 def presented_key(headers: Mapping[str, str]) -> str | None:

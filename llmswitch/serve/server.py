@@ -13,6 +13,7 @@ from llmswitch.client import AsyncClient
 from llmswitch.serve.app import create_app
 from llmswitch.serve.gateway import Gateway
 from llmswitch.serve.keys import GatewayKeys, check_bind
+from llmswitch.serve.listen import listen
 
 DEFAULT_PORT = 4000
 SHUTDOWN_DEADLINE_S = 30  # after SIGTERM, in-flight answers may finish for this long
@@ -44,12 +45,15 @@ def run(built: Built, host: str, port: int, *, deadline_s: int = SHUTDOWN_DEADLI
     import uvicorn
 
     check_bind(host, built.keys)
+    sockets = listen(host, port)  # before the banner: it says where the gateway really is, or nothing
+    port = sockets[0].getsockname()[1]
     # Failures upstream are told to clients in a sentence and to the operator in full, here (redacted).
     logging.basicConfig(level=logging.WARNING, format="llmswitch serve: %(message)s")
     config = uvicorn.Config(built.app, host=host, port=port, log_level="warning", access_log=False,
                             lifespan="off", timeout_graceful_shutdown=deadline_s, server_header=False)
     server = _graceful_server_class(uvicorn)(config)
-    shown = f"[{host}]" if ":" in host else host
+    bare = host.strip("[]")
+    shown = f"[{bare}]" if ":" in bare else bare
     models = built.gateway.models()
     sys.stderr.write(
         f"llmswitch serve: http://{shown}:{port} ({len(models)} profile{'s' if len(models) != 1 else ''}: "
@@ -57,7 +61,7 @@ def run(built: Built, host: str, port: int, *, deadline_s: int = SHUTDOWN_DEADLI
         f"  OpenAI clients: base_url http://{shown}:{port}/v1   Anthropic clients: base_url http://{shown}:{port}\n"
         f"  gateway keys: {'required' if built.keys else 'none (loopback only)'}\n")
     sys.stderr.flush()
-    server.run()
+    server.run(sockets=sockets)
 
 
 def _graceful_server_class(uvicorn: Any) -> Any:
