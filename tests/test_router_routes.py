@@ -266,6 +266,11 @@ def test_an_unknown_member_gets_close_names(config_file: Path) -> None:
     ({"route": "split", "weights": {"a": "lots"}}, "must be a positive number"),
     ({"route": "chain", "members": ["a"]}, "must be one of fallback, pool, split"),
     ({"route": "pool", "strategy": "fastest", "members": ["a"]}, "strategy must be one of"),
+    ({"route": "pool", "strategy": "fastest", "members": ["a"]}, "hint: round-robin (each call starts one member "
+                                                                 "further), least-busy (the fewest calls in flight), "
+                                                                 "latency (the fastest lately"),
+    ({"route": "pool", "strategy": "leastbusy", "members": ["a"]}, "hint: did you mean 'least-busy'?"),
+    ({"route": "fallbak", "members": ["a"]}, "hint: did you mean 'fallback'?"),
     ({"route": "fallback", "members": ["a"], "backend": "openai"}, "not both"),
     ({"route": "fallback", "members": ["a"], "max_retrys": 1}, "did you mean 'max_retries'"),
 ])
@@ -417,6 +422,22 @@ def test_profiles_list_and_show_describe_a_route(servers: list[LocalServer], con
     assert [(m["name"], m["backend"]) for m in shown["members"]] == [("a", "openai"), ("b", "openai")]
     text = run_cli("profiles", "show", "r").stdout
     assert "# member a: openai / test-model" in text and "max_retries = 2" in text
+
+
+def test_profiles_list_and_show_give_a_splits_shares(servers: list[LocalServer], config_file: Path) -> None:
+    write(config_file, three(servers, {"route": "split", "weights": {"a": 80, "b": 20}}) | {
+        "thirds": {"route": "split", "weights": {"a": 1, "b": 1, "c": 1}},
+        "whole": {"route": "split", "weights": {"c": 5}}})
+    listed = run_cli("profiles", "list")
+    assert "split route  → a 80%, b 20%" in listed.stdout
+    assert "→ a 33.3%, b 33.3%, c 33.3%" in listed.stdout and "→ c 100%" in listed.stdout
+    as_json = {row["name"]: row for row in json.loads(run_cli("profiles", "list", "--json").stdout)}
+    assert as_json["r"]["model"] == "→ a 80%, b 20%"
+    text = run_cli("profiles", "show", "r").stdout
+    assert "# member a: openai / test-model, 80% of calls" in text
+    assert "# member b: openai / test-model, 20% of calls" in text
+    shown = json.loads(run_cli("profiles", "show", "r", "--json").stdout)
+    assert [(m["name"], m["weight"]) for m in shown["members"]] == [("a", 80.0), ("b", 20.0)]
 
 
 def test_o_on_a_route_applies_to_every_member_or_names_the_one_that_refuses(servers: list[LocalServer],

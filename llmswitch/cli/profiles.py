@@ -70,7 +70,13 @@ def _modelshown_setting(profile: Profile) -> str:
     """The model the profile runs (a preset's, the backend's default, a model file), or why it is unknown;
     for a route, its members."""
     if "route" in profile.settings:
-        members = profile.settings.get("members") or list(profile.settings.get("weights") or {})
+        from llmswitch.router.routes import shares
+
+        weights = profile.settings.get("weights")
+        split = shares(weights) if isinstance(weights, dict) else None
+        if split is not None:  # a split says how it divides the calls: "→ claude 80%, openai 20%"
+            return "→ " + ", ".join(f"{member} {percent(share)}" for member, share in split.items())
+        members = profile.settings.get("members") or list(weights or {})
         return "→ " + ", ".join(str(member) for member in members) if isinstance(members, list) else "?"
     from llmswitch.plugins import get_registry
     from llmswitch.profile_settings import model_in_use
@@ -80,6 +86,12 @@ def _modelshown_setting(profile: Profile) -> str:
         return model_in_use(validate(profile, info), info) or "(no model: set model)"
     except LLMSwitchError:
         return profile.model or f"(see `llmswitch profiles show {profile.name}`)"
+
+
+def percent(share: float) -> str:
+    """80%, 33.3%, 6.25%, 100%: three significant digits at most, never an exponent."""
+    value = share * 100
+    return "100%" if value >= 99.95 else f"{value:.3g}%"
 
 
 def _source_label(source: str, store: ProfileStore) -> str:
@@ -172,7 +184,12 @@ def _show_route(ctx: click.Context, profile: Profile, as_json: bool) -> None:
 
     route = Client(ctx.obj.get("config")).resolve(profile.name)
     assert isinstance(route, ResolvedRoute)
-    members = [{"name": name, "backend": member.target.backend, "model": member.target.model}
+    from llmswitch.router.routes import shares
+
+    weights = dict(zip(route.route.members, route.route.weights, strict=True)) if route.route.kind == "split" else {}
+    split = shares(weights) or {}
+    members = [{"name": name, "backend": member.target.backend, "model": member.target.model,
+                **({"weight": weights[name]} if name in weights else {})}
                for name, member in route.members.items()]
     if as_json:
         import json
@@ -187,7 +204,8 @@ def _show_route(ctx: click.Context, profile: Profile, as_json: bool) -> None:
     _echo(f"# a {route.route.kind} route" + (f" ({route.route.strategy})" if route.route.kind == "pool" else "")
           + "; in effect: " + ", ".join(f"{key} = {value}" for key, value in _fields(route.policy).items()))
     for member in members:
-        _echo(f"# member {member['name']}: {member['backend']} / {member['model']}")
+        share = f", {percent(split[member['name']])} of calls" if member["name"] in split else ""
+        _echo(f"# member {member['name']}: {member['backend']} / {member['model']}{share}")
 
 
 def _fields(policy: object) -> dict[str, object]:

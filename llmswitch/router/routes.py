@@ -29,6 +29,8 @@ from llmswitch.errors import ConfigError, InvalidOptionError, close_matches
 RouteKind = Literal["fallback", "pool", "split"]
 ROUTE_KINDS: tuple[RouteKind, ...] = ("fallback", "pool", "split")
 STRATEGIES = ("round-robin", "least-busy", "latency", "cost")
+STRATEGY_MEANINGS = ("round-robin (each call starts one member further), least-busy (the fewest calls in flight), "
+                     "latency (the fastest lately, by time to first token), cost (the cheapest)")
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,8 @@ def read_route(name: str, values: Mapping[str, Any], source: str = "") -> RouteS
     kind = values.get("route")
     if kind not in ROUTE_KINDS:
         raise InvalidOptionError(f"{where}: route must be one of {', '.join(ROUTE_KINDS)}, not {kind!r}",
-                                 remedy='e.g. route = "fallback" with members = ["a", "b"]')
+                                 remedy=_did_you_mean(kind, ROUTE_KINDS)
+                                 + 'e.g. route = "fallback" with members = ["a", "b"]')
     if "backend" in values:
         raise InvalidOptionError(f"{where}: a profile either names a backend or routes to other profiles, not both",
                                  remedy=f"remove backend from [profiles.{name}], or remove route and members")
@@ -99,7 +102,8 @@ def read_route(name: str, values: Mapping[str, Any], source: str = "") -> RouteS
         raise InvalidOptionError(f"{where}: strategy applies to a pool only (this route is a {kind})",
                                  remedy='remove strategy, or make it route = "pool"')
     if strategy not in STRATEGIES:
-        raise InvalidOptionError(f"{where}: strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+        raise InvalidOptionError(f"{where}: strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}",
+                                 remedy=_did_you_mean(strategy, STRATEGIES) + STRATEGY_MEANINGS)
     allowed = route_keys()
     settings: dict[str, Any] = {}
     for key, value in values.items():
@@ -107,13 +111,29 @@ def read_route(name: str, values: Mapping[str, Any], source: str = "") -> RouteS
             continue
         spec = allowed.get(key)
         if spec is None:
-            suggestions = close_matches(key, [*allowed, "route", "members", "weights", "strategy"])
-            hint = f"did you mean '{suggestions[0]}'? " if suggestions else ""
             raise InvalidOptionError(f"{where}: unknown key '{key}' for a route",
-                                     remedy=hint + "a route takes route, members (or weights), strategy, and: "
+                                     remedy=_did_you_mean(key, [*allowed, "route", "members", "weights", "strategy"])
+                                     + "a route takes route, members (or weights), strategy, and: "
                                      + ", ".join(sorted(allowed)))
         settings[key] = check_type(spec, value, where)
     return RouteSpec(name, kind, members, str(strategy), weights, settings)
+
+
+def _did_you_mean(word: Any, known: Any) -> str:
+    """``did you mean 'latency'? `` for a near miss among ``known``, else nothing (the remedy goes on)."""
+    suggestions = close_matches(word, known) if isinstance(word, str) else []
+    return f"did you mean '{suggestions[0]}'? " if suggestions else ""
+
+
+def shares(weights: Mapping[str, Any]) -> dict[str, float] | None:
+    """Each member's share of a split's calls (0 to 1), from its relative weights; None for weights that are
+    not all positive numbers (the route's own check says why)."""
+    numbers = [weight for weight in weights.values()
+               if isinstance(weight, (int, float)) and not isinstance(weight, bool) and weight > 0]
+    if not weights or len(numbers) != len(weights):
+        return None
+    total = sum(numbers)
+    return {str(member): weight / total for member, weight in weights.items()}
 
 
 def check_routes(name: str, lookup: Any, known: list[str]) -> dict[str, RouteSpec]:
