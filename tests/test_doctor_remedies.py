@@ -175,6 +175,10 @@ def test_the_plugins_declarations_are_what_doctor_says() -> None:
         "check that the model file exists (the profile's model_path)"
     ollama = remedies.remedy_for_text("out of memory", target(OLLAMA, model="qwen3"))
     assert ollama is not None and "num_ctx" in ollama and "quantization of qwen3" in ollama
+    transformers = remedies.remedy_for_text("torch.OutOfMemoryError: CUDA out of memory",
+                                            target(installed("transformers")))
+    assert transformers is not None and transformers.startswith('use a smaller dtype (dtype = "bfloat16" or "float16")')
+    assert "max_memory" in transformers and "n_gpu_layers" not in transformers
 
 
 def test_rate_limit_says_how_long_to_wait() -> None:

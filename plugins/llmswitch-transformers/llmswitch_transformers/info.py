@@ -3,11 +3,18 @@ nothing but the contract."""
 
 from __future__ import annotations
 
-from llmswitch.kit import BackendInfo, OptionSpec
+from llmswitch.kit import BackendInfo, Crash, OptionSpec
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 CHAT_FORMATS = ("auto", "template", "transcript")
+# What to do when the model does not fit: the runtime's remedy ({dtype_now} becomes the dtype in use), and the
+# one doctor gives for an out-of-memory crash it sees only as text.
+MEMORY_REMEDY = (
+    'use a smaller dtype (dtype = "bfloat16" or "float16"{dtype_now}), cap each device with max_memory (e.g. '
+    'max_memory = { "0" = "8GiB", cpu = "30GiB" }) so the rest goes to the CPU, or a shorter context (a new '
+    "conversation, a lower max_tokens); or a smaller model"
+)
 
 INFO = BackendInfo(
     name="transformers",
@@ -38,4 +45,5 @@ INFO = BackendInfo(
         OptionSpec("min_p", "float", None, "drop tokens less likely than min_p times the likeliest"),
     ),
     prices=("llmswitch_transformers", "prices.toml"),
+    crash_remedies={Crash.OUT_OF_MEMORY: MEMORY_REMEDY.replace("{dtype_now}", "")},
 )

@@ -26,6 +26,7 @@ from llmswitch.kit import (
     ModelNotFoundError,
     UnsupportedOptionError,
 )
+from llmswitch_transformers.info import MEMORY_REMEDY
 from llmswitch_transformers.settings import INSTALL_REMEDY, LoadSettings
 
 CUDA_BUILD_REMEDY = (
@@ -306,9 +307,7 @@ def is_out_of_memory(lowered: str) -> bool:
 
 
 def memory_remedy(settings: LoadSettings) -> str:
-    return (f"use a smaller dtype (dtype = \"bfloat16\" or \"float16\"; now {settings.dtype}), cap each device "
-            "with max_memory (e.g. max_memory = { \"0\" = \"8GiB\", cpu = \"30GiB\" }) so the rest goes to the "
-            "CPU, or a shorter context (a new conversation, a lower max_tokens); or a smaller model")
+    return MEMORY_REMEDY.replace("{dtype_now}", f"; now {settings.dtype}")
 
 
 def _first_line(text: str) -> str:
