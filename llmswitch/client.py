@@ -293,7 +293,7 @@ class ResolvedProfile:
             return False
         from llmswitch.response_cache import holds
 
-        return holds(self.target, request)
+        return holds(self.cache_key(request))
 
     def worst_case_usd(self, request: Request) -> float | None:
         """The most this call could cost (its input counted, ``max_tokens`` or the model's most output), or
@@ -401,25 +401,38 @@ class ResolvedProfile:
         policy = CachePolicy.of(self.settings)
         return policy if policy is not None and policy.covers(request) else None
 
-    def _cache_plan(self, request: Request) -> tuple[CachePolicy | None, StoredAnswer | None]:
-        """The profile's cache policy for this request and the answer it holds, if any. One rule for both forms
-        and every hook: a hit never reaches the backend (nor needs its key); a miss is recorded as it streams by
-        and stored if it finishes (:mod:`llmswitch.response_cache`)."""
+    def cache_identity(self) -> dict[str, Any]:
+        """What decides this profile's answers besides the request (:func:`llmswitch.response_cache.identity_of`):
+        two profiles with the same identity share cached answers."""
+        from llmswitch.response_cache import identity_of
+
+        return identity_of(self.target)
+
+    def cache_key(self, request: Request) -> str:
+        from llmswitch.response_cache import key_for
+
+        return key_for(self.cache_identity(), request)
+
+    def _cache_plan(self, request: Request) -> tuple[CachePolicy | None, str, StoredAnswer | None]:
+        """The profile's cache policy for this request, its key and the answer it holds, if any. One rule for
+        both forms and every hook: a hit never reaches the backend (nor needs its key); a miss is recorded as it
+        streams by and stored if it finishes (:mod:`llmswitch.response_cache`)."""
         policy = self._cache_policy(request)
-        found = None
+        key, found = "", None
         if policy is not None:
             from llmswitch.response_cache import lookup
 
-            found = lookup(self.target, request)
+            key = self.cache_key(request)
+            found = lookup(key, self.target.profile)
         if found is None:
             self._require_key()
-        return policy, found
+        return policy, key, found
 
     def _through_cache(self, request: Request, routed: Callable[[], StreamResult], books: Books | None) -> StreamResult:
         books = _books(books)
         if not books.checked:
             self.check_before_sending(request)
-        policy, found = self._cache_plan(request)
+        policy, key, found = self._cache_plan(request)
         if found is not None:
             from llmswitch.response_cache import replay
 
@@ -429,14 +442,14 @@ class ResolvedProfile:
             if policy is not None:
                 from llmswitch.response_cache import Recorder, recording
 
-                result.source = recording(result.source, Recorder(self.target, request, policy))
+                result.source = recording(result.source, Recorder(self.target, key, policy))
         result.books_for(self, request, books)
         return result
 
     def _athrough_cache(self, request: Request, routed: Callable[[], AsyncStreamResult],
                         books: Books | None) -> AsyncStreamResult:
         books = _books(books)
-        policy, found = self._cache_plan(request)
+        policy, key, found = self._cache_plan(request)
         if found is not None:
             from llmswitch.response_cache import areplay, replay
 
@@ -446,7 +459,7 @@ class ResolvedProfile:
             if policy is not None:
                 from llmswitch.response_cache import Recorder, arecording
 
-                result.source = arecording(result.source, Recorder(self.target, request, policy))
+                result.source = arecording(result.source, Recorder(self.target, key, policy))
         if not books.checked:
             from llmswitch.accounting import budgets_of
 

@@ -8,8 +8,10 @@ Opt-in per profile::
     cache_ttl = "1h"              # how long an answer stays (s, m, h, d, w; default 1d)
     cache_temperature = false     # true: also cache requests whose temperature is above 0
 
-The key is a digest of the backend, the model, the base URL and the normalised request (messages, system,
-every generation setting and extra). A request whose temperature is above 0 asks for a different answer each
+The key is a digest of what decides the answer: the backend, the model, the base URL, the profile's backend
+options (a llamacpp ``model_path``, an Ollama ``num_ctx``, extra headers...) and the normalised request
+(messages, system, every generation setting and extra). Two profile names for the same model with the same
+options share their answers; credentials and the timeout are left out (:func:`identity_of`). A request whose temperature is above 0 asks for a different answer each
 time, so it is neither served from nor stored in the cache unless the profile says ``cache_temperature = true``.
 Only answers that finished are stored (never a failure or an interrupted stream).
 
@@ -74,12 +76,35 @@ def parse_ttl(value: Any) -> float:
     return seconds
 
 
-def key_for(target: Target, request: Request) -> str:
-    """The digest two requests share exactly when the same backend, model and server would get the same ask."""
+# Options that say how long to wait or where a credential comes from, not what is asked: they never split the
+# cache. The base URL enters resolved (``Target.base_url``), wherever it was written.
+_NOT_ANSWER_SHAPING = frozenset({"timeout", "base_url", "api_key", "api_key_env"})
+
+
+def identity_of(target: Target) -> dict[str, Any]:
+    """What decides a target's answer: backend, model, server and the options that shape the call.
+
+    Credentials are left out (secret options, secret headers): they say who asks, not what, so a rotated key
+    keeps its cache and no secret ever enters the key. Options left unset (None) are left out too, so a plugin
+    that adds an option does not empty everyone's cache."""
+    from llmswitch.secrets import is_secret_header
+
+    secret = {spec.name for spec in target.info.options if spec.secret} if target.info is not None else set()
+    options = {name: value for name, value in target.options.items()
+               if value is not None and name not in _NOT_ANSWER_SHAPING and name not in secret}
+    headers = options.get("headers")
+    if isinstance(headers, Mapping):
+        options["headers"] = {str(name).lower(): value for name, value in headers.items()
+                              if not is_secret_header(str(name))}
+    return {"backend": target.backend, "model": target.model, "base_url": (target.base_url or "").rstrip("/"),
+            "options": options}
+
+
+def key_for(identity: Mapping[str, Any], request: Request) -> str:
+    """The digest two requests share exactly when the same model, asked the same way, would get the same ask.
+    ``identity``: :func:`identity_of` the target (a route's: its members', see ``ResolvedProfile.cache_identity``)."""
     normalised = {
-        "backend": target.backend,
-        "model": target.model,
-        "base_url": (target.base_url or "").rstrip("/"),
+        "target": identity,
         "messages": [[message.role, message.content] for message in request.messages],
         "system": request.system or None,
         "temperature": request.temperature,
@@ -115,24 +140,25 @@ def _observe(profile: str, hit: bool) -> None:
         active.observe_cache(profile, hit)
 
 
-def lookup(target: Target, request: Request) -> StoredAnswer | None:
-    """The stored answer for this request, or None (a cache that cannot be read is a miss, logged)."""
+def lookup(key: str, profile: str) -> StoredAnswer | None:
+    """The stored answer under ``key`` (:func:`key_for`), or None (a cache that cannot be read is a miss,
+    logged); counted as ``profile``'s hit or miss."""
     try:
-        found = open_store().get(key_for(target, request))
+        found = open_store().get(key)
     except Exception as error:  # the cache must never cost an answer
         logger(__name__).warning("response cache not read: %s", error)
         return None
-    _observe(target.profile, found is not None)
+    _observe(profile, found is not None)
     return found
 
 
-def holds(target: Target, request: Request) -> bool:
+def holds(key: str) -> bool:
     """Whether the cache holds this request's answer for a while yet (:data:`HOLD_MARGIN_S`): what lets a call
     skip its budget check, so an answer that would expire before it is replayed does not count."""
     import time
 
     try:
-        return open_store().holds(key_for(target, request), time.time() + HOLD_MARGIN_S)
+        return open_store().holds(key, time.time() + HOLD_MARGIN_S)
     except Exception as error:  # a cache that cannot be read holds nothing
         logger(__name__).warning("response cache not read: %s", error)
         return False
@@ -149,8 +175,8 @@ def replay(answer: StoredAnswer, model: str) -> list[StreamEvent]:
 class Recorder:
     """Watches a stream go by and stores it when (and only when) it finishes."""
 
-    def __init__(self, target: Target, request: Request, policy: CachePolicy) -> None:
-        self.target, self.request, self.policy = target, request, policy
+    def __init__(self, target: Target, key: str, policy: CachePolicy) -> None:
+        self.target, self.key, self.policy = target, key, policy
         self.pieces: list[str] = []
         self.usage = Usage()
 
@@ -165,7 +191,7 @@ class Recorder:
 
     def store(self, end: StreamEnd) -> None:
         try:
-            open_store().put(key_for(self.target, self.request), profile=self.target.profile,
+            open_store().put(self.key, profile=self.target.profile,
                              backend=self.target.backend, model=end.model or self.target.model, pieces=self.pieces,
                              finish_reason=end.finish_reason, input_tokens=self.usage.input_tokens,
                              output_tokens=self.usage.output_tokens, ttl_s=self.policy.ttl_s)

@@ -314,3 +314,53 @@ def test_chat_no_cache_holds_after_profile_in_the_repl(config_file: Path, upstre
     assert code == 0, output.decode(errors="replace")
     assert b"now answering with other" in output and b"w11" in output
     assert asked(upstream) == 2  # asked again: not replayed from the cache
+
+
+def test_profiles_that_differ_in_a_backend_option_never_share_answers(config_file: Path) -> None:
+    same = {"backend": "echo", "model": "same", "cache": True}
+    config_file.write_text(tomli_w.dumps({"profiles": {
+        "p1": {**same, "prefix": "ONE: "}, "p2": {**same, "prefix": "TWO: "},
+        "p1-again": {**same, "prefix": "ONE: "}}}))
+    assert run_cli("chat", "-p", "p1", "question").stdout.strip() == "ONE: question"
+    second = json.loads(run_cli("chat", "-p", "p2", "--json", "question").stdout)
+    assert (second["text"], second["cached"]) == ("TWO: question", False)
+    shared = json.loads(run_cli("chat", "-p", "p1-again", "--json", "question").stdout)
+    assert (shared["text"], shared["cached"]) == ("ONE: question", True)  # the same model under another name
+    stats = json.loads(run_cli("cache", "stats", "--json").stdout)
+    assert stats["profiles"] == {"p1": {"entries": 1, "hits": 1}, "p2": {"entries": 1, "hits": 0}}
+    assert "deleted 1 cached answer" in run_cli("cache", "clear", "-p", "p2").stderr
+    assert json.loads(run_cli("chat", "-p", "p1", "--json", "question").stdout)["cached"]
+
+
+def test_the_key_covers_headers_but_never_credentials_or_the_timeout(config_file: Path,
+                                                                      upstream: LocalServer) -> None:
+    base = {"backend": "openai", "model": "test-model", "base_url": f"{upstream.url}/v1", "cache": True,
+            "api_key": "sk-first-key-0000000000001234", "headers": {"X-Variant": "a", "Authorization": "Bearer t1"}}
+    config_file.write_text(tomli_w.dumps({"profiles": {
+        "a": base,
+        "a-rotated": {**base, "api_key": "sk-second-key-000000000005678", "timeout": 99.0,
+                      "headers": {"x-variant": "a", "Authorization": "Bearer t2"}},
+        "b": {**base, "headers": {"X-Variant": "b", "Authorization": "Bearer t1"}}}}))
+    client = Client()
+    for name in ("a", "a-rotated", "b"):
+        resolved = client.resolve(name)
+        list(resolved.stream(resolved.request("count")))
+    assert asked(upstream) == 2  # a-rotated was a hit; b, with another variant header, was asked
+    identity = json.dumps(client.resolve("a").cache_identity())
+    assert "sk-first" not in identity and "Bearer" not in identity and "X-Variant".lower() in identity
+
+
+def test_a_routes_key_covers_what_its_members_are(config_file: Path, upstream: LocalServer) -> None:
+    member = {"backend": "openai", "model": "test-model", "base_url": f"{upstream.url}/v1"}
+    profiles: dict[str, Any] = {"m": member, "r": {"route": "fallback", "members": ["m"], "cache": True}}
+    config_file.write_text(tomli_w.dumps({"profiles": profiles}))
+    for _ in range(2):
+        assert run_cli("chat", "-p", "r", "count").exit_code == 0
+    assert asked(upstream) == 1
+    profiles["m"] = {**member, "system": "answer in French"}  # the member now answers another question
+    config_file.write_text(tomli_w.dumps({"profiles": profiles}))
+    assert not json.loads(run_cli("chat", "-p", "r", "--json", "count").stdout)["cached"]
+    profiles["m"] = {**member, "system": "answer in French", "temperature": 0.0}
+    config_file.write_text(tomli_w.dumps({"profiles": profiles}))
+    run_cli("chat", "-p", "r", "count")
+    assert asked(upstream) == 3

@@ -109,6 +109,16 @@ class ResolvedRoute(ResolvedProfile):
 
     # ---- what a profile offers, for a route ----------------------------------------------------------------
 
+    def cache_identity(self) -> dict[str, Any]:
+        """Every leaf's identity with its own generation defaults (a member's system prompt shapes its answer
+        and is not in the route's request): any member's answer is the route's, so kind and strategy are not."""
+        from llmswitch.profiles import GENERATION_KEYS
+
+        return {"route": [{**leaf.cache_identity(),
+                           "defaults": {**{key: leaf.settings[key] for key in GENERATION_KEYS
+                                           if leaf.settings.get(key) is not None}, **leaf._default_extras()}}
+                          for leaf in self.leaves()]}
+
     def _require_key(self) -> None:
         """Each member checks its own key when its turn comes (a member without one is passed over)."""
 
