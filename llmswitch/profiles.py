@@ -21,7 +21,9 @@ instead of ``backend`` and names other profiles: everything that takes a profile
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -80,7 +82,8 @@ PROFILE_KEYS: dict[str, OptionSpec] = {
                    description="save conversations with this profile in the chat history"),
         OptionSpec("cache", "bool", default=False,
                    description="answer a repeated request from the response cache (llmswitch.response_cache)"),
-        OptionSpec("cache_ttl", "str", default="1d", description="how long a cached answer stays (90s, 30m, 1h, 7d)"),
+        OptionSpec("cache_ttl", "duration", default="1d",
+                   description="how long a cached answer stays (90s, 30m, 1h, 7d, or a number of seconds)"),
         OptionSpec("cache_temperature", "bool", default=False,
                    description="cache requests whose temperature is above 0 too"),
     )
@@ -141,6 +144,7 @@ TYPE_NAMES = {
     "list": "a list of strings",
     "table": "a table (TOML table or JSON object)",
     "path": "a file path (string)",
+    "duration": 'a duration such as "90s", "30m", "1h", "7d", or a number of seconds',
 }
 
 
@@ -373,9 +377,35 @@ def describe_type(value: Any) -> str:
     return type(value).__name__
 
 
+_SECONDS = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
+
+
+def duration_seconds(value: Any) -> float | None:
+    """A duration setting in seconds: a number (``3600``, ``"3600"``, ``2.5``) or a duration (``"1h"``, see
+    :func:`llmswitch.ledger.parse_duration`); None when it is neither."""
+    from llmswitch.ledger import parse_duration
+
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, str):
+        return float(value) if _SECONDS.match(value) else parse_duration(value)
+    return None
+
+
 def check_type(spec: OptionSpec, value: Any, where: str) -> Any:
     """Return ``value`` as the spec's type (ints are accepted for floats) or raise InvalidOptionError."""
     ok: bool
+    if spec.type == "duration":
+        seconds = duration_seconds(value)
+        if seconds is None:
+            raise InvalidOptionError(f"{where}: '{spec.name}' must be {TYPE_NAMES['duration']}, not {value!r}",
+                                     remedy=f"{spec.name}: {spec.description}")
+        if seconds <= 0:
+            raise InvalidOptionError(f"{where}: '{spec.name}' must be longer than 0, not {value!r}",
+                                     remedy=f"{spec.name}: {spec.description}")
+        return value
     if spec.type in ("str", "path"):
         ok = isinstance(value, str)
     elif spec.type == "int":
@@ -443,6 +473,8 @@ def parse_cli_value(spec: OptionSpec, text: str, where: str = "command line") ->
             return [text]
         if spec.type == "table":
             return check_type(spec, json.loads(text), where)
+        if spec.type == "duration" and _SECONDS.match(text):  # seconds are kept as the number they are
+            return float(text) if "." in text else int(text)
     except (ValueError, json.JSONDecodeError):
         raise InvalidOptionError(
             ("" if where == "command line" else f"{where}: ")

@@ -62,17 +62,15 @@ class CachePolicy:
 
 
 def parse_ttl(value: Any) -> float:
-    """``cache_ttl``: seconds, or a duration such as ``90s``, ``30m``, ``1h``, ``7d``, ``2w``."""
-    from llmswitch.errors import InvalidOptionError
-    from llmswitch.ledger import parse_duration
+    """``cache_ttl`` in seconds (None: the default, a day); checked as the profile was read, so a bad value
+    here is a caller that skipped the check."""
+    from llmswitch.profiles import PROFILE_KEYS, check_type, duration_seconds
 
     if value is None:
         return DEFAULT_TTL_S
-    seconds = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else \
-        parse_duration(str(value)) if isinstance(value, str) else None
-    if seconds is None or seconds <= 0:
-        raise InvalidOptionError(f"cache_ttl = {value!r}: not a duration",
-                                 remedy='write a duration such as "90s", "30m", "1h", "7d", or a number of seconds')
+    check_type(PROFILE_KEYS["cache_ttl"], value, "the response cache")
+    seconds = duration_seconds(value)
+    assert seconds is not None  # check_type refuses what is not a duration
     return seconds
 
 

@@ -256,18 +256,19 @@ class BatchAnswer:
 
 # ---- what a plugin declares --------------------------------------------------------------------------------
 
-OptionType = Literal["str", "int", "float", "bool", "list", "table", "path"]
+OptionType = Literal["str", "int", "float", "bool", "list", "table", "path", "duration"]
 
 
 @dataclass(frozen=True, slots=True)
 class OptionSpec:
     """One backend option a profile may set.
 
-    ``type`` is one of str, int, float, bool, list (of strings), table (a TOML table / JSON object) or
-    path. ``secret`` options are masked wherever they are shown. ``minimum``: the smallest value a number may
-    take (a limit of 0 requests a minute is a mistake, not a limit); ``more_than``: a bound the number must
-    exceed (a deadline of 0 s). ``absent``: what leaving the option out means, for the remedy of a value out of
-    range ("no limit").
+    ``type`` is one of str, int, float, bool, list (of strings), table (a TOML table / JSON object), path or
+    duration (``"90s"``, ``"30m"``, ``"1h"``, ``"7d"``, ``"2w"`` or a number of seconds, longer than 0; kept as
+    written, read with :func:`llmswitch.profiles.duration_seconds`). ``secret`` options are masked wherever they
+    are shown. ``minimum``: the smallest value a number may take (a limit of 0 requests a minute is a mistake,
+    not a limit); ``more_than``: a bound the number must exceed (a deadline of 0 s). ``absent``: what leaving
+    the option out means, for the remedy of a value out of range ("no limit").
     """
 
     name: str

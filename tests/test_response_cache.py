@@ -13,6 +13,7 @@ from typing import Any
 import openai
 import pytest
 import tomli_w
+import tomllib
 
 from llmswitch.client import AsyncClient, Client
 from llmswitch.errors import InvalidOptionError
@@ -142,11 +143,37 @@ def test_failures_and_expired_answers_are_not_served(config_file: Path, upstream
     assert not expired.cached and asked(upstream) == 3
 
 
-def test_cache_ttl_takes_durations_and_refuses_nonsense() -> None:
+def test_cache_ttl_takes_durations_and_seconds_and_refuses_nonsense_naming_the_profile(config_file: Path) -> None:
     assert parse_ttl("1h") == 3600 and parse_ttl("90s") == 90 and parse_ttl(30) == 30 and parse_ttl("2d") == 172800
-    for bad in ("soon", "-5m", 0, True):
-        with pytest.raises(InvalidOptionError, match="cache_ttl"):
-            parse_ttl(bad)
+    assert parse_ttl("3600") == 3600 and parse_ttl(2.5) == 2.5 and parse_ttl(None) == 86400
+
+    def chat_with(ttl: Any, route: bool = False) -> Any:
+        profile: dict[str, Any] = {"backend": "echo", "cache": True, "cache_ttl": ttl}
+        profiles = {"e": profile} if not route else {
+            "m": {"backend": "echo"}, "e": {"route": "fallback", "members": ["m"], "cache": True, "cache_ttl": ttl}}
+        config_file.write_text(tomli_w.dumps({"profiles": profiles}))
+        return run_cli("chat", "-p", "e", "--json", "hi")
+
+    for good in (3600, "3600", 1.5, " 2.5 ", "30m"):
+        answered = chat_with(good)
+        assert answered.exit_code == 0 and json.loads(answered.stdout)["text"] == "hi", (good, answered.stderr)
+    for bad, says in (("soon", 'must be a duration such as "90s"'), ("-5m", "must be a duration"),
+                      (0, "must be longer than 0, not 0"), ("0s", "must be longer than 0, not '0s'"),
+                      (-3, "must be longer than 0"), (True, "must be a duration"), (float("inf"), "must be a duration"),
+                      ([60], "must be a duration")):
+        refused = chat_with(bad)
+        assert refused.exit_code == 2 and "Traceback" not in refused.output, (bad, refused.output)
+        assert f"profile 'e' ({config_file}): 'cache_ttl' {says}" in refused.stderr, (bad, refused.stderr)
+        assert "or a number of seconds" in refused.stderr
+    on_a_route = chat_with("0s", route=True)
+    assert on_a_route.exit_code == 2 and f"route 'e' ({config_file}): 'cache_ttl' must be longer than 0" \
+        in on_a_route.stderr
+    with pytest.raises(InvalidOptionError, match="longer than 0"):
+        parse_ttl(0)
+    assert run_cli("profiles", "add", "t", "--backend", "echo", "--set", "cache_ttl=120").exit_code == 0
+    assert tomllib.loads(config_file.read_text())["profiles"]["t"]["cache_ttl"] == 120  # seconds stay a number
+    zero = run_cli("profiles", "add", "z", "--backend", "echo", "--set", "cache_ttl=0")
+    assert zero.exit_code == 2 and "profile 'z' (command line): 'cache_ttl' must be longer than 0" in zero.stderr
 
 
 def test_async_calls_share_the_cache(config_file: Path, upstream: LocalServer) -> None:
