@@ -391,3 +391,41 @@ def test_a_routes_key_covers_what_its_members_are(config_file: Path, upstream: L
     config_file.write_text(tomli_w.dumps({"profiles": profiles}))
     run_cli("chat", "-p", "r", "count")
     assert asked(upstream) == 3
+
+
+def test_batch_run_again_is_answered_from_the_cache_and_says_so(config_file: Path, upstream: LocalServer,
+                                                                 tmp_path: Path) -> None:
+    write(config_file, upstream)
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"id": n, "prompt": f"count {n}"}) + "\n" for n in range(3)))
+    output = tmp_path / "out.jsonl"
+    first = run_cli("batch", str(source), "-p", "cached", "-o", str(output))
+    assert first.exit_code == 0, first.stderr
+    assert [json.loads(line)["cached"] for line in output.read_text().splitlines()] == [False] * 3
+    assert "from the response cache" not in first.stderr
+    assert asked(upstream) == 3
+    again = run_cli("batch", str(source), "-p", "cached", "-o", str(output), "--restart")
+    assert again.exit_code == 0, again.stderr
+    assert asked(upstream) == 3  # the upstream was asked nothing the second time
+    records = sorted((json.loads(line) for line in output.read_text().splitlines()), key=lambda r: r["id"])
+    assert [(r["cached"], r["cost"]["usd"], r["text"].startswith("w0 ")) for r in records] == [(True, 0, True)] * 3
+    assert "3 from the response cache" in again.stderr and "$0" in again.stderr
+    rows = ledger_rows()
+    assert [(row.outcome, row.cost_usd) for row in rows[3:]] == [("cached", 0.0)] * 3
+    assert all(row.outcome == "ok" and row.cost_usd > 0 for row in rows[:3])
+
+
+def test_chat_on_a_terminal_says_an_answer_came_from_the_cache_and_a_pipe_gets_only_the_answer(
+        config_file: Path) -> None:
+    from llmswitch.cli.chat import CACHED_NOTE
+
+    config_file.write_text(tomli_w.dumps({"profiles": {"e": {"backend": "echo", "cache": True}}}))
+    code, first = llmswitch_on_terminal("chat", "-p", "e", "hello cache")
+    assert code == 0 and b"hello cache" in first and CACHED_NOTE.encode() not in first
+    code, second = llmswitch_on_terminal("chat", "-p", "e", "hello cache")
+    assert code == 0 and b"hello cache" in second and CACHED_NOTE.encode() in second
+    piped = run_cli("chat", "-p", "e", "hello cache")
+    assert piped.stdout == "hello cache\n" and CACHED_NOTE not in piped.stderr
+    code, repl = llmswitch_on_terminal("chat", "-p", "e", "--no-history",
+                                       lines=(b"hello cache\n", b"/exit\n"))
+    assert code == 0 and repl.count(CACHED_NOTE.encode()) == 1

@@ -89,6 +89,7 @@ class Summary:
     done_before: int = 0
     answered: int = 0
     failed: int = 0
+    cached: int = 0  # answered from the response cache
     cost_usd: float = 0.0
     unpriced: int = 0
     input_tokens: int = 0
@@ -107,6 +108,7 @@ class Summary:
         """Count one line that just finished."""
         self.answered += 1
         self.failed += not result.ok
+        self.cached += result.cached
         cost = result.cost
         if cost is not None:
             if cost.usd is None and result.ok:
@@ -122,6 +124,8 @@ class Summary:
         if self.done_before:
             parts.append(f"{self.done_before:,} from an earlier run")
         parts.append(f"{self.failed:,} failed")
+        if self.cached:
+            parts.append(f"{self.cached:,} from the response cache")
         cost = format_usd(self.cost_usd) + (f" (+{self.unpriced} unpriced)" if self.unpriced else "")
         parts.append(f"{self.input_tokens:,} in + {self.output_tokens:,} out tokens, {cost}")
         parts.append(f"{self.elapsed_s:.1f}s")

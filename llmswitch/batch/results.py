@@ -5,10 +5,12 @@ A record is one JSON object::
     {"id": 7, "line": 7, "text": "...", "finish_reason": "stop",
      "usage": {"input_tokens": 12, "output_tokens": 40}, "cost": {"usd": 0.0000258, ...},
      "model": "gpt-4o-mini", "profile": "fast", "latency_s": 0.81,
-     "attempts": [{"member": "fast", "outcome": "ok", "status": null, "latency_s": 0.81}], "error": null}
+     "attempts": [{"member": "fast", "outcome": "ok", "status": null, "latency_s": 0.81}], "cached": false,
+     "error": null}
 
 ``error`` is ``{"kind", "message", "remedy"}`` for a line that failed (``text`` then holds what arrived before
-the failure, often nothing). ``profile`` is the profile (a route's member) that answered; ``attempts`` are the
+the failure, often nothing). ``cached`` is true for an answer replayed from the response cache (asked of no one,
+$0), as in ``chat --json``. ``profile`` is the profile (a route's member) that answered; ``attempts`` are the
 router's (:class:`llmswitch.router.plan.Attempt`): every try of every member, the answering one last.
 """
 
@@ -43,6 +45,7 @@ class BatchResult:
     latency_s: float | None = None
     attempts: tuple[Attempt, ...] = ()
     error: LLMSwitchError | None = None
+    cached: bool = False
 
     @property
     def ok(self) -> bool:
@@ -64,6 +67,7 @@ class BatchResult:
             "profile": self.profile,
             "latency_s": round(self.latency_s, 4) if self.latency_s is not None else None,
             "attempts": [attempt.as_dict() for attempt in self.attempts],
+            "cached": self.cached,
             "error": self.error.as_dict() if self.error is not None else None,
         }
 

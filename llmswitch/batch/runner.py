@@ -110,7 +110,7 @@ async def answer(resolved: ResolvedProfile, item: BatchItem, index: int, books: 
     return BatchResult(
         item.id, item.line, index, text=result.text, finish_reason=result.finish_reason, usage=result.usage,
         cost=cost, model=result.model or answered_by.target.model, profile=answered_by.name,
-        latency_s=result.latency_s, attempts=tuple(result.attempts), error=result.error,
+        latency_s=result.latency_s, attempts=tuple(result.attempts), error=result.error, cached=result.cached,
     )
 
 

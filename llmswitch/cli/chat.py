@@ -262,8 +262,7 @@ def one_shot(conversation: Conversation, text: str, *, no_stream: bool, as_json:
     elif result.text and not result.text.endswith("\n"):
         out.write("\n")
     out.flush()
-    if show_usage:
-        click.echo(usage_line(turn), err=True)
+    after_answer(turn, show_usage=show_usage, as_json=as_json)
     if interrupted:
         click.echo("interrupted (the answer so far is above)", err=True)
         return EXIT_INTERRUPTED
@@ -390,6 +389,19 @@ def result_payload(conversation: Conversation, turn: Turn, interrupted: bool) ->
     return payload
 
 
+CACHED_NOTE = "(from the response cache; --no-cache asks the model again)"
+
+
+def after_answer(turn: Turn, *, show_usage: bool, as_json: bool = False) -> None:
+    """What stderr says after an answer: the usage line when asked for; else, on a terminal, that the answer
+    came from the response cache (the usage line says "cost $0 (cached)" and --json "cached": true; a pipe gets
+    nothing more than the answer)."""
+    if show_usage:
+        click.echo(usage_line(turn), err=True)
+    elif turn.result.cached and not as_json and is_terminal(sys.stderr):
+        click.echo(CACHED_NOTE, err=True)
+
+
 def usage_line(turn: Turn) -> str:
     result = turn.result
     usage = result.usage
@@ -458,8 +470,7 @@ def repl(conversation: Conversation, *, show_usage: bool, whole: bool = False) -
         if stopped_by is not None:
             return stopped(conversation, turn, stopped_by, as_json=False, show_usage=show_usage)
         sys.stdout.write("\n")
-        if show_usage:
-            click.echo(usage_line(turn), err=True)
+        after_answer(turn, show_usage=show_usage)
 
 
 def read_prompt() -> str:

@@ -29,6 +29,7 @@ class TurnStats:
     output_tokens: int | None = None
     latency_s: float | None = None
     cost_usd: float | None = None
+    cached: bool = False  # replayed from the response cache
 
 
 @dataclass
@@ -164,7 +165,7 @@ class ChatSession:
         self.last_recorded = turn.recorded
         cost = turn.cost.usd if turn.cost is not None else None
         latency = None if result.error is not None else result.latency_s
-        self.last = TurnStats(result.usage.input_tokens, result.usage.output_tokens, latency, cost)
+        self.last = TurnStats(result.usage.input_tokens, result.usage.output_tokens, latency, cost, result.cached)
         if cost is not None:
             self.total_cost_usd = (self.total_cost_usd or 0.0) + cost
         elif result.text or result.usage.output_tokens:

@@ -500,3 +500,17 @@ async def test_regenerate_after_a_prompt_that_was_never_sent_retries_it(config: 
         await wait_for(pilot, lambda: chat(app).current is None and not chat(app).views)
         assert [m.text for m in chat(app).chat_log.messages()] == ["kept exchange"] * 2 + ["never sent"] * 2
         assert [m.content for m in stored(app)] == ["kept exchange"] * 2 + ["never sent"] * 2
+
+
+async def test_the_status_line_says_when_an_answer_came_from_the_response_cache(config: Path) -> None:
+    config.write_text(config.read_text(encoding="utf-8") + '\n[profiles.cached]\nbackend = "echo"\ncache = true\n',
+                      encoding="utf-8")
+    app = create_app(profile="cached")
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "hello cache")
+        assert "$0" in status_text(app) and "(cached)" not in status_text(app)
+        await app.screen.run_action("new_conversation")
+        await send(pilot, "hello cache")
+        assert "$0 (cached)" in status_text(app)
+        await send(pilot, "something new")  # the conversation so far plus this: asked, not cached
+        assert "(cached)" not in status_text(app)

@@ -43,7 +43,7 @@ class StatusLine(Static):
             parts.append(f"  │ in {format_tokens(last.input_tokens)} out {format_tokens(last.output_tokens)}")
             if last.latency_s is not None:
                 parts.append(f" · {last.latency_s:.2f}s")
-            parts.append(f" · {format_usd(last.cost_usd)}")
+            parts.append(f" · {format_usd(last.cost_usd)}" + (" (cached)" if last.cached else ""))
         parts.append(f"  │ conversation {format_usd(total_cost_usd, partial=unknown_cost, none='–')}")
         if conversation_id is not None:
             parts.append((f"  #{conversation_id}", "dim"))
