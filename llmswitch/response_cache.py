@@ -5,15 +5,20 @@ Opt-in per profile::
     [profiles.docs-bot]
     backend = "openai"
     cache = true                  # off unless set
-    cache_ttl = "1h"              # how long an answer stays (s, m, h, d, w; default 1d)
+    cache_ttl = "1h"              # how long an answer stays (s, m, h, d, w, or seconds; default 1d)
     cache_temperature = false     # true: also cache requests whose temperature is above 0
 
 The key is a digest of what decides the answer: the backend, the model, the base URL, the profile's backend
 options (a llamacpp ``model_path``, an Ollama ``num_ctx``, extra headers...) and the normalised request
 (messages, system, every generation setting and extra). Two profile names for the same model with the same
-options share their answers; credentials and the timeout are left out (:func:`identity_of`). A request whose temperature is above 0 asks for a different answer each
-time, so it is neither served from nor stored in the cache unless the profile says ``cache_temperature = true``.
-Only answers that finished are stored (never a failure or an interrupted stream).
+options share their answers; credentials and the timeout are left out (:func:`identity_of`).
+
+The temperature rule (:meth:`CachePolicy.covers`): a request whose temperature is above 0 asks for a different
+answer each time, so it is neither served from nor stored in the cache unless the profile says
+``cache_temperature = true``. A request that sets no temperature *is* cached: ``cache = true`` says the user wants
+one answer per question, although the provider then samples at its own default (often 1.0), so the first answer
+is the one kept. Set ``temperature = 0`` on the profile to make that answer the deterministic one too; ``profiles
+show`` states the rule for each profile (:func:`describe`). Only answers that finished are stored (never a failure or an interrupted stream).
 
 It lives in the core call path (:class:`llmswitch.client.ResolvedProfile`), so ``chat``, ``batch``, ``serve``
 and the library behave the same: a hit is replayed as the same stream events (the pieces as they first
@@ -58,7 +63,30 @@ class CachePolicy:
         return cls(parse_ttl(settings.get("cache_ttl")), settings.get("cache_temperature") is True)
 
     def covers(self, request: Request) -> bool:
+        """Whether this request is served from and stored in the cache: temperature 0 or unset (the provider's
+        default, sampled or not: the profile opted in), or any temperature with ``cache_temperature = true``."""
         return self.temperature or request.temperature is None or request.temperature <= 0
+
+
+def describe(settings: Mapping[str, Any], members_temperature: float | None = None) -> str | None:
+    """What a profile's cache keeps, in one line for ``profiles show``; None when it does not cache.
+    ``members_temperature``: a route's highest member temperature (it applies where the route sets none)."""
+    policy = CachePolicy.of(settings)
+    if policy is None:
+        return None
+    ttl = settings.get("cache_ttl") or "1d"
+    kept = f"cache: on, answers kept {f'{ttl:g} s' if isinstance(ttl, (int, float)) else ttl}"
+    if policy.temperature:
+        return f"{kept}, for every request, sampled ones too (cache_temperature = true): the first answer is replayed"
+    temperature = settings.get("temperature")
+    if temperature is not None and temperature > 0:
+        return (f"{kept}, but not at this profile's temperature {temperature:g}: only requests that set "
+                "temperature = 0 are cached (cache_temperature = true caches sampled answers too)")
+    if temperature is None and members_temperature is not None and members_temperature > 0:
+        return (f"{kept}, but not while a member samples at temperature {members_temperature:g}: only requests "
+                "that set temperature = 0 are cached (cache_temperature = true caches sampled answers too)")
+    return (f"{kept}, for requests with temperature 0 or unset (unset means the provider's default, which may "
+            "sample: the first answer is the one replayed); above 0 only with cache_temperature = true")
 
 
 def parse_ttl(value: Any) -> float:

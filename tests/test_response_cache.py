@@ -429,3 +429,32 @@ def test_chat_on_a_terminal_says_an_answer_came_from_the_cache_and_a_pipe_gets_o
     code, repl = llmswitch_on_terminal("chat", "-p", "e", "--no-history",
                                        lines=(b"hello cache\n", b"/exit\n"))
     assert code == 0 and repl.count(CACHED_NOTE.encode()) == 1
+
+
+def test_an_unset_temperature_is_cached_and_profiles_show_says_the_rule(config_file: Path,
+                                                                          upstream: LocalServer) -> None:
+    """The rule: with cache = true, a request that sets no temperature is cached (the provider samples at its
+    default, and the first answer is the one kept); one that sets a temperature above 0 is not, unless
+    cache_temperature = true. A route's member that sets its own temperature counts as setting it."""
+    member = {"backend": "openai", "model": "test-model", "base_url": f"{upstream.url}/v1"}
+    config_file.write_text(tomli_w.dumps({"profiles": {
+        "unset": {**member, "cache": True},
+        "warm": {**member, "cache": True, "temperature": 0.7},
+        "warm-member": {**member, "temperature": 0.7},
+        "route": {"route": "fallback", "members": ["warm-member"], "cache": True}}}))
+    client = Client()
+    for name in ("unset", "unset", "warm", "warm", "route", "route"):
+        resolved = client.resolve(name)
+        list(resolved.stream(resolved.request("count")))
+    assert asked(upstream) == 5  # only the second "unset" was a hit
+    resolved = client.resolve("warm")
+    list(resolved.stream(resolved.request("count", temperature=0)))
+    hit = resolved.stream(resolved.request("count", temperature=0))
+    list(hit)
+    assert hit.cached and asked(upstream) == 6  # temperature 0 set on the call is cached on "warm" too
+    shown = run_cli("profiles", "show", "unset").stdout
+    assert "# cache: on, answers kept 1d, for requests with temperature 0 or unset (unset means the provider's " \
+           "default, which may sample: the first answer is the one replayed)" in shown
+    assert "not at this profile's temperature 0.7" in run_cli("profiles", "show", "warm").stdout
+    assert "# cache: on, answers kept 1d, but not while a member samples at temperature 0.7" in \
+        run_cli("profiles", "show", "route").stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -154,6 +155,7 @@ def show(ctx: click.Context, name: str | None, as_json: bool) -> None:
                 else:
                     notes.append(f"key: not set ({target.key_variable or info.key_env})")
             notes += [f"note: {note}" for note in target.notes]
+            notes += _cache_lines({s.spec.name: s.value for s in settings})
     if as_json:
         import json
 
@@ -206,6 +208,16 @@ def _show_route(ctx: click.Context, profile: Profile, as_json: bool) -> None:
     for member in members:
         share = f", {percent(split[member['name']])} of calls" if member["name"] in split else ""
         _echo(f"# member {member['name']}: {member['backend']} / {member['model']}{share}")
+    temperatures = [leaf.settings["temperature"] for leaf in route.leaves() if leaf.settings.get("temperature")]
+    for line in _cache_lines(route.settings, max(temperatures, default=None)):
+        _echo(f"# {line}")
+
+
+def _cache_lines(settings: Mapping[str, object], members_temperature: float | None = None) -> list[str]:
+    from llmswitch.response_cache import describe
+
+    line = describe(settings, members_temperature)
+    return [line] if line else []
 
 
 def _fields(policy: object) -> dict[str, object]:

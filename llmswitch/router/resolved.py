@@ -22,6 +22,7 @@ from llmswitch.types import HealthReport, Request, Status, TokenCount
 
 if TYPE_CHECKING:
     from llmswitch.accounting import BudgetStatus
+    from llmswitch.response_cache import CachePolicy
 
 
 @dataclass
@@ -118,6 +119,15 @@ class ResolvedRoute(ResolvedProfile):
                            "defaults": {**{key: leaf.settings[key] for key in GENERATION_KEYS
                                            if leaf.settings.get(key) is not None}, **leaf._default_extras()}}
                           for leaf in self.leaves()]}
+
+    def _cache_policy(self, request: Request) -> CachePolicy | None:
+        """The route's policy, for what its members send: where the route's request sets no temperature, a
+        member's own temperature applies (:func:`member_request`), and one above 0 is a sampled answer."""
+        policy = super()._cache_policy(request)
+        if policy is None or policy.temperature or request.temperature is not None:
+            return policy
+        sampled = any((leaf.settings.get("temperature") or 0) > 0 for leaf in self.leaves())
+        return None if sampled else policy
 
     def _require_key(self) -> None:
         """Each member checks its own key when its turn comes (a member without one is passed over)."""
