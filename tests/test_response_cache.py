@@ -458,3 +458,20 @@ def test_an_unset_temperature_is_cached_and_profiles_show_says_the_rule(config_f
     assert "not at this profile's temperature 0.7" in run_cli("profiles", "show", "warm").stdout
     assert "# cache: on, answers kept 1d, but not while a member samples at temperature 0.7" in \
         run_cli("profiles", "show", "route").stdout
+
+
+def test_cache_clear_refuses_an_unknown_profile_name_unless_the_cache_holds_its_answers(config_file: Path) -> None:
+    config_file.write_text(tomli_w.dumps({"profiles": {"docs-bot": {"backend": "echo", "cache": True},
+                                                       "gone": {"backend": "echo", "cache": True, "prefix": "g "}}}))
+    for name in ("docs-bot", "gone"):
+        assert run_cli("chat", "-p", name, "hello").exit_code == 0
+    misspelt = run_cli("cache", "clear", "-p", "docs-bto")
+    assert misspelt.exit_code == 2 and "no profile named 'docs-bto'" in misspelt.stderr
+    assert "did you mean 'docs-bot'?" in misspelt.stderr and "deleted" not in misspelt.stderr
+    nope = run_cli("cache", "clear", "-p", "nope")
+    assert nope.exit_code == 2 and "no profile named 'nope'" in nope.stderr and "cache stats" in nope.stderr
+    assert json.loads(run_cli("cache", "stats", "--json").stdout)["entries"] == 2  # nothing was deleted
+    config_file.write_text(tomli_w.dumps({"profiles": {"docs-bot": {"backend": "echo", "cache": True}}}))
+    removed = run_cli("cache", "clear", "-p", "gone")  # no longer a profile, but its answers are still here
+    assert removed.exit_code == 0 and "deleted 1 cached answer" in removed.stderr
+    assert "deleted 0 cached answers" in run_cli("cache", "clear", "-p", "docs-bot", "--expired").stderr

@@ -41,9 +41,27 @@ def stats(as_json: bool) -> None:
 @cache.command()
 @click.option("-p", "--profile", "profile", metavar="NAME", help="Only this profile's answers.")
 @click.option("--expired", is_flag=True, help="Only answers past their cache_ttl.")
-def clear(profile: str | None, expired: bool) -> None:
+@click.pass_context
+def clear(ctx: click.Context, profile: str | None, expired: bool) -> None:
     """Delete cached answers (all of them unless narrowed)."""
     from llmswitch.response_cache import open_store
 
-    deleted = open_store().clear(profile, expired_only=expired)
+    store = open_store()
+    if profile is not None:
+        check_profile_name(profile, ctx.obj.get("config"), cached=set(store.stats().by_profile))
+    deleted = store.clear(profile, expired_only=expired)
     click.echo(f"deleted {counted(deleted, 'cached answer')}", err=True)
+
+
+def check_profile_name(name: str, config: str | None, cached: set[str]) -> None:
+    """A misspelt name is an error with close names, not "deleted 0"; a name the cache holds answers for is
+    fine even when it is no longer a profile (removed or renamed since)."""
+    from llmswitch.errors import ProfileNotFoundError
+    from llmswitch.profiles import ProfileStore
+
+    known = ProfileStore.load(config).names()
+    if name in known or name in cached:
+        return
+    error = ProfileNotFoundError(name, sorted(set(known) | cached))
+    error.remedy = f"{error.remedy}; `llmswitch cache stats` lists the names the cache holds answers for"
+    raise error
