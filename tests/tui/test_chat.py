@@ -302,6 +302,48 @@ async def test_command_palette_switches_profile(config: Path) -> None:
         assert "slow" in status_text(app)
 
 
+ROUTE = """
+[profiles.reliable]
+route = "fallback"
+members = ["down", "fast"]
+"""
+
+
+async def test_a_route_is_picked_like_a_profile_and_answers_through_its_members(config: Path) -> None:
+    config.write_text(config.read_text(encoding="utf-8") + ROUTE, encoding="utf-8")
+    app = create_app(profile="slow")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ProfilePickerScreen")
+        picker = app.screen
+        await wait_for(pilot, lambda: "reliable" in picker.health)  # type: ignore[attr-defined]
+        options = picker.query_one("OptionList")
+        row = str(options.get_option("reliable").prompt)  # type: ignore[attr-defined]
+        assert "fallback · down, fast" in row  # its kind and its members, where a profile shows backend and model
+        assert "● ok" in row  # a fallback is healthy when one member is: fast is, down is not
+        options.highlighted = options.get_option_index("reliable")  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen)
+                       and chat(app).session.resolved.name == "reliable")
+        await send(pilot, "through the route")
+        answer = chat(app).chat_log.last_assistant()
+        assert answer is not None and answer.text == "through the route"  # down refused, fast (echo) answered
+        assert "fast" in str(answer.query_one(".header").render())
+        await pilot.press("ctrl+p")  # away through the command palette, and back to the route the same way
+        await pilot.press(*"Profile: slow")
+        await wait_for(pilot, lambda: palette_offers(app, "Profile: slow"))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and chat(app).session.resolved.name == "slow")
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Profile: reliable")
+        await wait_for(pilot, lambda: palette_offers(app, "Profile: reliable"))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen)
+                       and chat(app).session.resolved.name == "reliable")
+        await send(pilot, "and again")
+        assert chat(app).chat_log.last_assistant().text == "and again"  # type: ignore[union-attr]
+
+
 async def test_system_prompt_and_options_editor(config: Path) -> None:
     app = create_app(profile="fast")
     async with app.run_test(size=SIZE) as pilot:
