@@ -35,7 +35,7 @@ the call nothing before it is sent.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -356,7 +356,7 @@ def outcome_of(result: StreamState) -> str:
     return "cached" if result.cached else "ok"
 
 
-def record_call(resolved: ResolvedProfile, request: Request | None, result: StreamState, route: str | None = None,
+def record_call(resolved: ResolvedProfile, request: Request | None, result: StreamState, route: Sequence[str] = (),
                 *, ledger: RowSink | None = None, price: ModelPrice | None = None,
                 gateway_key: str | None = None) -> CallCost:
     """Append one row to the usage ledger (never the key, never the prompt or answer), count the call in the
@@ -365,10 +365,11 @@ def record_call(resolved: ResolvedProfile, request: Request | None, result: Stre
     ``ledger``: an open ledger to write to (a batch keeps one for all its calls); by default the ledger file is
     opened for this row and closed. A ledger that cannot be written is logged, never raised: bookkeeping must
     not cost the user the answer. ``price``: as for :func:`call_cost`. ``gateway_key``: the name of the key a
-    ``serve`` call came with (its budget reads these rows).
+    ``serve`` call came with (its budget reads these rows). ``route``: the routes the call went through,
+    outermost first (empty: the profile was called directly).
     """
     from llmswitch import metrics
-    from llmswitch.ledger import Ledger, LedgerEntry
+    from llmswitch.ledger import Ledger, LedgerEntry, through_routes
 
     cost = call_cost(resolved, request, result, price=price)
     outcome = outcome_of(result)
@@ -383,8 +384,8 @@ def record_call(resolved: ResolvedProfile, request: Request | None, result: Stre
         latency_s=result.latency_s,
         outcome=outcome,
         tokens_estimated=cost.tokens_estimated,
-        route=route,
         gateway_key=gateway_key,
+        **through_routes(route),
     )
     active = metrics.active()
     if active is not None:
@@ -406,15 +407,15 @@ def charge(asked: ResolvedProfile, request: Request | None, result: StreamState,
            gateway_key: str | None = None, price: ModelPrice | None = None) -> CallCost:
     """The ledger rows of one call made on ``asked`` (a profile or a route): a row per retry or fallback that
     failed first, then the call's own row, charged to the member that answered (``result.resolved``) and counted
-    under the route (``usage --by route``). Use :meth:`StreamState.settle <llmswitch.client.StreamState.settle>`,
+    under the route, and under each route nested in it that the call went through (``usage --by route``). Use :meth:`StreamState.settle <llmswitch.client.StreamState.settle>`,
     which calls this once per call. ``price``: the answering member's, when the caller looked it up already (a
     batch, once per member)."""
-    route = asked.name if asked.leaves() != [asked] else None
     if result.attempts:
         from llmswitch.router.bookkeeping import record_failed_attempts
 
-        record_failed_attempts(result.attempts, route, gateway_key=gateway_key, ledger=ledger)
-    return record_call(result.resolved, request, result, route, ledger=ledger, gateway_key=gateway_key, price=price)
+        record_failed_attempts(result.attempts, asked, gateway_key=gateway_key, ledger=ledger)
+    return record_call(result.resolved, request, result, asked.routes_to(result.resolved.name), ledger=ledger,
+                       gateway_key=gateway_key, price=price)
 
 
 # ---- comparing profiles ----------------------------------------------------------------------------------

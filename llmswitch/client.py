@@ -262,6 +262,11 @@ class ResolvedProfile:
         """The profiles that answer: this one (a route lists its members, nested routes flattened)."""
         return [self]
 
+    def routes_to(self, member: str) -> tuple[str, ...]:
+        """The routes a call made on this profile goes through to reach ``member``, outermost first: none for a
+        profile called directly (a route: itself, then each route nested in it on the way)."""
+        return ()
+
     def routed_call(self, request: Request, hook: str) -> RoutedCall:
         """One call's plan: this profile alone, retried by its policy (a route plans over its members)."""
         from llmswitch.router.driver import RoutedCall

@@ -12,6 +12,7 @@ see "One database or two" in docs/architecture.md.
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import time
@@ -64,18 +65,33 @@ def _step_3_gateway_key(connection: sqlite3.Connection) -> None:
     connection.execute("CREATE INDEX IF NOT EXISTS calls_gateway_key_ts ON calls (gateway_key, ts)")
 
 
-STEPS: tuple[database.Step, ...] = (_step_1_calls, _step_2_route, _step_3_gateway_key)
+def _step_4_route_path(connection: sqlite3.Connection) -> None:
+    """Every route a call went through when routes nest (a pool inside a fallback), outermost first, as a JSON
+    array (NULL: at most one, the ``route`` column's), so ``usage --by route`` counts it under each of them."""
+    connection.execute("ALTER TABLE calls ADD COLUMN route_path TEXT")
+
+
+STEPS: tuple[database.Step, ...] = (_step_1_calls, _step_2_route, _step_3_gateway_key, _step_4_route_path)
 LATEST_VERSION = len(STEPS)
 
 GroupBy = Literal["profile", "model", "day", "route", "key"]
 GROUP_BY: dict[str, str] = {
     "profile": "profile",
-    "route": "COALESCE(route, profile)",  # a call made without a route counts under its profile
+    # each route a call went through (nested routes: every level); a call made without a route: its profile
+    "route": "level.value",
     "key": "COALESCE(gateway_key, '-')",  # calls made without a named gateway key count under '-'
     "model": "backend || '/' || COALESCE(model, '?')",
     "day": "date(ts, 'unixepoch', 'localtime')",
 }
 
+
+# The rows a grouping reads: one per call, except by route, where a call through nested routes has one per level.
+GROUP_FROM: dict[str, str] = {
+    "route": "calls, json_each(COALESCE(route_path, json_array(COALESCE(route, profile)))) AS level",
+}
+SUMMARY_COLUMNS = ("COUNT(*), SUM(outcome NOT IN ('ok', 'cached')), SUM(COALESCE(input_tokens, 0)), "
+                   "SUM(COALESCE(output_tokens, 0)), SUM(COALESCE(cost_usd, 0)), "
+                   "SUM(cost_usd IS NULL AND outcome = 'ok'), AVG(latency_s)")
 
 SpendOwner = Literal["profile", "gateway_key"]
 SPEND_OWNERS: dict[str, str] = {"profile": "profile", "gateway_key": "gateway_key"}  # never a column from input
@@ -101,8 +117,9 @@ class LedgerEntry:
     outcome: str = "ok"
     tokens_estimated: bool = False
     ts: float = field(default_factory=time.time)
-    route: str | None = None  # the route profile the call went through, when it did
+    route: str | None = None  # the route profile the call went through, when it did (the outermost one)
     gateway_key: str | None = None  # the name of the gateway key the call came with (llmswitch serve)
+    route_path: tuple[str, ...] = ()  # when routes nest: every one it went through, outermost first
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +146,12 @@ class UsageRow:
             "unpriced_calls": self.unpriced_calls,
             "mean_latency_s": round(self.mean_latency_s, 4) if self.mean_latency_s is not None else None,
         }
+
+
+def through_routes(path: Sequence[str]) -> dict[str, Any]:
+    """A :class:`LedgerEntry`'s route fields for a call that went through the routes ``path``, outermost first
+    (empty: the profile was called directly)."""
+    return {"route": path[0] if path else None, "route_path": tuple(path) if len(path) > 1 else ()}
 
 
 class RowSink(Protocol):
@@ -162,12 +185,13 @@ class Ledger(database.StoreFile):
         """Add rows in one transaction (one commit for many calls: a batch's burst of answers)."""
         rows = [(entry.ts, entry.profile, entry.backend, entry.model, entry.input_tokens, entry.output_tokens,
                  int(entry.tokens_estimated), entry.cost_usd, entry.latency_s, entry.outcome, entry.route,
-                 entry.gateway_key) for entry in entries]
+                 entry.gateway_key, json.dumps(list(entry.route_path)) if entry.route_path else None)
+                for entry in entries]
         with self._transaction() as connection:
             connection.executemany(
                 "INSERT INTO calls (ts, profile, backend, model, input_tokens, output_tokens, "
-                "tokens_estimated, cost_usd, latency_s, outcome, route, gateway_key) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "tokens_estimated, cost_usd, latency_s, outcome, route, gateway_key, route_path) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
 
@@ -191,34 +215,40 @@ class Ledger(database.StoreFile):
         """Every row since ``since``, oldest first."""
         rows = self._query(
             "SELECT profile, backend, model, input_tokens, output_tokens, cost_usd, latency_s, outcome, "
-            "tokens_estimated, ts, route, gateway_key FROM calls WHERE ts >= ? ORDER BY ts, id",
+            "tokens_estimated, ts, route, gateway_key, route_path FROM calls WHERE ts >= ? ORDER BY ts, id",
             (since,),
         )
         return [
             LedgerEntry(str(r[0]), str(r[1]), r[2], r[3], r[4], r[5], r[6], str(r[7]), bool(r[8]), float(r[9]), r[10],
-                        r[11])
+                        r[11], tuple(json.loads(r[12])) if r[12] else ())
             for r in rows
         ]
 
     def summary(self, since: float = 0.0, by: GroupBy = "profile") -> list[UsageRow]:
         """Calls, tokens, spend and latency since ``since``, grouped by profile, route, gateway key, model or (local)
-        day."""
+        day. By route, a call through nested routes counts under each of them (the rows overlap: :meth:`total`
+        counts each call once)."""
         if by not in GROUP_BY:
             raise ConfigError(f"cannot group usage by '{by}'", remedy="use profile, model, day, route or key")
         key = GROUP_BY[by]
         order = "grp" if by == "day" else "SUM(COALESCE(cost_usd, 0)) DESC, grp"
         rows = self._query(
-            f"SELECT {key} AS grp, COUNT(*), SUM(outcome NOT IN ('ok', 'cached')), SUM(COALESCE(input_tokens, 0)), "
-            "SUM(COALESCE(output_tokens, 0)), SUM(COALESCE(cost_usd, 0)), "
-            "SUM(cost_usd IS NULL AND outcome = 'ok'), AVG(latency_s) "
-            f"FROM calls WHERE ts >= ? GROUP BY grp ORDER BY {order}",
+            f"SELECT {key} AS grp, {SUMMARY_COLUMNS} FROM {GROUP_FROM.get(by, 'calls')} WHERE ts >= ? "
+            f"GROUP BY grp ORDER BY {order}",
             (since,),
         )
-        return [
-            UsageRow(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]), float(r[5]), int(r[6]),
-                     float(r[7]) if r[7] is not None else None)
-            for r in rows
-        ]
+        return [_usage_row(str(r[0]), r[1:]) for r in rows]
+
+    def total(self, since: float = 0.0) -> UsageRow:
+        """Every call since ``since``, each counted once, as one row named ``total``."""
+        rows = self._query(f"SELECT {SUMMARY_COLUMNS} FROM calls WHERE ts >= ?", (since,))
+        return _usage_row("total", rows[0] if rows else (0, 0, 0, 0, 0.0, 0, None))
+
+
+def _usage_row(key: str, r: Sequence[Any]) -> UsageRow:
+    """A row of :data:`SUMMARY_COLUMNS` (SQLite's SUM of no rows is NULL: 0 here)."""
+    return UsageRow(key, int(r[0]), int(r[1] or 0), int(r[2] or 0), int(r[3] or 0), float(r[4] or 0.0), int(r[5] or 0),
+                    float(r[6]) if r[6] is not None else None)
 
 
 # ---- time windows ------------------------------------------------------------------------------------

@@ -44,6 +44,9 @@ def build_ledger_at(path: Path, version: int) -> None:
     if version >= 3:
         connection.execute("ALTER TABLE calls ADD COLUMN gateway_key TEXT")
         connection.execute("PRAGMA user_version = 3")
+    if version >= 4:
+        connection.execute("ALTER TABLE calls ADD COLUMN route_path TEXT")
+        connection.execute("PRAGMA user_version = 4")
     connection.close()
 
 

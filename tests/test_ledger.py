@@ -55,7 +55,7 @@ def test_schema_version_and_wal_mode() -> None:
     assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     columns = [row[1] for row in connection.execute("PRAGMA table_info(calls)")]
     assert columns == ["id", "ts", "profile", "backend", "model", "input_tokens", "output_tokens",
-                       "tokens_estimated", "cost_usd", "latency_s", "outcome", "route", "gateway_key"]
+                       "tokens_estimated", "cost_usd", "latency_s", "outcome", "route", "gateway_key", "route_path"]
     connection.close()
 
 
@@ -299,6 +299,20 @@ def test_a_summary_by_route_and_by_model_names_what_was_unknown() -> None:
     assert by_model == {"echo/?": 1, "openai/gpt-x": 2}
     assert str(refused.value) == "cannot group usage by 'week'"
     assert refused.value.remedy == "use profile, model, day, route or key"
+
+
+def test_a_call_through_nested_routes_counts_under_each_and_once_in_the_total() -> None:
+    with Ledger() as ledger:
+        ledger.append(LedgerEntry("m", "echo", None, 1, 1, 0.5, 1.0, ts=1000.0, route="outer",
+                                  route_path=("outer", "pool")))
+        ledger.append(LedgerEntry("m", "echo", None, 1, 1, 0.25, 3.0, "unreachable", ts=1000.0, route="pool"))
+        ledger.append(LedgerEntry("direct", "echo", None, 1, 1, None, None, ts=1000.0))
+        by_route = {r.key: (r.calls, r.errors, r.cost_usd) for r in ledger.summary(0, "route")}
+        total = ledger.total(0)
+        assert ledger.entries()[0].route_path == ("outer", "pool") and ledger.entries()[1].route_path == ()
+        assert ledger.total(2000.0) == UsageRow("total", 0, 0, 0, 0, 0.0, 0, None)
+    assert by_route == {"pool": (2, 1, 0.75), "outer": (1, 0, 0.5), "direct": (1, 0, 0.0)}
+    assert total == UsageRow("total", 3, 1, 3, 3, 0.75, 1, 2.0)
 
 
 def test_a_usage_row_as_a_dictionary_rounds_cost_and_latency() -> None:

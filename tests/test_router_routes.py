@@ -16,6 +16,7 @@ import tomli_w
 
 from llmswitch.client import AsyncClient, Client
 from llmswitch.errors import ConfigError, InvalidOptionError
+from llmswitch.ledger import Ledger
 from llmswitch.router import strategies
 from llmswitch.router.resolved import ResolvedRoute
 from tests.helpers import run_cli
@@ -477,6 +478,30 @@ def test_usage_shows_spend_per_member_and_per_route(servers: list[LocalServer], 
     assert (by_route["r"]["calls"], by_route["r"]["errors"], by_route["b"]["calls"]) == (2, 1, 1)
     assert by_route["r"]["cost_usd"] > 0  # the answer, charged once (to b, and counted under the route)
     assert by_route["r"]["cost_usd"] == pytest.approx(by_route["b"]["cost_usd"])
+
+
+def test_usage_by_route_counts_a_call_under_every_route_it_went_through(servers: list[LocalServer],
+                                                                       config_file: Path) -> None:
+    priced = {"price_input_per_mtok": 1000.0, "price_output_per_mtok": 1000.0}
+    write(config_file, {"dead": member(f"http://127.0.0.1:{free_port()}"), "a": member(servers[0].url, **priced),
+                        "b": member(servers[1].url, **priced),
+                        "inner": {"route": "fallback", "members": ["dead", "a"], "cooldown_failures": 10},
+                        "outer": {"route": "fallback", "members": ["inner", "b"]}})
+    assert run_cli("chat", "-p", "outer", "hi").exit_code == 0  # dead refuses, a answers: both through inner
+    assert run_cli("chat", "-p", "inner", "hi").exit_code == 0  # the inner route asked directly
+    with Ledger() as ledger:
+        rows = [(row.profile, row.outcome, row.route, row.route_path) for row in ledger.entries()]
+    assert rows == [("dead", "unreachable", "outer", ("outer", "inner")), ("a", "ok", "outer", ("outer", "inner")),
+                    ("dead", "unreachable", "inner", ()), ("a", "ok", "inner", ())]
+    usage = json.loads(run_cli("usage", "--by", "route", "--json").stdout)
+    by_route = {row["key"]: (row["calls"], row["errors"]) for row in usage["rows"]}
+    assert by_route == {"outer": (2, 1), "inner": (4, 2)}  # the inner pool shows its spend through outer too
+    cost = {row["key"]: row["cost_usd"] for row in usage["rows"]}
+    assert cost["outer"] > 0 and cost["inner"] == pytest.approx(2 * cost["outer"])
+    assert usage["total"]["calls"] == 4 and usage["total"]["cost_usd"] == pytest.approx(cost["inner"])  # once each
+    text = run_cli("usage", "--by", "route").stdout
+    assert [line.split()[:2] for line in text.splitlines() if line.split()[:1] in (["inner"], ["outer"], ["total"])
+            ] == [["inner", "4"], ["outer", "2"], ["total", "4"]]
 
 
 # ---- a conversation too long for a member's context window ---------------------------------------------------

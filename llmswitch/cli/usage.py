@@ -19,17 +19,13 @@ if TYPE_CHECKING:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def usage(since: str, group_by: str, as_json: bool) -> int:
     """Show recorded usage and spend: every call from the CLI and the TUI is in the ledger."""
-    from llmswitch.ledger import Ledger, UsageRow, describe_since, parse_since
+    from llmswitch.ledger import Ledger, describe_since, parse_since
 
     start = parse_since(since)
     with Ledger() as ledger:
         rows = ledger.summary(start, cast("GroupBy", group_by))
+        total = ledger.total(start)  # each call once (by route, a call through nested routes is in several rows)
         path = ledger.path
-    total = UsageRow(
-        "total", sum(r.calls for r in rows), sum(r.errors for r in rows), sum(r.input_tokens for r in rows),
-        sum(r.output_tokens for r in rows), sum(r.cost_usd for r in rows), sum(r.unpriced_calls for r in rows),
-        _mean_latency(rows),
-    )
     if as_json:
         click.echo(json.dumps({
             "since": start, "since_text": describe_since(start), "by": group_by, "ledger": str(path),
@@ -41,12 +37,6 @@ def usage(since: str, group_by: str, as_json: bool) -> int:
         return 0
     _render(rows, total, group_by, describe_since(start))
     return 0
-
-
-def _mean_latency(rows: list[UsageRow]) -> float | None:
-    weighted = [(r.mean_latency_s, r.calls) for r in rows if r.mean_latency_s is not None]
-    calls = sum(n for _, n in weighted)
-    return sum(value * n for value, n in weighted) / calls if calls else None
 
 
 def _render(rows: list[UsageRow], total: UsageRow, group_by: str, since: str) -> None:

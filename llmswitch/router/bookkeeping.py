@@ -25,14 +25,15 @@ def route_of(asked: ResolvedProfile) -> str | None:
     return asked.name if len(leaves) != 1 or leaves[0] is not asked else None
 
 
-def record_failed_attempts(attempts: Sequence[Attempt], route: str | None = None, *,
+def record_failed_attempts(attempts: Sequence[Attempt], asked: ResolvedProfile, *,
                            gateway_key: str | None = None, ledger: RowSink | None = None) -> None:
-    """Append a row for each attempt but the last (the last is the call's own row) to ``ledger`` (by default
-    the ledger file, opened for them), and count each in the metrics when they are on. Never raises."""
+    """Append a row for each attempt but the last (the last is the call's own row) of a call made on ``asked``
+    (each under the routes it went through) to ``ledger`` (by default the ledger file, opened for them), and
+    count each in the metrics when they are on. Never raises."""
     if len(attempts) < 2:
         return
     from llmswitch import metrics
-    from llmswitch.ledger import Ledger, LedgerEntry
+    from llmswitch.ledger import Ledger, LedgerEntry, through_routes
 
     active = metrics.active()
     if active is not None:
@@ -46,7 +47,7 @@ def record_failed_attempts(attempts: Sequence[Attempt], route: str | None = None
             for attempt in attempts[:-1]:
                 writing.append(LedgerEntry(profile=attempt.member, backend=attempt.backend or "", model=attempt.model,
                                            input_tokens=None, output_tokens=None, cost_usd=None,
-                                           latency_s=attempt.latency_s, outcome=attempt.outcome, route=route,
-                                           gateway_key=gateway_key))
+                                           latency_s=attempt.latency_s, outcome=attempt.outcome,
+                                           gateway_key=gateway_key, **through_routes(asked.routes_to(attempt.member))))
     except LLMSwitchError as error:
         logger(__name__).warning("the failed attempts were not recorded: %s", redact(error.message))

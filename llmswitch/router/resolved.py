@@ -43,6 +43,20 @@ class ResolvedRoute(ResolvedProfile):
                 found.setdefault(leaf.name, leaf)
         return list(found.values())
 
+    def routes_to(self, member: str) -> tuple[str, ...]:
+        """This route, then each nested route on the way to ``member`` (where :meth:`leaves` first finds it)."""
+        return self._path_to(member) or (self.name,)
+
+    def _path_to(self, member: str) -> tuple[str, ...] | None:
+        for child in self.members.values():
+            if isinstance(child, ResolvedRoute):
+                inner = child._path_to(member)
+                if inner is not None:
+                    return (self.name, *inner)
+            elif child.name == member:
+                return (self.name,)
+        return None
+
     def order(self, in_flight: Mapping[str, int] | None = None) -> list[str]:
         """The leaves in the order this call tries them (each nested route ordered by its own rule).
         ``in_flight``: the counts under :meth:`counted_keys`, read by the caller (the driver awaits them on the
