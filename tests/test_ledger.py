@@ -27,6 +27,7 @@ from llmswitch.ledger import (
     parse_since,
     start_of_day,
     start_of_month,
+    through_routes,
 )
 from tests.helpers import llmswitch_subprocess, run_cli
 
@@ -299,6 +300,18 @@ def test_a_summary_by_route_and_by_model_names_what_was_unknown() -> None:
     assert by_model == {"echo/?": 1, "openai/gpt-x": 2}
     assert str(refused.value) == "cannot group usage by 'week'"
     assert refused.value.remedy == "use profile, model, day, route or key"
+
+
+def test_a_ledger_with_no_calls_yet_totals_zero_without_creating_its_file() -> None:
+    with Ledger() as ledger:
+        assert ledger.total(0) == UsageRow("total", 0, 0, 0, 0, 0.0, 0, None)
+    assert not (data_dir() / FILE_NAME).exists()
+
+
+def test_the_route_columns_name_the_outermost_route_and_the_whole_way_only_when_routes_nest() -> None:
+    assert through_routes(()) == {"route": None, "route_path": ()}
+    assert through_routes(("fleet",)) == {"route": "fleet", "route_path": ()}
+    assert through_routes(["outer", "fleet"]) == {"route": "outer", "route_path": ("outer", "fleet")}
 
 
 def test_a_call_through_nested_routes_counts_under_each_and_once_in_the_total() -> None:
