@@ -1,7 +1,8 @@
 """``python -m llmswitch`` and the ``llmswitch`` command: run the CLI.
 
 The cycle collector is off from the first line, before click and the command are imported, and on again
-before the command runs (see :func:`llmswitch.cli.end_of_start_up`).
+before the command runs (see :func:`llmswitch.cli.end_of_start_up`). The process ends without the
+interpreter's tear-down once everything a normal exit does has been done (:mod:`llmswitch.process_exit`).
 """
 
 import gc
@@ -12,7 +13,12 @@ def run() -> None:
     gc.disable()
     from llmswitch.cli import main
 
-    main()
+    try:
+        main()
+    except SystemExit as stop:
+        from llmswitch.process_exit import exit_process
+
+        exit_process(stop.code)
 
 
 if __name__ == "__main__":

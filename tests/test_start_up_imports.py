@@ -34,12 +34,13 @@ NOT_FOR_A_ONE_SHOT_CHAT = {
     "llmswitch_llamacpp.prompts": "only when a llamacpp model is prompted",
 }
 
+# The console script ends through os._exit after running the atexit handlers (llmswitch.process_exit): the
+# list is written by one.
 PROBE = (
-    "import sys, runpy\n"
+    "import atexit, sys, runpy\n"
+    "atexit.register(lambda: sys.stderr.write('\\nMODULES=' + ' '.join(sorted(sys.modules))))\n"
     "sys.argv = ['llmswitch', 'chat', '--profile', 'echo', 'hi']\n"
-    "try:\n    runpy.run_module('llmswitch', run_name='__main__')\n"
-    "except SystemExit as stop:\n    assert not stop.code, stop.code\n"
-    "sys.stderr.write('\\nMODULES=' + ' '.join(sorted(sys.modules)))\n"
+    "runpy.run_module('llmswitch', run_name='__main__')\n"
 )
 
 
@@ -68,7 +69,7 @@ def test_the_guard_sees_what_a_chat_needs(imported: set[str]) -> None:
 
 
 GC_PROBE = (
-    "import gc, sys\n"
+    "import atexit, gc, sys\n"
     "import llmswitch.conversation as conversation\n"
     "seen = []\n"
     "original = conversation.Conversation.stream\n"
@@ -77,10 +78,10 @@ GC_PROBE = (
     "    return original(self, *args, **kwargs)\n"
     "conversation.Conversation.stream = stream\n"
     "sys.argv = ['llmswitch'] + sys.argv[1:]\n"
+    "atexit.register(lambda: sys.stderr.write(\n"
+    "    f'\\nSEEN={seen} ENABLED={gc.isenabled()} FROZEN={gc.get_freeze_count() > 0}'))\n"
     "from llmswitch.__main__ import run\n"
-    "try:\n    run()\n"
-    "except SystemExit:\n    pass\n"
-    "sys.stderr.write(f'\\nSEEN={seen} ENABLED={gc.isenabled()} FROZEN={gc.get_freeze_count() > 0}')\n"
+    "run()\n"
 )
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +42,13 @@ S = TypeVar("S", bound="StoreFile")
 Step = Callable[[sqlite3.Connection], None]
 
 BUSY_TIMEOUT_S = 10.0
+
+
+class _Connection(sqlite3.Connection):
+    """A connection the process can find again when it exits (a plain one cannot be weakly referenced)."""
+
+
+_CONNECTIONS: weakref.WeakSet[_Connection] = weakref.WeakSet()  # every one :func:`connect` made, alive
 
 
 class NewerFileError(Exception):
@@ -61,7 +69,9 @@ def connect(path: Path | None, *, busy_timeout_s: float = BUSY_TIMEOUT_S, shared
         timeout=busy_timeout_s,
         isolation_level=None,
         check_same_thread=not shared,
+        factory=_Connection,
     )
+    _CONNECTIONS.add(connection)
     try:
         connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
         if path is not None:
@@ -72,6 +82,18 @@ def connect(path: Path | None, *, busy_timeout_s: float = BUSY_TIMEOUT_S, shared
         connection.close()
         raise
     return connection
+
+
+def close_all() -> bool:
+    """Close every connection still open (closing makes SQLite checkpoint the WAL into the file and sync
+    it); for an exit that skips the interpreter's tear-down (:mod:`llmswitch.process_exit`), which would
+    otherwise close them. False when one cannot be closed from this thread (it belongs to another)."""
+    for connection in list(_CONNECTIONS):
+        try:
+            connection.close()
+        except sqlite3.ProgrammingError:
+            return False
+    return True
 
 
 def is_contention(error: sqlite3.Error) -> bool:
