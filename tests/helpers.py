@@ -13,6 +13,19 @@ from click.testing import CliRunner, Result
 from llmswitch.cli import cli
 
 
+def console_script_probe(report: str) -> str:
+    """Python source for ``python -c``: run the ``llmswitch`` console script with the arguments after ``-c
+    SOURCE``, then ``report`` (statements that write what the test looks at, e.g. ``sys.modules``). The script
+    ends through ``os._exit`` once the ``atexit`` handlers ran (llmswitch.process_exit), so ``report`` runs as
+    one of them."""
+    body = "".join(f"    {line}\n" for line in report.splitlines())
+    return ("import atexit, json, runpy, sys\n"
+            f"def report():\n{body}"
+            "atexit.register(report)\n"
+            "sys.argv = ['llmswitch'] + sys.argv[1:]\n"
+            "runpy.run_module('llmswitch', run_name='__main__')\n")
+
+
 def run_cli(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
     """Invoke the CLI in-process the way `main` does (errors rendered, exit codes mapped)."""
 

@@ -198,17 +198,16 @@ def test_dispatch_costs_microseconds() -> None:
 
 
 def test_help_version_and_profiles_list_import_no_sdk_or_textual() -> None:
-    probe = (
-        "import sys, runpy\n"
-        "sys.argv = ['llmswitch'] + sys.argv[1:]\n"
-        "try:\n    runpy.run_module('llmswitch', run_name='__main__')\n"
-        "except SystemExit:\n    pass\n"
+    import subprocess
+
+    from tests.helpers import console_script_probe
+
+    probe = console_script_probe(
         "heavy = [m for m in ('openai', 'anthropic', 'llama_cpp', 'textual', 'httpx', 'tiktoken', 'rich', 'torch', 'redis',"
         " 'transformers', 'starlette', 'uvicorn', 'prometheus_client')"
         " if m in sys.modules]\n"
-        "sys.stderr.write('HEAVY=' + ','.join(heavy))\n"
+        "sys.stderr.write('HEAVY=' + ','.join(heavy))"
     )
-    import subprocess
 
     for args in (["--help"], ["--version"], ["profiles", "list"], ["chat", "-p", "echo", "hi"], ["serve", "--help"]):
         proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True)

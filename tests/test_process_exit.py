@@ -15,7 +15,7 @@ from llmswitch.store import HistoryStore, database
 
 # Run the console script after the test's own set-up; FAST EXIT on stderr says it left through os._exit.
 PROBE = """
-import atexit, os, sys, threading, time
+import atexit, os, sys, threading
 real_exit = os._exit
 def fast_exit(status):
     os.write(2, b"FAST EXIT\\n")
@@ -24,7 +24,7 @@ os._exit = fast_exit
 atexit.register(lambda: sys.stderr.write("ATEXIT RAN\\n"))
 if sys.argv[1] == "thread":
     def late():
-        time.sleep(0.3)
+        threading.main_thread().join()  # alive until the main thread is done: the command has ended
         sys.stderr.write("THREAD DONE\\n")
     threading.Thread(target=late).start()
 sys.argv = ["llmswitch", *sys.argv[2:]]

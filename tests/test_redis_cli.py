@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from llmswitch.testing.redis_server import RedisServer
+from tests.helpers import console_script_probe
 
 pytest.importorskip("redis")
 
@@ -63,14 +64,8 @@ def test_chats_in_separate_processes_share_the_rpm_through_redis(config_file: Pa
 def test_commands_that_call_no_model_never_load_the_redis_client(config_file: Path) -> None:
     config_file.write_text(f'[router]\nstate = "redis://127.0.0.1:{_dead_port()}/0"\n\n'
                            '[profiles.capped]\nbackend = "echo"\nrpm = 5\n', encoding="utf-8")
-    probe = (
-        "import sys, runpy\n"
-        "sys.argv = ['llmswitch'] + sys.argv[1:]\n"
-        "try:\n    runpy.run_module('llmswitch', run_name='__main__')\n"
-        "except SystemExit:\n    pass\n"
-        "sys.stderr.write('LOADED=' + json.dumps('redis' in sys.modules))\n"
-    )
+    probe = console_script_probe("sys.stderr.write('LOADED=' + json.dumps('redis' in sys.modules))")
     for args in (["--help"], ["--version"], ["profiles", "list"], ["profiles", "show", "capped"]):
-        proc = subprocess.run([sys.executable, "-c", "import json\n" + probe, *args], capture_output=True,
+        proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True,
                               text=True, timeout=60)
         assert json.loads(proc.stderr.rsplit("LOADED=", 1)[1]) is False, f"{args} loaded redis"

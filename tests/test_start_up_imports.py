@@ -14,6 +14,8 @@ import sys
 
 import pytest
 
+from tests.helpers import console_script_probe
+
 # Module -> why a one-shot chat must not import it.
 NOT_FOR_A_ONE_SHOT_CHAT = {
     "logging": "imported only when something is logged (llmswitch.lazy.logger)",
@@ -34,14 +36,7 @@ NOT_FOR_A_ONE_SHOT_CHAT = {
     "llmswitch_llamacpp.prompts": "only when a llamacpp model is prompted",
 }
 
-# The console script ends through os._exit after running the atexit handlers (llmswitch.process_exit): the
-# list is written by one.
-PROBE = (
-    "import atexit, sys, runpy\n"
-    "atexit.register(lambda: sys.stderr.write('\\nMODULES=' + ' '.join(sorted(sys.modules))))\n"
-    "sys.argv = ['llmswitch', 'chat', '--profile', 'echo', 'hi']\n"
-    "runpy.run_module('llmswitch', run_name='__main__')\n"
-)
+PROBE = console_script_probe("sys.stderr.write('\\nMODULES=' + ' '.join(sorted(sys.modules)))")
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +45,8 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     home = tmp_path_factory.mktemp("start-up")
     env = {**os.environ, "LLMSWITCH_CONFIG": str(home / "config.toml"), "LLMSWITCH_DATA_DIR": str(home / "data")}
     env.pop("LLMSWITCH_PROFILE", None)
-    proc = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, env=env,
-                          cwd=home)
+    proc = subprocess.run([sys.executable, "-c", PROBE, "chat", "--profile", "echo", "hi"], capture_output=True,
+                          text=True, timeout=120, env=env, cwd=home)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "hi\n"  # it did answer: the list below is that of a whole run
     return set(proc.stderr.rsplit("MODULES=", 1)[1].split())

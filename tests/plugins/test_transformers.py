@@ -298,13 +298,11 @@ def test_a_model_missing_from_the_cache_is_not_downloaded(
 
 
 def test_help_and_plugins_do_not_import_torch() -> None:
-    probe = (
-        "import sys, runpy\n"
-        "sys.argv = ['llmswitch'] + sys.argv[1:]\n"
-        "try:\n    runpy.run_module('llmswitch', run_name='__main__')\n"
-        "except SystemExit:\n    pass\n"
+    from tests.helpers import console_script_probe
+
+    probe = console_script_probe(
         "sys.stderr.write('HEAVY=' + ','.join(m for m in ('torch', 'transformers', 'huggingface_hub') "
-        "if m in sys.modules))\n"
+        "if m in sys.modules))"
     )
     for args in (["--help"], ["plugins"], ["profiles", "list"]):
         proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True)
