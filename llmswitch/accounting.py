@@ -36,11 +36,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from llmswitch.errors import BudgetExceededError, LLMSwitchError
 from llmswitch.lazy import logger
+from llmswitch.record import record
 from llmswitch.secrets import redact
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ FALLBACK_MAX_OUTPUT = 4096
 BUDGET_KEYS = {"day": "budget_usd_per_day", "month": "budget_usd_per_month"}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CallCost:
     """What one finished call cost. ``usd`` is None when the price (or the token count) is unknown."""
 
@@ -92,7 +92,7 @@ class CallCost:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CostEstimate:
     """What a request would cost on one profile, before it is sent."""
 
@@ -106,7 +106,7 @@ class CostEstimate:
         return self.price.cost(self.input.n, self.output_tokens)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BudgetStatus:
     """Spend in the current day or month against the profile's budget for it."""
 
@@ -130,7 +130,7 @@ class BudgetStatus:
         return {"period": self.period, "budget_usd": self.budget_usd, "spent_usd": round(self.spent_usd, 10)}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Books:
     """How one call is checked before it is sent and charged when it ends: what a face passes as ``books=`` to
     a resolved profile's ``complete``, ``stream``, ``answer_whole`` and their async forms. ``Books()`` (the
@@ -421,7 +421,7 @@ def charge(asked: ResolvedProfile, request: Request | None, result: StreamState,
 # ---- comparing profiles ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class ProfileCost:
     """One row of ``llmswitch cost``: what ``requests`` requests would cost on one profile."""
 

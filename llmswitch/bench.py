@@ -18,6 +18,7 @@ from typing import Any
 
 from llmswitch.client import Client, ResolvedProfile
 from llmswitch.errors import LLMSwitchError
+from llmswitch.record import record
 
 # A fixed prompt that makes a chat model write a few hundred tokens, the same for every profile and run.
 DEFAULT_PROMPT = (
@@ -26,7 +27,7 @@ DEFAULT_PROMPT = (
 )
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class Sample:
     """One measured call. Times in seconds; ``error`` is set (and the rest may be None) when it failed."""
 
@@ -49,7 +50,7 @@ class Sample:
         return (self.output_tokens - 1) / generating
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class Spread:
     """The median of some numbers, with their minimum and maximum."""
 

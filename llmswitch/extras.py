@@ -7,11 +7,12 @@ the error path (a profile or backend nobody installed), so start-up never pays f
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from importlib import resources
 
+from llmswitch.record import record
 
-@dataclass(frozen=True)
+
+@record(slots=False)
 class Extra:
     name: str
     backends: tuple[str, ...]

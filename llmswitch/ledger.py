@@ -17,11 +17,12 @@ import re
 import sqlite3
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from llmswitch.errors import ConfigError, LLMSwitchError
+from llmswitch.record import record
 from llmswitch.store import database
 
 FILE_NAME = "ledger.sqlite3"
@@ -103,7 +104,7 @@ class LedgerError(LLMSwitchError):
     kind = "ledger"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LedgerEntry:
     """One call, as recorded."""
 
@@ -122,7 +123,7 @@ class LedgerEntry:
     route_path: tuple[str, ...] = ()  # when routes nest: every one it went through, outermost first
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class UsageRow:
     """Calls grouped by profile, model or day."""
 

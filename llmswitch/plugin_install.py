@@ -15,11 +15,12 @@ import sys
 from dataclasses import dataclass, field
 
 from llmswitch.errors import ConfigError, LLMSwitchError
+from llmswitch.record import record
 
 CORE_DISTRIBUTION = "llmswitch"
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class PluginState:
     """One plugin as a fresh process loads it (``llmswitch plugins --json``)."""
 

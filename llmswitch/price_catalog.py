@@ -26,12 +26,13 @@ import json
 import math
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 from llmswitch.config import price_catalog_path
 from llmswitch.errors import LLMSwitchError
+from llmswitch.record import record
 
 # Where LiteLLM publishes its table; `prices update` reads it only when the user runs the command.
 DEFAULT_CATALOG_URL = (
@@ -70,7 +71,7 @@ class CatalogError(LLMSwitchError):
     kind = "price_catalog"
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class PriceChange:
     backend: str
     model: str
@@ -85,7 +86,7 @@ class PriceChange:
         return max(self.new / self.old, self.old / self.new) if self.new else math.inf
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class CatalogDiff:
     """What an update changes against the tables in use before it."""
 
@@ -107,7 +108,7 @@ class CatalogDiff:
         }
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class Catalog:
     """A converted catalogue: per backend, model -> the llmswitch price-table entry."""
 
@@ -316,7 +317,7 @@ def load_catalog(path: Path) -> Catalog | None:
                            remedy=f"run 'llmswitch prices update' again, or delete {path}") from None
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class UpdateResult:
     catalog: Catalog
     diff: CatalogDiff

@@ -43,9 +43,11 @@ import functools
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from llmswitch.record import record
 
 if TYPE_CHECKING:
     from llmswitch.types import BackendInfo
@@ -74,7 +76,7 @@ PROFILE_OVERRIDES = {
 _SNAPSHOT_SUFFIX = re.compile(r"(?:-\d{4}-\d{2}-\d{2}|[-@]\d{8}|-latest|:latest)$")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ModelPrice:
     """USD per million tokens (``None`` = unknown) and the model's limits, as a table or profile states."""
 
@@ -139,7 +141,7 @@ class ModelPrice:
 UNKNOWN = ModelPrice()
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class PriceTable:
     """One plugin's price file: when and where the figures come from, and the prices per model."""
 

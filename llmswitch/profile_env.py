@@ -18,18 +18,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from llmswitch.config import parse_toml
 from llmswitch.errors import ConfigError
+from llmswitch.record import record
 
 PROFILE_VARIABLE = "LLMSWITCH_PROFILE"
 SNIPPET_VARIABLE = "LLMSWITCH_PROFILES"
 KEY_PREFIX = "LLMSWITCH_PROFILE_"
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class EnvironmentProfiles:
     """What the environment says about profiles."""
 

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from llmswitch.profiles import GENERATION_KEYS, PROFILE_KEYS, Profile, option_specs, validate, with_preset
+from llmswitch.record import record
 from llmswitch.types import BackendInfo, OptionSpec
 
 Group = Literal["profile", "backend", "generation"]
 DEFAULT = "default"
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class Setting:
     """One setting of a profile: its declaration, the value in effect (None: unset) and where it came from."""
 

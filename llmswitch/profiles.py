@@ -41,6 +41,7 @@ from llmswitch.profile_env import (
     read_environment,
     variable_spelling,
 )
+from llmswitch.record import record
 from llmswitch.secrets import looks_like_a_key, mask, remember_profile_secrets, secret_values
 from llmswitch.types import BackendInfo, OptionSpec
 
@@ -148,7 +149,7 @@ TYPE_NAMES = {
 }
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class Profile:
     """A profile as read: its name, where it came from, and its settings (its raw keys, not yet checked)."""
 

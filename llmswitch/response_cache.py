@@ -33,10 +33,10 @@ import hashlib
 import json
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from llmswitch.lazy import logger
+from llmswitch.record import record
 from llmswitch.types import Request, StreamEnd, StreamEvent, Target, TextDelta, Usage, UsageEvent
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ HOLD_MARGIN_S = 5.0  # between the budget check that a held answer skips and its
 _local = threading.local()
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class CachePolicy:
     """Whether and how long a profile caches, from its settings."""
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datetime
 import re
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from string import Template
 
 from llmswitch.errors import ConfigError
+from llmswitch.record import record
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 # generated path -> (template folder, template file); {package} is replaced by the package name
@@ -32,7 +32,7 @@ SHAPE_FILES = {
 }
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class PluginNames:
     """The names one backend name implies, by the convention every llmswitch plugin follows."""
 

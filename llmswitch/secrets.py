@@ -17,10 +17,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from llmswitch.record import record
 
 _KNOWN_SECRETS: set[str] = set()
 
@@ -188,7 +189,7 @@ def shown_setting(name: str, value: Any, secret_options: frozenset[str] | set[st
     return value
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Secret:
     """A resolved key. ``str()`` and ``repr()`` are masked so it cannot leak through formatting."""
 
@@ -233,7 +234,7 @@ def read_dotenv(path: Path | None = None) -> dict[str, str]:
     return values
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Resolved:
     value: str
     source: str

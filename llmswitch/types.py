@@ -1,15 +1,17 @@
 """The shared, backend-neutral types every plugin speaks.
 
-Plain frozen dataclasses with ``slots``: they cost little to build (a stream creates one per chunk) and
-nothing here imports anything heavier than the standard library.
+Frozen dataclasses with ``slots`` (declared with :func:`llmswitch.record.record`): they cost little to build
+(a stream creates one per chunk) and nothing here imports anything heavier than the standard library.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any, Literal
+
+from llmswitch.record import record
 
 if TYPE_CHECKING:
     from llmswitch.errors import LLMSwitchError
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
 Role = Literal["system", "user", "assistant"]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Message:
     """One turn of a conversation."""
 
@@ -26,7 +28,7 @@ class Message:
     content: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Request:
     """What to generate: the conversation plus generation settings.
 
@@ -51,7 +53,7 @@ class Request:
         return cls(messages=(Message("user", prompt),), **settings)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Usage:
     """Tokens a call consumed, as the backend reported them (``None`` when it did not say)."""
 
@@ -65,7 +67,7 @@ class Usage:
         return self.input_tokens + self.output_tokens
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Response:
     """A finished answer."""
 
@@ -83,21 +85,21 @@ class Response:
 # One neutral event type for every backend, so the CLI and the TUI each need one renderer.
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TextDelta:
     """A piece of the answer, in order."""
 
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class UsageEvent:
     """Token usage, usually near the end of a stream."""
 
     usage: Usage
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StreamEnd:
     """The stream finished normally. Always the last event of a successful stream."""
 
@@ -105,7 +107,7 @@ class StreamEnd:
     model: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StreamError:
     """The stream failed part-way. ``text`` holds everything that arrived before the failure.
 
@@ -134,7 +136,7 @@ async def events_of(batches: AsyncIterable[Sequence[StreamEvent]]) -> AsyncItera
             await aclose()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TokenCount:
     """How many tokens some input takes. ``exact`` is False when it is an estimate; ``method`` says how."""
 
@@ -175,7 +177,7 @@ class CheckStatus(str, enum.Enum):
     SKIP = "skip"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Check:
     """One named check with what was found and, when it did not pass, what to do about it."""
 
@@ -185,7 +187,7 @@ class Check:
     remedy: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HealthReport:
     """What ``health`` found. ``metrics`` holds numbers worth showing (load time, tokens per second, ...)."""
 
@@ -219,7 +221,7 @@ def describe_problems(checks: Iterable[Check]) -> str:
 # ---- a provider's batch service (optional hooks: see llmswitch.hookspecs) ----------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BatchLimits:
     """What one job at a provider's batch service may hold; a batch bigger than this is split into jobs."""
 
@@ -227,7 +229,7 @@ class BatchLimits:
     max_bytes: int  # the requests as the plugin encodes them (``batch_line``), one JSON document each
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProviderJob:
     """A job at a provider's batch service, as it was last seen.
 
@@ -245,7 +247,7 @@ class ProviderJob:
     detail: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BatchAnswer:
     """One request's outcome in a job: its ``custom_id`` (from ``batch_line``) and an answer or an error."""
 
@@ -259,7 +261,7 @@ class BatchAnswer:
 OptionType = Literal["str", "int", "float", "bool", "list", "table", "path", "duration"]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class OptionSpec:
     """One backend option a profile may set.
 
@@ -282,7 +284,7 @@ class OptionSpec:
     absent: str = "its default"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Requirement:
     """A Python module a backend imports and the distribution pip installs it from, for the "no module named"
     remedy (``pip install DISTRIBUTION``). ``note`` follows the command, e.g. how to install a GPU build."""
@@ -301,7 +303,7 @@ class Crash(str, enum.Enum):
     MODEL_FILE_MISSING = "model_file_missing"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BackendInfo:
     """What the discovery hook returns for each backend a plugin provides.
 
@@ -379,7 +381,7 @@ class BackendInfo:
         return not url or (self.default_base_url or "").rstrip("/") == url.rstrip("/")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Target:
     """Everything a hook needs to reach one model: which backend, which model, the validated options.
 

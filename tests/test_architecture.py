@@ -19,8 +19,9 @@ PACKAGE = ROOT / "llmswitch"
 
 # The faces: they may import anything. A new face (a gateway, a batch runner's command line) goes here.
 FACES = ("llmswitch.cli", "llmswitch.tui", "llmswitch.serve", "llmswitch.__main__", "llmswitch.testing")
-# The contract every plugin is written against, and what it may import: only itself.
-CONTRACT = ("llmswitch.types", "llmswitch.errors", "llmswitch.secrets", "llmswitch.hookspecs")
+# The contract every plugin is written against, and what it may import: only itself (and the decorator its
+# records are made with, which imports nothing of llmswitch).
+CONTRACT = ("llmswitch.types", "llmswitch.errors", "llmswitch.secrets", "llmswitch.hookspecs", "llmswitch.record")
 # The stores take and return plain values: below them only the contract and where files live (config).
 STORES = ("llmswitch.store", "llmswitch.ledger")
 STORES_MAY_IMPORT = (*STORES, *CONTRACT, "llmswitch.config")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from llmswitch.accounting import FALLBACK_MAX_OUTPUT, count_input, price_of
 from llmswitch.batch.inputs import BatchItem
 from llmswitch.errors import LLMSwitchError
+from llmswitch.record import record
 from llmswitch.wording import counted
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from llmswitch.types import Request
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Unpriced:
     """A profile whose price is unknown, so the lines it could answer cannot be priced."""
 

@@ -20,11 +20,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from llmswitch.errors import ConfigError, close_matches
+from llmswitch.record import record
 from llmswitch.types import Message
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ class InputError(ConfigError):
     kind = "invalid_input"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BatchItem:
     """One prompt of a batch: its id, the line it came from, and what to ask."""
 
@@ -81,7 +82,7 @@ class BatchItem:
         return resolved.request(asked, system=self.system, **{**self.options, **self.settings})
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class InputProblem:
     """A line that could not be read as a prompt: recorded as failed, with its line number."""
 
@@ -97,7 +98,7 @@ class InputProblem:
 Entry = BatchItem | InputProblem
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class BatchInput:
     """Everything a batch will ask, in input order, and the hash that names this exact input."""
 

@@ -25,6 +25,7 @@ from llmswitch.batch.output import OutputWriter, read_existing
 from llmswitch.batch.results import BatchResult
 from llmswitch.client import StreamState, plugin_failure
 from llmswitch.errors import BatchNotAnsweredError, ConfigError, LLMSwitchError
+from llmswitch.record import record
 from llmswitch.router.plan import Attempt
 from llmswitch.store.checkpoint import JobRecord, RunKey
 from llmswitch.types import BatchAnswer, BatchLimits, ProviderJob
@@ -86,7 +87,7 @@ def split_jobs(lines: Sequence[dict[str, Any]], limits: BatchLimits) -> list[lis
     return jobs
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class Submitted:
     jobs: list[ProviderJob]
     refused: list[BatchResult]  # lines the plugin could not encode: failed at once, never sent

@@ -16,9 +16,9 @@ router's (:class:`llmswitch.router.plan.Attempt`): every try of every member, th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from llmswitch.record import record
 from llmswitch.types import Usage
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 Record = dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BatchResult:
     """How one line of a batch ended. ``index`` is its position in the input (for ``--ordered``)."""
 

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmswitch import remedies
 from llmswitch.pricing import STANDARD_INPUT_TOKENS, STANDARD_OUTPUT_TOKENS, ModelPrice
+from llmswitch.record import record
 from llmswitch.secrets import redact, redact_url
 from llmswitch.types import Check, CheckStatus, HealthReport, Status
 
@@ -61,7 +62,7 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 1
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PluginReport:
     """The plugin a profile's backend comes from, or a plugin that failed to load."""
 
@@ -74,7 +75,7 @@ class PluginReport:
         return {"name": self.name, "distribution": self.distribution, "version": self.version}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class KeyReport:
     """Whether the profile has the key it needs, masked, and where it was found."""
 

@@ -16,9 +16,9 @@ Keys in the state: ``flight:NAME``, ``rpm:NAME``, ``tpm:NAME`` for profile or ro
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from llmswitch.record import record
 from llmswitch.router.state import RouterState
 from llmswitch.types import Request, Usage
 
@@ -41,7 +41,7 @@ def sets_limits(settings: Mapping[str, Any]) -> bool:
     return any(settings.get(key) for key in LIMIT_KEYS)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Held:
     """What one gate gave a call: its place in flight, its request in the rpm window, its token reservation."""
 
@@ -51,14 +51,14 @@ class Held:
     tpm: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Admission:
     """What one admitted call holds, gate by gate, to give back after it."""
 
     held: tuple[Held, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Busy:
     """No room yet: under which limit (``max_concurrent``, ``rpm``, ``tpm``) of which profile or route
     (``owner``), and for how long at most."""
@@ -68,7 +68,7 @@ class Busy:
     owner: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Limits:
     max_concurrent: int | None = None
     rpm: int | None = None

@@ -32,6 +32,7 @@ from llmswitch.errors import (
     LLMSwitchError,
     UnreachableError,
 )
+from llmswitch.record import record
 from llmswitch.router.policy import RetryPolicy, outcome_name, retry_after, verdict
 
 # The backoff jitter of calls that bring no generator of their own (a plain profile's): one for the process, since
@@ -39,7 +40,7 @@ from llmswitch.router.policy import RetryPolicy, outcome_name, retry_after, verd
 JITTER = random.Random()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Attempt:
     """One try of one member: who, how it ended (``ok`` or the error's kind, as the ledger's outcome column
     says it: ``rate_limited``, ``unreachable``, ...), the HTTP status when there was one, how long it took."""
@@ -56,7 +57,7 @@ class Attempt:
         return {"member": self.member, "outcome": self.outcome, "status": self.status, "latency_s": latency}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RouterEvent:
     """A decision worth telling: ``kind`` is ``retry``, ``fallback``, ``cooldown``, ``skip``, ``wait``,
     ``replay`` or ``give_up``; ``message`` is the sentence shown on stderr; ``seconds`` the wait or cooldown;
@@ -71,17 +72,17 @@ class RouterEvent:
     route: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Try:
     member: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Wait:
     seconds: float
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class GiveUp:
     error: LLMSwitchError
 

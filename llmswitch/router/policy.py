@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from llmswitch.errors import (
@@ -31,12 +30,13 @@ from llmswitch.errors import (
     RateLimitError,
     UnreachableError,
 )
+from llmswitch.record import record
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 
 Verdict = Literal["retry", "next", "stop"]
 
-@dataclass(frozen=True, slots=True)
+@record
 class RetryPolicy:
     """How one profile retries, cools and waits, from its settings (:meth:`from_settings`; the keys are
     :data:`llmswitch.profiles.ROUTER_KEYS`). The defaults here are the ones in force when a key is absent."""

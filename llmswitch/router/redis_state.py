@@ -43,7 +43,6 @@ import time
 import uuid
 import weakref
 from collections.abc import AsyncGenerator, Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -51,6 +50,7 @@ import redis
 import redis.asyncio
 from redis.backoff import NoBackoff
 
+from llmswitch.record import record
 from llmswitch.router.state import Clock, LocalState
 
 log = logging.getLogger(__name__)
@@ -226,7 +226,7 @@ def public_address(url: str) -> str:
     return f"{host}:{port}{parts.path or '/0'}"
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class _Step:
     """One operation: the script to run on Redis and what to do with its reply, or the same on local state."""
 

@@ -21,10 +21,11 @@ walks a route's members and names what is wrong (an unknown member with close na
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal
 
 from llmswitch.errors import ConfigError, InvalidOptionError, close_matches
+from llmswitch.record import record
 
 RouteKind = Literal["fallback", "pool", "split"]
 ROUTE_KINDS: tuple[RouteKind, ...] = ("fallback", "pool", "split")
@@ -33,7 +34,7 @@ STRATEGY_MEANINGS = ("round-robin (each call starts one member further), least-b
                      "latency (the fastest lately, by time to first token), cost (the cheapest)")
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class RouteSpec:
     """One route as written: its kind, its members in order, the pool's strategy, the split's weights."""
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from llmswitch.client import ResolvedProfile
+from llmswitch.record import record
 from llmswitch.serve import failures
 from llmswitch.serve.answer import TextEvents, json_bytes
 from llmswitch.serve.failures import Failure, GatewayRequestError
@@ -40,7 +40,7 @@ UNSUPPORTED = {"tools": [], "tool_choice": ({"type": "none"}, {"type": "auto"}),
                "thinking": ({"type": "disabled"},), "container": ""}
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class MessagesRequest:
     model: str
     stream: bool

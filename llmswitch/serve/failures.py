@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
 
 from llmswitch.errors import (
     AuthError,
@@ -27,6 +26,7 @@ from llmswitch.errors import (
     RateLimitError,
     UnreachableError,
 )
+from llmswitch.record import record
 from llmswitch.secrets import redact
 
 log = logging.getLogger("llmswitch.serve")
@@ -55,7 +55,7 @@ class GatewayRequestError(LLMSwitchError):
         self.retry_after = retry_after
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class Failure:
     """An error as the gateway answers it."""
 

@@ -19,10 +19,11 @@ import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from llmswitch.errors import ConfigError
+from llmswitch.record import record
 
 KEYS_VARIABLE = "LLMSWITCH_SERVE_KEYS"
 HASH_PREFIX = "sha256:"
@@ -46,7 +47,7 @@ KEY_TABLE_KEYS = ("name", "hash", *LIMIT_KEYS, *BUDGET_KEYS)
 TABLE_EXAMPLE = '{ name = "alice", hash = "sha256:...", rpm = 60, budget_usd_per_day = 5 }'
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class GatewayKey:
     """One key's name (its calls' ``gateway_key`` in the ledger) and limits: ``rpm``, ``tpm``,
     ``max_concurrent``, ``budget_usd_per_day``, ``budget_usd_per_month`` (absent: no limit)."""
@@ -56,7 +57,7 @@ class GatewayKey:
     settings: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class GatewayKeys:
     """The hashes of the keys that may call the gateway; empty means no key is asked for. ``named`` holds the
     keys written as tables (a name, and limits), by hash."""

@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from llmswitch.client import ResolvedProfile
+from llmswitch.record import record
 from llmswitch.serve import failures
 from llmswitch.serve.answer import TextEvents, json_bytes
 from llmswitch.serve.failures import Failure, GatewayRequestError
@@ -43,7 +43,7 @@ UNSUPPORTED = {"n": 1, "tools": [], "functions": [], "tool_choice": "none", "log
                "response_format": ({"type": "text"},), "prediction": {}}
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class ChatRequest:
     model: str
     stream: bool

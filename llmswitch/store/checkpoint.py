@@ -16,10 +16,10 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from llmswitch.errors import LLMSwitchError
+from llmswitch.record import record
 from llmswitch.store import database
 
 FILE_NAME = "batch.sqlite3"
@@ -90,7 +90,7 @@ class CheckpointError(LLMSwitchError):
     kind = "checkpoint"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RunKey:
     """Which batch: the input's sha256 and the profile that answers it."""
 
@@ -98,7 +98,7 @@ class RunKey:
     profile: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class JobRecord:
     """A job at a provider's batch service: which run it belongs to, where its results go, which lines."""
 
@@ -120,7 +120,7 @@ class JobRecord:
         return self.collected_at is not None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RunRecord:
     key: RunKey
     input_name: str

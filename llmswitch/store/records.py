@@ -3,10 +3,11 @@ the history's errors. Nothing here knows SQLite; nothing here knows a client or 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from llmswitch.errors import ConfigError, LLMSwitchError
+from llmswitch.record import record
 
 # Around each match in a search hit's snippet: private-use characters, which cannot clash with anything a
 # model writes.
@@ -26,7 +27,7 @@ class ConversationNotFoundError(HistoryError, ConfigError):
     kind = "conversation_not_found"
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class ConversationRecord:
     """One conversation as listed: its profile, system prompt, generation settings and totals."""
 
@@ -42,7 +43,7 @@ class ConversationRecord:
     one_shot: bool = False  # one question from `llmswitch chat "..."`, not (yet) continued
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class MessageRecord:
     """One stored message, with the profile and model that produced it and what it cost."""
 
@@ -62,7 +63,7 @@ class MessageRecord:
     error: str | None = None
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class AnswerRecord:
     """An answer to store: its text (whatever arrived, even when it failed), who gave it and what it cost."""
 
@@ -78,7 +79,7 @@ class AnswerRecord:
     error: str | None = None  # the failure and its remedy, as shown to the user (redacted again here)
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class SearchHit:
     """A message that matches a search; ``snippet`` marks matches with HIGHLIGHT_START/HIGHLIGHT_END."""
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
 
 from llmswitch.errors import LLMSwitchError
+from llmswitch.record import record
 from llmswitch.store import database
 
 FILE_NAME = "responses.sqlite3"
@@ -42,7 +42,7 @@ def _step_1_responses(connection: sqlite3.Connection) -> None:
 STEPS: tuple[database.Step, ...] = (_step_1_responses,)
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class StoredAnswer:
     pieces: tuple[str, ...]
     finish_reason: str | None
@@ -52,7 +52,7 @@ class StoredAnswer:
     created: float
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class CacheStats:
     entries: int
     expired: int

@@ -7,17 +7,17 @@ one, from worker threads.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 from llmswitch.client import Client
 from llmswitch.errors import LLMSwitchError
+from llmswitch.record import record
 from llmswitch.secrets import redact
 from llmswitch.types import CheckStatus, Status
 
 DEFAULT_TIMEOUT_S = 5.0
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class ProfileChoice:
     """A profile as the picker lists it before any check: usable or not, and why not."""
 
@@ -28,7 +28,7 @@ class ProfileChoice:
     unavailable: str | None = None  # why it cannot be used (its plugin failed to load, bad config, ...)
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class HealthRow:
     """One profile's health, reduced to what a table row shows."""
 

@@ -15,13 +15,14 @@ would silently win) is refused with a warning naming both, and the binding keeps
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from textual.binding import Binding, BindingType
 
+from llmswitch.record import record
 
-@dataclass(frozen=True)
+
+@record(slots=False)
 class KeySpec:
     """One remappable binding: where it lives, its default keys, what it does."""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from textual import on
@@ -16,10 +15,11 @@ from textual.widgets import Button, Input, Label, Static, TextArea
 
 from llmswitch.errors import LLMSwitchError
 from llmswitch.profiles import GENERATION_KEYS, parse_cli_value
+from llmswitch.record import record
 from llmswitch.tui.session import EDITABLE_SETTINGS
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class ConversationSettings:
     system: str | None
     settings: dict[str, Any]

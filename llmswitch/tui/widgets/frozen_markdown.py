@@ -10,13 +10,14 @@ highlighter, all in a single ``Static``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from textual.content import Content, Span
 from textual.highlight import HighlightTheme, highlight
 from textual.widgets import Static
+
+from llmswitch.record import record
 
 HEADING_STYLES = {
     1: "bold underline $markdown-h1-color",
@@ -40,7 +41,7 @@ def top_level_blocks(tokens: list[Token]) -> list[int]:
     return [index for index, token in enumerate(tokens) if token.level == 0 and token.nesting >= 0]
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class Segment:
     """Some finished top-level blocks: their source and their tokens (parsed once, drawn from these)."""
 

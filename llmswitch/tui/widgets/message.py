@@ -8,7 +8,6 @@ raw text; what these widgets hold is the text as shown.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -16,11 +15,12 @@ from textual.content import Content
 from textual.widgets import Label, Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
+from llmswitch.record import record
 from llmswitch.terminal import neutralize
 from llmswitch.tui.widgets.frozen_markdown import FrozenMarkdown, Segment, plan
 
 
-@dataclass(frozen=True)
+@record(slots=False)
 class CodeBlock:
     language: str
     code: str
