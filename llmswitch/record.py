@@ -2,10 +2,10 @@
 
 Python 3.11's ``dataclass`` writes every method it adds as source text and compiles it, one ``exec`` each:
 six for a frozen class (``__init__``, ``__repr__``, ``__eq__``, ``__hash__``, ``__setattr__``,
-``__delattr__``), about 0.3 ms of CPU a class, and a one-shot ``llmswitch chat`` creates some sixty such
-classes while it imports (see docs/benchmarks.md). ``record`` lets ``dataclass`` write only the methods that
-must be the class's own to be right and fast per object (``__init__`` and the frozen ``__setattr__`` and
-``__delattr__``) and gives the class a ``__repr__``, ``__eq__`` and ``__hash__`` written once, here, for every
+``__delattr__``), about 0.3 ms of CPU a class, and a one-shot ``llmswitch chat`` creates some forty-five
+such classes while it imports (see docs/benchmarks.md). ``record`` lets ``dataclass`` write only the methods
+that must be the class's own to be right and fast per object (``__init__`` and the frozen ``__setattr__``
+and ``__delattr__``) and gives the class a ``__repr__``, ``__eq__`` and ``__hash__`` written once, here, for every
 record: the same text, the same comparison (the compared fields in order, as one tuple; ``NotImplemented``
 for an object of another class) and the same hash as the ones ``dataclass`` writes. Everything else is the
 dataclass's: ``fields``, ``replace``, ``asdict``, ``__match_args__``, ``__slots__``, frozenness. A method
