@@ -8,7 +8,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import weakref
 from pathlib import Path
+
+import pytest
 
 from llmswitch.ledger import Ledger
 from llmswitch.store import HistoryStore, database
@@ -73,7 +76,10 @@ def test_a_thread_still_running_is_waited_for_the_normal_way() -> None:
     assert "FAST EXIT" not in done.stderr  # sys.exit: the interpreter's own shutdown, which waits for it
 
 
-def test_close_all_closes_every_open_store_and_says_when_one_belongs_to_another_thread(tmp_path: Path) -> None:
+def test_close_all_closes_every_open_store_and_says_when_one_belongs_to_another_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(database, "_CONNECTIONS", weakref.WeakSet())  # not the stores other tests left open
     first, second = Ledger(tmp_path / "a.sqlite3"), Ledger(tmp_path / "b.sqlite3")
     first.entries(), second.entries()  # opened
     assert database.close_all()
