@@ -16,7 +16,7 @@ import tomli_w
 from llmswitch import AsyncClient
 from llmswitch.ledger import Ledger
 from tests.helpers import run_cli
-from tests.servers.http import LocalServer, free_port
+from tests.servers.http import LocalServer, refused_port
 from tests.test_batch import jsonl, read_records
 
 FAST = {"backoff_base_s": 0.01, "backoff_max_s": 0.02}
@@ -128,7 +128,7 @@ def test_a_429_storm_on_a_single_server_waits_as_long_as_the_server_asks(servers
 
 def test_a_fallback_hands_a_dead_members_lines_to_the_next(servers: list[LocalServer], config_file: Path,
                                                           tmp_path: Path) -> None:
-    write(config_file, {"dead": member(f"http://127.0.0.1:{free_port()}"), "live": member(servers[0].url),
+    write(config_file, {"dead": member(f"http://127.0.0.1:{refused_port()}"), "live": member(servers[0].url),
                         "r": {"route": "fallback", "members": ["dead", "live"]}})
     output = tmp_path / "out.jsonl"
     outcome = run_cli("batch", str(questions(tmp_path, 12)), "-p", "r", "-o", str(output), "--concurrency", "3")

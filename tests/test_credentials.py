@@ -25,7 +25,7 @@ from llmswitch.secrets import (
 )
 from tests.helpers import run_cli, write_config
 from tests.servers.echoing_server import echoing_server
-from tests.servers.http import free_port
+from tests.servers.http import refused_port
 
 API_KEY = "sk-api-0123456789abcdefAPIK"
 HEADER_TOKEN = "hdr-token-0123456789abcdefHTOK"
@@ -154,7 +154,7 @@ def test_a_server_echoing_credentials_back_is_redacted_everywhere(backend: str, 
 
 def test_credentials_in_base_url_are_masked_in_listings_and_errors(config_file: Path) -> None:
     pytest.importorskip("llmswitch_openai")
-    url = f"http://me:{URL_PASSWORD}@127.0.0.1:{free_port()}/v1?api_key={QUERY_KEY}"
+    url = f"http://me:{URL_PASSWORD}@127.0.0.1:{refused_port()}/v1?api_key={QUERY_KEY}"
     write_config(config_file, f'[profiles.p]\nbackend = "openai"\nmodel = "m"\nbase_url = "{url}"\n')
     shown = run_cli("profiles", "show", "p")
     assert "127.0.0.1" in shown.stdout and "…@" in shown.stdout

@@ -30,7 +30,7 @@ from llmswitch.ledger import Ledger, LedgerEntry
 from llmswitch.plugins import register_plugin, unregister_plugin
 from llmswitch.types import BackendInfo, Check, CheckStatus, Crash, HealthReport, OptionSpec, Status, Target
 from tests.helpers import write_config
-from tests.servers.http import free_port
+from tests.servers.http import refused_port
 from tests.servers.openai_server import openai_server
 
 HealthBehaviour = Callable[[Target, float, bool], HealthReport]
@@ -392,7 +392,7 @@ def test_http_healthy(config_file: Path, http_plugin: object, key: str) -> None:
 
 
 def test_http_down_names_how_to_start_each_server(config_file: Path, http_plugin: object, key: str) -> None:
-    port = free_port()
+    port = refused_port()
     diagnosis = diagnose(http_profile(config_file, f"http://127.0.0.1:{port}"), "h", timeout=2)
     health = check(diagnosis, "health")
     assert diagnosis.status is Status.DOWN

@@ -16,7 +16,7 @@ from llmswitch.client import Client
 from llmswitch.doctor import Diagnosis, diagnose, run_doctor
 from llmswitch.types import Check, CheckStatus, Status
 from tests.helpers import write_config
-from tests.servers.http import free_port
+from tests.servers.http import refused_port
 
 pytest.importorskip("llmswitch_openai")
 pytest.importorskip("llmswitch_ollama")
@@ -67,7 +67,7 @@ def test_openai_healthy(config_file: Path) -> None:
 
 
 def test_openai_down(config_file: Path) -> None:
-    port = free_port()
+    port = refused_port()
     diagnosis = diagnose(openai_profile(config_file, f"http://127.0.0.1:{port}"), "oa", timeout=3)
     assert diagnosis.status is Status.DOWN
     [server_check] = failed(diagnosis)
@@ -163,7 +163,7 @@ def test_ollama_healthy(config_file: Path) -> None:
 
 
 def test_ollama_down_says_ollama_serve(config_file: Path) -> None:
-    diagnosis = diagnose(ollama_profile(config_file, f"http://127.0.0.1:{free_port()}"), "ol", timeout=3)
+    diagnosis = diagnose(ollama_profile(config_file, f"http://127.0.0.1:{refused_port()}"), "ol", timeout=3)
     assert diagnosis.status is Status.DOWN
     [server_check] = failed(diagnosis)
     assert "ollama serve" in (server_check.remedy or "")
@@ -207,7 +207,7 @@ model = "test-model"
 api_key_env = "DOCTOR_OPENAI_KEY"
 [profiles.down]
 backend = "openai"
-base_url = "http://127.0.0.1:{free_port()}/v1"
+base_url = "http://127.0.0.1:{refused_port()}/v1"
 model = "test-model"
 [profiles.pulled]
 backend = "ollama"

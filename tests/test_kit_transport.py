@@ -18,7 +18,7 @@ from llmswitch.errors import (
     UnreachableError,
 )
 from llmswitch.testing import use_plugin
-from llmswitch.testing.server import LocalServer, free_port
+from llmswitch.testing.server import LocalServer, refused_port
 from llmswitch.types import Target
 from tests.helpers import write_config
 from tests.plugin_guide import load_tiny
@@ -92,7 +92,7 @@ def test_a_slow_first_byte_is_a_timeout_naming_the_setting(server: LocalServer, 
 @BOTH
 def test_connection_refused_names_the_server_and_the_remedy(config_file: Path, call) -> None:
     with use_plugin(load_tiny(), "tiny"):
-        write_config(config_file, f'[profiles.p]\nbackend = "tiny"\nbase_url = "http://127.0.0.1:{free_port()}/v1"\n')
+        write_config(config_file, f'[profiles.p]\nbackend = "tiny"\nbase_url = "http://127.0.0.1:{refused_port()}/v1"\n')
         with pytest.raises(UnreachableError) as caught:
             call()
     assert "(connection refused)" in caught.value.message and caught.value.remedy == "start the server"

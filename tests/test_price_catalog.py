@@ -16,7 +16,7 @@ from llmswitch.plugins import get_registry
 from llmswitch.price_catalog import MAX_PRICE_PER_MTOK, CatalogError, convert_catalog
 from llmswitch.pricing import STALE_AFTER_DAYS, clear_cache, lookup, price_for
 from tests.helpers import run_cli, write_config
-from tests.servers.http import LocalServer, ProtocolHandler, free_port
+from tests.servers.http import LocalServer, ProtocolHandler, refused_port
 
 PROVIDERS = {"openai": ("openai",), "anthropic": ("anthropic",)}
 
@@ -232,7 +232,7 @@ def test_a_server_error_or_no_server_is_a_sentence_and_nothing_changes(server: A
     server.state.scenario = "500"
     failed = run_cli("prices", "update", "--from", f"{server.url}/prices.json")
     assert failed.exit_code == 1 and "answered HTTP 500" in failed.stderr, failed
-    dead = run_cli("prices", "update", "--from", f"http://127.0.0.1:{free_port()}/prices.json")
+    dead = run_cli("prices", "update", "--from", f"http://127.0.0.1:{refused_port()}/prices.json")
     assert dead.exit_code == 1 and "cannot reach" in dead.stderr and "--from FILE" in dead.stderr, dead
     assert not stored(hermetic).exists()
 

@@ -30,7 +30,7 @@ from llmswitch.price_catalog import (
     save_catalog,
     update_prices,
 )
-from tests.servers.http import LocalServer, ProtocolHandler, free_port
+from tests.servers.http import LocalServer, ProtocolHandler, refused_port
 
 PROVIDERS = {"openai": ("openai",), "anthropic": ("anthropic",)}
 REMEDY = "check the network, or download the file yourself and run: llmswitch prices update --from FILE"
@@ -127,7 +127,7 @@ def test_a_server_error_names_the_status_and_the_way_round_it(host: LocalServer)
 
 
 def test_no_server_is_a_sentence_with_the_way_round_it() -> None:
-    url = f"http://127.0.0.1:{free_port()}/prices.json"
+    url = f"http://127.0.0.1:{refused_port()}/prices.json"
     with pytest.raises(CatalogError) as caught:
         fetch_catalog(url)
     assert str(caught.value).startswith(f"cannot reach {url}: ") and "refused" in str(caught.value)

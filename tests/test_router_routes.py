@@ -20,7 +20,7 @@ from llmswitch.ledger import Ledger
 from llmswitch.router import strategies
 from llmswitch.router.resolved import ResolvedRoute
 from tests.helpers import run_cli
-from tests.servers.http import LocalServer, free_port
+from tests.servers.http import LocalServer, refused_port
 
 FAST = {"backoff_base_s": 0.01, "backoff_max_s": 0.02}
 
@@ -54,7 +54,7 @@ def tried(response: Any) -> list[tuple[str, str]]:
 
 
 def test_a_dead_port_first_in_a_chain_hands_over_at_once(servers: list[LocalServer], config_file: Path) -> None:
-    write(config_file, {"dead": member(f"http://127.0.0.1:{free_port()}"), "live": member(servers[0].url),
+    write(config_file, {"dead": member(f"http://127.0.0.1:{refused_port()}"), "live": member(servers[0].url),
                         "r": {"route": "fallback", "members": ["dead", "live"]}})
     client = Client()
     heard: list[Any] = []
@@ -365,7 +365,7 @@ def test_the_repl_switches_to_a_route_and_answers_through_it(servers: list[Local
 
 
 def test_doctor_calls_a_route_healthy_when_enough_members_are(servers: list[LocalServer], config_file: Path) -> None:
-    dead = member(f"http://127.0.0.1:{free_port()}")
+    dead = member(f"http://127.0.0.1:{refused_port()}")
     profiles = {"a": member(servers[0].url), "dead": dead, "dead2": dict(dead),
                 "chain": {"route": "fallback", "members": ["dead", "a"]},
                 "fleet": {"route": "pool", "members": ["dead", "dead2", "a"]}}

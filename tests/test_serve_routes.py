@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from llmswitch import metrics
 from llmswitch.ledger import Ledger
-from llmswitch.testing.server import free_port
+from llmswitch.testing.server import refused_port
 from tests.helpers import run_cli
 from tests.servers.gateway import RunningGateway, reset_upstream
 from tests.servers.http import LocalServer
@@ -47,7 +47,7 @@ def member(url: str) -> dict[str, Any]:
 
 def write_config(config_file: Path, failing: LocalServer, answering: LocalServer) -> None:
     profiles = {
-        "dead": member(f"http://127.0.0.1:{free_port()}"),
+        "dead": member(f"http://127.0.0.1:{refused_port()}"),
         "busy": member(failing.url),
         "good": member(answering.url),
         # (cooldown_failures: each call tries the first member, however often it failed before)
@@ -195,10 +195,10 @@ def test_readyz_names_the_member_of_a_route_that_is_down(config_file: Path,
         assert entry["status"] == "ok"
         assert "member dead: down" in entry["detail"] and "refused" in entry["detail"]  # which member, and why
         assert "member good" not in entry["detail"]
-    dead_too = {"backend": "openai", "model": "test-model", "base_url": f"http://127.0.0.1:{free_port()}/v1",
+    dead_too = {"backend": "openai", "model": "test-model", "base_url": f"http://127.0.0.1:{refused_port()}/v1",
                 "api_key": "sk-up-0123456789abcd", "timeout": 10.0}
     config_file.write_text(tomli_w.dumps({"profiles": {
-        "dead": member(f"http://127.0.0.1:{free_port()}"), "gone": dead_too,
+        "dead": member(f"http://127.0.0.1:{refused_port()}"), "gone": dead_too,
         "nowhere": {"route": "fallback", "members": ["dead", "gone"]}}}))
     with RunningGateway(profiles=["nowhere"]) as running:
         down = httpx.get(f"{running.url}/readyz", timeout=30)

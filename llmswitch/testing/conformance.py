@@ -64,7 +64,7 @@ from llmswitch.errors import (
     UnsupportedOptionError,
 )
 from llmswitch.testing.faults import FAULTS, RETRY_AFTER_S, fault_proxy
-from llmswitch.testing.server import LocalServer, free_port
+from llmswitch.testing.server import LocalServer, refused_port
 from llmswitch.types import (
     HealthReport,
     Request,
@@ -451,7 +451,7 @@ class HTTPBackendContract(BackendContract):
 
         from llmswitch.client import Client
 
-        url = f"http://127.0.0.1:{free_port()}" if fault == "refused" else proxy.url
+        url = f"http://127.0.0.1:{refused_port()}" if fault == "refused" else proxy.url
         values = {"backend": self.backend, **self.profile(url)}
         if fault == "stall":
             values["timeout"] = STALL_TIMEOUT_S

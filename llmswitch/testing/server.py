@@ -10,6 +10,7 @@ closes the connection; the ``interval`` option paces a stream (seconds between e
 
 from __future__ import annotations
 
+import atexit
 import json
 import socket
 import threading
@@ -255,10 +256,33 @@ def serve_until_killed(handler: type[ProtocolHandler], argv: list[str] | None = 
 
 
 def free_port() -> int:
-    """A port nothing listens on (for 'connection refused' tests)."""
+    """A port nothing listens on now, for a server to bind next. For "connection refused" use
+    :func:`refused_port`: this one is free only when returned, and may be taken by then."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+_refusing: list[socket.socket] = []  # behind refused_port(): bound until the process ends
+
+
+def refused_port() -> int:
+    """A port on 127.0.0.1 that refuses connections for as long as this process lives (a dead server).
+
+    It stays bound and never listens, so no other server can take it: a :func:`free_port` is closed again
+    when returned, and on a busy machine another process's server may bind it before it is dialled, which
+    turns "connection refused" into an answer."""
+    if not _refusing:
+        atexit.register(_release_refusing)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    _refusing.append(sock)
+    return int(sock.getsockname()[1])
+
+
+def _release_refusing() -> None:
+    while _refusing:
+        _refusing.pop().close()
 
 
 def words(n: int) -> Iterator[str]:

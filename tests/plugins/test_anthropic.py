@@ -39,7 +39,7 @@ from llmswitch.types import (
     UsageEvent,
 )
 from tests.servers.anthropic_server import anthropic_server
-from tests.servers.http import LocalServer, free_port
+from tests.servers.http import LocalServer, refused_port
 
 SECRET = "sk-ant-api03-THISISASECRETKEYTHATMUSTNEVERSHOW-9876"
 ANSWER = "w0 w1 w2 w3 w4 "
@@ -411,7 +411,7 @@ def test_connection_reset_before_the_answer(server: LocalServer, config_file: Pa
 
 
 def test_connection_refused_names_the_url(config_file: Path) -> None:
-    url = f"http://127.0.0.1:{free_port()}"
+    url = f"http://127.0.0.1:{refused_port()}"
     resolved = resolve(config_file, base_url=url, api_key=SECRET, timeout=5.0)
     event, _ = failure(resolved)
     assert isinstance(event.error, UnreachableError)
@@ -501,7 +501,7 @@ def test_health_with_a_rejected_key(server: LocalServer, config_file: Path) -> N
 
 
 def test_health_when_nothing_listens(config_file: Path) -> None:
-    report = resolve(config_file, base_url=f"http://127.0.0.1:{free_port()}", api_key=SECRET).health(timeout=2)
+    report = resolve(config_file, base_url=f"http://127.0.0.1:{refused_port()}", api_key=SECRET).health(timeout=2)
     reachable = next(check for check in report.checks if check.name == "reachable")
     assert report.status is Status.DOWN and reachable.status is CheckStatus.FAIL and reachable.remedy
 

@@ -15,7 +15,7 @@ import tomli_w
 from llmswitch.client import AsyncClient, Client
 from llmswitch.types import CheckStatus, HealthReport
 from tests.servers.anthropic_server import anthropic_server
-from tests.servers.http import LocalServer, free_port
+from tests.servers.http import LocalServer, refused_port
 from tests.servers.ollama_server import ollama_server
 from tests.servers.openai_server import openai_server
 
@@ -87,7 +87,7 @@ def test_ahealth_maps_a_failing_server_into_checks_not_exceptions(backend: tuple
 
 @pytest.mark.parametrize("name", sorted(BACKENDS))
 def test_ahealth_when_nothing_listens_and_offline(name: str, config_file: Path) -> None:
-    values = BACKENDS[name][1](f"http://127.0.0.1:{free_port()}")
+    values = BACKENDS[name][1](f"http://127.0.0.1:{refused_port()}")
     config_file.write_text(tomli_w.dumps({"profiles": {"p": {"backend": name, **values}}}))
     down = on_the_loop(config_file, timeout=2)
     assert CheckStatus.FAIL in statuses(down).values()

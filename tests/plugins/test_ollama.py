@@ -27,7 +27,7 @@ from llmswitch.plugins import get_registry
 from llmswitch.pricing import load_table
 from llmswitch.profiles import builtin_profiles
 from llmswitch.types import CheckStatus, Status, StreamEnd, StreamError, TextDelta, UsageEvent
-from tests.servers.http import LocalServer, free_port
+from tests.servers.http import LocalServer, refused_port
 from tests.servers.ollama_server import VERSION, ollama_server
 
 ANSWER = "w0 w1 w2 w3 w4 "
@@ -201,7 +201,7 @@ def test_a_model_that_is_not_pulled_says_how_to_pull_it(server: LocalServer, con
 
 
 def test_connection_refused_says_how_to_start_ollama(config_file: Path) -> None:
-    url = f"http://127.0.0.1:{free_port()}"
+    url = f"http://127.0.0.1:{refused_port()}"
     resolved = resolve(config_file, base_url=url, timeout=5.0)
     event, _ = failure(resolved)
     assert isinstance(event.error, UnreachableError)
@@ -308,7 +308,7 @@ def test_health_says_to_pull_a_missing_model(server: LocalServer, config_file: P
 
 
 def test_health_when_nothing_listens(config_file: Path) -> None:
-    report = resolve(config_file, base_url=f"127.0.0.1:{free_port()}").health(timeout=2)
+    report = resolve(config_file, base_url=f"127.0.0.1:{refused_port()}").health(timeout=2)
     assert report.status is Status.DOWN and statuses(report)["server"] is CheckStatus.FAIL
     assert "ollama serve" in (report.checks[0].remedy or "")
 

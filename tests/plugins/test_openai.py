@@ -27,7 +27,7 @@ from llmswitch.errors import (
 )
 from llmswitch.plugins import get_registry
 from llmswitch.types import StreamEnd, StreamError, TextDelta, UsageEvent
-from tests.servers.http import LocalServer, free_port, words
+from tests.servers.http import LocalServer, refused_port, words
 from tests.servers.openai_server import openai_server
 
 SECRET = "sk-proj-THISISASECRETKEYTHATMUSTNEVERSHOW1234"
@@ -401,7 +401,7 @@ def test_an_unavailable_server_is_reported_after_exactly_one_request(server: Loc
 
 
 def test_connection_refused_names_the_url_and_how_to_start_a_server(config_file: Path) -> None:
-    port = free_port()
+    port = refused_port()
     resolved = resolve(config_file, base_url=f"http://127.0.0.1:{port}/v1", model="m")
     _, result = stream_all(resolved)
     assert isinstance(result.error, UnreachableError)
@@ -498,7 +498,7 @@ def test_health_with_a_refused_key(server: LocalServer, config_file: Path, monke
 
 
 def test_health_of_a_server_that_is_not_running(config_file: Path) -> None:
-    port = free_port()
+    port = refused_port()
     report = resolve(config_file, base_url=f"http://127.0.0.1:{port}/v1", model="m").health(timeout=5)
     server_check = check_map(report)["server"]
     assert report.status.value == "down" and server_check.status.value == "fail"

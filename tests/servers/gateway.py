@@ -55,6 +55,7 @@ def reset_upstream(server: LocalServer, **options: object) -> LocalServer:
     from llmswitch_openai import calls
 
     server.state.scenario = "ok"
+    server.state.script.clear()  # a test that stopped half-way must not leave its faults to the next one
     server.state.requests.clear()
     server.state.options.clear()
     server.state.options.update(options)

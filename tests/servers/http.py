@@ -6,6 +6,7 @@ from llmswitch.testing.server import (  # noqa: F401
     Recorded,
     ServerState,
     free_port,
+    refused_port,
     serve_until_killed,
     words,
 )

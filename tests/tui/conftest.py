@@ -67,8 +67,12 @@ def store(hermetic: Path) -> Iterator[HistoryStore]:
     history.close()
 
 
-async def wait_for(pilot, condition: Callable[[], object], timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    """Let the app run until ``condition()`` is true (fails the test after ``timeout`` seconds)."""
+async def wait_for(pilot, condition: Callable[[], object], timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    """Let the app run until ``condition()`` is true (fails the test after ``timeout`` seconds).
+
+    The deadline only ends a test that is stuck: it returns as soon as the state is reached. It is generous
+    because a first answer imports an SDK and starts a worker, which on a loaded machine (CI, 2 cores shared
+    by several suites) has taken more than 10 s."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

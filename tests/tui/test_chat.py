@@ -91,7 +91,7 @@ async def test_stream_uses_markdown_stream_and_keeps_earlier_blocks(config: Path
         answer = chat(app).chat_log.last_assistant()
         assert answer is not None and answer.streaming and answer._stream is not None
         first_block = answer.markdown.children[0]
-        await wait_for(pilot, lambda: chat(app).current is None and not chat(app).views, timeout=20)
+        await wait_for(pilot, lambda: chat(app).current is None and not chat(app).views)
         assert answer.markdown.children[0] is first_block
         assert answer.text == paragraphs
 
@@ -103,13 +103,13 @@ async def test_auto_scroll_follows_only_while_at_the_bottom(config: Path) -> Non
         log = chat(app).chat_log
         app.screen.query_one(PromptInput).load_text(long_text)
         await pilot.press("enter")
-        await wait_for(pilot, lambda: log.max_scroll_y > 10, timeout=20)
+        await wait_for(pilot, lambda: log.max_scroll_y > 10)
         await pilot.pause(0.1)
         assert log.scroll_y == pytest.approx(log.max_scroll_y, abs=2)  # following the stream
         log.scroll_to(y=0, animate=False)  # the reader scrolls up to read
         await pilot.pause(0.3)
         assert log.scroll_y == 0, "must not jump back down while the reader is scrolled up"
-        await wait_for(pilot, lambda: chat(app).current is None and not chat(app).views, timeout=30)
+        await wait_for(pilot, lambda: chat(app).current is None and not chat(app).views)
         assert log.scroll_y == 0
 
 
@@ -482,7 +482,7 @@ async def test_freezing_while_a_slow_stream_runs_keeps_every_character(config: P
     async with app.run_test(size=SIZE) as pilot:
         app.screen.query_one(PromptInput).load_text(text)
         await pilot.press("enter")
-        await wait_for(pilot, lambda: chat(app).current is None and not chat(app).views, timeout=30)
+        await wait_for(pilot, lambda: chat(app).current is None and not chat(app).views)
         answer = chat(app).chat_log.last_assistant()
         assert answer is not None and answer.text == text
         assert answer.query("FrozenMarkdown")

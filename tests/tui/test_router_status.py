@@ -38,6 +38,22 @@ def status_text(app) -> str:  # type: ignore[no-untyped-def]
     return str(app.screen.query_one(StatusLine).render())
 
 
+def record_status(monkeypatch: pytest.MonkeyPatch, server: LocalServer) -> list[tuple[str, int]]:
+    """Every text the status line shows, with how many requests ``server`` had seen when it was shown.
+
+    A decision is on screen only until the retry or the next member answers (a second or so): polling the
+    status line could miss it when the machine is busy, the record cannot."""
+    shown: list[tuple[str, int]] = []
+    show = StatusLine.show
+
+    def recording(line: StatusLine, **fields: Any) -> None:
+        show(line, **fields)
+        shown.append((str(line.render()), len(server.state.requests)))
+
+    monkeypatch.setattr(StatusLine, "show", recording)
+    return shown
+
+
 async def ask(pilot, text: str) -> ChatScreen:  # type: ignore[no-untyped-def]
     screen = pilot.app.screen
     assert isinstance(screen, ChatScreen)
@@ -47,16 +63,20 @@ async def ask(pilot, text: str) -> ChatScreen:  # type: ignore[no-untyped-def]
 
 
 async def test_a_retry_after_a_429_shows_in_the_status_line(servers: tuple[LocalServer, LocalServer],
-                                                             config_file: Path) -> None:
+                                                             config_file: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     server, _ = servers
+    shown = record_status(monkeypatch, server)
+    decision = "p: 429, retrying in 1.5 s (Retry-After)"
     server.state.script = ["rate_limit", "ok"]
     server.state.options["retry_after"] = "1.5"
     config_file.write_text(tomli_w.dumps({"profiles": {"p": member(server)}}), encoding="utf-8")
     app = create_app(profile="p")
     async with app.run_test(size=SIZE) as pilot:
         screen = await ask(pilot, "hello")
-        await wait_for(pilot, lambda: "p: 429, retrying in 1.5 s (Retry-After)" in status_text(app))
-        assert len(server.state.requests) == 1  # shown while waiting, before the retry is sent
+        await wait_for(pilot, lambda: any(decision in text for text, _ in shown))
+        # shown once, while waiting: the retry was not sent yet
+        assert [sent for text, sent in shown if decision in text] == [1]
         await wait_for(pilot, lambda: screen.current is None and not screen.views)
         answer = screen.chat_log.last_assistant()
         assert answer is not None and answer.text == "answer from a"
@@ -65,8 +85,10 @@ async def test_a_retry_after_a_429_shows_in_the_status_line(servers: tuple[Local
 
 
 async def test_a_fallback_shows_in_the_status_line(servers: tuple[LocalServer, LocalServer],
-                                                   config_file: Path) -> None:
+                                                   config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first, second = servers
+    shown = record_status(monkeypatch, second)
+    decision = "a: 401; answering with b"
     first.state.scenario = "auth"
     second.state.scenario = "slow_first_byte"  # the decision stays on screen while the next member thinks
     second.state.options["delay"] = 1.0
@@ -76,7 +98,8 @@ async def test_a_fallback_shows_in_the_status_line(servers: tuple[LocalServer, L
     app = create_app(profile="reliable")
     async with app.run_test(size=SIZE) as pilot:
         screen = await ask(pilot, "hello")
-        await wait_for(pilot, lambda: "a: 401; answering with b" in status_text(app))
+        await wait_for(pilot, lambda: any(decision in text for text, _ in shown))
+        assert [sent for text, sent in shown if decision in text] == [0]  # before b was asked
         await wait_for(pilot, lambda: screen.current is None and not screen.views)
         answer = screen.chat_log.last_assistant()
         assert answer is not None and answer.text == "answer from b"
