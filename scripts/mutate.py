@@ -223,43 +223,11 @@ EQUIVALENT: dict[str, str] = {
         "rstrip('XX0XX') instead of rstrip('0'): the decimals are digits, never X",
     "llmswitch.pricing.x_lookup__mutmut_19":
         "`base_url or 'XXXX'`: this branch is reached only with a base URL (no URL is the backend's own)",
-    "llmswitch.router.plan.xǁCallPlanǁ_make_room__mutmut_14":
-        "the limit's name in a default that is only read for its time ([0]), or for a member with room now, "
-        "whose wait of 0 s is never said",
-    "llmswitch.router.plan.xǁCallPlanǁ_make_room__mutmut_38":
-        "the limit's name in a default that is only read for its time ([0]), or for a member with room now, "
-        "whose wait of 0 s is never said",
-    "llmswitch.router.plan.xǁCallPlanǁ_make_room__mutmut_45":
-        "the limit's name in a default that is only read for its time ([0]), or for a member with room now, "
-        "whose wait of 0 s is never said",
-    "llmswitch.router.plan.xǁCallPlanǁnext_step__mutmut_19":
-        "the limit's name in a default that is only read for its time ([0]), or for a member with room now, "
-        "whose wait of 0 s is never said",
-    "llmswitch.router.plan.xǁCallPlanǁnext_step__mutmut_59":
-        "the limit's name in a default that is only read for its time ([0]), or for a member with room now, "
-        "whose wait of 0 s is never said",
-    "llmswitch.router.plan.xǁCallPlanǁ_make_room__mutmut_59":
-        "the deadline flag set to None instead of True as the plan gives up: the drivers ask nothing after a "
-        "GiveUp",
-    "llmswitch.router.plan.xǁCallPlanǁ_make_room__mutmut_71":
-        "looking the member up from the start of the order, not from the current place: members are unique "
-        "(dict.fromkeys)",
-    "llmswitch.router.plan.xǁCallPlanǁnext_step__mutmut_22":
-        "_make_room's first argument (the current member) is not used by it",
-    "llmswitch.router.plan.xǁCallPlanǁfailed__mutmut_39":
-        "the `stop` verdict misspelt: verdict() never returns `stop` today, so that branch is never taken",
-    "llmswitch.router.plan.xǁCallPlanǁfailed__mutmut_40":
-        "the `stop` verdict upper-cased: as above",
-    "llmswitch.router.plan.xǁCallPlanǁfailed__mutmut_41":
-        "inside the `stop` branch: as above",
     "llmswitch.store.database.x_connect__mutmut_7":
         "sqlite3.connect without its timeout: the PRAGMA busy_timeout set right after it decides the wait",
     "llmswitch.store.database.x_upgrade__mutmut_22":
         "`target >= found` when writing the version: at equal versions it writes the number the file already "
         "has",
-    "llmswitch.router.plan.xǁCallPlanǁ_make_room__mutmut_60":
-        "the deadline flag set to False instead of True as the plan gives up: the drivers ask nothing after a"
-        " GiveUp",
     "llmswitch.store.checkpoint.xǁCheckpointǁforget__mutmut_6":
         "the letter case of a SQL fragment (a condition, WHERE, AND, an upsert's SET list): SQL ignores case",
     "llmswitch.store.checkpoint.xǁCheckpointǁforget__mutmut_7":

@@ -92,6 +92,51 @@ def test_tpm_reserves_before_and_settles_with_the_real_usage(servers: list[Local
     assert client.router_state.in_flight("flight:p") == 0
 
 
+def test_a_stream_the_caller_stops_gives_back_its_place(servers: list[LocalServer], config_file: Path) -> None:
+    import asyncio
+
+    from llmswitch.client import AsyncClient
+    from llmswitch.types import TextDelta
+
+    servers[0].state.options["tokens"] = 20
+    write(config_file, {"p": member(servers[0], max_concurrent=1),
+                        "fleet": {"route": "fallback", "members": ["p"], "max_concurrent": 1}})
+    client = Client()
+    for name in ("p", "fleet"):
+        resolved = client.resolve(name)
+        stream = resolved.stream(resolved.request("hello"))
+        assert any(type(event) is TextDelta for event in stream)  # stopped at the first piece of text
+        stream.close()
+        assert client.router_state.in_flight("flight:p") == client.router_state.in_flight("flight:fleet") == 0
+
+    async def cancelled(name: str) -> None:
+        resolved = AsyncClient().resolve(name)
+        started = asyncio.Event()
+
+        async def read() -> None:
+            async for event in resolved.astream(resolved.request("hello")):
+                if type(event) is TextDelta:
+                    started.set()
+                    await asyncio.sleep(10)
+
+        task = asyncio.create_task(read())
+        await started.wait()
+        assert client.router_state.in_flight("flight:p") == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # The abandoned stream is closed by the loop (its finalizer) once the task lets go of it.
+        for _ in range(500):
+            if client.router_state.in_flight("flight:p") == 0:
+                break
+            await asyncio.sleep(0.01)
+
+    for name in ("p", "fleet"):
+        asyncio.run(cancelled(name))
+        assert client.router_state.in_flight("flight:p") == client.router_state.in_flight("flight:fleet") == 0
+    assert ask(client, "fleet").text == "from a"  # the places are free: a new call is admitted at once
+
+
 # ---- limits on a route as a whole --------------------------------------------------------------------------------
 
 

@@ -478,11 +478,17 @@ def test_a_cooldown_under_a_second_still_counts() -> None:
     assert call.next_step(0.0, {"b": 0.5}) != Try("b")  # room, but cooling for half a second
 
 
-def test_with_every_member_cooling_or_busy_the_busy_one_goes_first_without_waiting_for_the_cooldown() -> None:
+def test_with_every_member_cooling_or_busy_the_call_waits_for_the_first_ready() -> None:
     call = plan(["a", "b"])
     call.busy("b", "rpm", 3.0, 0.0)
-    assert call.next_step(0.0, {"a": 20.0}) == Wait(0.0)  # b is not cooling: no cooldown to wait for
+    assert call.next_step(0.0, {"a": 20.0}) == Wait(3.0)  # b has room in 3 s, a cools for 20: no 0 s spin
     assert call.order == ["b", "a"]
+    assert call.next_step(3.0, {"a": 17.0}) == Try("b")
+    cooler = plan(["a", "b"])
+    cooler.busy("b", "rpm", 30.0, 0.0)
+    assert cooler.next_step(0.0, {"a": 2.0}) == Wait(2.0)  # a's cooldown ends first this time
+    assert cooler.next_step(2.0, {"a": 0.1}) == Try("a")  # the wait was for it
+
 
 
 def test_after_waiting_out_a_cooldown_the_member_keeps_the_rest_of_its_retries() -> None:
@@ -569,8 +575,9 @@ def test_waits_for_room_that_reach_exactly_a_second_are_said_when_they_pass_it()
         assert len(call.events) == (1 if step == 2 else 0)
 
 
-def test_a_member_given_no_cooldown_and_without_room_goes_before_one_cooling_half_a_second() -> None:
+def test_the_wait_is_for_the_member_ready_first_be_it_cooling_or_without_room() -> None:
     call = plan(["a", "b", "c"])
     call.busy("b", "rpm", 3.0, 0.0)
-    assert call.next_step(0.0, {"a": 20.0, "c": 0.5}) == Wait(0.0)
-    assert call.order[0] == "b"
+    assert call.next_step(0.0, {"a": 20.0, "c": 0.5}) == Wait(0.5)  # c cools for 0.5 s, b has room in 3 s
+    assert call.order[0] == "c"
+    assert call.next_step(0.5, {"a": 19.5, "c": 0.01}) == Try("c")

@@ -1,6 +1,9 @@
-"""The two thin loops that carry out a :class:`~llmswitch.router.plan.CallPlan`: one for ``for``, one for
-``async for``. Each asks the plan for a step, does it (sleep, read cooldowns, call a member), and tells the
-plan how it went; neither holds a rule of its own.
+"""Carries out a :class:`~llmswitch.router.plan.CallPlan`, once for ``for`` and ``async for``.
+
+The whole call is one program, :func:`attempts`: a generator that asks the plan for each step, yields what it
+needs done (read or update the router state, sleep, check a budget, send an attempt) and hears how it went.
+:func:`run` and :func:`arun` are its two runners: they do those steps, blocking or awaited, and pass the
+answering member's events on; neither holds a rule of its own (see :mod:`llmswitch.router.steps`).
 
 A call's events are the answering member's events: a failure before any text is absorbed here (the plan
 decides what follows), a failure after text ends the stream with it (the text kept), and when the plan gives
@@ -11,16 +14,26 @@ up its error ends the stream. ``result.resolved`` always names the member being 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from llmswitch.accounting import budgets_of
 from llmswitch.errors import ConfigError, LLMSwitchError
 from llmswitch.lazy import logger
-from llmswitch.router.limits import Busy, Gate, aadmit, admit, arelease, release
+from llmswitch.router.limits import Busy, Gate, admitting, releasing
 from llmswitch.router.plan import CallPlan, GiveUp, RouterEvent, Wait
 from llmswitch.router.state import RouterState
+from llmswitch.router.steps import Ask, Stepper
 from llmswitch.types import StreamEvent, TextDelta, Usage
 
 if TYPE_CHECKING:
@@ -33,6 +46,36 @@ Observer = Callable[[RouterEvent], None]
 # Opens one attempt on one member: (member, its request, seconds left before the deadline or None)
 Opener = Callable[["ResolvedProfile", "Request", "float | None"], Iterable[StreamEvent]]
 AsyncOpener = Callable[["ResolvedProfile", "Request", "float | None"], AsyncIterable[Sequence[StreamEvent]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Blocking:
+    """Call ``function(*args)``, which may block (a budget check reads the ledger): the async runner runs it in
+    a worker thread. Its exception is thrown into the program."""
+
+    function: Callable[..., Any]
+    args: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Pass on the events of an attempt (``for`` or ``async for`` them); the runner answers with :class:`Sent`."""
+
+    source: Any  # Iterable[StreamEvent] for run, AsyncIterable[Sequence[StreamEvent]] for arun
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """How an attempt went: whether text reached the caller, the failure that ended it (None: it answered),
+    and whether the caller stopped it (closed the stream, cancelled the task, Ctrl-C)."""
+
+    shown: bool
+    error: Exception | None = None
+    stopped: bool = False
+
+
+CallStep = Ask | Wait | Blocking | Send
+CallProgram = Generator[CallStep, Any, None]
 
 
 @dataclass
@@ -134,125 +177,157 @@ def open_first(call: RoutedCall, opener: Callable[..., Any]) -> Any:
         return None
 
 
-def _cooling(state: RouterState, members: list[str]) -> dict[str, float]:
-    now = time.time()
-    return {member: max(0.0, state.cooldown_until(member) - now) for member in members}
-
-
-async def _acooling(state: RouterState, members: list[str]) -> dict[str, float]:
-    now = time.time()
-    return {member: max(0.0, await state.acooldown_until(member) - now) for member in members}
+def attempts(call: RoutedCall, result: StreamState, open_attempt: Opener | AsyncOpener,
+             first: Iterable[StreamEvent] | AsyncIterable[Sequence[StreamEvent]] | None = None) -> CallProgram:
+    """The call as a program (see the module docstring): every rule of the driver, for both runners.
+    ``open_attempt`` opens an attempt (the runner iterates it); ``first`` is the first one when the caller
+    already opened it (see :func:`open_first`)."""
+    plan = call.plan
+    in_flight = {}
+    for key in call.counted:
+        in_flight[key] = yield Ask("in_flight", (key,))
+    call.start(in_flight)
+    while True:
+        cooling = {}
+        now = time.time()
+        for name in plan.remaining():
+            cooling[name] = max(0.0, (yield Ask("cooldown_until", (name,))) - now)
+        step = plan.next_step(time.monotonic(), cooling)
+        call.publish()
+        if isinstance(step, Wait):
+            yield step
+            continue
+        if isinstance(step, GiveUp):
+            raise step.error
+        member = call.members[step.member]
+        request = call.requests(member)
+        admission = yield from admitting(call.gates_of(member), request)
+        if isinstance(admission, Busy):
+            plan.busy(member.name, admission.limit, admission.wait_s, time.monotonic(), admission.owner)
+            continue
+        result.resolved = member
+        started = time.perf_counter()
+        sent = Sent(False)
+        if plan.cools and budgets_of(member.settings):  # a member's own budget, on its turn in a route
+            try:
+                yield Blocking(member.check_budget, (request,))
+            except Exception as exc:
+                sent = Sent(False, exc)
+        if sent.error is None:
+            try:
+                source = first if first is not None else open_attempt(member, request, call.remaining_s())
+            except Exception as exc:
+                sent = Sent(False, exc)
+            else:
+                sent = yield Send(source)
+            first = None
+        answered = sent.error is None and not sent.stopped
+        if answered:
+            call.succeeded(member, started, result)
+        yield from releasing(admission, result.usage if answered or sent.shown else NOTHING_USED)
+        if sent.error is None:  # answered, or stopped by the caller: nothing more to decide
+            if answered and plan.cools:
+                yield Ask("clear_failures", (member.name,))
+            return
+        cool_s = call.failed(member, call.map_error(member, sent.error), started, sent.shown, result)
+        if plan.cools:
+            failures = yield Ask("record_failure", (member.name, plan.policy.cooldown_window_s))
+            cool_s = call.cool_for(cool_s, failures)
+            if cool_s:
+                call.cool_message(member.name, (yield Ask("cool", (member.name, cool_s))))
+        call.publish()
 
 
 def run(call: RoutedCall, result: StreamState, open_attempt: Opener,
         first: Iterable[StreamEvent] | None = None) -> Iterator[StreamEvent]:
     """The events of the call, for ``for``: the answering member's, after any retries and fallbacks.
     ``first`` is the first attempt when the caller already opened it (see :func:`open_first`)."""
-    plan, state = call.plan, call.state
-    call.start({key: state.in_flight(key) for key in call.counted})
-    while True:
-        step = plan.next_step(time.monotonic(), _cooling(state, plan.remaining()))
-        call.publish()
-        if isinstance(step, Wait):
-            time.sleep(step.seconds)
+    steps, state = Stepper(attempts(call, result, open_attempt, first)), call.state
+    stopping: BaseException | None = None
+    while (step := steps.next()) is not None:
+        if not isinstance(step, Send):
+            try:
+                if isinstance(step, Ask):
+                    steps.reply = getattr(state, step.method)(*step.args)
+                elif isinstance(step, Wait):
+                    time.sleep(step.seconds)
+                else:
+                    steps.reply = step.function(*step.args)
+            except Exception as exc:
+                steps.failure = exc
             continue
-        if isinstance(step, GiveUp):
-            raise step.error
-        member = call.members[step.member]
-        request = call.requests(member)
-        admission = admit(state, call.gates_of(member), request)
-        if isinstance(admission, Busy):
-            plan.busy(member.name, admission.limit, admission.wait_s, time.monotonic(), admission.owner)
-            continue
-        result.resolved = member
-        shown, started, answered = False, time.perf_counter(), False
-        source: Iterable[StreamEvent] = ()
+        shown = False
         try:
-            if plan.cools and budgets_of(member.settings):  # a member's own budget, on its turn in a route
-                member.check_budget(request)
-            source = first if first is not None else open_attempt(member, request, call.remaining_s())
-            first = None
-            for event in source:
-                if type(event) is TextDelta:
-                    shown = True
+            for event in step.source:
+                shown = shown or type(event) is TextDelta
                 yield event
-        except Exception as exc:
-            error = call.map_error(member, exc)
-        else:
-            answered = True
-            call.succeeded(member, started, result)
-            if plan.cools:
-                state.clear_failures(member.name)
-            return
+            steps.reply = Sent(shown)
+        except BaseException as exc:
+            steps.reply, stopping = _ended(shown, exc, stopping)
         finally:
-            close = getattr(source, "close", None)  # a plugin's generator: its connection closes now
-            if close is not None:
-                try:
-                    close()
-                except Exception:
-                    pass
-            release(state, admission, result.usage if answered or shown else NOTHING_USED)
-        cool_s = call.failed(member, error, started, shown, result)
-        if plan.cools:
-            cool_s = call.cool_for(cool_s, state.record_failure(member.name, plan.policy.cooldown_window_s))
-            if cool_s:
-                call.cool_message(member.name, state.cool(member.name, cool_s))
-        call.publish()
+            _close(step.source)
+    if stopping is not None:
+        raise stopping
 
 
 async def arun(call: RoutedCall, result: StreamState, open_attempt: AsyncOpener,
                first: AsyncIterable[Sequence[StreamEvent]] | None = None) -> AsyncIterator[Sequence[StreamEvent]]:
-    """:func:`run` for ``async for``: the same steps, awaited, on lists of events (the ``astream_batches``
-    hook's form: an attempt's text counts as shown once a list holding some was passed on)."""
+    """:func:`run` for ``async for``: the same program, its steps awaited, on lists of events (the
+    ``astream_batches`` hook's form: an attempt's text counts as shown once a list holding some was passed on)."""
     import asyncio
 
-    plan, state = call.plan, call.state
-    call.start({key: await state.ain_flight(key) for key in call.counted})
-    while True:
-        step = plan.next_step(time.monotonic(), await _acooling(state, plan.remaining()))
-        call.publish()
-        if isinstance(step, Wait):
-            await asyncio.sleep(step.seconds)
+    steps, state = Stepper(attempts(call, result, open_attempt, first)), call.state
+    stopping: BaseException | None = None
+    while (step := steps.next()) is not None:
+        if not isinstance(step, Send):
+            try:
+                if isinstance(step, Ask):
+                    steps.reply = await getattr(state, "a" + step.method)(*step.args)
+                elif isinstance(step, Wait):
+                    await asyncio.sleep(step.seconds)
+                else:
+                    steps.reply = await asyncio.to_thread(step.function, *step.args)
+            except Exception as exc:
+                steps.failure = exc
             continue
-        if isinstance(step, GiveUp):
-            raise step.error
-        member = call.members[step.member]
-        request = call.requests(member)
-        admission = await aadmit(state, call.gates_of(member), request)
-        if isinstance(admission, Busy):
-            plan.busy(member.name, admission.limit, admission.wait_s, time.monotonic(), admission.owner)
-            continue
-        result.resolved = member
-        shown, started, answered = False, time.perf_counter(), False
-        source: AsyncIterable[Sequence[StreamEvent]] | None = None
+        shown = False
         try:
-            if plan.cools and budgets_of(member.settings):
-                await asyncio.to_thread(member.check_budget, request)
-            source = first if first is not None else open_attempt(member, request, call.remaining_s())
-            first = None
-            async for batch in source:
+            async for batch in step.source:
                 if not shown:
                     shown = any(type(event) is TextDelta for event in batch)
                 yield batch
-        except Exception as exc:
-            error = call.map_error(member, exc)
-        else:
-            answered = True
-            call.succeeded(member, started, result)
-            if plan.cools:
-                await state.aclear_failures(member.name)
-            return
+            steps.reply = Sent(shown)
+        except BaseException as exc:
+            steps.reply, stopping = _ended(shown, exc, stopping)
         finally:
-            aclose = getattr(source, "aclose", None)
-            if aclose is not None:
-                try:
-                    await aclose()
-                except Exception:
-                    pass
-            await arelease(state, admission, result.usage if answered or shown else NOTHING_USED)
-        cool_s = call.failed(member, error, started, shown, result)
-        if plan.cools:
-            cool_s = call.cool_for(cool_s, await state.arecord_failure(member.name, plan.policy.cooldown_window_s))
-            if cool_s:
-                call.cool_message(member.name, await state.acool(member.name, cool_s))
-        call.publish()
+            await _aclose(step.source)
+    if stopping is not None:
+        raise stopping
+
+
+def _ended(shown: bool, exc: BaseException, stopping: BaseException | None) -> tuple[Sent, BaseException | None]:
+    """How an attempt that raised went: a failure (an ``Exception``) for the plan, or the caller stopping the call
+    (GeneratorExit when it closed the stream, KeyboardInterrupt, CancelledError), raised once the program has
+    let go of what it holds."""
+    if isinstance(exc, Exception):
+        return Sent(shown, exc), stopping
+    return Sent(shown, stopped=True), exc
+
+
+def _close(source: object) -> None:
+    """Close a plugin's generator now (its connection with it); a failure to close changes nothing."""
+    close = getattr(source, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            pass
+
+
+async def _aclose(source: object) -> None:
+    aclose = getattr(source, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:
+            pass

@@ -20,6 +20,7 @@ from typing import Any
 
 from llmswitch.record import record
 from llmswitch.router.state import RouterState
+from llmswitch.router.steps import Ask, Program, adrive, drive
 from llmswitch.types import Request, Usage
 
 UNLIMITED = 1 << 30
@@ -85,64 +86,33 @@ def reserved_tokens(request: Request) -> float:
     return max(1, round(chars / 4)) + 4 * len(request.messages) + (request.max_tokens or RESERVED_OUTPUT)
 
 
-def admit(state: RouterState, gates: Sequence[Gate], request: Request) -> Admission | Busy:
+def admitting(gates: Sequence[Gate], request: Request) -> Program[Admission | Busy]:
     """Admit one call through every gate: an :class:`Admission` to release after it, or :class:`Busy` (and
-    nothing held)."""
+    nothing held). A program over the state (see :mod:`llmswitch.router.steps`)."""
     taken: list[Held] = []
     for name, settings in gates:
-        held = _admit_one(state, name, Limits.of(settings), request)
+        held = yield from _admit_one(name, Limits.of(settings), request)
         if isinstance(held, Busy):
             for earlier in reversed(taken):
-                _give_back(state, earlier)
+                yield from _give_back(earlier)
             return held
         taken.append(held)
     return Admission(tuple(taken))
 
 
-async def aadmit(state: RouterState, gates: Sequence[Gate], request: Request) -> Admission | Busy:
-    """:func:`admit`, awaited."""
-    taken: list[Held] = []
-    for name, settings in gates:
-        held = await _aadmit_one(state, name, Limits.of(settings), request)
-        if isinstance(held, Busy):
-            for earlier in reversed(taken):
-                await _agive_back(state, earlier)
-            return held
-        taken.append(held)
-    return Admission(tuple(taken))
-
-
-def _admit_one(state: RouterState, name: str, limits: Limits, request: Request) -> Held | Busy:
-    if not state.try_enter(flight_key(name), limits.max_concurrent or UNLIMITED):
+def _admit_one(name: str, limits: Limits, request: Request) -> Program[Held | Busy]:
+    if not (yield Ask("try_enter", (flight_key(name), limits.max_concurrent or UNLIMITED))):
         return Busy("max_concurrent", BUSY_RETRY_S, name)
     if limits.rpm:
-        wait = state.try_take(f"rpm:{name}", 1, limits.rpm, WINDOW_S)
+        wait = yield Ask("try_take", (f"rpm:{name}", 1, limits.rpm, WINDOW_S))
         if wait:
-            state.leave(flight_key(name))
+            yield Ask("leave", (flight_key(name),))
             return Busy("rpm", wait, name)
     if limits.tpm:
         tokens = reserved_tokens(request)
-        wait = state.try_take(f"tpm:{name}", tokens, limits.tpm, WINDOW_S)
+        wait = yield Ask("try_take", (f"tpm:{name}", tokens, limits.tpm, WINDOW_S))
         if wait:
-            _give_back(state, Held(name, bool(limits.rpm)))
-            return Busy("tpm", wait, name)
-        return Held(name, bool(limits.rpm), tokens, limits.tpm)
-    return Held(name, bool(limits.rpm))
-
-
-async def _aadmit_one(state: RouterState, name: str, limits: Limits, request: Request) -> Held | Busy:
-    if not await state.atry_enter(flight_key(name), limits.max_concurrent or UNLIMITED):
-        return Busy("max_concurrent", BUSY_RETRY_S, name)
-    if limits.rpm:
-        wait = await state.atry_take(f"rpm:{name}", 1, limits.rpm, WINDOW_S)
-        if wait:
-            await state.aleave(flight_key(name))
-            return Busy("rpm", wait, name)
-    if limits.tpm:
-        tokens = reserved_tokens(request)
-        wait = await state.atry_take(f"tpm:{name}", tokens, limits.tpm, WINDOW_S)
-        if wait:
-            await _agive_back(state, Held(name, bool(limits.rpm)))
+            yield from _give_back(Held(name, bool(limits.rpm)))
             return Busy("tpm", wait, name)
         return Held(name, bool(limits.rpm), tokens, limits.tpm)
     return Held(name, bool(limits.rpm))
@@ -153,33 +123,38 @@ def used_tokens(usage: Usage, reserved: float) -> float:
     return float(total) if total is not None else reserved
 
 
-def _give_back(state: RouterState, held: Held) -> None:
+def _give_back(held: Held) -> Program[None]:
     """Undo a gate's admission of a call that was not sent: its place, its request and its tokens."""
-    state.leave(flight_key(held.name))
+    yield Ask("leave", (flight_key(held.name),))
     if held.rpm:
-        state.settle(f"rpm:{held.name}", 1, 0, WINDOW_S)
+        yield Ask("settle", (f"rpm:{held.name}", 1, 0, WINDOW_S))
     if held.tpm:
-        state.settle(f"tpm:{held.name}", held.tokens, 0, WINDOW_S)
+        yield Ask("settle", (f"tpm:{held.name}", held.tokens, 0, WINDOW_S))
 
 
-async def _agive_back(state: RouterState, held: Held) -> None:
-    await state.aleave(flight_key(held.name))
-    if held.rpm:
-        await state.asettle(f"rpm:{held.name}", 1, 0, WINDOW_S)
-    if held.tpm:
-        await state.asettle(f"tpm:{held.name}", held.tokens, 0, WINDOW_S)
+def releasing(admission: Admission, usage: Usage) -> Program[None]:
+    """Give back the call's places and settle its token reservations with what it used (a program)."""
+    for held in admission.held:
+        yield Ask("leave", (flight_key(held.name),))
+        if held.tpm:
+            yield Ask("settle", (f"tpm:{held.name}", held.tokens, used_tokens(usage, held.tokens), WINDOW_S))
+
+
+def admit(state: RouterState, gates: Sequence[Gate], request: Request) -> Admission | Busy:
+    """:func:`admitting` run against ``state``."""
+    return drive(admitting(gates, request), state)
+
+
+async def aadmit(state: RouterState, gates: Sequence[Gate], request: Request) -> Admission | Busy:
+    """:func:`admitting` run against ``state``, awaited."""
+    return await adrive(admitting(gates, request), state)
 
 
 def release(state: RouterState, admission: Admission, usage: Usage) -> None:
-    """Give back the call's places and settle its token reservations with what it used."""
-    for held in admission.held:
-        state.leave(flight_key(held.name))
-        if held.tpm:
-            state.settle(f"tpm:{held.name}", held.tokens, used_tokens(usage, held.tokens), WINDOW_S)
+    """:func:`releasing` run against ``state``."""
+    drive(releasing(admission, usage), state)
 
 
 async def arelease(state: RouterState, admission: Admission, usage: Usage) -> None:
-    for held in admission.held:
-        await state.aleave(flight_key(held.name))
-        if held.tpm:
-            await state.asettle(f"tpm:{held.name}", held.tokens, used_tokens(usage, held.tokens), WINDOW_S)
+    """:func:`releasing` run against ``state``, awaited."""
+    await adrive(releasing(admission, usage), state)

@@ -135,6 +135,7 @@ class CallPlan:
     _deadline_hit: bool = False
     _room_at: dict[str, tuple[float, str]] = field(default_factory=dict)  # member -> (when, whose which limit)
     _waited_for_room: float = 0.0
+    _waited_for: str | None = None  # the member the call last waited for the cooldown of
 
     def __post_init__(self) -> None:
         self.order = list(dict.fromkeys(self.members))
@@ -153,48 +154,61 @@ class CallPlan:
         if self._index >= len(self.order):
             return GiveUp(self._final_error())
         current = self.order[self._index]
-        if self._room_at.get(current, (0.0, ""))[0] > now:
-            return self._make_room(current, now, cooling)
-        if self._retries or not self.cools or cooling.get(current, 0.0) <= 0:
+        if self._ready_in(current, now, cooling) <= 0:
             return Try(current)
-        # The current member is cooling: the first later one that is not takes its turn.
+        # The current member is cooling or has no room: the first later one that is ready takes its turn.
         for position in range(self._index + 1, len(self.order)):
             member = self.order[position]
-            if cooling.get(member, 0.0) <= 0 and self._room_at.get(member, (0.0, ""))[0] <= now:
-                self._tell("skip", current, f"{current} is cooling down ({cooling[current]:.0f} s left); "
-                           f"answering with {member}", seconds=cooling[current])
+            if self._ready_in(member, now, cooling) <= 0:
+                left = self._cooling_left(current, cooling)
+                if left > 0:
+                    self._tell("skip", current, f"{current} is cooling down ({left:.0f} s left); answering with "
+                               f"{member}", seconds=left)
                 self.order.insert(self._index, self.order.pop(position))
                 return Try(member)
-        soonest = min(range(self._index, len(self.order)), key=lambda i: cooling.get(self.order[i], 0.0))
-        member, left = self.order[soonest], cooling.get(self.order[soonest], 0.0)
-        if left > self.policy.retry_after_max_s or (self.deadline is not None and now + left > self.deadline):
-            return GiveUp(self._cooling_error(left))
-        self.order.insert(self._index, self.order.pop(soonest))
-        self._tell("wait", member, f"every member is cooling down; waiting {left:.1f} s for {member}",
-                   seconds=left)
-        self._retries = 1  # the wait was for this member: try it without asking about its cooldown again
-        return Wait(left)
+        return self._wait_for_soonest(now, cooling)
 
-    def _make_room(self, current: str, now: float, cooling: Mapping[str, float]) -> Step:
-        """The current member is at a rate limit: a later member with room answers instead, else wait for the
-        first room, up to the deadline (said on stderr once the wait passes a second)."""
-        for position in range(self._index + 1, len(self.order)):
-            member = self.order[position]
-            if self._room_at.get(member, (0.0, ""))[0] <= now and (not self.cools or cooling.get(member, 0.0) <= 0):
-                self.order.insert(self._index, self.order.pop(position))
-                return Try(member)
-        at, limit = min(self._room_at.get(member, (now, "")) for member in self.order[self._index:])
-        member = next(name for name in self.order[self._index:] if self._room_at.get(name, (now, ""))[0] == at)
-        left = max(at - now, 0.0)
-        if self.deadline is not None and now + left > self.deadline:
+    def _cooling_left(self, member: str, cooling: Mapping[str, float]) -> float:
+        """Seconds until ``member``'s cooldown ends, as far as this call heeds it: not for a plain profile, not
+        on a retry of the member being tried, not once the call has waited for it."""
+        if not self.cools or member == self._waited_for or (self._retries and member == self.order[self._index]):
+            return 0.0
+        return cooling.get(member, 0.0)
+
+    def _room_left(self, member: str, now: float) -> float:
+        """Seconds until ``member`` has room under its rate limits, as far as this call has learnt."""
+        return self._room_at[member][0] - now if member in self._room_at else 0.0
+
+    def _ready_in(self, member: str, now: float, cooling: Mapping[str, float]) -> float:
+        return max(self._cooling_left(member, cooling), self._room_left(member, now))
+
+    def _wait_for_soonest(self, now: float, cooling: Mapping[str, float]) -> Step:
+        """No member still to try is ready: wait for the one ready first, then try it. A wait for a cooldown
+        is capped by ``retry_after_max_s``; any wait ends at the deadline. Said on stderr when it is for a
+        cooldown, or for room once the waits for room pass a second."""
+        soonest = min(range(self._index, len(self.order)),
+                      key=lambda position: self._ready_in(self.order[position], now, cooling))
+        member = self.order[soonest]
+        cool_left, room_left = self._cooling_left(member, cooling), self._room_left(member, now)
+        if cool_left >= room_left:
+            if cool_left > self.policy.retry_after_max_s or (self.deadline is not None
+                                                              and now + cool_left > self.deadline):
+                return GiveUp(self._cooling_error(cool_left))
+            self.order.insert(self._index, self.order.pop(soonest))
+            self._tell("wait", member, f"every member is cooling down; waiting {cool_left:.1f} s for {member}",
+                       seconds=cool_left)
+            self._waited_for = member  # tried after the wait, without asking about its cooldown again
+            return Wait(cool_left)
+        limit = self._room_at[member][1]
+        if self.deadline is not None and now + room_left > self.deadline:
             self._deadline_hit = True
             return GiveUp(self._deadline_error(f"{member} had no room under {_whose(limit)} limit"))
-        self.order.insert(self._index, self.order.pop(self.order.index(member, self._index)))
-        before, self._waited_for_room = self._waited_for_room, self._waited_for_room + left
-        if left > 1.0 or (before <= 1.0 < self._waited_for_room):
-            self._tell("wait", member, f"{member} is at {_whose(limit)} limit; waiting {left:.1f} s for room",
-                       seconds=left)
-        return Wait(left)
+        self.order.insert(self._index, self.order.pop(soonest))
+        before, self._waited_for_room = self._waited_for_room, self._waited_for_room + room_left
+        if room_left > 1.0 or (before <= 1.0 < self._waited_for_room):
+            self._tell("wait", member, f"{member} is at {_whose(limit)} limit; waiting {room_left:.1f} s for room",
+                       seconds=room_left)
+        return Wait(room_left)
 
     def remaining(self) -> list[str]:
         """The members still to try, whose cooldowns the driver should read before :meth:`next_step`."""
@@ -228,9 +242,6 @@ class CallPlan:
             self._index = len(self.order)  # the text is kept; nothing else is tried
             self._tell("give_up", member, f"{member} failed after its answer had begun ({describe(error)}); "
                        "the text so far is kept and not asked again (replay_after_text = true would)")
-            return cool_s
-        if judged == "stop":
-            self._index = len(self.order)
             return cool_s
         waited = retry_after(error)
         # Equivalent members (a pool, a split) share the load rather than wait; a member that refuses

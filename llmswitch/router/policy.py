@@ -1,4 +1,4 @@
-"""What to do after a failed attempt: retry the same member (after how long), move on to the next, or stop.
+"""What to do after a failed attempt: retry the same member (after how long) or move on to the next.
 
 Every profile has a :class:`RetryPolicy` (plain profiles too), read from its settings. The rules:
 
@@ -34,7 +34,7 @@ from llmswitch.record import record
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 
-Verdict = Literal["retry", "next", "stop"]
+Verdict = Literal["retry", "next"]
 
 @record
 class RetryPolicy:
@@ -63,8 +63,9 @@ class RetryPolicy:
 
 
 def verdict(error: LLMSwitchError) -> Verdict:
-    """Whether a failure may pass on the same member (``retry``), should go to the next one (``next``), or
-    ends the call whatever the route (``stop``: the user stopped it, or the budget refused it)."""
+    """Whether a failure may pass on the same member (``retry``) or should go to the next one (``next``).
+    Nothing a member answers ends a route's call by itself: a user who stops the call interrupts the driver
+    (KeyboardInterrupt, a cancelled task) and never reaches the plan."""
     from llmswitch.errors import BudgetExceededError
 
     if isinstance(error, BudgetExceededError):
