@@ -483,7 +483,7 @@ def test_usage_shows_spend_per_member_and_per_route(servers: list[LocalServer], 
 def test_usage_by_route_counts_a_call_under_every_route_it_went_through(servers: list[LocalServer],
                                                                        config_file: Path) -> None:
     priced = {"price_input_per_mtok": 1000.0, "price_output_per_mtok": 1000.0}
-    write(config_file, {"dead": member(f"http://127.0.0.1:{free_port()}"), "a": member(servers[0].url, **priced),
+    write(config_file, {"dead": member(f"http://127.0.0.1:{refused_port()}"), "a": member(servers[0].url, **priced),
                         "b": member(servers[1].url, **priced),
                         "inner": {"route": "fallback", "members": ["dead", "a"], "cooldown_failures": 10},
                         "outer": {"route": "fallback", "members": ["inner", "b"]}})
