@@ -6,7 +6,9 @@
    Goal: within 1.05x + 10 ms.
 3. A pool of 4 servers, each serving at most 10 requests at once and answering each after 50 ms, through
    ``AsyncClient``: requests per second through the pool against the sum of what each server sustains alone.
-   Goal: at least 0.9x.
+   Goal: at least 0.9x. Each server gets the same load either way (400 requests a burst, 20 in flight).
+
+The cases of 1 and 2 take turns round by round; every call writes its ledger row, as a library call does.
 
     python bench/bench_router.py [--runs 5]
 """
@@ -68,14 +70,20 @@ def start(slots: int = 1000, delay: float = 0.0) -> tuple[subprocess.Popen[str],
     return process, process.stdout.readline().strip()
 
 
-def timed(run: Callable[[], Any], runs: int) -> float:
-    run()  # warm up: connections, imports
-    samples = []
+def timed(runs: int, **cases: Callable[[], Any]) -> dict[str, tuple[float, float]]:
+    """Median seconds of each case, wall and CPU (this process: the servers are others), the cases taking
+    turns round by round (A B A B ...), so that a machine getting busier, or the ledger file growing, weighs on
+    every case alike rather than on the one measured last."""
+    for run in cases.values():
+        run()  # warm up: connections, imports, the ledger file
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
     for _ in range(runs):
-        started = time.perf_counter()
-        run()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
+        for name, run in cases.items():
+            started, cpu = time.perf_counter(), time.process_time()
+            run()
+            samples[name].append((time.perf_counter() - started, time.process_time() - cpu))
+    return {name: (statistics.median(wall for wall, _ in times), statistics.median(cpu for _, cpu in times))
+            for name, times in samples.items()}
 
 
 def sync_calls(name: str) -> Callable[[], None]:
@@ -91,27 +99,33 @@ def sync_calls(name: str) -> Callable[[], None]:
     return run
 
 
-def pool_rate(name: str, runs: int) -> float:
-    """Requests per second through ``name`` with plenty of requests in flight (AsyncClient)."""
+def pool_rate(name: str, servers: int, runs: int) -> tuple[float, float]:
+    """Requests per second through ``name`` (a profile on one server, or a pool over ``servers``) through
+    ``AsyncClient``, and the client's CPU seconds per request. Measured alike whatever the number of servers:
+    each server gets ``POOL_REQUESTS`` requests per burst with ``2 * SERVER_SLOTS`` of them in flight, so a
+    burst lasts as long alone as through the pool, and its start and end weigh the same on both."""
     from llmswitch import AsyncClient
 
-    async def main() -> float:
+    requests = POOL_REQUESTS * servers
+
+    async def main() -> tuple[float, float]:
         async with AsyncClient() as client:
             resolved = client.resolve(name)
             request = resolved.request("hi")
-            semaphore = asyncio.Semaphore(POOL_SIZE * SERVER_SLOTS * 2)
+            semaphore = asyncio.Semaphore(2 * SERVER_SLOTS * servers)
 
             async def one() -> None:
                 async with semaphore:
                     await resolved.acomplete(request)
 
-            async def burst() -> float:
-                started = time.perf_counter()
-                await asyncio.gather(*(one() for _ in range(POOL_REQUESTS)))
-                return POOL_REQUESTS / (time.perf_counter() - started)
+            async def burst() -> tuple[float, float]:
+                started, cpu = time.perf_counter(), time.process_time()
+                await asyncio.gather(*(one() for _ in range(requests)))
+                return requests / (time.perf_counter() - started), (time.process_time() - cpu) / requests
 
             await burst()
-            return statistics.median([await burst() for _ in range(runs)])
+            rates, cpus = zip(*[await burst() for _ in range(runs)], strict=True)
+            return statistics.median(rates), statistics.median(cpus)
 
     return asyncio.run(main())
 
@@ -145,29 +159,36 @@ def main() -> None:
                 profiles.append(f'[profiles.pool]\nroute = "pool"\nstrategy = "least-busy"\nmembers = [{members}]\n')
                 Path(os.environ["LLMSWITCH_CONFIG"]).write_text("\n".join(profiles))
 
-                direct = timed(sync_calls("direct"), args.runs) / CALLS
-                routed = timed(sync_calls("route"), args.runs) / CALLS
+                times = timed(args.runs, direct=sync_calls("direct"), route=sync_calls("route"),
+                              chain=sync_calls("chain"))
+                direct, routed, chain = (times[name][0] / CALLS for name in ("direct", "route", "chain"))
+                direct_cpu, routed_cpu = (times[name][1] / CALLS for name in ("direct", "route"))
                 added = routed - direct
                 met = added <= max(0.02 * direct, 0.0002)
                 print(f"1. happy path, {CALLS} whole answers one at a time:")
                 print(f"   member directly {direct * 1000:.3f} ms/call, through a route {routed * 1000:.3f} ms/call: "
                       f"+{added * 1000:.3f} ms ({routed / direct:.3f}x; goal +2% or 0.2 ms: "
                       f"{'met' if met else 'NOT met'})")
+                print(f"   client CPU {direct_cpu * 1000:.3f} ms/call directly, {routed_cpu * 1000:.3f} through the "
+                      f"route (+{(routed_cpu - direct_cpu) * 1000:.3f} ms)")
 
-                chain = timed(sync_calls("chain"), args.runs) / CALLS
                 goal = 1.05 * direct + 0.010
                 print("2. fallback whose first member refuses connections:")
                 print(f"   second member directly {direct * 1000:.3f} ms/call, through the chain "
                       f"{chain * 1000:.3f} ms/call ({chain / direct:.2f}x; goal <= 1.05x + 10 ms: "
                       f"{'met' if chain <= goal else 'NOT met'})")
 
-            alone = [pool_rate(f"s{index}", args.runs) for index in range(POOL_SIZE)]
-            through = pool_rate("pool", args.runs)
-            ratio = through / sum(alone)
+            alone = [pool_rate(f"s{index}", 1, args.runs) for index in range(POOL_SIZE)]
+            through, cpu = pool_rate("pool", POOL_SIZE, args.runs)
+            total = sum(rate for rate, _ in alone)
+            ratio = through / total
             print(f"3. pool of {POOL_SIZE} servers ({SERVER_SLOTS} at once, {SERVER_DELAY_S * 1000:.0f} ms each), "
                   "AsyncClient:")
-            print(f"   alone {', '.join(f'{rate:.0f}' for rate in alone)} req/s (sum {sum(alone):.0f}); through the "
+            print(f"   alone {', '.join(f'{rate:.0f}' for rate, _ in alone)} req/s (sum {total:.0f}); through the "
                   f"pool {through:.0f} req/s ({ratio:.2f}x; goal >= 0.9x: {'met' if ratio >= 0.9 else 'NOT met'})")
+            print(f"   client CPU per request: alone {statistics.median(c for _, c in alone) * 1000:.2f} ms, "
+                  f"through the pool {cpu * 1000:.2f} ms ({os.cpu_count()} cores for the client and the "
+                  f"{POOL_SIZE} servers)")
         finally:
             for process in processes:
                 process.kill()

@@ -136,7 +136,8 @@ class Books:
     a resolved profile's ``complete``, ``stream``, ``answer_whole`` and their async forms. ``Books()`` (the
     default) is what a library call gets: its budget checked, its rows written to the ledger file.
 
-    ``ledger``: an open ledger the rows go to (by default the file is opened for the call's rows and closed).
+    ``ledger``: an open ledger the rows go to (by default the thread's own, kept open: see
+    :func:`llmswitch.ledger.append_kept`).
     ``checked``: the face already ran the check before sending (the gateway, which checks a key's budget too;
     async chat, before the prompt goes into the history), so the call does not run it again.
     ``gateway_key``: the named key a ``serve`` call came with (its budget reads these rows). ``prices``: a
@@ -362,14 +363,14 @@ def record_call(resolved: ResolvedProfile, request: Request | None, result: Stre
     """Append one row to the usage ledger (never the key, never the prompt or answer), count the call in the
     metrics when they are on (:mod:`llmswitch.metrics`); return the cost.
 
-    ``ledger``: an open ledger to write to (a batch keeps one for all its calls); by default the ledger file is
-    opened for this row and closed. A ledger that cannot be written is logged, never raised: bookkeeping must
-    not cost the user the answer. ``price``: as for :func:`call_cost`. ``gateway_key``: the name of the key a
-    ``serve`` call came with (its budget reads these rows). ``route``: the routes the call went through,
+    ``ledger``: an open ledger to write to (a batch keeps one for all its calls); by default this thread's
+    ledger file, kept open (:func:`llmswitch.ledger.append_kept`). A ledger that cannot be written is logged,
+    never raised: bookkeeping must not cost the user the answer. ``price``: as for :func:`call_cost`.
+    ``gateway_key``: the name of the key a ``serve`` call came with (its budget reads these rows). ``route``: the routes the call went through,
     outermost first (empty: the profile was called directly).
     """
     from llmswitch import metrics
-    from llmswitch.ledger import Ledger, LedgerEntry, through_routes
+    from llmswitch.ledger import LedgerEntry, append_kept, through_routes
 
     cost = call_cost(resolved, request, result, price=price)
     outcome = outcome_of(result)
@@ -396,8 +397,7 @@ def record_call(resolved: ResolvedProfile, request: Request | None, result: Stre
         if ledger is not None:
             ledger.append(entry)
         else:
-            with Ledger() as own:
-                own.append(entry)
+            append_kept((entry,))
     except LLMSwitchError as error:
         logger(__name__).warning("usage not recorded: %s", redact(error.message))
     return cost

@@ -55,6 +55,7 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from llmswitch.errors import BadResponseError, LLMSwitchError, MissingKeyError, PluginError
@@ -251,9 +252,10 @@ class ResolvedProfile:
     def name(self) -> str:
         return self.profile.name
 
-    @property
+    @cached_property
     def policy(self) -> RetryPolicy:
-        """How calls through this profile retry, wait and cool (see :mod:`llmswitch.router.policy`)."""
+        """How calls through this profile retry, wait and cool (see :mod:`llmswitch.router.policy`); read from
+        the settings at the first call (they do not change once resolved)."""
         from llmswitch.router.policy import RetryPolicy
 
         return RetryPolicy.from_settings(self.settings)

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -33,10 +34,17 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
 def data_dir() -> Path:
     from_env = os.environ.get("LLMSWITCH_DATA_DIR")
     if from_env:
-        return Path(from_env).expanduser()
+        return _expanded(from_env, os.environ.get("HOME"))
     import platformdirs
 
     return Path(platformdirs.user_data_dir(APP_NAME))
+
+
+@functools.lru_cache(maxsize=8)
+def _expanded(path: str, home: str | None) -> Path:
+    """``path`` with ``~`` expanded for ``home``: the same Path object for the same strings, since every call
+    reads the data dir (its ledger row, its price catalogue) and building a Path costs more than the lookup."""
+    return Path(path).expanduser()
 
 
 def exports_dir() -> Path:
@@ -53,7 +61,13 @@ PRICE_CATALOG_FILE = "prices.json"
 
 def price_catalog_path(data: Path | None = None) -> Path:
     """Where ``llmswitch prices update`` keeps the prices it fetched (in the data dir)."""
-    return (data or data_dir()) / PRICE_CATALOG_FILE
+    return in_dir(data or data_dir(), PRICE_CATALOG_FILE)
+
+
+@functools.lru_cache(maxsize=16)
+def in_dir(directory: Path, name: str) -> Path:
+    """``directory / name``, kept: for the files every call looks at (the ledger, the price catalogue)."""
+    return directory / name
 
 
 def cache_dir() -> Path:

@@ -13,12 +13,15 @@ see "One database or two" in docs/architecture.md.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from llmswitch.errors import ConfigError, LLMSwitchError
@@ -253,6 +256,47 @@ def _usage_row(key: str, r: Sequence[Any]) -> UsageRow:
 
 
 # ---- time windows ------------------------------------------------------------------------------------
+
+
+# ---- the rows of library calls: one kept-open ledger per thread ----------------------------------------------
+
+_kept = threading.local()
+
+
+def append_kept(entries: Sequence[LedgerEntry]) -> None:
+    """Append ``entries`` in one transaction to this thread's ledger file, kept open between calls.
+
+    Opening and closing SQLite for each call's row cost about a millisecond of CPU (and a WAL checkpoint at
+    each close), more than the router and the plugin together; a thread keeps its connection instead, as the
+    gateway and a batch do. It is opened again when the data dir changes or the file was moved, replaced or
+    removed (another process, ``usage --reset``, a test), and dropped after a failure, so the next call starts
+    afresh. Raises :class:`LedgerError` as :meth:`Ledger.append_all` does."""
+    from llmswitch.config import data_dir, in_dir
+
+    path = in_dir(data_dir(), FILE_NAME)
+    identity = _identity(path)
+    kept: tuple[Ledger, tuple[int, int] | None] | None = _kept.__dict__.get("ledger")
+    if kept is None or kept[0].path != path or identity is None or kept[1] != identity:
+        if kept is not None:
+            kept[0].close()
+        kept = (Ledger(path), identity)
+    ledger = kept[0]
+    try:
+        ledger.append_all(entries)
+    except BaseException:
+        ledger.close()
+        _kept.__dict__.pop("ledger", None)
+        raise
+    _kept.ledger = (ledger, identity or _identity(path))
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """Which file ``path`` is (device, inode), None when there is none."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
 
 
 def start_of_day(now: float | None = None) -> float:

@@ -22,6 +22,7 @@ from llmswitch.ledger import (
     LedgerEntry,
     LedgerError,
     UsageRow,
+    append_kept,
     describe_since,
     parse_duration,
     parse_since,
@@ -35,6 +36,33 @@ from tests.helpers import llmswitch_subprocess, run_cli
 def entry(profile: str = "p", cost: float | None = 0.01, *, ts: float | None = None, outcome: str = "ok",
           model: str = "m") -> LedgerEntry:
     return LedgerEntry(profile, "echo", model, 100, 50, cost, 0.5, outcome, ts=ts if ts is not None else time.time())
+
+
+def test_a_threads_kept_ledger_follows_the_file_and_the_data_dir(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    append_kept([entry("a")])
+    append_kept([entry("b"), entry("c")])
+    path = data_dir() / FILE_NAME
+    with Ledger() as ledger:
+        assert [row.profile for row in ledger.entries()] == ["a", "b", "c"]  # kept open, each row committed
+    path.unlink()  # removed under the kept connection (another process, a user): the next row starts a new file
+    for suffix in ("-wal", "-shm"):
+        path.with_name(FILE_NAME + suffix).unlink(missing_ok=True)
+    append_kept([entry("d")])
+    with Ledger() as ledger:
+        assert [row.profile for row in ledger.entries()] == ["d"]
+    moved = tmp_path / "elsewhere"
+    monkeypatch.setenv("LLMSWITCH_DATA_DIR", str(moved))
+    append_kept([entry("e")])
+    with Ledger() as ledger:
+        assert [row.profile for row in ledger.entries()] == ["e"]
+    worker = threading.Thread(target=append_kept, args=([entry("f")],))  # a thread has a connection of its own
+    worker.start()
+    worker.join()
+    with Ledger() as ledger:
+        assert [row.profile for row in ledger.entries()] == ["e", "f"]
 
 
 def test_rows_are_appended_and_read_back() -> None:

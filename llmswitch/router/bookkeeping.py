@@ -6,7 +6,6 @@ written by :func:`llmswitch.accounting.record_call`, charged to the member that 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 from llmswitch.errors import LLMSwitchError
@@ -28,12 +27,13 @@ def route_of(asked: ResolvedProfile) -> str | None:
 def record_failed_attempts(attempts: Sequence[Attempt], asked: ResolvedProfile, *,
                            gateway_key: str | None = None, ledger: RowSink | None = None) -> None:
     """Append a row for each attempt but the last (the last is the call's own row) of a call made on ``asked``
-    (each under the routes it went through) to ``ledger`` (by default the ledger file, opened for them), and
-    count each in the metrics when they are on. Never raises."""
+    (each under the routes it went through) to ``ledger`` (by default
+    this thread's ledger file, kept open: :func:`llmswitch.ledger.append_kept`), and count each in the metrics
+    when they are on. Never raises."""
     if len(attempts) < 2:
         return
     from llmswitch import metrics
-    from llmswitch.ledger import Ledger, LedgerEntry, through_routes
+    from llmswitch.ledger import LedgerEntry, append_kept, through_routes
 
     active = metrics.active()
     if active is not None:
@@ -42,12 +42,15 @@ def record_failed_attempts(attempts: Sequence[Attempt], asked: ResolvedProfile, 
                                    attempt.latency_s, flush=False,
                                    error_kind=attempt.outcome if attempt.outcome != "ok" else None)
         active.flush()
+    rows = [LedgerEntry(profile=attempt.member, backend=attempt.backend or "", model=attempt.model, input_tokens=None,
+                        output_tokens=None, cost_usd=None, latency_s=attempt.latency_s, outcome=attempt.outcome,
+                        gateway_key=gateway_key, **through_routes(asked.routes_to(attempt.member)))
+            for attempt in attempts[:-1]]
     try:
-        with nullcontext(ledger) if ledger is not None else Ledger() as writing:
-            for attempt in attempts[:-1]:
-                writing.append(LedgerEntry(profile=attempt.member, backend=attempt.backend or "", model=attempt.model,
-                                           input_tokens=None, output_tokens=None, cost_usd=None,
-                                           latency_s=attempt.latency_s, outcome=attempt.outcome,
-                                           gateway_key=gateway_key, **through_routes(asked.routes_to(attempt.member))))
+        if ledger is not None:
+            for row in rows:
+                ledger.append(row)
+        else:
+            append_kept(rows)
     except LLMSwitchError as error:
         logger(__name__).warning("the failed attempts were not recorded: %s", redact(error.message))

@@ -166,7 +166,7 @@ def open_first(call: RoutedCall, opener: Callable[..., Any]) -> Any:
     """Open a plain profile's first attempt at once, so a setting its backend refuses is raised by the call
     itself, before anything is iterated or sent (it is the user's input: nothing to retry). None for a route
     (a member's bad setting moves it on to the next) or when opening failed otherwise (the loop retries it)."""
-    if len(call.members) != 1:
+    if call.plan.cools:  # a route's call: its plan has members to hand over to
         return None
     (member,) = call.members.values()
     try:

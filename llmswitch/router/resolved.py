@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from llmswitch.client import ResolvedProfile
@@ -37,11 +38,27 @@ class ResolvedRoute(ResolvedProfile):
         return self.spec
 
     def leaves(self) -> list[ResolvedProfile]:
+        return list(self._leaves_by_name.values())
+
+    # What a call needs of the route's shape, worked out at its first call: the members do not change once
+    # resolved, and every call would otherwise walk the tree again (the router's cost per call, see
+    # bench/bench_router.py).
+
+    @cached_property
+    def _leaves_by_name(self) -> dict[str, ResolvedProfile]:
         found: dict[str, ResolvedProfile] = {}
         for member in self.members.values():
             for leaf in member.leaves():
                 found.setdefault(leaf.name, leaf)
-        return list(found.values())
+        return found
+
+    @cached_property
+    def _call_gates(self) -> dict[str, tuple[Gate, ...]]:
+        return self.gates()
+
+    @cached_property
+    def _counted(self) -> list[str]:
+        return self.counted_keys()
 
     def routes_to(self, member: str) -> tuple[str, ...]:
         """This route, then each nested route on the way to ``member`` (where :meth:`leaves` first finds it)."""
@@ -64,9 +81,10 @@ class ResolvedRoute(ResolvedProfile):
         from llmswitch.router import strategies
 
         counts = self.in_flight_counts() if in_flight is None else in_flight
+        members = self.members
 
         def busy(name: str) -> int:
-            return sum(counts.get(flight_key(leaf.name), 0) for leaf in self.members[name].leaves())
+            return sum(counts.get(flight_key(leaf.name), 0) for leaf in members[name].leaves())
 
         def price(name: str) -> float | None:
             return _cheapest(self.members[name])
@@ -114,13 +132,13 @@ class ResolvedRoute(ResolvedProfile):
         from llmswitch.router.driver import RoutedCall
         from llmswitch.router.plan import CallPlan
 
-        leaves = {leaf.name: leaf for leaf in self.leaves()}
+        leaves = self._leaves_by_name
         plan = CallPlan(list(leaves), self.policy, time.monotonic(), self.rng,
                         spread=self.route.kind != "fallback", cools=True,
                         windows=lambda name: context_window(leaves[name]))
         return RoutedCall(plan, leaves, lambda member: member_request(member, request), self._state(),
-                          self.observers, hook, gates=self.gates(), ordering=self.order,
-                          counted=self.counted_keys(), route=self.name)
+                          self.observers, hook, gates=self._call_gates, ordering=self.order,
+                          counted=self._counted, route=self.name)
 
     # ---- what a profile offers, for a route ----------------------------------------------------------------
 
