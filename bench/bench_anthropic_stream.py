@@ -22,7 +22,13 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from streambench import PROMPT, compare, expected_text, plugin_in_process, report, start_server
+from streambench import (
+    PROMPT,
+    expected_text,
+    plugin_in_process,
+    report_in_process,
+    start_server,
+)
 
 MODEL = "claude-haiku-4-5"
 KEY = "sk-ant-bench-0000000000000000"
@@ -102,7 +108,7 @@ def main() -> None:
             }
             if args.sdk:
                 runners["anthropic SDK typed events"] = sdk_in_process(base_url)
-            report("in-process:", compare(runners, expected, args.runs), "plain httpx2 + json.loads", 1.25)
+            report_in_process(runners, expected, args.runs, "plain httpx2 + json.loads", 1.25)
     finally:
         server.terminate()
         server.wait(timeout=10)

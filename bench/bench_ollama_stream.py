@@ -21,7 +21,13 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from streambench import PROMPT, compare, expected_text, plugin_in_process, report, start_server
+from streambench import (
+    PROMPT,
+    expected_text,
+    plugin_in_process,
+    report_in_process,
+    start_server,
+)
 
 MODEL = "llama3.2"
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}], "stream": True}
@@ -80,7 +86,7 @@ def main() -> None:
                 "plain httpx2 + json.loads": plain_in_process(base_url),
                 "llmswitch ollama plugin": plugin_in_process("bench"),
             }
-            report("in-process:", compare(runners, expected, args.runs), "plain httpx2 + json.loads", 1.25)
+            report_in_process(runners, expected, args.runs, "plain httpx2 + json.loads", 1.25)
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -29,7 +29,15 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
-from streambench import PROMPT, compare, expected_text, plugin_in_process, report, start_server
+from streambench import (
+    PROMPT,
+    compare,
+    expected_text,
+    plugin_in_process,
+    report,
+    report_in_process,
+    start_server,
+)
 
 MODEL = "test-model"
 BODY = {
@@ -171,7 +179,7 @@ def measure(tokens: int, args: argparse.Namespace) -> None:
             }
             if args.sdk:
                 runners["openai SDK typed chunks"] = sdk_in_process(base_url)
-            report("in-process:", compare(runners, expected, args.runs), "plain httpx2 + json.loads", 1.25)
+            report_in_process(runners, expected, args.runs, "plain httpx2 + json.loads", 1.25)
 
             if args.no_process:
                 return

@@ -55,24 +55,31 @@ def plugin_in_process(profile: str) -> Callable[[], str]:
     return run
 
 
-def timed(run: Callable[[], str], expected: str) -> float:
-    started = time.perf_counter()
+def timed(run: Callable[[], str], expected: str) -> tuple[float, float]:
+    """Seconds of wall time and of this process's CPU time (for an in-process runner: its own work, without
+    waiting for the server or the disk)."""
+    started, cpu_started = time.perf_counter(), time.process_time()
     text = run()
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     if text.strip() != expected.strip():
         raise SystemExit(f"wrong answer: {len(text)} characters instead of {len(expected)}")
-    return elapsed
+    return elapsed, cpu
 
 
-def compare(runners: dict[str, Callable[[], str]], expected: str, runs: int) -> dict[str, float]:
-    """Median seconds of each runner; runs interleaved so drifting machine load hits all of them alike."""
+def compare(runners: dict[str, Callable[[], str]], expected: str, runs: int,
+            cpu: dict[str, float] | None = None) -> dict[str, float]:
+    """Median seconds of each runner; runs interleaved so drifting machine load hits all of them alike.
+    ``cpu``: filled with the median CPU seconds of each (in-process runners only: a child process's work is
+    not this process's)."""
     for run in runners.values():
         timed(run, expected)  # warm up: imports, connection pool, the server's encoded stream
-    samples: dict[str, list[float]] = {name: [] for name in runners}
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in runners}
     for _ in range(runs):
         for name, run in runners.items():
             samples[name].append(timed(run, expected))
-    return {name: statistics.median(values) for name, values in samples.items()}
+    if cpu is not None:
+        cpu.update({name: statistics.median(each[1] for each in values) for name, values in samples.items()})
+    return {name: statistics.median(each[0] for each in values) for name, values in samples.items()}
 
 
 def report(title: str, times: dict[str, float], baseline: str, goal: float | None) -> None:
@@ -84,3 +91,12 @@ def report(title: str, times: dict[str, float], baseline: str, goal: float | Non
         if name != baseline and goal is not None and name.startswith("llmswitch"):
             mark = f"  (goal <= {goal}x: {'met' if ratio <= goal else 'NOT met'})"
         print(f"  {name:<34} {seconds * 1000:8.1f} ms  {ratio:5.2f}x{mark}")
+
+
+def report_in_process(runners: dict[str, Callable[[], str]], expected: str, runs: int, baseline: str,
+                      goal: float) -> None:
+    """Compare in-process runners; print their wall times, then their CPU times (the server's apart)."""
+    cpu: dict[str, float] = {}
+    report("in-process:", compare(runners, expected, runs, cpu), baseline, goal)
+    report("in-process, CPU time of this process (the server's apart; blind to waiting for the server and the "
+           "disk, so read it beside the wall time):", cpu, baseline, None)

@@ -3,12 +3,15 @@ oversized lines give a clear error."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmswitch.errors import BadResponseError
-from llmswitch.kit import NDJSONDecoder, SSEDecoder, SSEEvent, json_object
+from llmswitch.kit import NDJSONDecoder, SSEDecoder, SSEEvent, TextSlot, json_object
 
 # A field value: no line break (that ends the line) and no leading space (the one after the colon is syntax).
 VALUE = st.text(st.characters(codec="utf-8", exclude_characters="\r\n"), max_size=30).filter(
@@ -265,3 +268,85 @@ def test_only_the_lf_right_after_a_cr_is_swallowed() -> None:
     assert decoder.feed(b"data: x\r") == []
     assert decoder.feed(b"\ndata: y\n") == []
     assert decoder.feed(b"\n") == [SSEEvent("message", "x\ny")]  # this LF is a blank line of its own
+
+
+# ---- TextSlot: the fast path equals a full parse ----------------------------------------------------------------
+
+# (an event as a server writes it with a placeholder for each string that may change, the text's path, the
+# varying strings' paths): Ollama's line (a time stamp before the text), an OpenAI chunk with a varying string
+# after the text, and one with the text alone.
+SLOT_SHAPES = [
+    ('{"model":"m","created_at":"@1","message":{"role":"assistant","content":"@0"},"done":false}',
+     ("message", "content"), (("created_at",),)),
+    ('{"id":"c","choices":[{"index":0,"delta":{"content":"@0"}}],"obfuscation":"@1"}',
+     ("choices", 0, "delta", "content"), (("obfuscation",),)),
+    ('{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"@0"}}', ("delta", "text"), ()),
+]
+
+
+def fill(template: str, text: str, other: str, *, encode: bool, ascii_only: bool = True) -> str:
+    """The event with ``text`` and ``other`` in their places, written as JSON strings or inserted raw."""
+    def literal(value: str) -> str:
+        return json.dumps(value, ensure_ascii=ascii_only)[1:-1] if encode else value
+    return template.replace("@0", literal(text)).replace("@1", literal(other))
+
+
+def with_at(document: Any, path: tuple[Any, ...], value: Any) -> Any:
+    copy = json.loads(json.dumps(document))
+    holder = copy
+    for step in path[:-1]:
+        holder = holder[step]
+    holder[path[-1]] = value
+    return copy
+
+
+def at(document: Any, path: tuple[Any, ...]) -> Any:
+    for step in path:
+        document = document[step]
+    return document
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(SLOT_SHAPES), st.text(), st.text(), st.booleans(), st.booleans(), st.text(max_size=6),
+       st.integers(min_value=0, max_value=200))
+def test_text_slot_reads_an_event_only_as_a_full_parse_would(shape, text: str, other: str, encode: bool,
+                                                             ascii_only: bool, noise: str, where: int) -> None:
+    """Whatever the event (its strings written properly or inserted raw, quotes and backslashes included, noise
+    anywhere): when the slot reads a text, parsing the event gives the learned object with that text, and with
+    nothing else changed but the varying strings. Properly written strings are always read."""
+    template, path, varying = shape
+    learned_data = fill(template, "hi", "2025-11-24T00:00:00Z", encode=True)
+    learned = json_object(learned_data)
+    slot = TextSlot.learn(learned_data, learned, path, "hi", varying)
+    assert slot is not None
+    data = fill(template, text, other, encode=encode, ascii_only=ascii_only)
+    if noise:
+        data = data[:where] + noise + data[where:]
+    read = slot.text_of(data)
+    if encode and not noise:
+        assert read == text
+    if read is not None:
+        parsed = json_object(data)  # a JSON error here would be the fast path reading what is not JSON
+        assert at(parsed, path) == read
+        for each in varying:
+            assert type(at(parsed, each)) is str
+            parsed = with_at(parsed, each, at(learned, each))
+        assert with_at(parsed, path, "hi") == learned
+
+
+def test_text_slot_with_a_varying_string_refuses_what_it_cannot_tell_apart() -> None:
+    line = '{"created_at":"T","message":{"content":"hi"},"done":false}'
+    varying = (("created_at",),)
+    slot = TextSlot.learn(line, json_object(line), ("message", "content"), "hi", varying)
+    assert slot is not None and slot.text_of(line.replace('"T"', '"T2\\u00e9"').replace('"hi"', '"yo"')) == "yo"
+    assert slot.text_of(line.replace('"T"', '"T","x":"y"')) is None  # more than a string in the varying slot
+    assert slot.text_of(line.replace('"T"', "1")) is None  # not a string there
+    # A stamp the event lacks (or that is not a string) is not a slot: an event that has one is parsed.
+    bare = '{"message":{"content":"hi"},"done":false}'
+    plain = TextSlot.learn(bare, json_object(bare), ("message", "content"), "hi", varying)
+    assert plain is not None and plain.text_of(line) is None and plain.text_of(bare) == "hi"
+    # The stamp given twice: the slot is the one the parser keeps (the last); the other stays fixed.
+    twice = '{"created_at":"T","created_at":"T","message":{"content":"hi"}}'
+    slot = TextSlot.learn(twice, json_object(twice), ("message", "content"), "hi", varying)
+    assert slot is not None and slot.text_of(twice.replace('"T","message"', '"X","message"')) == "hi"
+    assert slot.text_of(twice.replace('"created_at":"T",', '"created_at":"Z",', 1)) is None

@@ -22,9 +22,10 @@ answer never said it was done). A leading byte-order mark is skipped.
 from __future__ import annotations
 
 import codecs
+import itertools
 import json
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from json.decoder import scanstring  # type: ignore[attr-defined]  # the json module's C string scanner
 from typing import Any, NamedTuple
 
@@ -232,60 +233,46 @@ class TextSlot:
     the object it parses to, where the text is in it), it reads the next events' text without parsing them.
 
     A server sends each token as the same JSON with one string changed (``{"id":..,"choices":[{"delta":
-    {"content":"TEXT"}}]}``). An event that is the learned one's text before and after that string, with one
-    JSON string literal between, parses to the learned object with only that string changed: a string literal
-    is self-delimiting, so the rest of the document reads the same. :meth:`learn` checks it on the real thing
-    (the event re-parsed with another string in the slot must be the learned object with that string there,
-    so a repeated key cannot take the text's place); :meth:`text_of` returns None for anything else, and the
-    caller parses that event as usual."""
+    {"content":"TEXT"}}]}``), or with a few more strings changed that the backend never reads, named by
+    ``varying`` (Ollama stamps every line with the time: ``"created_at"``). An event that is the learned one's
+    text with one JSON string literal in the place of each of those strings parses to the learned object with
+    only those strings changed: a string literal is self-delimiting, so the rest of the document reads the same.
+    :meth:`learn` checks it on the real thing (the event re-parsed with other strings in the slots must be the
+    learned object with those strings there, so a repeated key cannot take a slot's place); :meth:`text_of`
+    returns None for anything else, and the caller parses that event as usual."""
 
-    __slots__ = ("prefix", "suffix", "start", "suffix_length")
+    __slots__ = ("prefix", "suffix", "start", "suffix_length", "middles")
 
     PROBE = "\u0000llmswitch probe \u00e9\\\""
 
-    def __init__(self, prefix: str, suffix: str) -> None:
-        self.prefix, self.suffix = prefix, suffix
-        self.start = len(prefix)  # just after the text's opening quote
-        self.suffix_length = len(suffix)
+    def __init__(self, template: str, spans: Sequence[tuple[int, int]], text_index: int) -> None:
+        """``spans``: where each string of ``template`` that may change lies (from just after its opening
+        quote to just after its closing quote), in order; ``text_index``: which of them is the text."""
+        self.prefix, self.suffix = template[: spans[0][0]], template[spans[-1][1] :]
+        self.start = spans[0][0]
+        self.suffix_length = len(self.suffix)
+        # Every string but the last: whether it is the text, and the fixed text from it to the next one.
+        self.middles = tuple((index == text_index, template[spans[index][1] : spans[index + 1][0]])
+                             for index in range(len(spans) - 1))
 
     @classmethod
-    def learn(cls, data: str, parsed: dict[str, Any], path: Sequence[str | int], text: str) -> TextSlot | None:
+    def learn(cls, data: str, parsed: dict[str, Any], path: Sequence[str | int], text: str,
+              varying: Sequence[Sequence[str | int]] = ()) -> TextSlot | None:
         """The slot of ``text`` (found in ``parsed`` at ``path``) in the event ``data``, or None when it cannot
-        be told apart safely."""
-        key = json.dumps(path[-1])
-        at = data.find(key)
-        while at != -1:
-            position = at + len(key)
-            while position < len(data) and data[position] in " \t\r\n":
-                position += 1
-            if data.startswith(":", position):
-                position += 1
-                while position < len(data) and data[position] in " \t\r\n":
-                    position += 1
-                if data.startswith('"', position):
-                    try:
-                        value, end = scanstring(data, position + 1)
-                    except ValueError:
-                        return None
-                    if value == text:
-                        slot = cls(data[: position + 1], data[end:])
-                        if slot._holds(parsed, path):
-                            return slot
-            at = data.find(key, at + 1)
+        be told apart safely. ``varying``: paths of strings that may change from event to event without
+        changing what the event means to the backend; one the event lacks (or holds no string at) is not a
+        slot, so an event that has it is parsed."""
+        paths = [path, *(other for other in varying if type(_find(parsed, other)) is str)]
+        values = [text, *(_find(parsed, other) for other in paths[1:])]
+        candidates = [list(_strings(data, each[-1], value)) for each, value in zip(paths, values, strict=True)]
+        for spans in itertools.islice(itertools.product(*candidates), 16):  # almost always exactly one
+            order = sorted(range(len(spans)), key=lambda index: spans[index][0])
+            ordered = [spans[index] for index in order]
+            if all(ordered[index][1] < ordered[index + 1][0] for index in range(len(ordered) - 1)) and _holds(
+                data, ordered, [paths[index] for index in order], parsed
+            ):
+                return (cls if len(ordered) == 1 else _VaryingTextSlot)(data, ordered, order.index(0))
         return None
-
-    def _holds(self, parsed: dict[str, Any], path: Sequence[str | int]) -> bool:
-        try:
-            probed = json_object(self.prefix + json.dumps(self.PROBE)[1:] + self.suffix)
-            holder: Any = probed
-            for step in path[:-1]:
-                holder = holder[step]
-            if holder[path[-1]] != self.PROBE:
-                return False
-            holder[path[-1]] = _at(parsed, path)
-        except (ValueError, LookupError, TypeError):
-            return False
-        return probed == parsed
 
     def text_of(self, data: str) -> str | None:
         """The text of ``data`` if it is the learned event with only its text changed, else None."""
@@ -298,6 +285,87 @@ class TextSlot:
                     return None
                 if stop == end:
                     return value  # type: ignore[no-any-return]
+        return None
+
+
+class _VaryingTextSlot(TextSlot):
+    """A :class:`TextSlot` learned with varying strings: the text is one of several slots, read in order."""
+
+    __slots__ = ()
+
+    def text_of(self, data: str) -> str | None:
+        """The text of ``data`` if it is the learned event with only its slots' strings changed, else None."""
+        if data.startswith(self.prefix) and data.endswith(self.suffix):
+            end = len(data) - self.suffix_length
+            position, text = self.start, None
+            try:
+                for is_text, middle in self.middles:  # every slot but the last, and the fixed text after it
+                    value, position = scanstring(data, position)
+                    if not data.startswith(middle, position):
+                        return None
+                    position += len(middle)
+                    if is_text:
+                        text = value
+                if end > position:
+                    value, stop = scanstring(data, position)
+                    if stop == end:
+                        return value if text is None else text  # type: ignore[no-any-return]
+            except ValueError:
+                return None
+        return None
+
+
+def _strings(data: str, key: str | int, value: str) -> Iterator[tuple[int, int]]:
+    """Where ``data`` holds ``"key": "value"``: the span of the value from just after its opening quote to just
+    after its closing one (a key that is a list index is not looked for)."""
+    if not isinstance(key, str):
+        return
+    name = json.dumps(key)
+    at = data.find(name)
+    while at != -1:
+        position = at + len(name)
+        while position < len(data) and data[position] in " \t\r\n":
+            position += 1
+        if data.startswith(":", position):
+            position += 1
+            while position < len(data) and data[position] in " \t\r\n":
+                position += 1
+            if data.startswith('"', position):
+                try:
+                    found, end = scanstring(data, position + 1)
+                except ValueError:
+                    return
+                if found == value:
+                    yield position + 1, end
+        at = data.find(name, at + 1)
+
+
+def _holds(data: str, spans: Sequence[tuple[int, int]], paths: Sequence[Sequence[str | int]],
+           parsed: dict[str, Any]) -> bool:
+    """Other strings in the slots parse to ``parsed`` with those strings at the slots' paths, and only there."""
+    probes = [f"{TextSlot.PROBE}{index}" for index in range(len(spans))]
+    pieces, position = [], 0
+    for (start, end), probe in zip(spans, probes, strict=True):
+        pieces += [data[position:start], json.dumps(probe)[1:]]
+        position = end
+    pieces.append(data[position:])
+    try:
+        probed = json_object("".join(pieces))
+        for each, probe in zip(paths, probes, strict=True):
+            holder: Any = _at(probed, each[:-1])
+            if holder[each[-1]] != probe:
+                return False
+            holder[each[-1]] = _at(parsed, each)
+    except (ValueError, LookupError, TypeError):
+        return False
+    return probed == parsed
+
+
+def _find(document: Any, path: Sequence[str | int]) -> Any:
+    """What is at ``path`` in ``document``, or None."""
+    try:
+        return _at(document, path)
+    except (LookupError, TypeError):
         return None
 
 

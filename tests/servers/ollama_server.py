@@ -41,6 +41,17 @@ from tests.servers.http import LocalServer, ProtocolHandler, serve_until_killed,
 DEFAULT_MODELS = ("llama3.2:latest", "qwen3:0.6b")
 VERSION = "0.12.3"
 CREATED_AT = "2025-11-24T00:00:00.000000000Z"
+TOKEN_NS = 21_739_131  # a line's time after the one before: about 46 tokens a second
+
+
+def created_at(number: int) -> str:
+    """The time stamp of the ``number``-th line, as Ollama writes it (Go's RFC 3339 with nanoseconds, trailing
+    zeros dropped): every line's differs, in length too, as from a real server."""
+    seconds, nanoseconds = divmod(number * TOKEN_NS, 1_000_000_000)
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    fraction = f".{nanoseconds:09d}".rstrip("0") if nanoseconds else ""
+    return f"2025-11-24T{hours:02d}:{minutes:02d}:{seconds:02d}{fraction}Z"
 
 
 def line(payload: dict[str, Any]) -> bytes:
@@ -150,7 +161,7 @@ class OllamaHandler(ProtocolHandler):
 
     def final(self, body: dict[str, Any], model: str, pieces: list[str]) -> dict[str, Any]:
         return {
-            "model": model, "created_at": CREATED_AT, "done": True,
+            "model": model, "created_at": created_at(len(pieces)), "done": True,
             "done_reason": self.options.get("done_reason", "stop"),
             "total_duration": 1_000_000, "load_duration": 100_000, "prompt_eval_count": self.prompt_tokens(body),
             "prompt_eval_duration": 200_000, "eval_count": len(pieces), "eval_duration": 700_000,
@@ -165,8 +176,8 @@ class OllamaHandler(ProtocolHandler):
     def stream_events(self, body: dict[str, Any], model: str, scenario: str) -> Iterator[bytes]:
         pieces = self.answer_pieces()
         if scenario == "generate_lines":
-            for piece in pieces:
-                yield line({"model": model, "created_at": CREATED_AT, "response": piece, "done": False})
+            for number, piece in enumerate(pieces):
+                yield line({"model": model, "created_at": created_at(number), "response": piece, "done": False})
             yield line(self.final(body, model, pieces))
             return
         for number, piece in enumerate(pieces):
@@ -178,7 +189,7 @@ class OllamaHandler(ProtocolHandler):
                 elif scenario == "stall":
                     yield self.STALL
                 return
-            yield line({"model": model, "created_at": CREATED_AT,
+            yield line({"model": model, "created_at": created_at(number),
                         "message": {"role": "assistant", "content": piece}, "done": False})
         final = self.final(body, model, pieces)
         final["message"] = {"role": "assistant", "content": ""}

@@ -29,6 +29,7 @@ from llmswitch.kit import (
     StreamEvent,
     Target,
     TextDelta,
+    TextSlot,
     UnsupportedOptionError,
     Usage,
     UsageEvent,
@@ -128,29 +129,43 @@ def parse_chat(payload: Any, target: Target, latency_s: float) -> Response:
     )
 
 
+TEXT_PATH = ("message", "content")
+VARYING = (("created_at",),)  # Ollama stamps every line with the time it was made; the answer never reads it
+LESSONS = 3  # lines a stream may learn its fast path from (see kit.TextSlot)
+
+
 class LineTranslator:
     """Ollama's NDJSON chat lines to stream events (the state machine the sync and async streams drive).
 
-    Each line is ``{"model", "message": {"role", "content"}, "done": false}``; the last has ``"done": true``,
-    ``done_reason`` and the counts (``prompt_eval_count``, ``eval_count``). A line ``{"error": "..."}`` ends the
-    stream with a failure. Thinking text (``message.thinking``) is not part of the answer.
+    Each line is ``{"model", "created_at", "message": {"role", "content"}, "done": false}``; the last has
+    ``"done": true``, ``done_reason`` and the counts (``prompt_eval_count``, ``eval_count``). A line
+    ``{"error": "..."}`` ends the stream with a failure. Thinking text (``message.thinking``) is not part of the
+    answer. A line that is a learned one with only its text and time changed is read without parsing it.
     """
 
-    __slots__ = ("target", "done", "answered", "others", "first_other")
+    __slots__ = ("target", "done", "answered", "others", "first_other", "slot", "lessons")
 
     def __init__(self, target: Target) -> None:
         self.target = target
+        self.slot: TextSlot | None = None  # the fast path: lines that differ from a learned one only in text
+        self.lessons = LESSONS
         self.done = False
         self.answered = False
         self.others = 0  # lines without a message, a done flag or an error: not /api/chat's
         self.first_other = ""
 
     def feed(self, line: str) -> tuple[StreamEvent, ...]:
-        from llmswitch_ollama.errors import from_status, not_json
-
+        slot = self.slot
+        if slot is not None:
+            text = slot.text_of(line)
+            if text:  # the learned line with only its text (and time) changed: parsing it would say nothing new
+                self.answered = True
+                return (TextDelta(text),)
         try:
             payload = json_object(line)
         except ValueError:
+            from llmswitch_ollama.errors import not_json  # imported on failure only: feed runs per token
+
             raise not_json(self.target, line.encode()) from None
         out: tuple[StreamEvent, ...] = ()
         message = payload.get("message")
@@ -159,6 +174,9 @@ class LineTranslator:
             if content and type(content) is str:
                 self.answered = True
                 out = (TextDelta(content),)
+                if self.lessons and not payload.get("done") and "error" not in payload:
+                    self.lessons -= 1  # a server whose lines differ in more than text and time stops being taught
+                    self.slot = TextSlot.learn(line, payload, TEXT_PATH, content, varying=VARYING) or self.slot
         elif not payload.get("done") and "error" not in payload:
             self.others += 1
             self.first_other = self.first_other or line
@@ -168,6 +186,8 @@ class LineTranslator:
             end = StreamEnd(str(payload.get("done_reason") or "stop"), payload.get("model") or self.target.model)
             return (*out, UsageEvent(usage_from(payload)), end)
         if "error" in payload:
+            from llmswitch_ollama.errors import from_status
+
             raise from_status(self.target, None, payload)
         return out
 
