@@ -123,25 +123,32 @@ def translated(datas: list[str], learn: bool) -> list[StreamEvent]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(min_size=1), st.lists(st.tuples(st.text(), st.booleans(), st.sampled_from(
-    ["plain", "finish", "usage", "extra", "spaced", "duplicate"])), max_size=6))
-def test_the_fast_path_reads_every_chunk_as_parsing_it_would(first: str, later: list[tuple[str, bool, str]]) -> None:
-    """Chunks that differ from the learned one only in their text take the fast path; any other difference
-    (a finish reason, usage, another field, other spacing, the key twice) is parsed: the events are the same."""
-    datas = [chunk(first)]
+@given(st.text(min_size=1), st.booleans(), st.lists(st.tuples(st.text(), st.booleans(), st.sampled_from(
+    ["plain", "finish", "usage", "extra", "other", "spaced", "duplicate"])), max_size=6))
+def test_the_fast_path_reads_every_chunk_as_parsing_it_would(first: str, padded: bool,
+                                                             later: list[tuple[str, bool, str]]) -> None:
+    """Chunks that differ from the learned one only in their text (and, from OpenAI, in the random padding of
+    stream obfuscation) take the fast path; any other difference (a finish reason, usage, another field, other
+    spacing, the key twice) is parsed: the events are the same."""
+    def pad(text: str) -> dict[str, str]:
+        return {"obfuscation": text[::-1] + "~"} if padded else {}
+
+    datas = [chunk(first, **pad(first))]
     for text, ascii_only, shape in later:
         if shape == "plain":
-            datas.append(chunk(text, ensure_ascii=ascii_only))
+            datas.append(chunk(text, ensure_ascii=ascii_only, **pad(text)))
         elif shape == "finish":
             datas.append(chunk(text, finish_reason="length"))
         elif shape == "usage":
             datas.append(chunk(text, usage={"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}))
         elif shape == "extra":
             datas.append(chunk(text, obfuscation=text))
+        elif shape == "other":
+            datas.append(chunk(text, system_fingerprint=text, **pad(text)))
         elif shape == "spaced":
-            datas.append(chunk(text).replace('"content":', '"content" :  '))
+            datas.append(chunk(text, **pad(text)).replace('"content":', '"content" :  '))
         else:
-            datas.append(chunk(text).replace('"content":', '"content":"x","content":'))
+            datas.append(chunk(text, **pad(text)).replace('"content":', '"content":"x","content":'))
     datas.append(chunk(None, finish_reason="stop"))
     assert translated(datas, learn=True) == translated(datas, learn=False)
 
@@ -153,6 +160,17 @@ def test_the_slot_is_learned_where_the_text_really_is() -> None:
     assert slot.text_of(data.replace('"hi"', '"a","content":"b"')) is None  # more than one string between
     assert slot.text_of(data.replace('"hi"', '"unterminated')) is None
     assert TextSlot.learn(data, json_object(data), ("choices", 0, "delta", "content"), "shadowed") is None
+
+
+def test_chunks_padded_by_stream_obfuscation_are_parsed_once_then_read_by_the_slot() -> None:
+    """OpenAI adds ``"obfuscation"``, random characters of random length, to every chunk by default."""
+    translator = ChunkTranslator(Target("p", "openai", "m"))
+    lessons = translator.lessons
+    pieces = [f"t{index} " for index in range(100)]
+    datas = [chunk(piece, obfuscation="x" * (index % 7) + str(index * 7919)) for index, piece in enumerate(pieces)]
+    events = [event for data in datas for event in translator.feed(SSEEvent("message", data))]
+    assert texts_of(events) == pieces
+    assert translator.slot is not None and translator.lessons == lessons - 1  # learned from the first alone
 
 
 def test_a_stream_of_plain_chunks_is_parsed_once_then_read_by_the_slot() -> None:

@@ -173,6 +173,9 @@ def parse_completion(target: Target, document: dict[str, Any], latency: float | 
 
 
 CONTENT_PATH = ("choices", 0, "delta", "content")
+# OpenAI pads every chunk with random characters by default (stream obfuscation, against length side channels):
+# a string that changes on every chunk and that the answer never reads.
+VARYING = (("obfuscation",),)
 LESSONS = 3  # chunks a stream may learn its fast path from (see kit.TextSlot)
 
 
@@ -227,7 +230,7 @@ class ChunkTranslator:
                     self.finish_reason = reason
                 elif out and self.lessons and not chunk.get("usage") and event.event == "message":
                     self.lessons -= 1  # a server whose chunks differ in more than their text stops being taught
-                    self.slot = TextSlot.learn(data, chunk, CONTENT_PATH, content) or self.slot
+                    self.slot = TextSlot.learn(data, chunk, CONTENT_PATH, content, varying=VARYING) or self.slot
             elif "error" in chunk or event.event == "error":
                 from llmswitch_openai.errors import stream_error_event
 
