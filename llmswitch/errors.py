@@ -12,7 +12,7 @@
     ├── BudgetExceededError          exit 1: refused before anything was sent
     └── BackendError                 exit 1: the backend failed
         ├── AuthError                401/403: key missing or rejected
-        ├── RateLimitError           429, with ``retry_after`` seconds when the server said
+        ├── RateLimitError           429 (any BackendError carries ``retry_after`` when the server said)
         ├── ModelNotFoundError       the model is not served
         ├── UnreachableError         connection refused or reset, DNS, ...
         ├── BackendTimeoutError      no answer in time
@@ -161,7 +161,9 @@ class BudgetExceededError(LLMSwitchError):
 
 
 class BackendError(LLMSwitchError):
-    """The backend failed. ``status_code`` is the HTTP status when there was one.
+    """The backend failed. ``status_code`` is the HTTP status when there was one; ``retry_after`` the seconds the
+    server asked to wait before trying again (``Retry-After`` or ``retry-after-ms``, on a 429, 503, 529 or any
+    other status), None when it did not say.
 
     ``retryable`` overrides the router's reading of the error (:func:`llmswitch.router.policy.verdict`):
     False for a failure that a retry cannot fix although its status usually can (a 429 for an account out
@@ -178,11 +180,19 @@ class BackendError(LLMSwitchError):
         status_code: int | None = None,
         backend: str | None = None,
         retryable: bool | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message, remedy=remedy)
         self.status_code = status_code
         self.backend = backend
         self.retryable = retryable
+        self.retry_after = retry_after
+
+    def as_dict(self) -> dict[str, Any]:
+        payload = super().as_dict()
+        if self.retry_after is not None:
+            payload["retry_after"] = self.retry_after
+        return payload
 
 
 class AuthError(BackendError):
@@ -191,16 +201,6 @@ class AuthError(BackendError):
 
 class RateLimitError(BackendError):
     kind = "rate_limited"
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
-        self.retry_after = retry_after
-
-    def as_dict(self) -> dict[str, Any]:
-        payload = super().as_dict()
-        if self.retry_after is not None:
-            payload["retry_after"] = self.retry_after
-        return payload
 
 
 class BatchExpiredError(BackendError):

@@ -14,7 +14,7 @@ import pytest
 import tomli_w
 
 from llmswitch.client import AsyncClient, Client
-from llmswitch.errors import AuthError, BackendTimeoutError, BadResponseError, RateLimitError
+from llmswitch.errors import AuthError, BackendError, BackendTimeoutError, BadResponseError, RateLimitError
 from llmswitch.ledger import Ledger
 from tests.helpers import run_cli
 from tests.servers.http import LocalServer
@@ -69,6 +69,46 @@ def test_two_503s_then_success_streams_the_answer(server: LocalServer, config_fi
     assert len(server.state.requests) == 3
 
 
+@pytest.mark.parametrize(("scenario", "options", "floor"), [
+    ("unavailable", {"retry_after_date_s": 2}, 1.0),  # an HTTP date 2 s ahead, in whole seconds: 1 to 2 s
+    ("rate_limit", {"retry_after_date_s": 2}, 1.0),
+    ("unavailable", {"unavailable_retry_after": 0, "retry_after_ms": 700}, 0.7),  # read before Retry-After
+    ("rate_limit", {"retry_after": 0, "retry_after_ms": 700}, 0.7),
+])
+def test_every_retried_status_waits_for_retry_after_as_a_date_or_in_milliseconds(
+        server: LocalServer, config_file: Path, scenario: str, options: dict[str, Any], floor: float) -> None:
+    server.state.script = [scenario, "ok"]
+    server.state.options.update(options)
+    write_profiles(config_file, {"p": openai_profile(server)})  # a backoff of 10 ms at most: the wait is the server's
+    client = Client()
+    heard: list[Any] = []
+    client.observers.append(heard.append)
+    resolved = client.resolve("p")
+    result = resolved.stream(resolved.request("hello"))
+    list(result)
+    assert result.error is None and result.text.strip()
+    first, second = server.state.requests
+    assert second.at - first.at >= floor  # never sooner than the server asked
+    assert [event.kind for event in heard] == ["retry"] and heard[0].message.endswith("(Retry-After)")
+    assert heard[0].seconds is not None and heard[0].seconds >= floor
+
+
+def test_an_anthropic_529_waits_for_its_retry_after(config_file: Path) -> None:
+    from tests.servers.anthropic_server import anthropic_server
+
+    with anthropic_server() as anthropic:
+        anthropic.state.script = ["overloaded", "ok"]
+        anthropic.state.options["overloaded_retry_after"] = "1"
+        write_profiles(config_file, {"c": {"backend": "anthropic", "base_url": anthropic.url, "api_key": "sk-ant-test",
+                                           "model": "claude-haiku-4-5-20251001", **FAST}})
+        resolved = Client().resolve("c")
+        response = resolved.complete(resolved.request("hello"))
+        assert response.text.strip()
+        assert [attempt.status for attempt in response.attempts] == [529, None]
+        first, second = anthropic.state.requests
+        assert second.at - first.at >= 1.0
+
+
 def test_retries_stop_at_max_retries_and_the_error_names_every_attempt(server: LocalServer,
                                                                         config_file: Path) -> None:
     server.state.scenario = "server_error"
@@ -95,12 +135,17 @@ def test_one_request_when_a_retry_is_off_or_cannot_help(server: LocalServer, con
     assert len(server.state.requests) == 1
 
 
-def test_a_retry_after_past_the_cap_is_not_waited_for(server: LocalServer, config_file: Path) -> None:
-    server.state.scenario = "rate_limit"
-    server.state.options["retry_after"] = "120"
+@pytest.mark.parametrize(("scenario", "option", "error"), [
+    ("rate_limit", "retry_after", RateLimitError),
+    ("unavailable", "unavailable_retry_after", BadResponseError),
+])
+def test_a_retry_after_past_the_cap_is_not_waited_for(server: LocalServer, config_file: Path, scenario: str,
+                                                      option: str, error: type[BackendError]) -> None:
+    server.state.scenario = scenario
+    server.state.options[option] = "120"
     write_profiles(config_file, {"p": openai_profile(server, retry_after_max_s=5.0)})
     resolved = Client().resolve("p")
-    with pytest.raises(RateLimitError) as caught:
+    with pytest.raises(error) as caught:
         resolved.complete(resolved.request("hello"))
     assert len(server.state.requests) == 1
     assert caught.value.retry_after == pytest.approx(120.0)

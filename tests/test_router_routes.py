@@ -7,6 +7,7 @@ import asyncio
 import json
 import random
 import re
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -229,6 +230,91 @@ def test_a_member_that_answers_429_cools_and_the_pool_passes_it_over(servers: li
     assert all(tried(response) == [("b", "ok")] for response in later)  # a is skipped while it cools
     assert len(servers[0].state.requests) == 1
     assert client.router_state.cooldown_until("a") > 0
+
+
+def test_a_fallback_moves_on_from_a_member_it_cooled_instead_of_waiting_on_it(servers: list[LocalServer],
+                                                                              config_file: Path) -> None:
+    servers[0].state.scenario = "rate_limit"
+    servers[0].state.options["retry_after"] = "5"
+    write(config_file, three(servers, {"route": "fallback", "members": ["a", "b"]}))
+    started = time.monotonic()
+    outcome = run_cli("chat", "-p", "r", "--json", "hello")
+    assert outcome.exit_code == 0, outcome.stderr
+    assert time.monotonic() - started < 3.0  # not the 5 s Retry-After, twice, on a member that is cooling
+    assert json.loads(outcome.stdout)["text"] == "answer from b"
+    assert "a cools down for 30 s" in outcome.stderr and "a: 429; answering with b" in outcome.stderr
+    assert "retrying" not in outcome.stderr
+    assert len(servers[0].state.requests) == 1
+
+
+def test_a_fallback_waits_on_the_member_it_cooled_only_when_no_other_is_ready(servers: list[LocalServer],
+                                                                             config_file: Path) -> None:
+    servers[0].state.script = ["rate_limit", "ok"]
+    servers[0].state.options["retry_after"] = "0.3"
+    write(config_file, three(servers, {"route": "fallback", "members": ["a", "b"]}))
+    client = Client()
+    client.router_state.cool("b", 60)
+    response = ask(client=client)
+    assert tried(response) == [("a", "rate_limited"), ("a", "ok")]
+    first, second = servers[0].state.requests
+    assert second.at - first.at >= 0.3
+    assert servers[1].state.requests == []
+
+
+def test_a_fallback_moves_on_once_failures_cool_a_member(servers: list[LocalServer], config_file: Path) -> None:
+    servers[0].state.scenario = "server_error"
+    write(config_file, three(servers, {"route": "fallback", "members": ["a", "b"], "cooldown_failures": 1}))
+    assert tried(ask()) == [("a", "bad_response"), ("b", "ok")]  # cooled by its first failure: no retry on it
+    assert len(servers[0].state.requests) == 1
+
+
+# ---- a member's own retry keys under a route ------------------------------------------------------------------
+
+
+def test_a_members_own_max_retries_applies_to_its_attempts_under_a_route(servers: list[LocalServer],
+                                                                         config_file: Path) -> None:
+    servers[0].state.scenario = "unavailable"
+    servers[0].state.options["unavailable_retry_after"] = "0"
+    profiles = three(servers, {"route": "fallback", "members": ["a", "b"]})  # the route keeps the default, 2
+    profiles["a"]["max_retries"] = 1
+    write(config_file, profiles)
+    assert tried(ask()) == [("a", "bad_response"), ("a", "bad_response"), ("b", "ok")]
+    servers[0].state.requests.clear()
+    profiles["r"]["max_retries"] = 0  # where the member sets none, the route's value applies
+    del profiles["a"]["max_retries"]
+    write(config_file, profiles)
+    assert tried(ask()) == [("a", "bad_response"), ("b", "ok")]
+
+
+def test_max_retries_given_with_o_on_a_route_is_above_every_members_own(servers: list[LocalServer],
+                                                                       config_file: Path) -> None:
+    servers[0].state.scenario = "unavailable"
+    servers[0].state.options["unavailable_retry_after"] = "0"
+    profiles = three(servers, {"route": "fallback", "members": ["a", "b"]})
+    profiles["a"]["max_retries"] = 2
+    write(config_file, profiles)
+    outcome = run_cli("chat", "-p", "r", "-o", "max_retries", "0", "--json", "hello")
+    assert outcome.exit_code == 0, outcome.stderr
+    assert [(a["member"], a["outcome"]) for a in json.loads(outcome.stdout)["attempts"]] == [
+        ("a", "bad_response"), ("b", "ok")]
+    assert len(servers[0].state.requests) == 1
+
+
+def test_a_nested_routes_retry_keys_apply_to_its_members_and_a_members_cooldown_is_its_own(
+        servers: list[LocalServer], config_file: Path) -> None:
+    servers[0].state.scenario = "unavailable"
+    servers[0].state.options["unavailable_retry_after"] = "0"
+    servers[1].state.scenario = "rate_limit"
+    servers[1].state.options["retry_after"] = "0"
+    profiles = three(servers, {"route": "fallback", "members": ["inner", "b", "c"], "max_retries": 2,
+                               "cooldown_s": 120})
+    profiles["inner"] = {"route": "fallback", "members": ["a"], "max_retries": 0}
+    profiles["b"]["cooldown_s"] = 5
+    write(config_file, profiles)
+    client = Client()
+    response = ask(client=client)
+    assert tried(response) == [("a", "bad_response"), ("b", "rate_limited"), ("c", "ok")]
+    assert 0 < client.router_state.cooldown_until("b") - time.time() <= 5.5  # b's 5 s, not the route's 120
 
 
 def test_repeated_failures_cool_a_member(servers: list[LocalServer], config_file: Path) -> None:

@@ -88,8 +88,10 @@ def test_what_is_retried_and_what_moves_on(error: LLMSwitchError, expected: str)
     assert verdict(error) == expected
 
 
-def test_only_a_rate_limit_carries_a_wait_and_outcomes_name_the_status_or_kind() -> None:
+def test_any_backend_error_carries_the_servers_wait_and_outcomes_name_the_status_or_kind() -> None:
     assert retry_after(limited(3.0)) == 3.0 and retry_after(overloaded()) is None
+    assert retry_after(BadResponseError("busy", status_code=503, retry_after=4.0)) == 4.0
+    assert retry_after(BadResponseError("overloaded", status_code=529, retry_after=0.5)) == 0.5
     assert retry_after(ConfigError("x")) is None
     assert outcome_name(None) == "ok"
     assert outcome_name(overloaded()) == "529" == describe(overloaded())
@@ -244,6 +246,34 @@ def test_a_rate_limit_cools_for_the_cooldown_or_the_servers_longer_wait() -> Non
     assert call.failed("a", overloaded(), 0.1, 0.1, text_shown=False) is None
     direct = plan(["a"], cools=False)
     assert direct.failed("a", limited(45.0), 0.1, 0.1, text_shown=False) is None
+
+
+def test_a_fallback_moves_on_from_a_member_its_failure_cooled_unless_no_other_is_ready() -> None:
+    call = plan(["a", "b"], backoff_base_s=0.0)
+    call.next_step(0.0, {})
+    call.failed("a", limited(3.0), 0.1, 0.1, text_shown=False)
+    assert call.next_step(0.1, {"a": 30.0, "b": 0.0}) == Try("b")
+    assert [event.message for event in call.events] == ["a: 429; answering with b"]
+    waiting = plan(["a", "b"], backoff_base_s=0.0)
+    waiting.next_step(0.0, {})
+    waiting.failed("a", limited(3.0), 0.1, 0.1, text_shown=False)
+    assert waiting.next_step(0.1, {"a": 30.0, "b": 10.0}) == Wait(3.0)  # b is cooling too: the server's wait
+    assert waiting.next_step(3.1, {"a": 27.0, "b": 7.0}) == Try("a")
+    not_cooled = plan(["a", "b"], backoff_base_s=0.0)
+    not_cooled.next_step(0.0, {})
+    not_cooled.failed("a", overloaded(), 0.1, 0.1, text_shown=False)
+    assert not_cooled.next_step(0.1, {"a": 0.0, "b": 0.0}) == Try("a")  # a fallback's order is a preference
+
+
+def test_each_member_retries_and_cools_by_its_own_policy_and_the_call_keeps_the_routes_deadline() -> None:
+    call = CallPlan(["a", "b"], RetryPolicy(max_retries=2, backoff_base_s=0.0, timeout_total=9.0), now=0.0,
+                    rng=random.Random(1), policies={"a": RetryPolicy(max_retries=0, cooldown_s=4.0)})
+    assert call.policy_of("b") == call.policy and call.deadline == 9.0
+    call.next_step(0.0, {})
+    assert call.failed("a", limited(), 0.1, 0.1, text_shown=False) == 4.0
+    assert call.next_step(0.1, {}) == Try("b")
+    call.failed("b", overloaded(), 0.1, 0.2, text_shown=False)
+    assert call.next_step(0.2, {}) == Try("b")  # b retries by the route's policy
 
 
 def test_a_plain_profile_never_waits_for_its_own_cooldown() -> None:

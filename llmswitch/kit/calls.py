@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import TYPE_CHECKING, Any, Protocol
 
-from llmswitch.errors import BadResponseError, LLMSwitchError, without_secrets
+from llmswitch.errors import BackendError, BadResponseError, LLMSwitchError, without_secrets
+from llmswitch.http_headers import parse_retry_after
 from llmswitch.kit.clients import async_client, sync_client
 from llmswitch.kit.decoders import json_object, not_utf8
 from llmswitch.kit.endpoint import Endpoint, ErrorAnswer
@@ -129,8 +130,14 @@ def _wants_fallback(call: Call, status: int) -> bool:
 
 
 def _error_answer(call: Call, response: httpx2.Response, body: bytes) -> LLMSwitchError:
+    """The plugin's error for a non-2xx answer, carrying the wait the server asked for: read here once, for
+    every status and every plugin (a 503 or a 529 may say ``Retry-After`` as a 429 does), unless the plugin
+    set its own."""
     answer = ErrorAnswer(response.status_code, response.headers, body, call.path)
-    return without_secrets(call.endpoint.status_error(answer))  # whatever the plugin quoted of the body
+    error = without_secrets(call.endpoint.status_error(answer))  # whatever the plugin quoted of the body
+    if isinstance(error, BackendError) and error.retry_after is None:
+        error.retry_after = parse_retry_after(response.headers)
+    return error
 
 
 def _is_html(response: httpx2.Response) -> bool:

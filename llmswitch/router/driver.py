@@ -140,10 +140,12 @@ class RoutedCall:
             result.parts.clear()  # the next member answers from the start: its text is the answer
         return cool_s
 
-    def cool_for(self, cool_s: float | None, failures: int) -> float | None:
-        """The cooldown after a failure: the plan's (a 429's), or ``cooldown_s`` once failures pile up."""
-        if failures >= self.plan.policy.cooldown_failures:
-            return max(cool_s or 0.0, self.plan.policy.cooldown_s)
+    def cool_for(self, member: str, cool_s: float | None, failures: int) -> float | None:
+        """The cooldown after a failure: the plan's (a 429's), or the member's ``cooldown_s`` once its failures
+        pile up."""
+        policy = self.plan.policy_of(member)
+        if failures >= policy.cooldown_failures:
+            return max(cool_s or 0.0, policy.cooldown_s)
         return cool_s
 
     def succeeded(self, member: ResolvedProfile, started: float, result: StreamState) -> None:
@@ -231,8 +233,8 @@ def attempts(call: RoutedCall, result: StreamState, open_attempt: Opener | Async
             return
         cool_s = call.failed(member, call.map_error(member, sent.error), started, sent.shown, result)
         if plan.cools:
-            failures = yield Ask("record_failure", (member.name, plan.policy.cooldown_window_s))
-            cool_s = call.cool_for(cool_s, failures)
+            failures = yield Ask("record_failure", (member.name, plan.policy_of(member.name).cooldown_window_s))
+            cool_s = call.cool_for(member.name, cool_s, failures)
             if cool_s:
                 call.cool_message(member.name, (yield Ask("cool", (member.name, cool_s))))
         call.publish()

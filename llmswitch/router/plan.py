@@ -13,6 +13,11 @@ weighted draw first). The rules, beyond those of :mod:`llmswitch.router.policy`:
   ``retry_after_max_s``, else it fails saying when to try again;
 - after a failure that may pass, a fallback retries the same member (its order is a preference); a pool or
   a split moves on to another member at once (its members are equivalent) and retries only when none is left;
+- a fallback does not retry (nor wait on) a member that the failure put in cooldown (a 429, or failures piling
+  up) while a later member is ready: it moves on, as a pool does; it retries that member only when no other is;
+- each member retries, backs off, caps a Retry-After and cools by its own keys (``policies``; a member that
+  sets none has its route's), while the deadline (``timeout_total``) and ``replay_after_text`` are the call's:
+  the route's (``policy``);
 - a failure after text reached the caller ends the call (the text is kept) unless ``replay_after_text``;
 - a conversation too long for a member's context window moves on to a member with a larger one: members whose
   window is known and no larger are passed over, those with a larger one go first, those unknown after
@@ -87,6 +92,17 @@ class GiveUp:
     error: LLMSwitchError
 
 
+@record
+class _Retry:
+    """A retry :meth:`CallPlan.failed` decided on, carried out by the next step unless the member is cooling
+    by then and another is ready."""
+
+    member: str
+    error: LLMSwitchError
+    wait: float
+    honoured: bool  # the wait is the server's Retry-After
+
+
 Step = Try | Wait | GiveUp
 
 
@@ -117,6 +133,7 @@ class CallPlan:
     ``spread`` is True for pools and splits (move on before retrying); ``cools`` is False for a plain profile
     called directly (with no other member to hand over to, cooling it would only delay the next call).
     Times are the driver's monotonic seconds; ``deadline`` is absolute in the same clock, or None.
+    ``policies``: each member's own policy where it differs from ``policy`` (the route's, the call's).
     """
 
     members: Sequence[str]
@@ -126,11 +143,12 @@ class CallPlan:
     spread: bool = False
     cools: bool = True
     windows: Callable[[str], int | None] = _no_windows  # a member's context window in tokens, when known
+    policies: Mapping[str, RetryPolicy] = field(default_factory=dict)
     attempts: list[Attempt] = field(default_factory=list)
     events: list[RouterEvent] = field(default_factory=list)
     _index: int = 0
     _retries: int = 0
-    _pending_wait: float = 0.0
+    _retry: _Retry | None = None
     _last_error: LLMSwitchError | None = None
     _deadline_hit: bool = False
     _room_at: dict[str, tuple[float, str]] = field(default_factory=dict)  # member -> (when, whose which limit)
@@ -144,11 +162,22 @@ class CallPlan:
 
     # ---- asked by the driver -------------------------------------------------------------------------------
 
+    def policy_of(self, member: str) -> RetryPolicy:
+        """How ``member``'s attempts are retried and cooled: its own keys, else the route's."""
+        return self.policies.get(member, self.policy)
+
     def next_step(self, now: float, cooling: Mapping[str, float]) -> Step:
         """What to do now. ``cooling`` gives, for members still to try, the seconds left of their cooldown."""
-        if self._pending_wait > 0:
-            wait, self._pending_wait = self._pending_wait, 0.0
-            return Wait(wait)
+        if self._retry is not None:
+            retry, self._retry = self._retry, None
+            if self._cooling_while_another_is_ready(retry.member, now, cooling):
+                self._move_on(retry.member, retry.error)
+            else:
+                why = " (Retry-After)" if retry.honoured else ""
+                self._tell("retry", retry.member, f"{retry.member}: {describe(retry.error)}, retrying in "
+                           f"{retry.wait:.1f} s{why}", seconds=retry.wait, outcome=describe(retry.error))
+                if retry.wait > 0:
+                    return Wait(retry.wait)
         if self._deadline_hit or (self.deadline is not None and now >= self.deadline):
             return GiveUp(self._deadline_error())
         if self._index >= len(self.order):
@@ -167,6 +196,13 @@ class CallPlan:
                 self.order.insert(self._index, self.order.pop(position))
                 return Try(member)
         return self._wait_for_soonest(now, cooling)
+
+    def _cooling_while_another_is_ready(self, member: str, now: float, cooling: Mapping[str, float]) -> bool:
+        """Whether ``member``, about to be retried, is cooling (its failure cooled it) while a later member is
+        ready: then the call moves on rather than wait on it."""
+        if not self.cools or cooling.get(member, 0.0) <= 0 or not self._others_left():
+            return False
+        return any(self._ready_in(other, now, cooling) <= 0 for other in self.order[self._index + 1:])
 
     def _cooling_left(self, member: str, cooling: Mapping[str, float]) -> float:
         """Seconds until ``member``'s cooldown ends, as far as this call heeds it: not for a plain profile, not
@@ -191,7 +227,7 @@ class CallPlan:
         member = self.order[soonest]
         cool_left, room_left = self._cooling_left(member, cooling), self._room_left(member, now)
         if cool_left >= room_left:
-            if cool_left > self.policy.retry_after_max_s or (self.deadline is not None
+            if cool_left > self.policy_of(member).retry_after_max_s or (self.deadline is not None
                                                               and now + cool_left > self.deadline):
                 return GiveUp(self._cooling_error(cool_left))
             self.order.insert(self._index, self.order.pop(soonest))
@@ -237,7 +273,8 @@ class CallPlan:
         self.attempts.append(Attempt(member, error.kind, latency_s, status, backend, model))
         self._last_error = error
         judged = verdict(error)
-        cool_s = self._cooldown_for(error) if self.cools else None
+        policy = self.policy_of(member)
+        cool_s = self._cooldown_for(error, policy) if self.cools else None
         if text_shown and not self.policy.replay_after_text:
             self._index = len(self.order)  # the text is kept; nothing else is tried
             self._tell("give_up", member, f"{member} failed after its answer had begun ({describe(error)}); "
@@ -247,22 +284,19 @@ class CallPlan:
         # Equivalent members (a pool, a split) share the load rather than wait; a member that refuses
         # connections is down rather than busy, so a route moves on from it at once too.
         move_on_first = self._others_left() and (self.spread or isinstance(error, UnreachableError))
-        if judged == "retry" and self._retries < self.policy.max_retries and not move_on_first:
-            wait = self.policy.backoff(self._retries, self.rng)
+        if judged == "retry" and self._retries < policy.max_retries and not move_on_first:
+            wait = policy.backoff(self._retries, self.rng)
             honoured = waited is not None and waited >= wait
             if waited is not None:
                 wait = max(wait, waited)
-            too_long = waited is not None and waited > self.policy.retry_after_max_s
+            too_long = waited is not None and waited > policy.retry_after_max_s
             past_deadline = self.deadline is not None and now + wait >= self.deadline
             if past_deadline:  # nothing may start after the deadline: say it was the deadline that ended it
                 self._index, self._deadline_hit = len(self.order), True
                 return cool_s
             if not too_long:
                 self._retries += 1
-                self._pending_wait = wait
-                why = " (Retry-After)" if honoured else ""
-                self._tell("retry", member, f"{member}: {describe(error)}, retrying in {wait:.1f} s{why}",
-                           seconds=wait, outcome=describe(error))
+                self._retry = _Retry(member, error, wait, honoured)  # said, or given up, at the next step
                 return cool_s
         self._move_on(member, error)
         return cool_s
@@ -272,10 +306,10 @@ class CallPlan:
     def _others_left(self) -> bool:
         return self._index + 1 < len(self.order)
 
-    def _cooldown_for(self, error: LLMSwitchError) -> float | None:
+    def _cooldown_for(self, error: LLMSwitchError, policy: RetryPolicy) -> float | None:
         waited = retry_after(error)
         if outcome_name(error) == "429" or error.kind == "rate_limited":
-            return max(waited or 0.0, self.policy.cooldown_s)
+            return max(waited or 0.0, policy.cooldown_s)
         return None
 
     def _prefer_larger_windows(self, member: str) -> None:

@@ -36,6 +36,11 @@ RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 
 Verdict = Literal["retry", "next"]
 
+# The keys of one call as a whole: under a route, the route's apply (the members' own count when they are called
+# directly). The other keys are each member's: a member under a route retries, backs off and cools by its own
+# keys, and by its route's where it sets none (see :func:`member_keys`).
+CALL_KEYS = frozenset({"timeout_total", "replay_after_text"})
+
 @record
 class RetryPolicy:
     """How one profile retries, cools and waits, from its settings (:meth:`from_settings`; the keys are
@@ -62,6 +67,12 @@ class RetryPolicy:
         return rng.uniform(0.0, ceiling)
 
 
+def member_keys(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The retry and cooldown keys ``settings`` sets that apply to each member's own attempts."""
+    return {name: settings[name] for name in RetryPolicy.__dataclass_fields__
+            if name not in CALL_KEYS and settings.get(name) is not None}
+
+
 def verdict(error: LLMSwitchError) -> Verdict:
     """Whether a failure may pass on the same member (``retry``) or should go to the next one (``next``).
     Nothing a member answers ends a route's call by itself: a user who stops the call interrupts the driver
@@ -82,8 +93,8 @@ def verdict(error: LLMSwitchError) -> Verdict:
 
 
 def retry_after(error: LLMSwitchError) -> float | None:
-    """The wait the server asked for, if it said (seconds)."""
-    return error.retry_after if isinstance(error, RateLimitError) else None
+    """The wait the server asked for, if it said (seconds): a 503 or a 529 may say it as a 429 does."""
+    return error.retry_after if isinstance(error, BackendError) else None
 
 
 def outcome_name(error: LLMSwitchError | None) -> str:

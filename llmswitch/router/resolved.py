@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmswitch.client import ResolvedProfile
 from llmswitch.router.limits import Gate, flight_key, sets_limits
+from llmswitch.router.policy import RetryPolicy, member_keys
 from llmswitch.router.routes import RouteSpec
 from llmswitch.router.state import RouterState
 from llmswitch.types import HealthReport, Request, Status, TokenCount
@@ -31,6 +32,9 @@ class ResolvedRoute(ResolvedProfile):
     spec: RouteSpec | None = None
     members: dict[str, ResolvedProfile] = field(default_factory=dict)  # direct members, leaves or routes
     rng: random.Random = field(default_factory=random.Random)  # a split's draw (seed it for a fixed order)
+    # The retry keys given on the command line (-o) for this call: above every member's own, as the user asked.
+    imposed: Mapping[str, Any] = field(default_factory=dict)
+    _policies: dict[str, RetryPolicy] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def route(self) -> RouteSpec:
@@ -123,6 +127,27 @@ class ResolvedRoute(ResolvedProfile):
                 found.setdefault(member.name, ((member.name, member.settings), *around))
         return found
 
+    def policies(self) -> dict[str, RetryPolicy]:
+        """Each leaf's retry policy (see :mod:`llmswitch.router.policy`): its own retry and cooldown keys, else
+        those of the nearest route on its way that sets them; keys given with -o above them all. Worked out once
+        (the settings do not change after resolving)."""
+        if self._policies is None:
+            imposed = member_keys(self.imposed)
+            self._policies = {leaf: RetryPolicy.from_settings({**keys, **imposed})
+                              for leaf, keys in self._member_keys({}).items()}
+        return self._policies
+
+    def _member_keys(self, around: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        inherited = {**around, **member_keys(self.settings)}
+        found: dict[str, dict[str, Any]] = {}
+        for member in self.members.values():
+            if isinstance(member, ResolvedRoute):
+                for leaf, keys in member._member_keys(inherited).items():
+                    found.setdefault(leaf, keys)
+            else:
+                found.setdefault(member.name, {**inherited, **member_keys(member.settings)})
+        return found
+
     def _state(self) -> RouterState:
         from llmswitch.router.state import shared_local_state
 
@@ -135,7 +160,7 @@ class ResolvedRoute(ResolvedProfile):
         leaves = self._leaves_by_name
         plan = CallPlan(list(leaves), self.policy, time.monotonic(), self.rng,
                         spread=self.route.kind != "fallback", cools=True,
-                        windows=lambda name: context_window(leaves[name]))
+                        windows=lambda name: context_window(leaves[name]), policies=self.policies())
         return RoutedCall(plan, leaves, lambda member: member_request(member, request), self._state(),
                           self.observers, hook, gates=self._call_gates, ordering=self.order,
                           counted=self._counted, route=self.name)
@@ -306,4 +331,5 @@ def resolve_route(client: Any, profile: Any, specs: Mapping[str, RouteSpec], *, 
     settings = {**spec.settings, **route_settings}
     first = next(iter(members.values()))
     return ResolvedRoute(profile=profile, handle=first.handle, settings=settings, target=route_target(spec, first),
-                         observers=client.observers, state=client.router_state, spec=spec, members=members)
+                         observers=client.observers, state=client.router_state, spec=spec, members=members,
+                         imposed=route_settings)

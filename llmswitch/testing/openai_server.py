@@ -13,6 +13,7 @@ chunk when ``stream_options.include_usage`` is set), over a real socket on 127.0
 ``forbidden``               403 (a key without access to the model / project)
 ``require_key``             401 unless the request carries ``Authorization: Bearer <options["key"]>``
 ``rate_limit``              429 with ``Retry-After: <options["retry_after"]>`` (default 7)
+``invalid``                 400 ``invalid_request_error`` about the request itself (``param`` is ``messages``)
 ``server_error``            500 with an error body (its message is ``options["error_message"]`` when set)
 ``unavailable``             503 with ``Retry-After: <options["unavailable_retry_after"]>`` (default 1)
 ``html_page``               200 with an HTML page (a captive portal, a proxy's login page)
@@ -30,7 +31,12 @@ chunk when ``stream_options.include_usage`` is set), over a real socket on 127.0
                             (``"Invalid model name passed in model=..."``, ``param`` the string ``"None"``)
 ``context_overflow``        what llama-cpp-python's server does with a prompt longer than its context: 400 with
                             ``context_length_exceeded`` for a whole answer; a stream that ends before any event
+                            (with ``options["refuse_streams"]``, a stream gets the 400 too, as OpenAI and vLLM do)
 ==========================  ==================================================================================
+
+``rate_limit`` and ``unavailable`` say their wait as an HTTP date instead with ``options["retry_after_date_s"]``,
+and in milliseconds too with ``options["retry_after_ms"]`` (see
+:meth:`~llmswitch.testing.server.ProtocolHandler.wait_headers`).
 
 ``options["no_stream_usage"]`` leaves usage out of streams, as llama.cpp's server does (it reports usage only for a
 whole answer). A model that is not in ``options["models"]`` gets OpenAI's 404 ``model_not_found`` answer. The answer text is
@@ -128,12 +134,16 @@ class OpenAIHandler(ProtocolHandler):
             self.send_json(
                 429,
                 error_body("Rate limit reached for requests.", "requests", "rate_limit_exceeded"),
-                headers={"Retry-After": retry_after},
+                headers=self.wait_headers(retry_after),
             )
             return True
         if scenario == "unavailable":
             self.send_json(503, error_body("The engine is currently overloaded.", "server_error"),
-                           headers={"Retry-After": str(self.options.get("unavailable_retry_after", 1))})
+                           headers=self.wait_headers(self.options.get("unavailable_retry_after", 1)))
+            return True
+        if scenario == "invalid":
+            self.send_json(400, {"error": {"message": "Invalid value for 'messages[0].role': 'robot'.",
+                                           "type": "invalid_request_error", "param": "messages", "code": None}})
             return True
         if scenario == "server_error":
             message = self.options.get("error_message", "The server had an error processing your request.")
@@ -219,7 +229,7 @@ class OpenAIHandler(ProtocolHandler):
         """llama-cpp-python's answers to a prompt that does not fit its context window (n_ctx)."""
         n_ctx = int(self.options.get("n_ctx", 2048))
         requested = self.prompt_tokens(body) + n_ctx
-        if body.get("stream"):
+        if body.get("stream") and not self.options.get("refuse_streams"):
             self.start_chunked("text/event-stream")  # the server fails inside its generator: no event at all
             self.end_chunked()
             return

@@ -89,6 +89,23 @@ class ProtocolHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def wait_headers(self, seconds: object | None) -> dict[str, str]:
+        """The wait a failure asks for: ``Retry-After: <seconds>`` (None: no such header), or, when the options
+        say so, ``Retry-After`` as an HTTP date ``options["retry_after_date_s"]`` seconds after this answer (the
+        format has whole seconds, so the wait it gives is up to a second shorter), and ``retry-after-ms:
+        <options["retry_after_ms"]>`` beside it (OpenAI and Anthropic send both; clients read that one first)."""
+        headers: dict[str, str] = {}
+        ahead = self.state.options.get("retry_after_date_s")
+        if ahead is not None:
+            from email.utils import formatdate
+
+            headers["Retry-After"] = formatdate(time.time() + float(ahead), usegmt=True)
+        elif seconds is not None:
+            headers["Retry-After"] = str(seconds)
+        if self.state.options.get("retry_after_ms") is not None:
+            headers["retry-after-ms"] = str(self.state.options["retry_after_ms"])
+        return headers
+
     def send_page(self, status: int, page: bytes) -> None:
         """An HTML page where an answer should be (a captive portal, a proxy's error page)."""
         self.send_response(status)

@@ -12,7 +12,7 @@ on 127.0.0.1. Set ``server.state.scenario`` to make it fail:
 ``forbidden``        403 ``permission_error``
 ``rate_limit``       429 ``rate_limit_error`` with ``Retry-After: <options["retry_after"]>`` (default 7)
 ``server_error``     500 ``api_error``
-``overloaded``       529 ``overloaded_error``
+``overloaded``       529 ``overloaded_error`` (with ``Retry-After: <options["overloaded_retry_after"]>`` when set)
 ``flaky``            529 for the first ``options["failures"]`` (default 1) requests, then answer normally
 ``bad_gateway``      502 with an HTML body (a proxy in front of a dead server)
 ``html_page``        200 with an HTML body (a captive portal, or a proxy's login page)
@@ -29,6 +29,9 @@ on 127.0.0.1. Set ``server.state.scenario`` to make it fail:
 ``billing``          402 ``billing_error`` (no credit left)
 ``no_sampling``      400 ``invalid_request_error`` when the body sets temperature, top_p or top_k (Sonnet 5 and later)
 ===================  ==========================================================================================
+
+``rate_limit`` and ``overloaded`` say their wait as an HTTP date with ``options["retry_after_date_s"]``, and in
+milliseconds too with ``options["retry_after_ms"]`` (``ProtocolHandler.wait_headers``).
 
 A model that neither is in ``options["models"]`` nor is an alias of one (``claude-sonnet-4-5`` for
 ``claude-sonnet-4-5-20250929``) gets Anthropic's 404 ``not_found_error``. The answer text is
@@ -117,7 +120,7 @@ class AnthropicHandler(ProtocolHandler):
             self.send_json(
                 429,
                 error_body("rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit"),
-                headers={"retry-after": str(self.options.get("retry_after", 7))},
+                headers=self.wait_headers(self.options.get("retry_after", 7)),
             )
             return True
         if scenario == "server_error":
@@ -126,7 +129,7 @@ class AnthropicHandler(ProtocolHandler):
         if scenario == "overloaded" or (
             scenario == "flaky" and self.options.setdefault("_failed", 0) < int(self.options.get("failures", 1))
         ):
-            headers = {}
+            headers = self.wait_headers(self.options.get("overloaded_retry_after"))
             if scenario == "flaky":
                 self.options["_failed"] += 1
                 headers["retry-after-ms"] = "10"  # the SDK's retry then waits 10 ms, not its 0.5 s backoff
