@@ -292,6 +292,92 @@ def test_an_upstream_that_refuses_the_gateways_key_is_asked_once(gateway: Runnin
     assert len(upstream.state.requests) == 1
 
 
+def counting_sdks(running: RunningGateway, sent: list[str]) -> tuple[openai.OpenAI, anthropic.Anthropic]:
+    """Both SDKs as shipped (two retries on a 408, 409, 429 or 5xx, unless the server says not to), each
+    request they send noted in ``sent``."""
+    hooks = {"event_hooks": {"request": [lambda request: sent.append(request.url.path)]}}
+    return (openai.OpenAI(base_url=running.base_url, api_key="unused", http_client=httpx.Client(**hooks)),
+            anthropic.Anthropic(base_url=running.url, api_key="unused", http_client=httpx.Client(**hooks)))
+
+
+def test_a_conversation_too_long_upstream_is_the_clients_400_in_both_shapes(gateway: RunningGateway,
+                                                                             upstream: LocalServer) -> None:
+    upstream.state.scenario = "context_overflow"
+    upstream.state.options["refuse_streams"] = True  # as OpenAI and vLLM answer a stream: a 400 before it
+    sent: list[str] = []
+    openai_sdk, anthropic_sdk = counting_sdks(gateway, sent)
+    with pytest.raises(openai.BadRequestError) as from_openai:
+        openai_sdk.chat.completions.create(model="up", messages=[{"role": "user", "content": "x"}])
+    assert from_openai.value.status_code == 400 and from_openai.value.code == "context_length_exceeded"
+    assert "maximum context length is 2048 tokens" in from_openai.value.message  # the upstream's own words
+    assert from_openai.value.type == "invalid_request_error"
+    with pytest.raises(anthropic.BadRequestError) as from_anthropic:
+        anthropic_sdk.messages.create(model="up", max_tokens=50, messages=[{"role": "user", "content": "x"}],
+                                      stream=True)
+    assert from_anthropic.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+    assert "maximum context length is 2048 tokens" in from_anthropic.value.message
+    assert sent == ["/v1/chat/completions", "/v1/messages"]  # neither SDK retried
+    # One request each, and the stream once more without stream_options (the openai plugin's resend for servers
+    # that refuse that field with a 400): neither the router nor a client retried.
+    assert [request.body["stream"] for request in upstream.state.requests] == [False, True, True]
+    assert UPSTREAM_KEY not in from_openai.value.message + from_anthropic.value.message
+
+
+def test_an_upstream_400_about_the_request_is_a_400_not_a_retried_502(gateway: RunningGateway,
+                                                                       upstream: LocalServer) -> None:
+    upstream.state.scenario = "invalid"
+    sent: list[str] = []
+    openai_sdk, anthropic_sdk = counting_sdks(gateway, sent)
+    with pytest.raises(openai.BadRequestError) as from_openai:
+        openai_sdk.chat.completions.create(model="up", messages=[{"role": "user", "content": "x"}], stream=True)
+    assert from_openai.value.status_code == 400 and from_openai.value.type == "invalid_request_error"
+    assert "Invalid value for 'messages[0].role'" in from_openai.value.message
+    with pytest.raises(anthropic.BadRequestError) as from_anthropic:
+        anthropic_sdk.messages.create(model="up", max_tokens=50, messages=[{"role": "user", "content": "x"}])
+    assert from_anthropic.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+    assert len(sent) == 2
+    assert [request.body["stream"] for request in upstream.state.requests] == [True, True, False]  # see above
+
+
+def test_an_overloaded_upstream_is_a_503_with_the_upstreams_own_retry_after(config_file: Path,
+                                                                           upstream: LocalServer) -> None:
+    upstream.state.scenario = "unavailable"
+    upstream.state.options["unavailable_retry_after"] = "4"
+    write_profiles(config_file, upstream, once={"backend": "openai", "model": "test-model", "max_retries": 0,
+                                                "base_url": f"{upstream.url}/v1", "api_key": UPSTREAM_KEY})
+    with RunningGateway() as running:
+        with pytest.raises(openai.InternalServerError) as from_openai:
+            openai_client(running).chat.completions.create(model="once", messages=[{"role": "user", "content": "x"}])
+        with pytest.raises(anthropic.APIStatusError) as from_anthropic:
+            anthropic_client(running).messages.create(model="once", max_tokens=5,
+                                                      messages=[{"role": "user", "content": "x"}])
+    for caught in (from_openai.value, from_anthropic.value):
+        assert caught.status_code == 503 and caught.response.headers["retry-after"] == "4"
+        assert "x-should-retry" not in caught.response.headers  # one attempt: the client's retry is welcome
+    assert from_anthropic.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
+
+
+def test_after_the_routers_own_retries_the_sdks_are_asked_not_to_retry(config_file: Path,
+                                                                      upstream: LocalServer) -> None:
+    upstream.state.scenario = "rate_limit"
+    upstream.state.options["retry_after"] = "0.05"
+    write_profiles(config_file, upstream, fast={"backend": "openai", "model": "test-model", "backoff_base_s": 0.01,
+                                                "backoff_max_s": 0.02, "base_url": f"{upstream.url}/v1",
+                                                "api_key": UPSTREAM_KEY})
+    sent: list[str] = []
+    with RunningGateway() as running:
+        openai_sdk, anthropic_sdk = counting_sdks(running, sent)
+        with pytest.raises(openai.RateLimitError) as from_openai:
+            openai_sdk.chat.completions.create(model="fast", messages=[{"role": "user", "content": "x"}])
+        with pytest.raises(anthropic.RateLimitError) as from_anthropic:
+            anthropic_sdk.messages.create(model="fast", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    assert sent == ["/v1/chat/completions", "/v1/messages"]  # each SDK asked once, at its default max_retries
+    assert len(upstream.state.requests) == 6  # the router's three attempts (max_retries = 2) for each, no more
+    for caught in (from_openai.value, from_anthropic.value):
+        assert caught.response.headers["x-should-retry"] == "false"
+        assert caught.response.headers["retry-after"] == "1"  # still said, for a client that schedules its own
+
+
 # ---- Anthropic protocol ------------------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from json.encoder import encode_basestring  # type: ignore[attr-defined]  # json.dumps's C escaper
 from typing import Any, Protocol
 
+from llmswitch.errors import LLMSwitchError
 from llmswitch.serve.failures import Failure, failure_of
 from llmswitch.serve.gateway import Call, Gateway
 from llmswitch.types import StreamError, TextDelta, Usage
@@ -76,6 +77,12 @@ async def send_json(send: Send, status: int, payload: Any, headers: dict[str, st
     await send({"type": "http.response.body", "body": body})
 
 
+def call_failure(call: Call, error: LLMSwitchError) -> Failure:
+    """How a call's failure is answered: once the router has tried more than once, the client is asked not to
+    retry on top (each of its retries would be the router's whole round again)."""
+    return failure_of(error, call.profile, retried=len(call.result.attempts) > 1)
+
+
 async def send_failure(send: Send, protocol: WireFormat, failure: Failure) -> None:
     await send_json(send, failure.status, protocol.error_body(failure), failure.headers)
 
@@ -125,7 +132,7 @@ class AnswerResponse:
         async for event in call.result:
             if type(event) is StreamError:
                 await self.gateway.finish(call)
-                await send_failure(send, protocol, failure_of(event.error, call.profile))
+                await send_failure(send, protocol, call_failure(call, event.error))
                 return
         await send_json(send, 200, protocol.whole(call, await self._usage()))
 
@@ -144,7 +151,7 @@ class AnswerResponse:
                 if len(texts) != len(batch):
                     errors = [event.error for event in batch if type(event) is StreamError]  # type: ignore[union-attr]
                     if errors:
-                        failure = failure_of(errors[0], call.profile)
+                        failure = call_failure(call, errors[0])
                         if not started and not texts:
                             break  # nothing sent yet: a real HTTP error, with Retry-After
                 body = protocol.stream_texts(texts)

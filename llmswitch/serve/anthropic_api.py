@@ -29,6 +29,7 @@ from llmswitch.types import Message, Request, Usage
 
 ERROR_TYPES = {
     failures.INVALID_REQUEST: "invalid_request_error",
+    failures.CONTEXT_TOO_LONG: "invalid_request_error",
     failures.UNAUTHENTICATED: "authentication_error",
     failures.NOT_FOUND: "not_found_error",
     failures.RATE_LIMITED: "rate_limit_error",

@@ -6,6 +6,9 @@ Upstream failures are the gateway's (502, 503, 504): a key the upstream rejected
 so it is never passed on as a 401 that would tell the client its own key is wrong. A failure only the operator
 can fix (no upstream key, a key the upstream refuses) carries ``x-should-retry: false``: the official OpenAI
 and Anthropic SDKs read that header before the status and do not retry, where they retry any 5xx by default.
+So does a failure the router already retried (it is the one retry owner: a client's own retries on top would
+multiply the upstream's requests). An upstream 4xx that the client's request caused (a conversation too long
+for the model, a parameter the upstream refuses) is the client's 400, with the upstream's words (redacted).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from llmswitch.errors import (
     BackendTimeoutError,
     BudgetExceededError,
     ConfigError,
+    ContextLengthError,
     LLMSwitchError,
     MissingKeyError,
     ModelNotFoundError,
@@ -33,6 +37,7 @@ log = logging.getLogger("llmswitch.serve")
 
 # Neutral kinds; each protocol maps them to its own error types.
 INVALID_REQUEST = "invalid_request"
+CONTEXT_TOO_LONG = "context_too_long"  # an invalid request that OpenAI's clients recognise by its code
 UNAUTHENTICATED = "unauthenticated"
 NOT_FOUND = "not_found"
 RATE_LIMITED = "rate_limited"
@@ -90,9 +95,14 @@ UPSTREAM_TEXT = {
 }
 
 
-def failure_of(error: LLMSwitchError, profile: str | None = None) -> Failure:
+# Upstream statuses that say the client's request was at fault (not the gateway's key or configuration).
+CLIENT_FAULT_STATUSES = frozenset({400, 413, 422})
+
+
+def failure_of(error: LLMSwitchError, profile: str | None = None, *, retried: bool = False) -> Failure:
     """The status, kind and message for an error. The client's own mistakes are explained in full (redacted,
-    with the remedy); a failure upstream is named in a sentence and logged in full for the operator."""
+    with the remedy); a failure upstream is named in a sentence and logged in full for the operator.
+    ``retried``: the router already tried more than once, so the client is asked not to retry on top."""
     if isinstance(error, GatewayRequestError):
         return Failure(error.status, error.gateway_kind, error.message, error.kind, _seconds(error.retry_after),
                        param=error.param)
@@ -101,7 +111,7 @@ def failure_of(error: LLMSwitchError, profile: str | None = None) -> Failure:
         profile = profile or error.profile
     remedy = _operator_remedy(error)
     full = redact(error.message + (f" ({remedy})" if remedy else ""))
-    retry = not isinstance(error, (MissingKeyError, AuthError))
+    retry = not retried and not isinstance(error, (MissingKeyError, AuthError)) and not _operators_4xx(error)
     if kind in (UPSTREAM, OVERLOADED, INTERNAL) or isinstance(error, (RateLimitError, ModelNotFoundError)):
         log.warning("profile %s: %s", profile or "?", full)
         what = UPSTREAM_TEXT.get(error.kind, "the call failed")
@@ -138,11 +148,23 @@ def _classify(error: LLMSwitchError) -> tuple[int, str, int | None]:
         return 504, UPSTREAM, None
     if isinstance(error, (AuthError, UnreachableError)):
         return 502, UPSTREAM, None
+    if isinstance(error, ContextLengthError):
+        return 400, CONTEXT_TOO_LONG, None
     if isinstance(error, BackendError):
-        if error.status_code in (503, 529):
-            return 503, OVERLOADED, 1
-        return 502, UPSTREAM, None
+        if error.status_code in CLIENT_FAULT_STATUSES:
+            return 400, INVALID_REQUEST, None
+        if error.status_code in (503, 529):  # the upstream's own wait, passed on; 1 s when it said none
+            return 503, OVERLOADED, _seconds(error.retry_after) or 1
+        return 502, UPSTREAM, _seconds(error.retry_after)
     return 500, INTERNAL, None
+
+
+def _operators_4xx(error: LLMSwitchError) -> bool:
+    """An upstream 4xx that neither the client's request caused nor a retry fixes (a 402 for billing, a 404
+    for an endpoint the profile's base_url lacks): only the gateway's operator can act."""
+    return (isinstance(error, BackendError) and not isinstance(error, (ContextLengthError, ModelNotFoundError))
+            and error.status_code is not None and 400 <= error.status_code < 500
+            and error.status_code not in CLIENT_FAULT_STATUSES and error.status_code not in (408, 409, 429))
 
 
 def _seconds(wait: float | None) -> int | None:

@@ -30,6 +30,7 @@ from llmswitch.types import Message, Request, Usage
 
 ERROR_TYPES = {
     failures.INVALID_REQUEST: ("invalid_request_error", None),
+    failures.CONTEXT_TOO_LONG: ("invalid_request_error", "context_length_exceeded"),
     failures.UNAUTHENTICATED: ("invalid_request_error", "invalid_api_key"),
     failures.NOT_FOUND: ("invalid_request_error", "model_not_found"),
     failures.RATE_LIMITED: ("requests", "rate_limit_exceeded"),
