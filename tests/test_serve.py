@@ -320,7 +320,9 @@ def test_a_conversation_too_long_upstream_is_the_clients_400_in_both_shapes(gate
     # One request each, and the stream once more without stream_options (the openai plugin's resend for servers
     # that refuse that field with a 400): neither the router nor a client retried.
     assert [request.body["stream"] for request in upstream.state.requests] == [False, True, True]
-    assert UPSTREAM_KEY not in from_openai.value.message + from_anthropic.value.message
+    told = from_openai.value.message + from_anthropic.value.message
+    assert UPSTREAM_KEY not in told and upstream.url not in told  # where the upstream is stays the operator's
+    assert "the upstream says the conversation is too long" in from_openai.value.message
 
 
 def test_an_upstream_400_about_the_request_is_a_400_not_a_retried_502(gateway: RunningGateway,
@@ -335,6 +337,7 @@ def test_an_upstream_400_about_the_request_is_a_400_not_a_retried_502(gateway: R
     with pytest.raises(anthropic.BadRequestError) as from_anthropic:
         anthropic_sdk.messages.create(model="up", max_tokens=50, messages=[{"role": "user", "content": "x"}])
     assert from_anthropic.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+    assert upstream.url not in from_openai.value.message + from_anthropic.value.message
     assert len(sent) == 2
     assert [request.body["stream"] for request in upstream.state.requests] == [True, True, False]  # see above
 

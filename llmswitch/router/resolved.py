@@ -34,7 +34,6 @@ class ResolvedRoute(ResolvedProfile):
     rng: random.Random = field(default_factory=random.Random)  # a split's draw (seed it for a fixed order)
     # The retry keys given on the command line (-o) for this call: above every member's own, as the user asked.
     imposed: Mapping[str, Any] = field(default_factory=dict)
-    _policies: dict[str, RetryPolicy] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def route(self) -> RouteSpec:
@@ -127,15 +126,12 @@ class ResolvedRoute(ResolvedProfile):
                 found.setdefault(member.name, ((member.name, member.settings), *around))
         return found
 
+    @cached_property
     def policies(self) -> dict[str, RetryPolicy]:
         """Each leaf's retry policy (see :mod:`llmswitch.router.policy`): its own retry and cooldown keys, else
-        those of the nearest route on its way that sets them; keys given with -o above them all. Worked out once
-        (the settings do not change after resolving)."""
-        if self._policies is None:
-            imposed = member_keys(self.imposed)
-            self._policies = {leaf: RetryPolicy.from_settings({**keys, **imposed})
-                              for leaf, keys in self._member_keys({}).items()}
-        return self._policies
+        those of the nearest route on its way that sets them; keys given with -o above them all."""
+        imposed = member_keys(self.imposed)
+        return {leaf: RetryPolicy.from_settings({**keys, **imposed}) for leaf, keys in self._member_keys({}).items()}
 
     def _member_keys(self, around: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         inherited = {**around, **member_keys(self.settings)}
@@ -160,7 +156,7 @@ class ResolvedRoute(ResolvedProfile):
         leaves = self._leaves_by_name
         plan = CallPlan(list(leaves), self.policy, time.monotonic(), self.rng,
                         spread=self.route.kind != "fallback", cools=True,
-                        windows=lambda name: context_window(leaves[name]), policies=self.policies())
+                        windows=lambda name: context_window(leaves[name]), policies=self.policies)
         return RoutedCall(plan, leaves, lambda member: member_request(member, request), self._state(),
                           self.observers, hook, gates=self._call_gates, ordering=self.order,
                           counted=self._counted, route=self.name)

@@ -80,7 +80,8 @@ async def send_json(send: Send, status: int, payload: Any, headers: dict[str, st
 def call_failure(call: Call, error: LLMSwitchError) -> Failure:
     """How a call's failure is answered: once the router has tried more than once, the client is asked not to
     retry on top (each of its retries would be the router's whole round again)."""
-    return failure_of(error, call.profile, retried=len(call.result.attempts) > 1)
+    return failure_of(error, call.profile, retried=len(call.result.attempts) > 1,
+                      upstream_url=call.result.resolved.target.base_url)
 
 
 async def send_failure(send: Send, protocol: WireFormat, failure: Failure) -> None:

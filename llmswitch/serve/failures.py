@@ -99,10 +99,12 @@ UPSTREAM_TEXT = {
 CLIENT_FAULT_STATUSES = frozenset({400, 413, 422})
 
 
-def failure_of(error: LLMSwitchError, profile: str | None = None, *, retried: bool = False) -> Failure:
+def failure_of(error: LLMSwitchError, profile: str | None = None, *, retried: bool = False,
+               upstream_url: str | None = None) -> Failure:
     """The status, kind and message for an error. The client's own mistakes are explained in full (redacted,
-    with the remedy); a failure upstream is named in a sentence and logged in full for the operator.
-    ``retried``: the router already tried more than once, so the client is asked not to retry on top."""
+    with the remedy, the upstream's address said as "the upstream"); a failure upstream is named in a sentence
+    and logged in full for the operator. ``retried``: the router already tried more than once, so the client is
+    asked not to retry on top. ``upstream_url``: the base URL of the member that failed."""
     if isinstance(error, GatewayRequestError):
         return Failure(error.status, error.gateway_kind, error.message, error.kind, _seconds(error.retry_after),
                        param=error.param)
@@ -119,7 +121,15 @@ def failure_of(error: LLMSwitchError, profile: str | None = None, *, retried: bo
         if retry_after is not None:
             message += f"; retry after {retry_after} s"
         return Failure(status, kind, message, error.kind, retry_after, retry=retry)
-    return Failure(status, kind, full, error.kind, retry_after, retry=retry)
+    return Failure(status, kind, _unnamed(full, upstream_url), error.kind, retry_after, retry=retry)
+
+
+def _unnamed(text: str, upstream_url: str | None) -> str:
+    """``text`` without the upstream's address (where the gateway's upstreams are is its operator's business):
+    the plugins' ``the server at URL`` becomes ``the upstream``, and so does the URL anywhere else."""
+    if not upstream_url:
+        return text
+    return text.replace(f"the server at {upstream_url}", "the upstream").replace(upstream_url, "the upstream")
 
 
 def _operator_remedy(error: LLMSwitchError) -> str | None:
