@@ -343,7 +343,7 @@ def test_an_unknown_member_gets_close_names(config_file: Path) -> None:
     write(config_file, {"claude2": member("http://127.0.0.1:9"), "r": {"route": "fallback", "members": ["claud2"]}})
     with pytest.raises(ConfigError) as caught:
         Client().resolve("r")
-    assert "route 'r' names 'claud2', which is not a profile" in str(caught.value)
+    assert f"route 'r' ({config_file}) names 'claud2', which is not a profile" in str(caught.value)
     assert "'claude2'" in (caught.value.remedy or "")
 
 
@@ -360,6 +360,15 @@ def test_an_unknown_member_gets_close_names(config_file: Path) -> None:
     ({"route": "fallbak", "members": ["a"]}, "hint: did you mean 'fallback'?"),
     ({"route": "fallback", "members": ["a"], "backend": "openai"}, "not both"),
     ({"route": "fallback", "members": ["a"], "max_retrys": 1}, "did you mean 'max_retries'"),
+    # non-finite weights, or a total a float cannot hold, would fail at call time as a plugin's "bug"
+    ({"route": "split", "weights": {"a": float("inf")}}, "the weight of 'a' must be a positive number, not inf"),
+    ({"route": "split", "weights": {"a": float("nan")}}, "the weight of 'a' must be a positive number, not nan"),
+    ({"route": "split", "weights": {"a": 1e308, "c": 1e308}}, "the weights add up to more than a number can hold"),
+    ({"route": "fallback", "members": ["a"], "weights": {"a": 1}}, "weights apply to a split only (this route is "
+                                                                     "a fallback)"),
+    ({"route": "pool", "members": ["a"], "weights": {"a": 1}}, "weights apply to a split only"),
+    ({"route": "fallback", "members": ["a", "a"]}, "members lists 'a' more than once"),
+    ({"route": "pool", "memebrs": ["a"]}, "unknown key 'memebrs' for a route\n  hint: did you mean 'members'?"),
 ])
 def test_a_malformed_route_is_refused_with_a_remedy(config_file: Path, route: dict[str, Any], says: str) -> None:
     write(config_file, {"a": member("http://127.0.0.1:9"), "r": route})

@@ -20,6 +20,7 @@ walks a route's members and names what is wrong (an unknown member with close na
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import field
 from typing import Any, Literal
@@ -64,8 +65,6 @@ def route_keys() -> dict[str, Any]:
 
 def read_route(name: str, values: Mapping[str, Any], source: str = "") -> RouteSpec:
     """The route in ``values`` (a profile's keys), its own keys checked; members are not looked up here."""
-    from llmswitch.profiles import check_type
-
     where = f"route '{name}'" + (f" ({source})" if source else "")
     kind = values.get("route")
     if kind not in ROUTE_KINDS:
@@ -75,26 +74,24 @@ def read_route(name: str, values: Mapping[str, Any], source: str = "") -> RouteS
     if "backend" in values:
         raise InvalidOptionError(f"{where}: a profile either names a backend or routes to other profiles, not both",
                                  remedy=f"remove backend from [profiles.{name}], or remove route and members")
+    settings = _checked_settings(values, where)
     weights: tuple[float, ...] = ()
     if kind == "split":
-        table = values.get("weights")
-        if not isinstance(table, dict) or not table:
-            raise InvalidOptionError(f"{where}: a split needs weights, a table of member = weight",
-                                     remedy="e.g. weights = { main = 80, spare = 20 } (profile names)")
-        for member, weight in table.items():
-            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
-                raise InvalidOptionError(f"{where}: the weight of '{member}' must be a positive number, not {weight!r}",
-                                         remedy="weights are relative: { a = 80, b = 20 } sends 80% to a")
-        members = tuple(str(member) for member in table)
-        weights = tuple(float(weight) for weight in table.values())
-        if "members" in values:
-            raise InvalidOptionError(f"{where}: a split's members are the keys of its weights",
-                                     remedy="remove members = [...] and keep weights = { ... }")
+        members, weights = _split_weights(values, where)
     else:
+        if "weights" in values:
+            raise InvalidOptionError(f"{where}: weights apply to a split only (this route is a {kind})",
+                                     remedy='remove weights, or make it route = "split" (its members are the '
+                                            "keys of weights)")
         listed = values.get("members")
         if not isinstance(listed, list) or not all(isinstance(member, str) for member in listed):
             raise InvalidOptionError(f"{where}: members must be a list of profile names, not {listed!r}",
                                      remedy='e.g. members = ["main", "spare"] (profile names)')
+        twice = sorted({member for member in listed if listed.count(member) > 1})
+        if twice:
+            raise InvalidOptionError(f"{where}: members lists {', '.join(repr(m) for m in twice)} more than once",
+                                     remedy="list each profile once (a pool or fallback tries each member in "
+                                            "turn; to favour one, use a split with weights)")
         members = tuple(listed)
     if not members:
         raise ConfigError(f"{where} has no members", remedy="name at least one profile in members (or weights)")
@@ -105,19 +102,56 @@ def read_route(name: str, values: Mapping[str, Any], source: str = "") -> RouteS
     if strategy not in STRATEGIES:
         raise InvalidOptionError(f"{where}: strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}",
                                  remedy=_did_you_mean(strategy, STRATEGIES) + STRATEGY_MEANINGS)
+    return RouteSpec(name, kind, members, str(strategy), weights, settings)
+
+
+_SHAPE_KEYS = ("route", "members", "weights", "strategy")
+
+
+def _checked_settings(values: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The route's keys besides its shape, each checked; an unknown key first, so a typo such as ``memebrs``
+    is named as a typo rather than as missing members."""
+    from llmswitch.profiles import check_type
+
     allowed = route_keys()
     settings: dict[str, Any] = {}
     for key, value in values.items():
-        if key in ("route", "members", "weights", "strategy"):
+        if key in _SHAPE_KEYS:
             continue
         spec = allowed.get(key)
         if spec is None:
             raise InvalidOptionError(f"{where}: unknown key '{key}' for a route",
-                                     remedy=_did_you_mean(key, [*allowed, "route", "members", "weights", "strategy"])
+                                     remedy=_did_you_mean(key, [*_SHAPE_KEYS, *allowed])
                                      + "a route takes route, members (or weights), strategy, and: "
                                      + ", ".join(sorted(allowed)))
         settings[key] = check_type(spec, value, where)
-    return RouteSpec(name, kind, members, str(strategy), weights, settings)
+    return settings
+
+
+def _split_weights(values: Mapping[str, Any], where: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """A split's members and their weights, each a finite positive number whose total a float can hold
+    (``random.choices`` refuses an infinite total at call time, which would read as a plugin's bug)."""
+    table = values.get("weights")
+    if not isinstance(table, dict) or not table:
+        raise InvalidOptionError(f"{where}: a split needs weights, a table of member = weight",
+                                 remedy="e.g. weights = { main = 80, spare = 20 } (profile names)")
+    if "members" in values:
+        raise InvalidOptionError(f"{where}: a split's members are the keys of its weights",
+                                 remedy="remove members = [...] and keep weights = { ... }")
+    for member, weight in table.items():
+        if not _is_positive_number(weight):
+            raise InvalidOptionError(f"{where}: the weight of '{member}' must be a positive number, not {weight!r}",
+                                     remedy="weights are relative: { a = 80, b = 20 } sends 80% to a")
+    weights = tuple(float(weight) for weight in table.values())
+    if not math.isfinite(sum(weights)):
+        raise InvalidOptionError(f"{where}: the weights add up to more than a number can hold",
+                                 remedy="weights are relative, so small ones do: { a = 80, b = 20 } sends 80% to a")
+    return tuple(str(member) for member in table), weights
+
+
+def _is_positive_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+            and math.isfinite(value))
 
 
 def _did_you_mean(word: Any, known: Any) -> str:
@@ -129,11 +163,9 @@ def _did_you_mean(word: Any, known: Any) -> str:
 def shares(weights: Mapping[str, Any]) -> dict[str, float] | None:
     """Each member's share of a split's calls (0 to 1), from its relative weights; None for weights that are
     not all positive numbers (the route's own check says why)."""
-    numbers = [weight for weight in weights.values()
-               if isinstance(weight, (int, float)) and not isinstance(weight, bool) and weight > 0]
-    if not weights or len(numbers) != len(weights):
+    numbers = [weight for weight in weights.values() if _is_positive_number(weight)]
+    if not weights or len(numbers) != len(weights) or not math.isfinite(total := sum(numbers)):
         return None
-    total = sum(numbers)
     return {str(member): weight / total for member, weight in weights.items()}
 
 
@@ -141,6 +173,7 @@ def check_routes(name: str, lookup: Any, known: list[str]) -> dict[str, RouteSpe
     """Every route reachable from ``name`` (``lookup(name)`` gives a profile's values and source, or None),
     checked: each member exists (else close names), no route reaches itself (the cycle is named)."""
     found: dict[str, RouteSpec] = {}
+    sources: dict[str, str] = {}
 
     def visit(current: str, path: list[str]) -> None:
         if current in path:
@@ -152,9 +185,11 @@ def check_routes(name: str, lookup: Any, known: list[str]) -> dict[str, RouteSpe
             owner = path[-1]
             suggestions = close_matches(current, known)
             hint = ("did you mean " + " or ".join(f"'{s}'" for s in suggestions) + "? ") if suggestions else ""
-            raise ConfigError(f"route '{owner}' names '{current}', which is not a profile",
+            where = f"route '{owner}'" + (f" ({sources[owner]})" if sources.get(owner) else "")
+            raise ConfigError(f"{where} names '{current}', which is not a profile",
                               remedy=hint + "(`llmswitch profiles list` shows them all)")
         values, source = looked_up
+        sources[current] = source
         if not is_route(values):
             return
         spec = found.get(current) or read_route(current, values, source)
