@@ -414,7 +414,10 @@ def check_type(spec: OptionSpec, value: Any, where: str) -> Any:
     elif spec.type == "float":
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if ok:
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # an integer past any float: refused as not finite below
+                value = math.inf
     elif spec.type == "bool":
         ok = isinstance(value, bool)
     elif spec.type == "list":
@@ -423,6 +426,10 @@ def check_type(spec: OptionSpec, value: Any, where: str) -> Any:
         ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
     elif spec.type == "table":
         ok = isinstance(value, dict)
+        odd = _non_finite_entry(value) if ok else None
+        if odd is not None:
+            raise InvalidOptionError(f"{where}: '{spec.name}' holds {odd}, which no server can read in JSON",
+                                     remedy="write an ordinary number there, or remove that entry")
     else:  # pragma: no cover - a plugin declared a type we do not know
         ok = True
     if not ok:
@@ -437,9 +444,28 @@ def check_type(spec: OptionSpec, value: Any, where: str) -> Any:
     return check_range(spec, value, where)
 
 
+def _non_finite_entry(value: Any, path: str = "") -> str | None:
+    """``x.y = inf`` for the first infinite or nan number nested in a table or list, else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{path} = {value!r}"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _non_finite_entry(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
+
+
 def check_range(spec: OptionSpec, value: Any, where: str) -> Any:
     """``value`` when it is within the spec's bounds, else InvalidOptionError naming the bound and what leaving
     the option out means. ``where`` is empty on the command line (the flag names the option)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        # inf and nan pass every comparison below one way or the other, and no server takes them in JSON
+        raise InvalidOptionError(
+            (f"{where}: " if where else "") + f"'{spec.name}' must be a finite number, not {value!r}",
+            remedy=(f"{spec.name}: {spec.description}; " if spec.description else "")
+            + f"write an ordinary number, or remove it for {spec.absent}",
+        )
     if spec.minimum is not None and value < spec.minimum:
         bound = f"at least {spec.minimum:g}"
     elif spec.more_than is not None and value <= spec.more_than:

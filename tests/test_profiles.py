@@ -107,6 +107,38 @@ def test_wrong_type_says_expected_type(config_file: Path) -> None:
     assert "'temperature' must be a number, not the string 'hot'" in result.stderr
 
 
+OPENAI_AT_NOTHING = '[profiles.up]\nbackend = "openai"\nmodel = "m"\napi_key = "sk-test"\nbase_url = "http://127.0.0.1:9/v1"\n'
+
+
+@pytest.mark.parametrize(("line", "says"), [
+    ("temperature = inf", "'temperature' must be a finite number, not inf"),
+    ("temperature = -inf", "'temperature' must be a finite number, not -inf"),
+    ("top_p = nan", "'top_p' must be a finite number, not nan"),
+    ("extra_body = { repetition_penalty = nan }", "'extra_body' holds repetition_penalty = nan, which no server can "
+                                                  "read in JSON"),
+    ("extra_body = { a = { b = [1.0, inf] } }", "'extra_body' holds a.b.1 = inf"),
+])
+def test_a_number_that_is_not_finite_is_refused_before_anything_is_sent(config_file: Path, line: str,
+                                                                        says: str) -> None:
+    # inf and nan are valid TOML; sent on, they came back as "a bug in llmswitch-openai" (exit 1)
+    write_config(config_file, OPENAI_AT_NOTHING + line + "\n")
+    result = run_cli("chat", "-p", "up", "hi")
+    assert result.exit_code == 2, result
+    assert f"profile 'up' ({config_file}): {says}" in result.stderr
+    assert "bug" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-Infinity", "1e999"])
+@pytest.mark.parametrize("profile", ["up", "route"])
+def test_o_with_a_number_that_is_not_finite_exits_2(config_file: Path, value: str, profile: str) -> None:
+    write_config(config_file, OPENAI_AT_NOTHING + '[profiles.route]\nroute = "fallback"\nmembers = ["up"]\n')
+    result = run_cli("chat", "-p", profile, "-o", "temperature", value, "hi")
+    assert result.exit_code == 2, result
+    assert "'temperature' must be a finite number, not " in result.stderr
+    assert "hint: temperature: " in result.stderr and "write an ordinary number" in result.stderr
+    assert "bug" not in result.stderr
+
+
 def test_unknown_backend_lists_installed_and_what_to_install(config_file: Path) -> None:
     write_config(config_file, '[profiles.x]\nbackend = "mistery"\n')
     result = run_cli("chat", "-p", "x", "hi")

@@ -216,6 +216,29 @@ def test_an_anthropic_max_tokens_below_one_is_a_400_in_its_shape(gateway: Runnin
     assert upstream.state.requests == []
 
 
+@pytest.mark.parametrize(("path", "field", "literal", "shown"), [
+    ("/v1/chat/completions", "temperature", "NaN", "NaN"),
+    ("/v1/chat/completions", "top_p", "Infinity", "Infinity"),
+    ("/v1/chat/completions", "temperature", "1e999", "Infinity"),
+    ("/v1/chat/completions", "temperature", "1" + "0" * 400, "an integer that large"),
+    ("/v1/messages", "temperature", "-Infinity", "-Infinity"),
+    ("/v1/messages", "top_p", "NaN", "NaN"),
+])
+def test_a_number_that_is_not_finite_is_a_400_naming_the_field_in_both_protocols(
+        gateway: RunningGateway, upstream: LocalServer, path: str, field: str, literal: str, shown: str) -> None:
+    # Python's JSON reader takes NaN and Infinity, which no upstream does: it was a 500 "the backend plugin failed"
+    body = ('{"model": "up", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}], '
+            f'"{field}": {literal}}}')
+    response = httpx.post(gateway.url + path, content=body.encode(), headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["message"] == f"'{field}' must be a finite number, not {shown}"
+    if path == "/v1/chat/completions":
+        assert error["param"] == field
+    assert upstream.state.requests == []
+
+
 def test_max_completion_tokens_wins_over_max_tokens(gateway: RunningGateway, upstream: LocalServer) -> None:
     openai_client(gateway).chat.completions.create(model="up", messages=[{"role": "user", "content": "x"}],
                                                    max_completion_tokens=7, max_tokens=900)

@@ -7,6 +7,8 @@ naming it, never dropped: an answer that ignored part of the request would look 
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,8 +16,6 @@ from llmswitch.serve.failures import GatewayRequestError
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
-    import json
-
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
@@ -39,6 +39,10 @@ def optional_number(body: Mapping[str, Any], name: str, kind: type = float, *, m
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
         raise GatewayRequestError(f"'{name}' must be {'an integer' if kind is int else 'a number'}", param=name)
+    # Python's JSON reader takes NaN, Infinity and 1e999; no backend does, so they are the client's mistake
+    if kind is float and not (abs(value) <= sys.float_info.max):  # false for NaN too
+        shown = json.dumps(value) if isinstance(value, float) else "an integer that large"
+        raise GatewayRequestError(f"'{name}' must be a finite number, not {shown}", param=name)
     if minimum is not None and value < minimum:
         raise GatewayRequestError(f"'{name}' must be at least {minimum:g}, not {value!r}", param=name)
     return kind(value)
