@@ -431,6 +431,7 @@ class ProfileCost:
     requests: int
     estimate: CostEstimate | None = None
     error: LLMSwitchError | None = None  # the profile could not be priced (plugin missing, invalid, ...)
+    member: str | None = None  # a route's row: the member profile priced (whose table holds its price keys)
 
     @property
     def usd_per_request(self) -> float | None:
@@ -481,7 +482,7 @@ def compare_costs(
             for leaf in leaves:
                 estimate = estimate_cost(leaf, member_request(leaf, request), output_tokens, input_count=given)
                 rows.append(ProfileCost(f"{name} → {leaf.name}", leaf.target.backend, leaf.target.model, requests,
-                                        estimate))
+                                        estimate, member=leaf.name))
             continue
         estimate = estimate_cost(resolved, request, output_tokens, input_count=given)
         rows.append(ProfileCost(name, resolved.target.backend, resolved.target.model, requests, estimate))

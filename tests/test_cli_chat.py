@@ -226,6 +226,29 @@ def test_subprocess_ctrl_c_keeps_partial_answer_and_exits_130(config_file: Path)
     assert "Traceback" not in err
 
 
+def test_subprocess_ctrl_c_before_any_text_says_so(config_file: Path) -> None:
+    from tests.servers.openai_server import openai_server
+
+    with openai_server() as server:
+        server.state.scenario = "slow_first_byte"
+        server.state.options["delay"] = 10.0
+        write_config(config_file, f'[profiles.slow]\nbackend = "openai"\nmodel = "m"\napi_key = "sk-test"\n'
+                                  f'base_url = "{server.url}/v1"\n')
+        proc = interruptible_popen([sys.executable, "-m", "llmswitch", "chat", "-p", "slow", "hi"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+        deadline = time.monotonic() + 60
+        while not server.state.requests:  # the question is with the server; no text has come back
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert out == ""
+    assert "interrupted before any answer" in err
+    assert "the answer so far is above" not in err  # nothing is above
+    assert "Traceback" not in err
+
+
 def test_subprocess_repl_switches_profile_and_keeps_history(config_file: Path) -> None:
     """Drive the REPL through a pseudo-terminal, as a person would."""
     import pty

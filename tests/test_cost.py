@@ -60,6 +60,18 @@ def test_a_route_is_priced_per_member(config_file: Path) -> None:
     assert by_name["ab → gpt4"].estimate is not None and by_name["ab → gpt4"].estimate.input.n == 3
 
 
+def test_an_unpriced_member_of_a_route_is_priced_in_its_own_table(config_file: Path) -> None:
+    write_config(config_file, '[profiles.down]\nbackend = "openai"\nmodel = "no-such-model"\napi_key = "sk-test"\n'
+                              'base_url = "http://127.0.0.1:9/v1"\n'
+                              '[profiles.fb2]\nroute = "fallback"\nmembers = ["down"]\n')
+    result = run_cli("cost", "-p", "fb2")
+    assert result.exit_code == 0, result
+    said = " ".join(result.stdout.split())  # the note may wrap
+    assert "fb2 → down: price unknown" in said
+    assert "set price_input_per_mtok and price_output_per_mtok in [profiles.down]" in said  # a table one can write
+    assert "[profiles.fb2" not in said
+
+
 def test_a_prompt_is_counted_by_each_backend(seeds: Path) -> None:
     rows = compare_costs(Client(), ["gpt4"], prompt="one two three four", output_tokens=100)
     estimate = rows[0].estimate

@@ -264,7 +264,8 @@ def one_shot(conversation: Conversation, text: str, *, no_stream: bool, as_json:
     out.flush()
     after_answer(turn, show_usage=show_usage, as_json=as_json)
     if interrupted:
-        click.echo("interrupted (the answer so far is above)", err=True)
+        click.echo("interrupted (the answer so far is above)" if result.text else "interrupted before any answer",
+                   err=True)
         return EXIT_INTERRUPTED
     if result.error is not None:
         if not as_json:

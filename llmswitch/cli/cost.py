@@ -105,7 +105,7 @@ def _render_costs(rows: list[Any], requests: int) -> None:
         grid.add_row(*[Text(cell) for cell in cells])
         if not estimate.price.known:
             notes.append(f"{row.profile}: price unknown ({estimate.price.source}); set price_input_per_mtok and "
-                         f"price_output_per_mtok in [profiles.{row.profile}]")
+                         f"price_output_per_mtok in [profiles.{row.member or row.profile}]")
     out = console()
     out.print(grid)
     bases = sorted({(r.estimate.output_tokens, r.estimate.output_basis) for r in rows if r.estimate})
