@@ -189,6 +189,41 @@ def test_port_0_prints_the_port_it_really_listens_on(config_file: Path) -> None:
         assert process.wait(20) == 0
 
 
+def test_the_serve_log_never_shows_the_upstream_key_or_a_gateway_key(config_file: Path,
+                                                                    upstream: LocalServer) -> None:
+    upstream_key = "sk-proj-UPSTREAMKEYQUOTEDINTHELOG0000wxyz"
+    config_file.write_text(tomli_w.dumps({"profiles": {"up": {
+        "backend": "openai", "model": "test-model", "base_url": f"{upstream.url}/v1", "api_key": upstream_key,
+        "max_retries": 0}}}))
+    gateway_key = run_cli("serve", "--new-key").stdout.strip()
+    assert gateway_key.startswith("lsw-")
+    upstream.state.scenario = "server_error"  # an upstream whose error quotes every credential it could know
+    upstream.state.options["error_message"] = (f"invalid key Bearer {upstream_key}; your client's key was "
+                                               f"{gateway_key}")
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "llmswitch", "serve", "--port", str(port), "-p", "up"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=gateway_key, max_retries=0,
+                               timeout=20)
+        assert wait_for(lambda: _answers(client), timeout=30), process.stderr.read() if process.poll() else ""
+        for stream in (False, True):
+            with pytest.raises(openai.APIError):
+                answer = client.chat.completions.create(model="up", stream=stream,  # type: ignore[call-overload]
+                                                        messages=[{"role": "user", "content": "x"}])
+                for _ in answer if stream else ():
+                    pass
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, log = process.communicate(timeout=30)
+    assert process.returncode == 0, log
+    assert log.count("profile up: ") == 2, log  # both failures were logged, with the upstream's words
+    assert "invalid key Bearer sk-…wxyz" in log  # masked, as everywhere
+    assert upstream_key not in log and upstream_key[8:-4] not in log
+    assert gateway_key not in log and gateway_key[8:-4] not in log
+    assert all(gateway_key not in str(request.headers) for request in upstream.state.requests)  # never forwarded
+
+
 # ---- keys and the bind rule ---------------------------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from llmswitch.errors import ConfigError
 from llmswitch.record import record
+from llmswitch.secrets import remember_secret
 
 KEYS_VARIABLE = "LLMSWITCH_SERVE_KEYS"
 HASH_PREFIX = "sha256:"
@@ -107,7 +108,12 @@ class GatewayKeys:
         digest = hash_key(presented)
         # compare_digest against each: how long the check takes says nothing about which hash came close
         matches = [known for known in self.hashes if hmac.compare_digest(digest, known)]
-        return matches[0] if matches else None
+        if not matches:
+            return None
+        # Held in clear only now: masked from here on wherever it shows (an upstream's error quoting it, in the
+        # log). Only accepted keys are kept, so a client trying keys cannot grow the set.
+        remember_secret(presented)
+        return matches[0]
 
 
 def _stored_hash(key: str, where: str) -> str:
