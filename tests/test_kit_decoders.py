@@ -129,6 +129,56 @@ def test_an_oversized_line_is_a_bad_response(decoder, terminated: bool) -> None:
     assert "longer than 1000" in caught.value.message
 
 
+def test_an_event_that_never_ends_is_a_bad_response_before_it_holds_more_than_the_limit() -> None:
+    decoder = SSEDecoder("the test server", max_line=1000, max_event=10_000)
+    assert decoder.feed(b"data: first\n\n") == [SSEEvent("message", "first")]
+    fed = 0
+    with pytest.raises(BadResponseError) as caught:
+        for _ in range(1000):  # 900 kB of data lines and never the blank line that would end the event
+            decoder.feed(b"data: " + b"x" * 900 + b"\n")
+            fed += 900
+    assert fed <= 10_000  # stopped at the limit, not after everything the server sent
+    assert caught.value.message == ("the test server sent one event longer than 10000 characters (data lines that "
+                                    "never reached the blank line ending an event); that is not a chat stream")
+    assert "the text so far is kept" in (caught.value.remedy or "")
+    with pytest.raises(BadResponseError):  # and it stays broken
+        decoder.feed(b"\n")
+
+
+def test_an_event_of_exactly_the_limit_passes_and_one_more_character_fails() -> None:
+    wire = b"data: " + b"a" * 40 + b"\ndata: " + b"b" * 19 + b"\n\n"  # 40 + LF + 19 = 60 characters of data
+    assert decode_sse_with([wire], max_event=60) == ([SSEEvent("message", "a" * 40 + "\n" + "b" * 19)], None)
+    assert decode_sse_with([wire], max_event=59)[1] is not None
+
+
+def test_max_event_below_max_line_is_refused() -> None:
+    with pytest.raises(ValueError, match="must be at least max_line"):
+        SSEDecoder(max_line=100, max_event=50)
+
+
+def decode_sse_with(chunks: list[bytes], *, max_event: int) -> tuple[list, str | None]:
+    return outcome(SSEDecoder("the test server", max_line=50, max_event=max_event), chunks)
+
+
+@settings(max_examples=300, deadline=None)
+@given(EVENTS, NEWLINE, st.booleans(), CUTS)
+def test_an_oversized_event_gives_the_same_outcome_however_split(events, newline, noise, cuts) -> None:
+    limit = 50  # EVENTS hold up to 3 lines of 30 characters: some fit, some do not
+    wire = encode_sse(events, newline, noise)
+    expected: list[SSEEvent] = []
+    message = None
+    for name, lines in events:
+        data = "\n".join(lines)
+        if len(data) > limit:
+            message = f"the test server sent one event longer than {limit} characters"
+            break
+        expected.append(SSEEvent(name or "message", data))
+    for chunks in (split(wire, cuts), [wire], [wire[i : i + 1] for i in range(len(wire))]):
+        items, error = decode_sse_with(chunks, max_event=limit)
+        assert items == expected
+        assert (error or "").startswith(message or "") and (error is None) == (message is None)
+
+
 # ---- NDJSON ----------------------------------------------------------------------------------------------
 
 LINES = st.lists(st.text(st.characters(codec="utf-8", exclude_characters="\r\n"), min_size=1, max_size=30)

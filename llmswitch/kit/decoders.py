@@ -6,11 +6,12 @@ exist once whatever the I/O. Chunk boundaries may fall anywhere: inside a line, 
 multi-byte character.
 
 One policy for what a server sends wrong, for every backend: bytes that are not UTF-8 (a server in another
-character set, a proxy's page, a file) and a line longer than ``max_line`` characters (a broken proxy, a server
-streaming a file) raise :class:`~llmswitch.errors.BadResponseError` naming the server, instead of text the
-model never wrote or a buffer growing without bound. Every item completed before the first bad byte is
-delivered first (the error comes with the next ``feed`` or ``close``), so the outcome is the same however the
-bytes were split, and the caller keeps the text that arrived before.
+character set, a proxy's page, a file), a line longer than ``max_line`` characters (a broken proxy, a server
+streaming a file) and an SSE event whose data lines add up to more than ``max_event`` characters (a server
+that never sends the blank line ending an event) raise :class:`~llmswitch.errors.BadResponseError` naming the
+server, instead of text the model never wrote or a buffer growing without bound. Every item completed before
+the first bad byte is delivered first (the error comes with the next ``feed`` or ``close``), so the outcome is
+the same however the bytes were split, and the caller keeps the text that arrived before.
 
 The SSE decoder follows the WHATWG event-stream rules: lines end with CR, LF or CRLF; ``data`` lines
 accumulate, joined with LF; one space after the colon is dropped; a line starting with ``:`` is a comment;
@@ -32,6 +33,7 @@ from typing import Any, NamedTuple
 from llmswitch.errors import BadResponseError
 
 MAX_LINE_CHARS = 1 << 20  # 1 MiB of text on one line: far beyond any chat chunk, small enough to stop a runaway
+MAX_EVENT_CHARS = 8 << 20  # 8 MiB of data in one SSE event (its data lines together): the same, for many lines
 
 
 class SSEEvent(NamedTuple):
@@ -54,6 +56,14 @@ def not_utf8(source: str, bad: bytes, backend: str | None = None) -> BadResponse
 def _too_long(source: str, limit: int) -> BadResponseError:
     return BadResponseError(
         f"{source} sent a line longer than {limit} characters; that is not a chat stream",
+        remedy="check base_url (a proxy or another kind of server may answer there); the text so far is kept",
+    )
+
+
+def _event_too_long(source: str, limit: int) -> BadResponseError:
+    return BadResponseError(
+        f"{source} sent one event longer than {limit} characters (data lines that never reached the blank line "
+        "ending an event); that is not a chat stream",
         remedy="check base_url (a proxy or another kind of server may answer there); the text so far is kept",
     )
 
@@ -139,15 +149,26 @@ _DATA_LINE = operator.methodcaller("startswith", "data: ")
 class SSEDecoder:
     """Server-sent events from bytes, by the WHATWG rules (see the module docstring)."""
 
-    __slots__ = ("_lines", "_event", "_data")
+    __slots__ = ("_lines", "_event", "_data", "_size", "_max_size", "_broken")
 
-    def __init__(self, source: str = "the server", *, max_line: int = MAX_LINE_CHARS) -> None:
+    def __init__(self, source: str = "the server", *, max_line: int = MAX_LINE_CHARS,
+                 max_event: int = MAX_EVENT_CHARS) -> None:
+        if max_event < max_line:
+            raise ValueError(f"max_event ({max_event}) must be at least max_line ({max_line}): a line is part "
+                             "of an event")
         self._lines = _Lines(source, max_line, any_cr=True)
         self._event = ""
         self._data: list[str] = []
+        # The open event's data so far, each line counted with the LF that joins it: lines are capped one by
+        # one, and a server that never sends the blank line must not make the client keep everything it sends.
+        self._size = 0
+        self._max_size = max_event + 1  # the last line's LF is not part of the data
+        self._broken: BadResponseError | None = None  # an event grew too long: raised at the next call
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """The events completed by this chunk, in order."""
+        if self._broken is not None:
+            raise self._broken
         lines = self._lines.feed(chunk)
         if len(lines) > 1 and not self._data and not self._event:
             # What servers send: "data: JSON", a blank line, again and again. Read so, a pair of lines at a time
@@ -164,29 +185,50 @@ class SSEDecoder:
     def _read(self, lines: list[str]) -> list[SSEEvent]:
         events: list[SSEEvent] = []
         data = self._data
+        size = self._size
         for line in lines:
             if line.startswith("data:"):  # the common case first: almost every line is data
-                data.append(line[6:] if line.startswith(" ", 5) else line[5:])
+                value = line[6:] if line.startswith(" ", 5) else line[5:]
             elif not line:
                 if data:
                     events.append(SSEEvent(self._event or "message", data[0] if len(data) == 1 else "\n".join(data)))
                     data = self._data = []
+                    size = 0
                 self._event = ""
+                continue
             elif line[0] != ":":
                 name, _, value = line.partition(":")
                 if value.startswith(" "):
                     value = value[1:]
-                if name == "data":
-                    data.append(value)
-                elif name == "event":
+                if name == "event":
                     self._event = value
-                # "id" and "retry" only matter for reconnecting, which a chat answer never does.
+                if name != "data":
+                    continue  # "id" and "retry" only matter for reconnecting, which a chat answer never does
+            else:
+                continue  # a comment
+            data.append(value)
+            size += len(value) + 1
+            if size > self._max_size:
+                return self._stop(events)
+        self._size = size
         return events
+
+    def _stop(self, events: list[SSEEvent]) -> list[SSEEvent]:
+        """The events completed before the one that grew too long, then (now or at the next call) the error:
+        the same outcome however the bytes were split."""
+        self._broken = _event_too_long(self._lines.source, self._max_size - 1)
+        self._data, self._size = [], 0
+        if events:
+            return events
+        raise self._broken
 
     def close(self) -> list[SSEEvent]:
         """End of stream: an event without its blank line is discarded, as the standard says."""
+        if self._broken is not None:
+            raise self._broken
         self._lines.close()
         self._data = []
+        self._size = 0
         return []
 
 
