@@ -57,6 +57,7 @@ def test_kill_9_at_any_moment_then_resume_loses_nothing(config_file: Path, tmp_p
         wait_for_lines(output, after, process)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
+        assert output.with_name("out.jsonl.lock").exists()  # the kill left it: it must not lock the resume out
         asked_before = asked_prompts(server)
         with output.open("ab") as handle:  # a write cut off by the kill (whatever the kill itself cut)
             handle.write(b'{"id": 999, "text": "half')
@@ -96,3 +97,29 @@ def test_ctrl_c_cancels_in_flight_keeps_what_finished_and_says_how_to_resume(con
     assert resumed.exit_code == 0, resumed
     assert_complete(output)
     assert json.loads(output.read_text().splitlines()[0])["id"] == kept[0]["id"]  # what was kept stays first
+
+
+def test_a_second_run_on_the_same_output_stops_at_once_naming_the_first(config_file: Path, tmp_path: Path) -> None:
+    source = jsonl(tmp_path / "in.jsonl", [{"id": i, "prompt": f"question {i}"} for i in range(LINES)])
+    output = tmp_path / "out.jsonl"
+    with openai_server() as server:
+        server.state.options.update(answer_delay=1.0)  # 10 s for the whole batch: the second run comes well before
+        write_profiles(config_file, server.url)
+        first = start_batch(source, output)
+        wait_for_lines(output, CONCURRENCY, first)
+        second = interruptible_popen(  # a --resume in a second terminal while the first still runs
+            [sys.executable, "-m", "llmswitch", "batch", str(source), "-p", "p", "-o", str(output), "--resume"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _, err = second.communicate(timeout=60)
+        assert first.poll() is None, "the first run ended before the second started: the test proves nothing"
+        assert second.returncode == 2, err
+        assert f"{output} is being written by another llmswitch batch (pid {first.pid})" in err
+        assert f"kill {first.pid}" in err and "--resume" in err
+        assert "Traceback" not in err
+        _, first_err = first.communicate(timeout=120)
+        assert first.returncode == 0, first_err
+        asked = asked_prompts(server)
+    assert_complete(output)  # every id once: the second run wrote nothing
+    assert len(read_records(output)) == LINES
+    assert set(asked.values()) == {1}  # and asked nothing
+    assert not output.with_name("out.jsonl.lock").exists()  # a run that ends removes its lock file

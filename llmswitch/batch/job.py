@@ -1,14 +1,15 @@
 """A whole batch run: input to OUTPUT, checkpointed, resumable, within a cost limit. The CLI is a layer on this.
 
-    job = BatchJob(client, BatchOptions("questions.jsonl", "answers.jsonl", profile="fast", concurrency=20))
-    plan = job.prepare()            # reads and checks the input, counts and prices it; nothing sent yet
-    summary = await job.run(plan)   # asks every line not done yet; each result committed, then written
+    with BatchJob(client, BatchOptions("questions.jsonl", "answers.jsonl", profile="fast", concurrency=20)) as job:
+        plan = job.prepare()            # locks OUTPUT, reads and checks the input, prices it; nothing sent yet
+        summary = await job.run(plan)   # asks every line not done yet; each result committed, then written
 
 The order of things is what makes a crash cost nothing: a result is committed to the checkpoint
 (:mod:`llmswitch.store.checkpoint`) and only then written to OUTPUT. On ``--resume`` OUTPUT's half-written last
 line (if any) is cut off, the results the checkpoint has and OUTPUT lacks are written, and only the lines
 with no result are asked. Without ``--resume``, an input already started, or an OUTPUT that already holds
-something, is refused rather than overwritten (``--restart`` starts over).
+something, is refused rather than overwritten (``--restart`` starts over). One run at a time writes an OUTPUT
+(:mod:`llmswitch.batch.output_lock`): a second one is refused, naming the first, until the job is closed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 from llmswitch.batch.estimate import BatchEstimate, estimate_batch
 from llmswitch.batch.inputs import BatchInput, BatchItem, Entry, InputFormat, read_input
 from llmswitch.batch.output import STDOUT, OutputError, OutputWriter, drop_failed, read_existing
+from llmswitch.batch.output_lock import OutputLock
 from llmswitch.batch.results import BatchResult, Record, record_failed
 from llmswitch.batch.runner import DEFAULT_CONCURRENCY, Runner
 from llmswitch.errors import BudgetExceededError, ConfigError
@@ -150,6 +152,18 @@ class BatchJob:
         self.options = options
         self.stdin = stdin or (lambda: sys.stdin.buffer.read())
         self.summary: Summary | None = None
+        self._lock = OutputLock(options.output) if options.output != STDOUT else None
+
+    def __enter__(self) -> BatchJob:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Give up OUTPUT's lock (taken by :meth:`prepare`), so another run may write it."""
+        if self._lock is not None:
+            self._lock.release()
 
     # ---- before anything is sent ----------------------------------------------------------------------
 
@@ -158,6 +172,8 @@ class BatchJob:
         if options.concurrency < 1:
             raise ConfigError(f"--concurrency {options.concurrency}: must be at least 1",
                               remedy="for example --concurrency 8")
+        if self._lock is not None:
+            self._lock.acquire()  # before OUTPUT is read, repaired or removed; held until close()
         data = self.stdin() if options.input == STDOUT else None
         batch = read_input(options.input, data=data, format=options.format, prompt_column=options.prompt_column)
         resolved = self.client.resolve(options.profile, model=options.model)

@@ -94,7 +94,13 @@ def run(ctx: click.Context, input_path: str, profile_name: str | None, output: s
                            ordered=ordered, format=input_format, prompt_column=prompt_column,
                            via_provider=via == "provider")
     client = Client(ctx.obj.get("config"))
-    job = BatchJob(client, options)
+    with BatchJob(client, options) as job:  # OUTPUT stays locked until the run ends, however it ends
+        return carry_out(client, job, wait=wait, poll_interval=poll_interval)
+
+
+def carry_out(client: Client, job: BatchJob, *, wait: bool, poll_interval: float) -> int:
+    """Prepare and run the batch (or submit it), then say how it went; the exit code."""
+    options = job.options
     plan = job.prepare()
     announce(plan)
     if options.via_provider:
