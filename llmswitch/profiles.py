@@ -426,7 +426,7 @@ def check_type(spec: OptionSpec, value: Any, where: str) -> Any:
         ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
     elif spec.type == "table":
         ok = isinstance(value, dict)
-        odd = _non_finite_entry(value) if ok else None
+        odd = non_finite_entry(value) if ok else None
         if odd is not None:
             raise InvalidOptionError(f"{where}: '{spec.name}' holds {odd}, which no server can read in JSON",
                                      remedy="write an ordinary number there, or remove that entry")
@@ -444,13 +444,13 @@ def check_type(spec: OptionSpec, value: Any, where: str) -> Any:
     return check_range(spec, value, where)
 
 
-def _non_finite_entry(value: Any, path: str = "") -> str | None:
+def non_finite_entry(value: Any, path: str = "") -> str | None:
     """``x.y = inf`` for the first infinite or nan number nested in a table or list, else None."""
     if isinstance(value, float) and not math.isfinite(value):
         return f"{path} = {value!r}"
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for key, item in items:
-        found = _non_finite_entry(item, f"{path}.{key}" if path else str(key))
+        found = non_finite_entry(item, f"{path}.{key}" if path else str(key))
         if found is not None:
             return found
     return None

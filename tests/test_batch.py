@@ -70,6 +70,21 @@ def test_jsonl_lines_with_prompts_messages_and_settings_and_bad_lines_numbered(t
     assert "JSON list" in problems[8]
 
 
+def test_a_line_with_a_number_that_is_not_finite_is_a_problem_not_a_plugin_bug(tmp_path: Path) -> None:
+    # Python's JSON reader takes NaN and Infinity; sent on, they failed as "plugin openai raised an unexpected error"
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"id": 1, "prompt": "x", "temperature": NaN}\n'
+                      '{"id": 2, "prompt": "x", "top_p": 1e999}\n'
+                      '{"id": 3, "prompt": "x", "options": {"extra_body": {"penalty": -Infinity}}}\n'
+                      '{"id": 4, "prompt": "x", "temperature": 0.5}\n', encoding="utf-8")
+    batch = read_input(source)
+    assert [item.id for item in batch.items] == [4]
+    problems = {problem.line: problem.message for problem in batch.problems}
+    assert problems == {1: "line 1: temperature must be a finite number, not NaN",
+                        2: "line 2: top_p must be a finite number, not Infinity",
+                        3: "line 3: \"options\" holds extra_body.penalty = -inf, which no server can read in JSON"}
+
+
 def test_csv_with_a_question_column_and_plain_text(tmp_path: Path) -> None:
     csv_file = tmp_path / "test_Q.csv"
     csv_file.write_text('id,question,answer\nq1,"What is 2+2,\nreally?",4\nq2,,5\nq3,Why?,x,extra\n',

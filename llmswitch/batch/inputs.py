@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from llmswitch.errors import ConfigError, close_matches
+from llmswitch.profiles import non_finite_entry
 from llmswitch.record import record
 from llmswitch.types import Message
 
@@ -215,6 +217,8 @@ def line_item(number: int, item_id: ItemId, value: Mapping[str, Any]) -> BatchIt
             continue
         if isinstance(setting, bool) or not isinstance(setting, types):
             raise ValueError(f"{key} must be {SETTING_KINDS[key]}, not {json.dumps(setting)}")
+        if isinstance(setting, float) and not math.isfinite(setting):  # JSON's reader takes NaN; no server does
+            raise ValueError(f"{key} must be a finite number, not {json.dumps(setting)}")
         settings[key] = setting
     stops: list[Any] = settings.get("stop", [])
     if not all(isinstance(stop, str) for stop in stops):
@@ -224,6 +228,9 @@ def line_item(number: int, item_id: ItemId, value: Mapping[str, Any]) -> BatchIt
     options = value.get("options") or {}
     if not isinstance(options, dict):
         raise ValueError("\"options\" must be an object of backend settings")
+    odd = non_finite_entry(options)
+    if odd is not None:
+        raise ValueError(f"\"options\" holds {odd}, which no server can read in JSON")
     return BatchItem(item_id, number, prompt, parsed, system, settings, options)
 
 
