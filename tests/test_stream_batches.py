@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from llmswitch_openai.calls import chat_call
-from llmswitch_openai.wire import ChunkTranslator
+from llmswitch_openai.wire import CONTENT_PATH, ChunkTranslator
 
 from llmswitch import AsyncClient, kit
 from llmswitch.kit import SSEEvent, Target, TextSlot, json_object
@@ -225,6 +225,10 @@ def test_each_event_is_translated_once_when_reads_come_one_at_a_time(upstream: L
             fed.append(event.data)
             return super().feed(event)
 
+        def read_by_slot(self, texts: list[str]) -> None:
+            fed.extend(texts)  # a read of text events only, read whole (kit.SSEDecoder.slot_texts)
+            super().read_by_slot(texts)
+
     async def main() -> list[list[StreamEvent]]:
         call = chat_call(resolved.target, resolved.request("count"), stream=True)
         return [list(batch) async for batch in kit.astream_batches(call, kit.SSEDecoder("the server"),
@@ -232,5 +236,156 @@ def test_each_event_is_translated_once_when_reads_come_one_at_a_time(upstream: L
 
     lists = asyncio.run(main())
     assert len(fed) == len(set(fed)) == 7  # the role chunk, three tokens, the finish, the usage, [DONE]
+    assert fed[2:4] == ["w1 ", "w2 "]  # once the first text taught the slot, text reads are read whole
     assert [texts_of(batch) for batch in lists if texts_of(batch)] == [["w0 "], ["w1 "], ["w2 "]]
     assert sum(isinstance(event, StreamEnd) for batch in lists for event in batch) == 1
+
+
+def test_streams_one_after_another_reuse_one_connection(upstream: LocalServer) -> None:
+    """The end of a finished stream's body is read, so its connection goes back to the pool: a relay making
+    call after call (``serve``) does not pay a new connection, and the time it takes, per answer."""
+    upstream.state.options.update(tokens=200)
+    resolved = AsyncClient().resolve("up")
+
+    async def main() -> list[str]:
+        texts = []
+        for _ in range(3):
+            result = resolved.astream(resolved.request("count"))
+            async for _batch in result.batches():
+                pass
+            texts.append(result.text)
+        return texts
+
+    assert asyncio.run(main()) == ["".join(words(200))] * 3
+    ports = [request.client_port for request in upstream.state.requests]
+    assert len(ports) == 3 and len(set(ports)) == 1, ports
+
+
+def test_a_body_held_open_after_done_does_not_hold_the_answer(upstream: LocalServer) -> None:
+    """A server that sends [DONE] and then keeps its body open (a slow proxy) is not waited for: the stream
+    ends at once with everything, and the next call still gets its answer (on a new connection)."""
+    import time
+
+    upstream.state.options.update(tokens=20, hold_open=3.0)
+    started = time.monotonic()
+    result, lists = in_lists()
+    assert time.monotonic() - started < 1.5
+    assert result.text == "".join(words(20)) and result.error is None and isinstance(lists[-1][-1], StreamEnd)
+    upstream.state.options.update(hold_open=0)
+    assert in_lists()[0].text == "".join(words(20))
+
+
+# ---- whole reads of text events (kit.SSEDecoder.slot_texts) ------------------------------------------------
+
+TRICKY = st.text(alphabet=st.sampled_from(['"', "\\", "u", "0", "0", "a", "\u00e9", "\u2028", "\x01", "\t", "/",
+                                           " ", "n", "\r", "}"]), max_size=8)
+EVENT_SHAPES = st.one_of(
+    st.tuples(st.just("text"), st.text(), st.booleans()),  # the learned event with another text in it
+    st.tuples(st.just("raw"), TRICKY, st.booleans()),  # the learned event around anything at all
+    st.tuples(st.sampled_from(["comment", "no space", "crlf", "other"]), st.text(max_size=4), st.booleans()),
+)
+
+
+def framed(event: str, data: str, line_end: str = "\n", space: str = " ") -> str:
+    head = "" if event == "message" else f"event: {event}{line_end}"
+    return f"{head}data:{space}{data}{line_end}{line_end}"
+
+
+def sse_body(protocol: str, shapes: list[tuple[str, str, bool]]) -> tuple[str, str]:
+    """An event stream of ``protocol`` (its first text teaches the slot, then the shapes), and the event type
+    its text events have."""
+    if protocol == "openai":
+        event, data_of = "message", lambda text, ascii_only: chunk(text, ensure_ascii=ascii_only)
+        ending = framed(event, chunk(None, finish_reason="stop")) + framed(event, "[DONE]")
+    else:
+        event = "content_block_delta"
+        data_of = lambda text, ascii_only: json.dumps(  # noqa: E731
+            {"type": event, "index": 0, "delta": {"type": "text_delta", "text": text}}, ensure_ascii=ascii_only)
+        ending = framed("message_stop", '{"type": "message_stop"}')
+    body = framed(event, data_of("first", True))
+    for shape, text, flag in shapes:
+        data = data_of(text, flag)
+        if shape == "raw":
+            data = data_of("\ufffe", True).replace('"\\ufffe"', '"' + text + '"')
+            body += framed(event, data)
+        elif shape == "comment":
+            body += f": {text}\n\n"
+        elif shape == "no space":
+            body += framed(event, data, space="")
+        elif shape == "crlf":
+            body += framed(event, data, line_end="\r\n")
+        elif shape == "other":
+            body += framed(event, json.dumps({"other": text}))
+        else:
+            body += framed(event, data)
+    return body + ending, event
+
+
+def translator_for(protocol: str, learn: bool) -> Any:
+    from llmswitch_anthropic.wire import EventTranslator
+
+    translator = (ChunkTranslator if protocol == "openai" else EventTranslator)(Target("p", protocol, "m"))
+    if not learn:
+        translator.lessons = 0  # every event parsed: what reading whole reads must agree with
+    return translator
+
+
+def events_of_reads(protocol: str, reads: list[bytes], whole_reads: bool) -> tuple[list[Any], str | None]:
+    """The events of the reads as the kit's stream loops make them (whole reads by the slot when they can be),
+    or with every event parsed; a failure ends them, as its message."""
+    from llmswitch.kit.calls import _slot_reader
+
+    decoder, translator = kit.SSEDecoder("the server"), translator_for(protocol, learn=whole_reads)
+    read_by_slot = _slot_reader(decoder, translator) if whole_reads else None
+    events: list[Any] = []
+    try:
+        for read in reads:
+            texts = read_by_slot(read) if read_by_slot is not None else None
+            if texts is not None:
+                events.extend(map(TextDelta, texts))
+                continue
+            for item in decoder.feed(read):
+                events.extend(translator.feed(item))
+        for item in decoder.close():
+            events.extend(translator.feed(item))
+        events.extend(translator.close())
+    except Exception as error:  # noqa: BLE001 - the failure is part of what is compared
+        return events, str(error)
+    return events, None
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(["openai", "anthropic"]), st.lists(EVENT_SHAPES, max_size=12),
+       st.lists(st.integers(0, 4000), max_size=6), st.booleans())
+def test_whole_reads_give_the_events_parsing_each_would(protocol: str, shapes: list[tuple[str, str, bool]],
+                                                        cuts: list[int], at_events: bool) -> None:
+    """A stream cut into reads anywhere (inside an event, a CRLF pair, a character) or at event ends (what
+    servers do): reading whole reads with the slot gives the same events, and the same failure after the
+    same events, as parsing every event. The texts hold quotes, backslashes, escapes JSON has and has not,
+    control characters, line separators and characters outside ASCII."""
+    body, _event = sse_body(protocol, shapes)
+    raw = body.encode()
+    if at_events:  # cut only where an event ends, so that most reads are whole events
+        ends = [index + 2 for index in range(len(raw)) if raw[index : index + 2] == b"\n\n"]
+        cuts = [ends[cut % len(ends)] for cut in cuts]
+    points = sorted({cut % (len(raw) + 1) for cut in cuts})
+    reads = [raw[start:end] for start, end in zip([0, *points], [*points, len(raw)], strict=True) if end > start]
+    assert events_of_reads(protocol, reads, whole_reads=True) == events_of_reads(protocol, reads, whole_reads=False)
+
+
+def test_a_read_of_text_events_is_read_whole_and_anything_else_is_fed() -> None:
+    """What the property above compares is really two paths: reads of the learned events only come back as
+    texts (empty texts left out); a read with anything else, or one the decoder is in the middle of, is None."""
+    data = chunk("x")
+    slot = TextSlot.learn(data, json_object(data), CONTENT_PATH, "x")
+    assert slot is not None
+    decoder = kit.SSEDecoder("the server")
+    decoder.feed(framed("message", data).encode())  # the first read, fed as usual
+    texts = ["a", 'q"uote', "back\\slash", "\u00e9\n\u2028", "", "\x01"]
+    read = "".join(framed("message", chunk(text, ensure_ascii=index % 2 == 0)) for index, text in enumerate(texts))
+    assert decoder.slot_texts(read.encode(), slot) == [text for text in texts if text]
+    assert decoder.slot_texts((read + ": keep-alive\n\n").encode(), slot) is None
+    assert decoder.slot_texts(read.encode()[:-1], slot) is None  # an event cut short
+    assert decoder.slot_texts(framed("message", data.replace('"x"', '"\\x"')).encode(), slot) is None
+    decoder.feed(b"data: {")  # now in the middle of an event: nothing is read whole until it ends
+    assert decoder.slot_texts(read.encode(), slot) is None

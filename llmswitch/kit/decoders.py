@@ -26,6 +26,7 @@ import codecs
 import itertools
 import json
 import operator
+import re
 from collections.abc import Iterator, Sequence
 from json.decoder import scanstring  # type: ignore[attr-defined]  # the json module's C string scanner
 from typing import Any, NamedTuple
@@ -71,11 +72,12 @@ def _event_too_long(source: str, limit: int) -> BadResponseError:
 class _Lines:
     """Text lines from UTF-8 bytes; a line may end in CR, LF or CRLF (``crlf=False``: LF only, faster)."""
 
-    __slots__ = ("_decode", "_pending", "_pending_size", "_cr", "_any_cr", "max_line", "source", "_start",
-                 "_broken")
+    __slots__ = ("_decoder", "_decode", "_pending", "_pending_size", "_cr", "_any_cr", "max_line", "source",
+                 "_start", "_broken")
 
     def __init__(self, source: str, max_line: int, any_cr: bool) -> None:
-        self._decode = codecs.getincrementaldecoder("utf-8")("strict").decode  # holds a character split by a read
+        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")  # holds a character split by a read
+        self._decode = self._decoder.decode
         self._broken: BadResponseError | None = None  # bytes that are not UTF-8 came: raised at the next call
         self._pending: list[str] = []
         self._pending_size = 0
@@ -135,6 +137,11 @@ class _Lines:
             raise _too_long(self.source, self.max_line)
         return lines
 
+    def between_lines(self) -> bool:
+        """Nothing held: the next byte starts a line (no part of a line, of a CRLF pair or of a character)."""
+        return not (self._pending or self._cr or self._start or self._broken is not None
+                    or self._decoder.getstate()[0])
+
     def close(self) -> str:
         """What is left after the last line end (the stream ended mid-line)."""
         self.feed(b"", True)
@@ -181,6 +188,21 @@ class SSEDecoder:
                     events += self._read(lines[paired:])
                 return events
         return self._read(lines)
+
+    def slot_texts(self, chunk: bytes, slot: TextSlot) -> list[str] | None:
+        """The texts of ``chunk`` when it holds nothing but whole events that ``slot`` reads, and the decoder is
+        between events (what a fast server's reads are once its first event taught the slot); else None, and
+        nothing was read: :meth:`feed` it. The texts :meth:`feed` and :meth:`TextSlot.text_of` would give
+        (empty ones left out, as a translator leaves them), for a few passes of C code over the whole read
+        instead of Python code per event."""
+        lines = self._lines
+        if self._data or self._event or len(chunk) > lines.max_line or not lines.between_lines():
+            return None
+        try:
+            text = chunk.decode()
+        except UnicodeDecodeError:
+            return None  # feed says what is wrong, after the text before it
+        return slot.texts_in(text)
 
     def _read(self, lines: list[str]) -> list[SSEEvent]:
         events: list[SSEEvent] = []
@@ -283,27 +305,34 @@ class TextSlot:
     learned object with those strings there, so a repeated key cannot take a slot's place); :meth:`text_of`
     returns None for anything else, and the caller parses that event as usual."""
 
-    __slots__ = ("prefix", "suffix", "start", "suffix_length", "middles")
+    __slots__ = ("prefix", "suffix", "start", "suffix_length", "middles", "event", "_head", "_tail", "_cut")
 
     PROBE = "\u0000llmswitch probe \u00e9\\\""
 
-    def __init__(self, template: str, spans: Sequence[tuple[int, int]], text_index: int) -> None:
+    def __init__(self, template: str, spans: Sequence[tuple[int, int]], text_index: int,
+                 event: str = "message") -> None:
         """``spans``: where each string of ``template`` that may change lies (from just after its opening
-        quote to just after its closing quote), in order; ``text_index``: which of them is the text."""
+        quote to just after its closing quote), in order; ``text_index``: which of them is the text;
+        ``event``: the type of the events it reads."""
         self.prefix, self.suffix = template[: spans[0][0]], template[spans[-1][1] :]
         self.start = spans[0][0]
         self.suffix_length = len(self.suffix)
         # Every string but the last: whether it is the text, and the fixed text from it to the next one.
         self.middles = tuple((index == text_index, template[spans[index][1] : spans[index + 1][0]])
                              for index in range(len(spans) - 1))
+        self.event = event
+        # How a server frames each such event, up to the text and after it (see texts_in).
+        self._head = ("" if event == "message" else f"event: {event}\n") + "data: " + self.prefix
+        self._tail = '"' + self.suffix + "\n\n"  # the text's closing quote, the rest of the event
+        self._cut = operator.itemgetter(slice(len(self._head), None))
 
     @classmethod
     def learn(cls, data: str, parsed: dict[str, Any], path: Sequence[str | int], text: str,
-              varying: Sequence[Sequence[str | int]] = ()) -> TextSlot | None:
-        """The slot of ``text`` (found in ``parsed`` at ``path``) in the event ``data``, or None when it cannot
-        be told apart safely. ``varying``: paths of strings that may change from event to event without
-        changing what the event means to the backend; one the event lacks (or holds no string at) is not a
-        slot, so an event that has it is parsed."""
+              varying: Sequence[Sequence[str | int]] = (), event: str = "message") -> TextSlot | None:
+        """The slot of ``text`` (found in ``parsed`` at ``path``) in the data ``data`` of an event of type
+        ``event``, or None when it cannot be told apart safely. ``varying``: paths of strings that may change
+        from event to event without changing what the event means to the backend; one the event lacks (or
+        holds no string at) is not a slot, so an event that has it is parsed."""
         paths = [path, *(other for other in varying if type(_find(parsed, other)) is str)]
         values = [text, *(_find(parsed, other) for other in paths[1:])]
         candidates = [list(_strings(data, each[-1], value)) for each, value in zip(paths, values, strict=True)]
@@ -313,7 +342,7 @@ class TextSlot:
             if all(ordered[index][1] < ordered[index + 1][0] for index in range(len(ordered) - 1)) and _holds(
                 data, ordered, [paths[index] for index in order], parsed
             ):
-                return (cls if len(ordered) == 1 else _VaryingTextSlot)(data, ordered, order.index(0))
+                return (cls if len(ordered) == 1 else _VaryingTextSlot)(data, ordered, order.index(0), event)
         return None
 
     def text_of(self, data: str) -> str | None:
@@ -329,11 +358,44 @@ class TextSlot:
                     return value  # type: ignore[no-any-return]
         return None
 
+    def texts_in(self, text: str) -> list[str] | None:
+        """The texts of ``text`` if it is nothing but whole events of this slot, each framed the usual way
+        (``event: TYPE`` unless it is ``message``, ``data: DATA``, a blank line; LF line ends), else None. Empty
+        texts are left out.
+
+        One split of the whole text at each event's end, a check that every piece is the learned event up to
+        its text, one regular expression over all the texts (each a run of JSON string characters and escapes:
+        no quote, backslash or line end of its own, so none can reach into the next), and one JSON parse of
+        them as an array, which checks the escapes and must give as many strings as there were events."""
+        pieces = text.split(self._tail)
+        if pieces.pop() or not pieces or not all(map(str.startswith, pieces, itertools.repeat(self._head))):
+            return None
+        joined = '","'.join(map(self._cut, pieces))
+        if _STRING_BODIES.fullmatch(joined) is None:
+            return None
+        try:
+            texts = json.loads('["' + joined + '"]')
+        except ValueError:  # an escape JSON does not have, a control character
+            return None
+        if len(texts) != len(pieces):
+            return None
+        return [text for text in texts if text]
+
+
+# The inside of JSON strings (any character but a quote, a backslash or a line end, and backslash escapes),
+# several of them joined by '","'.
+_STRING_BODY = r'[^"\\\r\n]*(?:\\[^\r\n][^"\\\r\n]*)*'
+_STRING_BODIES = re.compile(_STRING_BODY + '(?:","' + _STRING_BODY + ")*")
+
 
 class _VaryingTextSlot(TextSlot):
     """A :class:`TextSlot` learned with varying strings: the text is one of several slots, read in order."""
 
     __slots__ = ()
+
+    def texts_in(self, text: str) -> list[str] | None:
+        """Whole reads are read event by event here (:meth:`text_of`): None."""
+        return None
 
     def text_of(self, data: str) -> str | None:
         """The text of ``data`` if it is the learned event with only its slots' strings changed, else None."""

@@ -5,7 +5,9 @@ Each protocol server (OpenAI, Anthropic, Ollama in llmswitch's tests; yours in a
 SSE or NDJSON bodies. Tests flip a ``scenario`` to make the server fail the way real ones do (401, 404, 429
 with Retry-After, 500, a reset, a stream cut off mid-way, garbage bytes, a hang). The server notices a
 client that goes away mid-answer (``state.disconnected``), so a test can check that stopping a stream really
-closes the connection; the ``interval`` option paces a stream (seconds between events).
+closes the connection; the ``interval`` option paces a stream (seconds between events); ``hold_open`` holds a
+stream's body open that many seconds after its last event. Each recorded request has its ``client_port``
+(requests on one kept-alive connection share it).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class Recorded:
     headers: dict[str, str]
     body: Any
     at: float = field(default_factory=time.monotonic)  # when it arrived (a retry's wait is measured here)
+    client_port: int = 0  # the client's end of the connection: requests on one connection share it
 
 
 @dataclass
@@ -71,7 +74,8 @@ class ProtocolHandler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             body = raw.decode("utf-8", "replace")
         self.state.requests.append(
-            Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+            Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body,
+                     client_port=self.client_address[1])
         )
         if self.state.script:
             self.state.scenario = self.state.script.pop(0)
@@ -146,6 +150,10 @@ class ProtocolHandler(BaseHTTPRequestHandler):
                 buffer.clear()
         if buffer:
             self.write_chunk(b"".join(buffer))
+        hold = float(self.state.options.get("hold_open", 0))
+        if hold:  # the last event sent, the body's end held back (a server or proxy slow to finish its body)
+            self.wfile.flush()
+            self.hang(hold)
         self.end_chunked()
 
     def cut_connection(self) -> None:

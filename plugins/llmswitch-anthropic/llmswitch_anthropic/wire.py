@@ -192,6 +192,9 @@ class EventTranslator:
         self.others = 0  # events of no type this backend knows; a stream of nothing else is another API
         self.first_other = ""
 
+    def read_by_slot(self, texts: list[str]) -> None:
+        """Texts the kit read with :attr:`slot` (see ``kit.SlotTranslator``): nothing to note, as in ``feed``."""
+
     def feed(self, event: SSEEvent) -> tuple[StreamEvent, ...]:
         slot = self.slot
         if slot is not None and event.event == "content_block_delta":
@@ -215,7 +218,8 @@ class EventTranslator:
                     self.answered = True
                     if self.lessons and event.event == "content_block_delta":
                         self.lessons -= 1  # a server whose deltas differ in more than their text stops being taught
-                        self.slot = TextSlot.learn(event.data, payload, TEXT_PATH, piece) or self.slot
+                        self.slot = TextSlot.learn(event.data, payload, TEXT_PATH, piece,
+                                                   event="content_block_delta") or self.slot
                     return (TextDelta(piece),)
             return ()
         if kind == "message_start":

@@ -246,6 +246,10 @@ class ChunkTranslator:
             raise self._bad(data) from None
         return out
 
+    def read_by_slot(self, texts: list[str]) -> None:
+        """Texts the kit read with :attr:`slot` from a whole read (see ``kit.SlotTranslator``)."""
+        self.received += sum(map(len, texts))
+
     def _bad(self, data: str) -> Exception:
         from llmswitch_openai.errors import bad_stream_data  # imported on failure only: feed runs per token
 
