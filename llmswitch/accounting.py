@@ -338,7 +338,7 @@ def call_cost(resolved: ResolvedProfile, request: Request | None, result: Stream
     price = price if price is not None else price_of(resolved)
     input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
     estimated = False
-    answered = bool(result.text) or result.error is None
+    answered = result.error is None or bool(result.text)  # the text (joined from every piece) only if it matters
     if answered and (input_tokens is None or output_tokens is None):
         estimated = True
         if input_tokens is None and request is not None:

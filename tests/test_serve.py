@@ -497,3 +497,40 @@ def test_text_goes_out_as_it_arrives_not_held_for_a_batch(gateway: RunningGatewa
         for _text in stream.text_stream:
             arrived.append(time.monotonic() - started)
     assert len(arrived) == 3 and arrived[-1] < 1.5, arrived
+
+
+def test_an_answer_read_at_once_goes_out_in_two_writes(gateway: RunningGateway, upstream: LocalServer) -> None:
+    """The first token at once, alone; the rest of a read that ends the answer goes out with the answer's end
+    (its finish, its usage, [DONE]) in one write, not a write for the text and one for the end."""
+    upstream.state.options.update(tokens=20)
+    body = {"model": "up", "messages": [{"role": "user", "content": "x"}], "stream": True,
+            "stream_options": {"include_usage": True}}
+    with httpx.stream("POST", f"{gateway.base_url}/chat/completions", json=body, timeout=20) as response:
+        chunks = [chunk.decode() for chunk in response.iter_raw()]  # one per HTTP chunk the gateway wrote
+    events = [json.loads(line[6:]) for chunk in chunks for line in chunk.split("\n")
+              if line.startswith("data: {")]
+    assert len(chunks) == 2, chunks
+    assert '"content":"w0 "' in chunks[0] and '"w1 "' not in chunks[0]
+    assert chunks[1].endswith("data: [DONE]\n\n") and '"content":"w19 "' in chunks[1]
+    assert "".join(event["choices"][0]["delta"].get("content", "") for event in events if event["choices"]) == \
+        "".join(f"w{index} " for index in range(20))
+    assert events[-1]["usage"]["completion_tokens"] == 20
+
+
+def test_any_text_arrives_as_the_upstream_sent_it_in_both_protocols(gateway: RunningGateway,
+                                                                    upstream: LocalServer) -> None:
+    """Quotes, backslashes, escapes, control characters, separators, characters outside the BMP and a lone
+    surrogate, in an answer long enough that its reads are read whole (kit.SSEDecoder.slot_texts) and its
+    events written from the template (serve.answer.TextEvents): the SDKs get exactly the upstream's text,
+    and the ledger is charged once."""
+    answer = "".join(f'q"b\\n\n\t\x01\u2028 \U0001f600 caf\u00e9 </s>{index} \ud800 ' for index in range(120))
+    upstream.state.options.update(answer=answer)
+    streamed = "".join(chunk.choices[0].delta.content or "" for chunk in openai_client(gateway).chat.completions.create(
+        model="up", messages=[{"role": "user", "content": "x"}], stream=True) if chunk.choices)
+    assert streamed == answer
+    with anthropic_client(gateway).messages.stream(model="up", max_tokens=50,
+                                                   messages=[{"role": "user", "content": "x"}]) as stream:
+        assert "".join(stream.text_stream) == answer
+    whole = openai_client(gateway).chat.completions.create(model="up", messages=[{"role": "user", "content": "x"}])
+    assert whole.choices[0].message.content == answer
+    assert [row.outcome for row in ledger_rows()] == ["ok"] * 3

@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from json.encoder import encode_basestring  # type: ignore[attr-defined]  # json.dumps's C escaper
+from json.encoder import encode_basestring, encode_basestring_ascii  # type: ignore[attr-defined]  # json's C escapers
 from typing import Any, Protocol
 
 from llmswitch.errors import LLMSwitchError
 from llmswitch.serve.failures import Failure, failure_of
 from llmswitch.serve.gateway import Call, Gateway
-from llmswitch.types import StreamError, TextDelta, Usage
+from llmswitch.types import StreamEnd, StreamError, TextDelta, Usage
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -61,12 +61,19 @@ class TextEvents:
     def __call__(self, texts: list[str]) -> bytes:
         if not texts:
             return b""
-        escaped = self.joiner.join([encode_basestring(text) for text in texts])
-        return (self.prefix + escaped + self.suffix).encode()
+        escaped = self.joiner.join(map(encode_basestring, texts))
+        try:
+            return (self.prefix + escaped + self.suffix).encode()
+        except UnicodeEncodeError:  # a lone surrogate (which a server may send, escaped): escaped again, as JSON can
+            escaped = self.joiner.join(map(encode_basestring_ascii, texts))
+            return (self.prefix + escaped + self.suffix).encode()
 
 
 def json_bytes(payload: Any) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    try:
+        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError:  # a lone surrogate in a text: \u-escaped, the one way UTF-8 JSON can carry it
+        return json.dumps(payload, separators=(",", ":")).encode()
 
 
 async def send_json(send: Send, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
@@ -140,7 +147,8 @@ class AnswerResponse:
     async def _stream(self, send: Send) -> None:
         """One write per list of events the upstream delivered together (a network read often carries dozens
         of tokens; the first text comes alone, at once), instead of one write per token: nothing is held back
-        waiting for more."""
+        waiting for more. The list that ends the answer goes out with the answer's end (one write, not two),
+        which waits only for the call's ledger row."""
         call, protocol = self.call, self.protocol
         started = False
         failure = None
@@ -149,13 +157,17 @@ class AnswerResponse:
         try:
             async for batch in batches:
                 texts = [event.text for event in batch if type(event) is TextDelta]  # type: ignore[union-attr]
+                ending = False
                 if len(texts) != len(batch):
                     errors = [event.error for event in batch if type(event) is StreamError]  # type: ignore[union-attr]
                     if errors:
                         failure = call_failure(call, errors[0])
                         if not started and not texts:
                             break  # nothing sent yet: a real HTTP error, with Retry-After
+                    ending = type(batch[-1]) is StreamEnd
                 body = protocol.stream_texts(texts)
+                if ending and failure is None:
+                    continue  # sent with the answer's end, once the stream has run out (it has no more)
                 if not started:
                     started = True
                     await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
@@ -175,7 +187,7 @@ class AnswerResponse:
                 await send({"type": "http.response.body", "body": body + protocol.stream_error(failure),
                             "more_body": False})
             return
-        tail = protocol.stream_tail(call, await self._usage())
+        tail = body + protocol.stream_tail(call, await self._usage())
         if not started:
             await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
             tail = protocol.stream_head(call) + tail

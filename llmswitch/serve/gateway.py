@@ -22,6 +22,7 @@ from llmswitch.client import AsyncClient, AsyncStreamResult, ResolvedProfile
 from llmswitch.errors import LLMSwitchError, ProfileNotFoundError
 from llmswitch.ledger import Ledger
 from llmswitch.metrics import Metrics
+from llmswitch.pricing import ModelPrice
 from llmswitch.router import limits
 from llmswitch.router.driver import NOTHING_USED
 from llmswitch.router.limits import Admission, Busy
@@ -86,6 +87,9 @@ class Gateway:
     _bookkeeper: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="llmswitch-ledger"))
     _ledger: Ledger | None = None
+    # The served profiles' prices, looked up at their first call (a lookup per call cost a third of a row's
+    # bookkeeping, which the end of every answer waits for); a served profile's settings do not change.
+    _prices: dict[str, ModelPrice] = field(default_factory=dict)
 
     def models(self) -> list[str]:
         return list(self.profiles) or self.client.store.names()
@@ -126,7 +130,7 @@ class Gateway:
         # Checked here (the key's budget too: a refusal is an HTTP error, not a broken stream); charged by the call
         # when it ends, on the bookkeeper's thread and ledger (see finish).
         books = Books(ledger=self._rows(), checked=True, executor=self._bookkeeper,
-                      gateway_key=key.name if key is not None else None)
+                      gateway_key=key.name if key is not None else None, prices=self._prices)
         try:
             result = resolved.astream(request, books=books) if stream else resolved.aanswer_whole(request,
                                                                                                   books=books)
