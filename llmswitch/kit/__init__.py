@@ -68,8 +68,8 @@ _EXPORTS = {
     "llmswitch.pricing": ("load_table",),
     "llmswitch.config": ("cache_dir",),
     "llmswitch.kit.calls": (
-        "Call", "Decoder", "Translator", "aopen_response", "arequest_json", "astream", "astream_batches", "not_json",
-        "open_response", "request_bytes", "request_json", "request_jsonl", "stream",
+        "Call", "Decoder", "SlotTranslator", "Translator", "aopen_response", "arequest_json", "astream",
+        "astream_batches", "not_json", "open_response", "request_bytes", "request_json", "request_jsonl", "stream",
     ),
     "llmswitch.kit.checks": ("Checks", "arun_checks", "run_checks"),
     "llmswitch.kit.clients": ("aclose_clients", "close_clients"),
@@ -108,6 +108,7 @@ if TYPE_CHECKING:
     from llmswitch.kit.calls import (
         Call,
         Decoder,
+        SlotTranslator,
         Translator,
         aopen_response,
         arequest_json,
