@@ -389,3 +389,19 @@ def test_a_read_of_text_events_is_read_whole_and_anything_else_is_fed() -> None:
     assert decoder.slot_texts(framed("message", data.replace('"x"', '"\\x"')).encode(), slot) is None
     decoder.feed(b"data: {")  # now in the middle of an event: nothing is read whole until it ends
     assert decoder.slot_texts(read.encode(), slot) is None
+
+
+def test_a_decoder_with_a_failure_to_raise_reads_nothing_whole() -> None:
+    """An event that grew past ``max_event`` is raised by the next feed, never skipped by a whole read."""
+    data = chunk("x")
+    slot = TextSlot.learn(data, json_object(data), CONTENT_PATH, "x")
+    assert slot is not None
+    decoder = kit.SSEDecoder("the server", max_line=1000, max_event=1000)
+    decoder.feed(framed("message", data).encode())
+    read = framed("message", chunk("y")).encode()
+    assert decoder.slot_texts(read, slot) == ["y"]
+    with pytest.raises(Exception, match="one event longer"):
+        decoder.feed(b"data: " + b"z" * 600 + b"\ndata: " + b"z" * 600 + b"\n")
+    assert decoder.slot_texts(read, slot) is None
+    with pytest.raises(Exception, match="one event longer"):
+        decoder.feed(read)

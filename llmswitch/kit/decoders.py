@@ -196,8 +196,9 @@ class SSEDecoder:
         (empty ones left out, as a translator leaves them), for a few passes of C code over the whole read
         instead of Python code per event."""
         lines = self._lines
-        if self._data or self._event or len(chunk) > lines.max_line or not lines.between_lines():
-            return None
+        if (self._data or self._event or self._broken is not None or len(chunk) > lines.max_line
+                or not lines.between_lines()):
+            return None  # in the middle of an event, a failure to raise, or more than a line may hold
         try:
             text = chunk.decode()
         except UnicodeDecodeError:
