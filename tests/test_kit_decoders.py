@@ -4,6 +4,7 @@ oversized lines give a clear error."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -338,7 +339,8 @@ def fill(template: str, text: str, other: str, *, encode: bool, ascii_only: bool
     """The event with ``text`` and ``other`` in their places, written as JSON strings or inserted raw."""
     def literal(value: str) -> str:
         return json.dumps(value, ensure_ascii=ascii_only)[1:-1] if encode else value
-    return template.replace("@0", literal(text)).replace("@1", literal(other))
+    # Both places at once: a text that itself holds "@1" must not be taken for the other's place.
+    return re.sub("@[01]", lambda place: literal(text if place.group() == "@0" else other), template)
 
 
 def with_at(document: Any, path: tuple[Any, ...], value: Any) -> Any:
