@@ -97,17 +97,23 @@ async def test_stream_uses_markdown_stream_and_keeps_earlier_blocks(config: Path
 
 
 async def test_auto_scroll_follows_only_while_at_the_bottom(config: Path) -> None:
+    """Each step waits for the state it needs (no fixed pause, which a busy machine outlasts): the view is at
+    the bottom while the answer grows, and stays where the reader scrolled while the answer grows further."""
     app = create_app(profile="slow")
-    long_text = "\n\n".join(f"line {i}" for i in range(60))
+    long_text = "\n\n".join(f"line {i}" for i in range(90))  # streams for seconds: time to scroll up mid-answer
     async with app.run_test(size=SIZE) as pilot:
         log = chat(app).chat_log
         app.screen.query_one(PromptInput).load_text(long_text)
         await pilot.press("enter")
         await wait_for(pilot, lambda: log.max_scroll_y > 10)
-        await pilot.pause(0.1)
-        assert log.scroll_y == pytest.approx(log.max_scroll_y, abs=2)  # following the stream
+        following = log.max_scroll_y
+        await wait_for(pilot, lambda: log.max_scroll_y > following
+                       and log.scroll_y == pytest.approx(log.max_scroll_y, abs=2))  # it grew, and the view followed
+        assert chat(app).current is not None, "the answer must still be streaming for the rest to mean anything"
         log.scroll_to(y=0, animate=False)  # the reader scrolls up to read
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: log.scroll_y == 0)
+        scrolled_up_at = log.max_scroll_y
+        await wait_for(pilot, lambda: log.max_scroll_y >= scrolled_up_at + 5)  # more text arrived since
         assert log.scroll_y == 0, "must not jump back down while the reader is scrolled up"
         await wait_for(pilot, lambda: chat(app).current is None and not chat(app).views)
         assert log.scroll_y == 0
