@@ -15,7 +15,7 @@ from llmswitch.profiles import GENERATION_KEYS, PROFILE_KEYS, Profile, option_sp
 from llmswitch.record import record
 from llmswitch.types import BackendInfo, OptionSpec
 
-Group = Literal["profile", "backend", "generation"]
+Group = Literal["profile", "backend", "generation", "router"]
 DEFAULT = "default"
 
 
@@ -47,6 +47,20 @@ def settings_in_effect(profile: Profile, info: BackendInfo) -> list[Setting]:
                 else DEFAULT, group)
         for group, group_specs in groups for spec in group_specs
     ]
+
+
+def route_settings_in_effect(profile: Profile, checked: Mapping[str, Any]) -> list[Setting]:
+    """Every key a route accepts (its profile keys, generation defaults, retries and limits), with the value in
+    effect and where it came from; ``checked`` is the route's own keys as its reading checked them."""
+    from llmswitch.profiles import ROUTER_KEYS
+    from llmswitch.router.routes import route_keys
+
+    def group(name: str) -> Group:
+        return "router" if name in ROUTER_KEYS else "generation" if name in GENERATION_KEYS else "profile"
+
+    return [Setting(spec, checked.get(name, spec.default), profile.origin(name) if name in checked else DEFAULT,
+                    group(name))
+            for name, spec in route_keys().items()]
 
 
 def model_in_use(settings: Mapping[str, Any], info: BackendInfo) -> str:

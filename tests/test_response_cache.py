@@ -460,6 +460,51 @@ def test_an_unset_temperature_is_cached_and_profiles_show_says_the_rule(config_f
         run_cli("profiles", "show", "route").stdout
 
 
+def test_profiles_show_json_of_a_route_carries_the_cache_rule_as_a_plain_profiles_does(config_file: Path) -> None:
+    """`profiles show NAME --json` of a route has the settings (cache, cache_ttl, cache_temperature... with their
+    type, default, value in effect and origin) and the notes (the cache rule) in the shape of a plain profile's."""
+    config_file.write_text(tomli_w.dumps({"profiles": {
+        "plain": {"backend": "echo", "cache": True, "cache_ttl": "1h"},
+        "warm-member": {"backend": "echo", "temperature": 0.7},
+        "cached-route": {"route": "fallback", "members": ["warm-member", "plain"], "cache": True, "cache_ttl": "1h",
+                         "max_retries": 1},
+        "hot-route": {"route": "pool", "members": ["plain"], "cache": True, "cache_temperature": True},
+        "uncached-route": {"route": "split", "weights": {"plain": 1}}}}))
+
+    def shown(name: str) -> dict[str, Any]:
+        outcome = run_cli("profiles", "show", name, "--json")
+        assert outcome.exit_code == 0, outcome.stderr
+        return json.loads(outcome.stdout)  # type: ignore[no-any-return]
+
+    def settings(shown: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return {setting["name"]: setting for setting in shown["settings"]}
+
+    plain, route = shown("plain"), shown("cached-route")
+    cache_keys = ("cache", "cache_ttl", "cache_temperature")
+    for key in cache_keys:  # the same fields, and the same values for the same keys in the same file
+        assert settings(route)[key].keys() == settings(plain)[key].keys()
+        assert {field: value for field, value in settings(route)[key].items() if field != "from"} == \
+            {field: value for field, value in settings(plain)[key].items() if field != "from"}
+    assert settings(route)["cache"]["value"] is True and settings(route)["cache"]["from"] == "your file"
+    assert settings(route)["cache_ttl"]["value"] == "1h" and settings(route)["cache_ttl"]["default"] == "1d"
+    assert settings(route)["cache_temperature"] == {**settings(route)["cache_temperature"], "value": False,
+                                                    "from": "default"}
+    assert settings(route)["max_retries"]["value"] == 1 and settings(route)["max_retries"]["group"] == "router"
+    assert "backend" not in settings(route) and "model" not in settings(route)  # a route has neither
+    assert route["notes"] == ["cache: on, answers kept 1h, but not while a member samples at temperature 0.7: only "
+                              "requests that set temperature = 0 are cached (cache_temperature = true caches sampled "
+                              "answers too)"]
+    assert any(note.startswith("cache: on, answers kept 1h, for requests with temperature 0 or unset")
+               for note in plain["notes"])
+    hot = shown("hot-route")
+    assert settings(hot)["cache_temperature"]["value"] is True
+    assert hot["notes"] == ["cache: on, answers kept 1d, for every request, sampled ones too (cache_temperature = "
+                            "true): the first answer is replayed"]
+    uncached = shown("uncached-route")
+    assert settings(uncached)["cache"]["value"] is False and uncached["notes"] == []
+    assert route["route"] == "fallback" and [m["name"] for m in route["members"]] == ["warm-member", "plain"]
+
+
 def test_cache_clear_refuses_an_unknown_profile_name_unless_the_cache_holds_its_answers(config_file: Path) -> None:
     config_file.write_text(tomli_w.dumps({"profiles": {"docs-bot": {"backend": "echo", "cache": True},
                                                        "gone": {"backend": "echo", "cache": True, "prefix": "g "}}}))

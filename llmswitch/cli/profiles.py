@@ -159,15 +159,8 @@ def show(ctx: click.Context, name: str | None, as_json: bool) -> None:
     if as_json:
         import json
 
-        click.echo(json.dumps({
-            "name": profile.name, "backend": profile.backend, "source": profile.source,
-            "settings": [{"name": s.spec.name, "group": s.group, "type": s.spec.type,
-                          "default": shown_setting(s.spec.name, s.spec.default, secret_names),
-                          "value": shown_setting(s.spec.name, s.value, secret_names),
-                          "from": _origin_label(s.origin, store), "description": s.spec.description}
-                         for s in settings],
-            "notes": notes,
-        }, indent=2))
+        click.echo(json.dumps({"name": profile.name, "backend": profile.backend, "source": profile.source,
+                               "settings": _settings_json(settings, secret_names, store), "notes": notes}, indent=2))
     else:
         for note in notes:
             _echo(f"# {note}")
@@ -184,8 +177,10 @@ def _show_route(ctx: click.Context, profile: Profile, as_json: bool) -> None:
     from llmswitch.client import Client
     from llmswitch.router.resolved import ResolvedRoute
 
-    route = Client(ctx.obj.get("config")).resolve(profile.name)
+    client = Client(ctx.obj.get("config"))
+    route = client.resolve(profile.name)
     assert isinstance(route, ResolvedRoute)
+    from llmswitch.profile_settings import route_settings_in_effect
     from llmswitch.router.routes import shares
 
     weights = dict(zip(route.route.members, route.route.weights, strict=True)) if route.route.kind == "split" else {}
@@ -193,12 +188,17 @@ def _show_route(ctx: click.Context, profile: Profile, as_json: bool) -> None:
     members = [{"name": name, "backend": member.target.backend, "model": member.target.model,
                 **({"weight": weights[name]} if name in weights else {})}
                for name, member in route.members.items()]
+    temperatures = [leaf.settings["temperature"] for leaf in route.leaves() if leaf.settings.get("temperature")]
+    notes = _cache_lines(route.settings, max(temperatures, default=None))
     if as_json:
         import json
 
+        # The shape of a plain profile's (settings with type, default, value in effect and origin; notes), where
+        # it applies: a route has no backend of its own, so no backend options and no key.
+        settings = _settings_json(route_settings_in_effect(profile, route.settings), {"api_key"}, client.store)
         click.echo(json.dumps({"name": profile.name, "route": route.route.kind, "strategy": route.route.strategy
                                if route.route.kind == "pool" else None, "source": profile.source,
-                               "members": members, "settings": dict(route.settings)}, indent=2))
+                               "members": members, "settings": settings, "notes": notes}, indent=2))
         return
     _echo(f"[profiles.{profile.name}]  # {profile.source}")
     for key, value in profile.settings.items():
@@ -208,9 +208,16 @@ def _show_route(ctx: click.Context, profile: Profile, as_json: bool) -> None:
     for member in members:
         share = f", {percent(split[member['name']])} of calls" if member["name"] in split else ""
         _echo(f"# member {member['name']}: {member['backend']} / {member['model']}{share}")
-    temperatures = [leaf.settings["temperature"] for leaf in route.leaves() if leaf.settings.get("temperature")]
-    for line in _cache_lines(route.settings, max(temperatures, default=None)):
+    for line in notes:
         _echo(f"# {line}")
+
+
+def _settings_json(settings: list[Setting], secret_names: set[str], store: ProfileStore) -> list[dict[str, Any]]:
+    return [{"name": s.spec.name, "group": s.group, "type": s.spec.type,
+             "default": shown_setting(s.spec.name, s.spec.default, secret_names),
+             "value": shown_setting(s.spec.name, s.value, secret_names),
+             "from": _origin_label(s.origin, store), "description": s.spec.description}
+            for s in settings]
 
 
 def _cache_lines(settings: Mapping[str, object], members_temperature: float | None = None) -> list[str]:
