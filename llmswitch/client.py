@@ -157,18 +157,10 @@ class Client:
 
     def _resolve_route(self, profile: Profile, *, model: str | None, settings: Mapping[str, Any] | None,
                        api_key: str | None) -> ResolvedProfile:
-        from llmswitch.errors import ProfileNotFoundError
         from llmswitch.router.resolved import resolve_route
         from llmswitch.router.routes import check_routes, route_keys
 
-        def lookup(name: str) -> tuple[Mapping[str, Any], str] | None:
-            try:
-                found = self.store.get(name)
-            except ProfileNotFoundError:
-                return None
-            return found.settings, found.source
-
-        specs = check_routes(profile.name, lookup, self.store.names())
+        specs = check_routes(profile.name, self.store.lookup, self.store.names())
         own = route_keys()
         given = dict(settings or {})
         return resolve_route(self, profile, specs, model=model,

@@ -296,10 +296,34 @@ class ProfileStore:
     def all(self) -> list[Profile]:
         return [self.get(name) for name in self.names()]
 
+    def lookup(self, name: str) -> tuple[Mapping[str, Any], str] | None:
+        """A profile's keys and source, or None when there is no such profile (what route checks read)."""
+        try:
+            found = self.get(name)
+        except ProfileNotFoundError:
+            return None
+        return found.settings, found.source
+
+    def check_route(self, name: str, values: Mapping[str, Any]) -> None:
+        """Raise ConfigError (exit 2) unless ``values``, written as profile ``name``, is a route `chat` could use:
+        its own keys checked, every member a profile (else close names), no cycle through it (named)."""
+        from llmswitch.router.routes import check_routes, read_route
+
+        read_route(name, values)  # its own keys first, named without a file: it is not written yet
+        as_written = ProfileStore(self.path, {**self.document, "profiles": {**self.user_profiles, name: dict(values)}},
+                                  self.environment)
+
+        def lookup(profile: str) -> tuple[Mapping[str, Any], str] | None:
+            found = as_written.lookup(profile)
+            return (found[0], "") if found is not None and profile == name else found  # not in the file yet
+
+        check_routes(name, lookup, as_written.names())
+
     # ---- writing ----------------------------------------------------------------------------------
 
     def add(self, name: str, values: dict[str, Any], *, replace: bool = False) -> None:
-        """Add a profile to the file, or with ``replace`` overwrite one; the rest of the file is kept as written."""
+        """Add a profile to the file, or with ``replace`` overwrite one; the rest of the file is kept as written.
+        A route is checked first (:meth:`check_route`): a broken one is never written."""
         from llmswitch import profile_file
 
         refuse_unprintable_name(name)
@@ -311,6 +335,8 @@ class ProfileStore:
                 f"profile '{name}' already exists in {self.path}",
                 remedy="pass --replace to overwrite it, or choose another name",
             )
+        if "route" in values:
+            self.check_route(name, values)
         edit = profile_file.replace_profile if exists else profile_file.add_profile
         self._edit(lambda text: edit(text, name, values))
 

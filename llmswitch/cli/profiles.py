@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import click
@@ -276,40 +276,170 @@ def _toml_value(value: Any) -> str:
 
 @profiles.command("add")
 @click.argument("name")
-@click.option("--backend", "-b", required=True, help="The backend (see `llmswitch plugins`).")
+@click.option("--backend", "-b", help="The backend (see `llmswitch plugins`).")
 @click.option("--model", "-m", help="The model (default: the backend's).")
+@click.option("--route", "route", metavar="fallback|pool|split",
+              help="Route to other profiles instead of running a backend (see docs/routing.md).")
+@click.option("--member", "member_lists", multiple=True, metavar="NAME[,NAME...]",
+              help="A member of a fallback or pool, in order (repeatable).")
+@click.option("--weight", "weight_texts", multiple=True, metavar="NAME=WEIGHT",
+              help="A member of a split and its relative weight (repeatable).")
+@click.option("--strategy", metavar="STRATEGY", help="A pool's strategy: round-robin (default), least-busy, latency or cost.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="An option (repeatable).")
 @click.option("--replace", is_flag=True, help="Overwrite a profile of the same name in your file.")
 @click.option("--default", "make_default", is_flag=True, help="Make it the default profile.")
 @click.pass_context
-def add(ctx: click.Context, name: str, backend: str, model: str | None, assignments: tuple[str, ...],
-        replace: bool, make_default: bool) -> None:
-    """Add a profile to your file, checked against the backend's options first."""
+def add(ctx: click.Context, name: str, backend: str | None, model: str | None, route: str | None,
+        member_lists: tuple[str, ...], weight_texts: tuple[str, ...], strategy: str | None,
+        assignments: tuple[str, ...], replace: bool, make_default: bool) -> None:
+    """Add a profile to your file: one that runs a backend (checked against its options), or a route over other
+    profiles (members checked to exist, no cycle, a known strategy, positive weights).
+
+    \b
+      llmswitch profiles add fast --backend openai --set preset=groq
+      llmswitch profiles add reliable --route fallback --member claude --member openai --member local
+      llmswitch profiles add fleet --route pool --strategy least-busy --member vllm-a,vllm-b
+      llmswitch profiles add ab --route split --weight claude=80 --weight openai=20
+    """
+    store = _store(ctx)
+    members = [member.strip() for listed in member_lists for member in listed.split(",") if member.strip()]
+    if route is None:
+        if backend is None:
+            raise InvalidOptionError(f"say what '{name}' runs: --backend NAME (see `llmswitch plugins`), or --route "
+                                     "fallback|pool|split with its members",
+                                     remedy=f"e.g. llmswitch profiles add {name} --backend NAME, or llmswitch "
+                                     f"profiles add {name} --route fallback --member main --member spare")
+        for flag, given in (("--member", members), ("--strategy", strategy), ("--weight", weight_texts)):
+            if given:
+                raise InvalidOptionError(f"{flag} applies to a route, and '{name}' runs the backend '{backend}'",
+                                         remedy="drop --backend and give --route fallback|pool|split, or drop "
+                                         f"{flag}")
+        values = _backend_values(name, backend, model, assignments)
+    else:
+        values = _route_values(name, route, backend=backend, model=model, members=members, weight_texts=weight_texts,
+                               strategy=strategy, assignments=assignments)
+    store.add(name, values, replace=replace)
+    if make_default:
+        store.set_default(name)
+    if route is None:
+        click.echo(f"added profile '{name}' ({backend}) to {store.path}", err=True)
+    else:
+        click.echo(f"added route '{name}' ({_route_summary(values)}) to {store.path}", err=True)
+    if "api_key" in values:
+        click.echo("warning: the key is stored in plain text; api_key_env (a variable name) is safer", err=True)
+
+
+def _backend_values(name: str, backend: str, model: str | None, assignments: tuple[str, ...]) -> dict[str, Any]:
+    """A plain profile's keys from the flags, checked against the backend's options."""
     from llmswitch.plugins import get_registry
 
-    store = _store(ctx)
     info = get_registry().backend(backend).info
     specs = option_specs(info)
     values: dict[str, Any] = {"backend": backend}
     if model:
         values["model"] = model
-    for assignment in assignments:
-        key, sep, raw = assignment.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise InvalidOptionError(f"--set {assignment!r}: expected KEY=VALUE")
+    for key, raw in _assignments(assignments):
         spec = specs.get(key)
         if spec is None:
             validate(Profile(name, {**values, key: raw}, "command line"), info)  # raises with suggestions
             raise InvalidOptionError(f"unknown option '{key}'")  # pragma: no cover
         values[key] = parse_cli_value(spec, raw)
     validate(Profile(name, values, "command line"), info)
-    store.add(name, values, replace=replace)
-    if make_default:
-        store.set_default(name)
-    click.echo(f"added profile '{name}' ({backend}) to {store.path}", err=True)
-    if "api_key" in values:
-        click.echo("warning: the key is stored in plain text; api_key_env (a variable name) is safer", err=True)
+    return values
+
+
+def _route_values(name: str, kind: str, *, backend: str | None, model: str | None, members: list[str],
+                  weight_texts: tuple[str, ...], strategy: str | None, assignments: tuple[str, ...]) -> dict[str, Any]:
+    """A route's keys from the flags, as they are written in the file; the flags that do not fit a route (or this
+    kind of route) are refused here, in the flags' words. What a route's keys may hold is checked by the store,
+    the way `chat` reads them (llmswitch.router.routes)."""
+    from llmswitch.router.routes import route_keys
+
+    if backend is not None:
+        raise InvalidOptionError(f"'{name}' either runs a backend or routes to other profiles, not both",
+                                 remedy="drop --backend (each member names its own), or drop --route")
+    if model is not None:
+        raise InvalidOptionError("--model does not apply to a route: each member runs its own model",
+                                 remedy="set the model in the members' profiles (`chat -m MODEL` applies one to "
+                                 "every member of a call)")
+    if strategy is not None and kind != "pool":
+        raise InvalidOptionError(f"--strategy applies to a pool (--route pool), not to a {kind}",
+                                 remedy="drop --strategy, or make it --route pool")
+    values: dict[str, Any] = {"route": kind}
+    if kind == "split":
+        if members:
+            raise InvalidOptionError("a split's members come with their weights: --weight NAME=WEIGHT, not --member",
+                                     remedy=_SPLIT_EXAMPLE)
+        if not weight_texts:
+            raise InvalidOptionError("a split route needs members: --weight NAME=WEIGHT (repeat it)",
+                                     remedy=_SPLIT_EXAMPLE)
+        values["weights"] = _weights(weight_texts)
+    else:
+        if weight_texts:
+            raise InvalidOptionError(f"--weight gives a split's members (--route split), not a {kind}'s",
+                                     remedy=f"give a {kind}'s members with --member NAME, in order")
+        if not members:
+            raise InvalidOptionError(f"a {kind} route needs members: --member NAME (repeat it, in order)",
+                                     remedy=f"e.g. --route {kind} --member main --member spare (profile names)")
+        values["members"] = members
+    if strategy is not None:
+        values["strategy"] = strategy
+    specs = route_keys()
+    for key, raw in _assignments(assignments):
+        spec = specs.get(key)
+        values[key] = raw if spec is None else parse_cli_value(spec, raw)  # an unknown key: the check names it
+    return values
+
+
+_SPLIT_EXAMPLE = "e.g. --weight main=80 --weight spare=20 (80% of calls to main)"
+
+
+def _weights(texts: tuple[str, ...]) -> dict[str, Any]:
+    """``--weight NAME=WEIGHT`` flags as a split's table, each weight read as a number where it is one; whether
+    it is a usable weight (positive, finite) is the route's check, the same as for the file's."""
+    weights: dict[str, Any] = {}
+    for text in texts:
+        member, sep, raw = (part.strip() for part in text.partition("="))
+        if not sep or not member:
+            raise InvalidOptionError(f"--weight {text!r}: expected NAME=WEIGHT", remedy=_SPLIT_EXAMPLE)
+        if member in weights:
+            raise InvalidOptionError(f"--weight lists '{member}' more than once",
+                                     remedy="give each member of the split one --weight")
+        weights[member] = _number(raw)
+    return weights
+
+
+def _number(text: str) -> int | float | str:
+    """``80`` -> 80, ``0.5`` -> 0.5; anything else stays the text it is (and is refused, quoted, by the check)."""
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+
+def _assignments(assignments: tuple[str, ...]) -> Iterator[tuple[str, str]]:
+    """``--set KEY=VALUE`` flags as (key, raw text) pairs."""
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InvalidOptionError(f"--set {assignment!r}: expected KEY=VALUE")
+        yield key, raw
+
+
+def _route_summary(values: Mapping[str, Any]) -> str:
+    """What a route does, in a few words: "fallback: a, then b", "pool, least-busy: a, b", "split: a 80%, b 20%"."""
+    from llmswitch.router.routes import shares
+
+    if values["route"] == "split":
+        return "split: " + ", ".join(f"{member} {percent(share)}"
+                                     for member, share in (shares(values["weights"]) or {}).items())
+    if values["route"] == "pool":
+        return f"pool, {values.get('strategy', 'round-robin')}: " + ", ".join(values["members"])
+    return "fallback: " + ", then ".join(values["members"])
 
 
 @profiles.command("remove")
