@@ -264,6 +264,34 @@ EQUIVALENT: dict[str, str] = {
         "the letter case of a SQL fragment (a condition, WHERE, AND, an upsert's SET list): SQL ignores case",
     "llmswitch.store.responses.xǁResponseStoreǁput__mutmut_7":
         "ensure_ascii=None instead of False: both are false",
+    "llmswitch.ledger.x_start_of_next__mutmut_7":
+        "37 h instead of 36 h past the start of a local day: anything from 25 h to 46 h lands in the next day (a "
+        "local day is 23 to 25 hours long)",
+    "llmswitch.ledger.x_start_of_next__mutmut_8":
+        "36 x 3601 s (36 h 36 s) past the start of a local day: still inside the next day, as above",
+    "llmswitch.ledger.x_start_of_next__mutmut_12":
+        "33 days instead of 32 past the first of a month: anything from 31 to 56 days lands in the next month (a "
+        "month is 28 to 31 days long)",
+    "llmswitch.ledger.x_start_of_next__mutmut_13":
+        "32 x 86401 s (32 days 32 s) past the first of a month: still inside the next month, as above",
+    "llmswitch.ledger.xǁLedgerǁappend_all__mutmut_15":
+        "the letter case of the INSERT's column list: SQL identifiers ignore case (the rule above wants a keyword "
+        "on the line, and this line of the statement has none)",
+    "llmswitch.ledger.xǁLedgerǁtotal__mutmut_1":
+        "`since` defaulting to 1.0 instead of 0.0: no call is recorded in the first second of 1970",
+    "llmswitch.ledger.x_append_kept__mutmut_13":
+        "`path != path and identity is None`: a kept ledger whose data dir changed is opened again anyway, since "
+        "the new path is either no file yet (identity None) or another file (another identity)",
+    "llmswitch.ledger.x_append_kept__mutmut_24":
+        "Ledger(None) instead of Ledger(path): a Ledger without a path opens the data dir's ledger, that same path",
+    "llmswitch.ledger.x_append_kept__mutmut_28":
+        "not dropping the kept ledger after a failure: it was closed, and a Ledger reopens its connection on the "
+        "next query, so the next call starts afresh all the same",
+    "llmswitch.ledger.x_append_kept__mutmut_31": "as _28: the failed ledger is closed and reopens on the next query",
+    "llmswitch.ledger.x_append_kept__mutmut_32": "as _28: the failed ledger is closed and reopens on the next query",
+    "llmswitch.router.plan.xǁCallPlanǁ_prefer_larger_windows__mutmut_26":
+        "`windows(other) or 1` in the sort key of the larger members: each of them has a known window above the "
+        "failing member's, never None or 0",
     "llmswitch.secrets.x_redact__mutmut_2":
         "`secret and secret in text` -> `or`: every remembered secret is non-empty (6 characters at least), and "
         "replacing a secret that is not in the text changes nothing",

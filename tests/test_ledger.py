@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -428,3 +429,85 @@ def test_by_default_everything_since_the_epoch_counts() -> None:
         ledger.append(entry("first", 0.5, ts=0.5))  # half a second after the epoch: still "since the start"
         assert [r.profile for r in ledger.entries()] == ["first"]
         assert [(r.key, r.calls) for r in ledger.summary()] == [("first", 1)]
+
+
+# ---- the kept ledger, found by mutation testing: what no test pinned ------------------------------------------
+
+
+def in_a_new_thread(work: Callable[[], object]) -> object:
+    """``work()`` in a thread of its own (so with no ledger kept yet); its result, or the exception it raised."""
+    import threading
+
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(work())
+        except BaseException as error:  # noqa: BLE001 - handed back to the test
+            outcome.append(error)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    return outcome[0]
+
+
+def test_a_thread_opens_its_ledger_once_for_many_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    import llmswitch.ledger as ledger_module
+
+    opened: list[Path] = []
+
+    class CountedLedger(Ledger):
+        def __init__(self, path: Path | None = None) -> None:
+            super().__init__(path)
+            opened.append(self.path)
+
+    monkeypatch.setattr(ledger_module, "Ledger", CountedLedger)
+    assert not (data_dir() / FILE_NAME).exists()  # the first call creates the file: it is still the one kept
+
+    def three_calls() -> None:
+        for name in ("a", "b", "c"):
+            append_kept([entry(name)])
+
+    in_a_new_thread(three_calls)
+    assert opened == [data_dir() / FILE_NAME]  # once, for three calls
+    with Ledger() as ledger:
+        assert [row.profile for row in ledger.entries()] == ["a", "b", "c"]
+
+
+def test_a_kept_ledger_whose_file_was_replaced_writes_to_the_new_file() -> None:
+    path = data_dir() / FILE_NAME
+    replacement = path.with_name("replacement.sqlite")
+
+    def replace_then_append() -> None:
+        append_kept([entry("old")])
+        with Ledger(replacement) as other:  # made while the old file exists, so it is surely another file
+            other.append(entry("new file's own"))
+        for suffix in ("", "-wal", "-shm"):
+            path.with_name(FILE_NAME + suffix).unlink(missing_ok=True)
+        os.replace(replacement, path)  # as another process (or `usage --reset`) would
+        append_kept([entry("after")])
+
+    assert in_a_new_thread(replace_then_append) is None
+    with Ledger() as ledger:
+        assert [row.profile for row in ledger.entries()] == ["new file's own", "after"]
+
+
+def test_a_threads_first_call_to_a_corrupt_ledger_raises_the_ledgers_error_then_starts_afresh() -> None:
+    path = data_dir() / FILE_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"this is not a database, it only sits where one should be" * 100)
+
+    def first_then_second() -> object:
+        try:
+            append_kept([entry("lost")])
+        except LedgerError as error:
+            path.unlink()  # the user starts a new ledger, as the remedy says
+            append_kept([entry("kept")])
+            return error
+        return None
+
+    error = in_a_new_thread(first_then_second)
+    assert isinstance(error, LedgerError) and "is corrupt" in str(error)
+    with Ledger() as ledger:
+        assert [row.profile for row in ledger.entries()] == ["kept"]

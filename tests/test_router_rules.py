@@ -18,6 +18,7 @@ from llmswitch.errors import (
     BadResponseError,
     BudgetExceededError,
     ConfigError,
+    ContextLengthError,
     LLMSwitchError,
     RateLimitError,
     UnreachableError,
@@ -611,3 +612,52 @@ def test_the_wait_is_for_the_member_ready_first_be_it_cooling_or_without_room() 
     assert call.next_step(0.0, {"a": 20.0, "c": 0.5}) == Wait(0.5)  # c cools for 0.5 s, b has room in 3 s
     assert call.order[0] == "c"
     assert call.next_step(0.5, {"a": 19.5, "c": 0.01}) == Try("c")
+
+
+# ---- found by mutation testing: behaviours no test pinned ---------------------------------------------------
+
+
+def test_an_attempt_never_timed_has_no_latency_in_its_dictionary() -> None:
+    # A provider's batch job runs its requests some time within the job: its attempts carry no latency.
+    assert Attempt("a", "ok", None).as_dict() == {"member": "a", "outcome": "ok", "status": None, "latency_s": None}
+
+
+def test_a_refusal_under_tpm_names_whose_limit_it_is() -> None:
+    state = LocalState(Clock())
+    ask = request("x" * 40, max_tokens=10)  # 24 tokens reserved
+    gates = [("member", {"tpm": 30})]
+    assert isinstance(admit(state, gates, ask), Admission)
+    refused = admit(state, gates, ask)
+    assert isinstance(refused, Busy) and (refused.limit, refused.owner) == ("tpm", "member")
+
+
+def test_a_member_cooling_for_under_a_second_is_said_to_be_passed_over() -> None:
+    call = plan(["a", "b"])
+    assert call.next_step(0.0, {"a": 0.4}) == Try("b")
+    assert call.events == [RouterEvent("skip", "a", "a is cooling down (0 s left); answering with b", 0.4)]
+
+
+def test_a_retry_of_the_member_being_tried_does_not_heed_its_own_cooldown() -> None:
+    call = plan(["a", "b"], backoff_base_s=0.0)  # b cools longer than a: no one else is ready, so a is retried
+    assert call.next_step(0.0, {}) == Try("a")
+    assert call.failed("a", limited(1.0), 0.1, 0.1, text_shown=False) == 30.0  # a 429 cools a for 30 s
+    assert call.next_step(0.1, {"a": 30.0, "b": 50.0}) == Wait(1.0)  # Retry-After, on the same member
+    assert call.next_step(1.1, {"a": 29.0, "b": 49.0}) == Try("a")  # the retry it waited for, not 29 s more
+    assert not [event for event in call.events if event.kind in ("skip", "wait")]
+
+
+def test_after_a_context_length_failure_the_largest_windows_go_first_and_no_larger_ones_are_passed_over() -> None:
+    windows = {"a": 8192, "same": 8192, "small": 4096, "big": 16384, "huge": 32768}
+    call = CallPlan(["a", "same", "big", "unknown", "small", "huge"], RetryPolicy(), now=0.0, rng=random.Random(1),
+                    windows=windows.get)
+    assert call.next_step(0.0, {}) == Try("a")
+    call.failed("a", ContextLengthError("too long"), 0.1, 0.1, text_shown=False)
+    assert call.order == ["a", "huge", "big", "unknown"]  # larger ones, largest first; unknown ones after them
+    assert [event for event in call.events if event.kind == "skip"] == [
+        RouterEvent("skip", "same", "same is passed over: its context window (8,192 tokens) is no larger than a's "
+                    "(8,192)"),
+        RouterEvent("skip", "small", "small is passed over: its context window (4,096 tokens) is no larger than "
+                    "a's (8,192)")]
+    assert call.next_step(0.1, {}) == Try("huge")
+    call.failed("huge", ContextLengthError("too long"), 0.1, 0.2, text_shown=False)
+    assert call.next_step(0.2, {}) == Try("unknown")  # big is no larger than huge; a window not known is tried

@@ -237,7 +237,6 @@ class CallPlan:
             return Wait(cool_left)
         limit = self._room_at[member][1]
         if self.deadline is not None and now + room_left > self.deadline:
-            self._deadline_hit = True
             return GiveUp(self._deadline_error(f"{member} had no room under {_whose(limit)} limit"))
         self.order.insert(self._index, self.order.pop(soonest))
         before, self._waited_for_room = self._waited_for_room, self._waited_for_room + room_left
