@@ -403,6 +403,24 @@ def record_call(resolved: ResolvedProfile, request: Request | None, result: Stre
     return cost
 
 
+def charges_at_once(result: StreamState, books: Books) -> bool:
+    """Whether charging ``result`` (:func:`charge`) waits on nothing: its rows go to the process's ledger writer
+    (:class:`llmswitch.ledger.RowWriter`), its spend to a router state in this process, no metrics file is
+    written, and no token count is asked of the backend. Then an async call is charged on its event loop (a few
+    microseconds), not in a worker thread it would wait for."""
+    from llmswitch import metrics
+    from llmswitch.router.state import LocalState
+
+    if books.ledger is not None or metrics.active() is not None:
+        return False
+    state = result.resolved.state
+    if state is not None and type(state) is not LocalState:
+        return False
+    usage = result.usage
+    answered = bool(result.text) or result.error is None  # as call_cost decides whether to count
+    return result.cached or usage.input_tokens is not None or not answered or result.request is None
+
+
 def charge(asked: ResolvedProfile, request: Request | None, result: StreamState, *, ledger: RowSink | None = None,
            gateway_key: str | None = None, price: ModelPrice | None = None) -> CallCost:
     """The ledger rows of one call made on ``asked`` (a profile or a route): a row per retry or fallback that

@@ -588,7 +588,7 @@ class ResolvedProfile:
 class AsyncClient(Client):
     """:class:`Client` for async code: ``resolve`` is the same (it reads local files only); call the
     resolved profile's ``acomplete``, ``astream`` and ``ahealth``. ``async with AsyncClient() as client``
-    closes this event loop's connection pools at the end."""
+    closes this event loop's connection pools at the end and waits for the calls' ledger rows."""
 
     async def batch(
         self,
@@ -612,9 +612,15 @@ class AsyncClient(Client):
             yield result
 
     async def aclose(self) -> None:
+        """Close this event loop's connection pools, and wait until the ledger rows of the calls made so far
+        are written (:class:`llmswitch.ledger.RowWriter`)."""
+        import asyncio
+
         from llmswitch.kit import aclose_clients
+        from llmswitch.ledger import flush_rows
 
         await aclose_clients()
+        await asyncio.to_thread(flush_rows)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -960,12 +966,16 @@ class AsyncStreamResult(StreamState):
             await self.asettle()
 
     async def asettle(self) -> CallCost | None:
-        """:meth:`settle` for async code: the rows are written in the books' executor (a worker thread by
-        default) or, with ``books.inline``, on the loop. A cancelled caller does not stop the write."""
+        """:meth:`settle` for async code: on the loop when charging waits on nothing (the common case: the rows
+        go to the ledger's writer thread, see :func:`llmswitch.accounting.charges_at_once`) or with
+        ``books.inline``; else in the books' executor (a worker thread by default), which a cancelled caller
+        does not stop."""
         books = self.books
         if books is None or not self.began:
             return self.cost
-        if books.inline:
+        from llmswitch.accounting import charges_at_once
+
+        if books.inline or (self._charging is None and charges_at_once(self, books)):
             return self.settle()
         if self._charging is None:
             if self.charged:

@@ -12,8 +12,10 @@ see "One database or two" in docs/architecture.md.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import queue
 import re
 import sqlite3
 import threading
@@ -202,6 +204,7 @@ class Ledger(database.StoreFile):
     # ---- reading ------------------------------------------------------------------------------------
 
     def _query(self, sql: str, parameters: tuple[object, ...]) -> list[tuple[Any, ...]]:
+        flush_rows()  # the rows of this process's calls that ended first: a budget check must see them
         if self._connection is None and not self.path.exists():
             return []  # nothing recorded yet: do not create a file just to read it
         return self._read(sql, parameters)
@@ -258,36 +261,212 @@ def _usage_row(key: str, r: Sequence[Any]) -> UsageRow:
 # ---- time windows ------------------------------------------------------------------------------------
 
 
-# ---- the rows of library calls: one kept-open ledger per thread ----------------------------------------------
+# ---- the rows of library calls: one writer for the process, rows grouped ----------------------------------
 
-_kept = threading.local()
+# How long the writer lets rows gather after the first one before it commits them: the answers of concurrent
+# calls end within a few milliseconds of each other, and one transaction for all of them costs about what one
+# row alone does.
+GATHER_S = 0.002
+GATHER_SLICE_S = 0.001  # how often that wait looks whether a flush hurries it
+FLUSH_AT_EXIT_S = 10.0  # how long an exit (or SIGTERM) waits for the rows still to write
+
+
+class _Flush:
+    """A marker in the writer's queue: set once every row queued before it is committed (or reported lost)."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+_STOP = object()
+
+
+class RowWriter:
+    """The process's library-call rows, written by one thread in grouped transactions.
+
+    A call's rows are queued (:meth:`put`, a ``SimpleQueue.put``: no lock a signal handler could find held, no
+    SQLite on the caller's thread or event loop) and the writer thread commits what has gathered in one
+    transaction per data dir, on one connection it keeps open (reopened when the data dir changes or the file
+    was moved, replaced or removed: another process, ``usage --reset``, a test). Before, every call opened,
+    wrote and checkpointed the file on its own thread (about a millisecond of CPU each), or for async calls in
+    a thread-pool worker the call waited for.
+
+    Nothing is lost on the way: every read of the ledger in this process waits for the rows queued before it
+    (:meth:`flush`, from :meth:`Ledger._query`), so a budget check, ``usage`` and ``doctor`` see every call
+    that ended; ``AsyncClient.aclose`` flushes; at a normal exit (also after Ctrl-C) an ``atexit`` handler
+    writes what is left and closes the file; SIGTERM, when nobody else handles it, writes what is left and
+    then ends the process as SIGTERM does by default. A row that cannot be written is logged, as before.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._starting = threading.Lock()
+        self._ledger: Ledger | None = None
+        self._identity: tuple[int, int] | None = None
+        self._signals_checked = False
+        self._hurried = False  # set by a flush or a stop: commit now, without gathering more (no lock: a
+        # signal handler sets it too)
+
+    def put(self, path: Path, entries: Sequence[LedgerEntry]) -> None:
+        """Queue ``entries`` for the ledger file at ``path``; written within milliseconds."""
+        if self._thread is None:
+            self._start()
+        if not self._signals_checked and threading.current_thread() is threading.main_thread():
+            self._signals_checked = True
+            _flush_on_sigterm()
+        self._queue.put((path, entries))
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every row queued so far is committed (or reported lost); False on a timeout. Takes no
+        lock a signal handler could find held (it flushes on SIGTERM)."""
+        thread = self._thread
+        if thread is None or thread is threading.current_thread() or not thread.is_alive():
+            return True
+        marker = _Flush()
+        self._queue.put(marker)
+        self._hurried = True
+        return marker.done.wait(timeout)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Write what is queued, close the file and end the thread (at exit); a later row starts it again."""
+        with self._starting:
+            thread, self._thread = self._thread, None
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            self._queue.put(_STOP)
+            self._hurried = True
+            thread.join(timeout)
+
+    def _start(self) -> None:
+        with self._starting:
+            if self._thread is None:
+                thread = threading.Thread(target=self._run, name="llmswitch-ledger", daemon=True)
+                thread.start()
+                self._thread = thread
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            items = [self._queue.get()]
+            if items[0] is not _STOP and type(items[0]) is not _Flush:
+                self._gather()
+            self._hurried = False  # a flush or stop that set it queued its marker first: it is taken below
+            while True:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            rows: dict[Path, list[LedgerEntry]] = {}
+            markers = []
+            for item in items:
+                if item is _STOP:
+                    stopping = True
+                elif type(item) is _Flush:
+                    markers.append(item)
+                else:
+                    rows.setdefault(item[0], []).extend(item[1])
+            for path, entries in rows.items():
+                try:
+                    self._write(path, entries)
+                except Exception:  # never let the writer die: later rows could not be written at all
+                    from llmswitch.lazy import logger
+
+                    logger(__name__).exception("usage not recorded (%d rows)", len(entries))
+            if stopping and self._ledger is not None:
+                self._ledger.close()
+                self._ledger = None
+            for marker in markers:
+                marker.done.set()
+
+    def _gather(self) -> None:
+        """Let the rows of the calls ending about now join the first: :data:`GATHER_S`, unless hurried."""
+        deadline = time.monotonic() + GATHER_S
+        while not self._hurried:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, GATHER_SLICE_S))
+
+    def _write(self, path: Path, entries: Sequence[LedgerEntry]) -> None:
+        identity = _identity(path)
+        ledger = self._ledger
+        if ledger is None or ledger.path != path or identity is None or identity != self._identity:
+            if ledger is not None:
+                ledger.close()
+            ledger = self._ledger = Ledger(path)
+        try:
+            ledger.append_all(entries)
+        except Exception as error:  # the thread must live on: the next rows may well be written
+            ledger.close()
+            self._ledger = None
+            from llmswitch.lazy import logger
+            from llmswitch.secrets import redact
+
+            message = error.message if isinstance(error, LLMSwitchError) else f"{type(error).__name__}: {error}"
+            logger(__name__).warning("usage not recorded: %s", redact(message))
+            return
+        self._identity = identity or _identity(path)
+
+    def _after_fork(self) -> None:
+        """A forked child has no writer thread: it starts its own (the parent's connection is not touched)."""
+        self._queue = queue.SimpleQueue()
+        self._thread = None
+        self._starting = threading.Lock()
+        self._hurried = False
+        if self._ledger is not None:
+            _inherited.append(self._ledger)  # never closed here: it is the parent's
+        self._ledger = None
+        self._signals_checked = False
+
+
+_inherited: list[Ledger] = []
+_writer = RowWriter()
+os.register_at_fork(after_in_child=_writer._after_fork)
 
 
 def append_kept(entries: Sequence[LedgerEntry]) -> None:
-    """Append ``entries`` in one transaction to this thread's ledger file, kept open between calls.
-
-    Opening and closing SQLite for each call's row cost about a millisecond of CPU (and a WAL checkpoint at
-    each close), more than the router and the plugin together; a thread keeps its connection instead, as the
-    gateway and a batch do. It is opened again when the data dir changes or the file was moved, replaced or
-    removed (another process, ``usage --reset``, a test), and dropped after a failure, so the next call starts
-    afresh. Raises :class:`LedgerError` as :meth:`Ledger.append_all` does."""
+    """Queue ``entries`` for the ledger file of the current data dir, written with the rows of the calls that end
+    at about the same time in one transaction by the process's writer (:class:`RowWriter`, which says what
+    guarantees that none is lost). Never raises: a row that cannot be written is logged."""
     from llmswitch.config import data_dir, in_dir
 
-    path = in_dir(data_dir(), FILE_NAME)
-    identity = _identity(path)
-    kept: tuple[Ledger, tuple[int, int] | None] | None = _kept.__dict__.get("ledger")
-    if kept is None or kept[0].path != path or identity is None or kept[1] != identity:
-        if kept is not None:
-            kept[0].close()
-        kept = (Ledger(path), identity)
-    ledger = kept[0]
+    _writer.put(in_dir(data_dir(), FILE_NAME), entries)
+
+
+def flush_rows(timeout: float | None = None) -> bool:
+    """Wait until every queued library-call row is written (see :class:`RowWriter`); False on a timeout."""
+    return _writer.flush(timeout)
+
+
+def _write_at_exit() -> None:
+    _writer.flush(FLUSH_AT_EXIT_S)
+    _writer.stop(FLUSH_AT_EXIT_S)
+
+
+atexit.register(_write_at_exit)
+
+
+def _flush_on_sigterm() -> None:
+    """Write the queued rows when SIGTERM arrives, then end as SIGTERM would, when SIGTERM still has its default
+    action (an application's own handler is left alone: it ends the process the normal way, through atexit)."""
+    import signal
+
     try:
-        ledger.append_all(entries)
-    except BaseException:
-        ledger.close()
-        _kept.__dict__.pop("ledger", None)
-        raise
-    _kept.ledger = (ledger, identity or _identity(path))
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError, AttributeError):  # not the main thread, or no SIGTERM here
+        return
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    import signal
+
+    _writer.flush(FLUSH_AT_EXIT_S)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

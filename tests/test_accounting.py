@@ -215,12 +215,13 @@ def test_record_call_writes_one_row_with_what_the_call_used(plugin: PricedPlugin
 
 def test_a_ledger_that_cannot_be_written_costs_the_answer_nothing(plugin: PricedPlugin, hermetic: Path,
                                                                    caplog: pytest.LogCaptureFixture) -> None:
-    from llmswitch.ledger import FILE_NAME
+    from llmswitch.ledger import FILE_NAME, flush_rows
 
     (hermetic / "data" / FILE_NAME).mkdir()  # where the ledger file should be: a directory
     resolved = resolve()
-    with caplog.at_level(logging.WARNING, logger="llmswitch.accounting"):
+    with caplog.at_level(logging.WARNING, logger="llmswitch.ledger"):
         cost = record_call(resolved, resolved.request("hi"), finished(resolved, "fine", Usage(1, 1)))
+        assert flush_rows(10)  # the row is written by the ledger's writer thread, which logs the failure
     assert cost.usd == pytest.approx(4 / 1e6)
     [warning] = [record.getMessage() for record in caplog.records]
     assert warning.startswith("usage not recorded: ") and FILE_NAME in warning

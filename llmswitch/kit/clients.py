@@ -86,8 +86,22 @@ def async_client(endpoint: Endpoint) -> httpx2.AsyncClient:
 
         if len(clients) >= MAX_CLIENTS:
             clients.clear()
-        client = clients[key] = httpx2.AsyncClient(**_settings(endpoint))
+        settings = _settings(endpoint)
+        transport = _async_transport(settings.pop("limits"), settings.get("verify", True))
+        client = clients[key] = httpx2.AsyncClient(**settings, transport=transport)
     return client
+
+
+def _async_transport(limits: httpx2.Limits, verify: Any) -> httpx2.AsyncHTTPTransport:
+    """httpx2's transport, its connections made by :class:`llmswitch.kit.sockets.SocketKeepingBackend` (why:
+    see there). httpx2 takes no network backend, so it is set on the transport's pool."""
+    import httpx2
+
+    from llmswitch.kit.sockets import SocketKeepingBackend
+
+    transport = httpx2.AsyncHTTPTransport(verify=verify, limits=limits)
+    transport._pool._network_backend = SocketKeepingBackend()
+    return transport
 
 
 async def aclose_clients() -> None:

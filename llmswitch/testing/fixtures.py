@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from llmswitch import plugins
+from llmswitch.ledger import flush_rows
 from llmswitch.router.state import forget_states
 from llmswitch.secrets import forget_secrets
 from llmswitch.testing.redis_server import INSTALL_HINT, RedisServer, redis_server_binary
@@ -79,6 +80,7 @@ def isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Point every llmswitch path at a temp dir and run from an empty working directory (no stray .env)."""
     yield isolate(tmp_path, monkeypatch)
+    flush_rows()  # the test's calls' ledger rows go to its own data dir, before that is removed
     plugins.reset_registry()
     forget_secrets()
     forget_states()
