@@ -371,9 +371,9 @@ class RowWriter:
                 try:
                     self._write(path, entries)
                 except Exception:  # never let the writer die: later rows could not be written at all
-                    from llmswitch.lazy import logger
+                    import logging  # here: logging costs a one-shot chat's start-up a couple of milliseconds
 
-                    logger(__name__).exception("usage not recorded (%d rows)", len(entries))
+                    logging.getLogger(__name__).exception("usage not recorded (%d rows)", len(entries))
             if stopping and self._ledger is not None:
                 self._ledger.close()
                 self._ledger = None
@@ -401,11 +401,11 @@ class RowWriter:
         except Exception as error:  # the thread must live on: the next rows may well be written
             ledger.close()
             self._ledger = None
-            from llmswitch.lazy import logger
-            from llmswitch.secrets import redact
+            import logging
 
+            # The store's own words (the file and what is wrong with it): no prompt, answer or key is in a row.
             message = error.message if isinstance(error, LLMSwitchError) else f"{type(error).__name__}: {error}"
-            logger(__name__).warning("usage not recorded: %s", redact(message))
+            logging.getLogger(__name__).warning("usage not recorded: %s", message)
             return
         self._identity = identity or _identity(path)
 

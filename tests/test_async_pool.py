@@ -63,3 +63,37 @@ def test_an_idle_connection_the_server_hung_up_is_not_reused(
 
     assert asyncio.run(main()) == [200, 200]
     assert len(connections) == 2
+
+
+def test_a_requests_head_and_body_go_out_in_one_write() -> None:
+    """One ``send`` per request: the server's first read holds the whole request (head and JSON body)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    first_reads: list[bytes] = []
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            for _ in range(2):
+                first = connection.recv(65536)
+                first_reads.append(first)
+                request = first
+                while b"\r\n\r\n" not in request or len(request.split(b"\r\n\r\n", 1)[1]) < 10:
+                    request += connection.recv(65536)
+                connection.sendall(ANSWER)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+    async def main() -> list[int]:
+        client = async_client(kit.Endpoint(url, "p", "tiny", "the server", timeout=5))
+        answers = [await client.post(url + "/chat", json={"q": "hi"}) for _ in range(2)]
+        await client.aclose()
+        return [answer.status_code for answer in answers]
+
+    try:
+        assert asyncio.run(main()) == [200, 200]
+    finally:
+        listener.close()
+    assert len(first_reads) == 2
+    assert all(read.startswith(b"POST /chat") and read.endswith(b'{"q":"hi"}') for read in first_reads), first_reads
