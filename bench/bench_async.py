@@ -103,35 +103,39 @@ def llmswitch_runners(profile: str) -> tuple[Callable[[], Awaitable[int]], Calla
     return requests, streams
 
 
-def measure(runners: dict[str, Callable[[], Awaitable[int]]], runs: int) -> dict[str, float]:
-    """Median seconds per runner, rounds interleaved; every runner must return the same total."""
+def measure(runners: dict[str, Callable[[], Awaitable[int]]], runs: int) -> dict[str, tuple[float, float]]:
+    """Median seconds per runner, wall and CPU (this process: the client; the server is another), rounds
+    interleaved; every runner must return the same total."""
 
-    async def main() -> dict[str, float]:
+    async def main() -> dict[str, tuple[float, float]]:
         global _plain_client
         _plain_client = None  # a client belongs to its event loop: one per measurement
         totals = {name: await run() for name, run in runners.items()}  # warm up: pools, imports
         if len(set(totals.values())) != 1:
             raise SystemExit(f"the runners disagree: {totals}")
-        samples: dict[str, list[float]] = {name: [] for name in runners}
+        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in runners}
         for _ in range(runs):
             for name, run in runners.items():
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 await run()
-                samples[name].append(time.perf_counter() - started)
+                samples[name].append((time.perf_counter() - started, time.process_time() - cpu))
         if _plain_client is not None:
             await _plain_client.aclose()
-        return {name: statistics.median(values) for name, values in samples.items()}
+        return {name: (statistics.median(wall for wall, _ in values), statistics.median(cpu for _, cpu in values))
+                for name, values in samples.items()}
 
     return asyncio.run(main())
 
 
-def show(title: str, times: dict[str, float], goal: float) -> None:
-    base = times["plain httpx2"]
+def show(title: str, times: dict[str, tuple[float, float]], goal: float, calls: int) -> None:
+    """The wall ratio is the goal's; the client's CPU per call says what llmswitch adds to it."""
+    base, base_cpu = times["plain httpx2"]
     print(title)
-    for name, seconds in times.items():
+    for name, (seconds, cpu) in times.items():
         ratio = seconds / base
         mark = f"  (goal <= {goal}x: {'met' if ratio <= goal else 'NOT met'})" if name != "plain httpx2" else ""
-        print(f"  {name:<16} {seconds * 1000:8.1f} ms  {ratio:5.2f}x{mark}")
+        print(f"  {name:<16} {seconds * 1000:8.1f} ms  {ratio:5.2f}x{mark}; client CPU {cpu / calls * 1000:.3f} ms "
+              f"per call ({cpu / base_cpu:.2f}x)")
 
 
 def main() -> None:
@@ -150,9 +154,11 @@ def main() -> None:
             requests, streams = llmswitch_runners("bench")
             base = url + "/v1"
             show(f"{REQUESTS} requests, {CONCURRENCY} at a time, each answered after {DELAY_S * 1000:.0f} ms:",
-                 measure({"plain httpx2": lambda: plain_requests(base), "llmswitch": requests}, args.runs), 1.15)
+                 measure({"plain httpx2": lambda: plain_requests(base), "llmswitch": requests}, args.runs), 1.15,
+                 REQUESTS)
             show(f"{STREAMS} concurrent streams of {STREAM_TOKENS} tokens:",
-                 measure({"plain httpx2": lambda: plain_streams(base), "llmswitch": streams}, args.runs), 1.25)
+                 measure({"plain httpx2": lambda: plain_streams(base), "llmswitch": streams}, args.runs), 1.25,
+                 STREAMS)
         finally:
             server.kill()
 

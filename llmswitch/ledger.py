@@ -17,6 +17,7 @@ import json
 import os
 import queue
 import re
+import signal
 import sqlite3
 import threading
 import time
@@ -306,7 +307,6 @@ class RowWriter:
         self._starting = threading.Lock()
         self._ledger: Ledger | None = None
         self._identity: tuple[int, int] | None = None
-        self._signals_checked = False
         self._hurried = False  # set by a flush or a stop: commit now, without gathering more (no lock: a
         # signal handler sets it too)
 
@@ -314,9 +314,8 @@ class RowWriter:
         """Queue ``entries`` for the ledger file at ``path``; written within milliseconds."""
         if self._thread is None:
             self._start()
-        if not self._signals_checked and threading.current_thread() is threading.main_thread():
-            self._signals_checked = True
-            _flush_on_sigterm()
+        if threading.current_thread() is threading.main_thread():
+            _flush_on_sigterm()  # each time: a CLI restores the default when its own handler's block ends
         self._queue.put((path, entries))
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -418,7 +417,6 @@ class RowWriter:
         if self._ledger is not None:
             _inherited.append(self._ledger)  # never closed here: it is the parent's
         self._ledger = None
-        self._signals_checked = False
 
 
 _inherited: list[Ledger] = []
@@ -451,19 +449,18 @@ atexit.register(_write_at_exit)
 def _flush_on_sigterm() -> None:
     """Write the queued rows when SIGTERM arrives, then end as SIGTERM would, when SIGTERM still has its default
     action (an application's own handler is left alone: it ends the process the normal way, through atexit)."""
-    import signal
-
+    if _SIGTERM is None or signal.getsignal(_SIGTERM) is not signal.SIG_DFL:
+        return
     try:
-        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-            return
-        signal.signal(signal.SIGTERM, _on_sigterm)
-    except (ValueError, OSError, AttributeError):  # not the main thread, or no SIGTERM here
+        signal.signal(_SIGTERM, _on_sigterm)
+    except (ValueError, OSError):  # not the main thread after all
         return
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
-    import signal
+_SIGTERM = getattr(signal, "SIGTERM", None)
 
+
+def _on_sigterm(signum: int, frame: object) -> None:
     _writer.flush(FLUSH_AT_EXIT_S)
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)

@@ -45,7 +45,7 @@ GROUPS: dict[str, Group] = {
                     "estimates, budgets and the cost of each call: a mistake spends money the user capped"),
     "ledger": Group(("llmswitch/ledger.py",), ("tests/test_ledger.py", "tests/test_budget.py",
                                                 "tests/test_accounting.py", "tests/test_database.py",
-                                                "tests/test_mutation_survivors.py"),
+                                                "tests/test_ledger_writer.py", "tests/test_mutation_survivors.py"),
                     "the usage ledger: a mistake loses or miscounts spend"),
     "pricing": Group(("llmswitch/pricing.py", "llmswitch/price_catalog.py"),
                      ("tests/test_pricing.py", "tests/test_pricing_rules.py", "tests/test_price_catalog.py",

@@ -423,3 +423,36 @@ def test_a_budget_without_max_tokens_assumes_the_models_maximum_output(plugin: P
 def test_a_model_on_another_server_is_not_priced_from_the_providers_table(plugin: PricedPlugin) -> None:
     assert accounting.price_of(resolve("gpt")).known
     assert not accounting.price_of(resolve("gpt-elsewhere")).known
+
+
+def test_a_charge_is_made_at_once_only_when_nothing_in_it_can_wait(plugin: PricedPlugin,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmswitch import metrics
+    from llmswitch.accounting import Books, charges_at_once
+    from llmswitch.errors import UnreachableError
+
+    resolved = resolve()
+    request = resolved.request("hi")
+
+    def call(text: str = "fine", usage: Usage | None = None, error: LLMSwitchError | None = None) -> StreamState:
+        state = finished(resolved, text, usage if usage is not None else Usage(1, 1), error=error)
+        state.request = request
+        return state
+
+    assert charges_at_once(call(), Books())
+    assert not charges_at_once(call(), Books(ledger=object()))  # type: ignore[arg-type]  # a face's own ledger
+    assert not charges_at_once(call(usage=Usage(None, 1)), Books())  # the input must be counted: may ask the API
+    assert charges_at_once(call(usage=Usage(1, None)), Books())  # the output is counted here, from the text
+    assert charges_at_once(call("", Usage(None, None), error=UnreachableError("down")), Books())  # costs nothing
+    unanswered = call(usage=Usage(None, None))
+    unanswered.request = None
+    assert charges_at_once(unanswered, Books())  # a call known only by its answer: nothing to count
+    cached = call(usage=Usage(None, None))
+    cached.cached = True
+    assert charges_at_once(cached, Books())
+    remote = call()
+    remote.resolved = type(resolved)(resolved.profile, resolved.handle, resolved.settings, resolved.target,
+                                     state=object())  # type: ignore[arg-type]  # a state elsewhere (Redis)
+    assert not charges_at_once(remote, Books())
+    monkeypatch.setattr(metrics, "_active", object())  # a metrics file to write
+    assert not charges_at_once(call(), Books())
