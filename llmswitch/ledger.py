@@ -19,6 +19,7 @@ import queue
 import re
 import signal
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -344,6 +345,7 @@ class RowWriter:
                 thread = threading.Thread(target=self._run, name="llmswitch-ledger", daemon=True)
                 thread.start()
                 self._thread = thread
+                _write_at_multiprocessing_exit()
 
     def _run(self) -> None:
         stopping = False
@@ -444,6 +446,15 @@ def _write_at_exit() -> None:
 
 
 atexit.register(_write_at_exit)
+
+
+def _write_at_multiprocessing_exit() -> None:
+    """A ``multiprocessing`` child started by fork ends with ``os._exit``, which skips ``atexit``, after running
+    multiprocessing's own exit finalizers: the rows are written by one of those too (when multiprocessing is in
+    use; registered as each process starts its writer)."""
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        util.Finalize(None, _write_at_exit, exitpriority=0)
 
 
 def _flush_on_sigterm() -> None:

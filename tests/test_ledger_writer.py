@@ -170,3 +170,19 @@ def test_an_async_call_is_charged_on_its_loop_and_its_cost_is_known_at_once(conf
         cost = asyncio.run(main())
     assert charged_on == [threading.main_thread()]  # no worker thread for it, no wait for a write
     assert cost is not None and cost.usd == pytest.approx(0.002)  # type: ignore[attr-defined]
+
+
+def _call_and_return() -> None:
+    ledger.GATHER_S = 60.0  # the row stays queued: only multiprocessing's exit can write it
+    resolved = Client().resolve("echo")
+    resolved.complete(resolved.request("hello"))
+
+
+def test_a_forked_multiprocessing_child_writes_its_rows_before_it_ends(hermetic: Path) -> None:
+    import multiprocessing
+
+    child = multiprocessing.get_context("fork").Process(target=_call_and_return)  # ends with os._exit: no atexit
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+    assert rows_on_disk(hermetic / "data") == [("echo", "ok")]

@@ -157,6 +157,7 @@ class Runner:
                 if finished is None:
                     running -= 1
                 else:
+                    books.commit()  # its row (and those of the calls that ended with it), before it is handed on
                     yield finished
         finally:
             for worker in workers:
@@ -179,6 +180,10 @@ class Runner:
                         if self.gate is not None:
                             self.gate.settle(result)  # before this worker takes its next line
                         done.put_nowait(result)
+                        # The consumer, woken by the put, runs first and commits the result before this worker
+                        # sends its next line: a kill then costs only the calls in flight, never one that was
+                        # answered as well (a request can reach the server within this same step).
+                        await asyncio.sleep(0)
                     except BudgetExceededError as refused:
                         self.stop_reason, self.stopped = refused, True
                         return
