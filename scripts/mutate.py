@@ -279,16 +279,6 @@ EQUIVALENT: dict[str, str] = {
         "on the line, and this line of the statement has none)",
     "llmswitch.ledger.xǁLedgerǁtotal__mutmut_1":
         "`since` defaulting to 1.0 instead of 0.0: no call is recorded in the first second of 1970",
-    "llmswitch.ledger.x_append_kept__mutmut_13":
-        "`path != path and identity is None`: a kept ledger whose data dir changed is opened again anyway, since "
-        "the new path is either no file yet (identity None) or another file (another identity)",
-    "llmswitch.ledger.x_append_kept__mutmut_24":
-        "Ledger(None) instead of Ledger(path): a Ledger without a path opens the data dir's ledger, that same path",
-    "llmswitch.ledger.x_append_kept__mutmut_28":
-        "not dropping the kept ledger after a failure: it was closed, and a Ledger reopens its connection on the "
-        "next query, so the next call starts afresh all the same",
-    "llmswitch.ledger.x_append_kept__mutmut_31": "as _28: the failed ledger is closed and reopens on the next query",
-    "llmswitch.ledger.x_append_kept__mutmut_32": "as _28: the failed ledger is closed and reopens on the next query",
     "llmswitch.router.plan.xǁCallPlanǁ_prefer_larger_windows__mutmut_26":
         "`windows(other) or 1` in the sort key of the larger members: each of them has a known window above the "
         "failing member's, never None or 0",
