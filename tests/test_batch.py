@@ -363,3 +363,23 @@ def test_one_line_is_one_line_in_every_count(config_file: Path, tmp_path: Path) 
     assert outcome.exit_code == 0, outcome
     assert "estimate: 1 line to send" in outcome.stderr and "1/1 line done" in outcome.stderr
     assert "lines" not in outcome.stderr
+
+
+def test_a_library_batch_job_frees_its_output_when_its_run_ends_without_close(tmp_path: Path) -> None:
+    """A caller that runs a job and never closes it (as ``bench/bench_batch.py`` did) can run the next on the
+    same OUTPUT: the run itself gives the lock up, however it ends."""
+    from llmswitch.batch import BatchJob, BatchOptions
+    from llmswitch.client import Client
+
+    source, output = tmp_path / "q.txt", tmp_path / "a.jsonl"
+    source.write_text("one\ntwo\n")
+
+    def run_once() -> int:
+        job = BatchJob(Client(), BatchOptions(str(source), str(output), profile="echo", restart=True))
+        summary = asyncio.run(job.run(job.prepare()))
+        return summary.answered
+
+    assert run_once() == 2
+    assert not output.with_name(output.name + ".lock").exists()
+    assert run_once() == 2  # before the fix: "a.jsonl is being written by another llmswitch batch (pid <this one>)"
+    assert len(output.read_text().splitlines()) == 2

@@ -268,32 +268,36 @@ class BatchJob:
         limit = CostGate(options.max_cost, plan.estimate) if options.max_cost is not None else None
         from llmswitch.ledger import Ledger
 
-        with Checkpoint() as checkpoint, Ledger() as ledger, \
-                OutputWriter(options.output, ordered=options.ordered, order=order, written=plan.written) as writer:
-            checkpoint.start_run(plan.key, input_name=plan.batch.name, output=options.output, lines=plan.total)
-            for record in plan.replay:
-                writer.write(record)
-            progress.started(plan)
-            runner = Runner(plan.resolved, plan.pending, concurrency=options.concurrency,
-                            gate=limit, ledger=ledger)
-            try:
-                async for result in runner.results():
-                    record = result.record()
-                    checkpoint.save(plan.key, result.key, result.line, record, failed=not result.ok)
-                    writer.write(record)  # after the commit: a kill between the two is repaired by --resume
-                    summary.take(result)
-                    progress.advanced(result, summary)
-            except BaseException:
-                summary.interrupted = True
-                raise
-            finally:
-                summary.elapsed_s = time.perf_counter() - summary.started
-                summary.waiting = writer.waiting
-                if runner.stop_reason is not None:
-                    summary.stopped = runner.stop_reason.message
-                elif runner.stopped and limit is not None:
-                    summary.stopped = limit.reason()
-                progress.finished(summary)
+        try:
+            with Checkpoint() as checkpoint, Ledger() as ledger, \
+                    OutputWriter(options.output, ordered=options.ordered, order=order, written=plan.written) as writer:
+                checkpoint.start_run(plan.key, input_name=plan.batch.name, output=options.output, lines=plan.total)
+                for record in plan.replay:
+                    writer.write(record)
+                progress.started(plan)
+                runner = Runner(plan.resolved, plan.pending, concurrency=options.concurrency,
+                                gate=limit, ledger=ledger)
+                try:
+                    async for result in runner.results():
+                        record = result.record()
+                        checkpoint.save(plan.key, result.key, result.line, record, failed=not result.ok)
+                        writer.write(record)  # after the commit: a kill between the two is repaired by --resume
+                        summary.take(result)
+                        progress.advanced(result, summary)
+                except BaseException:
+                    summary.interrupted = True
+                    raise
+                finally:
+                    summary.elapsed_s = time.perf_counter() - summary.started
+                    summary.waiting = writer.waiting
+                    if runner.stop_reason is not None:
+                        summary.stopped = runner.stop_reason.message
+                    elif runner.stopped and limit is not None:
+                        summary.stopped = limit.reason()
+                    progress.finished(summary)
+        finally:
+            self.close()  # the run is over, however it ended: OUTPUT is free for the next run (a library
+            # caller that never closes the job does not hold it until exit)
         return summary
 
 
