@@ -6,6 +6,9 @@ jobs. Jobs are submitted by one process and collected by another."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +180,81 @@ def test_a_job_that_fails_whole_and_a_cancelled_one(config_file: Path, tmp_path:
     records = {r["id"]: r for r in read_records(output)}
     assert records["q0"]["error"] is None
     assert {records[q]["error"]["kind"] for q in ("q1", "q2", "q3")} == {"cancelled"}
+
+
+def hold_output(output: Path) -> subprocess.Popen[str]:
+    """Another process holding OUTPUT's lock through the one lock every writer of OUTPUT takes (a batch run
+    writing it), until its stdin closes."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from llmswitch.batch.output_lock import OutputLock; "
+         f"lock = OutputLock({str(output)!r}); lock.acquire(); print('held', flush=True); sys.stdin.read(); "
+         "lock.release()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_batch_status_takes_outputs_lock_and_charges_nothing_while_another_run_writes_it(
+        config_file: Path, tmp_path: Path) -> None:
+    """``batch status`` writes the job's OUTPUT, so it takes the lock ``batch`` takes: while another run holds
+    it, the ended job is not collected (exit 2, naming that run), nothing is charged or written, and the job
+    stays waiting; once OUTPUT is free the next ``status`` collects it whole."""
+    source, output = questions(tmp_path, 3), tmp_path / "out.jsonl"
+    with openai_batch_server() as server:
+        write_profile(config_file, "openai", server.url)
+        submitted = run_cli("batch", str(source), "-p", "p", "-o", str(output), "--via", "provider")
+        assert submitted.exit_code == 0, submitted
+        holder = hold_output(output)
+        try:
+            refused = run_cli("batch", "status", "--wait", "--poll-interval", "0.01")
+            as_json = run_cli("batch", "status", "--json")
+        finally:
+            holder.communicate(input="", timeout=30)
+        assert refused.exit_code == 2, refused
+        assert f"{output} is being written by another llmswitch batch (pid {holder.pid})" in refused.stderr
+        assert "run `llmswitch batch status` again" in refused.stderr and "nothing was charged" in refused.stderr
+        assert "OUTPUT busy" in refused.stdout and "Traceback" not in refused.stderr
+        assert as_json.exit_code == 2 and json.loads(as_json.stdout)["output_busy"] is True
+        assert not output.exists() or output.read_text() == ""
+        with Ledger() as ledger:
+            assert ledger.entries() == []
+        with Checkpoint() as checkpoint:
+            assert len(checkpoint.jobs(open_only=True)) == 1
+        collected = run_cli("batch", "status")
+    assert collected.exit_code == 0, collected
+    assert "3 lines written" in collected.stderr
+    assert [r["id"] for r in read_records(output)] == ["q0", "q1", "q2"]
+    with Ledger() as ledger:
+        assert len(ledger.entries()) == 3  # charged once, when collected
+    assert not output.with_name("out.jsonl.lock").exists()
+
+
+def test_output_lock_is_re_entrant_within_a_process_and_held_until_its_last_holder_releases(
+        tmp_path: Path) -> None:
+    """``batch --via provider --wait`` holds OUTPUT and collects into it through the same lock: re-entering
+    it in one process must not refuse itself, and the first release must not free OUTPUT for another run."""
+    from llmswitch.batch.output_lock import OutputBusyError, OutputLock
+
+    output = tmp_path / "out.jsonl"
+    probe = [sys.executable, "-c", "from llmswitch.batch.output_lock import OutputLock; "
+             f"OutputLock({str(output)!r}).acquire()"]
+    run, collect = OutputLock(str(output)), OutputLock(str(output))
+    run.acquire()
+    with collect:
+        other = subprocess.run(probe, capture_output=True, text=True)
+        assert other.returncode != 0 and f"(pid {os.getpid()})" in other.stderr
+    other = subprocess.run(probe, capture_output=True, text=True)
+    assert other.returncode != 0 and f"(pid {os.getpid()})" in other.stderr  # still held by the run
+    assert output.with_name("out.jsonl.lock").exists()
+    run.release()
+    assert not output.with_name("out.jsonl.lock").exists()
+    assert subprocess.run(probe, capture_output=True, text=True).returncode == 0
+    with pytest.raises(OutputBusyError):  # sanity: a holder in another process refuses this one
+        holder = hold_output(output)
+        try:
+            OutputLock(str(output)).acquire()
+        finally:
+            holder.communicate(input="", timeout=30)
 
 
 def test_via_provider_on_a_backend_without_a_batch_service_is_refused(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from llmswitch import accounting
 from llmswitch.batch.inputs import BatchItem
 from llmswitch.batch.output import OutputWriter, read_existing
+from llmswitch.batch.output_lock import OutputLock
 from llmswitch.batch.results import BatchResult
 from llmswitch.client import StreamState, plugin_failure
 from llmswitch.errors import BatchNotAnsweredError, ConfigError, LLMSwitchError
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
     from llmswitch.client import Client, ResolvedProfile
     from llmswitch.ledger import Ledger
     from llmswitch.store.checkpoint import Checkpoint
+
+
+COLLECT_AGAIN = "run `llmswitch batch status` again (the job waits at the provider; nothing was charged)"
 
 
 def custom_id(line: int) -> str:
@@ -133,6 +137,15 @@ def poll(client: Client, record: JobRecord, *, checkpoint: Checkpoint, ledger: L
     checkpoint.update_job(record.job_id, job.status)
     if not job.ended:
         return Collected(job, [])
+    # OUTPUT is another run's while it writes it; taken before anything is charged, so a refused collection
+    # (OutputBusyError) costs nothing and the next poll collects the job whole.
+    with OutputLock(record.output, then=COLLECT_AGAIN):
+        return collect(resolved, record, job, checkpoint=checkpoint, ledger=ledger)
+
+
+def collect(resolved: ResolvedProfile, record: JobRecord, job: ProviderJob, *, checkpoint: Checkpoint,
+            ledger: Ledger) -> Collected:
+    """An ended job's answers charged, committed to the checkpoint, then written to OUTPUT (held by the caller)."""
     price = accounting.price_of(resolved).batch
     results: dict[str, BatchResult] = {}
     for answer in answers(resolved, record.job_id):

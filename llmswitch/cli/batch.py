@@ -10,6 +10,7 @@ import asyncio
 import shlex
 import signal
 import sys
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -200,56 +201,71 @@ def show_status(client: Client, records: list[Any], *, wait: bool, poll_interval
     """Poll each job (collecting those that ended), again every ``poll_interval`` with ``wait``, then show them."""
     import time
 
+    from llmswitch.batch.output_lock import OutputBusyError
     from llmswitch.batch.provider import poll
     from llmswitch.ledger import Ledger
     from llmswitch.store.checkpoint import Checkpoint
 
     seen: dict[str, Any] = {}
     written: dict[str, int] = {}
+    busy: dict[str, OutputBusyError] = {}  # job id -> why its OUTPUT could not be written
     failed = 0
     waiting = [record for record in records if not record.collected]
     with Checkpoint() as checkpoint, Ledger() as ledger:
         while True:
             for record in waiting:
-                collected = poll(client, record, checkpoint=checkpoint, ledger=ledger)
+                try:
+                    collected = poll(client, record, checkpoint=checkpoint, ledger=ledger)
+                except OutputBusyError as error:  # the other jobs are still collected; this one waits
+                    busy[record.job_id] = error
+                    continue
                 seen[record.job_id] = collected.job
                 if collected.job.ended:
                     written[record.output] = written.get(record.output, 0) + len(collected.results)
                     failed += sum(1 for result in collected.results if not result.ok)
-            waiting = [record for record in waiting if not seen[record.job_id].ended]
+            waiting = [record for record in waiting if record.job_id not in busy and not seen[record.job_id].ended]
             if not wait or not waiting:
                 break
             time.sleep(poll_interval)
-    print_jobs([(record, seen.get(record.job_id)) for record in records], as_json=as_json)
+    print_jobs([(record, seen.get(record.job_id)) for record in records], as_json=as_json, busy=set(busy))
     for output, count in written.items():
         echo_status(f"{counted(count, 'line')} written to {output}" + (f" ({failed} failed; --retry-failed asks them again)"
                                                               if failed else ""))
+    if busy:
+        raise next(iter(busy.values()))  # exit 2, naming the run that holds OUTPUT
     return EXIT_BACKEND if failed else EXIT_OK
 
 
-def print_jobs(rows: list[tuple[Any, Any]], *, as_json: bool) -> None:
-    """One row per job: the provider's status and counts as last seen (None: the record's own)."""
+def print_jobs(rows: list[tuple[Any, Any]], *, as_json: bool, busy: Collection[str] = ()) -> None:
+    """One row per job: the provider's status and counts as last seen (None: the record's own). ``busy``: jobs
+    not collected because another run holds their OUTPUT."""
     if as_json:
         import json
 
         for record, job in rows:
             click.echo(json.dumps({
                 "job": record.job_id, "profile": record.key.profile, "backend": record.backend,
-                "status": job.status if job is not None else record.status, "lines": len(record.lines),
+                "status": job_status(record, job, busy), "lines": len(record.lines),
                 "succeeded": job.succeeded if job is not None else None,
                 "failed": job.failed if job is not None else None,
                 "collected": job is not None and job.ended or record.collected, "output": record.output,
-                "detail": job.detail if job is not None else None}))
+                "output_busy": record.job_id in busy, "detail": job.detail if job is not None else None}))
         return
     from llmswitch.cli.tables import console, table
 
     grid = table("JOB", "PROFILE", "STATUS", "LINES", "SUCCEEDED", "FAILED", "OUTPUT",
                  right=("LINES", "SUCCEEDED", "FAILED"))
     for record, job in rows:
-        grid.add_row(record.job_id, record.key.profile, job.status if job is not None else record.status,
+        grid.add_row(record.job_id, record.key.profile, job_status(record, job, busy),
                      str(len(record.lines)), str(job.succeeded) if job is not None else "",
                      str(job.failed) if job is not None else "", record.output)
     console().print(grid)
+
+
+def job_status(record: Any, job: Any, busy: Collection[str]) -> str:
+    if record.job_id in busy:
+        return "ended, not collected: OUTPUT busy"
+    return str(job.status if job is not None else record.status)
 
 
 def announce(plan: Plan) -> None:
