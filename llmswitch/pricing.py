@@ -274,6 +274,14 @@ def parse_table(text: str, *, backend: str, origin: str, format: str = "toml", u
 def _entry(values: Any, where: str, label: str, date: str | None) -> ModelPrice:
     if not isinstance(values, dict):
         raise PriceTableError(f"{where}: must be a table")
+    from llmswitch.profiles import non_finite_entry
+
+    # TOML's inf and nan and JSON's Infinity and NaN pass every comparison below one way or the other: an
+    # infinite price would refuse every call over budget, a nan one would make every sum nan.
+    odd = non_finite_entry(values)
+    if odd is not None:
+        raise PriceTableError(f"{where}: {odd} is not a price; write an ordinary number of USD per million "
+                              "tokens, or remove the field (the price is then unknown)")
     checked: dict[str, Any] = {}
     for name in PRICE_FIELDS:
         value = values.get(name)
@@ -372,8 +380,8 @@ def _load_updated(path: Path, stamp: int) -> dict[str, PriceTable]:
         try:
             tables[backend] = parse_table(json.dumps(document), backend=backend, origin=str(path), format="json",
                                           updated=True)
-        except PriceTableError:
-            continue
+        except PriceTableError as exc:  # no price from it (lookups fall through to the shipped table); `prices` says why
+            tables[backend] = PriceTable(backend=backend, origin=str(path), error=str(exc), updated=True)
     return tables
 
 

@@ -254,6 +254,23 @@ def test_a_damaged_stored_table_falls_back_to_the_shipped_one(hermetic: Path) ->
     assert price.known and "updated" not in price.source
 
 
+def test_an_infinite_price_in_the_stored_table_is_not_used_and_prices_says_where(hermetic: Path) -> None:
+    """The stored table is a user's file too (hand-edited, or older): an Infinity in it is refused like a shipped
+    table's, the shipped prices stay in use, and `llmswitch prices` names the file, the model and the field."""
+    path = stored(hermetic)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"meta": {"source": "hand", "date": "2026-01-01"}, "backends": {"openai": {"models": '
+                    '{"gpt-4.1": {"input_per_mtok": Infinity, "output_per_mtok": 8.0}}}}}')
+    price = lookup(info("openai"), "gpt-4.1")
+    assert price.known and price.input_per_mtok is not None and price.input_per_mtok < 1000
+    assert "updated" not in price.source  # the shipped table's
+    shown = run_cli("prices", "-b", "openai")
+    assert shown.exit_code == 0, shown
+    said = " ".join(shown.stdout.split())
+    assert f"{path} [models.'gpt-4.1']: input_per_mtok = inf is not a price" in said
+    assert "llmswitch prices update" in said
+
+
 # ---- ages and doctor ---------------------------------------------------------------------------------------
 
 

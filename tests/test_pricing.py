@@ -103,6 +103,29 @@ def test_malformed_tables_say_where(text: str, message: str) -> None:
     assert "bad/prices.toml" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "format", "shown"),
+    [
+        ('[models."x"]\ninput_per_mtok = inf\n', "toml", "input_per_mtok = inf"),
+        ('[models."x"]\noutput_per_mtok = nan\n', "toml", "output_per_mtok = nan"),
+        ('[models."x"]\nbatch_output_per_mtok = +inf\n', "toml", "batch_output_per_mtok = inf"),
+        ('{"models": {"x": {"cached_input_per_mtok": Infinity}}}', "json", "cached_input_per_mtok = inf"),
+        ('{"models": {"x": {"input_per_mtok": NaN}}}', "json", "input_per_mtok = nan"),
+    ],
+)
+def test_an_infinite_or_nan_price_is_refused_naming_the_file_the_model_and_the_field(
+        text: str, format: str, shown: str) -> None:
+    """inf and nan pass the non-negative check (an infinite price refuses every call over budget, a nan one
+    makes every sum nan): refused like a profile's, with the file, the model and the field named."""
+    with pytest.raises(PriceTableError) as caught:
+        parse_table(text, backend="bad", origin="bad/prices.toml", format=format)
+    message = str(caught.value)
+    assert message.startswith(f"bad/prices.toml [models.'x']: {shown} is not a price"), message
+    assert "ordinary number" in message
+    with pytest.raises(PriceTableError, match=r"\[default\]: input_per_mtok = inf"):
+        parse_table("[default]\ninput_per_mtok = inf\n", backend="bad", origin="bad/prices.toml")
+
+
 def test_an_unreadable_table_leaves_prices_unknown() -> None:
     info = BackendInfo(name="ghost", summary="", prices=("llmswitch_echo", "no-such-file.toml"))
     loaded = pricing.load_table(info)

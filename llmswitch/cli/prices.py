@@ -126,7 +126,10 @@ def _render(tables: list[tuple[str, Any, Any]]) -> None:
 
     out = console()
     for backend, updated, shipped in tables:
-        if updated is not None:
+        if updated is not None and updated.error:
+            out.print(Text(f"{backend}: the updated price table is not used: {updated.error}; run `llmswitch "
+                           f"prices update` again, or delete {updated.origin}", style="red"))
+        elif updated is not None:
             _render_table(out, backend, updated, heading="updated with `llmswitch prices update`, used first")
         if shipped is None:
             out.print(Text(f"{backend}: no price table (prices unknown; set price_input_per_mtok and "
