@@ -340,8 +340,29 @@ class ProfileStore:
         edit = profile_file.replace_profile if exists else profile_file.add_profile
         self._edit(lambda text: edit(text, name, values))
 
-    def remove(self, name: str) -> None:
-        """Remove a profile from the file, with its comments; other comments stay."""
+    def routes_naming(self, name: str) -> list[str]:
+        """The routes (fallback, pool, split) that list ``name`` among their members, in name order."""
+        routes = []
+        for other in self.names():
+            if other == name:
+                continue
+            try:
+                values = self.get(other).settings
+            except ConfigError:  # a profile that cannot be read is reported where it is used
+                continue
+            if "route" not in values:
+                continue
+            listed = values.get("members")
+            weights = values.get("weights")
+            members = [*(listed if isinstance(listed, list) else ()), *(weights if isinstance(weights, dict) else ())]
+            if name in members:
+                routes.append(other)
+        return routes
+
+    def remove(self, name: str, *, force: bool = False) -> list[str]:
+        """Remove a profile from the file, with its comments; other comments stay. Refused (ConfigError) while a
+        route names it as a member and nothing else defines it (a built-in, the environment), unless ``force``;
+        returns the routes left naming a profile that is gone (only with ``force``)."""
         from llmswitch import profile_file
 
         if name not in self.user_profiles:
@@ -352,7 +373,19 @@ class ProfileStore:
                                   remedy=f"unset {SNIPPET_VARIABLE} or the {KEY_PREFIX}"
                                   f"{variable_spelling(name)}_* variables that define it")
             raise ProfileNotFoundError(name, self.names())
+        stays = name in builtin_profiles() or name in self.environment.names()  # the name still resolves
+        broken = [] if stays else self.routes_naming(name)
+        if broken and not force:
+            named = " and ".join(f"'{route}'" for route in broken)
+            raise ConfigError(
+                f"profile '{name}' is a member of the route{'s' if len(broken) > 1 else ''} {named}; "
+                "removing it would make them fail",
+                remedy=f"first take '{name}' out of {'that route' if len(broken) == 1 else 'those routes'} (edit "
+                f"{self.path}, or `llmswitch profiles add ROUTE --route ... --replace` without it), or remove "
+                "it anyway with --force",
+            )
         self._edit(lambda text: profile_file.remove_profile(text, name))
+        return broken
 
     def set_default(self, name: str) -> None:
         from llmswitch import profile_file

@@ -200,3 +200,39 @@ def test_the_python_api_checks_a_route_before_writing_it(members: Path) -> None:
     assert members.read_text() == MEMBERS
     store.add("r", {"route": "fallback", "members": ["one"]})
     assert ProfileStore.load().get("r").settings == {"route": "fallback", "members": ["one"]}
+
+
+# ---- removing a member ------------------------------------------------------------------------------------
+
+
+def test_removing_a_profile_a_route_names_is_refused_naming_the_routes_and_the_way_on(members: Path) -> None:
+    """`profiles remove` of a fallback's and a split's member would leave both failing at the next call: refused
+    (exit 2, the file untouched) naming both routes and what to do; --force removes it and warns per route."""
+    assert add("backup", "--route", "fallback", "--member", "one", "--member", "two").exit_code == 0
+    assert add("ab", "--route", "split", "--weight", "one=80", "--weight", "two=20").exit_code == 0
+    assert add("solo", "--route", "pool", "--member", "one").exit_code == 0
+    before = members.read_text()
+    outcome = run_cli("profiles", "remove", "two")
+    assert outcome.exit_code == 2, outcome
+    assert "profile 'two' is a member of the routes 'ab' and 'backup'" in outcome.stderr
+    assert "--force" in outcome.stderr and "take 'two' out of those routes" in outcome.stderr
+    assert "solo" not in outcome.stderr and "Traceback" not in outcome.stderr
+    assert members.read_text() == before
+    forced = run_cli("profiles", "remove", "two", "--force")
+    assert forced.exit_code == 0, forced
+    assert "two" not in ProfileStore.load().names()
+    assert "warning: route 'ab' still names 'two'" in forced.stderr
+    assert "warning: route 'backup' still names 'two'" in forced.stderr
+    assert run_cli("profiles", "remove", "solo").exit_code == 0  # a route itself is no member of anything
+
+
+def test_removing_a_file_profile_that_still_resolves_elsewhere_is_not_refused(members: Path) -> None:
+    """A file's [profiles.echo] over the built-in echo: after its removal the route's member is the built-in,
+    so nothing breaks and nothing is said."""
+    with members.open("a") as handle:
+        handle.write('\n[profiles.echo]\nbackend = "echo"\nprefix = "mine:"\n')
+    assert add("backup", "--route", "fallback", "--member", "echo", "--member", "one").exit_code == 0
+    outcome = run_cli("profiles", "remove", "echo")
+    assert outcome.exit_code == 0, outcome
+    assert "warning" not in outcome.stderr
+    assert run_cli("chat", "-p", "backup", "hi").exit_code == 0

@@ -444,12 +444,16 @@ def _route_summary(values: Mapping[str, Any]) -> str:
 
 @profiles.command("remove")
 @click.argument("name")
+@click.option("--force", is_flag=True, help="Remove it even though a route names it as a member.")
 @click.pass_context
-def remove(ctx: click.Context, name: str) -> None:
-    """Remove a profile from your file."""
+def remove(ctx: click.Context, name: str, force: bool) -> None:
+    """Remove a profile from your file (refused while a route names it, unless --force)."""
     store = _store(ctx)
-    store.remove(name)
+    broken = store.remove(name, force=force)
     click.echo(f"removed profile '{name}' from {store.path}", err=True)
+    for route in broken:
+        click.echo(f"warning: route '{route}' still names '{name}' and fails until you take it out of its members",
+                   err=True)
 
 
 @profiles.command("default")
