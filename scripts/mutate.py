@@ -335,11 +335,12 @@ def run_group(name: str, group: Group, *, children: int) -> dict[str, object]:
     work = ROOT / ".mutate" / name
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    for part in ("llmswitch", "tests"):
+    for part in ("llmswitch", "tests", "docs"):  # docs: tests run the plugin guide's example from its page
         shutil.copytree(ROOT / part, work / part, ignore=shutil.ignore_patterns("__pycache__", "__snapshots__"))
     pyproject = {
         "source_paths": ["llmswitch"],
         "only_mutate": list(group.modules),
+        "also_copy": ["docs"],
         "pytest_add_cli_args": ["-p", "no:randomly", "-p", "no:cacheprovider", "-q", "-x"],
         "pytest_add_cli_args_test_selection": list(group.tests),
     }
