@@ -347,6 +347,22 @@ def test_an_unknown_member_gets_close_names(config_file: Path) -> None:
     assert "'claude2'" in (caught.value.remedy or "")
 
 
+def test_a_member_with_no_close_name_says_how_to_fix_the_route_in_every_command(config_file: Path) -> None:
+    """A new user's route naming a profile they never added: chat, doctor and cost each say which route names
+    what, and the way on (add it, or take it out of the members) as a sentence, not a bare "(... shows them all)"."""
+    write(config_file, {"r": {"route": "fallback", "members": ["echo", "ghost"]}})
+    chat = run_cli("chat", "-p", "r", "hi")
+    assert chat.exit_code == 2
+    assert "names 'ghost', which is not a profile" in chat.stderr
+    assert ("hint: add a profile named 'ghost', or take it out of the members of 'r'; `llmswitch profiles list` "
+            "shows the profiles") in chat.stderr
+    doctor = run_cli("doctor", "r", "--offline")
+    assert "add a profile named 'ghost', or take it out of the members of 'r'" in doctor.stdout + doctor.stderr
+    cost = run_cli("cost", "-p", "r", "hi")
+    said = " ".join((cost.stdout + cost.stderr).split())
+    assert "add a profile named 'ghost'" in said and "((" not in said and "Traceback" not in said
+
+
 @pytest.mark.parametrize(("route", "says"), [
     ({"route": "fallback", "members": []}, "has no members"),
     ({"route": "split", "weights": {"a": 0}}, "must be a positive number"),

@@ -184,10 +184,14 @@ def check_routes(name: str, lookup: Any, known: list[str]) -> dict[str, RouteSpe
         if looked_up is None:
             owner = path[-1]
             suggestions = close_matches(current, known)
-            hint = ("did you mean " + " or ".join(f"'{s}'" for s in suggestions) + "? ") if suggestions else ""
+            if suggestions:
+                fix = ("did you mean " + " or ".join(f"'{s}'" for s in suggestions)
+                       + f"? Correct the name in the members of '{owner}'")
+            else:
+                fix = f"add a profile named '{current}', or take it out of the members of '{owner}'"
             where = f"route '{owner}'" + (f" ({sources[owner]})" if sources.get(owner) else "")
             raise ConfigError(f"{where} names '{current}', which is not a profile",
-                              remedy=hint + "(`llmswitch profiles list` shows them all)")
+                              remedy=fix + "; `llmswitch profiles list` shows the profiles")
         values, source = looked_up
         sources[current] = source
         if not is_route(values):
