@@ -481,6 +481,56 @@ async def test_a_long_streamed_answer_keeps_few_live_blocks(config: Path) -> Non
         assert reopened.query(FrozenMarkdown)
 
 
+async def test_frozen_parts_are_measured_before_they_are_drawn_and_drawn_once_seen(config: Path) -> None:
+    """Parts of a long answer scrolled past are not styled or highlighted until they come into view, and the
+    height they were given unseen is the height of what they draw."""
+    from llmswitch.tui.widgets.frozen_markdown import FrozenMarkdown, parser, render_tokens
+
+    text = "\n\n".join(f"## Part {i}\n\n{'Some words to wrap. ' * 12}\n\n```python\nprint({i})\n```"
+                       for i in range(60))
+    app = create_app(profile="fast")
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, text)
+        frozen = list(chat(app).chat_log.last_assistant().query(FrozenMarkdown))  # type: ignore[union-attr]
+        assert len(frozen) > 2 and not frozen[0].drawn
+        height = frozen[0].content_size.height
+        for _ in range(100):  # page up, as a reader would, to the top
+            if chat(app).chat_log.scroll_y == 0:
+                break
+            await pilot.press("shift+pageup")
+        await wait_for(pilot, lambda: frozen[0].drawn)
+        drawn = frozen[0].render()
+        unhighlighted = render_tokens(parser().parse(frozen[0].source), highlighted=False)
+        assert "Part 0" in drawn.plain and drawn.plain == unhighlighted.plain
+        assert len(drawn.spans) > len(unhighlighted.spans)  # the code is highlighted now
+        assert drawn.get_height(frozen[0].styles, frozen[0].content_size.width) == height
+        assert frozen[0].content_size.height == height
+
+
+async def test_the_answer_keeps_its_width_when_the_chat_starts_to_scroll(config: Path) -> None:
+    """The scrollbar has its column from the start: a stream that outgrows the screen is not re-wrapped."""
+    app = create_app(profile="fast")
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "short")
+        log = chat(app).chat_log
+        width = log.scrollable_content_region.width
+        assert log.max_scroll_y == 0
+        await send(pilot, "\n\n".join(f"line {i}" for i in range(80)))
+        assert log.max_scroll_y > 0 and log.scrollable_content_region.width == width
+
+
+async def test_start_up_objects_are_left_out_of_the_cycle_collector_while_the_app_runs(config: Path) -> None:
+    """Frozen once the first screen is up (a full pass over them mid-answer took ~60 ms); collectable again
+    once the app has ended, so an app run in-process does not pin its objects."""
+    import gc
+
+    app = create_app(profile="fast")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
+
+
 async def test_freezing_while_a_slow_stream_runs_keeps_every_character(config: Path) -> None:
     text = "\n\n".join(f"Paragraph number {i} of the answer." for i in range(60))
     config.write_text(config.read_text() + '\n[profiles.medium]\nbackend = "echo"\ndelay = 0.001\nchunk_size = 16\n')

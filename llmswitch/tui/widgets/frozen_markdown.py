@@ -4,7 +4,11 @@ Textual's ``Markdown`` builds a widget for every block (and for every list item 
 a 20,000-token answer makes thousands, and laying them out takes seconds. So an answer keeps only its last
 blocks in a live ``Markdown`` (fed by ``MarkdownStream``), and the blocks before them are drawn by
 :class:`FrozenMarkdown`: the same parser, styles close to Textual's, code highlighted by Textual's own
-highlighter, all in a single ``Static``.
+highlighter, all in a single widget.
+
+A frozen widget is cheap until it is seen: its height is counted from the text without styling or wrapping
+it (:func:`wrapped_height`), and code is highlighted only when the widget is first drawn. A long answer
+scrolled past costs its parse and its text, not the highlighting and wrapping of every block.
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ import re
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
+from rich._wrap import divide_line
+from rich.cells import cell_len
 from textual.content import Content, Span
+from textual.geometry import Size
 from textual.highlight import HighlightTheme, highlight
-from textual.widgets import Static
+from textual.widget import Widget
 
 from llmswitch.record import record
 
@@ -30,6 +37,45 @@ HEADING_STYLES = {
 BULLETS = ("• ", "▪ ", "‣ ", "⭑ ", "◦ ")
 CODE_BACKGROUND = "on $boost"
 INLINE_STYLES = {"em_open": "italic", "strong_open": "bold", "s_open": "strike"}
+
+
+def join(separator: str, items: list[Content | str]) -> Content:
+    """``Content(separator).join(items)``, the same text and spans, built in one pass.
+
+    Textual's ``join`` copies the text a character at a time and strips control codes again from the whole
+    result; rendering a long answer joins every line this way several times over. The pieces here are
+    already Content (control codes stripped when they were made) or plain prefixes of our own."""
+    texts: list[str] = []
+    spans: list[Span] = []
+    offset = 0
+    for index, item in enumerate(items):
+        if index and separator:
+            texts.append(separator)
+            offset += len(separator)
+        if isinstance(item, str):
+            texts.append(item)
+            offset += len(item)
+            continue
+        text = item.plain
+        if text:
+            spans.extend(Span(offset + start, offset + end, style) for start, end, style in item.spans if style)
+            texts.append(text)
+            offset += len(text)
+    return Content("".join(texts), spans, strip_control_codes=False)
+
+
+def wrapped_height(text: str, width: int) -> int:
+    """How many lines ``Content(text)`` takes at ``width`` cells (wrapped at words, long words folded), as
+    ``Content.get_height`` counts them, without making the lines: a line that fits is one line."""
+    height = 0
+    for line in text.split("\n"):
+        if "\t" in line:
+            line = Content(line, strip_control_codes=False).expand_tabs(8).plain
+        if (len(line) <= width and line.isascii()) or cell_len(line) <= width:
+            height += 1
+        else:
+            height += len(divide_line(line, width, fold=True)) + 1
+    return height
 
 
 def parser() -> MarkdownIt:
@@ -110,16 +156,19 @@ def inline_content(token: Token) -> Content:
     return Content("".join(parts), spans)
 
 
-def code_content(code: str, language: str) -> Content:
-    """A code block: highlighted like Textual's fences, indented, on a background as wide as its lines."""
+def code_content(code: str, language: str, *, highlighted: bool = True) -> Content:
+    """A code block: highlighted like Textual's fences, indented, on a background as wide as its lines.
+    Not ``highlighted``: the same text, unstyled (what its size is measured from)."""
     code = code.rstrip("\n")
-    highlighted = highlight(code, language=language or None, theme=HighlightTheme)
-    lines = highlighted.split("\n")
+    if highlighted:
+        body = highlight(code, language=language or None, theme=HighlightTheme)
+    else:
+        body = Content("\n".join(code.splitlines()))  # the text ``highlight`` returns (its line ends unified)
+    lines = body.split("\n")
     width = max((line.cell_length for line in lines), default=0) + 2
-    padded = [Content("  ").append(line).append(" " * (width - line.cell_length)).stylize(CODE_BACKGROUND)
-              for line in lines]
+    padded = [join("", ["  ", line, " " * (width - line.cell_length)]).stylize(CODE_BACKGROUND) for line in lines]
     blank = Content(" " * (width + 2)).stylize(CODE_BACKGROUND)
-    return Content("\n").join([blank, *padded, blank])
+    return join("\n", [blank, *padded, blank])
 
 
 def render_markdown(source: str) -> Content:
@@ -127,8 +176,8 @@ def render_markdown(source: str) -> Content:
     return render_tokens(parser().parse(source))
 
 
-def render_tokens(tokens: list[Token]) -> Content:
-    """Parsed Markdown (whole top-level blocks) as one Content."""
+def render_tokens(tokens: list[Token], *, highlighted: bool = True) -> Content:
+    """Parsed Markdown (whole top-level blocks) as one Content; code unstyled unless ``highlighted``."""
     blocks: list[Content] = []
     lists: list[list[int]] = []  # per open list: [next number] for ordered, [] for bullets
     quote_depth = 0
@@ -139,11 +188,11 @@ def render_tokens(tokens: list[Token]) -> Content:
 
     def emit(content: Content, first_prefix: str = "", rest_prefix: str = "", tight: bool = False) -> None:
         lines = content.split("\n")
-        decorated = [Content(prefix() + (first_prefix if i == 0 else rest_prefix)).append(line)
+        decorated = [join("", [prefix() + (first_prefix if i == 0 else rest_prefix), line])
                      for i, line in enumerate(lines)]
-        joined = Content("\n").join(decorated)
+        joined = join("\n", decorated)  # type: ignore[arg-type]
         if tight and blocks:
-            blocks[-1] = Content("\n").join([blocks[-1], joined])
+            blocks[-1] = join("\n", [blocks[-1], joined])
         else:
             blocks.append(joined)
 
@@ -184,7 +233,7 @@ def render_tokens(tokens: list[Token]) -> Content:
                 item_marker = BULLETS[(len(lists) - 1) % len(BULLETS)]
         elif kind in ("fence", "code_block"):
             language = token.info.strip().split(" ")[0] if token.info else ""
-            emit(code_content(token.content, language), indent, indent, tight=bool(lists))
+            emit(code_content(token.content, language, highlighted=highlighted), indent, indent, tight=bool(lists))
         elif kind == "blockquote_open":
             quote_depth += 1
         elif kind == "blockquote_close":
@@ -197,7 +246,7 @@ def render_tokens(tokens: list[Token]) -> Content:
             index = _table(tokens, index, emit)
             continue
         index += 1
-    return Content("\n\n").join(blocks)
+    return join("\n\n", blocks)  # type: ignore[arg-type]
 
 
 def _table(tokens: list[Token], index: int, emit) -> int:  # type: ignore[no-untyped-def]
@@ -222,16 +271,16 @@ def _table(tokens: list[Token], index: int, emit) -> int:  # type: ignore[no-unt
     lines = []
     for number, row in enumerate(rows):
         cells = [cell.append(" " * (widths[i] - cell.cell_length)) for i, cell in enumerate(row)]
-        line = Content(" │ ").join(cells)
+        line = join(" │ ", cells)  # type: ignore[arg-type]
         lines.append(line.stylize("bold") if number < header_rows else line)
         if number == header_rows - 1:
             lines.append(Content("─┼─".join("─" * width for width in widths)).stylize("$secondary"))
-    emit(Content("\n").join(lines))
+    emit(join("\n", lines))  # type: ignore[arg-type]
     return index + 1
 
 
-class FrozenMarkdown(Static):
-    """Finished Markdown blocks in a single widget."""
+class FrozenMarkdown(Widget):
+    """Finished Markdown blocks in a single widget, styled and highlighted only once it is drawn."""
 
     DEFAULT_CSS = """
     FrozenMarkdown {
@@ -241,5 +290,27 @@ class FrozenMarkdown(Static):
     """
 
     def __init__(self, segment: Segment) -> None:
-        super().__init__(render_tokens(segment.tokens), classes="frozen")
+        super().__init__(classes="frozen")
         self.source = segment.source
+        self._tokens = segment.tokens
+        self._text: str | None = None  # the text as drawn, for its height
+        self._styled: Content | None = None
+        self._height: tuple[int, int] = (-1, 0)  # (width, height)
+
+    @property
+    def drawn(self) -> bool:
+        """Whether it has been drawn (so styled and highlighted) yet."""
+        return self._styled is not None
+
+    def render(self) -> Content:
+        if self._styled is None:
+            self._styled = render_tokens(self._tokens)
+            self._text = self._styled.plain
+        return self._styled
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        if self._height[0] != width:
+            if self._text is None:
+                self._text = render_tokens(self._tokens, highlighted=False).plain
+            self._height = (width, wrapped_height(self._text, width) if width > 0 else 0)
+        return self._height[1]
