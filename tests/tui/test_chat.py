@@ -91,9 +91,12 @@ async def test_stream_uses_markdown_stream_and_keeps_earlier_blocks(config: Path
         answer = chat(app).chat_log.last_assistant()
         assert answer is not None and answer.streaming and answer._stream is not None
         first_block = answer.markdown.children[0]
+        header = answer.query_one(".header")
+        streaming_color = header.styles.color  # the accent while the answer streams
         await wait_for(pilot, lambda: chat(app).current is None and not chat(app).views)
         assert answer.markdown.children[0] is first_block
         assert answer.text == paragraphs
+        assert header.styles.color != streaming_color
 
 
 async def test_auto_scroll_follows_only_while_at_the_bottom(config: Path) -> None:

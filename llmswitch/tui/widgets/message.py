@@ -144,7 +144,13 @@ class AssistantMessage(MessageView):
 
     def begin_stream(self) -> None:
         self.streaming = True
-        self.add_class("streaming")
+        self._header_label.add_class("streaming")
+
+    @property
+    def _header_label(self) -> Label:
+        # The header, not the message, carries the "streaming" class: a class change restyles the widget it
+        # is on and everything inside it, which for a long answer is dozens of widgets.
+        return self.query_one(".header", Label)
 
     async def write(self, text: str) -> None:
         text = neutralize(text)
@@ -200,7 +206,7 @@ class AssistantMessage(MessageView):
         async with self._lock:
             await self._stop_stream()
             self.streaming = False
-            self.remove_class("streaming")
+            self._header_label.remove_class("streaming")
             shown = self.text
             if final_text != shown:
                 if final_text.startswith(shown):
