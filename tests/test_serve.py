@@ -534,3 +534,39 @@ def test_any_text_arrives_as_the_upstream_sent_it_in_both_protocols(gateway: Run
     whole = openai_client(gateway).chat.completions.create(model="up", messages=[{"role": "user", "content": "x"}])
     assert whole.choices[0].message.content == answer
     assert [row.outcome for row in ledger_rows()] == ["ok"] * 3
+
+
+# ---- what the gateway does not serve ------------------------------------------------------------------------
+
+
+def test_an_endpoint_the_gateway_lacks_is_a_404_in_the_protocols_shape_naming_what_it_serves(
+        gateway: RunningGateway) -> None:
+    client = openai_client(gateway)
+    with pytest.raises(openai.NotFoundError) as refused:
+        client.embeddings.create(model="echo", input="x")
+    body = refused.value.body
+    assert isinstance(body, dict), body  # the OpenAI shape, which the SDK parsed: {"error": {...}}
+    assert body["type"] == "invalid_request_error" and body["code"] == "unknown_path"
+    assert body["message"].startswith("POST /v1/embeddings is not served by llmswitch serve (it serves ")
+    assert "POST /v1/chat/completions" in body["message"] and "POST /v1/messages" in body["message"]
+    with pytest.raises(openai.NotFoundError) as refused:
+        client.responses.create(model="echo", input="x")
+    assert "POST /v1/responses is not served by llmswitch serve" in refused.value.message
+    with pytest.raises(anthropic.NotFoundError) as unknown:  # under /v1/messages: Anthropic's shape
+        anthropic_client(gateway).messages.batches.list()
+    assert unknown.value.body == {"type": "error", "error": {"type": "not_found_error", "message": (
+        unknown.value.body["error"]["message"])}}
+    assert "GET /v1/messages/batches is not served by llmswitch serve" in unknown.value.message
+
+
+def test_a_wrong_method_is_a_405_in_the_protocols_shape_naming_the_right_one(gateway: RunningGateway) -> None:
+    wrong = httpx.get(f"{gateway.url}/v1/messages")
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"
+    assert wrong.json() == {"type": "error", "error": {
+        "type": "invalid_request_error",
+        "message": "GET /v1/messages is not served by llmswitch serve: /v1/messages takes POST"}}
+    wrong = httpx.delete(f"{gateway.url}/v1/chat/completions")
+    assert wrong.status_code == 405
+    assert wrong.json()["error"]["message"] == ("DELETE /v1/chat/completions is not served by llmswitch serve: "
+                                                "/v1/chat/completions takes POST")
+    assert wrong.json()["error"]["code"] == "method_not_allowed"

@@ -311,3 +311,74 @@ def test_a_key_in_clear_in_the_file_is_refused_with_a_remedy(config_file: Path) 
     outcome = run_cli("serve", "--port", str(free_port()))
     assert outcome.exit_code == 2
     assert "keeps only hashes" in outcome.stderr and "lsw-plain" not in outcome.stderr
+
+
+def test_sigterm_past_the_deadline_ends_each_stream_with_its_protocols_error_event_and_a_sentence_in_the_log(
+        config_file: Path, upstream: LocalServer) -> None:
+    import anthropic
+
+    upstream.state.options.update(tokens=400, interval=0.05)  # 20 s of answer: far past a 1 s deadline
+    config_file.write_text(tomli_w.dumps({"profiles": {"up": {
+        "backend": "openai", "model": "test-model", "base_url": f"{upstream.url}/v1", "max_retries": 0}}}))
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "llmswitch", "serve", "--port", str(port), "-p", "up",
+                                "--shutdown-deadline", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        openai_client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0,
+                                      timeout=30)
+        anthropic_client = anthropic.Anthropic(base_url=f"http://127.0.0.1:{port}", api_key="x", max_retries=0,
+                                               timeout=30)
+        assert wait_for(lambda: _answers(openai_client), timeout=30), process.stderr.read() if process.poll() else ""
+        texts: dict[str, list[str]] = {"openai": [], "anthropic": []}
+        errors: dict[str, BaseException] = {}
+        arrived = {name: threading.Event() for name in texts}
+
+        def ask_openai() -> None:
+            try:
+                for chunk in openai_client.chat.completions.create(model="up", stream=True,
+                                                                   messages=[{"role": "user", "content": "go"}]):
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        texts["openai"].append(chunk.choices[0].delta.content)
+                        arrived["openai"].set()
+            except BaseException as error:  # noqa: BLE001  (what the SDK raised is the point)
+                errors["openai"] = error
+
+        def ask_anthropic() -> None:
+            try:
+                with anthropic_client.messages.stream(model="up", max_tokens=1000,
+                                                      messages=[{"role": "user", "content": "go"}]) as stream:
+                    for text in stream.text_stream:
+                        texts["anthropic"].append(text)
+                        arrived["anthropic"].set()
+            except BaseException as error:  # noqa: BLE001
+                errors["anthropic"] = error
+
+        askers = [threading.Thread(target=ask_openai), threading.Thread(target=ask_anthropic)]
+        for asker in askers:
+            asker.start()
+        assert all(event.wait(10) for event in arrived.values())
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        for asker in askers:
+            asker.join(20)
+        _, log = process.communicate(timeout=30)
+        took = time.monotonic() - signalled
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, log
+    assert took < 10
+    for name in texts:  # text arrived, then the protocol's error event (not a cut connection)
+        assert texts[name] and len(texts[name]) < 400
+    assert isinstance(errors["openai"], openai.APIError) and not isinstance(errors["openai"],
+                                                                            openai.APIConnectionError)
+    assert "the gateway is shutting down" in errors["openai"].message
+    assert isinstance(errors["anthropic"], anthropic.APIStatusError)
+    assert "the gateway is shutting down" in str(errors["anthropic"])
+    assert "shutdown deadline (1 s) passed: cancelled 2 answers in flight" in log
+    assert "Traceback" not in log and "ERROR:" not in log and "CancelledError" not in log, log
+    rows = ledger_rows()
+    assert [row.outcome for row in rows] == ["interrupted", "interrupted"]
+    assert all(row.output_tokens for row in rows)  # charged for what was used

@@ -28,6 +28,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
                (b"x-accel-buffering", b"no")]
 JSON_HEADERS = [(b"content-type", b"application/json")]
+ANSWERING = "llmswitch.answering"  # the scope key of the protocol an answer speaks (for its end at shutdown)
 
 
 class WireFormat(Protocol):
@@ -106,6 +107,7 @@ class AnswerResponse:
         self.gateway, self.call, self.protocol = gateway, call, protocol
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        scope[ANSWERING] = self.protocol
         answer = asyncio.ensure_future(self._answer(send))
         watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
         try:

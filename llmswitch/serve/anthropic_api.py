@@ -32,6 +32,7 @@ ERROR_TYPES = {
     failures.CONTEXT_TOO_LONG: "invalid_request_error",
     failures.UNAUTHENTICATED: "authentication_error",
     failures.NOT_FOUND: "not_found_error",
+    failures.UNKNOWN_PATH: "not_found_error",
     failures.RATE_LIMITED: "rate_limit_error",
     failures.UPSTREAM: "api_error",
     failures.OVERLOADED: "overloaded_error",

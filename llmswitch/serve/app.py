@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request as HTTPRequest
 from starlette.responses import JSONResponse, Response
@@ -14,8 +17,8 @@ from starlette.routing import Route
 
 from llmswitch.errors import LLMSwitchError
 from llmswitch.serve import anthropic_api, failures, openai_api
-from llmswitch.serve.answer import AnswerResponse
-from llmswitch.serve.failures import Failure, GatewayRequestError, failure_of
+from llmswitch.serve.answer import ANSWERING, AnswerResponse, send_json
+from llmswitch.serve.failures import SHUTTING_DOWN, Failure, GatewayRequestError, failure_of
 from llmswitch.serve.fields import parse_body
 from llmswitch.serve.gateway import Gateway
 from llmswitch.serve.keys import GatewayKeys, presented_key
@@ -91,16 +94,47 @@ def create_app(gateway: Gateway, keys: GatewayKeys) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]
-    if gateway.metrics is None:
-        return Starlette(routes=routes)
-    routes.append(Route("/metrics", guarded(metrics, openai_shape), methods=["GET"]))
+    if gateway.metrics is not None:
+        routes.append(Route("/metrics", guarded(metrics, openai_shape), methods=["GET"]))
+    served = ", ".join(f"{method} {route.path}" for route in routes for method in sorted(route.methods or ())
+                       if method != "HEAD")
+
+    async def not_served(request: HTTPRequest, error: Exception) -> Response:
+        """A path or method the gateway lacks (embeddings, the Responses API...): said in the protocol's shape,
+        with what it does serve, where starlette would answer a plain-text 'Not Found'."""
+        assert isinstance(error, HTTPException)
+        method, path = request.method, request.url.path[:200]
+        if error.status_code == 405:
+            allowed = (error.headers or {}).get("Allow", "")
+            failure = Failure(405, failures.INVALID_REQUEST,
+                              f"{method} {path} is not served by llmswitch serve: {path} takes {allowed}",
+                              "method_not_allowed")
+            return error_response(failure, shape_for(path), {"Allow": allowed})
+        failure = Failure(404, failures.UNKNOWN_PATH,
+                          f"{method} {path} is not served by llmswitch serve (it serves {served})", "unknown_path")
+        return error_response(failure, shape_for(path))
+
     paths = frozenset(route.path for route in routes)
-    return Starlette(routes=routes, middleware=[Middleware(CountResponses, counter=gateway.metrics.http_requests,
-                                                           paths=paths)])
+    counter = gateway.metrics.http_requests if gateway.metrics is not None else None
+    return Starlette(routes=routes, exception_handlers={404: not_served, 405: not_served},
+                     middleware=[Middleware(Exchanges, counter=counter, paths=paths)])
 
 
-class CountResponses:
-    """Counts every HTTP response by path and status (refusals before any call too: 400, 401, 404)."""
+def shape_for(path: str) -> ErrorShape:
+    """The error shape a client of ``path`` parses: Anthropic's under /v1/messages, OpenAI's anywhere else."""
+    if path == "/v1/messages" or path.startswith("/v1/messages/"):
+        return anthropic_api.error_body
+    return openai_api.error_body
+
+
+class Exchanges:
+    """Every HTTP exchange's response: counted by path and status (refusals before any call too: 400, 401, 404),
+    and ended in its protocol's shape when the server's shutdown deadline cancels it.
+
+    Past the deadline the server cancels each request's task; the cancellation stops here, so the operator's
+    log gets no traceback and the client gets an answer it understands: a 503 in its protocol's shape when
+    nothing was sent yet, the protocol's error event after the text already sent when a stream was going.
+    """
 
     def __init__(self, app: Any, counter: Any, paths: frozenset[str]) -> None:
         self.app, self.counter, self.paths = app, counter, paths
@@ -111,14 +145,34 @@ class CountResponses:
             return
         path = scope["path"] if scope["path"] in self.paths else "other"  # a bounded set of label values
         counter = self.counter
+        progress = [False, False]  # the response started, ended
 
-        async def counting(message: dict[str, Any]) -> None:
+        async def watched(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                counter.labels(path, str(message["status"])).inc()
+                progress[0] = True
+                if counter is not None:
+                    counter.labels(path, str(message["status"])).inc()
+            elif not message.get("more_body", False):
+                progress[1] = True
             await send(message)
 
-        await self.app(scope, receive, counting)
+        try:
+            await self.app(scope, receive, watched)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if sys.version_info >= (3, 11) and task is not None:
+                task.uncancel()  # this exchange ends here, in an orderly way
+            started, ended = progress
+            if ended:
+                return
+            protocol = scope.get(ANSWERING)
+            if not started:
+                shape = protocol.error_body if protocol is not None else shape_for(scope["path"])
+                await send_json(watched, SHUTTING_DOWN.status, shape(SHUTTING_DOWN), SHUTTING_DOWN.headers)
+            elif protocol is not None:
+                await watched({"type": "http.response.body", "body": protocol.stream_error(SHUTTING_DOWN),
+                               "more_body": False})
 
 
-def error_response(failure: Failure, shape: ErrorShape) -> Response:
-    return JSONResponse(shape(failure), status_code=failure.status, headers=failure.headers)
+def error_response(failure: Failure, shape: ErrorShape, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(shape(failure), status_code=failure.status, headers={**failure.headers, **(headers or {})})

@@ -40,6 +40,7 @@ INVALID_REQUEST = "invalid_request"
 CONTEXT_TOO_LONG = "context_too_long"  # an invalid request that OpenAI's clients recognise by its code
 UNAUTHENTICATED = "unauthenticated"
 NOT_FOUND = "not_found"
+UNKNOWN_PATH = "unknown_path"  # a path or method the gateway does not serve (not a model it lacks)
 RATE_LIMITED = "rate_limited"
 UPSTREAM = "upstream"
 OVERLOADED = "overloaded"
@@ -78,6 +79,12 @@ class Failure:
         if not self.retry:
             headers["x-should-retry"] = "false"  # the SDKs' own signal; a status alone would invite retries
         return headers
+
+
+# What a client is told when the gateway stops before its answer is finished (SIGTERM past the deadline):
+# another instance, or this one restarted, can answer it.
+SHUTTING_DOWN = Failure(503, OVERLOADED, "the gateway is shutting down and its shutdown deadline passed before "
+                        "this answer was finished: ask again", "shutting_down", retry_after=1)
 
 
 # What a client reads about a failure behind the gateway. The full message (the upstream's URL, which key

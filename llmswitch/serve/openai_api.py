@@ -33,6 +33,7 @@ ERROR_TYPES = {
     failures.CONTEXT_TOO_LONG: ("invalid_request_error", "context_length_exceeded"),
     failures.UNAUTHENTICATED: ("invalid_request_error", "invalid_api_key"),
     failures.NOT_FOUND: ("invalid_request_error", "model_not_found"),
+    failures.UNKNOWN_PATH: ("invalid_request_error", None),
     failures.RATE_LIMITED: ("requests", "rate_limit_exceeded"),
     failures.UPSTREAM: ("api_error", None),
     failures.OVERLOADED: ("server_error", None),
