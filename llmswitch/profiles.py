@@ -25,7 +25,7 @@ import math
 import os
 import re
 import stat
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -618,6 +618,43 @@ def validate(profile: Profile, info: BackendInfo) -> dict[str, Any]:
             "key in the file, use api_key instead (and make the file private: chmod 600)",
         )
     return checked
+
+
+def require_backend(profile: Profile, installed: Iterable[str]) -> str:
+    """The backend a profile that is not a route runs on. A profile that names none (a table with only
+    ``model``, or ``type = "fallback"`` written for ``route``) is a ConfigError naming the profile, what is
+    missing and how to write it, with the misspelt key when there is one; ``installed``: the backends to offer."""
+    if profile.backend:
+        return profile.backend
+    offered = sorted(installed)
+    where = f"profile '{profile.name}' ({profile.source})"
+    misspelt = _misspelt_shape(profile, offered)
+    raise InvalidOptionError(
+        f"{where} names no backend and is not a route",
+        remedy=(f"{misspelt} Otherwise, a" if misspelt else "a") + f'dd backend = "NAME" to [profiles.{profile.name}] '
+        f'(installed: {", ".join(offered) or "none"}), or make it a route: route = "fallback" with members = ["a", "b"]',
+    )
+
+
+def _misspelt_shape(profile: Profile, installed: list[str]) -> str:
+    """``'type' is not a profile key: did you mean route = "fallback"?`` for a key written where ``backend``
+    or ``route`` belongs (a near spelling, or a value that is a route kind or an installed backend)."""
+    import json
+
+    from llmswitch.router.routes import ROUTE_KINDS
+
+    for key, value in profile.settings.items():
+        if key in PROFILE_KEYS or key in GENERATION_KEYS or key in ROUTER_KEYS:
+            continue
+        unknown = f"'{key}' is not a profile key: did you mean"
+        if isinstance(value, str) and value in ROUTE_KINDS:
+            return f"{unknown} route = {json.dumps(value)}?"
+        if isinstance(value, str) and value in installed:
+            return f"{unknown} backend = {json.dumps(value)}?"
+        near = close_matches(key, ("backend", "route"))
+        if near:
+            return f"{unknown} '{near[0]}'?"
+    return ""
 
 
 def missing_profile(name: str, known: list[str], chosen_by: str | None) -> ProfileNotFoundError:

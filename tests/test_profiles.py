@@ -393,3 +393,55 @@ def test_only_plausible_names_are_suggested() -> None:
     with pytest.raises(ProfileNotFoundError) as typo:
         ProfileStore.load().get("opnai")
     assert typo.value.suggestions[0] == "openai"
+
+
+NO_BACKEND = """
+[profiles.q]
+model = "x"
+[profiles.typed]
+type = "fallback"
+members = ["echo"]
+[profiles.misspelt]
+backnd = "echo"
+"""
+
+
+@pytest.mark.parametrize(("name", "hint"), [
+    ("q", 'add backend = "NAME" to [profiles.q] (installed: '),
+    ("typed", """'type' is not a profile key: did you mean route = "fallback"? Otherwise, add backend = "NAME" """),
+    ("misspelt", """'backnd' is not a profile key: did you mean backend = "echo"? Otherwise, add backend"""),
+])
+def test_a_profile_with_no_backend_and_no_route_is_named_with_what_to_write_everywhere(
+        config_file: Path, name: str, hint: str) -> None:
+    write_config(config_file, NO_BACKEND)
+    says = f"profile '{name}' ({config_file}) names no backend and is not a route"
+    chat = run_cli("chat", "-p", name, "hi")
+    assert chat.exit_code == 2
+    assert says in chat.stderr and hint in chat.stderr and "echo, " in chat.stderr
+    assert "backend ''" not in chat.stderr and "pip install" not in chat.stderr
+    shown = run_cli("profiles", "show", name)
+    assert f"# warning: {says}" in shown.stderr and hint in shown.stderr and "backend ''" not in shown.stderr
+    doctor = run_cli("doctor", name, "--offline")
+    assert doctor.exit_code == 1
+    assert says in doctor.stdout and hint in doctor.stdout and "not installed" not in doctor.stdout
+    assert "no backend" in doctor.stdout and "backend ''" not in doctor.stdout
+
+
+def test_serve_answers_a_profile_with_no_backend_with_a_400_saying_what_to_write(config_file: Path) -> None:
+    import anthropic
+    import openai
+
+    from tests.servers.gateway import RunningGateway
+
+    write_config(config_file, NO_BACKEND)
+    with RunningGateway() as gateway:
+        with pytest.raises(openai.BadRequestError) as refused:
+            openai.OpenAI(base_url=gateway.base_url, api_key="x", max_retries=0).chat.completions.create(
+                model="typed", messages=[{"role": "user", "content": "hi"}])
+        assert "profile 'typed' (" in refused.value.message and "names no backend" in refused.value.message
+        assert 'did you mean route = "fallback"?' in refused.value.message
+        with pytest.raises(anthropic.BadRequestError) as also:
+            anthropic.Anthropic(base_url=gateway.url, api_key="x", max_retries=0).messages.create(
+                model="q", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+        told = also.value.body["error"]["message"]  # type: ignore[index]
+        assert told.startswith("profile 'q' (") and "names no backend" in told and "backend ''" not in told

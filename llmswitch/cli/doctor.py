@@ -140,6 +140,8 @@ def _plugin_cell(d: Diagnosis) -> str:
     if d.is_route:
         return "route"
     if d.plugin is None:
+        if not d.backend:
+            return "no backend"  # the profile's own fault (its check says how to write it), not a plugin's
         failed = next((c for c in d.checks if c.name == "plugin"), None)
         return "broken" if failed is not None and "failed to load" in failed.detail else "not installed"
     return " ".join(part for part in (d.plugin.distribution, d.plugin.version) if part)
