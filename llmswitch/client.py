@@ -44,11 +44,13 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
     Callable,
+    Generator,
     Iterable,
     Iterator,
     Mapping,
@@ -768,9 +770,10 @@ async def _no_events() -> AsyncIterator[Sequence[StreamEvent]]:
 
 def collect(result: StreamResult) -> Response:
     """Drain a stream into a Response; a failure is raised (its text is on ``result``)."""
-    for event in result:
-        if type(event) is StreamError:
-            raise event.error
+    with result:
+        for event in result:
+            if type(event) is StreamError:
+                raise event.error
     return result.response()
 
 
@@ -838,6 +841,13 @@ class StreamState:
     def ended(self) -> None:
         self.latency_s = time.perf_counter() - self.started
 
+    def cut_short(self) -> None:
+        """Its caller stopped the answer before its end (``close()``, the end of a ``with`` block): it is
+        interrupted, and timed now, so that it is charged with what arrived (a finished answer is left as is)."""
+        if self.latency_s is None:
+            self.interrupted = True
+            self.ended()
+
     def books_for(self, asked: ResolvedProfile, request: Request, books: Books) -> None:
         """Bind the call's bookkeeping (see :meth:`settle`)."""
         self.asked, self.request, self.books = asked, request, books
@@ -868,17 +878,28 @@ class StreamState:
             model=self.model or self.resolved.target.model,
             latency_s=self.latency_s,
             attempts=tuple(self.attempts),
+            cached=self.cached,
         )
 
 
 class StreamResult(StreamState):
-    """Iterate for events (see :class:`StreamState`)."""
+    """Iterate for events (see :class:`StreamState`). ``with`` (or :meth:`close`) ends the call even when the
+    loop stops early: the source is closed and the call charged at once, as ``async with`` does for
+    :class:`AsyncStreamResult`."""
 
     def __init__(self, source: Iterable[StreamEvent], resolved: ResolvedProfile, hook: str = "stream") -> None:
         super().__init__(resolved, hook)
         self.source = source
+        # The iteration in progress, for close(); weakly, so that a loop that stops early (``break``) still
+        # lets it go at once, and its ``finally`` charges the call then, as before.
+        self._iteration: weakref.ref[Generator[StreamEvent, None, None]] | None = None
 
     def __iter__(self) -> Iterator[StreamEvent]:
+        iteration = self._events()
+        self._iteration = weakref.ref(iteration)
+        return iteration
+
+    def _events(self) -> Generator[StreamEvent, None, None]:
         observe, parts = self.observe, self.parts
         self.began = True
         try:
@@ -895,16 +916,37 @@ class StreamResult(StreamState):
             yield self.fail(exc)
         finally:
             self.ended()
-            self.close()
+            self._close_source()
             self.settle()
 
     def close(self) -> None:
+        """End the call where it is: an iteration in progress is stopped (its upstream connection closed) and
+        a call cut short is charged now, marked interrupted with what arrived. Safe to call more than once,
+        and from another thread than the one iterating (that one stops at its next event)."""
+        iteration = self._iteration() if self._iteration is not None else None
+        self._iteration = None
+        if iteration is not None:
+            try:
+                iteration.close()  # its ``finally`` closes the source and charges the call
+            except ValueError:  # it is running in another thread: closing the source below stops it
+                pass
+        self.cut_short()
+        self._close_source()
+        self.settle()
+
+    def _close_source(self) -> None:
         close = getattr(self.source, "close", None)
         if close is not None:
             try:
                 close()
             except Exception:  # a plugin's cleanup failing must not hide the answer
                 pass
+
+    def __enter__(self) -> StreamResult:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class AsyncStreamResult(StreamState):
@@ -1000,8 +1042,6 @@ class AsyncStreamResult(StreamState):
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self.latency_s is None:
-            self.interrupted = True
-            self.ended()
+        self.cut_short()
         await self.aclose()
         await self.asettle()

@@ -79,6 +79,9 @@ class Response:
     # Every attempt the router made for it (llmswitch.router.plan.Attempt: member, outcome, latency_s),
     # the answering one last; empty for an answer that did not come through the router.
     attempts: tuple[Any, ...] = ()
+    # Replayed from the response cache (a profile with ``cache = true``): the backend was not asked, and the
+    # ledger charged $0 (outcome ``cached``). A plugin's own Response leaves it False.
+    cached: bool = False
 
 
 # ---- stream events -------------------------------------------------------------------------------------

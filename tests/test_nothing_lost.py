@@ -131,3 +131,72 @@ def test_a_prompt_argument_that_is_not_utf8_is_replaced_with_a_warning() -> None
     assert done.returncode == 0, done.stderr
     assert done.stdout == "caf\ufffd\n".encode()
     assert b"prompt is not valid UTF-8" in done.stderr
+
+
+# ---- the library: a stream closed part-way ------------------------------------------------------------------
+
+
+def ledger_rows() -> list:  # type: ignore[type-arg]
+    with Ledger() as ledger:
+        return ledger.entries()
+
+
+def test_closing_a_stream_part_way_charges_it_at_once_and_closes_the_upstream(config_file: Path) -> None:
+    from llmswitch.client import Client
+    from llmswitch.types import TextDelta
+
+    with openai_server() as server:
+        server.state.options.update(tokens=400, interval=0.02)
+        write_profile(config_file, server.url)
+        resolved = Client().resolve("p")
+        result = resolved.stream(resolved.request("go"))
+        events = iter(result)
+        texts = [next(events) for _ in range(3)]
+        result.close()  # the caller still holds ``events``: the call is settled now, not when it is collected
+        assert server.state.disconnected.wait(5), "the upstream never saw the connection close"
+        assert result.interrupted and result.latency_s is not None
+        assert result.cost is not None and result.cost.output_tokens and result.cost.usd > 0
+        rows = ledger_rows()
+        assert [(row.outcome, row.output_tokens) for row in rows] == [("interrupted", result.cost.output_tokens)]
+        assert list(events) == []  # the iteration is over
+        assert "".join(event.text for event in texts if type(event) is TextDelta) == result.text
+        result.close()  # twice: nothing more
+        assert len(ledger_rows()) == 1
+
+
+def test_a_stream_is_a_context_manager_that_settles_an_early_exit(config_file: Path) -> None:
+    from llmswitch.client import Client
+
+    with openai_server() as server:
+        server.state.options.update(tokens=400, interval=0.02)
+        write_profile(config_file, server.url)
+        resolved = Client().resolve("p")
+        with resolved.stream(resolved.request("go")) as result:
+            for _ in result:
+                break
+        assert server.state.disconnected.wait(5)
+        assert result.cost is not None and [row.outcome for row in ledger_rows()] == ["interrupted"]
+        with resolved.stream(resolved.request("go")) as whole:  # a finished answer is left as it ended
+            server.state.options.update(tokens=5, interval=0)
+            text = "".join(getattr(event, "text", "") for event in whole)
+        assert not whole.interrupted and whole.text == text
+        assert [row.outcome for row in ledger_rows()] == ["interrupted", "ok"]
+
+
+def test_a_stream_held_until_the_interpreter_exits_is_charged_without_a_warning(config_file: Path) -> None:
+    with openai_server() as server:
+        server.state.options.update(tokens=400, interval=0.02)
+        write_profile(config_file, server.url)
+        script = ("from llmswitch import Client\n"
+                  "resolved = Client().resolve('p')\n"
+                  "result = resolved.stream(resolved.request('go'))\n"
+                  "events = iter(result)\n"
+                  "next(events); next(events)\n"
+                  "result.close()\n"
+                  "print(result.cost.usd)\n")
+        finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                                  env=dict(os.environ))
+    assert finished.returncode == 0, finished.stderr
+    assert float(finished.stdout) > 0  # charged at close(), with what arrived
+    assert "Exception ignored" not in finished.stderr and "Traceback" not in finished.stderr, finished.stderr
+    assert [row.outcome for row in ledger_rows()] == ["interrupted"]

@@ -194,6 +194,26 @@ def test_async_calls_share_the_cache(config_file: Path, upstream: LocalServer) -
     assert cached and text.startswith("w0 ") and asked(upstream) == 1
 
 
+def test_complete_and_acomplete_say_whether_the_answer_came_from_the_cache(config_file: Path,
+                                                                           upstream: LocalServer) -> None:
+    write(config_file, upstream)
+    resolved = Client().resolve("cached")
+    fresh = resolved.complete(resolved.request("count"))
+    replayed = resolved.complete(resolved.request("count"))
+    assert (fresh.cached, replayed.cached) == (False, True)
+    assert replayed.text == fresh.text and asked(upstream) == 1
+
+    async def ask() -> tuple[bool, bool]:
+        async with AsyncClient() as client:
+            resolved = client.resolve("cached")
+            other = await resolved.acomplete(resolved.request("another"))
+            again = await resolved.acomplete(resolved.request("another"))
+            return other.cached, again.cached
+
+    assert asyncio.run(ask()) == (False, True) and asked(upstream) == 2
+    assert [row.outcome for row in ledger_rows()] == ["ok", "cached", "ok", "cached"]
+
+
 def test_cache_stats_and_clear(config_file: Path, upstream: LocalServer) -> None:
     write(config_file, upstream)
     client = Client()
