@@ -60,7 +60,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from llmswitch.errors import BadResponseError, LLMSwitchError, MissingKeyError, PluginError
+from llmswitch.errors import BadResponseError, LLMSwitchError, MissingKeyError, PluginError, without_secrets
 from llmswitch.key_policy import headers_withheld_note, key_withheld_reason, withhold_secret_headers
 from llmswitch.plugins import BackendHandle, Registry, get_registry
 from llmswitch.profiles import GENERATION_KEYS, Profile, ProfileStore, require_backend, validate
@@ -368,7 +368,8 @@ class ResolvedProfile:
         function = self.handle.hooks[hook]
         try:
             return function(*args)
-        except LLMSwitchError:
+        except LLMSwitchError as error:
+            without_secrets(error)  # in place: a plugin may have quoted the key (its own, or a server's echo)
             raise
         except Exception as exc:
             raise plugin_failure(self.handle, hook, exc) from exc
@@ -542,7 +543,8 @@ class ResolvedProfile:
     async def _acall(self, hook: str, *args: Any) -> Any:
         try:
             return await self._call(hook, *args)
-        except LLMSwitchError:
+        except LLMSwitchError as error:
+            without_secrets(error)
             raise
         except Exception as exc:
             raise plugin_failure(self.handle, hook, exc) from exc
@@ -835,7 +837,8 @@ class StreamState:
 
     def fail(self, exc: Exception) -> StreamError:
         """The event that ends a failed stream: the error mapped (a non-llmswitch one is a plugin bug)."""
-        self.error = exc if isinstance(exc, LLMSwitchError) else plugin_failure(self.resolved.handle, self.hook, exc)
+        self.error = (without_secrets(exc) if isinstance(exc, LLMSwitchError)
+                      else plugin_failure(self.resolved.handle, self.hook, exc))
         return StreamError(self.error, self.text)
 
     def ended(self) -> None:

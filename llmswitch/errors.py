@@ -43,7 +43,11 @@ class LLMSwitchError(Exception):
         self.remedy = remedy
 
     def __str__(self) -> str:
-        return self.message
+        """The message with every credential this process knows masked (``sk-…abcd``): a plugin may have put
+        a key into it, and ``str(error)`` is what a library caller prints or logs."""
+        from llmswitch.secrets import redact
+
+        return redact(self.message)
 
     def as_dict(self) -> dict[str, Any]:
         """The error as JSON output carries it (``--json``, batch records): kind, message, remedy, redacted."""

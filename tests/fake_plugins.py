@@ -87,3 +87,31 @@ class RecordingPlugin:
     def complete(self, target: Target, request: Request) -> Response:
         self.calls.append((target, request))
         return Response("ok")
+
+
+class QuotingPlugin:
+    """Puts the key it was given into its errors (as a careless plugin, or one quoting its server, does):
+    mid-stream from ``stream``, at once from ``complete`` and ``health``."""
+
+    @hookimpl
+    def llmswitch_backends(self) -> list[BackendInfo]:
+        from llmswitch.types import OptionSpec
+
+        return [BackendInfo(name="quoting", summary="quotes its key", key_env="QUOTING_API_KEY", default_model="q",
+                            options=(OptionSpec("api_key", "str", secret=True),))]
+
+    @hookimpl
+    def stream(self, target: Target, request: Request) -> Iterator[StreamEvent]:
+        yield TextDelta("partial ")
+        raise UnreachableError(f"connection dropped using key {self._key(target)}", remedy="check the key")
+
+    @hookimpl
+    def complete(self, target: Target, request: Request) -> Response:
+        from llmswitch.errors import AuthError
+
+        raise AuthError(f"the server refused {self._key(target)}", remedy=f"not {self._key(target)}")
+
+    @staticmethod
+    def _key(target: Target) -> str:
+        assert target.api_key is not None
+        return target.api_key.value

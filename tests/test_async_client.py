@@ -269,3 +269,47 @@ def test_many_concurrent_async_calls_share_one_pool(tiny_server: LocalServer) ->
     texts = asyncio.run(main())
     assert len(set(texts)) == 1 and texts[0].startswith("w0 w1")
     assert len(tiny_server.state.requests) == 30
+
+
+def test_str_of_an_error_a_plugin_put_a_key_into_is_masked_in_sync_and_async(config_file: Path) -> None:
+    from llmswitch.errors import AuthError, UnreachableError
+    from tests.fake_plugins import QuotingPlugin
+
+    key = "sk-supersecretkey-9876"
+    with use_plugin(QuotingPlugin(), "quoting"):
+        profile(config_file, "quoting", api_key=key)
+        resolved = Client().resolve("p")
+        result = resolved.stream(resolved.request("hi"))
+        events = list(result)
+        with pytest.raises(AuthError) as whole:
+            resolved.complete(resolved.request("hi"))
+
+        async def both() -> tuple[Any, BaseException]:
+            aresolved = AsyncClient().resolve("p")
+            streamed = aresolved.astream(aresolved.request("hi"))
+            await drain(streamed)
+            try:
+                await aresolved.acomplete(aresolved.request("hi"))
+            except AuthError as error:
+                return streamed, error
+            raise AssertionError("acomplete did not fail")
+
+        astreamed, awhole = asyncio.run(both())
+    assert result.text == "partial " and isinstance(events[-1], StreamError)
+    failures = [result.error, events[-1].error, whole.value, astreamed.error, awhole]
+    assert all(isinstance(error, (UnreachableError, AuthError)) for error in failures)
+    for error in failures:
+        assert error is not None
+        for shown in (str(error), repr(error), error.message, error.remedy or ""):
+            assert key not in shown and key[3:-4] not in shown, shown
+    assert str(result.error) == "connection dropped using key sk-…9876"
+    assert str(awhole) == "the server refused sk-…9876" and awhole.remedy == "not sk-…9876"
+
+
+def test_str_of_any_llmswitch_error_masks_a_key_the_process_knows(config_file: Path) -> None:
+    from llmswitch.errors import BackendError
+    from llmswitch.secrets import remember_secret
+
+    remember_secret("sk-proj-knownkey-abcd")
+    error = BackendError("echoed: sk-proj-knownkey-abcd")  # built anywhere, by anyone
+    assert str(error) == "echoed: sk-…abcd"
