@@ -152,10 +152,7 @@ class Gateway:
         call.finished = True
         if self.metrics is not None:
             self.metrics.in_flight.labels(call.profile).dec()
-        result = call.result
-        if result.latency_s is None:
-            result.interrupted = True
-            result.ended()
+        call.result.cut_short()  # a call that ends here before its answer did (the client left) is interrupted
         await asyncio.shield(self._record(call))
 
     async def _record(self, call: Call) -> None:
