@@ -78,7 +78,10 @@ class LLMSwitchApp(App[None]):
         """The first screen is up: what start-up made (Textual, the widgets, the styles, the config) lives as
         long as the app, so it is frozen out of the cycle collector's passes (``gc.freeze``). Otherwise the
         first full pass after start-up walks all of it, some 60 ms in the middle of the first answer.
-        ``llmswitch`` itself froze what existed before the app was imported (``cli.end_of_start_up``)."""
+        ``llmswitch`` itself froze what existed before the app was imported (``cli.end_of_start_up``). The
+        garbage is collected first, so none of it is kept for good (an app run before this one in the same
+        process, a test's, is garbage by now)."""
+        gc.collect()
         gc.freeze()
 
     def quit_on_signals(self) -> None:

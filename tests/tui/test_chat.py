@@ -534,6 +534,23 @@ async def test_start_up_objects_are_left_out_of_the_cycle_collector_while_the_ap
     assert gc.get_freeze_count() == 0
 
 
+async def test_an_app_that_has_ended_is_not_kept_frozen_by_the_next_one(config: Path) -> None:
+    """The next app collects the garbage before it freezes: an earlier app (a test's) is not pinned for good."""
+    import weakref
+
+    async def run_once() -> weakref.ref[object]:
+        app = create_app(profile="fast")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            return weakref.ref(app.screen)
+
+    first = await run_once()
+    app = create_app(profile="fast")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert first() is None
+
+
 async def test_freezing_while_a_slow_stream_runs_keeps_every_character(config: Path) -> None:
     text = "\n\n".join(f"Paragraph number {i} of the answer." for i in range(60))
     config.write_text(config.read_text() + '\n[profiles.medium]\nbackend = "echo"\ndelay = 0.001\nchunk_size = 16\n')
