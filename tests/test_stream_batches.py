@@ -375,7 +375,7 @@ def test_whole_reads_give_the_events_parsing_each_would(protocol: str, shapes: l
 
 def test_a_read_of_text_events_is_read_whole_and_anything_else_is_fed() -> None:
     """What the property above compares is really two paths: reads of the learned events only come back as
-    texts (empty texts left out); a read with anything else, or one the decoder is in the middle of, is None."""
+    texts (empty texts left out); a read with anything else, or that holds no whole event, is None."""
     data = chunk("x")
     slot = TextSlot.learn(data, json_object(data), CONTENT_PATH, "x")
     assert slot is not None
@@ -385,10 +385,35 @@ def test_a_read_of_text_events_is_read_whole_and_anything_else_is_fed() -> None:
     read = "".join(framed("message", chunk(text, ensure_ascii=index % 2 == 0)) for index, text in enumerate(texts))
     assert decoder.slot_texts(read.encode(), slot) == [text for text in texts if text]
     assert decoder.slot_texts((read + ": keep-alive\n\n").encode(), slot) is None
-    assert decoder.slot_texts(read.encode()[:-1], slot) is None  # an event cut short
     assert decoder.slot_texts(framed("message", data.replace('"x"', '"\\x"')).encode(), slot) is None
-    decoder.feed(b"data: {")  # now in the middle of an event: nothing is read whole until it ends
+    assert decoder.slot_texts(read.encode()[:-1], slot) == texts[:4]  # the events it ends; the last one is held
+    assert decoder.slot_texts(b"\n", slot) == ["\x01"]  # the blank line that ends it
+    decoder.feed(b"data: {")  # now in the middle of an event that is no text event: nothing is read whole
     assert decoder.slot_texts(read.encode(), slot) is None
+
+
+def test_a_read_that_ends_inside_an_event_is_read_whole_up_to_it_and_the_next_read_with_the_rest() -> None:
+    """A server's write often reaches the reader in two reads, cut anywhere (inside a character too): the
+    events each read ends are read whole, the part of an event a read ends in is held for the next one, and
+    an event line held across reads must still fit ``max_line``."""
+    data = chunk("x")
+    slot = TextSlot.learn(data, json_object(data), CONTENT_PATH, "x")
+    assert slot is not None
+    texts = [f"w\u00e9{index} " for index in range(6)]
+    raw = "".join(framed("message", chunk(text, ensure_ascii=False)) for text in texts).encode()
+    for cut in range(1, len(raw)):
+        decoder = kit.SSEDecoder("the server")
+        decoder.feed(framed("message", data).encode())
+        first = decoder.slot_texts(raw[:cut], slot)
+        ended = raw[:cut].count(b"\n\n")
+        assert first == (texts[:ended] if ended else None), cut
+        if first is None:
+            assert decoder.feed(raw[:cut]) == []
+        assert decoder.slot_texts(raw[cut:], slot) == texts[ended:], cut
+    tight = kit.SSEDecoder("the server", max_line=len(framed("message", data)) + 4)
+    tight.feed(framed("message", data).encode())
+    one = framed("message", chunk("y")).encode()
+    assert tight.slot_texts(one + one[:-6], slot) is None  # the event it holds would outgrow a line: fed
 
 
 def test_a_decoder_with_a_failure_to_raise_reads_nothing_whole() -> None:

@@ -137,10 +137,19 @@ class _Lines:
             raise _too_long(self.source, self.max_line)
         return lines
 
-    def between_lines(self) -> bool:
-        """Nothing held: the next byte starts a line (no part of a line, of a CRLF pair or of a character)."""
-        return not (self._pending or self._cr or self._start or self._broken is not None
-                    or self._decoder.getstate()[0])
+    def held(self) -> tuple[str, bytes] | None:
+        """What a line split by a read left held: the text of the line so far and the bytes of a character
+        split by the read; None when something else is held that only :meth:`feed` reads right (a CR whose LF
+        may follow, a byte-order mark yet to come, a failure to raise)."""
+        if self._cr or self._start or self._broken is not None:
+            return None
+        return "".join(self._pending), self._decoder.getstate()[0]
+
+    def drop_held(self) -> None:
+        """Forget the held part of a line (read with the rest of it by the caller)."""
+        self._pending = []
+        self._pending_size = 0
+        self._decoder.reset()
 
     def close(self) -> str:
         """What is left after the last line end (the stream ended mid-line)."""
@@ -190,20 +199,46 @@ class SSEDecoder:
         return self._read(lines)
 
     def slot_texts(self, chunk: bytes, slot: TextSlot) -> list[str] | None:
-        """The texts of ``chunk`` when it holds nothing but whole events that ``slot`` reads, and the decoder is
-        between events (what a fast server's reads are once its first event taught the slot); else None, and
-        nothing was read: :meth:`feed` it. The texts :meth:`feed` and :meth:`TextSlot.text_of` would give
-        (empty ones left out, as a translator leaves them), for a few passes of C code over the whole read
-        instead of Python code per event."""
+        """The texts of the events that ``chunk`` completes when every one of them is an event ``slot`` reads
+        (what a fast server's reads are once its first event taught the slot); else None, and nothing was read:
+        :meth:`feed` it. The texts :meth:`feed` and :meth:`TextSlot.text_of` would give (empty ones left out, as
+        a translator leaves them), for a few passes of C code over the whole read instead of Python code per
+        event.
+
+        A read may begin inside an event (the part of it the last read held is read with it) and end inside
+        one: the part after the last event it completes is held as :meth:`feed` would hold it. A server's
+        writes often reach the reader in two reads, so this keeps both on the fast path."""
         lines = self._lines
-        if (self._data or self._event or self._broken is not None or len(chunk) > lines.max_line
-                or not lines.between_lines()):
-            return None  # in the middle of an event, a failure to raise, or more than a line may hold
+        held = lines.held() if self._broken is None else None
+        if held is None:
+            return None  # a CR whose LF may follow, the stream's start, or a failure to raise: feed's to read
+        line, split_character = held
+        opened = ""  # the event the last read left open, as it would have been sent
+        if line or self._data or self._event:
+            data = "".join(f"data: {value}\n" for value in self._data)
+            opened = (f"event: {self._event}\n" if self._event else "") + data + line
+        end = chunk.rfind(b"\n\n") + 2
+        if end < 2:
+            if not (opened.endswith("\n") and chunk.startswith(b"\n")):
+                return None  # no event ends in this read
+            end = 1  # the blank line ending the event the last read held
+        rest = chunk[end:]
+        if (b"\r" in rest or len(chunk) + lines._pending_size > lines.max_line
+                or self._size + len(chunk) > self._max_size):
+            return None  # a CR (the rules for it are feed's), or more than a line or an event may hold
         try:
-            text = chunk.decode()
+            text = opened + (split_character + chunk[:end]).decode()
+            codecs.utf_8_decode(rest, "strict", False)  # the held part must be UTF-8 too (but for a split character)
         except UnicodeDecodeError:
             return None  # feed says what is wrong, after the text before it
-        return slot.texts_in(text)
+        texts = slot.texts_in(text)
+        if texts is None:
+            return None
+        self._event, self._data, self._size = "", [], 0
+        lines.drop_held()
+        if rest:
+            self._read(lines.feed(rest))  # no event ends in it: at most an "event:" line or a data line is held
+        return texts
 
     def _read(self, lines: list[str]) -> list[SSEEvent]:
         events: list[SSEEvent] = []
