@@ -395,7 +395,10 @@ async def astream_batches(call: Call, decoder: Decoder,
     translator comes after the events before it, as with :func:`astream`."""
     import httpx2
 
+    from llmswitch.kit.readahead import ReadAhead  # asyncio: never imported on the sync path
+
     response = await aopen_response(call)
+    read_ahead: ReadAhead | None = None
     try:
         if _is_html(response):
             raise _html_page(call, await response.aread())
@@ -404,9 +407,15 @@ async def astream_batches(call: Call, decoder: Decoder,
         watch = _answer_watch(call)
         waiting_for_text = True
         batch: list[StreamEvent] = []
-        chunks = response.aiter_bytes()
+        chunks: AsyncIterator[bytes] = response.aiter_bytes()
+        ended = False
         try:
-            async for chunk in chunks:
+            while True:
+                try:
+                    chunk = await chunks.__anext__()
+                except StopAsyncIteration:
+                    ended = True
+                    break
                 answered = False
                 texts = None if read_by_slot is None or waiting_for_text else read_by_slot(chunk)
                 if texts is not None:  # a read of nothing but text events: no event decoded one by one
@@ -434,7 +443,9 @@ async def astream_batches(call: Call, decoder: Decoder,
                         batch = []
                 else:
                     watch.check()  # keep-alives alone do not hold the answer open past the timeout
-            else:
+                if read_ahead is None and not waiting_for_text:
+                    chunks = read_ahead = ReadAhead(chunks)  # the answer goes on: what a network read brings, at once
+            if ended:
                 for item in decoder.close():
                     batch.extend(translate(item))
             batch.extend(translator.close())
@@ -449,6 +460,8 @@ async def astream_batches(call: Call, decoder: Decoder,
         if translator.done:
             await _finish_body(chunks)
     finally:
+        if read_ahead is not None:
+            await read_ahead.aclose()
         await response.aclose()
 
 
@@ -470,3 +483,4 @@ async def _finish_body(chunks: AsyncIterator[bytes]) -> None:
                     return  # more than an answer's end: not worth reading for a connection
     except httpx2.HTTPError:
         pass
+
