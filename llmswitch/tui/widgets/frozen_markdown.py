@@ -187,10 +187,14 @@ def render_tokens(tokens: list[Token], *, highlighted: bool = True) -> Content:
         return "▌ " * quote_depth
 
     def emit(content: Content, first_prefix: str = "", rest_prefix: str = "", tight: bool = False) -> None:
-        lines = content.split("\n")
-        decorated = [join("", [prefix() + (first_prefix if i == 0 else rest_prefix), line])
-                     for i, line in enumerate(lines)]
-        joined = join("\n", decorated)  # type: ignore[arg-type]
+        lead = prefix()
+        if lead or first_prefix or rest_prefix or content.plain.endswith("\n"):
+            lines = content.split("\n")
+            decorated = [join("", [lead + (first_prefix if i == 0 else rest_prefix), line])
+                         for i, line in enumerate(lines)]
+            joined = join("\n", decorated)  # type: ignore[arg-type]
+        else:
+            joined = content  # nothing to put before its lines
         if tight and blocks:
             blocks[-1] = join("\n", [blocks[-1], joined])
         else:
