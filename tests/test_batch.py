@@ -262,6 +262,45 @@ def test_restart_forgets_the_checkpoint_and_overwrites_output(config_file: Path,
     assert (run.done, run.lines, run.input_name) == (1, 1, str(source))
 
 
+@pytest.mark.parametrize("flag", [None, "--restart", "--resume"])
+def test_an_output_that_is_a_folder_is_refused_before_anything_is_sent(tmp_path: Path, flag: str | None) -> None:
+    """-o naming a folder (a new user's `-o results/`): one sentence naming it, whatever the flags, never "already
+    exists and is not empty" for an empty folder nor an IsADirectoryError; nothing asked, no lock file beside it."""
+    source = tmp_path / "q.txt"
+    source.write_text("one\ntwo\n")
+    folder = tmp_path / "results"
+    folder.mkdir()
+    outcome = run_cli("batch", str(source), "-p", "echo", "-o", str(folder), *([flag] if flag else []))
+    assert outcome.exit_code == 2, outcome
+    assert f"OUTPUT {folder} is a folder" in outcome.stderr
+    assert f"-o {folder / 'answers.jsonl'}" in outcome.stderr and "Traceback" not in outcome.stderr
+    assert list(folder.iterdir()) == [] and not (tmp_path / "results.lock").exists()
+    with Checkpoint() as checkpoint:
+        assert checkpoint.runs() == []
+
+
+def test_a_finished_input_sent_to_another_output_says_where_its_results_went(tmp_path: Path) -> None:
+    """The same questions to a new OUTPUT: refused in plain words (how many lines, which OUTPUT has them), and
+    --resume copies the results there without asking anything again."""
+    from llmswitch.ledger import Ledger
+
+    source = tmp_path / "q.txt"
+    source.write_text("one\ntwo\n")
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    assert run_cli("batch", str(source), "-p", "echo", "-o", str(first)).exit_code == 0
+    refused = run_cli("batch", str(source), "-p", "echo", "-o", str(second))
+    assert refused.exit_code == 2, refused
+    said = " ".join(refused.stderr.split())
+    assert (f"all 2 lines of {source} already have a result on profile 'echo' from an earlier run (which wrote "
+            f"{first})") in said
+    assert "written to this OUTPUT too" in said
+    copied = run_cli("batch", str(source), "-p", "echo", "-o", str(second), "--resume")
+    assert copied.exit_code == 0, copied
+    assert sorted(r["text"] for r in read_records(second)) == ["one", "two"]
+    with Ledger() as ledger:
+        assert len(ledger.entries()) == 2  # asked once, by the first run
+
+
 # ---- the library ---------------------------------------------------------------------------------------------
 
 

@@ -172,6 +172,9 @@ class BatchJob:
         if options.concurrency < 1:
             raise ConfigError(f"--concurrency {options.concurrency}: must be at least 1",
                               remedy="for example --concurrency 8")
+        if options.output != STDOUT and Path(options.output).is_dir():
+            raise OutputError(f"OUTPUT {options.output} is a folder; the results go to one file",
+                              remedy=f"name a file, e.g. -o {Path(options.output) / 'answers.jsonl'}")
         if self._lock is not None:
             self._lock.acquire()  # before OUTPUT is read, repaired or removed; held until close()
         data = self.stdin() if options.input == STDOUT else None
@@ -223,11 +226,16 @@ class BatchJob:
         output = self.options.output
         started = checkpoint.count(key)
         if started:
+            earlier = next((run.output for run in checkpoint.runs() if run.key == key), None)
+            wrote = f" (which wrote {earlier})" if earlier and earlier != output else ""
+            total = len(batch.entries)
+            some = f"{started:,} of the {counted(total, 'line')}" if started < total else \
+                ("the line" if total == 1 else f"all {total:,} lines")
             raise ConfigError(
-                f"{started:,} of the {counted(len(batch.entries), 'line')} of {batch.name} already have a result on profile "
-                f"'{key.profile}' from an earlier run",
-                remedy="add --resume to finish that run (only the lines without a result are asked), or "
-                "--restart to ask every line again",
+                f"{some} of {batch.name} already {'has' if started == 1 else 'have'} a "
+                f"result on profile '{key.profile}' from an earlier run{wrote}",
+                remedy="add --resume to finish that run (only the lines without a result are asked; the results "
+                "it has are written to this OUTPUT too), or --restart to ask every line again",
             )
         if output != STDOUT and Path(output).exists() and Path(output).stat().st_size:
             raise OutputError(f"{output} already exists and is not empty",
