@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from llmswitch import plugins
+from llmswitch import metrics, plugins
 from llmswitch.ledger import flush_rows
 from llmswitch.router.state import forget_states
 from llmswitch.secrets import forget_secrets
@@ -73,6 +73,7 @@ def isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     plugins.reset_registry()
     forget_secrets()  # a key one test resolved must not make redaction pass in the next
     forget_states()  # cooldowns and rate windows of one test must not hold back the next
+    metrics.disable()  # `serve` turns metrics on process-wide: on, an async call is charged in a worker thread
     return home
 
 
@@ -84,6 +85,7 @@ def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     plugins.reset_registry()
     forget_secrets()
     forget_states()
+    metrics.disable()
 
 
 @pytest.fixture
