@@ -13,10 +13,12 @@ tests caught among those that could be caught: a mutant listed in ``EQUIVALENT``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -351,19 +353,35 @@ def _mutant_env(work: Path, mutant: str) -> dict[str, str]:
 
 def _run_child_tests(work: Path, mutant: str, tests: tuple[str, ...]) -> str:
     """``killed`` when ``tests`` fail with ``mutant`` active (in the tests' process and every child of it)."""
-    # A mutant that stops the writer makes a flush wait for ever: a minute per test is plenty for these tests.
+    # A mutant that stops the writer makes a flush wait for ever, in the test and again in its teardown: a
+    # minute per test is plenty, and the thread method ends the whole run at the first one.
     command = [sys.executable, "-m", "pytest", *tests, "-x", "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
-               "--timeout", "60"]
+               "--timeout", "60", "--timeout-method", "thread"]
+    # In a session of its own: whatever the tests started (a child a mutant keeps from exiting) ends with it.
+    run = subprocess.Popen(command, cwd=work / "mutants", env=_mutant_env(work, mutant), start_new_session=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        ran = subprocess.run(command, cwd=work / "mutants", env=_mutant_env(work, mutant), timeout=900,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        returncode: int | str = run.wait(timeout=300)
     except subprocess.TimeoutExpired:
+        returncode = "timeout"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    if returncode == "timeout":
         return "timeout"
-    return "survived" if ran.returncode == 0 else "killed"
+    return "survived" if returncode == 0 else "killed"
 
 
-def run_group(name: str, group: Group, *, children: int) -> dict[str, object]:
+def run_group(name: str, group: Group, *, children: int, rescore: bool = False) -> dict[str, object]:
     work = ROOT / ".mutate" / name
+    started = time.monotonic()
+    if not (rescore and (work / "mutants").is_dir()):
+        _run_mutmut(work, group, children=children)
+    return _score(name, group, work, children=children, started=started)
+
+
+def _run_mutmut(work: Path, group: Group, *, children: int) -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     for part in ("llmswitch", "tests", "docs"):  # docs: tests run the plugin guide's example from its page
@@ -379,11 +397,12 @@ def run_group(name: str, group: Group, *, children: int) -> dict[str, object]:
     lines += ["", "[tool.pytest.ini_options]",
               'addopts = "-ra --allow-hosts=127.0.0.1,localhost,::1 --allow-unix-socket"', "timeout = 600"]
     (work / "pyproject.toml").write_text("\n".join(lines) + "\n")
-    mutmut = _mutmut()
-    started = time.monotonic()
-    subprocess.run([mutmut, "run", "--max-children", str(children)], cwd=work, check=True,
+    subprocess.run([_mutmut(), "run", "--max-children", str(children)], cwd=work, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    listing = subprocess.run([mutmut, "results", "--all", "true"], cwd=work, check=True, capture_output=True,
+
+
+def _score(name: str, group: Group, work: Path, *, children: int, started: float) -> dict[str, object]:
+    listing = subprocess.run([_mutmut(), "results", "--all", "true"], cwd=work, check=True, capture_output=True,
                              text=True).stdout
     outcomes: dict[str, str] = {}
     for line in listing.splitlines():
@@ -417,6 +436,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the groups")
     parser.add_argument("--children", type=int, default=2, help="mutants tested at once")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--rescore", action="store_true",
+                        help="score the last run's mutants in .mutate/GROUP again without running mutmut (only "
+                             "the child tests run again)")
     args = parser.parse_args(argv)
     if args.list:
         for name, group in GROUPS.items():
@@ -427,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown group(s) {', '.join(unknown)}; known: {', '.join(GROUPS)}")
     results = []
     for name in args.groups or list(GROUPS):
-        result = run_group(name, GROUPS[name], children=args.children)
+        result = run_group(name, GROUPS[name], children=args.children, rescore=args.rescore)
         results.append(result)
         print(f"{name:12} {result['killed']}/{result['mutants'] - result['equivalent']} killed "  # type: ignore[operator]
               f"({result['kill_rate']:.0%}), {result['equivalent']} equivalent, {result['seconds']} s", flush=True)
