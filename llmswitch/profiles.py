@@ -379,7 +379,7 @@ class ProfileStore:
             named = " and ".join(f"'{route}'" for route in broken)
             raise ConfigError(
                 f"profile '{name}' is a member of the route{'s' if len(broken) > 1 else ''} {named}; "
-                "removing it would make them fail",
+                f"removing it would make {'them' if len(broken) > 1 else 'it'} fail",
                 remedy=f"first take '{name}' out of {'that route' if len(broken) == 1 else 'those routes'} (edit "
                 f"{self.path}, or `llmswitch profiles add ROUTE --route ... --replace` without it), or remove "
                 "it anyway with --force",
