@@ -63,7 +63,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from llmswitch.errors import BadResponseError, LLMSwitchError, MissingKeyError, PluginError, without_secrets
 from llmswitch.key_policy import headers_withheld_note, key_withheld_reason, withhold_secret_headers
 from llmswitch.plugins import BackendHandle, Registry, get_registry
-from llmswitch.profiles import GENERATION_KEYS, Profile, ProfileStore, require_backend, validate
+from llmswitch.profiles import GENERATION_KEYS, Profile, ProfileStore, validate
 from llmswitch.secrets import (
     Resolved,
     Secret,
@@ -151,7 +151,7 @@ class Client:
         if settings:
             profile = Profile(profile.name, {**profile.settings, **settings}, profile.source,
                               {**profile.origins, **dict.fromkeys(settings, "command line")})
-        handle = self.registry.backend(require_backend(profile, self.registry.backends))
+        handle = self.registry.backend_of(profile)
         checked = validate(profile, handle.info)
         target = build_target(profile, handle, checked, model=model, api_key=api_key or self.api_key)
         return ResolvedProfile(profile=profile, handle=handle, settings=checked, target=target,

@@ -12,11 +12,14 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmswitch.errors import PluginError, UnknownBackendError, close_matches
 from llmswitch.hookspecs import BATCH_HOOK_NAMES, HOOK_NAMES, PROJECT
 from llmswitch.types import BackendInfo
+
+if TYPE_CHECKING:
+    from llmswitch.profiles import Profile
 
 ENTRY_POINT_GROUP = "llmswitch"
 
@@ -162,6 +165,13 @@ class Registry:
         if handle.conflict:
             raise conflict_error(name, [handle.plugin.name, *handle.conflict])
         return handle
+
+    def backend_of(self, profile: Profile) -> BackendHandle:
+        """The backend a profile that is not a route runs on; a profile that names none is a ConfigError
+        saying how to write it (:func:`llmswitch.profiles.require_backend`), never "the backend ''"."""
+        from llmswitch.profiles import require_backend
+
+        return self.backend(require_backend(profile, self.backends))
 
     def failed(self) -> list[PluginRecord]:
         return [record for record in self.plugins if not record.loaded]

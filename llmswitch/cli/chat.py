@@ -169,12 +169,12 @@ def parse_settings(client: Client, conversation: Conversation, pairs: tuple[tupl
     """``-o KEY VALUE`` pairs, typed and checked against what the profile's backend declares."""
     if not pairs:
         return {}
-    from llmswitch.profiles import option_specs, parse_cli_value, require_backend
+    from llmswitch.profiles import option_specs, parse_cli_value
 
     profile = client.profile(conversation.profile_name)
     if "route" in profile.settings:
         return parse_route_options(client, profile.name, pairs)
-    specs = option_specs(client.registry.backend(require_backend(profile, client.registry.backends)).info)
+    specs = option_specs(client.registry.backend_of(profile).info)
     parsed: dict[str, Any] = {}
     for key, value in pairs:
         spec = specs.get(key)

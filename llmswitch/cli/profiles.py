@@ -13,7 +13,7 @@ from llmswitch.errors import InvalidOptionError, LLMSwitchError
 from llmswitch.key_policy import describe_source
 from llmswitch.profile_env import PROFILE_VARIABLE
 from llmswitch.profile_settings import DEFAULT, Setting
-from llmswitch.profiles import Profile, ProfileStore, option_specs, parse_cli_value, require_backend, validate
+from llmswitch.profiles import Profile, ProfileStore, option_specs, parse_cli_value, validate
 from llmswitch.secrets import redact_url, shown_setting
 from llmswitch.terminal import for_display
 
@@ -120,7 +120,7 @@ def show(ctx: click.Context, name: str | None, as_json: bool) -> None:
         from llmswitch.plugins import get_registry
 
         registry = get_registry()
-        info = registry.backend(require_backend(profile, registry.backends)).info
+        info = registry.backend_of(profile).info
         secret_names |= {spec.name for spec in info.options if spec.secret}
     except LLMSwitchError as error:
         echo_status(f"# warning: {error.message}")

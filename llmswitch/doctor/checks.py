@@ -15,7 +15,6 @@ from llmswitch.doctor.report import Diagnosis, KeyReport, PluginReport, broken_p
 from llmswitch.errors import LLMSwitchError
 from llmswitch.key_policy import describe_source
 from llmswitch.pricing import ModelPrice, price_for
-from llmswitch.profiles import require_backend
 from llmswitch.secrets import redact, redact_url
 from llmswitch.types import Check, CheckStatus, HealthReport, Status
 
@@ -42,7 +41,7 @@ def hook_bound(timeout: float) -> float:
 def check_plugin(diagnosis: Diagnosis, profile: Profile, registry: Registry) -> BackendHandle | None:
     """The plugin behind the profile's backend: installed and loaded (None when not: nothing else to check)."""
     try:
-        handle = registry.backend(require_backend(profile, registry.backends))
+        handle = registry.backend_of(profile)
     except LLMSwitchError as error:
         diagnosis.checks.append(plugin_failure_check(profile.backend, error, registry))
         return None
