@@ -1,5 +1,6 @@
-"""The async connection pool's network backend (:mod:`llmswitch.kit.sockets`): its cheap check for a server that
-hung up an idle connection still finds it, so the next request goes on a new connection instead of failing."""
+"""The async clients' connections, both kinds: :mod:`llmswitch.kit.http11` (a plain-HTTP server without a proxy)
+and httpx2's pool over :mod:`llmswitch.kit.sockets` (TLS, proxies). Each finds an idle connection the server hung
+up, so the next request goes on a new connection instead of failing, and sends a request in one write."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import socket
 import threading
 from collections.abc import Iterator
 
+import httpx2
 import pytest
 
 from llmswitch import kit
-from llmswitch.kit.clients import async_client
+from llmswitch.kit.clients import _async_transport, async_client
+from llmswitch.kit.http11 import PlainHTTPTransport
 from llmswitch.kit.sockets import SocketKeepingStream
 
 ANSWER = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n{}'
@@ -45,19 +48,38 @@ def hanging_up_server() -> Iterator[tuple[str, list[int], threading.Event]]:
     listener.close()
 
 
+def client_of(kind: str, url: str) -> httpx2.AsyncClient:
+    """The client a profile at ``url`` gets (plain HTTP: kit.http11), or one with httpx2's pool over
+    kit.sockets, which clients of TLS servers and of servers behind a proxy get."""
+    if kind == "plain":
+        client = async_client(kit.Endpoint(url, "p", "tiny", "the server", timeout=5))
+        assert isinstance(client._transport, PlainHTTPTransport)  # type: ignore[attr-defined]
+        return client
+    limits = httpx2.Limits(max_connections=None, max_keepalive_connections=64)
+    return httpx2.AsyncClient(transport=_async_transport(limits, True), timeout=5)
+
+
+def idle_connections(client: httpx2.AsyncClient) -> int:
+    transport = client._transport  # type: ignore[attr-defined]
+    if isinstance(transport, PlainHTTPTransport):
+        return sum(map(len, transport._idle.values()))
+    connections = transport._pool.connections  # type: ignore[attr-defined]
+    assert all(isinstance(each._connection._network_stream, SocketKeepingStream) for each in connections)
+    return len(connections)
+
+
+@pytest.mark.parametrize("kind", ["plain", "httpx2"])
 def test_an_idle_connection_the_server_hung_up_is_not_reused(
-        hanging_up_server: tuple[str, list[int], threading.Event]) -> None:
+        kind: str, hanging_up_server: tuple[str, list[int], threading.Event]) -> None:
     url, connections, hang_up = hanging_up_server
-    endpoint = kit.Endpoint(url, "p", "tiny", "the server", timeout=5)
 
     async def main() -> list[int]:
-        client = async_client(endpoint)
+        client = client_of(kind, url)
         first = await client.get(url + "/a")
-        (connection,) = client._transport._pool.connections  # type: ignore[attr-defined]
-        assert isinstance(connection._connection._network_stream, SocketKeepingStream)
+        assert idle_connections(client) == 1
         hang_up.set()  # the server closes the idle connection...
         await asyncio.sleep(0.2)
-        second = await client.get(url + "/b")  # ...which the pool finds readable (EOF) and drops
+        second = await client.get(url + "/b")  # ...which the client finds closed (EOF) and drops
         await client.aclose()
         return [first.status_code, second.status_code]
 
@@ -65,7 +87,8 @@ def test_an_idle_connection_the_server_hung_up_is_not_reused(
     assert len(connections) == 2
 
 
-def test_a_requests_head_and_body_go_out_in_one_write() -> None:
+@pytest.mark.parametrize("kind", ["plain", "httpx2"])
+def test_a_requests_head_and_body_go_out_in_one_write(kind: str) -> None:
     """One ``send`` per request: the server's first read holds the whole request (head and JSON body)."""
     listener = socket.create_server(("127.0.0.1", 0))
     first_reads: list[bytes] = []
@@ -86,7 +109,7 @@ def test_a_requests_head_and_body_go_out_in_one_write() -> None:
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
 
     async def main() -> list[int]:
-        client = async_client(kit.Endpoint(url, "p", "tiny", "the server", timeout=5))
+        client = client_of(kind, url)
         answers = [await client.post(url + "/chat", json={"q": "hi"}) for _ in range(2)]
         await client.aclose()
         return [answer.status_code for answer in answers]

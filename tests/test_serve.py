@@ -499,9 +499,11 @@ def test_text_goes_out_as_it_arrives_not_held_for_a_batch(gateway: RunningGatewa
     assert len(arrived) == 3 and arrived[-1] < 1.5, arrived
 
 
-def test_an_answer_read_at_once_goes_out_in_two_writes(gateway: RunningGateway, upstream: LocalServer) -> None:
-    """The first token at once, alone; the rest of a read that ends the answer goes out with the answer's end
-    (its finish, its usage, [DONE]) in one write, not a write for the text and one for the end."""
+def test_an_answer_read_at_once_goes_out_at_once_and_its_end_after_its_ledger_row(
+        gateway: RunningGateway, upstream: LocalServer) -> None:
+    """The first token at once, alone; the rest of the read that ends the answer at once too, not held back
+    while the call's ledger row is written; then the answer's end (its finish, its usage, [DONE]), which waits
+    for that row, in a write of its own."""
     upstream.state.options.update(tokens=20)
     body = {"model": "up", "messages": [{"role": "user", "content": "x"}], "stream": True,
             "stream_options": {"include_usage": True}}
@@ -509,9 +511,11 @@ def test_an_answer_read_at_once_goes_out_in_two_writes(gateway: RunningGateway, 
         chunks = [chunk.decode() for chunk in response.iter_raw()]  # one per HTTP chunk the gateway wrote
     events = [json.loads(line[6:]) for chunk in chunks for line in chunk.split("\n")
               if line.startswith("data: {")]
-    assert len(chunks) == 2, chunks
+    assert len(chunks) == 3, chunks
     assert '"content":"w0 "' in chunks[0] and '"w1 "' not in chunks[0]
-    assert chunks[1].endswith("data: [DONE]\n\n") and '"content":"w19 "' in chunks[1]
+    assert '"content":"w19 "' in chunks[1] and "finish_reason\":\"stop" not in chunks[1]
+    assert chunks[2].endswith("data: [DONE]\n\n") and '"content"' not in chunks[2]
+    assert '"finish_reason":"stop"' in chunks[2] and '"usage"' in chunks[2]
     assert "".join(event["choices"][0]["delta"].get("content", "") for event in events if event["choices"]) == \
         "".join(f"w{index} " for index in range(20))
     assert events[-1]["usage"]["completion_tokens"] == 20

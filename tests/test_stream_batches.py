@@ -212,11 +212,10 @@ def test_anthropic_text_deltas_read_by_the_slot_as_parsing_would(deltas: list[tu
     assert taught.slot is not None and taught.lessons == LESSONS - 1  # learned from the first, the rest by the slot
 
 
-def test_each_event_is_translated_once_when_reads_come_one_at_a_time(upstream: LocalServer) -> None:
-    """A paced server: the reads before the first text hold none (the role chunk alone)."""
-    upstream.state.options.update(tokens=3, interval=0.02)
+def counted_batches(fed: list[str], by_slot: list[str]) -> list[list[StreamEvent]]:
+    """The lists ``kit.astream_batches`` makes of profile 'up''s answer, noting the data of each event fed to
+    the translator one by one in ``fed`` and each text read whole (kit.SSEDecoder.slot_texts) in ``by_slot``."""
     resolved = AsyncClient().resolve("up")
-    fed: list[str] = []
 
     class Counting(ChunkTranslator):
         __slots__ = ()
@@ -226,7 +225,7 @@ def test_each_event_is_translated_once_when_reads_come_one_at_a_time(upstream: L
             return super().feed(event)
 
         def read_by_slot(self, texts: list[str]) -> None:
-            fed.extend(texts)  # a read of text events only, read whole (kit.SSEDecoder.slot_texts)
+            by_slot.extend(texts)
             super().read_by_slot(texts)
 
     async def main() -> list[list[StreamEvent]]:
@@ -234,11 +233,36 @@ def test_each_event_is_translated_once_when_reads_come_one_at_a_time(upstream: L
         return [list(batch) async for batch in kit.astream_batches(call, kit.SSEDecoder("the server"),
                                                                    Counting(resolved.target))]
 
-    lists = asyncio.run(main())
+    return asyncio.run(main())
+
+
+def test_each_event_is_translated_once_when_reads_come_one_at_a_time(upstream: LocalServer) -> None:
+    """A paced server: the reads before the first text hold none (the role chunk alone)."""
+    upstream.state.options.update(tokens=3, interval=0.02)
+    fed: list[str] = []
+    lists = counted_batches(fed, fed)
     assert len(fed) == len(set(fed)) == 7  # the role chunk, three tokens, the finish, the usage, [DONE]
     assert fed[2:4] == ["w1 ", "w2 "]  # once the first text taught the slot, text reads are read whole
     assert [texts_of(batch) for batch in lists if texts_of(batch)] == [["w0 "], ["w1 "], ["w2 "]]
     assert sum(isinstance(event, StreamEnd) for batch in lists for event in batch) == 1
+
+
+def test_a_first_read_of_many_events_is_decoded_one_by_one_only_up_to_its_first_text(
+        upstream: LocalServer) -> None:
+    """A fast server's first read holds hundreds of events: only its first part (kit.calls.FIRST_TEXT_PART) is
+    decoded event by event to find the first text, which goes out alone at once; the rest of that read is read
+    whole by the slot the first text taught, and every text arrives once, in order."""
+    from llmswitch.kit.calls import FIRST_TEXT_PART
+
+    upstream.state.options.update(tokens=400, batch=400)  # one HTTP chunk of 400 events: one read
+    fed: list[str] = []
+    by_slot: list[str] = []
+    lists = counted_batches(fed, by_slot)
+    event_size = len(chunk("w100 "))
+    assert len(fed) < FIRST_TEXT_PART // event_size + 8, len(fed)  # the first part, and the answer's end
+    assert len(by_slot) > 350
+    assert texts_of(lists[0]) == ["w0 "]  # the first text alone, at once
+    assert "".join(text for batch in lists for text in texts_of(batch)) == "".join(words(400))
 
 
 def test_streams_one_after_another_reuse_one_connection(upstream: LocalServer) -> None:
@@ -340,11 +364,13 @@ def events_of_reads(protocol: str, reads: list[bytes], whole_reads: bool) -> tup
     events: list[Any] = []
     try:
         for read in reads:
-            texts = read_by_slot(read) if read_by_slot is not None else None
-            if texts is not None:
+            slot_read = read_by_slot(read) if read_by_slot is not None else None
+            if slot_read is not None:
+                texts, items = slot_read
                 events.extend(map(TextDelta, texts))
-                continue
-            for item in decoder.feed(read):
+            else:
+                items = decoder.feed(read)
+            for item in items:
                 events.extend(translator.feed(item))
         for item in decoder.close():
             events.extend(translator.feed(item))
@@ -373,9 +399,11 @@ def test_whole_reads_give_the_events_parsing_each_would(protocol: str, shapes: l
     assert events_of_reads(protocol, reads, whole_reads=True) == events_of_reads(protocol, reads, whole_reads=False)
 
 
-def test_a_read_of_text_events_is_read_whole_and_anything_else_is_fed() -> None:
-    """What the property above compares is really two paths: reads of the learned events only come back as
-    texts (empty texts left out); a read with anything else, or that holds no whole event, is None."""
+def test_a_read_that_begins_with_text_events_is_read_whole_up_to_the_first_other_event() -> None:
+    """What the property above compares is really two paths: the run of learned events a read begins with comes
+    back as texts (empty texts left out), with the events after it as feed makes them (an answer's end, a
+    comment, a text event after those); a read that begins with anything else, or that holds no whole event,
+    is None."""
     data = chunk("x")
     slot = TextSlot.learn(data, json_object(data), CONTENT_PATH, "x")
     assert slot is not None
@@ -383,11 +411,20 @@ def test_a_read_of_text_events_is_read_whole_and_anything_else_is_fed() -> None:
     decoder.feed(framed("message", data).encode())  # the first read, fed as usual
     texts = ["a", 'q"uote', "back\\slash", "\u00e9\n\u2028", "", "\x01"]
     read = "".join(framed("message", chunk(text, ensure_ascii=index % 2 == 0)) for index, text in enumerate(texts))
-    assert decoder.slot_texts(read.encode(), slot) == [text for text in texts if text]
-    assert decoder.slot_texts((read + ": keep-alive\n\n").encode(), slot) is None
+    assert decoder.slot_texts(read.encode(), slot) == ([text for text in texts if text], [])
+    finish = chunk(None, finish_reason="stop")
+    ending = framed("message", finish) + ": keep-alive\n\n" + framed("message", "[DONE]")
+    assert decoder.slot_texts((read + ending).encode(), slot) == (
+        [text for text in texts if text], [SSEEvent("message", finish), SSEEvent("message", "[DONE]")])
+    again = framed("message", chunk("b"))  # a text event after another one is fed, as the rest of the read is
+    assert decoder.slot_texts((read + ending + again + again[:5]).encode(), slot) == (
+        [text for text in texts if text], [SSEEvent("message", finish), SSEEvent("message", "[DONE]"),
+                                           SSEEvent("message", chunk("b"))])
+    assert decoder.slot_texts(again[5:].encode(), slot) == (["b"], [])  # the event it held, read whole
+    assert decoder.slot_texts((ending + read).encode(), slot) is None
     assert decoder.slot_texts(framed("message", data.replace('"x"', '"\\x"')).encode(), slot) is None
-    assert decoder.slot_texts(read.encode()[:-1], slot) == texts[:4]  # the events it ends; the last one is held
-    assert decoder.slot_texts(b"\n", slot) == ["\x01"]  # the blank line that ends it
+    assert decoder.slot_texts(read.encode()[:-1], slot) == (texts[:4], [])  # the events it ends; the last is held
+    assert decoder.slot_texts(b"\n", slot) == (["\x01"], [])  # the blank line that ends it
     decoder.feed(b"data: {")  # now in the middle of an event that is no text event: nothing is read whole
     assert decoder.slot_texts(read.encode(), slot) is None
 
@@ -406,10 +443,10 @@ def test_a_read_that_ends_inside_an_event_is_read_whole_up_to_it_and_the_next_re
         decoder.feed(framed("message", data).encode())
         first = decoder.slot_texts(raw[:cut], slot)
         ended = raw[:cut].count(b"\n\n")
-        assert first == (texts[:ended] if ended else None), cut
+        assert first == ((texts[:ended], []) if ended else None), cut
         if first is None:
             assert decoder.feed(raw[:cut]) == []
-        assert decoder.slot_texts(raw[cut:], slot) == texts[ended:], cut
+        assert decoder.slot_texts(raw[cut:], slot) == (texts[ended:], []), cut
     tight = kit.SSEDecoder("the server", max_line=len(framed("message", data)) + 4)
     tight.feed(framed("message", data).encode())
     one = framed("message", chunk("y")).encode()
@@ -424,7 +461,7 @@ def test_a_decoder_with_a_failure_to_raise_reads_nothing_whole() -> None:
     decoder = kit.SSEDecoder("the server", max_line=1000, max_event=1000)
     decoder.feed(framed("message", data).encode())
     read = framed("message", chunk("y")).encode()
-    assert decoder.slot_texts(read, slot) == ["y"]
+    assert decoder.slot_texts(read, slot) == (["y"], [])
     with pytest.raises(Exception, match="one event longer"):
         decoder.feed(b"data: " + b"z" * 600 + b"\ndata: " + b"z" * 600 + b"\n")
     assert decoder.slot_texts(read, slot) is None

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 MAX_ERROR_BODY = 64 * 1024  # an error page is read up to this much: enough for any message
 FINISH_BODY_S = 0.05  # the wait for the end of a body after its answer said it was done (see _finish_body)
+# Bytes of a stream's first read decoded event by event while its first text is looked for (a fast server's first
+# read holds dozens of events: the rest of them are read whole by the slot the first text teaches).
+FIRST_TEXT_PART = 4096
 
 
 class Decoder(Protocol):
@@ -47,8 +50,9 @@ class Decoder(Protocol):
 @runtime_checkable
 class SlotTranslator(Protocol):
     """A translator with a :class:`~llmswitch.kit.TextSlot` (learned from its stream's first text events): once
-    it has one, a read of nothing but such events is read whole by :meth:`SSEDecoder.slot_texts`, and the
-    translator is told the texts with ``read_by_slot`` instead of being fed each event."""
+    it has one, the run of such events a read begins with is read whole by :meth:`SSEDecoder.slot_texts`, and
+    the translator is told their texts with ``read_by_slot`` instead of being fed each event (the events after
+    the run are fed as usual)."""
 
     slot: TextSlot | None
 
@@ -57,19 +61,24 @@ class SlotTranslator(Protocol):
         ...
 
 
-def _slot_reader(decoder: Decoder, translator: Translator) -> Callable[[bytes], list[str] | None] | None:
-    """The whole-read fast path for this decoder and translator (see :class:`SlotTranslator`), or None."""
+SlotRead = tuple[list[str], Sequence[Any]]  # the texts of a read's run of text events, the items after it
+
+
+def _slot_reader(decoder: Decoder, translator: Translator) -> Callable[[bytes], SlotRead | None] | None:
+    """The whole-read fast path for this decoder and translator (see :class:`SlotTranslator`), or None: a read
+    gives the texts of its run of text events and the decoded items after them (for the translator to feed), or
+    None when it was not read (then ``decoder.feed`` it)."""
     if not isinstance(decoder, SSEDecoder) or not isinstance(translator, SlotTranslator):
         return None
 
-    def read(chunk: bytes) -> list[str] | None:
+    def read(chunk: bytes) -> SlotRead | None:
         slot = translator.slot
         if slot is None:
             return None
-        texts = decoder.slot_texts(chunk, slot)
-        if texts is not None:
-            translator.read_by_slot(texts)
-        return texts
+        read = decoder.slot_texts(chunk, slot)
+        if read is not None:
+            translator.read_by_slot(read[0])
+        return read
 
     return read
 
@@ -127,10 +136,26 @@ def _build(client: httpx2.Client | httpx2.AsyncClient, call: Call) -> httpx2.Req
     if call.timeout is not None:
         timeout = httpx2.Timeout(call.timeout, connect=min(call.timeout, endpoint.connect_timeout))
     extensions = {"timeout": timeout.as_dict()} if timeout is not None else None
+    url = _parsed_url(endpoint.url(call.path))
     if call.files is not None:
-        return client.build_request(call.method, endpoint.url(call.path), data=call.form, files=call.files,
-                                    extensions=extensions)
-    return client.build_request(call.method, endpoint.url(call.path), json=call.body, extensions=extensions)
+        return client.build_request(call.method, url, data=call.form, files=call.files, extensions=extensions)
+    return client.build_request(call.method, url, json=call.body, extensions=extensions)
+
+
+_urls: dict[str, httpx2.URL] = {}
+
+
+def _parsed_url(text: str) -> httpx2.URL:
+    """``text`` as httpx2 parses it, parsed once: a profile calls the same few URLs (a third of the time httpx2
+    takes to build a request went to parsing its URL again)."""
+    url = _urls.get(text)
+    if url is None:
+        import httpx2
+
+        if len(_urls) >= 256:
+            _urls.clear()
+        url = _urls[text] = httpx2.URL(text)
+    return url
 
 
 def _answer_watch(call: Call) -> AnswerWatch:
@@ -298,17 +323,19 @@ def stream(call: Call, decoder: Decoder, translator: Translator) -> Iterator[Str
         try:
             for chunk in response.iter_bytes():
                 answered = False
-                texts = None if read_by_slot is None else read_by_slot(chunk)
-                if texts is not None:  # a read of nothing but text events: no event decoded one by one
+                read = None if read_by_slot is None else read_by_slot(chunk)
+                if read is not None:  # a run of text events: none of them decoded one by one
+                    texts, items = read
                     yield from map(TextDelta, texts)
                     answered = bool(texts)
                 else:
-                    for item in feed(chunk):
-                        for event in translate(item):
-                            answered = True
-                            yield event
-                    if translator.done:
-                        break
+                    items = feed(chunk)
+                for item in items:
+                    for event in translate(item):
+                        answered = True
+                        yield event
+                if translator.done:
+                    break
                 if answered:
                     watch.heard()
                 else:
@@ -395,7 +422,7 @@ async def astream_batches(call: Call, decoder: Decoder,
     translator comes after the events before it, as with :func:`astream`."""
     import httpx2
 
-    from llmswitch.kit.readahead import ReadAhead  # asyncio: never imported on the sync path
+    from llmswitch.kit.readahead import WHOLE_READS, ReadAhead  # asyncio: never imported on the sync path
 
     response = await aopen_response(call)
     read_ahead: ReadAhead | None = None
@@ -408,17 +435,27 @@ async def astream_batches(call: Call, decoder: Decoder,
         waiting_for_text = True
         batch: list[StreamEvent] = []
         chunks: AsyncIterator[bytes] = response.aiter_bytes()
+        reads_whole = response.extensions.get(WHOLE_READS, False)  # kit.http11's bodies need no ReadAhead
         ended = False
+        later = b""  # the part of a read after the part that had the first text in it
         try:
             while True:
-                try:
-                    chunk = await chunks.__anext__()
-                except StopAsyncIteration:
-                    ended = True
-                    break
+                if later:
+                    chunk, later = later, b""
+                else:
+                    try:
+                        chunk = await chunks.__anext__()
+                    except StopAsyncIteration:
+                        ended = True
+                        break
+                if waiting_for_text and read_by_slot is not None and len(chunk) > FIRST_TEXT_PART:
+                    # The first text is looked for in the read's first part, decoded event by event; the rest is
+                    # read whole with the slot that text teaches, once the first text has gone out.
+                    chunk, later = chunk[:FIRST_TEXT_PART], chunk[FIRST_TEXT_PART:]
                 answered = False
-                texts = None if read_by_slot is None or waiting_for_text else read_by_slot(chunk)
-                if texts is not None:  # a read of nothing but text events: no event decoded one by one
+                read = None if read_by_slot is None or waiting_for_text else read_by_slot(chunk)
+                if read is not None:  # a run of text events: none of them decoded one by one
+                    texts, items = read
                     batch.extend(map(TextDelta, texts))
                 else:
                     items = feed(chunk)
@@ -433,9 +470,9 @@ async def astream_batches(call: Call, decoder: Decoder,
                                 break
                         else:
                             items = ()  # all translated above
-                    batch.extend(chain.from_iterable(map(translate, items)))  # per token: the translator alone
-                    if translator.done:
-                        break
+                batch.extend(chain.from_iterable(map(translate, items)))  # per token: the translator alone
+                if translator.done:
+                    break
                 if batch or answered:
                     watch.heard()
                     if batch:
@@ -443,7 +480,7 @@ async def astream_batches(call: Call, decoder: Decoder,
                         batch = []
                 else:
                     watch.check()  # keep-alives alone do not hold the answer open past the timeout
-                if read_ahead is None and not waiting_for_text:
+                if read_ahead is None and not waiting_for_text and not reads_whole:
                     chunks = read_ahead = ReadAhead(chunks)  # the answer goes on: what a network read brings, at once
             if ended:
                 for item in decoder.close():

@@ -87,7 +87,11 @@ def async_client(endpoint: Endpoint) -> httpx2.AsyncClient:
         if len(clients) >= MAX_CLIENTS:
             clients.clear()
         settings = _settings(endpoint)
-        transport = _async_transport(settings.pop("limits"), settings.get("verify", True))
+        transport: httpx2.AsyncBaseTransport = _async_transport(settings.pop("limits"), settings.get("verify", True))
+        if never_uses_tls(endpoint):
+            from llmswitch.kit.http11 import PlainHTTPTransport
+
+            transport = PlainHTTPTransport(fallback=transport)
         client = clients[key] = httpx2.AsyncClient(**settings, transport=transport)
     return client
 

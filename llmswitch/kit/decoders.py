@@ -198,12 +198,13 @@ class SSEDecoder:
                 return events
         return self._read(lines)
 
-    def slot_texts(self, chunk: bytes, slot: TextSlot) -> list[str] | None:
-        """The texts of the events that ``chunk`` completes when every one of them is an event ``slot`` reads
-        (what a fast server's reads are once its first event taught the slot); else None, and nothing was read:
-        :meth:`feed` it. The texts :meth:`feed` and :meth:`TextSlot.text_of` would give (empty ones left out, as
-        a translator leaves them), for a few passes of C code over the whole read instead of Python code per
-        event.
+    def slot_texts(self, chunk: bytes, slot: TextSlot) -> tuple[list[str], list[SSEEvent]] | None:
+        """The texts of the events of ``slot`` that ``chunk`` begins with, and the events :meth:`feed` makes of
+        the rest of it; None when it begins with no whole event of the slot, and nothing was read: :meth:`feed`
+        it. The texts are those :meth:`feed` and :meth:`TextSlot.text_of` would give (empty ones left out, as a
+        translator leaves them), for a few passes of C code over the run of text events instead of Python code
+        per event; a fast server's reads are such runs, once its first event taught the slot, and the read that
+        ends its answer is one followed by the answer's last events (its finish, its usage), which are fed.
 
         A read may begin inside an event (the part of it the last read held is read with it) and end inside
         one: the part after the last event it completes is held as :meth:`feed` would hold it. A server's
@@ -223,22 +224,22 @@ class SSEDecoder:
                 return None  # no event ends in this read
             end = 1  # the blank line ending the event the last read held
         rest = chunk[end:]
-        if (b"\r" in rest or len(chunk) + lines._pending_size > lines.max_line
-                or self._size + len(chunk) > self._max_size):
-            return None  # a CR (the rules for it are feed's), or more than a line or an event may hold
+        if len(chunk) + lines._pending_size > lines.max_line or self._size + len(chunk) > self._max_size:
+            return None  # more than a line or an event may hold: feed's to refuse
         try:
             text = opened + (split_character + chunk[:end]).decode()
             codecs.utf_8_decode(rest, "strict", False)  # the held part must be UTF-8 too (but for a split character)
         except UnicodeDecodeError:
             return None  # feed says what is wrong, after the text before it
-        texts = slot.texts_in(text)
-        if texts is None:
+        leading = slot.leading_texts(text)
+        if leading is None:
             return None
+        texts, length = leading
         self._event, self._data, self._size = "", [], 0
         lines.drop_held()
-        if rest:
-            self._read(lines.feed(rest))  # no event ends in it: at most an "event:" line or a data line is held
-        return texts
+        # The events after the run (an answer's end, a comment) and the part of an event the read ends in: fed.
+        after = text[length:].encode() + rest if length < len(text) else rest
+        return texts, self.feed(after) if after else []
 
     def _read(self, lines: list[str]) -> list[SSEEvent]:
         events: list[SSEEvent] = []
@@ -357,7 +358,7 @@ class TextSlot:
         self.middles = tuple((index == text_index, template[spans[index][1] : spans[index + 1][0]])
                              for index in range(len(spans) - 1))
         self.event = event
-        # How a server frames each such event, up to the text and after it (see texts_in).
+        # How a server frames each such event, up to the text and after it (see leading_texts).
         self._head = ("" if event == "message" else f"event: {event}\n") + "data: " + self.prefix
         self._tail = '"' + self.suffix + "\n\n"  # the text's closing quote, the rest of the event
         self._cut = operator.itemgetter(slice(len(self._head), None))
@@ -394,17 +395,23 @@ class TextSlot:
                     return value  # type: ignore[no-any-return]
         return None
 
-    def texts_in(self, text: str) -> list[str] | None:
-        """The texts of ``text`` if it is nothing but whole events of this slot, each framed the usual way
-        (``event: TYPE`` unless it is ``message``, ``data: DATA``, a blank line; LF line ends), else None. Empty
-        texts are left out.
+    def leading_texts(self, text: str) -> tuple[list[str], int] | None:
+        """The texts of the whole events of this slot that ``text`` begins with, each framed the usual way
+        (``event: TYPE`` unless it is ``message``, ``data: DATA``, a blank line; LF line ends), and how many
+        characters of ``text`` they take; None when it begins with none. Empty texts are left out.
 
-        One split of the whole text at each event's end, a check that every piece is the learned event up to
-        its text, one regular expression over all the texts (each a run of JSON string characters and escapes:
-        no quote, backslash or line end of its own, so none can reach into the next), and one JSON parse of
-        them as an array, which checks the escapes and must give as many strings as there were events."""
-        pieces = text.split(self._tail)
-        if pieces.pop() or not pieces or not all(map(str.startswith, pieces, itertools.repeat(self._head))):
+        One split of the whole text at each event's end, a check of which pieces are the learned event up to
+        its text (the run of them from the start is read), one regular expression over their texts (each a run
+        of JSON string characters and escapes: no quote, backslash or line end of its own, so none can reach
+        into the next), and one JSON parse of them as an array, which checks the escapes and must give as many
+        strings as there were events."""
+        tail = self._tail
+        pieces = text.split(tail)
+        pieces.pop()  # what follows the last event's end: no whole event of the slot
+        starts = list(map(str.startswith, pieces, itertools.repeat(self._head)))
+        if False in starts:
+            del pieces[starts.index(False) :]  # the run ends at the first other event
+        if not pieces:
             return None
         joined = '","'.join(map(self._cut, pieces))
         if _STRING_BODIES.fullmatch(joined) is None:
@@ -415,11 +422,8 @@ class TextSlot:
             return None
         if len(texts) != len(pieces):
             return None
-        return [text for text in texts if text]
+        return [text for text in texts if text], sum(map(len, pieces)) + len(tail) * len(pieces)
 
-
-# The inside of JSON strings (any character but a quote, a backslash or a line end, and backslash escapes),
-# several of them joined by '","'.
 _STRING_BODY = r'[^"\\\r\n]*(?:\\[^\r\n][^"\\\r\n]*)*'
 _STRING_BODIES = re.compile(_STRING_BODY + '(?:","' + _STRING_BODY + ")*")
 
@@ -429,7 +433,7 @@ class _VaryingTextSlot(TextSlot):
 
     __slots__ = ()
 
-    def texts_in(self, text: str) -> list[str] | None:
+    def leading_texts(self, text: str) -> tuple[list[str], int] | None:
         """Whole reads are read event by event here (:meth:`text_of`): None."""
         return None
 

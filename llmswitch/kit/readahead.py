@@ -14,6 +14,9 @@ import asyncio
 from collections.abc import AsyncIterator
 
 LIMIT_BYTES = 256 * 1024  # read ahead at most this far beyond the reader (a slow client holds the server back)
+# The response extension of a transport whose body steps are already everything that arrived since the last one,
+# read ahead by the event loop as it arrives (llmswitch.kit.http11): such a body needs no ReadAhead.
+WHOLE_READS = "llmswitch.whole_reads"
 
 
 class ReadAhead:

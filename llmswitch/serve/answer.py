@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from llmswitch.errors import LLMSwitchError
 from llmswitch.serve.failures import Failure, failure_of
 from llmswitch.serve.gateway import Call, Gateway
-from llmswitch.types import StreamEnd, StreamError, TextDelta, Usage
+from llmswitch.types import StreamError, TextDelta, Usage
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -149,8 +149,8 @@ class AnswerResponse:
     async def _stream(self, send: Send) -> None:
         """One write per list of events the upstream delivered together (a network read often carries dozens
         of tokens; the first text comes alone, at once), instead of one write per token: nothing is held back
-        waiting for more. The list that ends the answer goes out with the answer's end (one write, not two),
-        which waits only for the call's ledger row."""
+        waiting for more. The texts of the list that ends the answer go out at once too, before the call's
+        ledger row is written (the client reads them meanwhile; the answer's end waits for the row)."""
         call, protocol = self.call, self.protocol
         started = False
         failure = None
@@ -159,17 +159,13 @@ class AnswerResponse:
         try:
             async for batch in batches:
                 texts = [event.text for event in batch if type(event) is TextDelta]  # type: ignore[union-attr]
-                ending = False
                 if len(texts) != len(batch):
                     errors = [event.error for event in batch if type(event) is StreamError]  # type: ignore[union-attr]
                     if errors:
                         failure = call_failure(call, errors[0])
                         if not started and not texts:
                             break  # nothing sent yet: a real HTTP error, with Retry-After
-                    ending = type(batch[-1]) is StreamEnd
                 body = protocol.stream_texts(texts)
-                if ending and failure is None:
-                    continue  # sent with the answer's end, once the stream has run out (it has no more)
                 if not started:
                     started = True
                     await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
