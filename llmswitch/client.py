@@ -954,8 +954,8 @@ class StreamResult(StreamState):
 
 class AsyncStreamResult(StreamState):
     """Iterate with ``async for`` (see :class:`StreamState`), or :meth:`batches` for the events in lists as
-    they arrived together. ``async with`` (or :meth:`aclose`) closes the source even when the loop stops early;
-    cancelling the task closes it at once."""
+    they arrived together. ``async with`` (or :meth:`aclose`) closes the source even when the loop stops early
+    and charges the call; cancelling the task closes it at once."""
 
     def __init__(self, source: AsyncIterable[Sequence[StreamEvent]], resolved: ResolvedProfile,
                  hook: str = "astream") -> None:
@@ -1008,7 +1008,6 @@ class AsyncStreamResult(StreamState):
         finally:
             self.ended()
             await self.aclose()
-            await self.asettle()
 
     async def asettle(self) -> CallCost | None:
         """:meth:`settle` for async code: on the loop when charging waits on nothing (the common case: the rows
@@ -1034,17 +1033,19 @@ class AsyncStreamResult(StreamState):
         return self.cost
 
     async def aclose(self) -> None:
-        aclose = getattr(self.source, "aclose", None)
-        if aclose is not None:
+        """:meth:`StreamResult.close` for async code: the source is closed (its upstream connection with it), and
+        a call cut short is charged now, marked interrupted with what arrived. Safe to call more than once."""
+        self.cut_short()
+        close_source = getattr(self.source, "aclose", None)
+        if close_source is not None:
             try:
-                await aclose()
+                await close_source()
             except Exception:
                 pass
+        await self.asettle()
 
     async def __aenter__(self) -> AsyncStreamResult:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self.cut_short()
         await self.aclose()
-        await self.asettle()

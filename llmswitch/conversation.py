@@ -295,9 +295,9 @@ class AsyncTurn:
     async def finish(self) -> None:
         if not self._finished:
             self._finished = True
-            await self.result.aclose()
             self.result.began = True  # an interrupted turn may have sent its request: it is charged as interrupted
-            self.cost = await self.result.asettle()
+            await self.result.aclose()
+            self.cost = self.result.cost
             self.conversation._finish(self.prompt, self.result, self.cost, recorded=self.recorded)
 
     async def __aenter__(self) -> AsyncTurn:

@@ -72,6 +72,19 @@ def test_an_unpriced_member_of_a_route_is_priced_in_its_own_table(config_file: P
     assert "[profiles.fb2" not in said
 
 
+def test_a_broken_route_named_with_profile_fails_the_command_and_a_listing_does_not(config_file: Path) -> None:
+    write_config(config_file, '[profiles.tiny]\nbackend = "echo"\n'
+                              '[profiles.broken]\nroute = "fallback"\nmembers = ["nosuch", "tiny"]\n')
+    named = run_cli("cost", "-p", "broken", "-p", "tiny")
+    assert named.exit_code == 1, named
+    said = " ".join(named.stdout.split())
+    assert "names 'nosuch', which is not a profile" in said and "unavailable" in said
+    assert run_cli("cost", "-p", "tiny").exit_code == 0
+    assert run_cli("cost").exit_code == 0  # every profile: the table shows what it can
+    as_json = run_cli("cost", "-p", "broken", "--json")
+    assert as_json.exit_code == 1 and json.loads(as_json.stdout)["profiles"][0]["error"] is not None
+
+
 def test_a_prompt_is_counted_by_each_backend(seeds: Path) -> None:
     rows = compare_costs(Client(), ["gpt4"], prompt="one two three four", output_tokens=100)
     estimate = rows[0].estimate

@@ -221,6 +221,9 @@ def test_a_body_left_before_its_end_closes_its_connection() -> None:
     (sends(OK_CHUNKED + b"zz\r\n"), httpx2.RemoteProtocolError, "malformed chunk size"),
     (sends(OK_CHUNKED + b"2\r\nabc\r\n"), httpx2.RemoteProtocolError, "did not end where its size said"),
     (sends(b"HTTP/1.1 200 OK\r\nContent-Length: 3, 4\r\n\r\nabc"), httpx2.RemoteProtocolError, "Content-Length"),
+    (sends(b"HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\nabc"), httpx2.RemoteProtocolError, "Content-Length"),
+    (sends(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"), httpx2.RemoteProtocolError,
+     "unsupported Transfer-Encoding"),
     (sends(OK_CHUNKED + b"5\r\nhello\r\n", pause=0), httpx2.ReadTimeout, "timed out"),
 ])
 def test_a_broken_answer_is_the_httpx2_error_httpcore2_gives(answer: Answer, error: type[Exception],

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import tomli_w
@@ -162,6 +163,34 @@ def test_closing_a_stream_part_way_charges_it_at_once_and_closes_the_upstream(co
         assert "".join(event.text for event in texts if type(event) is TextDelta) == result.text
         result.close()  # twice: nothing more
         assert len(ledger_rows()) == 1
+
+
+def test_aclose_of_an_async_stream_part_way_charges_it_at_once_as_close_does(config_file: Path) -> None:
+    """``AsyncStreamResult.aclose()`` is ``close()`` for async code: the upstream closed, the call charged now,
+    interrupted, with what arrived; a second ``aclose()`` adds nothing."""
+    import asyncio
+
+    from llmswitch.client import AsyncClient
+
+    with openai_server() as server:
+        server.state.options.update(tokens=400, interval=0.02)
+        write_profile(config_file, server.url)
+
+        async def main() -> Any:
+            resolved = AsyncClient().resolve("p")
+            result = resolved.astream(resolved.request("go"))
+            events = result.__aiter__()
+            for _ in range(3):
+                await events.__anext__()
+            await result.aclose()  # ``events`` is still held: the call is settled now, not when it is collected
+            assert [row.outcome for row in ledger_rows()] == ["interrupted"]
+            await result.aclose()
+            return result
+
+        result = asyncio.run(main())
+        assert server.state.disconnected.wait(5), "the upstream never saw the connection close"
+    assert result.interrupted and result.cost is not None and result.cost.usd > 0
+    assert [(row.outcome, row.output_tokens) for row in ledger_rows()] == [("interrupted", result.cost.output_tokens)]
 
 
 def test_a_stream_is_a_context_manager_that_settles_an_early_exit(config_file: Path) -> None:

@@ -32,7 +32,8 @@ def cost(ctx: click.Context, prompt: tuple[str, ...], profiles: tuple[str, ...],
     Input tokens are counted by each backend (exact or estimate, as shown), or 500 without a PROMPT; output
     tokens are --output-tokens, else 500 (the standard request `doctor` prices; a profile's max_tokens does not
     change it). Cheapest first. The seeds' comparison of 100 requests of 500 + 500 tokens:
-    `llmswitch cost --requests 100`.
+    `llmswitch cost --requests 100`. Exits 1 when a profile named with --profile cannot be priced at all (a
+    broken route); an unknown price is shown, not a failure.
     """
     from llmswitch.accounting import compare_costs
     from llmswitch.client import Client
@@ -52,7 +53,9 @@ def cost(ctx: click.Context, prompt: tuple[str, ...], profiles: tuple[str, ...],
                               ensure_ascii=False))
     else:
         _render_costs(rows, requests)
-    return 0
+    # A profile asked for by name that could not be priced at all (a broken route, a profile that does not
+    # resolve) fails the command, as a script expects; a listing of every profile shows what it can.
+    return 1 if profiles and any(row.error is not None for row in rows) else 0
 
 
 def _row_dict(row: Any) -> dict[str, Any]:

@@ -5,8 +5,8 @@ request on loopback before the first byte of the answer is in: a cancel scope pe
 locks and events, h11's state machine per event. A local server (llama.cpp, vLLM, Ollama, the gateway's
 upstream) answers in about 100 us, so that was two thirds of a request's time, and every HTTP chunk of a
 streamed answer paid a share of it again (servers send one chunk per token). This transport speaks the same
-HTTP/1.1 with an asyncio protocol: one write per request, each read taking everything the socket brought
-(however many chunks), a timer handle for each timeout.
+HTTP/1.1 with an asyncio protocol: one write per request, each read of a body taking everything that arrived
+(however many chunks, up to 64 KB), a timer handle for each timeout.
 
 What it does not do it hands to httpx2's transport, which stays the one for TLS, proxies (see
 :func:`llmswitch.kit.clients.never_uses_tls`) and a request body of unknown length. Failures are httpx2's
@@ -97,8 +97,9 @@ class _Wire(asyncio.Protocol):
         return not self.ended and not self.received and self.transport is not None and not self.transport.is_closing()
 
     async def read(self, timeout: float | None, limit: int = MAX_READ_BYTES) -> bytes:
-        """Everything that arrived since the last read (b"" once the server closed), waiting at most ``timeout``
-        seconds for something to arrive."""
+        """What arrived since the last read, at most ``limit`` bytes of it (b"" once the server closed), waiting
+        at most ``timeout`` seconds for something to arrive. What arrived in one piece is handed on in slices
+        of it (no copy of what is not handed on yet), pieces that arrived apart joined up to ``limit``."""
         if not self.received:
             if self.ended:
                 if self.failure is not None:
@@ -313,22 +314,17 @@ class _Body(httpx2.AsyncByteStream):
         if method == "HEAD" or status in (204, 304):
             self.left = 0
         elif coding:
-            if coding.rsplit(b",", 1)[-1].strip() == b"chunked":
-                self.chunked, self.state, self.left = True, _SIZE, 0
-            else:
-                self.keep = False  # another coding: the body runs to the close
+            if coding.strip() != b"chunked":  # as h11: a transfer coding other than chunked is not read as text
+                raise httpx2.RemoteProtocolError(f"unsupported Transfer-Encoding: {coding[:40]!r}")
+            self.chunked, self.state, self.left = True, _SIZE, 0
         elif lengths:
-            try:
-                sizes = {int(value) for value in b",".join(lengths).split(b",")}
-            except ValueError:
-                sizes = set()
-            if len(sizes) != 1 or min(sizes) < 0:
+            values = {value.strip() for value in b",".join(lengths).split(b",")}
+            if len(values) != 1 or not next(iter(values)).isdigit():
                 raise httpx2.RemoteProtocolError(f"a malformed Content-Length: {lengths[0][:40]!r}")
-            self.left = sizes.pop()
+            self.left = int(values.pop())
         else:
             self.keep = False  # no length: the body is everything up to the close
         self.finished = False
-        self.closed = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         wire, data = self.wire, self.buffered

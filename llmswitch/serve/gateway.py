@@ -156,11 +156,11 @@ class Gateway:
         await asyncio.shield(self._record(call))
 
     async def _record(self, call: Call) -> None:
-        await call.result.aclose()
+        call.result.began = True  # a call the client left before reading may have been sent: charged as interrupted
+        await call.result.aclose()  # charged once, however many of the call's ends get here
+        call.cost = call.result.cost
         if call.admission is not None:
             await limits.arelease(self.client.router_state, call.admission, call.result.usage)
-        call.result.began = True  # a call the client left before reading may have been sent: charged as interrupted
-        call.cost = await call.result.asettle()  # once, however many of the call's ends get here
 
     def _rows(self) -> Ledger:
         """The ledger the calls' rows go to. Its connection opens at the first row, in the bookkeeper's thread,
