@@ -251,7 +251,8 @@ def test_a_first_read_of_many_events_is_decoded_one_by_one_only_up_to_its_first_
         upstream: LocalServer) -> None:
     """A fast server's first read holds hundreds of events: only its first part (kit.calls.FIRST_TEXT_PART) is
     decoded event by event to find the first text, which goes out alone at once; the rest of that read is read
-    whole by the slot the first text taught, and every text arrives once, in order."""
+    whole by the slot the first text taught, in steps that double (a relay's client has the first of them while
+    the next is decoded), and every text arrives once, in order."""
     from llmswitch.kit.calls import FIRST_TEXT_PART
 
     upstream.state.options.update(tokens=400, batch=400)  # one HTTP chunk of 400 events: one read
@@ -262,6 +263,8 @@ def test_a_first_read_of_many_events_is_decoded_one_by_one_only_up_to_its_first_
     assert len(fed) < FIRST_TEXT_PART // event_size + 8, len(fed)  # the first part, and the answer's end
     assert len(by_slot) > 350
     assert texts_of(lists[0]) == ["w0 "]  # the first text alone, at once
+    sizes = [len(texts_of(batch)) for batch in lists[2:6]]
+    assert sizes[0] <= FIRST_TEXT_PART // event_size + 1 and sizes == sorted(sizes) and sizes[-1] > 2 * sizes[0]
     assert "".join(text for batch in lists for text in texts_of(batch)) == "".join(words(400))
 
 

@@ -37,6 +37,7 @@ FINISH_BODY_S = 0.05  # the wait for the end of a body after its answer said it 
 # Bytes of a stream's first read decoded event by event while its first text is looked for (a fast server's first
 # read holds dozens of events: the rest of them are read whole by the slot the first text teaches).
 FIRST_TEXT_PART = 4096
+STEPS_UP_TO = 64 * 1024  # then a read is decoded whole: what one network read brought goes out in one write
 
 
 class Decoder(Protocol):
@@ -437,7 +438,8 @@ async def astream_batches(call: Call, decoder: Decoder,
         chunks: AsyncIterator[bytes] = response.aiter_bytes()
         reads_whole = response.extensions.get(WHOLE_READS, False)  # kit.http11's bodies need no ReadAhead
         ended = False
-        later = b""  # the part of a read after the part that had the first text in it
+        later = b""  # the part of a read after the part decoded in this step
+        step = FIRST_TEXT_PART  # the most decoded in one step: doubled after the first text, up to STEPS_UP_TO
         try:
             while True:
                 if later:
@@ -448,10 +450,14 @@ async def astream_batches(call: Call, decoder: Decoder,
                     except StopAsyncIteration:
                         ended = True
                         break
-                if waiting_for_text and read_by_slot is not None and len(chunk) > FIRST_TEXT_PART:
-                    # The first text is looked for in the read's first part, decoded event by event; the rest is
-                    # read whole with the slot that text teaches, once the first text has gone out.
-                    chunk, later = chunk[:FIRST_TEXT_PART], chunk[FIRST_TEXT_PART:]
+                if step and read_by_slot is not None:
+                    if len(chunk) > step:
+                        # The first text is looked for in the read's first part, decoded event by event; the rest
+                        # is read whole with the slot that text teaches, in steps that double, so that a relay's
+                        # client has the first of them to work on while the next is decoded.
+                        chunk, later = chunk[:step], chunk[step:]
+                    if not waiting_for_text:
+                        step = step * 2 if step < STEPS_UP_TO else 0
                 answered = False
                 read = None if read_by_slot is None or waiting_for_text else read_by_slot(chunk)
                 if read is not None:  # a run of text events: none of them decoded one by one

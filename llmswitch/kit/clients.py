@@ -3,7 +3,8 @@
 Keyed by :meth:`Endpoint.pool_key` (base URL, headers, timeouts): the TUI, ``doctor`` and a service making
 many calls reuse connections instead of reconnecting, and two profiles with different keys never share a
 client. Async clients belong to the event loop that made them (their connections do), so they are kept per
-loop and forgotten with it.
+loop and forgotten with it. An async client of a plain-HTTP server reached without a proxy speaks HTTP/1.1
+itself (:mod:`llmswitch.kit.http11`, why: see there); TLS and proxies go through httpx2's transport.
 """
 
 from __future__ import annotations
