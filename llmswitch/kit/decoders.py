@@ -238,7 +238,7 @@ class SSEDecoder:
         self._event, self._data, self._size = "", [], 0
         lines.drop_held()
         # The events after the run (an answer's end, a comment) and the part of an event the read ends in: fed.
-        after = text[length:].encode() + rest if length < len(text) else rest
+        after = text[length:].encode() + rest
         return texts, self.feed(after) if after else []
 
     def _read(self, lines: list[str]) -> list[SSEEvent]:
@@ -424,6 +424,9 @@ class TextSlot:
             return None
         return [text for text in texts if text], sum(map(len, pieces)) + len(tail) * len(pieces)
 
+
+# The inside of JSON strings (any character but a quote, a backslash or a line end, and backslash escapes),
+# several of them joined by '","'.
 _STRING_BODY = r'[^"\\\r\n]*(?:\\[^\r\n][^"\\\r\n]*)*'
 _STRING_BODIES = re.compile(_STRING_BODY + '(?:","' + _STRING_BODY + ")*")
 

@@ -188,9 +188,7 @@ class PlainHTTPTransport(httpx2.AsyncBaseTransport):
         address = (url.host, url.port or 80)
         wire = self._checkout(address) or await _connect(address, timeouts.get("connect"))
         try:
-            await wire.write(head + body if len(body) < 64 * 1024 else head, timeouts.get("write"))
-            if len(body) >= 64 * 1024:
-                await wire.write(body, timeouts.get("write"))
+            await wire.write(head + body, timeouts.get("write"))  # one write: one packet, one wake-up of the server
             status, reason, version, headers, rest = await _read_head(wire, timeouts.get("read"))
             stream = _Body(self, address, wire, rest, headers, version, request.method, status,
                            timeouts.get("read"))
@@ -239,7 +237,7 @@ async def _connect(address: tuple[str, int], timeout: float | None) -> _Wire:
 async def _body_of(request: httpx2.Request) -> bytes:
     stream = request.stream
     if isinstance(stream, httpx2.ByteStream):
-        return bytes(b"".join(stream))  # type: ignore[arg-type]
+        return b"".join(stream)  # type: ignore[arg-type]
     return b"".join([part async for part in stream])  # type: ignore[union-attr]
 
 

@@ -185,7 +185,7 @@ class AnswerResponse:
                 await send({"type": "http.response.body", "body": body + protocol.stream_error(failure),
                             "more_body": False})
             return
-        tail = body + protocol.stream_tail(call, await self._usage())
+        tail = protocol.stream_tail(call, await self._usage())  # every text went out above
         if not started:
             await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
             tail = protocol.stream_head(call) + tail
